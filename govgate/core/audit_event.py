@@ -1,0 +1,70 @@
+"""The audit event every part of the gateway emits, and the sink it goes to (Art. 20).
+
+Field names are the contract's (§7), for SIEMs and auditors. Emitting never blocks: a sink
+only enqueues. The tamper-evident chain itself lives in ``govgate.core.audit_chain``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    event: str  # e.g. "access", "login.success", "login.failure", "mfa.failure", "lockout", "leave.view"
+    time: datetime  # aware
+    request_id: str | None = None
+    client: str | None = None
+    country: str | None = None
+    device: str | None = None
+    account: str | None = None
+    method: str | None = None
+    host: str | None = None
+    path: str | None = None
+    rule: str | None = None
+    decision: str | None = None  # "allow" | "refuse" | "login" | ...
+    reason: str | None = None
+    article: str | None = None  # e.g. "Art. 19"
+    extra: Mapping[str, str | int | bool | None] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, object]:
+        """The JSON object written for this event (contract §7 field names; extra fields after)."""
+        record: dict[str, object] = {
+            "time": self.time.isoformat(),
+            "event": self.event,
+            "request_id": self.request_id,
+            "client": self.client,
+            "country": self.country,
+            "device": self.device,
+            "account": self.account,
+            "method": self.method,
+            "host": self.host,
+            "path": self.path,
+            "rule": self.rule,
+            "decision": self.decision,
+            "reason": self.reason,
+            "article": self.article,
+        }
+        for key, value in self.extra.items():
+            if key not in record:
+                record[key] = value
+        return record
+
+
+class AuditSink(Protocol):
+    """Where events go. ``emit`` must not block the caller (it enqueues)."""
+
+    def emit(self, event: AuditEvent) -> None: ...
+
+
+class ListSink:
+    """An in-process sink that keeps events in a list: for tests and `explain`-style dry runs."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    def emit(self, event: AuditEvent) -> None:
+        self.events.append(event)

@@ -1,0 +1,1 @@
+"""Shared state (sessions, failure counters, locks, used TOTP steps): one Protocol, two stores."""
