@@ -1,0 +1,115 @@
+"""The state store interface: sessions, pre-MFA logins, failure counters and locks, used TOTP steps.
+
+Two implementations keep the same contract (one test suite runs against both):
+``MemoryStore`` (in-process, one gateway instance) and ``RedisStore`` (shared by many instances).
+Every method may raise ``govgate.errors.StoreUnavailable``; callers fail closed (503 on staff paths).
+The arithmetic (windows, lock ends, idle/absolute expiry) lives in ``govgate.core.lockout`` and
+``govgate.core.sessions`` as pure functions; stores only keep state and apply it atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from govgate.core.policy.model import Login, SessionLimits
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A staff session after password + TOTP (Art. 30). ``id`` is a secret: never log it."""
+
+    id: str
+    account: str
+    device: str | None  # the allowlisted device the session was opened on (account–device binding)
+    client: str  # address at login
+    created: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLookup:
+    """What one round trip for a staff request returns."""
+
+    session: Session | None  # None: no such session, or it just expired (then ``expired`` is True)
+    expired: bool  # it existed but passed its idle or absolute timeout; it is now deleted
+    account_locked_until: datetime | None  # the session's account is locked until then (None: not locked)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLogin:
+    """The short-lived state between a correct password and the TOTP step, bound to the browser."""
+
+    id: str  # secret, carried in a cookie
+    account: str
+    next: str  # validated local path
+    client: str
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LockState:
+    account_locked_until: datetime | None
+    client_locked_until: datetime | None
+
+    @property
+    def locked_until(self) -> datetime | None:
+        ends = [t for t in (self.account_locked_until, self.client_locked_until) if t is not None]
+        return max(ends) if ends else None
+
+    @property
+    def locked(self) -> bool:
+        return self.locked_until is not None
+
+
+class Store(Protocol):
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the store answers."""
+        ...
+
+    # Sessions (Art. 30: timeout logout).
+    async def create_session(self, session: Session, limits: SessionLimits) -> None: ...
+
+    async def touch_session(self, session_id: str, now: datetime, limits: SessionLimits) -> SessionLookup:
+        """In one round trip: read the session, expire it (idle/absolute) or update ``last_seen``,
+        and read its account's lock."""
+        ...
+
+    async def delete_session(self, session_id: str) -> None: ...
+
+    async def delete_account_sessions(self, account: str) -> int:
+        """End every session of ``account``; returns how many."""
+        ...
+
+    # Between password and TOTP.
+    async def put_pending_login(self, pending: PendingLogin, ttl: timedelta) -> None: ...
+
+    async def get_pending_login(self, pending_id: str) -> PendingLogin | None: ...
+
+    async def delete_pending_login(self, pending_id: str) -> None: ...
+
+    # Login-failure limits (Art. 30). ``account`` is None for unknown user names: they count
+    # against the client address only.
+    async def record_failure(self, account: str | None, client: str, now: datetime, login: Login) -> LockState:
+        """Count one failed password or TOTP attempt atomically; lock when a limit is reached."""
+        ...
+
+    async def lock_state(self, account: str | None, client: str, now: datetime) -> LockState: ...
+
+    async def clear_failures(self, account: str) -> None:
+        """After a successful login: the account's failure count starts again."""
+        ...
+
+    async def unlock(self, account: str) -> None:
+        """Admin unlock: clears the account's lock and failure count."""
+        ...
+
+    async def account_locked_until(self, account: str, now: datetime) -> datetime | None: ...
+
+    # TOTP codes are accepted once only.
+    async def use_totp_step(self, account: str, step: int) -> bool:
+        """Atomically record ``step`` as used if it is later than the last used step; False if not."""
+        ...
+
+    async def close(self) -> None: ...
