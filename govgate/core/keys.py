@@ -30,7 +30,7 @@ class Purpose(StrEnum):
     COOKIE = "govgate/v1/cookie"  # signs session-independent cookies (pre-MFA state, device cookie)
     CSRF = "govgate/v1/csrf"  # CSRF tokens bound to a browser
     LEAVE_LINK = "govgate/v1/leave-link"  # Art. 15 warning-page `sig`
-    TOTP_SECRET = "govgate/v1/totp-secret"  # AES-GCM key for TOTP secrets in the accounts file
+    TOTP_SECRET = "govgate/v1/totp-secret"  # noqa: S105 (a label, not a secret) — AES-GCM key for TOTP secrets in the accounts file
     AUDIT_MAC = "govgate/v1/audit-mac"  # Art. 20: MAC of each audit record
     IDENTIFIER_HASH = "govgate/v1/identifier-hash"  # keyed hash of identifiers put in logs
 
