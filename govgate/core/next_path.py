@@ -1,0 +1,39 @@
+"""Where the gate may send a browser after login: only a path on this site (contract §5).
+
+``next`` comes from the query string, so an attacker chooses it. A browser resolves it with the
+WHATWG URL parser, which turns ``/\\evil``, ``/\\t/evil`` and ``//evil`` into another host; so we
+resolve it the same way (ada-url) against a placeholder origin and accept it only if the origin is
+unchanged. Anything else, and any path into the gate's own pages, becomes ``/``.
+"""
+
+from __future__ import annotations
+
+import ada_url
+
+_ORIGIN = "https://govgate.invalid"
+
+
+def safe_next(raw: str | None, prefix: str) -> str:
+    """Return a local path (with query) that is safe to put in ``Location``, or ``/``."""
+    if not raw or len(raw) > 2048:
+        return "/"
+    # A relative reference must start with one "/" and contain nothing a browser strips or turns into
+    # "/" (controls, spaces, backslashes): refuse rather than guess.
+    if not raw.startswith("/") or raw.startswith("//"):
+        return "/"
+    if any(ord(c) < 0x21 or c in "\\\x7f" for c in raw):
+        return "/"
+    try:
+        url = ada_url.URL(raw, _ORIGIN + "/")
+    except ValueError:
+        return "/"
+    if url.origin != _ORIGIN or url.username or url.password:
+        return "/"
+    path = url.pathname
+    if path == prefix or path.startswith(prefix + "/"):
+        return "/"
+    result = path + url.search
+    # The serialised path must itself still be a single-slash local path.
+    if not result.startswith("/") or result.startswith("//"):
+        return "/"
+    return result

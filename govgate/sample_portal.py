@@ -1,0 +1,147 @@
+"""A small sample portal to stand behind the gateway: for `govgate demo`, the shipped policy, tests and benchmarks.
+
+It is deliberately tiny and fast (HTTP/1.1 keep-alive on asyncio streams, no framework) so that it is
+never the bottleneck when the gateway is measured. Pages:
+
+- ``/`` and ``/news/...``: public pages with a few links, some to non-government sites (Art. 15).
+- ``/oa/...``: the "staff" office system; shows the identity headers the gate set.
+- ``/echo...``: JSON of the request line and headers, for tests.
+- ``/redirect-out``: a 302 to a non-government site.
+- anything else: 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import json
+import logging
+
+logger = logging.getLogger(__name__)
+
+_HOME = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>示例政务门户 Sample portal</title></head>
+<body>
+<h1>示例政务门户 Sample government portal</h1>
+<ul>
+<li><a href="/news/2026/notice.html">通知公告 News</a></li>
+<li><a href="/oa/">办公系统 Office system (staff)</a></li>
+<li><a href="https://www.gov.cn/">中国政府网 (government site)</a></li>
+<li><a href="https://www.example.com/">外部网站 External site</a></li>
+<li><a href="http://evilgov.cn/">evilgov.cn (external, not under gov.cn)</a></li>
+</ul>
+</body></html>
+"""
+
+_NEWS = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>通知公告</title></head>
+<body><h1>通知公告 News</h1><p>关于举办国际会议的通知。</p>
+<p><a href="https://partner.example.org/report.pdf">合作方报告 Partner report</a></p>
+<p><a href="/">首页 Home</a></p></body></html>
+"""
+
+
+def _response(status: int, reason: str, body: bytes, content_type: str, extra: list[tuple[str, str]] | None = None,
+              *, keep_alive: bool = True) -> bytes:
+    head = [f"HTTP/1.1 {status} {reason}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
+    head.append("Connection: keep-alive" if keep_alive else "Connection: close")
+    for name, value in extra or []:
+        head.append(f"{name}: {value}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+type Routed = tuple[int, str, bytes, str, list[tuple[str, str]]]
+
+
+def route(method: str, target: str, headers: list[tuple[str, str]]) -> Routed:
+    path = target.split("?", 1)[0]
+    if path.startswith("/echo"):
+        body = json.dumps({"method": method, "path": target, "headers": headers}, ensure_ascii=False).encode()
+        return 200, "OK", body, "application/json", []
+    if path == "/":
+        return 200, "OK", _HOME.encode(), "text/html; charset=utf-8", []
+    if path == "/news" or path.startswith("/news/"):
+        return 200, "OK", _NEWS.encode(), "text/html; charset=utf-8", []
+    if path == "/static/app.css":
+        return 200, "OK", b"body{font-family:sans-serif}\n", "text/css", []
+    if path == "/redirect-out":
+        return 302, "Found", b"", "text/plain", [("Location", "https://www.example.com/landing")]
+    if path == "/oa" or path.startswith("/oa/"):
+        who = {k.lower(): v for k, v in headers}
+        user = html.escape(who.get("x-govgate-user", "(none)"))
+        groups = html.escape(who.get("x-govgate-groups", ""))
+        device = html.escape(who.get("x-govgate-device", ""))
+        page = (
+            "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>办公系统</title></head><body>"
+            f"<h1>办公系统 Office system</h1><p id=\"user\">{user}</p><p id=\"groups\">{groups}</p>"
+            f"<p id=\"device\">{device}</p>"
+            "<p><a href=\"https://mail.example.net/\">外部邮箱 External mail</a></p></body></html>"
+        )
+        return 200, "OK", page.encode(), "text/html; charset=utf-8", []
+    return 404, "Not Found", b"not found\n", "text/plain", []
+
+
+async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                return
+            lines = head.decode("latin-1").split("\r\n")
+            parts = lines[0].split(" ")
+            if len(parts) != 3:
+                writer.write(_response(400, "Bad Request", b"", "text/plain", keep_alive=False))
+                return
+            method, target, _version = parts
+            headers: list[tuple[str, str]] = []
+            length = 0
+            close = False
+            for line in lines[1:]:
+                if not line:
+                    continue
+                name, _, value = line.partition(":")
+                value = value.strip()
+                headers.append((name, value))
+                lname = name.lower()
+                if lname == "content-length":
+                    length = int(value or 0)
+                elif lname == "connection" and value.lower() == "close":
+                    close = True
+            if length:
+                await reader.readexactly(length)
+            status, reason, body, ctype, extra = route(method, target, headers)
+            writer.write(_response(status, reason, body, ctype, extra, keep_alive=not close))
+            await writer.drain()
+            if close:
+                return
+    except (ConnectionError, ValueError):
+        return
+    finally:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            writer.close()
+
+
+async def start_sample_portal(host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
+    """Start the portal; the bound port is ``server.sockets[0].getsockname()[1]``."""
+    return await asyncio.start_server(_handle, host, port, reuse_address=True)
+
+
+def main() -> None:  # pragma: no cover - manual use: python -m govgate.sample_portal PORT
+    import sys
+
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 8080
+
+    async def serve() -> None:
+        server = await start_sample_portal("127.0.0.1", port)
+        print(f"sample portal on http://127.0.0.1:{port}/", flush=True)
+        async with server:
+            await server.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
