@@ -135,7 +135,8 @@ def main() -> None:  # pragma: no cover - manual use: python -m govgate.sample_p
 
     async def serve() -> None:
         server = await start_sample_portal("127.0.0.1", port)
-        print(f"sample portal on http://127.0.0.1:{port}/", flush=True)
+        bound = server.sockets[0].getsockname()[1]
+        print(f"sample portal on http://127.0.0.1:{bound}/", flush=True)
         async with server:
             await server.serve_forever()
 

@@ -1,0 +1,177 @@
+"""The access gate: every request outside the gate's own pages is judged by ``decide`` (contract §4).
+
+Glue only: it turns the flow and the session into ``RequestFacts``, calls the pure core, and applies
+the ``Decision`` (forward with identity headers, 403 page, or 303 to login), auditing each decision.
+Anything unexpected fails closed: the state store down → 503 on staff paths (public paths go on),
+audit log unwritable → 503 on staff paths when ``audit.on_failure`` is ``deny`` (Art. 20).
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from dataclasses import replace
+from datetime import datetime
+
+from mitmproxy import http
+
+from addons.context import (
+    LOCAL_KEY,
+    RequestContext,
+    clear_cookie,
+    context_of,
+    get_cookie,
+    respond,
+)
+from govgate.core.audit_event import AuditEvent
+from govgate.core.decide import AccountFacts, Decision, Outcome, RequestFacts, decide
+from govgate.core.devices import device_for_cert_sha256, device_for_token
+from govgate.core.policy.model import Allow, AuditOnFailure
+from govgate.errors import StoreUnavailable
+from govgate.live_runtime import LiveRuntime, Snapshot
+from govgate.pages.refusal import forbidden, unavailable
+from govgate.store.base import SessionLookup
+
+logger = logging.getLogger(__name__)
+
+SESSION_COOKIE = "govgate-session"
+
+
+def account_facts(snapshot: Snapshot, name: str, locked_until: datetime | None) -> AccountFacts:
+    account = snapshot.accounts.get(name)
+    owned = frozenset(d.id for d in snapshot.policy.devices if d.account == name)
+    if account is None:
+        # Deleted from the accounts file while a session was open: treat as disabled.
+        return AccountFacts(name=name, groups=frozenset(), disabled=True, expires=None,
+                            locked_until=locked_until, devices=owned)
+    return AccountFacts(name=name, groups=frozenset(account.groups), disabled=account.disabled,
+                        expires=account.expires, locked_until=locked_until, devices=owned)
+
+
+def device_of(ctx: RequestContext, flow: http.HTTPFlow, now: datetime) -> str | None:
+    """The allowlisted device this request comes from: client certificate first, then the enrolled cookie."""
+    compiled = ctx.snapshot.compiled
+    if ctx.cert_sha256 is not None:
+        device = device_for_cert_sha256(compiled.devices, ctx.cert_sha256, now)
+        if device is not None:
+            return device.id
+    token = get_cookie(flow, "govgate-device", ctx.snapshot.policy.gateway.insecure)
+    if token:
+        device = device_for_token(compiled.devices, token, now)
+        if device is not None:
+            return device.id
+    return None
+
+
+class Gate:
+    def __init__(self, runtime: LiveRuntime) -> None:
+        self.runtime = runtime
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        ctx = context_of(flow)
+        if ctx is None:  # the context addon always runs first; if not, fail closed
+            respond(flow, forbidden("denied", "-", as_json=False))
+            return
+        try:
+            await self._judge(flow, ctx)
+        except StoreUnavailable as exc:
+            logger.warning("store.unavailable request_id=%s error=%s", ctx.request_id, exc)
+            self._audit(ctx, flow, None, "unavailable", reason="store", account=None, device=None)
+            respond(flow, unavailable(ctx.request_id, "store", as_json=ctx.as_json))
+        except Exception:
+            # Fail closed (403), never a traceback page; the log has the details.
+            logger.exception("gate.error request_id=%s", ctx.request_id)
+            respond(flow, forbidden("denied", ctx.request_id, as_json=ctx.as_json))
+
+    async def _judge(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
+        snapshot = ctx.snapshot
+        policy = snapshot.policy
+        now = self.runtime.now()
+        request = flow.request
+        facts = RequestFacts(
+            client=ctx.client, country=snapshot.geoip.country(ctx.client), host=ctx.host,
+            path=request.path, method=request.method, device=None, account=None,
+        )
+        decision = decide(facts, snapshot.compiled, now)
+        rule = decision.rule
+        if rule is None or rule.allow is not Allow.STAFF:
+            self._apply(flow, ctx, decision, facts)
+            return
+
+        # Staff path: the audit log must be writable before we let anyone in (Art. 20).
+        if policy.audit.on_failure is AuditOnFailure.DENY and not self.runtime.audit_writer.healthy:
+            self._audit(ctx, flow, rule.name, "unavailable", reason="audit", account=None, device=None)
+            respond(flow, unavailable(ctx.request_id, "audit", as_json=ctx.as_json))
+            return
+
+        device = device_of(ctx, flow, now)
+        facts = replace(facts, device=device)
+        session_id = get_cookie(flow, SESSION_COOKIE, policy.gateway.insecure)
+        lookup = SessionLookup(session=None, expired=False, account_locked_until=None)
+        if session_id:
+            lookup = await self.runtime.store.touch_session(session_id, now, policy.session)
+        if lookup.session is not None:
+            facts = replace(facts, account=account_facts(snapshot, lookup.session.account,
+                                                         lookup.account_locked_until))
+        decision = decide(facts, snapshot.compiled, now)
+        clear = lookup.expired or (session_id is not None and lookup.session is None)
+        if lookup.expired:
+            self.runtime.audit.emit(self._event(ctx, flow, "session.expired", rule.name, "login",
+                                                reason="timeout", account=None, device=device,
+                                                article="Art. 30"))
+        if (decision.outcome is Outcome.REFUSE and decision.reason is not None
+                and decision.reason.value == "account" and lookup.session is not None):
+            # A disabled, expired or deleted account loses its session (Art. 25, Art. 30).
+            await self.runtime.store.delete_session(lookup.session.id)
+            clear = True
+        self._apply(flow, ctx, decision, facts, clear_session=clear)
+
+    def _apply(self, flow: http.HTTPFlow, ctx: RequestContext, decision: Decision, facts: RequestFacts,
+               *, clear_session: bool = False) -> None:
+        policy = ctx.snapshot.policy
+        rule_name = decision.rule.name if decision.rule else None
+        account = facts.account.name if facts.account else None
+        insecure = policy.gateway.insecure
+        if decision.outcome is Outcome.FORWARD:
+            if facts.account is not None:
+                flow.request.headers["X-GovGate-User"] = facts.account.name
+                flow.request.headers["X-GovGate-Groups"] = ",".join(sorted(facts.account.groups))
+            if facts.device is not None:
+                flow.request.headers["X-GovGate-Device"] = facts.device
+            self._audit(ctx, flow, rule_name, "allow", reason=None, account=account, device=facts.device,
+                        article=decision.article)
+            return
+        if decision.outcome is Outcome.LOGIN:
+            target = f"{policy.gateway.prefix}/login?next=" + urllib.parse.quote(flow.request.path, safe="/")
+            headers: list[tuple[str, str]] = [("Location", target), ("Cache-Control", "no-store")]
+            if clear_session:
+                headers.append(("Set-Cookie", clear_cookie(SESSION_COOKIE, insecure=insecure)))
+            flow.response = http.Response.make(303, b"", headers)
+            flow.metadata[LOCAL_KEY] = True
+            self._audit(ctx, flow, rule_name, "login", reason="session", account=None, device=facts.device,
+                        article=decision.article)
+            return
+        reason = decision.reason.value if decision.reason is not None else "denied"
+        page = forbidden(reason, ctx.request_id, as_json=ctx.as_json)
+        if clear_session:
+            cleared = ("Set-Cookie", clear_cookie(SESSION_COOKIE, insecure=insecure))
+            page = replace(page, headers=(*page.headers, cleared))
+        respond(flow, page)
+        self._audit(ctx, flow, rule_name, "refuse", reason=reason, account=account, device=facts.device,
+                    article=decision.article)
+
+    def _event(self, ctx: RequestContext, flow: http.HTTPFlow, event: str, rule: str | None, decision: str, *,
+               reason: str | None, account: str | None, device: str | None, article: str | None = None) -> AuditEvent:
+        return AuditEvent(
+            event=event, time=self.runtime.now(), request_id=ctx.request_id, client=str(ctx.client),
+            country=ctx.snapshot.geoip.country(ctx.client), device=device, account=account,
+            method=flow.request.method, host=ctx.host, path=flow.request.path[:1024], rule=rule,
+            decision=decision, reason=reason, article=article,
+        )
+
+    def _audit(self, ctx: RequestContext, flow: http.HTTPFlow, rule: str | None, decision: str, *,
+               reason: str | None, account: str | None, device: str | None, article: str | None = None) -> None:
+        self.runtime.audit.emit(self._event(ctx, flow, "access", rule, decision, reason=reason, account=account,
+                                            device=device, article=article))

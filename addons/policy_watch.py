@@ -1,0 +1,58 @@
+"""Hot reload: picks up edits to policy.yaml, the GeoIP database and the accounts file within 2 s, and on SIGHUP.
+
+A broken edit is refused (every problem logged and audited) and the last good policy stays in force
+(see ``LiveRuntime.reload``). Changes to where the gateway listens or what it forwards to are applied
+to mitmproxy's options after a good reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+from govgate.core.policy.model import Policy
+from govgate.live_runtime import LiveRuntime
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+
+
+class PolicyWatch:
+    def __init__(self, runtime: LiveRuntime, on_reload: Callable[[Policy, Policy], None]) -> None:
+        self.runtime = runtime
+        self.on_reload = on_reload
+        self._task: asyncio.Task[None] | None = None
+
+    async def running(self) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self._reload_soon, "SIGHUP")
+        self._task = asyncio.create_task(self._watch(), name="govgate policy watch")
+
+    def _reload_soon(self, why: str) -> None:
+        asyncio.get_running_loop().create_task(self._reload(why))
+
+    async def _reload(self, why: str) -> None:
+        before = self.runtime.policy
+        if await self.runtime.reload(why=why):
+            self.on_reload(before, self.runtime.policy)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                if await asyncio.to_thread(self.runtime.changed_files):
+                    await self._reload("file change")
+            except Exception:
+                # Never let the watcher die: log, keep the last good policy, try again next tick.
+                logger.exception("policy.watch error")
+
+    async def done(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

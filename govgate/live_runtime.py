@@ -1,0 +1,195 @@
+"""The running gateway's state: the last good policy and everything built from it.
+
+``LiveRuntime`` implements ``govgate.runtime.Runtime``. It owns one ``Snapshot`` (policy, compiled
+rules, GeoIP reader, accounts) and swaps it in one assignment when ``policy.yaml``, the GeoIP database
+or the accounts file changes. A broken edit is refused, its problems logged and audited, and the
+last good snapshot stays in force. Loading happens in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from govgate.accounts_file import load_accounts
+from govgate.audit.writer import AuditWriter
+from govgate.core.accounts import Accounts
+from govgate.core.audit_event import AuditEvent, AuditSink
+from govgate.core.decide import CompiledPolicy, compile_policy
+from govgate.core.geoip import CountryLookup
+from govgate.core.keys import GatewayKeys, load_key_file
+from govgate.core.outbound import HostClassifier
+from govgate.core.policy.load import load_policy
+from govgate.core.policy.model import Policy
+from govgate.errors import GovGateError, PolicyError
+from govgate.store.base import Store
+from govgate.store.memory import MemoryStore
+from govgate.store.redis import RedisStore
+
+logger = logging.getLogger(__name__)
+
+type FileSignature = tuple[int, int, int] | None  # (mtime_ns, size, inode); None: absent
+
+
+def file_signature(path: Path) -> FileSignature:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything derived from one good policy load; replaced whole, never mutated."""
+
+    policy: Policy
+    compiled: CompiledPolicy
+    geoip: CountryLookup
+    accounts: Accounts
+    classifier: HostClassifier
+    policy_sig: FileSignature
+    geoip_sig: FileSignature
+    accounts_sig: FileSignature
+
+
+def build_snapshot(policy: Policy, *, previous: Snapshot | None = None) -> Snapshot:
+    """Blocking (file reads): call in a thread. Raises ``GovGateError`` on anything invalid."""
+    geoip_sig = file_signature(policy.geoip.database)
+    same_file = previous is not None and previous.policy.geoip.database == policy.geoip.database
+    if previous is not None and same_file and previous.geoip_sig == geoip_sig:
+        geoip = previous.geoip
+    else:
+        geoip = CountryLookup(policy.geoip.database)
+    accounts_sig = file_signature(policy.accounts_file)
+    return Snapshot(
+        policy=policy,
+        compiled=compile_policy(policy),
+        geoip=geoip,
+        accounts=load_accounts(policy.accounts_file),
+        classifier=HostClassifier(policy),
+        policy_sig=file_signature(policy.source),
+        geoip_sig=geoip_sig,
+        accounts_sig=accounts_sig,
+    )
+
+
+def make_store(policy: Policy) -> Store:
+    if policy.state.redis_url:
+        return RedisStore.from_url(policy.state.redis_url, policy.state.timeout)
+    return MemoryStore()
+
+
+class LiveRuntime:
+    """The concrete ``Runtime`` of a running gateway."""
+
+    def __init__(self, snapshot: Snapshot, keys: GatewayKeys, store: Store, audit: AuditWriter,
+                 *, clock: Callable[[], datetime] | None = None) -> None:
+        self.snapshot = snapshot
+        self._keys = keys
+        self.store = store
+        self.audit_writer = audit
+        self._clock = clock
+        self._reload_lock = asyncio.Lock()
+        self.policy_version = 1  # counts good loads; shown by `health`
+
+    @classmethod
+    def load(cls, policy_path: Path, *, clock: Callable[[], datetime] | None = None) -> LiveRuntime:
+        """Blocking start-up load; raises ``PolicyError`` listing every problem."""
+        policy = load_policy(policy_path)
+        keys = load_key_file(policy.gateway.key_file)
+        snapshot = build_snapshot(policy)
+        writer = AuditWriter(policy.audit, keys, policy.gateway.timezone, clock=clock)
+        writer.start()
+        runtime = cls(snapshot, keys, make_store(policy), writer, clock=clock)
+        runtime.audit.emit(runtime._policy_event("policy.load", "ok"))
+        return runtime
+
+    # -- Runtime protocol -------------------------------------------------------------------------
+    @property
+    def policy(self) -> Policy:
+        return self.snapshot.policy
+
+    @property
+    def keys(self) -> GatewayKeys:
+        return self._keys
+
+    @property
+    def audit(self) -> AuditSink:
+        return self.audit_writer
+
+    def now(self) -> datetime:
+        if self._clock is not None:
+            return self._clock()
+        return datetime.now(self.snapshot.policy.gateway.timezone)
+
+    # -- reload -----------------------------------------------------------------------------------
+    def _policy_event(self, event: str, decision: str, reason: str | None = None) -> AuditEvent:
+        policy = self.snapshot.policy
+        return AuditEvent(
+            event=event, time=self.now(), decision=decision, reason=reason, article="Art. 20",
+            extra={"policy_file": str(policy.source), "policy_sha256": policy.sha256,
+                   "policy_version": self.policy_version},
+        )
+
+    def changed_files(self) -> bool:
+        """Blocking (stat calls): call in a thread."""
+        snap = self.snapshot
+        return (
+            file_signature(snap.policy.source) != snap.policy_sig
+            or file_signature(snap.policy.geoip.database) != snap.geoip_sig
+            or file_signature(snap.policy.accounts_file) != snap.accounts_sig
+        )
+
+    async def reload(self, *, why: str) -> bool:
+        """Re-read policy, GeoIP and accounts; keep the last good snapshot on any error."""
+        async with self._reload_lock:
+            source = self.snapshot.policy.source
+            previous = self.snapshot
+            try:
+                policy = await asyncio.to_thread(load_policy, source)
+                snapshot = await asyncio.to_thread(build_snapshot, policy, previous=previous)
+            except PolicyError as exc:
+                for problem in exc.problems:
+                    logger.error("policy.refused %s", problem)
+                logger.error("policy.refused problems=%d kept=last-good", len(exc.problems))
+                self._remember_refused(previous, source)
+                event = self._policy_event("policy.refused", "refuse", f"{len(exc.problems)} problem(s)")
+                self.audit.emit(replace(event, extra={
+                    "policy_file": str(source), "policy_sha256": _sha256_of(source),
+                    "problems": "; ".join(str(p) for p in exc.problems)[:2000]}))
+                return False
+            except GovGateError as exc:
+                logger.error("policy.refused error=%s kept=last-good", exc)
+                self._remember_refused(previous, source)
+                self.audit.emit(self._policy_event("policy.refused", "refuse", str(exc)[:500]))
+                return False
+            if snapshot.policy.audit != previous.policy.audit:
+                self.audit_writer.reconfigure(snapshot.policy.audit)
+            self.snapshot = snapshot
+            self.policy_version += 1
+            logger.info("policy.reload why=%s version=%d sha256=%s", why, self.policy_version, policy.sha256[:12])
+            self.audit.emit(self._policy_event("policy.reload", "ok", why))
+            return True
+
+    def _remember_refused(self, previous: Snapshot, source: Path) -> None:
+        # Don't retry the same broken bytes every poll: remember their signature as "seen".
+        self.snapshot = replace(previous, policy_sig=file_signature(source),
+                                accounts_sig=file_signature(previous.policy.accounts_file),
+                                geoip_sig=file_signature(previous.policy.geoip.database))
+
+    async def close(self) -> None:
+        await self.store.close()
+        await asyncio.to_thread(self.audit_writer.close)
+
+
+def _sha256_of(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""

@@ -1,0 +1,120 @@
+"""The gateway's entry point: a mitmproxy master with only the built-in addons a reverse proxy needs,
+and GovGate's addons in order (context → pages → gate → outbound links → security headers).
+
+Loading only what we need (instead of mitmdump's ~30 default addons) keeps event dispatch cheap.
+Not loading mitmproxy's ``block`` addon means connections from public addresses are served (its
+``block_global`` default would kill them, even in reverse mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import options
+from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfig
+from mitmproxy.master import Master
+
+from addons.context import RequestContextAddon
+from addons.gate import Gate
+from addons.login_pages import GatePages
+from addons.outbound_links import OutboundLinks
+from addons.policy_watch import PolicyWatch
+from addons.security_headers import SecurityHeaders
+from govgate.core.policy.model import Policy
+from govgate.live_runtime import LiveRuntime
+
+logger = logging.getLogger(__name__)
+
+# Only the options that follow from the policy; re-applied after a reload when they change.
+POLICY_OPTIONS = ("mode", "certs", "request_client_cert")
+
+
+def mitm_options(policy: Policy) -> dict[str, Any]:
+    gw = policy.gateway
+    host = gw.listen.host
+    listen = f"[{host}]:{gw.listen.port}" if ":" in host else f"{host}:{gw.listen.port}"
+    return {
+        "mode": [f"reverse:{gw.upstream}@{listen}"],
+        "certs": [f"*={gw.tls_cert}"] if gw.tls_cert is not None else [],
+        "request_client_cert": bool(gw.request_client_cert and not gw.insecure),
+    }
+
+
+def static_options(confdir: Path) -> dict[str, Any]:
+    return {
+        "confdir": str(confdir),
+        "keep_host_header": True,  # rules and link classification need the Host the client sent
+        "connection_strategy": "lazy",  # pages the gate answers never open an upstream connection
+        "tls_version_client_min": "TLS1_2",  # Art. 29: TLS 1.2+ only, mitmproxy's modern cipher list
+        "http3": False,
+        "rawtcp": False,
+        "body_size_limit": "64m",
+        "ssl_insecure": False,
+    }
+
+
+class StartupReport:
+    def __init__(self, runtime: LiveRuntime, ready: Callable[[list[str]], None] | None) -> None:
+        self.runtime = runtime
+        self.ready = ready
+
+    async def running(self) -> None:
+        from mitmproxy import ctx
+
+        ps = ctx.master.addons.get("proxyserver")
+        policy = self.runtime.policy
+        scheme = "http" if policy.gateway.insecure else "https"
+        urls = []
+        for addr in ps.listen_addrs():
+            host = addr[0]
+            host = f"[{host}]" if ":" in host else host
+            urls.append(f"{scheme}://{host}:{addr[1]}/")
+        if policy.gateway.insecure:
+            print("govgate: WARNING: insecure: true — serving PLAIN HTTP without TLS. For local trials only; "
+                  "Art. 29 requires secure connections in production.", file=sys.stderr, flush=True)
+        for url in urls:
+            print(f"govgate: listening on {url} → {policy.gateway.upstream}", flush=True)
+        if self.ready is not None:
+            self.ready(urls)
+
+
+async def serve(runtime: LiveRuntime, *, confdir: Path,
+                ready: Callable[[list[str]], None] | None = None) -> None:
+    """Run the gateway until SIGTERM/SIGINT; flushes the audit log on the way out."""
+    opts = options.Options()
+    master = Master(opts, with_termlog=False)
+    master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(),
+                      errorcheck.ErrorCheck(repeat_errors_on_stderr=True))
+    opts.update(**static_options(confdir), **mitm_options(runtime.policy))
+
+    def on_reload(before: Policy, after: Policy) -> None:
+        old, new = mitm_options(before), mitm_options(after)
+        changed = {k: v for k, v in new.items() if old.get(k) != v}
+        if changed:
+            logger.info("policy.reload applying options=%s", ",".join(sorted(changed)))
+            opts.update(**changed)
+
+    master.addons.add(
+        RequestContextAddon(runtime),
+        GatePages(runtime),
+        Gate(runtime),
+        OutboundLinks(runtime),
+        SecurityHeaders(runtime),
+        PolicyWatch(runtime, on_reload),
+        StartupReport(runtime, ready),
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, master.shutdown)
+    try:
+        await master.run()
+    finally:
+        await runtime.close()

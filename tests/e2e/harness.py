@@ -1,0 +1,175 @@
+"""Real processes for end-to-end tests: the sample portal as upstream, `govgate run` as the gateway.
+
+Nothing here is a mock: the gateway is the installed `govgate` command, started on port 0, and the
+tests talk to it over real sockets (plain HTTP or TLS with certificates made by trustme).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyotp
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+GOVGATE = REPO / ".venv" / "bin" / "govgate"
+GEOIP = REPO / "geoip" / "GeoLite2-Country-Test.mmdb"
+
+# Addresses the bundled MaxMind test database knows (tests/data/geoip/GeoLite2-Country-Test.json).
+GB_ADDRESS = "81.2.69.160"
+US_ADDRESS = "216.160.83.57"
+CN_ADDRESS = "111.235.160.1"
+OFFICE_ADDRESS = "10.1.2.3"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class OutputReader:
+    """Collects a process's output lines in a thread so we can wait on them with a deadline."""
+
+    def __init__(self, stream: object) -> None:
+        self.lines: list[str] = []
+        self._stream = stream
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for raw in self._stream:  # type: ignore[attr-defined]
+            self.lines.append(raw.rstrip("\n"))
+
+    def wait_for_line(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        rx = re.compile(pattern)
+        found: list[re.Match[str]] = []
+
+        def seen() -> bool:
+            for line in self.lines:
+                m = rx.search(line)
+                if m:
+                    found.append(m)
+                    return True
+            return False
+
+        wait_for(seen, timeout, f"output matching {pattern!r}; got:\n" + "\n".join(self.lines[-30:]))
+        return found[0]
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass
+class Upstream:
+    proc: subprocess.Popen[str]
+    url: str
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def start_upstream() -> Upstream:
+    proc = subprocess.Popen([sys.executable, "-m", "govgate.sample_portal", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    reader = OutputReader(proc.stdout)
+    m = reader.wait_for_line(r"sample portal on (http://\S+?)/$")
+    return Upstream(proc, m.group(1))
+
+
+def base_policy(workdir: Path, upstream: str, **overrides: object) -> dict[str, object]:
+    """A valid policy for tests: plain HTTP, loopback trusted as a proxy so tests choose client addresses
+    with X-Forwarded-For, an office network, public/staff/deny rules."""
+    policy: dict[str, object] = {
+        "version": 1,
+        "gateway": {
+            "listen": "127.0.0.1:0",
+            "upstream": upstream,
+            "public_hosts": ["portal.example.gov.cn", "127.0.0.1", "localhost"],
+            "insecure": True,
+            "trusted_proxies": ["127.0.0.0/8"],
+            "timezone": "Asia/Shanghai",
+            "key_file": str(workdir / "secrets" / "gateway.key"),
+        },
+        "geoip": {"database": str(GEOIP), "home_countries": ["CN"], "unknown": "overseas"},
+        "networks": {"office": ["10.0.0.0/8", "2001:db8::/32"]},
+        "accounts_file": str(workdir / "accounts.yaml"),
+        "access": [
+            {"name": "public site", "paths": ["/", "/news/**", "/static/**", "/echo/public/**", "/redirect-out"],
+             "allow": "public"},
+            {"name": "office system", "paths": ["/oa/**", "/echo/staff/**"], "allow": "staff",
+             "networks": ["office"]},
+            {"name": "the rest", "paths": ["/**"], "allow": "deny"},
+        ],
+        "login": {"max_failures": 3, "failure_window": "15m", "lockout": "30m", "ip_max_failures": 10},
+        "session": {"idle_timeout": "15m", "absolute_timeout": "8h"},
+        "outbound": {"government_suffixes": ["gov.cn", "政务"], "allow_hosts": ["www.12377.cn"],
+                     "redirects": "warn"},
+        "audit": {"dir": str(workdir / "audit"), "retention_days": 365},
+    }
+    for key, value in overrides.items():
+        policy[key] = value
+    return policy
+
+
+def write_policy(path: Path, policy: dict[str, object]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(policy, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass
+class Gateway:
+    proc: subprocess.Popen[str]
+    url: str
+    policy_path: Path
+    output: OutputReader
+    workdir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise AssertionError("gateway did not exit within 15 s of SIGTERM") from None
+        return self.proc.returncode
+
+
+def start_gateway(policy_path: Path, *, timeout: float = 30.0) -> Gateway:
+    env = dict(os.environ)
+    proc = subprocess.Popen([str(GOVGATE), "run", "-p", str(policy_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=policy_path.parent, env=env)
+    reader = OutputReader(proc.stdout)
+    try:
+        m = reader.wait_for_line(r"govgate: listening on (\S+?)/ ", timeout)
+    except AssertionError:
+        proc.kill()
+        raise
+    return Gateway(proc, m.group(1), policy_path, reader, policy_path.parent)
+
+
+def add_account(policy_path: Path, name: str, password: str, groups: str = "staff") -> str:
+    """Create an account with the real CLI; returns its TOTP secret (parsed from the otpauth URI)."""
+    out = subprocess.run([str(GOVGATE), "account", "add", name, "--groups", groups, "--password-stdin",
+                          "-p", str(policy_path)], input=password + "\n", capture_output=True, text=True,
+                         check=True, cwd=policy_path.parent)
+    m = re.search(r"otpauth://\S+", out.stdout)
+    assert m, out.stdout + out.stderr
+    return pyotp.parse_uri(m.group(0)).secret  # type: ignore[no-any-return]

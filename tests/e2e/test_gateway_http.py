@@ -1,0 +1,201 @@
+"""A real gateway process in front of the real sample portal, over plain HTTP (insecure trial mode)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.harness import (
+    CN_ADDRESS,
+    GB_ADDRESS,
+    OFFICE_ADDRESS,
+    US_ADDRESS,
+    Gateway,
+    Upstream,
+    base_policy,
+    start_gateway,
+    wait_for,
+    write_policy,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    workdir = tmp_path_factory.mktemp("gw")
+    (workdir / "secrets").mkdir()
+    policy = workdir / "policy.yaml"
+    write_policy(policy, base_policy(workdir, upstream.url))
+    gw = start_gateway(policy)
+    yield gw
+    assert gw.stop() == 0
+
+
+def get(gw: Gateway, path: str, *, client: str | None = None, **kwargs: object) -> httpx.Response:
+    headers = dict(kwargs.pop("headers", {}))  # type: ignore[call-overload]
+    if client is not None:
+        headers["X-Forwarded-For"] = client
+    return httpx.get(gw.url + path, headers=headers, follow_redirects=False, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+
+def test_public_path_is_forwarded_to_the_portal(gateway: Gateway) -> None:
+    r = get(gateway, "/news/2026/notice.html")
+    assert r.status_code == 200
+    assert "通知公告" in r.text
+
+
+def test_unmatched_path_is_refused_with_a_chinese_first_page_and_request_id(gateway: Gateway) -> None:
+    r = get(gateway, "/admin/secret")
+    assert r.status_code == 403
+    body = r.text
+    assert body.index("访问被拒绝") < body.index("Access denied")
+    assert "denied" in body
+    assert "request id" in body
+    assert "the rest" not in body  # rule names are not shown to strangers
+
+
+def test_refusal_is_json_when_the_client_asks_for_json(gateway: Gateway) -> None:
+    r = get(gateway, "/admin/secret", headers={"Accept": "application/json"})
+    assert r.status_code == 403
+    data = r.json()
+    assert data["reason"] == "denied"
+    assert len(data["request_id"]) >= 8
+
+
+def test_staff_path_from_the_office_network_without_session_goes_to_login(gateway: Gateway) -> None:
+    r = get(gateway, "/oa/inbox?x=1", client=OFFICE_ADDRESS)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/__govgate/login?next=/oa/inbox%3Fx%3D1"
+
+
+def test_staff_path_from_outside_the_office_networks_is_refused_as_network(gateway: Gateway) -> None:
+    r = get(gateway, "/oa/", client=CN_ADDRESS, headers={"Accept": "application/json"})
+    assert r.status_code == 403
+    assert r.json()["reason"] == "network"
+
+
+def test_client_sent_identity_headers_never_reach_the_portal(gateway: Gateway) -> None:
+    r = get(gateway, "/echo/public/x", headers={"X-GovGate-User": "admin", "x-govgate-groups": "root"})
+    assert r.status_code == 200
+    names = {k.lower() for k, _ in r.json()["headers"]}
+    assert "x-govgate-user" not in names
+    assert "x-govgate-groups" not in names
+
+
+def test_forwarded_for_towards_the_portal_is_the_chain_the_gate_believes(gateway: Gateway) -> None:
+    # The peer (127.0.0.1) is a trusted proxy, so its X-Forwarded-For is believed: the last untrusted
+    # hop is the client. A spoofed hop further left stays in the chain but is not the client.
+    r = get(gateway, "/echo/public/x", client=f"6.6.6.6, {US_ADDRESS}")
+    headers = {k.lower(): v for k, v in r.json()["headers"]}
+    chain = [h.strip() for h in headers["x-forwarded-for"].split(",")]
+    assert chain[-1] in {US_ADDRESS, "127.0.0.1"}
+    assert US_ADDRESS in chain
+
+
+def test_garbage_forwarded_for_is_ignored_not_a_crash(gateway: Gateway) -> None:
+    r = get(gateway, "/news/", client="not-an-ip, , ::::, 999.1.1.1")
+    assert r.status_code == 200
+
+
+def test_health_reports_policy_and_store(gateway: Gateway) -> None:
+    r = get(gateway, "/__govgate/health")
+    assert r.status_code == 200
+    data = r.json()
+    assert data["store"]["reachable"] is True
+    assert len(data["policy_sha256"]) == 64
+
+
+def raw_request(gw: Gateway, data: bytes) -> bytes:
+    host, port = gw.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if b"\r\n\r\n" in b"".join(chunks):
+                break
+        return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /news/\xff\xfe HTTP/1.1\r\nHost: portal.example.gov.cn\r\n\r\n",
+        b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET http://evil.example/ HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+        b"BREW /oa/ HTTP/1.1\r\nHost: portal.example.gov.cn\r\n\r\n",
+        b"GET /news/ HTTP/1.1\r\nHost: portal.example.gov.cn\r\nX-Bad: a\x00b\r\n\r\n",
+        b"GET /news/ HTTP/1.1\r\nHost: portal.example.gov.cn\r\nContent-Length: -1\r\n\r\n",
+    ],
+    ids=["garbage", "invalid-utf8-path", "huge-path", "absolute-form", "odd-method", "nul-header", "bad-length"],
+)
+def test_malformed_requests_get_a_4xx_or_a_closed_connection_never_a_crash(
+    gateway: Gateway, request_bytes: bytes
+) -> None:
+    answer = raw_request(gateway, request_bytes)
+    if answer:
+        status = int(answer.split(b" ", 2)[1])
+        assert 400 <= status < 500, answer[:200]
+    # The gateway is still serving afterwards.
+    assert get(gateway, "/news/").status_code == 200
+    assert gateway.proc.poll() is None
+    assert "Traceback" not in gateway.output.text()
+
+
+def test_a_broken_policy_edit_is_refused_and_the_last_good_policy_stays(gateway: Gateway) -> None:
+    before = get(gateway, "/__govgate/health").json()["policy_version"]
+    good = gateway.policy_path.read_text(encoding="utf-8")
+    try:
+        gateway.policy_path.write_text(good.replace("idle_timeout", "idle_timout"), encoding="utf-8")
+        wait_for(lambda: "idle_timout" in gateway.output.text(), 5, "the refusal in the log")
+        assert get(gateway, "/news/").status_code == 200
+        assert get(gateway, "/__govgate/health").json()["policy_version"] == before
+    finally:
+        gateway.policy_path.write_text(good, encoding="utf-8")
+    wait_for(lambda: get(gateway, "/__govgate/health").json()["policy_version"] > before, 5, "reload of the fix")
+
+
+def test_a_good_policy_edit_takes_effect_within_two_seconds(gateway: Gateway) -> None:
+    import yaml
+
+    data = yaml.safe_load(gateway.policy_path.read_text(encoding="utf-8"))
+    original = json.loads(json.dumps(data))
+    data["access"].insert(0, {"name": "maintenance", "paths": ["/news/**"], "allow": "deny"})
+    try:
+        write_policy(gateway.policy_path, data)
+        wait_for(lambda: get(gateway, "/news/").status_code == 403, 2.5, "the new rule")
+    finally:
+        write_policy(gateway.policy_path, original)
+        wait_for(lambda: get(gateway, "/news/").status_code == 200, 2.5, "the old rule back")
+
+
+def test_overseas_address_without_any_grant_is_refused_before_login(
+    upstream: Upstream, workdir: Path
+) -> None:
+    policy = workdir / "policy.yaml"
+    data = base_policy(workdir, upstream.url)
+    data["access"][1]["networks"] = []  # type: ignore[index]
+    del data["access"][1]["networks"]  # type: ignore[index]
+    write_policy(policy, data)
+    gw = start_gateway(policy)
+    try:
+        r = get(gw, "/oa/", client=GB_ADDRESS, headers={"Accept": "application/json"})
+        assert r.status_code == 403
+        assert r.json()["reason"] == "overseas"
+        # A home-country address goes on to login.
+        assert get(gw, "/oa/", client=CN_ADDRESS).status_code == 303
+    finally:
+        assert gw.stop() == 0
