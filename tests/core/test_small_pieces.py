@@ -1,0 +1,70 @@
+"""Durations, gateway keys and CSRF tokens."""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from govgate.core.csrf import csrf_token, csrf_valid, new_browser_id
+from govgate.core.durations import format_duration, parse_duration
+from govgate.core.keys import GatewayKeys, Purpose, load_key_file
+from govgate.errors import KeyFileError
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("30s", timedelta(seconds=30)), ("15m", timedelta(minutes=15)), ("8h", timedelta(hours=8)),
+    ("7d", timedelta(days=7)), ("1h30m", timedelta(minutes=90)),
+])
+def test_durations_parse(text: str, value: timedelta) -> None:
+    assert parse_duration(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "15", "15 m", "m", "-5m", "0s", "1.5h", "15M", "1w"])
+def test_bad_durations_are_refused_with_the_value_named(text: str) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+@given(st.integers(min_value=1, max_value=10**7))
+def test_format_and_parse_round_trip(seconds: int) -> None:
+    value = timedelta(seconds=seconds)
+    assert parse_duration(format_duration(value)) == value
+
+
+def test_key_file_is_created_with_mode_0600_and_reused(tmp_path: Path) -> None:
+    path = tmp_path / "secrets" / "gateway.key"
+    first = load_key_file(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    second = load_key_file(path)
+    assert first.derive(Purpose.CSRF) == second.derive(Purpose.CSRF)
+    assert "key" not in repr(first).lower() or path.read_text().strip() not in repr(first)
+
+
+def test_a_malformed_key_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.key"
+    path.write_text("not hex")
+    with pytest.raises(KeyFileError, match="hex"):
+        load_key_file(path)
+
+
+def test_derived_keys_differ_by_purpose() -> None:
+    keys = GatewayKeys.from_bytes(b"k" * 32)
+    assert len({keys.derive(p) for p in Purpose}) == len(Purpose)
+
+
+def test_csrf_token_is_bound_to_browser_and_form() -> None:
+    keys = GatewayKeys.from_bytes(b"k" * 32)
+    browser = new_browser_id()
+    token = csrf_token(keys, browser, "login")
+    assert csrf_valid(keys, browser, "login", token)
+    assert not csrf_valid(keys, browser, "mfa", token)
+    assert not csrf_valid(keys, new_browser_id(), "login", token)
+    assert not csrf_valid(keys, browser, "login", token[:-1] + ("A" if token[-1] != "A" else "B"))
+    assert not csrf_valid(keys, None, "login", token)
+    assert not csrf_valid(keys, browser, "login", None)
