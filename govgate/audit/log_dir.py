@@ -1,0 +1,332 @@
+"""Appending to the audit directory under an exclusive lock, from any process (Art. 20).
+
+Every writer (the gateway's writer thread, a `govgate account ...` process, a pruning pass) does
+"lock, read the chain's tail, append, fsync, unlock" with ``fcntl.flock`` on ``<dir>/.lock``, so
+records from several processes interleave without breaking the chain. The tail (last ``seq`` and
+hash) is cached and re-read only when the newest file changed under us (inode, size or mtime).
+
+A day's file is sealed and the next one opened (with its link record) in one locked step, at the
+first append or rotation check of a new day in ``gateway.timezone``. A write that fails leaves the
+files as they were (each touched file is cut back to its size before the attempt), so a retry
+appends the same records again with correct numbers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import BinaryIO
+from zoneinfo import ZoneInfo
+
+from govgate.core.audit_chain import (
+    GENESIS,
+    PRUNE_EVENT,
+    REPAIR_EVENT,
+    SEAL_EVENT,
+    ChainCrypto,
+    chain_record,
+    file_day,
+    file_name,
+    link_record,
+    parse_line,
+    seal_line,
+    seal_record,
+)
+from govgate.core.keys import GatewayKeys
+from govgate.core.policy.model import AuditAlgorithm
+from govgate.errors import AuditWriteFailed
+
+LOCK_NAME = ".lock"
+MIN_RETENTION_DAYS = 365  # Art. 20 (第二十条): logs kept at least one year
+_TAIL_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Tail:
+    name: str  # newest file
+    day: date
+    ino: int
+    size: int
+    mtime_ns: int
+    next_seq: int
+    prev: str
+    sealed: bool
+
+
+def list_log_files(directory: Path) -> list[str]:
+    """The daily files in ``directory``, oldest first."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if file_day(n) is not None)
+
+
+class AuditDir:
+    """One audit directory's chain, appended to under the directory's lock."""
+
+    def __init__(self, directory: Path, keys: GatewayKeys, algorithm: AuditAlgorithm, tz: ZoneInfo) -> None:
+        self.directory = directory
+        self.tz = tz
+        self._keys = keys
+        self._crypto = ChainCrypto(keys, algorithm)
+        self._cryptos: dict[AuditAlgorithm, ChainCrypto] = {algorithm: self._crypto}
+        self._tail: _Tail | None = None
+        self._lock_fd: int | None = None
+
+    @property
+    def algorithm(self) -> AuditAlgorithm:
+        return self._crypto.algorithm
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the directory's exclusive lock (creating the directory and lock file if needed)."""
+        if self._lock_fd is None:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+            self._lock_fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        fd = self._lock_fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            self.close()
+            raise
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def day_of(self, now: datetime) -> date:
+        return now.astimezone(self.tz).date()
+
+    def rotation_due(self, now: datetime) -> bool:
+        """True when the newest file we know of belongs to an earlier day (cheap, no I/O)."""
+        tail = self._tail
+        return tail is not None and tail.day < self.day_of(now)
+
+    def append(self, records: Sequence[Mapping[str, object]], now: datetime) -> list[bytes]:
+        """Chain, write and fsync ``records`` (and any seal/link a new day needs). Returns the lines written.
+
+        Raises ``AuditWriteFailed`` (the files are left as before) or ``OSError`` from locking.
+        """
+        try:
+            with self.locked():
+                return self._append_locked(records, now)
+        except AuditWriteFailed:
+            raise
+        except OSError as exc:
+            self._tail = None
+            raise AuditWriteFailed(f"cannot write audit records in {self.directory}: {exc}") from exc
+
+    def prune(self, now: datetime, retention_days: int, enabled: bool) -> list[str]:
+        """Delete files older than ``retention_days``, only when ``enabled`` and never below 365 days.
+
+        The deletion is announced first by an ``audit.prune`` record naming the files, so the
+        oldest remaining file's link still verifies. Returns the names deleted.
+        """
+        # Art. 20 (第二十条): access logs are kept at least one year; pruning is the operator's choice.
+        if not enabled or retention_days < MIN_RETENTION_DAYS:
+            return []
+        today = self.day_of(now)
+        try:
+            with self.locked():
+                names = list_log_files(self.directory)
+                old = [n for n in names[:-1] if (today - (file_day(n) or today)).days > retention_days]
+                if not old:
+                    return []
+                self._append_locked([chain_record(PRUNE_EVENT, now, files=",".join(old))], now)
+                for name in old:
+                    (self.directory / name).unlink()
+                _fsync_dir(self.directory)
+                return old
+        except OSError as exc:
+            self._tail = None
+            raise AuditWriteFailed(f"cannot prune audit files in {self.directory}: {exc}") from exc
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _crypto_for(self, algorithm: AuditAlgorithm) -> ChainCrypto:
+        crypto = self._cryptos.get(algorithm)
+        if crypto is None:
+            crypto = self._cryptos[algorithm] = ChainCrypto(self._keys, algorithm)
+        return crypto
+
+    def _current_tail(self, now: datetime) -> tuple[_Tail | None, list[dict[str, object]]]:
+        """The chain's tail, re-read when another process (or a crash) changed the newest file."""
+        tail = self._tail
+        if tail is not None:
+            try:
+                st = os.stat(self.directory / tail.name)
+            except FileNotFoundError:
+                st = None
+            if st is not None and (st.st_ino, st.st_size, st.st_mtime_ns) == (tail.ino, tail.size, tail.mtime_ns):
+                return tail, []
+        return self._read_tail(now)
+
+    def _read_tail(self, now: datetime) -> tuple[_Tail | None, list[dict[str, object]]]:
+        names = list_log_files(self.directory)
+        if not names:
+            return None, []
+        name = names[-1]
+        path = self.directory / name
+        extra: list[dict[str, object]] = []
+        with open(path, "r+b") as f:
+            size = os.fstat(f.fileno()).st_size
+            last, end = _last_complete_line(f, size)
+            if end < size:
+                # A crash cut the last write short: drop the incomplete line, and say so in the log.
+                f.truncate(end)
+                f.flush()
+                os.fsync(f.fileno())
+                extra.append(chain_record(REPAIR_EVENT, now, file=name, dropped_bytes=size - end))
+            st = os.fstat(f.fileno())
+        day = file_day(name)
+        assert day is not None  # list_log_files only returns dated names
+        if last is None:
+            raise AuditWriteFailed(f"cannot continue the audit chain: {path} has no complete record")
+        parsed = parse_line(last, self._crypto_for)
+        if parsed is None or not parsed.mac_ok:
+            raise AuditWriteFailed(
+                f"cannot continue the audit chain: the last record of {path} is damaged (run `govgate audit verify`)"
+            )
+        crypto = self._crypto_for(parsed.algorithm)
+        tail = _Tail(
+            name=name,
+            day=day,
+            ino=st.st_ino,
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            next_seq=parsed.seq + 1,
+            prev=crypto.hash(last),
+            sealed=parsed.record.get("event") == SEAL_EVENT,
+        )
+        return tail, extra
+
+    def _append_locked(self, records: Sequence[Mapping[str, object]], now: datetime) -> list[bytes]:
+        tail, extra = self._current_tail(now)
+        today = self.day_of(now)
+        if tail is None and not records and not extra:
+            return []
+        if tail is not None and not records and not extra and not tail.sealed and tail.day >= today:
+            self._tail = tail
+            return []
+        crypto = self._crypto
+        # Per file, the lines to append, in order.
+        plan: list[tuple[str, list[bytes]]] = []
+        if tail is None:
+            seq, prev, cur_name, cur_day, sealed = 0, GENESIS, None, today, True
+        else:
+            seq, prev, cur_name, cur_day, sealed = tail.next_seq, tail.prev, tail.name, tail.day, tail.sealed
+        lines: list[bytes] = []
+        if cur_name is None or sealed or cur_day < today:
+            if cur_name is not None and not sealed:
+                # Art. 20: a closed day ends with a seal, so a truncated or deleted day is found.
+                line = seal_line(seal_record(now, cur_name), seq, prev, crypto)
+                seq, prev = seq + 1, crypto.hash(line)
+                plan.append((cur_name, [line]))
+            new_day = today if cur_name is None or today > cur_day else _next_day(cur_day)
+            new_name = file_name(new_day)
+            line = seal_line(link_record(now, new_name, cur_name), seq, prev, crypto)
+            seq, prev = seq + 1, crypto.hash(line)
+            lines.append(line)
+            cur_name, cur_day = new_name, new_day
+        for record in (*extra, *records):
+            line = seal_line(record, seq, prev, crypto)
+            seq, prev = seq + 1, crypto.hash(line)
+            lines.append(line)
+        plan.append((cur_name, lines))
+        written = self._write_plan(plan)
+        st = os.stat(self.directory / cur_name)
+        self._tail = _Tail(
+            name=cur_name,
+            day=cur_day,
+            ino=st.st_ino,
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            next_seq=seq,
+            prev=prev,
+            sealed=False,
+        )
+        return written
+
+    def _write_plan(self, plan: list[tuple[str, list[bytes]]]) -> list[bytes]:
+        """Append each file's lines and fsync; on any failure cut every touched file back and raise."""
+        done: list[tuple[Path, int | None]] = []  # path, size before (None: we created it)
+        written: list[bytes] = []
+        try:
+            for name, lines in plan:
+                path = self.directory / name
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+                try:
+                    before = os.fstat(fd).st_size
+                    done.append((path, before))
+                    if before == 0:
+                        done[-1] = (path, None)
+                    data = b"\n".join(lines) + b"\n"
+                    view = memoryview(data)
+                    while view:
+                        n = os.write(fd, view)
+                        view = view[n:]
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                if before == 0:
+                    _fsync_dir(self.directory)
+                written.extend(lines)
+        except OSError as exc:
+            self._tail = None
+            self._undo(done)
+            raise AuditWriteFailed(f"cannot write audit records to {self.directory}: {exc}") from exc
+        return written
+
+    def _undo(self, done: list[tuple[Path, int | None]]) -> None:
+        for path, before in reversed(done):
+            try:
+                if before is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    os.truncate(path, before)
+            except OSError:
+                # Left as is: the next append re-reads the tail and cuts any incomplete line.
+                continue
+
+
+def _next_day(day: date) -> date:
+    return date.fromordinal(day.toordinal() + 1)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _last_complete_line(f: BinaryIO, size: int) -> tuple[bytes | None, int]:
+    """The last newline-terminated line of an open binary file and the offset just after it."""
+    chunk = _TAIL_CHUNK
+    while True:
+        start = max(0, size - chunk)
+        f.seek(start)
+        data = f.read(size - start)
+        end_nl = data.rfind(b"\n")
+        if end_nl < 0:
+            if start == 0:
+                return None, 0
+            chunk *= 2
+            continue
+        begin = data.rfind(b"\n", 0, end_nl)
+        if begin < 0 and start > 0:
+            chunk *= 2
+            continue
+        return data[begin + 1 : end_nl], start + end_nl + 1

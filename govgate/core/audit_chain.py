@@ -1,0 +1,425 @@
+"""The tamper-evident form of audit records (Art. 20): canonical lines, the hash chain, the MAC, and
+verification of a sequence of files.
+
+Art. 20 (第二十条): access logs kept at least one year, backed up, with their integrity assured;
+graded protection level 3 asks that audit records be protected from deletion, modification and overwrite.
+
+A record is one line of JSON. Its canonical form is the record *without* ``mac`` serialised with
+sorted keys, no spaces, ``ensure_ascii=False``, UTF-8; the line on disk is that text with
+``,"mac":"<hex>"`` appended before the closing brace (so ``mac`` is always the last key). Each
+record carries:
+
+- ``seq``: a number that grows by one per record across every file of the log;
+- ``prev``: the hash (SHA-256, or SM3 for ``hmac-sm3``) of the previous record's whole line;
+  the very first record links to ``GENESIS``;
+- ``alg``: ``hmac-sha256`` or ``hmac-sm3``, the family used for ``prev`` and ``mac``;
+- ``mac``: the HMAC of the canonical form under ``keys.derive(Purpose.AUDIT_MAC)``.
+
+Files are daily (``audit-YYYY-MM-DD.jsonl`` in ``gateway.timezone``). Each file starts with an
+``audit.link`` record naming the file itself and the file before it (``prev_file``); a closed
+day ends with an ``audit.seal`` record. So an edit, a deleted, inserted or reordered line, a
+deleted day and a truncated day are all found: someone without the key cannot make a valid MAC.
+Pruning (only past ``retention_days``, only with ``audit.prune``) is announced first by an
+``audit.prune`` record naming the files, so the oldest remaining file's link is still explained.
+
+What the chain alone cannot show is the removal of the newest records of the newest file
+(nothing comes after them); backups and the syslog mirror are the outside anchors for that.
+
+This module is pure: no clock, no files; ``verify_files`` takes (name, bytes) pairs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+
+from govgate.core.audit_event import AuditEvent
+from govgate.core.keys import GatewayKeys, Purpose
+from govgate.core.policy.model import AuditAlgorithm
+from govgate.errors import AuditChainBroken
+
+GENESIS = "0" * 64  # `prev` of the first record of a log (both families give 32-byte digests)
+
+LINK_EVENT = "audit.link"  # first record of every file
+SEAL_EVENT = "audit.seal"  # last record of a closed day
+PRUNE_EVENT = "audit.prune"  # announces files deleted past retention (field `files`, comma-separated)
+LOST_EVENT = "audit.lost"  # records the writer had to drop (field `lost`)
+REPAIR_EVENT = "audit.repair"  # an incomplete last line left by a crash was cut (field `dropped_bytes`)
+
+CHAIN_FIELDS = frozenset({"seq", "prev", "alg", "mac"})
+
+FILE_NAME = re.compile(r"audit-(\d{4}-\d{2}-\d{2})\.jsonl")
+
+# Fields whose values must never be written in clear (passwords, TOTP codes, session ids, keys,
+# `sig` values): the writer replaces them with a keyed hash so they stay correlatable, not revealed.
+SECRET_FIELDS = frozenset(
+    {"password", "passwd", "totp", "code", "otp", "session", "session_id", "sid", "secret", "key", "sig", "cookie"}
+)
+
+
+class Tamper(StrEnum):
+    """What ``verify`` found wrong with a record (the first word of ``AuditChainBroken.what``)."""
+
+    MODIFIED = "modified"
+    BAD_MAC = "bad MAC"
+    MISSING = "missing"
+    INSERTED = "inserted"
+    REORDERED = "reordered"
+    TRUNCATED = "truncated"
+
+
+def file_name(day: date) -> str:
+    return f"audit-{day.isoformat()}.jsonl"
+
+
+def file_day(name: str) -> date | None:
+    m = FILE_NAME.fullmatch(name)
+    if m is None:
+        return None
+    try:
+        return date.fromisoformat(m.group(1))
+    except ValueError:
+        return None
+
+
+def canonical(obj: Mapping[str, object]) -> bytes:
+    """Sorted keys, no spaces, ensure_ascii=False, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def identifier_hash(keys: GatewayKeys, value: str) -> str:
+    """A keyed hash of an identifier that must be correlatable across records but not revealed."""
+    return "h:" + keys.mac(Purpose.IDENTIFIER_HASH, value.encode("utf-8")).hex()[:32]
+
+
+def event_record(event: AuditEvent, keys: GatewayKeys) -> dict[str, object]:
+    """The record for ``event`` (contract §7 fields), secrets replaced by a keyed hash.
+
+    Never a password, TOTP code, session id or key in a record: a value under one of
+    ``SECRET_FIELDS`` is replaced by ``identifier_hash`` (correlatable, not revealed).
+    """
+    record = event.to_record()
+    for name in CHAIN_FIELDS:
+        record.pop(name, None)
+    if event.extra:
+        for name in SECRET_FIELDS.intersection(event.extra):
+            value = record.get(name)
+            if value is not None:
+                record[name] = identifier_hash(keys, str(value))
+    return record
+
+
+class ChainCrypto:
+    """The MAC and chain hash for one algorithm family, with the derived key bound in."""
+
+    __slots__ = ("_hash", "_key", "_mac", "algorithm")
+
+    def __init__(self, keys: GatewayKeys, algorithm: AuditAlgorithm) -> None:
+        self.algorithm = algorithm
+        self._key = keys.derive(Purpose.AUDIT_MAC)
+        self._mac: Callable[[bytes], str]
+        self._hash: Callable[[bytes], str]
+        if algorithm is AuditAlgorithm.HMAC_SHA256:
+            key = self._key
+            self._mac = lambda body: hmac.new(key, body, hashlib.sha256).hexdigest()
+            self._hash = lambda line: hashlib.sha256(line).hexdigest()
+        elif algorithm is AuditAlgorithm.HMAC_SM3:
+            # Art. 17 (第十七条): 商用密码 (国密) — SM3 through `cryptography`.
+            self._mac = self._sm3_mac
+            self._hash = _sm3_hash
+        else:  # pragma: no cover - StrEnum is closed
+            raise ValueError(f"unknown audit algorithm {algorithm!r}")
+
+    def _sm3_mac(self, body: bytes) -> str:
+        h = crypto_hmac.HMAC(self._key, hashes.SM3())
+        h.update(body)
+        return h.finalize().hex()
+
+    def mac(self, body: bytes) -> str:
+        return self._mac(body)
+
+    def hash(self, line: bytes) -> str:
+        return self._hash(line)
+
+
+def _sm3_hash(line: bytes) -> str:
+    d = hashes.Hash(hashes.SM3())
+    d.update(line)
+    return d.finalize().hex()
+
+
+def seal_line(record: Mapping[str, object], seq: int, prev: str, crypto: ChainCrypto) -> bytes:
+    """The line (without newline) for ``record`` at position ``seq`` after a record hashing to ``prev``."""
+    body = dict(record)
+    for name in CHAIN_FIELDS:
+        body.pop(name, None)
+    body["seq"] = seq
+    body["prev"] = prev
+    body["alg"] = crypto.algorithm.value
+    text = canonical(body)
+    return text[:-1] + b',"mac":"' + crypto.mac(text).encode("ascii") + b'"}'
+
+
+def link_record(time: datetime, file: str, prev_file: str | None) -> dict[str, object]:
+    return chain_record(LINK_EVENT, time, file=file, prev_file=prev_file)
+
+
+def seal_record(time: datetime, file: str) -> dict[str, object]:
+    return chain_record(SEAL_EVENT, time, file=file)
+
+
+def chain_record(event: str, time: datetime, **extra: str | int | bool | None) -> dict[str, object]:
+    """A record the log writes about itself (link, seal, prune, lost, repair): contract fields, then ``extra``."""
+    return AuditEvent(event=event, time=time, article="Art. 20", extra=extra).to_record()
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """Where a chain ends: the next record's ``seq`` and ``prev``."""
+
+    next_seq: int
+    prev: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedLine:
+    record: dict[str, object]
+    seq: int
+    prev: str
+    algorithm: AuditAlgorithm
+    mac_ok: bool
+
+
+def parse_line(line: bytes, keys_crypto: Callable[[AuditAlgorithm], ChainCrypto]) -> ParsedLine | None:
+    """Parse one line; ``None`` when it is not a well-formed canonical record (so: modified)."""
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    mac = record.pop("mac", None)
+    seq = record.get("seq")
+    prev = record.get("prev")
+    alg = record.get("alg")
+    if not isinstance(alg, str):
+        return None
+    if not isinstance(mac, str) or not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(prev, str):
+        return None
+    try:
+        algorithm = AuditAlgorithm(alg)
+    except ValueError:
+        return None
+    text = canonical(record)
+    if line != text[:-1] + b',"mac":"' + mac.encode("utf-8") + b'"}':
+        return None  # not canonical: someone re-serialised or edited it
+    crypto = keys_crypto(algorithm)
+    mac_ok = hmac.compare_digest(crypto.mac(text), mac)
+    return ParsedLine(record, seq, prev, algorithm, mac_ok)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What a successful verification saw."""
+
+    files: int
+    count: int  # records, chain records (link, seal) included
+    first_time: datetime | None
+    last_time: datetime | None
+    first_seq: int | None
+    last_seq: int | None
+    tail: Tail | None  # where the next record would go
+
+
+class _Cryptos:
+    def __init__(self, keys: GatewayKeys) -> None:
+        self._keys = keys
+        self._by_alg: dict[AuditAlgorithm, ChainCrypto] = {}
+
+    def __call__(self, algorithm: AuditAlgorithm) -> ChainCrypto:
+        crypto = self._by_alg.get(algorithm)
+        if crypto is None:
+            crypto = self._by_alg[algorithm] = ChainCrypto(self._keys, algorithm)
+        return crypto
+
+
+def split_lines(data: bytes) -> tuple[list[bytes], bool]:
+    """The complete lines of ``data`` and whether an incomplete last line followed them."""
+    lines = data.split(b"\n")
+    partial = lines.pop() != b""
+    return lines, partial
+
+
+def verify_files(
+    files: Iterable[tuple[str, bytes]],
+    keys: GatewayKeys,
+    algorithm: AuditAlgorithm | None = None,
+) -> VerifyReport:
+    """Verify daily files given in order as (name, content). Raises ``AuditChainBroken`` at the first broken record.
+
+    Every record names its own algorithm (``alg``); when ``algorithm`` is given, the newest record
+    must use it (an operator switching algorithm gets it confirmed; older records keep theirs).
+    """
+    cryptos = _Cryptos(keys)
+    pruned: set[str] = set()
+    first_link: tuple[str, str | None] | None = None  # (file, prev_file) of the oldest file
+    expected_seq: int | None = None
+    last_hash: str | None = None
+    last_alg: AuditAlgorithm | None = None
+    prev_name: str | None = None
+    prev_sealed = True
+    prev_lines = 0
+    count = 0
+    first_time: datetime | None = None
+    last_time: datetime | None = None
+    first_seq: int | None = None
+    nfiles = 0
+    for name, data in files:
+        nfiles += 1
+        if prev_name is not None and not prev_sealed:
+            raise AuditChainBroken(
+                prev_name, prev_lines + 1, f"{Tamper.TRUNCATED}: the closed day ends without its seal record"
+            )
+        lines, partial = split_lines(data)
+        if not lines and not partial:
+            raise AuditChainBroken(name, 1, f"{Tamper.TRUNCATED}: the file is empty")
+        sealed = False
+        for index, line in enumerate(lines):
+            lineno = index + 1
+            parsed = parse_line(line, cryptos)
+            if parsed is None:
+                raise AuditChainBroken(name, lineno, f"{Tamper.MODIFIED}: not a well-formed record")
+            if not parsed.mac_ok:
+                raise AuditChainBroken(name, lineno, _classify_bad_mac(lines, index, expected_seq, last_hash, cryptos))
+            rec = parsed.record
+            event = rec.get("event")
+            if sealed:
+                raise AuditChainBroken(name, lineno, f"{Tamper.INSERTED}: a record after the day's seal")
+            if lineno == 1:
+                if event != LINK_EVENT:
+                    raise AuditChainBroken(name, 1, f"{Tamper.MISSING}: the file does not start with its link record")
+                if rec.get("file") != name:
+                    said = rec.get("file")
+                    raise AuditChainBroken(name, 1, f"{Tamper.MODIFIED}: the file was renamed (it says {said!r})")
+                link_prev = rec.get("prev_file")
+                if link_prev is not None and not isinstance(link_prev, str):
+                    raise AuditChainBroken(name, 1, f"{Tamper.MODIFIED}: bad prev_file")
+                if prev_name is None:
+                    first_link = (name, link_prev)
+                elif link_prev != prev_name:
+                    if link_prev is None:
+                        raise AuditChainBroken(name, 1, f"{Tamper.INSERTED}: a second chain starts here")
+                    if link_prev > prev_name:
+                        what = f"{Tamper.MISSING}: the file before this one, {link_prev}, is missing"
+                        raise AuditChainBroken(name, 1, what)
+                    raise AuditChainBroken(name, 1, f"{Tamper.INSERTED}: the file {prev_name} does not belong here")
+            elif event == LINK_EVENT:
+                raise AuditChainBroken(name, lineno, f"{Tamper.INSERTED}: a link record in the middle of a file")
+            if expected_seq is not None and parsed.seq != expected_seq:
+                raise AuditChainBroken(name, lineno, _classify_seq(lines, index, expected_seq, parsed.seq, cryptos))
+            if last_hash is not None and parsed.prev != last_hash:
+                raise AuditChainBroken(
+                    name, lineno, f"{Tamper.INSERTED}: the record does not link to the record before it"
+                )
+            if last_hash is None and first_link is not None and first_link[1] is None and parsed.prev != GENESIS:
+                raise AuditChainBroken(name, lineno, f"{Tamper.MISSING}: the first record does not start the chain")
+            if event == SEAL_EVENT:
+                if rec.get("file") != name:
+                    raise AuditChainBroken(name, lineno, f"{Tamper.MODIFIED}: the seal names another file")
+                sealed = True
+            elif event == PRUNE_EVENT:
+                files_field = rec.get("files")
+                if isinstance(files_field, str):
+                    pruned.update(f for f in files_field.split(",") if f)
+            last_hash = cryptos(parsed.algorithm).hash(line)
+            last_alg = parsed.algorithm
+            expected_seq = parsed.seq + 1
+            if first_seq is None:
+                first_seq = parsed.seq
+            count += 1
+            t = _record_time(rec)
+            if t is not None:
+                if first_time is None:
+                    first_time = t
+                last_time = t
+        if partial:
+            raise AuditChainBroken(name, len(lines) + 1, f"{Tamper.TRUNCATED}: the last line is incomplete")
+        prev_name = name
+        prev_sealed = sealed
+        prev_lines = len(lines)
+    if prev_name is not None and prev_sealed:
+        # The writer opens the next day's file in the same step as it seals a day.
+        raise AuditChainBroken(
+            prev_name, prev_lines + 1, f"{Tamper.MISSING}: the file after this sealed day is missing"
+        )
+    if first_link is not None and first_link[1] is not None and first_link[1] not in pruned:
+        raise AuditChainBroken(
+            first_link[0], 1, f"{Tamper.MISSING}: the file before this one, {first_link[1]}, is missing (never pruned)"
+        )
+    if algorithm is not None and last_alg is not None and last_alg is not algorithm:
+        raise AuditChainBroken(
+            prev_name or "", prev_lines, f"{Tamper.BAD_MAC}: the newest record uses {last_alg}, expected {algorithm}"
+        )
+    tail = Tail(expected_seq, last_hash) if expected_seq is not None and last_hash is not None else None
+    return VerifyReport(
+        files=nfiles,
+        count=count,
+        first_time=first_time,
+        last_time=last_time,
+        first_seq=first_seq,
+        last_seq=None if expected_seq is None else expected_seq - 1,
+        tail=tail,
+    )
+
+
+def _record_time(rec: Mapping[str, object]) -> datetime | None:
+    value = rec.get("time")
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _later(
+    lines: list[bytes], index: int, cryptos: Callable[[AuditAlgorithm], ChainCrypto], limit: int = 64
+) -> Iterator[ParsedLine]:
+    for line in lines[index + 1 : index + 1 + limit]:
+        parsed = parse_line(line, cryptos)
+        if parsed is not None and parsed.mac_ok:
+            yield parsed
+
+
+def _classify_bad_mac(
+    lines: list[bytes],
+    index: int,
+    expected_seq: int | None,
+    last_hash: str | None,
+    cryptos: Callable[[AuditAlgorithm], ChainCrypto],
+) -> str:
+    """A record with a wrong MAC: forged and slipped in (the next record links past it), or edited."""
+    nxt = next(_later(lines, index, cryptos, limit=1), None)
+    if nxt is not None and last_hash is not None and nxt.prev == last_hash and nxt.seq == expected_seq:
+        return f"{Tamper.INSERTED}: a record without a valid MAC (forged without the key)"
+    return f"{Tamper.MODIFIED}: the record does not match its MAC"
+
+
+def _classify_seq(
+    lines: list[bytes], index: int, expected: int, found: int, cryptos: Callable[[AuditAlgorithm], ChainCrypto]
+) -> str:
+    if found < expected:
+        return f"{Tamper.REORDERED}: record #{found} appears after record #{expected - 1}"
+    if any(p.seq == expected for p in _later(lines, index, cryptos)):
+        return f"{Tamper.REORDERED}: record #{found} appears before record #{expected}"
+    gap = found - expected
+    return f"{Tamper.MISSING}: {gap} record{'s' if gap != 1 else ''} before this one (#{expected}–#{found - 1})"

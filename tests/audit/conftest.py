@@ -1,0 +1,116 @@
+"""Fixtures for the audit log tests: a fixed key, a settable clock, real directories in tmp_path."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from govgate.audit.log_dir import AuditDir
+from govgate.audit.writer import AuditWriter
+from govgate.core.audit_event import AuditEvent
+from govgate.core.keys import GatewayKeys
+from govgate.core.policy.model import Audit, AuditAlgorithm
+
+TZ = ZoneInfo("Asia/Shanghai")
+START = datetime(2026, 11, 23, 9, 0, tzinfo=TZ)
+
+
+class Clock:
+    """A clock the test moves by hand; safe to read from the writer thread."""
+
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now = self.now + delta
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` until it holds or the deadline passes (never a bare sleep)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.01)
+
+
+def access_event(n: int, when: datetime, **kw: object) -> AuditEvent:
+    fields: dict[str, object] = {
+        "event": "access",
+        "time": when,
+        "request_id": f"req-{n}",
+        "client": f"10.0.{n % 256}.{n % 200 + 1}",
+        "country": "CN",
+        "account": "zhangsan" if n % 2 else "lisi",
+        "method": "GET",
+        "host": "portal.example.gov.cn",
+        "path": f"/oa/doc/{n}",
+        "rule": "office system",
+        "decision": "allow" if n % 3 else "refuse",
+        "reason": None if n % 3 else "network",
+        "article": "Art. 19",
+    }
+    fields.update(kw)
+    return AuditEvent(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def keys() -> GatewayKeys:
+    return GatewayKeys.from_bytes(bytes(range(32)))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def audit_config(directory: Path, **kw: object) -> Audit:
+    values: dict[str, object] = {"dir": directory, "retention_days": 365}
+    values.update(kw)
+    return Audit(**values)  # type: ignore[arg-type]
+
+
+def write_days(
+    directory: Path,
+    keys: GatewayKeys,
+    days: int = 3,
+    per_day: int = 5,
+    algorithm: AuditAlgorithm = AuditAlgorithm.HMAC_SHA256,
+    start: datetime = START,
+) -> list[str]:
+    """A log over ``days`` days with ``per_day`` access records each; returns the file names."""
+    log = AuditDir(directory, keys, algorithm, TZ)
+    n = 0
+    try:
+        for d in range(days):
+            now = start + timedelta(days=d)
+            from govgate.core.audit_chain import event_record
+
+            records = [event_record(access_event(n + i, now), keys) for i in range(per_day)]
+            n += per_day
+            log.append(records, now)
+    finally:
+        log.close()
+    return sorted(p.name for p in directory.glob("audit-*.jsonl"))
+
+
+@pytest.fixture
+def make_writer(keys: GatewayKeys, clock: Clock) -> Iterator[Callable[..., AuditWriter]]:
+    writers: list[AuditWriter] = []
+
+    def make(audit: Audit, **kw: object) -> AuditWriter:
+        writer = AuditWriter(audit, keys, TZ, clock=clock, **kw)  # type: ignore[arg-type]
+        writers.append(writer)
+        return writer
+
+    yield make
+    for writer in writers:
+        writer.close(timeout=5)

@@ -1,0 +1,222 @@
+"""Every kind of tampering with the audit log is found, at the right `file:line` (Art. 20)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from govgate.audit.verify import verify_dir
+from govgate.core.audit_chain import canonical
+from govgate.core.keys import GatewayKeys
+from govgate.core.policy.model import AuditAlgorithm
+from govgate.errors import AuditChainBroken
+
+from .conftest import write_days
+
+DAY1, DAY2, DAY3 = "audit-2026-11-23.jsonl", "audit-2026-11-24.jsonl", "audit-2026-11-25.jsonl"
+
+
+def lines_of(path: Path) -> list[bytes]:
+    return path.read_bytes().split(b"\n")[:-1]
+
+
+def write_lines(path: Path, lines: list[bytes]) -> None:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+
+
+def broken(directory: Path, keys: GatewayKeys) -> AuditChainBroken:
+    with pytest.raises(AuditChainBroken) as info:
+        verify_dir(directory, keys)
+    return info.value
+
+
+@pytest.fixture
+def log(tmp_path: Path, keys: GatewayKeys) -> Path:
+    assert write_days(tmp_path, keys, days=3, per_day=5) == [DAY1, DAY2, DAY3]
+    return tmp_path
+
+
+def test_an_untouched_log_verifies_with_count_and_time_range(log: Path, keys: GatewayKeys) -> None:
+    report = verify_dir(log, keys)
+    assert report.files == 3
+    assert report.count == 7 + 7 + 6  # link + 5 + seal, twice; link + 5 in the open day
+    assert report.first_time is not None
+    assert report.first_time.isoformat() == "2026-11-23T09:00:00+08:00"
+    assert report.last_time is not None
+    assert report.last_time.isoformat() == "2026-11-25T09:00:00+08:00"
+
+
+def test_editing_one_byte_is_found_as_modified(log: Path, keys: GatewayKeys) -> None:
+    path = log / DAY2
+    lines = lines_of(path)
+    lines[3] = (
+        lines[3]
+        .replace(b'"decision":"allow"', b'"decision":"allaw"', 1)
+        .replace(b'"decision":"refuse"', b'"decision":"refusa"', 1)
+    )
+    write_lines(path, lines)
+    err = broken(log, keys)
+    assert (err.file, err.line) == (DAY2, 4)
+    assert err.what.startswith("modified")
+
+
+def test_deleting_a_line_is_found_as_missing(log: Path, keys: GatewayKeys) -> None:
+    path = log / DAY1
+    lines = lines_of(path)
+    del lines[2]
+    write_lines(path, lines)
+    err = broken(log, keys)
+    assert (err.file, err.line) == (DAY1, 3)
+    assert err.what.startswith("missing")
+
+
+def test_swapping_two_lines_is_found_as_reordered(log: Path, keys: GatewayKeys) -> None:
+    path = log / DAY3
+    lines = lines_of(path)
+    lines[2], lines[3] = lines[3], lines[2]
+    write_lines(path, lines)
+    err = broken(log, keys)
+    assert (err.file, err.line) == (DAY3, 3)
+    assert err.what.startswith("reordered")
+
+
+def test_a_forged_line_with_a_recomputed_hash_but_no_key_is_found_as_inserted(log: Path, keys: GatewayKeys) -> None:
+    path = log / DAY2
+    lines = lines_of(path)
+    # The forger knows the format and links the forged record properly, but has no key for the MAC;
+    # they also renumber and relink every record after it, as best they can without the key.
+    good = json.loads(lines[2])
+    forged = dict(good, path="/oa/forged", request_id="forged")
+    forged.pop("mac")
+    forged["prev"] = hashlib.sha256(lines[2]).hexdigest()
+    forged["seq"] = good["seq"] + 1
+    body = canonical(forged)
+    forged_line = body[:-1] + b',"mac":"' + hashlib.sha256(body).hexdigest().encode() + b'"}'
+    lines.insert(3, forged_line)
+    write_lines(path, lines)
+    err = broken(log, keys)
+    assert (err.file, err.line) == (DAY2, 4)
+    assert "MAC" in err.what
+
+
+def test_a_forged_line_between_two_records_is_named_inserted(log: Path, keys: GatewayKeys) -> None:
+    path = log / DAY2
+    lines = lines_of(path)
+    forged = json.loads(lines[2])
+    forged["path"] = "/oa/forged"
+    forged.pop("mac")
+    body = canonical(forged)
+    lines.insert(3, body[:-1] + b',"mac":"' + b"0" * 64 + b'"}')
+    write_lines(path, lines)
+    err = broken(log, keys)
+    assert (err.file, err.line) == (DAY2, 4)
+    assert err.what.startswith("inserted")
+
+
+def test_deleting_a_whole_day_is_found_at_the_next_days_link(log: Path, keys: GatewayKeys) -> None:
+    (log / DAY2).unlink()
+    err = broken(log, keys)
+    assert (err.file, err.line) == (DAY3, 1)
+    assert err.what.startswith("missing")
+    assert DAY2 in err.what
+
+
+def test_deleting_the_oldest_day_is_found(log: Path, keys: GatewayKeys) -> None:
+    (log / DAY1).unlink()
+    err = broken(log, keys)
+    assert (err.file, err.line) == (DAY2, 1)
+    assert err.what.startswith("missing")
+    assert DAY1 in err.what
+
+
+def test_deleting_the_newest_day_is_found_after_the_last_seal(log: Path, keys: GatewayKeys) -> None:
+    (log / DAY3).unlink()
+    err = broken(log, keys)
+    assert (err.file, err.line) == (DAY2, 8)
+    assert err.what.startswith("missing")
+
+
+def test_truncating_the_tail_of_a_closed_day_is_found(log: Path, keys: GatewayKeys) -> None:
+    path = log / DAY1
+    lines = lines_of(path)
+    write_lines(path, lines[:4])  # keeps the link and three records; two records and the seal are gone
+    err = broken(log, keys)
+    assert (err.file, err.line) == (DAY1, 5)
+    assert err.what.startswith("truncated")
+
+
+def test_cutting_a_line_in_half_is_found_as_truncated(log: Path, keys: GatewayKeys) -> None:
+    path = log / DAY3
+    data = path.read_bytes()
+    path.write_bytes(data[:-40])
+    err = broken(log, keys)
+    assert (err.file, err.line) == (DAY3, 6)
+    assert err.what.startswith("truncated")
+
+
+def test_renaming_a_file_is_found(log: Path, keys: GatewayKeys) -> None:
+    (log / DAY3).rename(log / "audit-2026-11-26.jsonl")
+    err = broken(log, keys)
+    assert (err.file, err.line) == ("audit-2026-11-26.jsonl", 1)
+
+
+def test_moving_a_record_to_another_day_is_found(log: Path, keys: GatewayKeys) -> None:
+    day1, day2 = lines_of(log / DAY1), lines_of(log / DAY2)
+    moved = day1.pop(3)
+    day2.insert(3, moved)
+    write_lines(log / DAY1, day1)
+    write_lines(log / DAY2, day2)
+    err = broken(log, keys)
+    assert (err.file, err.line) == (DAY1, 4)
+
+
+def test_a_log_made_with_another_key_does_not_verify(log: Path) -> None:
+    other = GatewayKeys.from_bytes(b"\x01" * 32)
+    err = broken(log, other)
+    assert (err.file, err.line) == (DAY1, 1)
+
+
+def test_an_sm3_log_verifies_and_its_tampering_is_found(tmp_path: Path, keys: GatewayKeys) -> None:
+    # Art. 17 (第十七条): 国密 SM3 for the MAC and the chain.
+    write_days(tmp_path, keys, days=2, per_day=3, algorithm=AuditAlgorithm.HMAC_SM3)
+    assert verify_dir(tmp_path, keys, AuditAlgorithm.HMAC_SM3).count == 5 + 4
+    assert b'"alg":"hmac-sm3"' in (tmp_path / DAY1).read_bytes()
+    lines = lines_of(tmp_path / DAY2)
+    lines[2] = lines[2].replace(b"/oa/doc/", b"/oa/dac/")
+    write_lines(tmp_path / DAY2, lines)
+    err = broken(tmp_path, keys)
+    assert (err.file, err.line) == (DAY2, 3)
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[str, bytes]]]:
+    directory = tmp_path_factory.mktemp("pristine")
+    keys = GatewayKeys.from_bytes(bytes(range(32)))
+    write_days(directory, keys, days=2, per_day=4)
+    return directory, [(p.name, p.read_bytes()) for p in sorted(directory.glob("audit-*.jsonl"))]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_editing_any_byte_of_any_record_breaks_verify_at_that_record(
+    pristine: tuple[Path, list[tuple[str, bytes]]], tmp_path: Path, data: st.DataObject
+) -> None:
+    keys = GatewayKeys.from_bytes(bytes(range(32)))
+    _, files = pristine
+    target = data.draw(st.integers(0, len(files) - 1), label="file")
+    name, content = files[target]
+    pos = data.draw(st.integers(0, len(content) - 1), label="byte")
+    new = data.draw(st.integers(0, 255).filter(lambda b: b != content[pos]), label="value")
+    edited = content[:pos] + bytes([new]) + content[pos + 1 :]
+    case = tmp_path / f"case-{target}-{pos}-{new}"
+    case.mkdir()
+    for other_name, other in files:
+        (case / other_name).write_bytes(edited if other_name == name else other)
+    err = broken(case, keys)
+    assert err.file == name
+    assert err.line == content[:pos].count(b"\n") + 1

@@ -1,0 +1,288 @@
+"""The audit writer: emit only enqueues, the thread writes, rotates, fails closed and recovers (Art. 20)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from govgate.audit.verify import verify_dir
+from govgate.audit.writer import AuditWriter
+from govgate.core.audit_event import AuditEvent
+from govgate.core.keys import GatewayKeys
+from govgate.core.policy.model import Audit, AuditAlgorithm
+
+from .conftest import Clock, access_event, audit_config, wait_until, write_days
+
+MakeWriter = Callable[..., AuditWriter]
+
+
+def records(directory: Path) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for path in sorted(directory.glob("audit-*.jsonl")):
+        out.extend(json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())
+    return out
+
+
+def access_records(directory: Path) -> list[dict[str, object]]:
+    return [r for r in records(directory) if r["event"] == "access"]
+
+
+def test_emitted_events_are_written_chained_and_verify(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    writer = make_writer(audit_config(tmp_path))
+    writer.start()
+    for n in range(50):
+        writer.emit(access_event(n, clock.now))
+    assert writer.close(timeout=5)
+    got = access_records(tmp_path)
+    assert [r["request_id"] for r in got] == [f"req-{n}" for n in range(50)]
+    first = got[0]
+    for name in (
+        "time",
+        "event",
+        "request_id",
+        "client",
+        "country",
+        "device",
+        "account",
+        "method",
+        "host",
+        "path",
+        "rule",
+        "decision",
+        "reason",
+        "article",
+        "seq",
+        "prev",
+        "mac",
+    ):
+        assert name in first
+    assert verify_dir(tmp_path, keys).count == 51
+
+
+def test_records_are_written_within_the_flush_interval_without_close(
+    tmp_path: Path, clock: Clock, make_writer: MakeWriter
+) -> None:
+    writer = make_writer(audit_config(tmp_path), flush_interval=0.05)
+    writer.start()
+    writer.emit(access_event(1, clock.now))
+    wait_until(lambda: len(access_records(tmp_path)) == 1, timeout=2)
+    assert writer.healthy
+
+
+def test_secrets_in_extra_fields_are_replaced_by_a_keyed_hash(
+    tmp_path: Path, clock: Clock, make_writer: MakeWriter
+) -> None:
+    writer = make_writer(audit_config(tmp_path))
+    writer.start()
+    event = AuditEvent(
+        event="login.failure",
+        time=clock.now,
+        account="zhangsan",
+        extra={"password": "hunter2-秘密", "session_id": "sess-abc", "attempt": 3},
+    )
+    writer.emit(event)
+    writer.emit(AuditEvent(event="logout", time=clock.now, extra={"session_id": "sess-abc"}))
+    assert writer.close(timeout=5)
+    text = "".join(p.read_text(encoding="utf-8") for p in tmp_path.glob("audit-*.jsonl"))
+    assert "hunter2" not in text
+    assert "sess-abc" not in text
+    failure, logout = [r for r in records(tmp_path) if r["event"] in ("login.failure", "logout")]
+    assert failure["attempt"] == 3
+    assert str(failure["session_id"]).startswith("h:")
+    assert failure["session_id"] == logout["session_id"]  # correlatable, not revealed
+
+
+def test_midnight_seals_the_day_and_opens_the_next_with_a_link(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    writer = make_writer(audit_config(tmp_path), flush_interval=0.02)
+    writer.start()
+    writer.emit(access_event(1, clock.now))
+    assert writer.flush()
+    clock.advance(timedelta(days=1))  # no event at all on the new day: the rotation still happens
+    wait_until(lambda: (tmp_path / "audit-2026-11-24.jsonl").exists())
+    day1 = (tmp_path / "audit-2026-11-23.jsonl").read_text().splitlines()
+    assert json.loads(day1[-1])["event"] == "audit.seal"
+    day2 = (tmp_path / "audit-2026-11-24.jsonl").read_text().splitlines()
+    assert json.loads(day2[0])["prev_file"] == "audit-2026-11-23.jsonl"
+    assert verify_dir(tmp_path, keys).files == 2
+
+
+def test_a_restart_after_a_day_down_seals_the_old_day(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    write_days(tmp_path, keys, days=1, per_day=2)
+    clock.advance(timedelta(days=3))
+    writer = make_writer(audit_config(tmp_path))
+    writer.start()
+    writer.emit(access_event(9, clock.now))
+    assert writer.close(timeout=5)
+    assert sorted(p.name for p in tmp_path.glob("audit-*")) == ["audit-2026-11-23.jsonl", "audit-2026-11-26.jsonl"]
+    assert verify_dir(tmp_path, keys).count == 4 + 2
+
+
+def test_an_incomplete_line_left_by_a_crash_is_cut_and_reported(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    write_days(tmp_path, keys, days=1, per_day=2)
+    with open(tmp_path / "audit-2026-11-23.jsonl", "ab") as f:
+        f.write(b'{"account":"half a rec')
+    writer = make_writer(audit_config(tmp_path))
+    writer.start()
+    writer.emit(access_event(5, clock.now))
+    assert writer.close(timeout=5)
+    repair = [r for r in records(tmp_path) if r["event"] == "audit.repair"]
+    assert repair
+    assert repair[0]["dropped_bytes"] == len(b'{"account":"half a rec')
+    verify_dir(tmp_path, keys)
+
+
+def test_a_write_failure_makes_the_writer_unhealthy_and_it_recovers_by_itself(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    target = tmp_path / "audit"
+    target.write_text("a file where the audit directory should be\n")
+    writer = make_writer(audit_config(target), flush_interval=0.02, retry_interval=0.02)
+    writer.start()
+    writer.emit(access_event(1, clock.now))
+    wait_until(lambda: not writer.healthy)
+    assert writer.last_error is not None
+    assert str(target) in writer.last_error
+    writer.emit(access_event(2, clock.now))
+    target.unlink()
+    wait_until(lambda: writer.healthy and writer.queued == 0)
+    assert writer.last_error is None
+    assert [r["request_id"] for r in access_records(target)] == ["req-1", "req-2"]
+    verify_dir(target, keys)
+
+
+def test_a_full_disk_fails_closed_and_writing_resumes_when_space_returns(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    target = tmp_path / "small"
+    target.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(target)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        writer = make_writer(audit_config(target), flush_interval=0.02, retry_interval=0.02, batch_size=64)
+        writer.start()
+        n = 0
+        while writer.healthy:
+            writer.emit(access_event(n, clock.now, path="/oa/" + "x" * 400))
+            n += 1
+            if n % 64 == 0:
+                wait_until(lambda: writer.queued == 0 or not writer.healthy)
+            assert n < 10_000
+        assert writer.last_error is not None
+        assert "No space" in writer.last_error
+        verify_dir(target, keys)  # what made it to disk is intact: a failed batch is cut back
+        subprocess.run(["mount", "-o", "remount,size=4m", str(target)], check=True)
+        wait_until(lambda: writer.healthy and writer.queued == 0)
+        assert writer.close(timeout=5)
+        assert len(access_records(target)) == n
+        verify_dir(target, keys)
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def test_a_full_queue_drops_new_events_counts_them_and_says_so_when_writing_resumes(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    target = tmp_path / "audit"
+    target.write_text("not a directory\n")
+    writer = make_writer(audit_config(target), flush_interval=0.02, retry_interval=0.02, max_queue=10, batch_size=4)
+    writer.start()
+    for n in range(30):
+        writer.emit(access_event(n, clock.now))
+    assert writer.lost > 0
+    wait_until(lambda: not writer.healthy)
+    target.unlink()
+    assert writer.close(timeout=5)
+    got = records(target)
+    lost = [r for r in got if r["event"] == "audit.lost"]
+    assert len(lost) == 1
+    assert lost[0]["lost"] == writer.lost
+    assert len([r for r in got if r["event"] == "access"]) + writer.lost == 30
+    verify_dir(target, keys)
+
+
+def test_emit_never_raises_even_when_nothing_can_be_written(tmp_path: Path, clock: Clock) -> None:
+    writer = AuditWriter(
+        audit_config(tmp_path / "x"),
+        GatewayKeys.from_bytes(b"\x02" * 32),
+        clock.now.tzinfo,  # type: ignore[arg-type]
+        clock=clock,
+        max_queue=3,
+    )
+    for n in range(10):
+        writer.emit(access_event(n, clock.now))
+    assert not writer.healthy  # never started: records are not being written
+    assert writer.lost == 7
+
+
+def test_reconfigure_switches_directory_and_algorithm(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    writer = make_writer(audit_config(first))
+    writer.start()
+    writer.emit(access_event(1, clock.now))
+    assert writer.flush()
+    writer.reconfigure(audit_config(second, algorithm=AuditAlgorithm.HMAC_SM3))
+    wait_until(lambda: writer._new_audit is None)  # applied by the thread
+    writer.emit(access_event(2, clock.now))
+    assert writer.close(timeout=5)
+    assert verify_dir(first, keys).count == 2
+    assert verify_dir(second, keys, AuditAlgorithm.HMAC_SM3).count == 2
+
+
+def test_files_younger_than_retention_are_kept_and_older_pruned_only_when_asked(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    write_days(tmp_path, keys, days=3, per_day=1)  # 2026-11-23 .. 25
+    clock.now = clock.now.replace(year=2027, month=11, day=24)  # 23rd is 366 days old, 24th 365
+    keep = make_writer(audit_config(tmp_path, prune=False))
+    keep.start()
+    keep.emit(access_event(1, clock.now))
+    assert keep.close(timeout=5)
+    assert (tmp_path / "audit-2026-11-23.jsonl").exists()
+    prune = make_writer(audit_config(tmp_path, prune=True))
+    prune.start()
+    assert prune.flush()
+    wait_until(lambda: not (tmp_path / "audit-2026-11-23.jsonl").exists())
+    assert prune.close(timeout=5)
+    assert (tmp_path / "audit-2026-11-24.jsonl").exists()
+    assert [r["files"] for r in records(tmp_path) if r["event"] == "audit.prune"] == ["audit-2026-11-23.jsonl"]
+    verify_dir(tmp_path, keys)
+
+
+def test_pruning_never_happens_below_a_year_of_retention(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    write_days(tmp_path, keys, days=2, per_day=1)
+    clock.advance(timedelta(days=300))
+    writer = make_writer(Audit(dir=tmp_path, retention_days=30, prune=True))
+    writer.start()
+    writer.emit(access_event(1, clock.now))
+    assert writer.close(timeout=5)
+    assert (tmp_path / "audit-2026-11-23.jsonl").exists()
+
+
+def test_the_log_is_private_to_the_gateway(tmp_path: Path, clock: Clock, make_writer: MakeWriter) -> None:
+    writer = make_writer(audit_config(tmp_path / "audit"))
+    writer.start()
+    writer.emit(access_event(1, clock.now))
+    assert writer.close(timeout=5)
+    path = next((tmp_path / "audit").glob("audit-*.jsonl"))
+    assert os.stat(path).st_mode & 0o007 == 0
