@@ -1,0 +1,150 @@
+"""Staff login through a real gateway (Art. 30): password + TOTP, CSRF, replay, lockout, sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyotp
+import pytest
+
+from tests.e2e.harness import OFFICE_ADDRESS, Gateway, Upstream, add_account, base_policy, start_gateway, write_policy
+from tests.e2e.login import Browser, fresh_code
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "Correct-horse-battery-9"
+
+
+@pytest.fixture(scope="module")
+def gw(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    workdir = tmp_path_factory.mktemp("login")
+    (workdir / "secrets").mkdir()
+    policy = workdir / "policy.yaml"
+    data = base_policy(workdir, upstream.url)
+    data["session"] = {"idle_timeout": "15m", "absolute_timeout": "8h"}
+    write_policy(policy, data)
+    g = start_gateway(policy)
+    yield g
+    assert g.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def accounts(gw: Gateway) -> dict[str, str]:
+    names = ["zhangsan", "lisi", "wangwu", "zhaoliu", "sunqi", "zhouba", "wujiu"]
+    return {name: add_account(gw.policy_path, name, PASSWORD) for name in names}
+
+
+def browser(gw: Gateway, ip: str = OFFICE_ADDRESS) -> Browser:
+    return Browser(gw.url, ip)
+
+
+def test_full_login_reaches_the_portal_with_identity_headers(gw: Gateway, accounts: dict[str, str]) -> None:
+    b = browser(gw)
+    r = b.login("zhangsan", PASSWORD, accounts["zhangsan"], next_path="/echo/staff/inbox")
+    assert r.status_code == 303
+    assert r.headers["location"] == "/echo/staff/inbox"
+    cookie = r.headers.get_list("set-cookie")
+    session = [c for c in cookie if c.startswith("govgate-session=")]
+    assert session
+    assert "HttpOnly" in session[0]
+    assert "SameSite=Lax" in session[0]
+    echo = b.http.get("/echo/staff/inbox")
+    assert echo.status_code == 200
+    headers = {k.lower(): v for k, v in echo.json()["headers"]}
+    assert headers["x-govgate-user"] == "zhangsan"
+    assert headers["x-govgate-groups"] == "staff"
+
+
+def test_unknown_account_and_wrong_password_get_the_same_answer(gw: Gateway, accounts: dict[str, str]) -> None:
+    b = browser(gw, "10.9.0.1")
+    wrong = b.password("lisi", "Not-the-password-1")
+    unknown = b.password("nobody-here", "Not-the-password-1")
+    assert wrong.status_code == unknown.status_code == 200
+    strip = lambda t: t.replace("lisi", "X").replace("nobody-here", "X")  # noqa: E731
+    import re
+
+    token = re.compile(r'value="[^"]{20,}"')
+    assert token.sub("", strip(wrong.text)) == token.sub("", strip(unknown.text))
+
+
+def test_a_totp_code_is_accepted_once_only(gw: Gateway, accounts: dict[str, str]) -> None:
+    code = fresh_code(accounts["wangwu"])
+    first = browser(gw, "10.9.0.2")
+    assert first.password("wangwu", PASSWORD).status_code == 303
+    assert first.mfa(code).status_code == 303
+    second = browser(gw, "10.9.0.3")
+    assert second.password("wangwu", PASSWORD).status_code == 303
+    replay = second.mfa(code)
+    assert replay.status_code == 200
+    assert "动态口令错误或已使用" in replay.text
+
+
+def test_login_without_a_valid_csrf_token_is_refused(gw: Gateway, accounts: dict[str, str]) -> None:
+    b = browser(gw, "10.9.0.4")
+    b.csrf("/__govgate/login")
+    r = b.http.post("/__govgate/login", data={"username": "zhaoliu", "password": PASSWORD, "csrf": "forged",
+                                              "next": "/oa/"})
+    assert r.status_code == 400
+    assert "mfa" not in r.headers.get("location", "")
+
+
+def test_next_cannot_send_the_browser_off_site(gw: Gateway, accounts: dict[str, str]) -> None:
+    b = browser(gw, "10.9.0.5")
+    r = b.login("sunqi", PASSWORD, accounts["sunqi"], next_path="//evil.example/x")
+    assert r.status_code == 303
+    assert r.headers["location"] == "/"
+
+
+def test_locked_account_gets_429_even_with_the_right_password(gw: Gateway, accounts: dict[str, str]) -> None:
+    b = browser(gw, "10.9.0.6")
+    for _ in range(3):  # max_failures: 3 in the test policy
+        last = b.password("zhouba", "Wrong-password-123")
+    assert last.status_code == 429
+    right = browser(gw, "10.9.0.7").password("zhouba", PASSWORD)
+    assert right.status_code == 429
+    assert "解除" in right.text  # says when the lock ends
+    assert "mfa" not in right.headers.get("location", "")
+
+
+def test_logout_ends_the_session(gw: Gateway, accounts: dict[str, str]) -> None:
+    b = browser(gw, "10.9.0.8")
+    assert b.login("wujiu", PASSWORD, accounts["wujiu"]).status_code == 303
+    assert b.http.get("/oa/").status_code == 200
+    token = b.csrf("/__govgate/logout")
+    r = b.http.post("/__govgate/logout", data={"csrf": token})
+    assert r.status_code == 200
+    assert b.http.get("/oa/").status_code == 303
+
+
+def test_a_forged_session_cookie_goes_to_login_and_is_cleared(gw: Gateway) -> None:
+    b = browser(gw, "10.9.0.9")
+    r = b.http.get("/oa/", headers={"Cookie": "govgate-session=" + "A" * 43})
+    assert r.status_code == 303
+    assert any(c.startswith("govgate-session=;") for c in r.headers.get_list("set-cookie"))
+
+
+def test_secret_values_are_never_logged(gw: Gateway, accounts: dict[str, str]) -> None:
+    text = gw.output.text()
+    assert PASSWORD not in text
+    for secret in accounts.values():
+        assert secret not in text
+    assert pyotp  # codes are short-lived; passwords and secrets are what must never appear
+
+
+def test_account_login_across_two_instances_sharing_nothing_is_independent(
+    upstream: Upstream, workdir: Path
+) -> None:
+    # With the memory store each instance keeps its own sessions: a session from one is unknown to another.
+    policy = workdir / "policy.yaml"
+    write_policy(policy, base_policy(workdir, upstream.url))
+    secret = add_account(policy, "solo", PASSWORD)
+    one, two = start_gateway(policy), start_gateway(policy)
+    try:
+        b = Browser(one.url, OFFICE_ADDRESS)
+        assert b.login("solo", PASSWORD, secret).status_code == 303
+        cookie = "; ".join(f"{k}={v}" for k, v in b.http.cookies.items())
+        assert Browser(two.url, OFFICE_ADDRESS).http.get("/oa/", headers={"Cookie": cookie}).status_code == 303
+    finally:
+        one.stop()
+        two.stop()
