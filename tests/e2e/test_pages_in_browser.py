@@ -1,0 +1,89 @@
+"""The gate's pages as a person meets them, in real headless Chromium (Debian's, driven by Playwright).
+
+JavaScript is off, as on a locked-down office machine: the login must work without it. The strict
+Content-Security-Policy must not block the page's own stylesheet (a CSP violation is a console error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from tests.e2e.harness import Gateway, Upstream, add_account, base_policy, start_gateway, write_policy
+from tests.e2e.login import fresh_code
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PASSWORD = "Browser-login-pass-7"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def gw(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    workdir = tmp_path_factory.mktemp("browser")
+    (workdir / "secrets").mkdir()
+    policy = workdir / "policy.yaml"
+    data = base_policy(workdir, upstream.url)
+    data["networks"] = {"office": ["10.0.0.0/8"], "loopback": ["127.0.0.0/8"]}
+    data["access"][1]["networks"] = ["office", "loopback"]  # type: ignore[index]
+    data["gateway"]["trusted_proxies"] = []  # type: ignore[index]
+    write_policy(policy, data)
+    g = start_gateway(policy)
+    yield g
+    assert g.stop() == 0
+
+
+def test_a_person_logs_in_without_javascript_and_reaches_the_office_system(
+    chromium: Browser, gw: Gateway, tmp_path: Path
+) -> None:
+    secret = add_account(gw.policy_path, "liming", PASSWORD)
+    context = chromium.new_context(java_script_enabled=False, locale="zh-CN")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(gw.url + "/oa/")
+    assert "/__govgate/login" in page.url
+    heading = page.locator("h1")
+    assert heading.inner_text() == "工作人员登录"
+    page.screenshot(path=str(tmp_path / "login.png"), full_page=True)
+    page.fill("#username", "liming")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    assert page.url.endswith("/__govgate/mfa")
+    page.fill("#code", fresh_code(secret))
+    page.click("button[type=submit]")
+    assert page.url.endswith("/oa/")
+    assert page.locator("#user").inner_text() == "liming"
+    assert errors == []
+    context.close()
+
+
+def test_pages_render_with_their_styles_under_the_strict_csp(chromium: Browser, gw: Gateway, tmp_path: Path) -> None:
+    context = chromium.new_context(locale="zh-CN")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    for path in ("/__govgate/login", "/no/such/page"):
+        page.goto(gw.url + path)
+        color = page.eval_on_selector("header", "e => getComputedStyle(e).backgroundColor")
+        assert color == "rgb(181, 18, 27)"
+        zh = page.locator("section[lang=zh-CN]").bounding_box()
+        en = page.locator("section[lang=en]").bounding_box()
+        assert zh is not None
+        assert en is not None
+        assert zh["y"] < en["y"]  # Chinese first, English below
+        page.screenshot(path=str(tmp_path / (path.strip("/").replace("/", "_") + ".png")), full_page=True)
+    assert [e for e in errors if "Content Security Policy" in e] == []
+    context.close()
