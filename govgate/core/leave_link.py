@@ -1,0 +1,66 @@
+"""Signed leave-page URLs (Art. 15): ``{prefix}/leave?url=<percent-encoded>&sig=<base64url HMAC>``.
+
+Owns making and checking the ``sig``: an HMAC-SHA256 over the UTF-8 bytes of the destination URL
+(its WHATWG serialisation) under the gateway key derived for ``Purpose.LEAVE_LINK``. Only URLs the
+gateway itself rewrote carry a valid ``sig``, so the leave page is never an open redirect.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from urllib.parse import parse_qs, quote
+
+from govgate.core.keys import GatewayKeys, Purpose
+
+MAX_URL_LENGTH = 8192  # longer destinations are refused rather than signed or shown
+
+
+def sign_leave(url: str, keys: GatewayKeys) -> str:
+    """The base64url (unpadded) HMAC of ``url``."""
+    tag = keys.mac(Purpose.LEAVE_LINK, url.encode("utf-8", "surrogatepass"))
+    return base64.urlsafe_b64encode(tag).rstrip(b"=").decode("ascii")
+
+
+def leave_url(prefix: str, url: str, keys: GatewayKeys) -> str:
+    """The path (under the gate's ``prefix``) of the warning page for ``url``."""
+    return f"{prefix}/leave?url={quote(url, safe='')}&sig={sign_leave(url, keys)}"
+
+
+def verify_leave(url: str, sig: str, keys: GatewayKeys) -> bool:
+    """Constant-time check that ``sig`` was made by ``sign_leave`` for exactly ``url``."""
+    if not url or not sig or len(url) > MAX_URL_LENGTH or len(sig) > 128 or not sig.isascii():
+        return False
+    try:
+        tag = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    try:
+        message = url.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return keys.verify_mac(Purpose.LEAVE_LINK, message, tag)
+
+
+def leave_params(query: Mapping[str, str] | str) -> tuple[str, str] | None:
+    """``(url, sig)`` from a query string or mapping; None unless each appears exactly once."""
+    if isinstance(query, str):
+        parsed = parse_qs(query.lstrip("?"), keep_blank_values=True, encoding="utf-8", errors="strict") \
+            if _decodable(query) else {}
+        urls, sigs = parsed.get("url", []), parsed.get("sig", [])
+        if len(urls) != 1 or len(sigs) != 1:
+            return None
+        return urls[0], sigs[0]
+    url, sig = query.get("url"), query.get("sig")
+    if url is None or sig is None:
+        return None
+    return url, sig
+
+
+def _decodable(query: str) -> bool:
+    try:
+        parse_qs(query.lstrip("?"), keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -1,0 +1,658 @@
+"""Rewrite links to non-government sites in an HTML document, byte for byte (Art. 15).
+
+Owns the scanner: it finds, in the raw bytes, every ``a``/``area`` ``href``, ``form`` ``action``,
+``button``/``input`` ``formaction`` and ``<meta http-equiv=refresh>`` URL that an HTML parser
+would see, resolves each as a browser does (character references, the document's first
+``<base href>``, WHATWG URL parsing by ``ada_url``, the document's encoding for queries), and
+replaces the attribute value of each external one with the signed leave URL. Nothing else changes.
+
+Why a hand-written scanner: a DOM library re-serialises the page (not byte-exact) and is slow.
+The HTML tokenizer's structure is small enough to follow with compiled regular expressions over
+bytes: tags (quoted, single-quoted, unquoted attributes; a tag only ends at a ``>`` outside a
+quoted value), comments (with ``<!-->`` and ``--!>``), bogus comments (``<!``, ``<?``, ``</x``),
+raw text (``script`` with its escape states, ``style``, ``xmp``, ``iframe``, ``noembed``,
+``noframes``, ``noscript`` as Chromium parses it with scripting on), RCDATA (``textarea``,
+``title``), ``plaintext``, foreign content (``svg``/``math``, where those are ordinary elements and
+``<![CDATA[`` is a real section) and ``template`` (parsed, but its contents are left alone).
+``noscript`` content is additionally scanned as markup, so a browser with scripting off is
+protected too; with scripting on it is text and the change is invisible.
+
+In every encoding a browser treats as ASCII-compatible for markup (UTF-8, GBK, GB18030, Big5,
+Shift_JIS, EUC-*, single-byte), the bytes ``< > " ' = /`` and whitespace are never part of a
+multi-byte character, so scanning bytes is exact. UTF-16 is transcoded to UTF-8 for scanning and
+the offsets mapped back; ISO-2022-JP (stateful) is decoded and re-encoded as a whole.
+"""
+
+from __future__ import annotations
+
+import html.entities
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import ada_url
+
+from govgate.core.charset import Encoding, sniff_encoding
+from govgate.core.outbound import HostClassifier
+
+# ---------------------------------------------------------------- tokenizer patterns (bytes)
+
+_WSC = rb"\t\n\f\r "
+_NAME = rb"[^\t\n\f\r />][^\t\n\f\r />=]*+"
+_VAL = rb"(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >]*+)"
+_ATTR = rb"(?>" + _NAME + rb"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+" + _VAL + rb")?+)"
+# attributes then ">"; group "tail" holds the separator before ">" (ends with "/" ⇔ self-closing)
+_ATTRS_END = rb"(?:[\t\n\f\r /]*+" + _ATTR + rb")*+(?P<tail>[\t\n\f\r /]*+)>"
+_TAGNAME = rb"[A-Za-z][^\t\n\f\r />]*+"
+
+_SPECIAL_NAMES = (
+    rb"a|area|form|button|input|meta|base|script|style|textarea|title|xmp|iframe|noembed|noframes|noscript"
+    rb"|plaintext|template|svg|math"
+)
+# Jump over text and every tag that cannot matter, inside the regex engine.
+_ANY_END = _ATTRS_END.replace(b"?P<tail>", b"?:")
+_SKIP = re.compile(
+    rb"(?:[^<]++"
+    rb"|<(?![A-Za-z!/?])"
+    rb"|<(?!(?i:" + _SPECIAL_NAMES + rb")[\t\n\f\r />])[A-Za-z][^\t\n\f\r />]*+" + _ANY_END
+    + rb"|</(?!(?i:template|svg|math)[\t\n\f\r />])[A-Za-z][^\t\n\f\r />]*+" + _ANY_END
+    + rb")*+"
+)
+_TAG_OPEN = re.compile(rb"<(/?)(" + _TAGNAME + rb")")
+_TAG_REST = re.compile(_ATTRS_END)
+_ATTR_ITER = re.compile(
+    rb"[\t\n\f\r /]*+(?:(?P<name>" + _NAME + rb")(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+"
+    rb"(?:\"(?P<dq>[^\"]*+)\"|'(?P<sq>[^']*+)'|(?P<uq>[^\t\n\f\r >]*+)))?+)?"
+)
+
+
+def _first_attr_pattern(attr: bytes) -> re.Pattern[bytes]:
+    """Rest of a start tag, capturing the FIRST ``attr`` (duplicates are dropped by the tokenizer)."""
+    not_it = rb"(?!(?i:" + attr + rb")[\t\n\f\r />=])"
+    return re.compile(
+        rb"(?:[\t\n\f\r /]*+" + not_it + _ATTR + rb")*+[\t\n\f\r /]*+"
+        rb"(?:(?P<name>(?i:" + attr + rb"))(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+"
+        rb"(?:\"(?P<dq>[^\"]*+)\"|'(?P<sq>[^']*+)'|(?P<uq>[^\t\n\f\r >]*+)))?+)?+"
+        + _ATTRS_END
+    )
+
+
+_FIRST_HREF = _first_attr_pattern(b"href")
+_FIRST_ACTION = _first_attr_pattern(b"action")
+_FIRST_FORMACTION = _first_attr_pattern(b"formaction")
+_TARGET_PATTERNS: dict[bytes, tuple[re.Pattern[bytes], str]] = {
+    b"a": (_FIRST_HREF, "href"),
+    b"area": (_FIRST_HREF, "href"),
+    b"base": (_FIRST_HREF, "href"),
+    b"form": (_FIRST_ACTION, "action"),
+    b"button": (_FIRST_FORMACTION, "formaction"),
+    b"input": (_FIRST_FORMACTION, "formaction"),
+}
+
+_COMMENT_END = re.compile(rb"--!?>")
+_SCRIPT_DATA = re.compile(rb"</(?i:script)[\t\n\f\r />]|<!--")
+_SCRIPT_ESCAPED = re.compile(rb"-->|</(?i:script)[\t\n\f\r />]|<(?i:script)[\t\n\f\r />]")
+_SCRIPT_DOUBLE = re.compile(rb"-->|</(?i:script)[\t\n\f\r />]")
+_RAW_END = {
+    name: re.compile(rb"</(?i:" + name + rb")[\t\n\f\r />]")
+    for name in (b"style", b"xmp", b"iframe", b"noembed", b"noframes", b"noscript", b"textarea", b"title")
+}
+_BREAKOUT = frozenset(
+    b"b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr i img li listing "
+    b"menu meta nobr ol p pre ruby s small span strong strike sub sup table tt u ul var".split()
+)
+_INTEGRATION = frozenset(b"foreignobject desc title mi mo mn ms mtext annotation-xml".split())
+
+
+class LinkKind(StrEnum):
+    HREF = "href"
+    ACTION = "action"
+    FORMACTION = "formaction"
+    REFRESH = "refresh"
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    kind: LinkKind
+    start: int  # value span in the scanned buffer
+    end: int
+    quote: bytes  # b'"', b"'" or b"" (unquoted)
+    in_template: bool
+
+
+@dataclass(slots=True)
+class _ScanState:
+    targets: list[_Target] = field(default_factory=list)
+    base: bytes | None = None  # raw value of the first <base href>
+    base_seen: bool = False
+
+
+def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: bool = False) -> None:
+    """Walk buf[start:stop] as the HTML tokenizer would, recording target attribute values."""
+    pos = start
+    template = 0
+    foreign = 0
+    islands: list[tuple[bytes, int]] = []  # integration points: (end tag name, foreign depth to restore)
+    skip = _SKIP.match
+    while pos < stop:
+        if foreign == 0 and not islands:
+            pos = skip(buf, pos, stop).end()  # type: ignore[union-attr]  # always matches (may be empty)
+            if pos >= stop:
+                return
+        else:
+            lt = buf.find(b"<", pos, stop)
+            if lt < 0:
+                return
+            pos = lt
+        nxt = buf[pos + 1:pos + 2]
+        if nxt == b"!":
+            if buf.startswith(b"<!--", pos):
+                if buf.startswith(b">", pos + 4):
+                    pos += 5
+                elif buf.startswith(b"->", pos + 4):
+                    pos += 6
+                else:
+                    m = _COMMENT_END.search(buf, pos + 4, stop)
+                    if m is None:
+                        return
+                    pos = m.end()
+                continue
+            if foreign and not islands and buf.startswith(b"<![CDATA[", pos):
+                end = buf.find(b"]]>", pos + 9, stop)
+                if end < 0:
+                    return
+                pos = end + 3
+                continue
+            end = buf.find(b">", pos + 2, stop)
+            if end < 0:
+                return
+            pos = end + 1
+            continue
+        if nxt == b"?":
+            end = buf.find(b">", pos + 2, stop)
+            if end < 0:
+                return
+            pos = end + 1
+            continue
+        m = _TAG_OPEN.match(buf, pos, stop)
+        if m is None:
+            if nxt == b"/":
+                if buf.startswith(b">", pos + 2):
+                    pos += 3
+                    continue
+                end = buf.find(b">", pos + 2, stop)
+                if end < 0:
+                    return
+                pos = end + 1
+                continue
+            pos += 1
+            continue
+        is_end = bool(m.group(1))
+        name = m.group(2).lower()
+        after_name = m.end()
+        if is_end:
+            r = _TAG_REST.match(buf, after_name, stop)
+            if r is None:
+                return
+            pos = r.end()
+            if islands and name == islands[-1][0]:
+                foreign = islands.pop()[1]
+            elif foreign and name in (b"svg", b"math"):
+                foreign -= 1
+            elif name == b"template" and template and not foreign:
+                template -= 1
+            continue
+        if foreign:
+            if name in _BREAKOUT:
+                foreign = 0  # the tag is handled below as an HTML tag
+            elif name in _INTEGRATION:
+                r = _TAG_REST.match(buf, after_name, stop)
+                if r is None:
+                    return
+                pos = r.end()
+                if not r.group("tail").endswith(b"/"):
+                    islands.append((name, foreign))
+                    foreign = 0
+                continue
+        pattern_attr = _TARGET_PATTERNS.get(name)
+        if pattern_attr is not None:
+            pattern, attr = pattern_attr
+            r = pattern.match(buf, after_name, stop)
+            if r is None:
+                return
+            pos = r.end()
+            vgroup = "dq" if r.start("dq") >= 0 else "sq" if r.start("sq") >= 0 else "uq" if r.start("uq") >= 0 else ""
+            if name == b"base":
+                if r.start("name") >= 0 and not state.base_seen and not template and not foreign and not nested:
+                    state.base_seen = True
+                    state.base = buf[r.start(vgroup):r.end(vgroup)] if vgroup else b""
+                continue
+            if vgroup:
+                quote = b'"' if vgroup == "dq" else b"'" if vgroup == "sq" else b""
+                state.targets.append(_Target(LinkKind(attr), r.start(vgroup), r.end(vgroup), quote, template > 0))
+            elif name == b"a":
+                _xlink_href(buf, after_name, stop, state, template > 0)
+            if foreign and name in (b"svg", b"math"):
+                pass
+            continue
+        if name == b"meta":
+            pos = _meta(buf, after_name, stop, state, template > 0)
+            if pos < 0:
+                return
+            continue
+        r = _TAG_REST.match(buf, after_name, stop)
+        if r is None:
+            return
+        pos = r.end()
+        if name in (b"svg", b"math"):
+            if not r.group("tail").endswith(b"/"):
+                foreign += 1
+            continue
+        if foreign:
+            continue
+        if name == b"template":
+            template += 1
+            continue
+        if name == b"script":
+            pos = _script_end(buf, pos, stop)
+        elif name == b"plaintext":
+            return
+        elif name in _RAW_END:
+            end_m = _RAW_END[name].search(buf, pos, stop)
+            end = stop if end_m is None else end_m.start()
+            if name == b"noscript":
+                # Scripting off, this is markup: protect those readers too (invisible with scripting on).
+                _scan(buf, pos, end, state, nested=True)
+            pos = end
+
+
+def _script_end(buf: bytes, pos: int, stop: int) -> int:
+    """Where script data ends: the ``</script`` that closes it (HTML §13.2.5.4 ff., escape states)."""
+    while True:
+        m = _SCRIPT_DATA.search(buf, pos, stop)
+        if m is None:
+            return stop
+        if m.group().startswith(b"</"):
+            return m.start()
+        pos = m.start() + 2  # escaped dash-dash state: "<!-->" closes at once
+        while True:
+            e = _SCRIPT_ESCAPED.search(buf, pos, stop)
+            if e is None:
+                return stop
+            token = e.group()
+            if token == b"-->":
+                pos = e.end()
+                break
+            if token.startswith(b"</"):
+                return e.start()
+            d = _SCRIPT_DOUBLE.search(buf, e.end(), stop)  # double-escaped: "</script>" is text
+            if d is None:
+                return stop
+            if d.group() == b"-->":
+                pos = d.end()
+                break
+            pos = d.end()
+
+
+def _attrs(buf: bytes, pos: int, stop: int) -> tuple[list[tuple[bytes, int, int, bytes]], int]:
+    """All attributes of a tag from ``pos``: (lower name, value start, value end, quote); end or -1."""
+    out: list[tuple[bytes, int, int, bytes]] = []
+    seen: set[bytes] = set()
+    while True:
+        m = _ATTR_ITER.match(buf, pos, stop)
+        assert m is not None  # the pattern can match empty
+        pos = m.end()
+        if m.start("name") < 0:
+            if pos < stop and buf[pos] == 0x3E:
+                return out, pos + 1
+            return out, -1
+        name = m.group("name").lower()
+        if name in seen:
+            continue
+        seen.add(name)
+        for g, q in (("dq", b'"'), ("sq", b"'"), ("uq", b"")):
+            if m.start(g) >= 0:
+                out.append((name, m.start(g), m.end(g), q))
+                break
+        else:
+            out.append((name, m.end(), m.end(), b"-"))  # no value: empty, and nothing to rewrite
+
+
+def _meta(buf: bytes, pos: int, stop: int, state: _ScanState, in_template: bool) -> int:
+    attrs, end = _attrs(buf, pos, stop)
+    if end < 0:
+        return -1
+    equiv = next((a for a in attrs if a[0] == b"http-equiv"), None)
+    content = next((a for a in attrs if a[0] == b"content"), None)
+    if equiv is None or content is None or content[3] == b"-":
+        return end
+    value = _unescape_attr(buf[equiv[1]:equiv[2]].decode("latin-1"))
+    if value.strip("\t\n\f\r ").lower() != "refresh":
+        return end
+    state.targets.append(_Target(LinkKind.REFRESH, content[1], content[2], content[3], in_template))
+    return end
+
+
+def _xlink_href(buf: bytes, pos: int, stop: int, state: _ScanState, in_template: bool) -> None:
+    attrs, _ = _attrs(buf, pos, stop)
+    for name, start, end, quote in attrs:
+        if name == b"xlink:href" and quote != b"-":
+            state.targets.append(_Target(LinkKind.HREF, start, end, quote, in_template))
+            return
+
+
+# ---------------------------------------------------------------- attribute values
+
+_CHARREF = re.compile(r"&(?:#[xX]([0-9A-Fa-f]+);?|#([0-9]+);?|([A-Za-z][A-Za-z0-9]*;?))")
+_HTML5 = html.entities.html5
+_C1 = {n: bytes([n]).decode("cp1252") for n in range(0x80, 0xA0) if n not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
+
+
+def _numeric(num: int) -> str:
+    if num == 0 or num > 0x10FFFF or 0xD800 <= num <= 0xDFFF:
+        return "\ufffd"
+    return _C1.get(num) or chr(num)
+
+
+def _unescape_attr(value: str) -> str:
+    """Character references as the tokenizer decodes them in an attribute value (legacy-name rule)."""
+    if "&" not in value:
+        return value.replace("\x00", "\ufffd")
+
+    def repl(m: re.Match[str]) -> str:
+        if m.group(1) is not None:
+            return _numeric(int(m.group(1), 16)) if len(m.group(1)) <= 8 else "\ufffd"
+        if m.group(2) is not None:
+            return _numeric(int(m.group(2))) if len(m.group(2)) <= 8 else "\ufffd"
+        run = m.group(3)
+        for k in range(min(len(run), 32), 1, -1):
+            name = run[:k]
+            if name in _HTML5:
+                if not name.endswith(";"):
+                    nxt = run[k] if k < len(run) else value[m.end()] if m.end() < len(value) else ""
+                    if nxt == "=" or (nxt.isascii() and nxt.isalnum()):
+                        return m.group()  # attribute-value rule: left as written
+                return _HTML5[name] + run[k:]
+        return m.group()
+
+    return _CHARREF.sub(repl, value).replace("\x00", "\ufffd")
+
+
+def _percent_encode_query(url: str, codec: str) -> str:
+    """Encode a non-ASCII query the way the document's encoding would (WHATWG URL, "encoding")."""
+    q = url.find("?")
+    h = url.find("#")
+    if q < 0 or (0 <= h < q):
+        return url
+    end = h if h > q else len(url)
+    query = url[q + 1:end]
+    if query.isascii():
+        return url
+    out: list[str] = []
+    for ch in query:
+        if ch.isascii():
+            out.append(ch)
+            continue
+        try:
+            data = ch.encode(codec)
+        except UnicodeEncodeError:
+            out.append(f"%26%23{ord(ch)}%3B")
+            continue
+        out.append("".join(f"%{b:02X}" for b in data))
+    return url[: q + 1] + "".join(out) + url[end:]
+
+
+_WS = "\t\n\f\r "
+
+
+def refresh_url(content: str) -> tuple[str, str] | None:
+    """HTML "shared declarative refresh steps": (time text, URL text) or None when there is no URL."""
+    pos, n = 0, len(content)
+    while pos < n and content[pos] in _WS:
+        pos += 1
+    t0 = pos
+    while pos < n and content[pos].isascii() and content[pos].isdigit():
+        pos += 1
+    if pos == t0 and not content.startswith(".", pos):
+        return None
+    while pos < n and (content[pos] == "." or (content[pos].isascii() and content[pos].isdigit())):
+        pos += 1
+    time_text = content[t0:pos]
+    if pos < n:
+        if content[pos] not in _WS + ";,":
+            return None
+        while pos < n and content[pos] in _WS:
+            pos += 1
+        if pos < n and content[pos] in ";,":
+            pos += 1
+        while pos < n and content[pos] in _WS:
+            pos += 1
+    if pos >= n:
+        return None
+    url_start = pos
+
+    def skip_quotes(p: int) -> str:
+        quote = ""
+        if p < n and content[p] in "'\"":
+            quote = content[p]
+            p += 1
+        rest = content[p:]
+        if quote and quote in rest:
+            rest = rest[: rest.index(quote)]
+        return rest
+
+    if content[pos] in "Uu":
+        pos += 1
+        if pos < n and content[pos] in "Rr":
+            pos += 1
+            if pos < n and content[pos] in "Ll":
+                pos += 1
+                while pos < n and content[pos] in _WS:
+                    pos += 1
+                if pos < n and content[pos] == "=":
+                    pos += 1
+                    while pos < n and content[pos] in _WS:
+                        pos += 1
+                    return time_text, skip_quotes(pos)
+        return time_text, content[url_start:]
+    return time_text, skip_quotes(pos)
+
+
+# ---------------------------------------------------------------- rewriting
+
+@dataclass(frozen=True, slots=True)
+class ResolvedLink:
+    kind: LinkKind
+    value: str  # the attribute value as the DOM holds it
+    href: str | None  # WHATWG serialisation, None when it does not parse
+    host: str  # "" when none
+    external: bool
+    rewritten: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RewriteResult:
+    body: bytes
+    rewritten: int  # attribute values replaced
+    encoding: str  # WHATWG name of the encoding used
+    links: int = 0  # navigation attributes examined
+    exact: bool = True  # False only when a stateful encoding forced a whole re-encode
+    base_url: str | None = None
+    found: tuple[ResolvedLink, ...] = ()  # filled when ``collect=True``
+
+
+# Values that cannot leave the base's host: no scheme, not scheme-relative, no backslash, no
+# character reference, no tab/newline (which the URL parser removes, possibly joining "/" "/").
+_SAME_HOST = re.compile(rb"[\x00-\x20]*+(?![/\\]{2})[^:/?#\\\t\n\r&]*+(?:[/?#][^\\\t\n\r&]*+)?\Z")
+_NON_NAVIGATING = ("javascript:", "mailto:", "tel:", "data:", "blob:", "about:")
+
+
+class _Resolver:
+    __slots__ = ("base", "cache", "classifier", "codec", "document_url", "fast", "make_leave_url", "url_codec")
+
+    def __init__(self, base: str | None, classifier: HostClassifier, make_leave_url: Callable[[str], str],
+                 codec: str, url_codec: str, document_url: str = "") -> None:
+        self.base = base
+        self.document_url = document_url
+        self.classifier = classifier
+        self.make_leave_url = make_leave_url
+        self.codec = codec
+        self.url_codec = url_codec
+        self.cache: dict[tuple[LinkKind, bytes], tuple[bytes | None, ResolvedLink]] = {}
+        self.fast = False
+        if base is not None:
+            try:
+                b = ada_url.URL(base)
+            except ValueError:
+                b = None
+            self.fast = b is not None and b.protocol in ("http:", "https:") and not classifier.is_external(b.hostname)
+
+    def resolve(self, url_text: str) -> tuple[str | None, str]:
+        if self.url_codec != "utf-8":
+            url_text = _percent_encode_query(url_text, self.url_codec)
+        try:
+            u = ada_url.URL(url_text, self.base) if self.base is not None else ada_url.URL(url_text)
+        except ValueError:
+            return None, ""
+        return u.href, u.hostname
+
+    def handle(self, kind: LinkKind, raw: bytes) -> tuple[bytes | None, ResolvedLink]:
+        key = (kind, raw)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        result = self._handle(kind, raw)
+        self.cache[key] = result
+        return result
+
+    def _handle(self, kind: LinkKind, raw: bytes) -> tuple[bytes | None, ResolvedLink]:
+        if kind is not LinkKind.REFRESH and self.fast and _SAME_HOST.match(raw):
+            return None, ResolvedLink(kind, "", None, "", False, False)
+        value = _unescape_attr(raw.decode(self.codec, "replace"))
+        if kind is LinkKind.REFRESH:
+            parsed = refresh_url(value)
+            if parsed is None:
+                return None, ResolvedLink(kind, value, None, "", False, False)
+            time_text, url_text = parsed
+        else:
+            time_text, url_text = "", value
+        if kind in (LinkKind.ACTION, LinkKind.FORMACTION) and value == "":
+            # HTML form submission: an empty action means the document's own URL (not the base URL).
+            url_text = self.document_url
+        href, host = self.resolve(url_text)
+        if href is None or not host or href.startswith(_NON_NAVIGATING):
+            return None, ResolvedLink(kind, value, href, host, False, False)
+        # Art. 15 (第十五条): a link that leaves for a non-government site goes through the warning page.
+        if not self.classifier.is_external(host):
+            return None, ResolvedLink(kind, value, href, host, False, False)
+        new = self.make_leave_url(href)
+        if kind is LinkKind.REFRESH:
+            new = f"{time_text or '0'};url={new}"
+        # "&" written as "&amp;" so that the browser reads back exactly ``new``, whatever the quoting.
+        return new.replace("&", "&amp;").encode("ascii"), ResolvedLink(kind, value, href, host, True, True)
+
+
+def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, classifier: HostClassifier,
+                 make_leave_url: Callable[[str], str], collect: bool = False,
+                 encoding: Encoding | None = None) -> RewriteResult:
+    """Rewrite every external navigation URL in ``body``; all other bytes stay as they were.
+
+    ``document_url`` is the URL the browser loaded the page from; its host counts as internal.
+    ``make_leave_url(href)`` returns the (ASCII) warning-page URL for an absolute destination.
+    With ``collect`` the result lists every navigation attribute examined (for tests and diagnostics).
+    """
+    enc = encoding or sniff_encoding(body, content_type)
+    if enc.name == "replacement":
+        return RewriteResult(body, 0, enc.name)  # the browser shows one U+FFFD: nothing to follow
+    try:
+        doc_host = ada_url.URL(document_url).hostname
+    except ValueError:
+        doc_host = ""
+    if doc_host:
+        classifier = classifier.with_internal(doc_host)
+    if enc.byte_scannable:
+        plan = _plan(body, enc.bom_length, enc, enc.codec, document_url, classifier, make_leave_url, collect)
+        out = _apply(body, plan.replacements) if plan.replacements else body
+        return RewriteResult(out, len(plan.replacements), enc.name, plan.links, True, plan.base, plan.found)
+    errors = "surrogatepass" if enc.name.startswith("UTF-16") else "replace"
+    text = body[enc.bom_length:].decode(enc.codec, errors)
+    utf8 = text.encode("utf-8", "surrogatepass")
+    plan = _plan(utf8, 0, enc, "utf-8", document_url, classifier, make_leave_url, collect)
+    if not plan.replacements:
+        return RewriteResult(body, 0, enc.name, plan.links, True, plan.base, plan.found)
+    if enc.name.startswith("UTF-16"):
+        out = _apply_utf16(utf8, body, enc, plan.replacements)
+        return RewriteResult(out, len(plan.replacements), enc.name, plan.links, True, plan.base, plan.found)
+    # ISO-2022-JP is stateful: re-encode the whole document (same text, possibly different escapes).
+    reencoded = _apply(utf8, plan.replacements).decode("utf-8", "surrogatepass").encode(enc.codec, "xmlcharrefreplace")
+    return RewriteResult(body[: enc.bom_length] + reencoded, len(plan.replacements), enc.name, plan.links, False,
+                         plan.base, plan.found)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    replacements: list[tuple[int, int, bytes]]
+    links: int
+    base: str | None
+    found: tuple[ResolvedLink, ...]
+
+
+def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, classifier: HostClassifier,
+          make_leave_url: Callable[[str], str], collect: bool) -> _Plan:
+    state = _ScanState()
+    _scan(buf, start, len(buf), state)
+    base: str | None = document_url
+    try:
+        ada_url.URL(document_url)
+    except ValueError:
+        base = None
+    if state.base is not None:
+        # The frozen base URL: <base href> resolved against the document's URL; on failure, the document URL.
+        probe = _Resolver(base, classifier, make_leave_url, codec, enc.url_codec)
+        href, _ = probe.resolve(_unescape_attr(state.base.decode(codec, "replace")))
+        if href is not None:
+            base = href
+    resolver = _Resolver(base, classifier, make_leave_url, codec, enc.url_codec, document_url)
+    found: list[ResolvedLink] = []
+    replacements: list[tuple[int, int, bytes]] = []
+    for t in state.targets:
+        if t.in_template:
+            continue  # template contents are inert until a script clones them: left as they are
+        new, info = resolver.handle(t.kind, buf[t.start:t.end])
+        if collect:
+            found.append(info)
+        if new is not None:
+            replacements.append((t.start, t.end, new))
+    return _Plan(replacements, len(state.targets), base, tuple(found))
+
+
+def _apply(buf: bytes, replacements: list[tuple[int, int, bytes]]) -> bytes:
+    pieces: list[bytes] = []
+    last = 0
+    for start, end, new in replacements:
+        pieces.append(buf[last:start])
+        pieces.append(new)
+        last = end
+    pieces.append(buf[last:])
+    return b"".join(pieces)
+
+
+def _apply_utf16(utf8: bytes, original: bytes, enc: Encoding, replacements: list[tuple[int, int, bytes]]) -> bytes:
+    """Apply replacements found in the UTF-8 transcoding to the original UTF-16 bytes."""
+    codec = "utf-16-le" if enc.name == "UTF-16LE" else "utf-16-be"
+
+    def width(a: int, b: int) -> int:
+        return len(utf8[a:b].decode("utf-8", "surrogatepass").encode(codec, "surrogatepass"))
+
+    pieces: list[bytes] = []
+    src = enc.bom_length
+    last = 0
+    for start, end, new in replacements:
+        keep = width(last, start)
+        pieces.append(original[src:src + keep])
+        src += keep + width(start, end)
+        pieces.append(new.decode("ascii").encode(codec))
+        last = end
+    pieces.append(original[src:])
+    return original[: enc.bom_length] + b"".join(pieces)

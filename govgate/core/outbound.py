@@ -1,0 +1,106 @@
+"""Which hosts are "outside" (Art. 15): the classification behind outbound-link warnings.
+
+Owns one question: given the host a browser would navigate to, is it a non-government site whose
+links must go through the warning page? Contract §6: a host is internal when it is one of
+``gateway.public_hosts`` (without port, case-insensitively, ignoring a trailing dot), under one of
+``outbound.government_suffixes`` as whole labels (``evilgov.cn`` is not under ``gov.cn``), or in
+``outbound.allow_hosts`` (``*.`` matches any deeper name, not the bare suffix). Everything else,
+IP literals included, is external. Policy values arrive normalised (lower-case ASCII/IDNA, no
+trailing dot); hosts from a WHATWG URL parser are already lower-case ASCII too, but callers may
+pass raw names, so we normalise again (IDNA via ``ada_url``).
+"""
+
+from __future__ import annotations
+
+import ada_url
+
+from govgate.core.policy.model import Outbound, Policy
+
+_CACHE_LIMIT = 8192
+
+
+def normalise_host(host: str) -> str:
+    """Lower-case ASCII (IDNA) form of ``host``, port and one trailing dot removed.
+
+    Returns "" for a host that cannot be a DNS name or IP literal (such a host is treated as external).
+    """
+    host = host.strip()
+    if host.startswith("["):  # IPv6 literal, possibly with a port
+        end = host.find("]")
+        return host[: end + 1].lower() if end > 0 else ""
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if host.endswith("."):
+        host = host[:-1]
+    if not host.isascii():
+        try:
+            converted: str | bytes = ada_url.idna_to_ascii(host)
+        except (ValueError, UnicodeError):
+            return ""
+        host = converted.decode("ascii", "replace") if isinstance(converted, bytes) else converted
+    return host.lower()
+
+
+class HostClassifier:
+    """Compiled from the policy once; ``is_external`` is a few set look-ups, cached per host."""
+
+    __slots__ = ("_cache", "_exact", "_suffixes", "_wild")
+
+    def __init__(self, outbound: Outbound, public_hosts: tuple[str, ...], extra_internal: tuple[str, ...] = ()):
+        exact = {normalise_host(h) for h in (*public_hosts, *extra_internal)}
+        wild: list[str] = []
+        for entry in outbound.allow_hosts:
+            if entry.startswith("*."):
+                wild.append("." + normalise_host(entry[2:]))
+            else:
+                exact.add(normalise_host(entry))
+        exact.discard("")
+        self._exact = frozenset(exact)
+        self._suffixes = tuple(normalise_host(s) for s in outbound.government_suffixes if normalise_host(s))
+        self._wild = tuple(w for w in wild if w != ".")
+        self._cache: dict[str, bool] = {}
+
+    @classmethod
+    def from_policy(cls, policy: Policy) -> HostClassifier:
+        return cls(policy.outbound, policy.gateway.public_hosts)
+
+    def with_internal(self, *hosts: str) -> HostClassifier:
+        """A classifier that also treats ``hosts`` (e.g. the host a page was served from) as internal."""
+        extra = tuple(h for h in (normalise_host(h) for h in hosts) if h and h not in self._exact)
+        if not extra:
+            return self
+        clone = HostClassifier.__new__(HostClassifier)
+        clone._exact = self._exact | frozenset(extra)
+        clone._suffixes = self._suffixes
+        clone._wild = self._wild
+        clone._cache = {}
+        return clone
+
+    def is_external(self, host: str) -> bool:
+        cached = self._cache.get(host)
+        if cached is not None:
+            return cached
+        result = self._classify(normalise_host(host))
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[host] = result
+        return result
+
+    def _classify(self, host: str) -> bool:
+        # Art. 15 (第十五条): a link leaving for a non-government site is clearly warned. Fail closed:
+        # an empty or malformed host counts as external.
+        if not host:
+            return True
+        if host in self._exact:
+            return False
+        if host.startswith("["):
+            return True  # IPv6 literals are only internal when listed exactly
+        for suffix in self._suffixes:
+            if host == suffix or host.endswith("." + suffix):
+                return False
+        return all(not host.endswith(w) for w in self._wild)
+
+
+def classify_host(host: str, outbound: Outbound, public_hosts: tuple[str, ...]) -> bool:
+    """True when ``host`` is external (one-off form; compile a ``HostClassifier`` for repeated use)."""
+    return HostClassifier(outbound, public_hosts).is_external(host)

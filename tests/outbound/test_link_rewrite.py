@@ -1,0 +1,239 @@
+"""The scanner/rewriter: what is rewritten, what is left byte for byte, how URLs resolve."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+from govgate.core.keys import GatewayKeys
+from govgate.core.leave_link import leave_url, verify_leave
+from govgate.core.link_rewrite import LinkKind, RewriteResult, refresh_url, rewrite_html
+from govgate.core.outbound import HostClassifier
+
+from .conftest import DOC_URL, PREFIX
+
+ORIGIN = "https://portal.example.gov.cn"
+
+
+@pytest.fixture
+def rw(classifier: HostClassifier, keys: GatewayKeys):  # type: ignore[no-untyped-def]
+    def run(body: bytes, content_type: str | None = "text/html", url: str = DOC_URL) -> RewriteResult:
+        return rewrite_html(body, content_type=content_type, document_url=url, classifier=classifier,
+                            make_leave_url=lambda u: ORIGIN + leave_url(PREFIX, u, keys), collect=True)
+    return run
+
+
+def leave(u: str, keys: GatewayKeys) -> bytes:
+    return (ORIGIN + leave_url(PREFIX, u, keys)).replace("&", "&amp;").encode()
+
+
+def test_external_link_is_replaced_by_a_signed_leave_url(rw, keys: GatewayKeys) -> None:  # type: ignore[no-untyped-def]
+    r = rw(b'<p><a class=x href="http://evil.example/path?a=1&amp;b=2">go</a></p>')
+    assert r.body == b'<p><a class=x href="' + leave("http://evil.example/path?a=1&b=2", keys) + b'">go</a></p>'
+    assert r.rewritten == 1
+    assert verify_leave("http://evil.example/path?a=1&b=2", leave_url(PREFIX, "http://evil.example/path?a=1&b=2",
+                                                                          keys).rsplit("sig=", 1)[1], keys)
+
+
+@pytest.mark.parametrize("body", [
+    b'<a href="/oa/">', b"<a href='news/1.html'>", b"<a href=?q=1>", b"<a href=#top>", b'<a href="">',
+    b'<a href="https://www.gov.cn/">', b'<a href="HTTP://WWW.GOV.CN./x">', b'<a href="http://sub.example-partner.cn">',
+    b'<a href="mailto:a@evil.example">', b'<a href="tel:+861234">', b'<a href="javascript:location=\'http://e.com\'">',
+    b'<a href="data:text/html,<a href=http://e.com>">', b'<a href="http://exa mple.com/">',
+    b'<a href="//portal.example.gov.cn:8443/x">', b'<a>no href</a>', b'<form method=post>',
+    b'<a href="http://[::1">', b'<meta http-equiv=refresh content="5">',
+])
+def test_internal_and_non_navigating_links_are_untouched(rw, body: bytes) -> None:  # type: ignore[no-untyped-def]
+    r = rw(body)
+    assert r.body == body
+    assert r.rewritten == 0
+
+
+@pytest.mark.parametrize(("body", "expected_href"), [
+    (b'<a href="&#104;ttp://evil.example/">', "http://evil.example/"),
+    (b'<a href="&#x68;ttps&colon;//evil.example/">', "https://evil.example/"),
+    (b"<a href=' \t\nhttp://evil.example/ \x01'>", "http://evil.example/"),
+    (b'<a href="ht\ttp://evil.\nexample/">', "http://evil.example/"),
+    (b'<a href="http:\\\\evil.example\\a">', "http://evil.example/a"),
+    (b'<a href="//evil.example">', "https://evil.example/"),
+    (b'<a href="\\\\evil.example">', "https://evil.example/"),
+    (b'<a href="/\\evil.example">', "https://evil.example/"),
+    (b'<a href="http:evil.example">', "http://evil.example/"),
+    (b'<a href="http://www.gov.cn@evil.example/">', "http://www.gov.cn@evil.example/"),
+    (b'<a href="http://evil.example\\@www.gov.cn/">', "http://evil.example/@www.gov.cn/"),
+    (b'<a href="http://0x7f.1/">', "http://127.0.0.1/"),
+    (b'<a href="http://%65vil.example/">', "http://evil.example/"),
+    (b'<a href="http://EVIL.example:80/">', "http://evil.example/"),
+    (b'<a href="http://evilgov.cn/">', "http://evilgov.cn/"),
+    (b'<a href="http://gov.cn.evil.com/">', "http://gov.cn.evil.com/"),
+    (b"<a href=http://evil.example/>x", "http://evil.example/"),
+    (b'<a/href="http://evil.example/">', "http://evil.example/"),
+    (b'<A HREF="http://evil.example/">', "http://evil.example/"),
+    (b'<a href="ftp://evil.example/">', "ftp://evil.example/"),
+    (b'<area href="http://evil.example/">', "http://evil.example/"),
+    (b'<a href="http://\xe4\xbe\x8b\xe5\xad\x90.com/">', "http://xn--fsqu00a.com/"),
+])
+def test_links_resolve_as_a_browser_does(rw, keys: GatewayKeys, body: bytes, expected_href: str) -> None:  # type: ignore[no-untyped-def]
+    r = rw(b'<meta charset="utf-8">' + body)
+    assert r.rewritten == 1, r.found
+    assert leave(expected_href, keys) in r.body
+
+
+def test_legacy_entity_without_semicolon_is_not_decoded_before_equals_or_alnum(rw, keys: GatewayKeys) -> None:  # type: ignore[no-untyped-def]
+    r = rw(b'<a href="http://evil.example/?a=1&copy=2&notit;&amp">')
+    assert r.found[0].value == "http://evil.example/?a=1&copy=2&notit;&"
+    assert r.rewritten == 1
+
+
+def test_first_of_duplicate_attributes_wins(rw, keys: GatewayKeys) -> None:  # type: ignore[no-untyped-def]
+    body = b'<a href="/local" HREF="http://evil.example/">'
+    assert rw(body).body == body
+    r = rw(b'<a href="http://evil.example/" href="/local">')
+    assert r.body == b'<a href="' + leave("http://evil.example/", keys) + b'" href="/local">'
+
+
+@pytest.mark.parametrize("body", [
+    b"<script>document.write('<a href=\"http://evil.example/\">')</script>",
+    b"<script type=text/template><a href=http://evil.example/></SCRIPT >",
+    b"<style>a[href='<a href=http://evil.example/>']{}</style>",
+    b"<!-- <a href=http://evil.example/> -->",
+    b"<!-- -- <a href=http://evil.example/> --!>",
+    b"<textarea><a href=http://evil.example/></textarea>",
+    b"<title><a href=http://evil.example/></title>",
+    b"<xmp><a href=http://evil.example/></xmp>",
+    b"<iframe><a href=http://evil.example/></iframe>",
+    b"<noembed><a href=http://evil.example/></noembed>",
+    b"<noframes><a href=http://evil.example/></noframes>",
+    b"<template><a href=http://evil.example/></template>",
+    b"<template><template></template><a href=http://evil.example/></template>",
+    b"<plaintext><a href=http://evil.example/>",
+    b"<?php <a href=http://evil.example/> ?>",
+    b"<!DOCTYPE html><!x <a href=http://evil.example/ >",
+    b'<div title="<a href=http://evil.example/>"></div>',
+    b"<div title='><a href=http://evil.example/>'></div>",
+    b"<svg><![CDATA[<a href=http://evil.example/>]]></svg>",
+    b"<script><!--<script></script><a href=http://evil.example/></script>--></script>",
+    b'<a href="http://evil.example/"',  # EOF in tag: never emitted
+])
+def test_text_that_only_looks_like_markup_is_never_rewritten(rw, body: bytes) -> None:  # type: ignore[no-untyped-def]
+    assert rw(body).body == body
+
+
+@pytest.mark.parametrize("body", [
+    b"<!--><a href=http://evil.example/>",
+    b"<!---><a href=http://evil.example/>",
+    b"<script><!--></script><a href=http://evil.example/>",
+    b"<script><!--<script>--></script><a href=http://evil.example/>",
+    b"<style></style ><a href=http://evil.example/>",
+    b"<textarea></textarea/><a href=http://evil.example/>",
+    b"<svg><style></svg><a href=http://evil.example/>",
+    b"<svg><style><p><a href=http://evil.example/>",
+    b"<math><mi><a href=http://evil.example/></mi></math>",
+    b"<svg/><title></title><a href=http://evil.example/>",
+    b"</div title='>'><a href=http://evil.example/>",
+    b"<![CDATA[ x ><a href=http://evil.example/>",
+    b"<div a=b/><a href=http://evil.example/>",
+    b'<img alt="x"src=y><a href=http://evil.example/>',
+])
+def test_markup_after_tricky_constructs_is_still_found(rw, body: bytes) -> None:  # type: ignore[no-untyped-def]
+    assert rw(body).rewritten == 1
+
+
+def test_noscript_content_is_rewritten_for_browsers_with_scripting_off(rw) -> None:  # type: ignore[no-untyped-def]
+    r = rw(b"<noscript><a href=http://evil.example/></noscript>")
+    assert r.rewritten == 1
+    r = rw(b"<noscript><!-- </noscript><a href=http://evil.example/> --></noscript>")
+    assert r.rewritten == 1  # with scripting on, the link after </noscript> is real
+
+
+def test_base_href_applies_to_links_before_and_after_it(rw, keys: GatewayKeys) -> None:  # type: ignore[no-untyped-def]
+    r = rw(b'<a href="x">1</a><base href="http://evil.example/dir/"><a href="../y">2</a><base href="/ignored/">')
+    assert leave("http://evil.example/dir/x", keys) in r.body
+    assert leave("http://evil.example/y", keys) in r.body
+    assert r.base_url == "http://evil.example/dir/"
+
+
+def test_base_inside_template_or_comment_is_ignored(rw) -> None:  # type: ignore[no-untyped-def]
+    body = b'<template><base href="http://evil.example/"></template><!-- <base href="http://e.com/"> --><a href=x>'
+    assert rw(body).body == body
+
+
+def test_empty_form_action_submits_to_the_document_not_the_base(rw, keys: GatewayKeys) -> None:  # type: ignore[no-untyped-def]
+    body = b'<base href="https://www.gov.cn/"><form action=""><button formaction="">'
+    assert rw(body).body == body
+
+
+def test_form_action_and_formaction_are_rewritten(rw, keys: GatewayKeys) -> None:  # type: ignore[no-untyped-def]
+    r = rw(b'<form action="http://evil.example/f"><input type=submit formaction=\'//evil.example/g\'>'
+           b'<button formaction=http://evil.example/h>')
+    assert r.rewritten == 3
+    assert [f.kind for f in r.found] == [LinkKind.ACTION, LinkKind.FORMACTION, LinkKind.FORMACTION]
+    assert b"formaction='" + leave("https://evil.example/g", keys) + b"'" in r.body
+
+
+def test_unquoted_value_is_written_unquoted_with_amp_escaped(rw, keys: GatewayKeys) -> None:  # type: ignore[no-untyped-def]
+    r = rw(b"<a href=http://evil.example/ class=x>")
+    assert r.body == b"<a href=" + leave("http://evil.example/", keys) + b" class=x>"
+    assert b"&amp;sig=" in r.body
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("5; url=http://e.com/", ("5", "http://e.com/")),
+    ("0;URL='http://e.com/'x", ("0", "http://e.com/")),
+    ("1, http://e.com/", ("1", "http://e.com/")),
+    ("1 u=http://e.com/", ("1", "u=http://e.com/")),
+    ("1;url = \"x\"", ("1", "x")),
+    ("5", None), ("x;url=y", None), ("5x;url=y", None), (".5;url=y", (".5", "y")),
+])
+def test_meta_refresh_content_is_parsed_as_the_standard_says(content: str,
+                                                              expected: tuple[str, str] | None) -> None:
+    assert refresh_url(content) == expected
+
+
+def test_meta_refresh_to_an_external_site_is_rewritten(rw, keys: GatewayKeys) -> None:  # type: ignore[no-untyped-def]
+    r = rw(b'<meta http-equiv="Refresh" content="3; url=http://evil.example/">')
+    assert r.body == b'<meta http-equiv="Refresh" content="3;url=' + leave("http://evil.example/", keys) + b'">'
+    body = b'<meta name=refresh content="3; url=http://evil.example/">'
+    assert rw(body).body == body
+
+
+@pytest.mark.parametrize("label", ["gb2312", "GBK", "x-gbk", "gb18030"])
+def test_gbk_page_query_is_percent_encoded_in_gbk(rw, keys: GatewayKeys, label: str) -> None:  # type: ignore[no-untyped-def]
+    body = f'<meta charset="{label}"><p>政务</p><a href="http://evil.example/s?q=中文">搜索</a>'.encode("gbk")
+    r = rw(body, content_type="text/html")
+    assert r.found[0].href == "http://evil.example/s?q=%D6%D0%CE%C4"
+    assert r.body == body.replace("http://evil.example/s?q=中文".encode("gbk"),
+                                  leave("http://evil.example/s?q=%D6%D0%CE%C4", keys))
+
+
+def test_http_charset_beats_meta_and_bom_beats_both(rw) -> None:  # type: ignore[no-untyped-def]
+    body = '<meta charset="utf-8"><a href="http://例子.政务/">'.encode("gbk")
+    assert rw(body, content_type="text/html; charset=GBK").encoding == "GBK"
+    assert rw(b"\xef\xbb\xbf" + body, content_type="text/html; charset=GBK").encoding == "UTF-8"
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_pages_are_rewritten_in_place(rw, keys: GatewayKeys, codec: str) -> None:  # type: ignore[no-untyped-def]
+    bom = "\ufeff".encode(codec)
+    text = '<p>中文 𝄞</p><a href="http://例子.政务/">ok</a><a href="http://evil.example/?q=中">x</a>'
+    r = rw(bom + text.encode(codec), content_type="text/html")
+    href = "http://evil.example/?q=%E4%B8%AD"  # UTF-16 documents use UTF-8 for URLs
+    expected = bom + text.replace("http://evil.example/?q=中", leave(href, keys).decode()).encode(codec)
+    assert r.body == expected
+
+
+def test_big5_and_shift_jis_pages_are_scanned_as_bytes(rw, keys: GatewayKeys) -> None:  # type: ignore[no-untyped-def]
+    for label, codec in (("big5", "big5"), ("shift_jis", "cp932")):
+        body = f'<meta charset={label}><p>表示</p><a href="http://evil.example/">ソ表</a>'.encode(codec)
+        r = rw(body)
+        assert r.rewritten == 1
+        assert r.body == body.replace(b"http://evil.example/", leave("http://evil.example/", keys))
+
+
+def test_leave_url_carries_the_percent_encoded_destination(keys: GatewayKeys) -> None:
+    url = "https://evil.example/a b?x=1&y=#f"
+    made = leave_url(PREFIX, url, keys)
+    assert made.startswith(f"{PREFIX}/leave?url={quote(url, safe='')}&sig=")
+    assert verify_leave(url, made.rsplit("sig=", 1)[1], keys)
+    assert not verify_leave(url + "x", made.rsplit("sig=", 1)[1], keys)
