@@ -4,7 +4,8 @@ Art. 20 (第二十条): access logs are backed up. Safe from cron while the gate
 of files and their sizes is taken under the directory's lock (so at a point between two appends),
 then each file is copied up to that size without holding the lock — writers only ever append, so
 those bytes do not change. Each file is written to a temporary name, fsynced and renamed. The
-copy is then verified on its own, and ``govgate audit verify --dir DEST`` accepts it.
+copy is then verified on its own, and ``govgate audit verify --dir DEST`` accepts it. A file
+already in DEST is only ever extended, never replaced by different content.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import os
 from pathlib import Path
 
 from govgate.audit.verify import snapshot, verify_dir
-from govgate.core.audit_chain import VerifyReport
+from govgate.core.audit_chain import Tamper, VerifyReport
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import AuditAlgorithm
-from govgate.errors import GovGateError
+from govgate.errors import AuditChainBroken, GovGateError
 
 _CHUNK = 1 << 20
 
@@ -28,6 +29,8 @@ def backup_dir(source: Path, dest: Path, keys: GatewayKeys, algorithm: AuditAlgo
     files = snapshot(source)
     dest.mkdir(parents=True, exist_ok=True, mode=0o750)
     for name, size in files:
+        _check_extends_earlier_backup(source / name, dest / name, size)
+    for name, size in files:
         _copy_prefix(source / name, dest / name, size)
     fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -35,6 +38,30 @@ def backup_dir(source: Path, dest: Path, keys: GatewayKeys, algorithm: AuditAlgo
     finally:
         os.close(fd)
     return verify_dir(dest, keys, algorithm)
+
+
+def _check_extends_earlier_backup(src: Path, dst: Path, size: int) -> None:
+    """An earlier backup of a file may only grow: the log is append-only, so a difference is tampering.
+
+    This makes each backup an outside anchor: records removed from (or changed in) the log after
+    they were backed up — even the newest ones, which the chain alone cannot vouch for — are found,
+    and the good copy is never overwritten.
+    """
+    try:
+        old = dst.read_bytes()
+    except FileNotFoundError:
+        return
+    with open(src, "rb") as f:
+        new = f.read(min(size, len(old)))
+    if new == old:
+        return
+    at = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), min(len(old), len(new)))
+    line = old[:at].count(b"\n") + 1
+    if len(new) < len(old) and new == old[: len(new)]:
+        what = f"{Tamper.TRUNCATED}: the log is shorter than the earlier backup in {dst.parent}"
+    else:
+        what = f"{Tamper.MODIFIED}: the log differs from the earlier backup in {dst.parent}"
+    raise AuditChainBroken(str(src), line, what)
 
 
 def _copy_prefix(src: Path, dst: Path, size: int) -> None:
