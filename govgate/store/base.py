@@ -52,6 +52,10 @@ class PendingLogin:
 class LockState:
     account_locked_until: datetime | None
     client_locked_until: datetime | None
+    # Set by ``record_failure`` only: this very failure started the lock (for one "lockout" audit
+    # event per lock, and to prove that concurrent gateways lock exactly once).
+    account_lock_started: bool = False
+    client_lock_started: bool = False
 
     @property
     def locked_until(self) -> datetime | None:

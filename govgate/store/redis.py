@@ -1,0 +1,472 @@
+"""``RedisStore``: the state store shared by several gateway instances (``state.redis``), via ``redis.asyncio``.
+
+It owns the Redis key layout, the Lua scripts that apply the rules of ``govgate.core.lockout`` and
+``govgate.core.sessions`` atomically, and the translation of every Redis failure into
+``StoreUnavailable`` (callers fail closed). See ``docs/state.md``.
+
+- Every call is bounded: ``socket_timeout``/``socket_connect_timeout`` and ``asyncio.timeout`` around
+  the whole call (retries included). Connection errors, timeouts and any other Redis error come out as
+  ``StoreUnavailable``, never as a raw redis exception.
+- No manual reconnect: a dropped connection is retried once on a fresh connection, so the first call
+  after Redis returns works.
+- Times are stored as integer microseconds since the Unix epoch (exact in Lua's doubles until the year
+  2255), so the scripts and ``MemoryStore`` agree to the microsecond. Logic uses the ``now`` passed in;
+  Redis TTLs only collect garbage, a little after the logical end.
+- Session and pending-login ids are stored as SHA-256 hashes: a dump of Redis hands out no live session.
+- URLs: ``redis://``, ``rediss://``, ``unix://`` (as redis-py reads them), and Redis Sentinel as
+  ``redis+sentinel://[user:password@]host1:26379,host2:26379/master-name[/db]`` (``rediss+sentinel`` for TLS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any, Final
+from urllib.parse import unquote
+
+from redis.asyncio import Redis
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from govgate.core.policy.model import Login, SessionLimits
+from govgate.core.sessions import session_expires_at
+from govgate.errors import StoreUnavailable
+from govgate.store.base import LockState, PendingLogin, Session, SessionLookup
+
+logger = logging.getLogger(__name__)
+
+PREFIX: Final = "govgate:"
+SESSION: Final = PREFIX + "session:"  # + sha256(id) → hash
+ACCOUNT_SESSIONS: Final = PREFIX + "account-sessions:"  # + account → set of session hashes
+PENDING: Final = PREFIX + "pending:"  # + sha256(id) → JSON string, TTL = the pending login's life
+FAILURES: Final = PREFIX + "failures:"  # + "account:NAME" | "client:ADDR" → list of failure times (µs)
+LOCK: Final = PREFIX + "lock:"  # + "account:NAME" | "client:ADDR" → lock end (µs)
+TOTP_STEP: Final = PREFIX + "totp-step:"  # + account → last used TOTP step
+
+GRACE: Final = timedelta(seconds=60)  # keys outlive their logical end by this much
+TOTP_STEP_TTL: Final = timedelta(days=1)  # older codes are refused by TOTP verification anyway
+SENTINEL_PORT: Final = 26379
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+
+def to_us(value: datetime | timedelta) -> int:
+    """Microseconds since the epoch (for an aware datetime) or in a duration, exactly."""
+    if isinstance(value, datetime):
+        return (value - _EPOCH) // _MICROSECOND
+    return value // _MICROSECOND
+
+
+def from_us(value: int, tz: tzinfo | None = None) -> datetime:
+    moment = _EPOCH + timedelta(microseconds=value)
+    return moment.astimezone(tz) if tz is not None else moment
+
+
+def _ms(value: timedelta) -> int:
+    return max(1, -(-value // timedelta(milliseconds=1)))  # rounded up, at least 1 ms
+
+
+def hash_id(secret_id: str) -> str:
+    """The form in which a session or pending-login id is kept in Redis."""
+    return hashlib.sha256(secret_id.encode()).hexdigest()
+
+
+# Art. 30 (第三十条): 限制登录失败次数. The rules of govgate.core.lockout, on integer microseconds:
+# a failure counts while now - t < window; failures while locked are ignored; reaching the maximum
+# locks until now + lockout and forgets the counted failures. Client first, then the account (if any).
+_RECORD_FAILURE = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local function register(fail_key, lock_key, max)
+  local lock = redis.call('GET', lock_key)
+  if lock and now < tonumber(lock) then
+    return {lock, 0}
+  end
+  local kept = {}
+  for _, t in ipairs(redis.call('LRANGE', fail_key, 0, -1)) do
+    if now - tonumber(t) < window then kept[#kept + 1] = t end
+  end
+  kept[#kept + 1] = ARGV[1]
+  redis.call('DEL', fail_key)
+  if #kept >= max then
+    redis.call('SET', lock_key, ARGV[3], 'PX', ARGV[7])
+    return {ARGV[3], 1}
+  end
+  redis.call('RPUSH', fail_key, unpack(kept))
+  redis.call('PEXPIRE', fail_key, ARGV[6])
+  return {'', 0}
+end
+local result = register(KEYS[1], KEYS[2], tonumber(ARGV[4]))
+if #KEYS == 4 then
+  local account = register(KEYS[3], KEYS[4], tonumber(ARGV[5]))
+  result[3] = account[1]
+  result[4] = account[2]
+end
+return result
+"""
+
+# Art. 30 (第三十条): 超时退出. The rules of govgate.core.sessions, in one round trip: read the session,
+# expire it (absolute, then idle) or move last_seen forward (never back) and its TTL, read the lock.
+_TOUCH_SESSION = """
+local s = redis.call('HMGET', KEYS[1], 'account', 'device', 'client', 'created', 'last_seen')
+if not s[1] or not s[4] or not s[5] then return {0} end
+local now = tonumber(ARGV[1])
+local idle = tonumber(ARGV[2])
+local absolute = tonumber(ARGV[3])
+local created = tonumber(s[4])
+local last = tonumber(s[5])
+if now >= created + absolute or now >= last + idle then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', ARGV[6] .. s[1], ARGV[7])
+  return {2}
+end
+local last_text = s[5]
+if now > last then
+  last = now
+  last_text = ARGV[1]
+  redis.call('HSET', KEYS[1], 'last_seen', last_text)
+end
+local ends = math.min(created + absolute, last + idle)
+redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil((ends - now) / 1000) + tonumber(ARGV[4])))
+local lock = redis.call('GET', ARGV[5] .. s[1])
+if not lock then lock = '' end
+return {1, s[1], s[2] or '', s[3] or '', s[4], last_text, lock}
+"""
+
+_CREATE_SESSION = """
+redis.call('HSET', KEYS[1], 'account', ARGV[1], 'device', ARGV[2], 'client', ARGV[3],
+           'created', ARGV[4], 'last_seen', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('SADD', KEYS[2], ARGV[7])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[8]) then redis.call('PEXPIRE', KEYS[2], ARGV[8]) end
+return 1
+"""
+
+_DELETE_SESSION = """
+local account = redis.call('HGET', KEYS[1], 'account')
+redis.call('DEL', KEYS[1])
+if account then redis.call('SREM', ARGV[1] .. account, ARGV[2]) end
+return 1
+"""
+
+_DELETE_ACCOUNT_SESSIONS = """
+local n = 0
+for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  n = n + redis.call('DEL', ARGV[1] .. h)
+end
+redis.call('DEL', KEYS[1])
+return n
+"""
+
+# TOTP codes are accepted once only: compare-and-set, greater than the last used step.
+_USE_TOTP_STEP = """
+local last = redis.call('GET', KEYS[1])
+if last and tonumber(last) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelURL:
+    """A parsed ``redis+sentinel://`` URL."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    master: str
+    db: int
+    username: str | None
+    password: str | None
+    ssl: bool
+
+
+SENTINEL_SCHEMES: Final = ("redis+sentinel", "rediss+sentinel")
+
+
+def is_sentinel_url(url: str) -> bool:
+    return url.partition("://")[0].lower() in SENTINEL_SCHEMES
+
+
+def parse_sentinel_url(url: str) -> SentinelURL:
+    """``redis+sentinel://[user:pw@]h1:26379,[::1]:26380/mymaster/0`` → its parts. ``ValueError`` if malformed."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in SENTINEL_SCHEMES:
+        raise ValueError(f"not a Redis Sentinel URL (expected {SENTINEL_SCHEMES[0]}://…): {scheme}://")
+    if "?" in rest or "#" in rest:
+        raise ValueError("Redis Sentinel URL: query strings and fragments are not supported")
+    netloc, _, path = rest.partition("/")
+    username: str | None = None
+    password: str | None = None
+    if "@" in netloc:
+        userinfo, _, netloc = netloc.rpartition("@")
+        user, has_password, pw = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(pw) if has_password else None
+    sentinels = tuple(_parse_host_port(part) for part in netloc.split(","))
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        raise ValueError("Redis Sentinel URL needs the master name as its path: …/mymaster[/db]")
+    if len(parts) > 2:
+        raise ValueError(f"Redis Sentinel URL path must be /master-name[/db], got /{path}")
+    master = unquote(parts[0])
+    db = 0
+    if len(parts) == 2:
+        if not parts[1].isdigit():
+            raise ValueError(f"Redis Sentinel URL: database must be a number, got {parts[1]!r}")
+        db = int(parts[1])
+    return SentinelURL(sentinels, master, db, username, password, scheme.lower() == "rediss+sentinel")
+
+
+def _parse_host_port(text: str) -> tuple[str, int]:
+    if not text:
+        raise ValueError("Redis Sentinel URL: empty sentinel address")
+    if text.startswith("["):
+        host, bracket, tail = text[1:].partition("]")
+        if not bracket or not host or (tail and not tail.startswith(":")):
+            raise ValueError(f"Redis Sentinel URL: bad address {text!r}")
+        port_text = tail[1:] if tail else ""
+    else:
+        host, _, port_text = text.partition(":")
+        if not host or ":" in port_text:
+            raise ValueError(f"Redis Sentinel URL: bad address {text!r} (write IPv6 as [addr]:port)")
+    if not port_text:
+        return host, SENTINEL_PORT
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"Redis Sentinel URL: bad port in {text!r}")
+    return host, int(port_text)
+
+
+def _lock_time(text: str | bytes, now: datetime) -> datetime | None:
+    """A stored lock end, if the lock is in force at ``now``."""
+    if not text:
+        return None
+    end = int(text)
+    return from_us(end, now.tzinfo) if to_us(now) < end else None
+
+
+class RedisStore:
+    """``Store`` on Redis (or Redis Sentinel). Safe to share between gateway instances."""
+
+    def __init__(self, client: Redis, timeout: timedelta) -> None:
+        self._redis = client
+        self._timeout = timeout.total_seconds()
+        self._record_failure = client.register_script(_RECORD_FAILURE)
+        self._touch_session = client.register_script(_TOUCH_SESSION)
+        self._create_session = client.register_script(_CREATE_SESSION)
+        self._delete_session = client.register_script(_DELETE_SESSION)
+        self._delete_account_sessions = client.register_script(_DELETE_ACCOUNT_SESSIONS)
+        self._use_totp_step = client.register_script(_USE_TOTP_STEP)
+
+    @classmethod
+    def from_url(cls, url: str, timeout: timedelta) -> RedisStore:
+        """Build the store (no connection is made until the first call). ``ValueError`` on a bad URL."""
+        seconds = timeout.total_seconds()
+        options: dict[str, Any] = {
+            "socket_timeout": seconds,
+            "socket_connect_timeout": seconds,
+            "decode_responses": True,
+            # A dropped connection (Redis restarted) is retried once on a fresh one: recovery needs no
+            # manual reconnect. The whole call stays bounded by asyncio.timeout in _run.
+            "retry": Retry(NoBackoff(), 1),
+        }
+        if is_sentinel_url(url):
+            parsed = parse_sentinel_url(url)
+            sentinel = Sentinel(  # type: ignore[no-untyped-call]
+                list(parsed.sentinels),
+                sentinel_kwargs={"socket_timeout": seconds, "socket_connect_timeout": seconds},
+                **options,
+            )
+            client: Redis = sentinel.master_for(
+                parsed.master, db=parsed.db, username=parsed.username, password=parsed.password, ssl=parsed.ssl
+            )
+        else:
+            client = Redis.from_url(url, **options)
+        return cls(client, timeout)
+
+    async def _run[T](self, operation: str, call: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await call
+        except (RedisError, OSError, TimeoutError) as exc:
+            # Never log the arguments: they may hold session hashes or account names.
+            logger.warning("store.unavailable operation=%s error=%s", operation, type(exc).__name__)
+            raise StoreUnavailable(f"Redis {operation} failed: {type(exc).__name__}") from None
+
+    async def ping(self) -> None:
+        await self._run("ping", self._redis.ping())
+
+    # -- sessions (Art. 30: 超时退出, timeout logout) ------------------------------------------------
+    async def create_session(self, session: Session, limits: SessionLimits) -> None:
+        member = hash_id(session.id)
+        # The TTL counts from last_seen (the caller's now at creation) to the logical end, plus grace.
+        ttl = session_expires_at(session, limits) - session.last_seen + GRACE
+        await self._run(
+            "create_session",
+            self._create_session(
+                keys=[SESSION + member, ACCOUNT_SESSIONS + session.account],
+                args=[
+                    session.account,
+                    "=" + session.device if session.device is not None else "",
+                    session.client,
+                    to_us(session.created),
+                    to_us(session.last_seen),
+                    _ms(ttl),
+                    member,
+                    _ms(limits.absolute_timeout + GRACE),
+                ],
+            ),
+        )
+
+    async def touch_session(self, session_id: str, now: datetime, limits: SessionLimits) -> SessionLookup:
+        member = hash_id(session_id)
+        reply = await self._run(
+            "touch_session",
+            self._touch_session(
+                keys=[SESSION + member],
+                args=[
+                    to_us(now),
+                    to_us(limits.idle_timeout),
+                    to_us(limits.absolute_timeout),
+                    _ms(GRACE),
+                    LOCK + "account:",
+                    ACCOUNT_SESSIONS,
+                    member,
+                ],
+            ),
+        )
+        try:
+            status = int(reply[0])
+            if status == 0:
+                return SessionLookup(session=None, expired=False, account_locked_until=None)
+            if status == 2:
+                return SessionLookup(session=None, expired=True, account_locked_until=None)
+            account, device, client, created, last_seen, lock = (str(v) for v in reply[1:7])
+            session = Session(
+                id=session_id,
+                account=account,
+                device=device[1:] if device else None,
+                client=client,
+                created=from_us(int(created), now.tzinfo),
+                last_seen=from_us(int(last_seen), now.tzinfo),
+            )
+            return SessionLookup(session=session, expired=False, account_locked_until=_lock_time(lock, now))
+        except (ValueError, TypeError, IndexError):
+            raise StoreUnavailable("Redis touch_session: malformed session record") from None
+
+    async def delete_session(self, session_id: str) -> None:
+        member = hash_id(session_id)
+        await self._run(
+            "delete_session", self._delete_session(keys=[SESSION + member], args=[ACCOUNT_SESSIONS, member])
+        )
+
+    async def delete_account_sessions(self, account: str) -> int:
+        count = await self._run(
+            "delete_account_sessions",
+            self._delete_account_sessions(keys=[ACCOUNT_SESSIONS + account], args=[SESSION]),
+        )
+        return int(count)
+
+    # -- between password and TOTP ----------------------------------------------------------------
+    async def put_pending_login(self, pending: PendingLogin, ttl: timedelta) -> None:
+        record = json.dumps(
+            {"account": pending.account, "next": pending.next, "client": pending.client,
+             "created": to_us(pending.created)},
+            ensure_ascii=False,
+        )
+        await self._run("put_pending_login", self._redis.set(PENDING + hash_id(pending.id), record, px=_ms(ttl)))
+
+    async def get_pending_login(self, pending_id: str) -> PendingLogin | None:
+        raw = await self._run("get_pending_login", self._redis.get(PENDING + hash_id(pending_id)))
+        if raw is None:
+            return None
+        try:
+            record = json.loads(raw)
+            return PendingLogin(
+                id=pending_id,
+                account=str(record["account"]),
+                next=str(record["next"]),
+                client=str(record["client"]),
+                created=from_us(int(record["created"])),
+            )
+        except (ValueError, TypeError, KeyError):
+            raise StoreUnavailable("Redis get_pending_login: malformed record") from None
+
+    async def delete_pending_login(self, pending_id: str) -> None:
+        await self._run("delete_pending_login", self._redis.delete(PENDING + hash_id(pending_id)))
+
+    # -- login-failure limits (Art. 30: 限制登录失败次数) --------------------------------------------
+    async def record_failure(self, account: str | None, client: str, now: datetime, login: Login) -> LockState:
+        keys = [FAILURES + "client:" + client, LOCK + "client:" + client]
+        if account is not None:
+            # Unknown user names (None) count against the client address only.
+            keys += [FAILURES + "account:" + account, LOCK + "account:" + account]
+        now_us = to_us(now)
+        reply = await self._run(
+            "record_failure",
+            self._record_failure(
+                keys=keys,
+                args=[
+                    now_us,
+                    to_us(login.failure_window),
+                    now_us + to_us(login.lockout),
+                    login.ip_max_failures,
+                    login.max_failures,
+                    _ms(login.failure_window + GRACE),
+                    _ms(login.lockout + GRACE),
+                ],
+            ),
+        )
+        try:
+            client_lock, client_started = str(reply[0]), int(reply[1]) == 1
+            account_lock, account_started = (str(reply[2]), int(reply[3]) == 1) if account is not None else ("", False)
+            return LockState(
+                account_locked_until=_lock_time(account_lock, now),
+                client_locked_until=_lock_time(client_lock, now),
+                account_lock_started=account_started,
+                client_lock_started=client_started,
+            )
+        except (ValueError, TypeError, IndexError):
+            raise StoreUnavailable("Redis record_failure: malformed reply") from None
+
+    async def lock_state(self, account: str | None, client: str, now: datetime) -> LockState:
+        keys = [LOCK + "client:" + client] + ([LOCK + "account:" + account] if account is not None else [])
+        values = await self._run("lock_state", self._redis.mget(keys))
+        try:
+            client_lock = _lock_time(values[0] or "", now)
+            account_lock = _lock_time(values[1] or "", now) if account is not None else None
+        except (ValueError, TypeError, IndexError):
+            raise StoreUnavailable("Redis lock_state: malformed lock") from None
+        return LockState(account_locked_until=account_lock, client_locked_until=client_lock)
+
+    async def clear_failures(self, account: str) -> None:
+        # The failure count starts again; a lock in force stays (only `unlock` lifts it).
+        await self._run("clear_failures", self._redis.delete(FAILURES + "account:" + account))
+
+    async def unlock(self, account: str) -> None:
+        await self._run("unlock", self._redis.delete(FAILURES + "account:" + account, LOCK + "account:" + account))
+
+    async def account_locked_until(self, account: str, now: datetime) -> datetime | None:
+        value = await self._run("account_locked_until", self._redis.get(LOCK + "account:" + account))
+        try:
+            return _lock_time(value or "", now)
+        except ValueError:
+            raise StoreUnavailable("Redis account_locked_until: malformed lock") from None
+
+    # -- TOTP codes are accepted once only (Art. 30: 多因素鉴别) ------------------------------------
+    async def use_totp_step(self, account: str, step: int) -> bool:
+        used = await self._run(
+            "use_totp_step", self._use_totp_step(keys=[TOTP_STEP + account], args=[step, _ms(TOTP_STEP_TTL)])
+        )
+        return int(used) == 1
+
+    async def close(self) -> None:
+        try:
+            await self._redis.aclose()
+        except (RedisError, OSError) as exc:
+            logger.warning("store.close_failed error=%s", type(exc).__name__)

@@ -1,0 +1,126 @@
+"""A real ``redis-server`` for tests: on a free loopback port, in a temp dir, nothing persisted.
+
+It can be stopped and started again on the same port, to simulate an outage. Waiting is polling a
+condition (PING answered, port closed) with a deadline, never sleeping.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+START_DEADLINE = 10.0  # seconds
+POLL = 0.01  # seconds between polls (spent waiting on the process, so an early exit is seen at once)
+
+
+class RedisServerMissing(RuntimeError):
+    """No ``redis-server`` (or ``valkey-server``) on PATH."""
+
+
+def find_redis_server() -> str:
+    for name in ("redis-server", "valkey-server"):
+        path = shutil.which(name)
+        if path is not None:
+            return path
+    raise RedisServerMissing(
+        "redis-server is not installed (nor valkey-server): the Redis tests need a real server. "
+        "Install it with `scripts/setup --test` (or `apt-get install redis-server`)."
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def answers_ping(port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """``with RedisServer(tmp_dir) as server: server.url`` — or ``start()``, ``stop()``, ``start()`` again."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.executable = find_redis_server()
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = port if port is not None else free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        log = self.directory / "redis.log"
+        args = [
+            self.executable,
+            "--save", "",
+            "--appendonly", "no",
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--dir", str(self.directory),
+            "--daemonize", "no",
+            "--loglevel", "warning",
+        ]
+        with log.open("ab") as out:
+            self._process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=self.directory)
+        deadline = time.monotonic() + START_DEADLINE
+        while not answers_ping(self.port):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server on port {self.port} did not answer PING: {log.read_text()[-2000:]}")
+            try:
+                code = self._process.wait(timeout=POLL)
+            except subprocess.TimeoutExpired:
+                continue
+            raise RuntimeError(f"redis-server exited with {code}: {log.read_text()[-2000:]}")
+
+    def stop(self, *, kill: bool = True) -> None:
+        """Stop the server (SIGKILL by default: an outage, not a polite shutdown) and wait until it is gone."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            if kill:
+                process.kill()
+            else:
+                process.terminate()
+            process.wait(timeout=START_DEADLINE)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def flushall(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=START_DEADLINE) as s:
+            s.sendall(b"FLUSHALL\r\n")
+            reply = s.recv(64)
+        if not reply.startswith(b"+OK"):
+            raise RuntimeError(f"FLUSHALL failed: {reply!r}")
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
