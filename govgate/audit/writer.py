@@ -76,6 +76,7 @@ class AuditWriter:
         self._dir = AuditDir(audit.dir, keys, audit.algorithm, tz)
         self._syslog = self._make_syslog(audit)
         self._pruned_on: date | None = None
+        self._primed = False  # the chain's tail has been read (and a closed day sealed) since start
         self._thread: threading.Thread | None = None
 
     # -- the hot path ------------------------------------------------------------------------
@@ -212,15 +213,22 @@ class AuditWriter:
                 self._syslog.send(lines)
             if not self._queue:
                 break
-        if self._dir.rotation_due(now):
+        if not self._primed or self._dir.rotation_due(now):
+            # At start (a day may have ended while the gateway was down) and at midnight:
+            # Art. 20 — seal the closed day and open the new one, even if no request comes.
             lines = self._dir.append([], now)
+            self._primed = True
             if self._syslog is not None:
                 self._syslog.send(lines)
         self._succeeded()
         today = now.astimezone(self._tz).date()
         if self._pruned_on != today:
-            self._dir.prune(now, self._audit.retention_days, self._audit.prune)
             self._pruned_on = today
+            try:
+                self._dir.prune(now, self._audit.retention_days, self._audit.prune)
+            except AuditWriteFailed as exc:
+                # Records are still being written: not a reason to refuse requests. Tried again tomorrow.
+                log.error("audit.prune.failed error=%s", exc)
 
     def _succeeded(self) -> None:
         if not self._ok:
@@ -257,6 +265,7 @@ class AuditWriter:
             self._dir.close()
             self._dir = AuditDir(audit.dir, self._keys, audit.algorithm, self._tz)
             self._pruned_on = None
+            self._primed = False
         if audit.syslog != old.syslog:
             if self._syslog is not None:
                 self._syslog.close()

@@ -129,6 +129,20 @@ def test_a_restart_after_a_day_down_seals_the_old_day(
     assert verify_dir(tmp_path, keys).count == 4 + 2
 
 
+def test_a_start_after_midnight_seals_the_closed_day_even_without_requests(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    write_days(tmp_path, keys, days=1, per_day=2)
+    clock.advance(timedelta(days=1))
+    writer = make_writer(audit_config(tmp_path))
+    writer.start()
+    wait_until(lambda: (tmp_path / "audit-2026-11-24.jsonl").exists())
+    assert writer.close(timeout=5)
+    last = json.loads((tmp_path / "audit-2026-11-23.jsonl").read_text().splitlines()[-1])
+    assert last["event"] == "audit.seal"
+    assert verify_dir(tmp_path, keys).count == 1 + 2 + 1 + 1
+
+
 def test_an_incomplete_line_left_by_a_crash_is_cut_and_reported(
     tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
 ) -> None:
