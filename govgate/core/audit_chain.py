@@ -269,116 +269,159 @@ def verify_files(
     Every record names its own algorithm (``alg``); when ``algorithm`` is given, the newest record
     must use it (an operator switching algorithm gets it confirmed; older records keep theirs).
     """
-    cryptos = _Cryptos(keys)
-    pruned: set[str] = set()
-    first_link: tuple[str, str | None] | None = None  # (file, prev_file) of the oldest file
-    expected_seq: int | None = None
-    last_hash: str | None = None
-    last_alg: AuditAlgorithm | None = None
-    prev_name: str | None = None
-    prev_sealed = True
-    prev_lines = 0
-    count = 0
-    first_time: datetime | None = None
-    last_time: datetime | None = None
-    first_seq: int | None = None
-    nfiles = 0
+    verifier = _Verifier(_Cryptos(keys))
     for name, data in files:
-        nfiles += 1
-        if prev_name is not None and not prev_sealed:
+        verifier.file(name, data)
+    return verifier.finish(algorithm)
+
+
+class _Verifier:
+    """Walks the files in order, keeping where the chain should continue."""
+
+    def __init__(self, cryptos: _Cryptos) -> None:
+        self.cryptos = cryptos
+        self.pruned: set[str] = set()  # files an `audit.prune` record announced
+        self.first_link: tuple[str, str | None] | None = None  # (oldest file, the prev_file it names)
+        self.expected_seq: int | None = None
+        self.last_hash: str | None = None
+        self.last_alg: AuditAlgorithm | None = None
+        self.prev_name: str | None = None
+        self.prev_sealed = False
+        self.prev_lines = 0
+        self.files = 0
+        self.count = 0
+        self.first_time: datetime | None = None
+        self.last_time: datetime | None = None
+        self.first_seq: int | None = None
+
+    def file(self, name: str, data: bytes) -> None:
+        if self.prev_name is not None and not self.prev_sealed:
             raise AuditChainBroken(
-                prev_name, prev_lines + 1, f"{Tamper.TRUNCATED}: the closed day ends without its seal record"
+                self.prev_name, self.prev_lines + 1, f"{Tamper.TRUNCATED}: the closed day ends without its seal record"
             )
         lines, partial = split_lines(data)
         if not lines and not partial:
             raise AuditChainBroken(name, 1, f"{Tamper.TRUNCATED}: the file is empty")
         sealed = False
-        for index, line in enumerate(lines):
-            lineno = index + 1
-            parsed = parse_line(line, cryptos)
-            if parsed is None:
-                raise AuditChainBroken(name, lineno, f"{Tamper.MODIFIED}: not a well-formed record")
-            if not parsed.mac_ok:
-                raise AuditChainBroken(name, lineno, _classify_bad_mac(lines, index, expected_seq, last_hash, cryptos))
-            rec = parsed.record
-            event = rec.get("event")
+        for index in range(len(lines)):
             if sealed:
-                raise AuditChainBroken(name, lineno, f"{Tamper.INSERTED}: a record after the day's seal")
-            if lineno == 1:
-                if event != LINK_EVENT:
-                    raise AuditChainBroken(name, 1, f"{Tamper.MISSING}: the file does not start with its link record")
-                if rec.get("file") != name:
-                    said = rec.get("file")
-                    raise AuditChainBroken(name, 1, f"{Tamper.MODIFIED}: the file was renamed (it says {said!r})")
-                link_prev = rec.get("prev_file")
-                if link_prev is not None and not isinstance(link_prev, str):
-                    raise AuditChainBroken(name, 1, f"{Tamper.MODIFIED}: bad prev_file")
-                if prev_name is None:
-                    first_link = (name, link_prev)
-                elif link_prev != prev_name:
-                    if link_prev is None:
-                        raise AuditChainBroken(name, 1, f"{Tamper.INSERTED}: a second chain starts here")
-                    if link_prev > prev_name:
-                        what = f"{Tamper.MISSING}: the file before this one, {link_prev}, is missing"
-                        raise AuditChainBroken(name, 1, what)
-                    raise AuditChainBroken(name, 1, f"{Tamper.INSERTED}: the file {prev_name} does not belong here")
-            elif event == LINK_EVENT:
-                raise AuditChainBroken(name, lineno, f"{Tamper.INSERTED}: a link record in the middle of a file")
-            if expected_seq is not None and parsed.seq != expected_seq:
-                raise AuditChainBroken(name, lineno, _classify_seq(lines, index, expected_seq, parsed.seq, cryptos))
-            if last_hash is not None and parsed.prev != last_hash:
-                raise AuditChainBroken(
-                    name, lineno, f"{Tamper.INSERTED}: the record does not link to the record before it"
-                )
-            if last_hash is None and first_link is not None and first_link[1] is None and parsed.prev != GENESIS:
-                raise AuditChainBroken(name, lineno, f"{Tamper.MISSING}: the first record does not start the chain")
-            if event == SEAL_EVENT:
-                if rec.get("file") != name:
-                    raise AuditChainBroken(name, lineno, f"{Tamper.MODIFIED}: the seal names another file")
-                sealed = True
-            elif event == PRUNE_EVENT:
-                files_field = rec.get("files")
-                if isinstance(files_field, str):
-                    pruned.update(f for f in files_field.split(",") if f)
-            last_hash = cryptos(parsed.algorithm).hash(line)
-            last_alg = parsed.algorithm
-            expected_seq = parsed.seq + 1
-            if first_seq is None:
-                first_seq = parsed.seq
-            count += 1
-            t = _record_time(rec)
-            if t is not None:
-                if first_time is None:
-                    first_time = t
-                last_time = t
+                raise AuditChainBroken(name, index + 1, f"{Tamper.INSERTED}: a record after the day's seal")
+            sealed = self.record(name, lines, index)
         if partial:
             raise AuditChainBroken(name, len(lines) + 1, f"{Tamper.TRUNCATED}: the last line is incomplete")
-        prev_name = name
-        prev_sealed = sealed
-        prev_lines = len(lines)
-    if prev_name is not None and prev_sealed:
-        # The writer opens the next day's file in the same step as it seals a day.
-        raise AuditChainBroken(
-            prev_name, prev_lines + 1, f"{Tamper.MISSING}: the file after this sealed day is missing"
+        self.files += 1
+        self.prev_name = name
+        self.prev_sealed = sealed
+        self.prev_lines = len(lines)
+
+    def record(self, name: str, lines: list[bytes], index: int) -> bool:
+        """Check one record; True when it is the day's seal."""
+        line, lineno = lines[index], index + 1
+        parsed = parse_line(line, self.cryptos)
+        if parsed is None:
+            raise AuditChainBroken(name, lineno, f"{Tamper.MODIFIED}: not a well-formed record")
+        if not parsed.mac_ok:
+            raise AuditChainBroken(name, lineno, self._bad_mac(lines, index))
+        rec = parsed.record
+        event = rec.get("event")
+        if lineno == 1:
+            self._link(name, rec)
+        elif event == LINK_EVENT:
+            raise AuditChainBroken(name, lineno, f"{Tamper.INSERTED}: a link record in the middle of a file")
+        if self.expected_seq is not None and parsed.seq != self.expected_seq:
+            raise AuditChainBroken(name, lineno, self._bad_seq(lines, index, parsed.seq))
+        if self.last_hash is not None and parsed.prev != self.last_hash:
+            raise AuditChainBroken(name, lineno, f"{Tamper.INSERTED}: the record does not link to the record before it")
+        starts_chain = self.last_hash is None and self.first_link is not None and self.first_link[1] is None
+        if starts_chain and (parsed.prev != GENESIS or parsed.seq != 0):
+            raise AuditChainBroken(name, lineno, f"{Tamper.MISSING}: the first record does not start the chain")
+        if event == SEAL_EVENT and rec.get("file") != name:
+            raise AuditChainBroken(name, lineno, f"{Tamper.MODIFIED}: the seal names another file")
+        if event == PRUNE_EVENT and isinstance(files := rec.get("files"), str):
+            self.pruned.update(f for f in files.split(",") if f)
+        self.last_hash = self.cryptos(parsed.algorithm).hash(line)
+        self.last_alg = parsed.algorithm
+        self.expected_seq = parsed.seq + 1
+        if self.first_seq is None:
+            self.first_seq = parsed.seq
+        self.count += 1
+        t = _record_time(rec)
+        if t is not None:
+            self.first_time = self.first_time or t
+            self.last_time = t
+        return event == SEAL_EVENT
+
+    def _link(self, name: str, rec: Mapping[str, object]) -> None:
+        """A file's first record links it to the file before it."""
+        if rec.get("event") != LINK_EVENT:
+            raise AuditChainBroken(name, 1, f"{Tamper.MISSING}: the file does not start with its link record")
+        if rec.get("file") != name:
+            said = rec.get("file")
+            raise AuditChainBroken(name, 1, f"{Tamper.MODIFIED}: the file was renamed (it says {said!r})")
+        link_prev = rec.get("prev_file")
+        if link_prev is not None and not isinstance(link_prev, str):
+            raise AuditChainBroken(name, 1, f"{Tamper.MODIFIED}: bad prev_file")
+        prev_name = self.prev_name
+        if prev_name is None:
+            self.first_link = (name, link_prev)
+        elif link_prev != prev_name:
+            if link_prev is None:
+                raise AuditChainBroken(name, 1, f"{Tamper.INSERTED}: a second chain starts here")
+            if link_prev > prev_name:
+                raise AuditChainBroken(name, 1, f"{Tamper.MISSING}: the file before this one, {link_prev}, is missing")
+            raise AuditChainBroken(name, 1, f"{Tamper.INSERTED}: the file {prev_name} does not belong here")
+
+    def finish(self, algorithm: AuditAlgorithm | None) -> VerifyReport:
+        if self.prev_name is not None and self.prev_sealed:
+            # The writer opens the next day's file in the same locked step as it seals a day.
+            raise AuditChainBroken(
+                self.prev_name, self.prev_lines + 1, f"{Tamper.MISSING}: the file after this sealed day is missing"
+            )
+        first = self.first_link
+        if first is not None and first[1] is not None and first[1] not in self.pruned:
+            raise AuditChainBroken(
+                first[0], 1, f"{Tamper.MISSING}: the file before this one, {first[1]}, is missing (never pruned)"
+            )
+        if algorithm is not None and self.last_alg is not None and self.last_alg is not algorithm:
+            raise AuditChainBroken(
+                self.prev_name or "",
+                self.prev_lines,
+                f"{Tamper.BAD_MAC}: the newest record uses {self.last_alg}, expected {algorithm}",
+            )
+        tail = None
+        if self.expected_seq is not None and self.last_hash is not None:
+            tail = Tail(self.expected_seq, self.last_hash)
+        return VerifyReport(
+            files=self.files,
+            count=self.count,
+            first_time=self.first_time,
+            last_time=self.last_time,
+            first_seq=self.first_seq,
+            last_seq=None if self.expected_seq is None else self.expected_seq - 1,
+            tail=tail,
         )
-    if first_link is not None and first_link[1] is not None and first_link[1] not in pruned:
-        raise AuditChainBroken(
-            first_link[0], 1, f"{Tamper.MISSING}: the file before this one, {first_link[1]}, is missing (never pruned)"
-        )
-    if algorithm is not None and last_alg is not None and last_alg is not algorithm:
-        raise AuditChainBroken(
-            prev_name or "", prev_lines, f"{Tamper.BAD_MAC}: the newest record uses {last_alg}, expected {algorithm}"
-        )
-    tail = Tail(expected_seq, last_hash) if expected_seq is not None and last_hash is not None else None
-    return VerifyReport(
-        files=nfiles,
-        count=count,
-        first_time=first_time,
-        last_time=last_time,
-        first_seq=first_seq,
-        last_seq=None if expected_seq is None else expected_seq - 1,
-        tail=tail,
-    )
+
+    def _bad_mac(self, lines: list[bytes], index: int) -> str:
+        """A record with a wrong MAC: forged and slipped in (the next record links past it), or edited."""
+        nxt = next(_later(lines, index, self.cryptos, limit=1), None)
+        if (
+            nxt is not None
+            and self.last_hash is not None
+            and nxt.prev == self.last_hash
+            and nxt.seq == self.expected_seq
+        ):
+            return f"{Tamper.INSERTED}: a record without a valid MAC (forged without the key)"
+        return f"{Tamper.MODIFIED}: the record does not match its MAC"
+
+    def _bad_seq(self, lines: list[bytes], index: int, found: int) -> str:
+        expected = self.expected_seq
+        assert expected is not None
+        if found < expected:
+            return f"{Tamper.REORDERED}: record #{found} appears after record #{expected - 1}"
+        if any(p.seq == expected for p in _later(lines, index, self.cryptos)):
+            return f"{Tamper.REORDERED}: record #{found} appears before record #{expected}"
+        gap = found - expected
+        return f"{Tamper.MISSING}: {gap} record{'s' if gap != 1 else ''} before this one (#{expected}–#{found - 1})"
 
 
 def _record_time(rec: Mapping[str, object]) -> datetime | None:
@@ -398,28 +441,3 @@ def _later(
         parsed = parse_line(line, cryptos)
         if parsed is not None and parsed.mac_ok:
             yield parsed
-
-
-def _classify_bad_mac(
-    lines: list[bytes],
-    index: int,
-    expected_seq: int | None,
-    last_hash: str | None,
-    cryptos: Callable[[AuditAlgorithm], ChainCrypto],
-) -> str:
-    """A record with a wrong MAC: forged and slipped in (the next record links past it), or edited."""
-    nxt = next(_later(lines, index, cryptos, limit=1), None)
-    if nxt is not None and last_hash is not None and nxt.prev == last_hash and nxt.seq == expected_seq:
-        return f"{Tamper.INSERTED}: a record without a valid MAC (forged without the key)"
-    return f"{Tamper.MODIFIED}: the record does not match its MAC"
-
-
-def _classify_seq(
-    lines: list[bytes], index: int, expected: int, found: int, cryptos: Callable[[AuditAlgorithm], ChainCrypto]
-) -> str:
-    if found < expected:
-        return f"{Tamper.REORDERED}: record #{found} appears after record #{expected - 1}"
-    if any(p.seq == expected for p in _later(lines, index, cryptos)):
-        return f"{Tamper.REORDERED}: record #{found} appears before record #{expected}"
-    gap = found - expected
-    return f"{Tamper.MISSING}: {gap} record{'s' if gap != 1 else ''} before this one (#{expected}–#{found - 1})"
