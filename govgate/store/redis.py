@@ -30,10 +30,10 @@ from typing import Any, Final
 from urllib.parse import unquote
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from govgate.core.policy.model import Login, SessionLimits
 from govgate.core.sessions import session_expires_at

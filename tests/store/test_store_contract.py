@@ -183,6 +183,21 @@ async def test_failures_spread_wider_than_the_window_never_lock(store: Store) ->
         at += LOGIN.failure_window / (LOGIN.max_failures - 1)
 
 
+async def test_a_failure_stops_counting_exactly_one_window_later(store: Store) -> None:
+    # Sliding window: a failure at t counts at now while now - t < failure_window.
+    await store.record_failure("zhangsan", CLIENT, T0, LOGIN)
+    at = T0 + LOGIN.failure_window
+    for _ in range(LOGIN.max_failures - 1):
+        state = await store.record_failure("zhangsan", CLIENT, at, LOGIN)
+    assert state.account_locked_until is None
+    await store.unlock("zhangsan")
+    await store.record_failure("zhangsan", CLIENT, T0, LOGIN)
+    at = T0 + LOGIN.failure_window - timedelta(microseconds=1)
+    for _ in range(LOGIN.max_failures - 1):
+        state = await store.record_failure("zhangsan", CLIENT, at, LOGIN)
+    assert state.account_locked_until == at + LOGIN.lockout
+
+
 async def test_client_locks_after_ip_max_failures_across_accounts(store: Store) -> None:
     for i in range(LOGIN.ip_max_failures - 1):
         state = await store.record_failure(f"user{i}", CLIENT, T0, LOGIN)
