@@ -17,7 +17,7 @@ import fcntl
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -56,6 +56,7 @@ class _Tail:
     next_seq: int
     prev: str
     sealed: bool
+    vanished: bool = False  # the file was deleted under us: the chain goes on, and says so
 
 
 def list_log_files(directory: Path) -> list[str]:
@@ -91,19 +92,33 @@ class AuditDir:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the directory's exclusive lock (creating the directory and lock file if needed)."""
-        if self._lock_fd is None:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o750)
-            self._lock_fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        fd = self._lock_fd
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            self.close()
-            raise
+        fd = self._acquire()
         try:
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _acquire(self) -> int:
+        for _ in range(3):
+            if self._lock_fd is None:
+                self.directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+                self._lock_fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            fd = self._lock_fd
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                mine = os.fstat(fd)
+                current = os.stat(self.directory / LOCK_NAME)
+            except FileNotFoundError:
+                current = None
+            except OSError:
+                self.close()
+                raise
+            if current is not None and (mine.st_dev, mine.st_ino) == (current.st_dev, current.st_ino):
+                return fd
+            # The directory (or its lock file) was replaced since we opened it: our lock would guard
+            # nothing another process can see. Open the current one and lock again.
+            self.close()
+        raise OSError(f"{self.directory / LOCK_NAME} keeps being replaced")
 
     def day_of(self, now: datetime) -> date:
         return now.astimezone(self.tz).date()
@@ -124,7 +139,6 @@ class AuditDir:
         except AuditWriteFailed:
             raise
         except OSError as exc:
-            self._tail = None
             raise AuditWriteFailed(f"cannot write audit records in {self.directory}: {exc}") from exc
 
     def prune(self, now: datetime, retention_days: int, enabled: bool) -> list[str]:
@@ -149,7 +163,6 @@ class AuditDir:
                 _fsync_dir(self.directory)
                 return old
         except OSError as exc:
-            self._tail = None
             raise AuditWriteFailed(f"cannot prune audit files in {self.directory}: {exc}") from exc
 
     # -- internals -------------------------------------------------------------------------
@@ -170,6 +183,12 @@ class AuditDir:
                 st = None
             if st is not None and (st.st_ino, st.st_size, st.st_mtime_ns) == (tail.ino, tail.size, tail.mtime_ns):
                 return tail, []
+            if st is None:
+                names = list_log_files(self.directory)
+                if not names or names[-1] < tail.name:
+                    # Our newest file was deleted (or the whole directory): continue the chain from
+                    # memory, so the next file's link names the missing file and `verify` reports it.
+                    return replace(tail, vanished=True), []
         return self._read_tail(now)
 
     def _read_tail(self, now: datetime) -> tuple[_Tail | None, list[dict[str, object]]]:
@@ -216,7 +235,14 @@ class AuditDir:
         today = self.day_of(now)
         if tail is None and not records and not extra:
             return []
-        if tail is not None and not records and not extra and not tail.sealed and tail.day >= today:
+        if (
+            tail is not None
+            and not records
+            and not extra
+            and not tail.sealed
+            and not tail.vanished
+            and tail.day >= today
+        ):
             self._tail = tail
             return []
         crypto = self._crypto
@@ -226,14 +252,17 @@ class AuditDir:
             seq, prev, cur_name, cur_day, sealed = 0, GENESIS, None, today, True
         else:
             seq, prev, cur_name, cur_day, sealed = tail.next_seq, tail.prev, tail.name, tail.day, tail.sealed
+        vanished = tail is not None and tail.vanished
         lines: list[bytes] = []
-        if cur_name is None or sealed or cur_day < today:
-            if cur_name is not None and not sealed:
+        if cur_name is None or sealed or vanished or cur_day < today:
+            if cur_name is not None and not sealed and not vanished:
                 # Art. 20: a closed day ends with a seal, so a truncated or deleted day is found.
                 line = seal_line(seal_record(now, cur_name), seq, prev, crypto)
                 seq, prev = seq + 1, crypto.hash(line)
                 plan.append((cur_name, [line]))
-            new_day = today if cur_name is None or today > cur_day else _next_day(cur_day)
+            # Sealed but not yet past its day (only if the clock went back): the next file is the next day's.
+            fresh = cur_name is None or vanished or today > cur_day
+            new_day = max(today, cur_day) if fresh else _next_day(cur_day)
             new_name = file_name(new_day)
             line = seal_line(link_record(now, new_name, cur_name), seq, prev, crypto)
             seq, prev = seq + 1, crypto.hash(line)
@@ -283,7 +312,6 @@ class AuditDir:
                     _fsync_dir(self.directory)
                 written.extend(lines)
         except OSError as exc:
-            self._tail = None
             self._undo(done)
             raise AuditWriteFailed(f"cannot write audit records to {self.directory}: {exc}") from exc
         return written

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from datetime import timedelta
@@ -16,6 +17,7 @@ from govgate.audit.writer import AuditWriter
 from govgate.core.audit_event import AuditEvent
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Audit, AuditAlgorithm
+from govgate.errors import AuditChainBroken
 
 from .conftest import Clock, access_event, audit_config, wait_until, write_days
 
@@ -141,6 +143,23 @@ def test_a_start_after_midnight_seals_the_closed_day_even_without_requests(
     last = json.loads((tmp_path / "audit-2026-11-23.jsonl").read_text().splitlines()[-1])
     assert last["event"] == "audit.seal"
     assert verify_dir(tmp_path, keys).count == 1 + 2 + 1 + 1
+
+
+def test_deleting_the_log_under_a_running_writer_is_recorded_by_the_chain_it_continues(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    target = tmp_path / "audit"
+    writer = make_writer(audit_config(target))
+    writer.start()
+    writer.emit(access_event(1, clock.now))
+    assert writer.flush()
+    shutil.rmtree(target)
+    writer.emit(access_event(2, clock.now))
+    assert writer.close(timeout=5)
+    with pytest.raises(AuditChainBroken) as info:
+        verify_dir(target, keys)
+    assert (info.value.file, info.value.line) == ("audit-2026-11-23.jsonl", 1)
+    assert info.value.what.startswith("missing")
 
 
 def test_an_incomplete_line_left_by_a_crash_is_cut_and_reported(
