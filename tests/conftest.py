@@ -16,9 +16,9 @@ if _ROOT not in sys.path:
 from tests.redis_server import RedisServer, RedisServerMissing  # noqa: E402
 
 
-def _new_server(directory: Path) -> RedisServer:
+def _new_server(directory: Path, sentinel_for: int | None = None) -> RedisServer:
     try:
-        return RedisServer(directory)
+        return RedisServer(directory, sentinel_for=sentinel_for)
     except RedisServerMissing as exc:
         # Fail, never skip: a Redis test that does not run proves nothing.
         pytest.fail(str(exc), pytrace=False)
@@ -47,3 +47,12 @@ def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = _new_server(tmp_path / "redis")
     with server:
         yield server
+
+
+@pytest.fixture
+def redis_sentinel(redis_server: RedisServer, tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis Sentinel watching the shared server as master ``mymaster``:
+    ``redis+sentinel://127.0.0.1:{port}/mymaster/0`` reaches it."""
+    sentinel = _new_server(tmp_path / "sentinel", sentinel_for=redis_server.port)
+    with sentinel:
+        yield sentinel

@@ -51,11 +51,15 @@ def answers_ping(port: int, timeout: float = 0.2) -> bool:
 class RedisServer:
     """``with RedisServer(tmp_dir) as server: server.url`` — or ``start()``, ``stop()``, ``start()`` again."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, *, sentinel_for: int | None = None,
+                 master_name: str = "mymaster") -> None:
+        """``sentinel_for``: run a Redis Sentinel (not a data server) monitoring the server on that port."""
         self.executable = find_redis_server()
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = port if port is not None else free_port()
+        self.sentinel_for = sentinel_for
+        self.master_name = master_name
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -70,16 +74,25 @@ class RedisServer:
         if self.running:
             return
         log = self.directory / "redis.log"
-        args = [
-            self.executable,
-            "--save", "",
-            "--appendonly", "no",
-            "--bind", "127.0.0.1",
-            "--port", str(self.port),
-            "--dir", str(self.directory),
-            "--daemonize", "no",
-            "--loglevel", "warning",
-        ]
+        if self.sentinel_for is not None:
+            conf = self.directory / "sentinel.conf"  # Sentinel rewrites its own config file
+            if not conf.exists():
+                conf.write_text(
+                    f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\n"
+                    f"sentinel monitor {self.master_name} 127.0.0.1 {self.sentinel_for} 1\n"
+                )
+            args = [self.executable, str(conf), "--sentinel", "--loglevel", "warning"]
+        else:
+            args = [
+                self.executable,
+                "--save", "",
+                "--appendonly", "no",
+                "--bind", "127.0.0.1",
+                "--port", str(self.port),
+                "--dir", str(self.directory),
+                "--daemonize", "no",
+                "--loglevel", "warning",
+            ]
         with log.open("ab") as out:
             self._process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=self.directory)
         deadline = time.monotonic() + START_DEADLINE

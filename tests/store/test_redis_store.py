@@ -275,3 +275,24 @@ async def test_sentinel_store_with_no_sentinel_answering_is_unavailable() -> Non
             await store.ping()
     finally:
         await store.close()
+
+
+async def test_a_store_reached_through_redis_sentinel_works(redis_url: str, redis_sentinel: RedisServer) -> None:
+    store = RedisStore.from_url(f"redis+sentinel://127.0.0.1:{redis_sentinel.port}/mymaster/0", TIMEOUT)
+    try:
+        await store.ping()
+        session = Session(new_session_id(), "zhangsan", None, "192.0.2.1", T0, T0)
+        await store.create_session(session, LIMITS)
+        for _ in range(LOGIN.max_failures):
+            state = await store.record_failure("zhangsan", "192.0.2.1", T0, LOGIN)
+        assert state.account_lock_started
+        lookup = await store.touch_session(session.id, T0, LIMITS)
+        assert lookup.account_locked_until == T0 + LOGIN.lockout
+    finally:
+        await store.close()
+    # It is the same data as on the master, reached directly.
+    direct = RedisStore.from_url(redis_url, TIMEOUT)
+    try:
+        assert await direct.account_locked_until("zhangsan", T0) == T0 + LOGIN.lockout
+    finally:
+        await direct.close()
