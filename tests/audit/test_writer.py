@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -319,3 +320,54 @@ def test_the_log_is_private_to_the_gateway(tmp_path: Path, clock: Clock, make_wr
     assert writer.close(timeout=5)
     path = next((tmp_path / "audit").glob("audit-*.jsonl"))
     assert os.stat(path).st_mode & 0o007 == 0
+
+
+FSIZE_SCRIPT = r"""
+import json, resource, signal, sys, time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+from govgate.audit.writer import AuditWriter
+from govgate.core.audit_event import AuditEvent
+from govgate.core.keys import GatewayKeys
+from govgate.core.policy.model import Audit
+
+def wait(cond):
+    deadline = time.monotonic() + 20
+    while not cond():
+        assert time.monotonic() < deadline, "deadline"
+        time.sleep(0.01)
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (16384, hard))
+tz = ZoneInfo("Asia/Shanghai")
+writer = AuditWriter(Audit(dir=Path(sys.argv[1]), retention_days=365), GatewayKeys.from_bytes(bytes(range(32))), tz,
+                     flush_interval=0.01, retry_interval=0.01, batch_size=8)
+writer.start()
+n = 0
+while writer.healthy:
+    writer.emit(AuditEvent(event="access", time=datetime.now(tz), request_id=f"r{n}", decision="allow"))
+    n += 1
+    if n % 8 == 0:
+        wait(lambda: writer.queued == 0 or not writer.healthy)
+    assert n < 5000
+error = writer.last_error
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+wait(lambda: writer.healthy and writer.queued == 0)
+print(json.dumps({"emitted": n, "error": error, "closed": writer.close(timeout=10)}))
+"""
+
+
+def test_a_file_size_limit_fails_writes_and_they_resume_when_it_is_lifted(tmp_path: Path, keys: GatewayKeys) -> None:
+    # Works without root (unlike a tmpfs): RLIMIT_FSIZE in a child process stands in for a full disk.
+    target = tmp_path / "audit"
+    done = subprocess.run(
+        [sys.executable, "-c", FSIZE_SCRIPT, str(target)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert "File too large" in result["error"]
+    assert result["closed"] is True
+    assert len(access_records(target)) == result["emitted"]
+    verify_dir(target, keys)
