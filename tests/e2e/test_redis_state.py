@@ -1,0 +1,85 @@
+"""Gateways sharing a real Redis (Art. 30 state across instances), and Redis outages failing closed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.harness import OFFICE_ADDRESS, Upstream, add_account, base_policy, start_gateway, wait_for, write_policy
+from tests.e2e.login import Browser
+from tests.redis_server import RedisServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+PASSWORD = "Shared-redis-pass-42"
+
+
+def redis_policy(workdir: Path, upstream: Upstream, url: str) -> Path:
+    policy = workdir / "policy.yaml"
+    data = base_policy(workdir, upstream.url)
+    data["state"] = {"redis": url, "timeout": "1s"}
+    write_policy(policy, data)
+    return policy
+
+
+def test_a_session_opened_on_one_instance_works_on_another(
+    upstream: Upstream, workdir: Path, redis_url: str
+) -> None:
+    policy = redis_policy(workdir, upstream, redis_url)
+    secret = add_account(policy, "shared", PASSWORD)
+    one, two = start_gateway(policy), start_gateway(policy)
+    try:
+        b = Browser(one.url, OFFICE_ADDRESS)
+        assert b.login("shared", PASSWORD, secret).status_code == 303
+        cookie = "; ".join(f"{k}={v}" for k, v in b.http.cookies.items())
+        r = httpx.get(two.url + "/echo/staff/x", headers={"Cookie": cookie, "X-Forwarded-For": OFFICE_ADDRESS})
+        assert r.status_code == 200
+        assert dict((k.lower(), v) for k, v in r.json()["headers"])["x-govgate-user"] == "shared"
+    finally:
+        one.stop()
+        two.stop()
+
+
+def test_two_instances_together_lock_after_exactly_max_failures(
+    upstream: Upstream, workdir: Path, redis_url: str
+) -> None:
+    policy = redis_policy(workdir, upstream, redis_url)
+    add_account(policy, "target", PASSWORD)
+    one, two = start_gateway(policy), start_gateway(policy)
+    try:
+        a, b = Browser(one.url, "10.7.0.1"), Browser(two.url, "10.7.0.2")
+        assert a.password("target", "Wrong-pass-word-1").status_code == 200
+        assert b.password("target", "Wrong-pass-word-2").status_code == 200
+        third = a.password("target", "Wrong-pass-word-3")  # max_failures: 3
+        assert third.status_code == 429
+        assert b.password("target", PASSWORD).status_code == 429  # the other instance sees the lock
+    finally:
+        one.stop()
+        two.stop()
+
+
+def test_redis_outage_fails_staff_paths_closed_and_recovers_by_itself(
+    upstream: Upstream, workdir: Path, own_redis_server: RedisServer
+) -> None:
+    policy = redis_policy(workdir, upstream, own_redis_server.url)
+    secret = add_account(policy, "outage", PASSWORD)
+    gw = start_gateway(policy)
+    try:
+        b = Browser(gw.url, OFFICE_ADDRESS)
+        assert b.login("outage", PASSWORD, secret).status_code == 303
+        assert b.http.get("/oa/").status_code == 200
+        own_redis_server.stop()
+        down = b.http.get("/oa/")
+        assert down.status_code == 503
+        assert "暂时无法访问" in down.text
+        assert b.http.get("/news/").status_code == 200  # public paths keep working
+        health = b.http.get("/__govgate/health")
+        assert health.json()["store"]["reachable"] is False
+        own_redis_server.start()
+        wait_for(lambda: b.http.get("/oa/").status_code == 200, 10, "recovery after Redis returns")
+        assert b.http.get("/__govgate/health").json()["store"]["reachable"] is True
+        assert "Traceback" not in gw.output.text()
+    finally:
+        gw.stop()
