@@ -18,6 +18,7 @@ Art. 20 (第二十条): access logs kept at least one year, backed up, integrity
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -204,7 +205,13 @@ class AuditWriter:
                 self._take_batch(now)
             if not self._pending:
                 break
-            lines = self._dir.append(self._pending, now)
+            try:
+                lines = self._dir.append(self._pending, now)
+            except (TypeError, ValueError):
+                # A caller put something JSON can't hold in `extra`: keep it as text rather than let
+                # one bad event block the log (and, failing closed, the gateway) for good.
+                self._pending = [_as_json_values(record) for record in self._pending]
+                lines = self._dir.append(self._pending, now)
             self._written += self._pending_events
             self._pending = []
             self._pending_events = 0
@@ -282,3 +289,9 @@ class AuditWriter:
         except ValueError as exc:
             log.error("audit.syslog.invalid error=%s", exc)
             return None
+
+
+def _as_json_values(record: dict[str, object]) -> dict[str, object]:
+    """The record with every value JSON can't represent replaced by its ``str``."""
+    out: dict[str, object] = json.loads(json.dumps(record, default=str, ensure_ascii=False))
+    return out

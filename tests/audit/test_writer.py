@@ -103,6 +103,20 @@ def test_secrets_in_extra_fields_are_replaced_by_a_keyed_hash(
     assert failure["session_id"] == logout["session_id"]  # correlatable, not revealed
 
 
+def test_an_event_with_a_value_json_cannot_hold_is_written_as_text_and_does_not_block_the_log(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    writer = make_writer(audit_config(tmp_path))
+    writer.start()
+    writer.emit(AuditEvent(event="odd", time=clock.now, extra={"when": clock.now}))  # type: ignore[dict-item]
+    writer.emit(access_event(2, clock.now))
+    assert writer.close(timeout=5)
+    odd = [r for r in records(tmp_path) if r["event"] == "odd"]
+    assert odd[0]["when"] == str(clock.now)
+    assert [r["request_id"] for r in access_records(tmp_path)] == ["req-2"]
+    verify_dir(tmp_path, keys)
+
+
 def test_midnight_seals_the_day_and_opens_the_next_with_a_link(
     tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
 ) -> None:
