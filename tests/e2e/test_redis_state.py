@@ -77,9 +77,11 @@ def test_redis_outage_fails_staff_paths_closed_and_recovers_by_itself(
         assert b.http.get("/news/").status_code == 200  # public paths keep working
         health = b.http.get("/__govgate/health")
         assert health.json()["store"]["reachable"] is False
-        own_redis_server.start()
-        wait_for(lambda: b.http.get("/oa/").status_code == 200, 10, "recovery after Redis returns")
+        own_redis_server.start()  # an empty Redis: the old session is gone, so recovery means "go and log in"
+        wait_for(lambda: b.http.get("/oa/").status_code == 303, 10, "recovery after Redis returns")
         assert b.http.get("/__govgate/health").json()["store"]["reachable"] is True
+        assert b.login("outage", PASSWORD, secret).status_code == 303
+        assert b.http.get("/oa/").status_code == 200
         assert "Traceback" not in gw.output.text()
     finally:
         gw.stop()
