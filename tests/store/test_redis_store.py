@@ -167,6 +167,31 @@ async def test_first_call_after_a_restart_works_without_reconnecting(own_redis_s
         await store.close()
 
 
+async def test_a_frozen_redis_times_out_and_no_stale_reply_reaches_the_next_call(
+    own_redis_server: RedisServer,
+) -> None:
+    store = RedisStore.from_url(own_redis_server.url, TIMEOUT)
+    try:
+        assert await store.use_totp_step("zhangsan", 1)
+        for _ in range(LOGIN.max_failures):
+            await store.record_failure("lisi", "192.0.2.1", T0, LOGIN)
+        own_redis_server.pause()
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                await store.use_totp_step("zhangsan", 2)
+            assert time.monotonic() - started < 2 * TIMEOUT.total_seconds()
+        finally:
+            own_redis_server.resume()
+        # The frozen call's reply (whether or not Redis ran it) must not be read as this call's.
+        # (A stale integer reply of the TOTP script would read as "not locked".)
+        assert await store.account_locked_until("lisi", T0) == T0 + LOGIN.lockout
+        assert await store.use_totp_step("zhangsan", 3)
+        assert not await store.use_totp_step("zhangsan", 3)
+    finally:
+        await store.close()
+
+
 async def test_an_unanswering_redis_times_out_as_store_unavailable() -> None:
     # A listening socket that never answers: the call must give up within the timeout.
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
