@@ -16,7 +16,7 @@ from govgate.core.sessions import new_session_id
 from govgate.errors import StoreUnavailable
 from govgate.store.base import LockState, PendingLogin, Session
 from govgate.store.memory import MemoryStore
-from govgate.store.redis import RedisStore, from_us, hash_id, parse_sentinel_url, to_us
+from govgate.store.redis import RedisStore, hash_id
 from tests.redis_server import RedisServer
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -241,51 +241,6 @@ async def test_memory_and_redis_agree_on_random_failure_sequences(redis_stores: 
                 got = await shared.lock_state(account, client, at)
             assert got == expected
         assert locks_started >= 2  # the sequence did reach the limits
-
-
-def test_epoch_microseconds_round_trip_exactly() -> None:
-    moment = datetime(2026, 12, 1, 9, 0, 0, 123457, tzinfo=UTC)
-    assert from_us(to_us(moment)) == moment
-    assert to_us(timedelta(minutes=15)) == 15 * 60 * 10**6
-
-
-# -- URLs -------------------------------------------------------------------------------------------
-def test_sentinel_url_names_sentinels_master_and_db() -> None:
-    parsed = parse_sentinel_url("redis+sentinel://h1:26379,h2:26380/mymaster/2")
-    assert parsed.sentinels == (("h1", 26379), ("h2", 26380))
-    assert parsed.master == "mymaster"
-    assert parsed.db == 2
-    assert parsed.password is None
-    assert not parsed.ssl
-
-
-def test_sentinel_url_defaults_port_and_db_and_reads_credentials_and_ipv6() -> None:
-    parsed = parse_sentinel_url("rediss+sentinel://app:p%40ss@[2001:db8::1],h2/my%20master")
-    assert parsed.sentinels == (("2001:db8::1", 26379), ("h2", 26379))
-    assert parsed.master == "my master"
-    assert parsed.db == 0
-    assert parsed.username == "app"
-    assert parsed.password == "p@ss"
-    assert parsed.ssl
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "redis+sentinel://h1:26379",
-        "redis+sentinel://h1:26379/",
-        "redis+sentinel://h1:26379/m/x",
-        "redis+sentinel://h1:26379/m/0/extra",
-        "redis+sentinel://h1:notaport/m",
-        "redis+sentinel://h1:70000/m",
-        "redis+sentinel://,h2/m",
-        "redis+sentinel://2001:db8::1/m",
-        "redis://h1/m",
-    ],
-)
-def test_malformed_sentinel_urls_are_refused(url: str) -> None:
-    with pytest.raises(ValueError, match="Sentinel"):
-        parse_sentinel_url(url)
 
 
 def test_sentinel_store_is_built_without_connecting() -> None:
