@@ -192,43 +192,45 @@ class AuditDir:
         return self._read_tail(now)
 
     def _read_tail(self, now: datetime) -> tuple[_Tail | None, list[dict[str, object]]]:
-        names = list_log_files(self.directory)
-        if not names:
-            return None, []
-        name = names[-1]
-        path = self.directory / name
         extra: list[dict[str, object]] = []
-        with open(path, "r+b") as f:
-            size = os.fstat(f.fileno()).st_size
-            last, end = _last_complete_line(f, size)
-            if end < size:
-                # A crash cut the last write short: drop the incomplete line, and say so in the log.
-                f.truncate(end)
-                f.flush()
-                os.fsync(f.fileno())
-                extra.append(chain_record(REPAIR_EVENT, now, file=name, dropped_bytes=size - end))
-            st = os.fstat(f.fileno())
-        day = file_day(name)
-        assert day is not None  # list_log_files only returns dated names
-        if last is None:
-            raise AuditWriteFailed(f"cannot continue the audit chain: {path} has no complete record")
-        parsed = parse_line(last, self._crypto_for)
-        if parsed is None or not parsed.mac_ok:
-            raise AuditWriteFailed(
-                f"cannot continue the audit chain: the last record of {path} is damaged (run `govgate audit verify`)"
+        for name in reversed(list_log_files(self.directory)):
+            path = self.directory / name
+            with open(path, "r+b") as f:
+                size = os.fstat(f.fileno()).st_size
+                last, end = _last_complete_line(f, size)
+                if end < size:
+                    # A crash cut the last write short: drop the incomplete line, and say so in the log.
+                    f.truncate(end)
+                    f.flush()
+                    os.fsync(f.fileno())
+                    extra.append(chain_record(REPAIR_EVENT, now, file=name, dropped_bytes=size - end))
+                st = os.fstat(f.fileno())
+            if last is None:
+                # Nothing complete in it (a crash while creating it): it holds no record, remove it.
+                path.unlink()
+                _fsync_dir(self.directory)
+                if not any(r.get("file") == name for r in extra):
+                    extra.append(chain_record(REPAIR_EVENT, now, file=name, dropped_bytes=0))
+                continue
+            day = file_day(name)
+            assert day is not None  # list_log_files only returns dated names
+            parsed = parse_line(last, self._crypto_for)
+            if parsed is None or not parsed.mac_ok:
+                what = f"the last record of {path} is damaged (run `govgate audit verify`)"
+                raise AuditWriteFailed(f"cannot continue the audit chain: {what}")
+            crypto = self._crypto_for(parsed.algorithm)
+            tail = _Tail(
+                name=name,
+                day=day,
+                ino=st.st_ino,
+                size=st.st_size,
+                mtime_ns=st.st_mtime_ns,
+                next_seq=parsed.seq + 1,
+                prev=crypto.hash(last),
+                sealed=parsed.record.get("event") == SEAL_EVENT,
             )
-        crypto = self._crypto_for(parsed.algorithm)
-        tail = _Tail(
-            name=name,
-            day=day,
-            ino=st.st_ino,
-            size=st.st_size,
-            mtime_ns=st.st_mtime_ns,
-            next_seq=parsed.seq + 1,
-            prev=crypto.hash(last),
-            sealed=parsed.record.get("event") == SEAL_EVENT,
-        )
-        return tail, extra
+            return tail, extra
+        return None, extra
 
     def _append_locked(self, records: Sequence[Mapping[str, object]], now: datetime) -> list[bytes]:
         tail, extra = self._current_tail(now)

@@ -193,6 +193,20 @@ def test_an_incomplete_line_left_by_a_crash_is_cut_and_reported(
     verify_dir(tmp_path, keys)
 
 
+def test_a_day_file_left_empty_by_a_crash_is_removed_and_the_chain_goes_on(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    write_days(tmp_path, keys, days=1, per_day=2)
+    (tmp_path / "audit-2026-11-24.jsonl").write_bytes(b'{"alg":"hmac')  # the link was being written
+    clock.advance(timedelta(days=1))
+    writer = make_writer(audit_config(tmp_path))
+    writer.start()
+    writer.emit(access_event(3, clock.now))
+    assert writer.close(timeout=5)
+    assert [r["event"] for r in records(tmp_path)][-4:] == ["audit.seal", "audit.link", "audit.repair", "access"]
+    verify_dir(tmp_path, keys)
+
+
 def test_a_write_failure_makes_the_writer_unhealthy_and_it_recovers_by_itself(
     tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
 ) -> None:
