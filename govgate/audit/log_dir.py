@@ -14,6 +14,7 @@ appends the same records again with correct numbers.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 from govgate.core.audit_chain import (
+    DAMAGED_EVENT,
     GENESIS,
     PRUNE_EVENT,
     REPAIR_EVENT,
@@ -40,6 +42,8 @@ from govgate.core.audit_chain import (
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import AuditAlgorithm
 from govgate.errors import AuditWriteFailed
+
+log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
 MIN_RETENTION_DAYS = 365  # Art. 20 (第二十条): logs kept at least one year
@@ -215,22 +219,36 @@ class AuditDir:
             day = file_day(name)
             assert day is not None  # list_log_files only returns dated names
             parsed = parse_line(last, self._crypto_for)
-            if parsed is None or not parsed.mac_ok:
-                what = f"the last record of {path} is damaged (run `govgate audit verify`)"
-                raise AuditWriteFailed(f"cannot continue the audit chain: {what}")
-            crypto = self._crypto_for(parsed.algorithm)
+            if parsed is not None and parsed.mac_ok:
+                next_seq, prev = parsed.seq + 1, self._crypto_for(parsed.algorithm).hash(last)
+                sealed = parsed.record.get("event") == SEAL_EVENT
+            else:
+                # Someone changed the last record. `verify` will name it; the log itself carries on
+                # (writing resumes by itself) and says when the writer found it.
+                next_seq, prev, sealed = self._seq_after_damage(path) + 1, self._crypto.hash(last), False
+                extra.append(chain_record(DAMAGED_EVENT, now, file=name))
+                log.error("audit.tail.damaged file=%s", path)
             tail = _Tail(
                 name=name,
                 day=day,
                 ino=st.st_ino,
                 size=st.st_size,
                 mtime_ns=st.st_mtime_ns,
-                next_seq=parsed.seq + 1,
-                prev=crypto.hash(last),
-                sealed=parsed.record.get("event") == SEAL_EVENT,
+                next_seq=next_seq,
+                prev=prev,
+                sealed=sealed,
             )
             return tail, extra
         return None, extra
+
+    def _seq_after_damage(self, path: Path) -> int:
+        """The ``seq`` the damaged last line should have had: the last readable one plus the lines after it."""
+        lines = path.read_bytes().split(b"\n")[:-1]
+        for back, line in enumerate(reversed(lines)):
+            parsed = parse_line(line, self._crypto_for)
+            if parsed is not None:
+                return parsed.seq + back
+        return len(lines) - 1
 
     def _append_locked(self, records: Sequence[Mapping[str, object]], now: datetime) -> list[bytes]:
         tail, extra = self._current_tail(now)

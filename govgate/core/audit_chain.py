@@ -53,6 +53,7 @@ LINK_EVENT = "audit.link"  # first record of every file
 SEAL_EVENT = "audit.seal"  # last record of a closed day
 PRUNE_EVENT = "audit.prune"  # announces files deleted past retention (field `files`, comma-separated)
 LOST_EVENT = "audit.lost"  # records the writer had to drop (field `lost`)
+DAMAGED_EVENT = "audit.damaged"  # the writer found the chain's last record altered and carried on (field `file`)
 REPAIR_EVENT = "audit.repair"  # an incomplete last line left by a crash was cut (field `dropped_bytes`)
 
 CHAIN_FIELDS = frozenset({"seq", "prev", "alg", "mac"})

@@ -207,6 +207,30 @@ def test_a_day_file_left_empty_by_a_crash_is_removed_and_the_chain_goes_on(
     verify_dir(tmp_path, keys)
 
 
+def test_an_altered_last_record_is_reported_by_verify_but_does_not_stop_the_log(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    write_days(tmp_path, keys, days=1, per_day=3)
+    path = tmp_path / "audit-2026-11-23.jsonl"
+    path.write_bytes(path.read_bytes().replace(b"/oa/doc/2", b"/oa/doc/7"))
+    writer = make_writer(audit_config(tmp_path))
+    writer.start()
+    writer.emit(access_event(8, clock.now))
+    assert writer.close(timeout=5)
+    assert [r["event"] for r in records(tmp_path)][-2:] == ["audit.damaged", "access"]
+    assert [r["seq"] for r in records(tmp_path)] == list(range(6))
+    with pytest.raises(AuditChainBroken) as info:
+        verify_dir(tmp_path, keys)
+    assert (info.value.file, info.value.line) == ("audit-2026-11-23.jsonl", 4)
+    lines = path.read_bytes().split(b"\n")
+    del lines[3]
+    path.write_bytes(b"\n".join(lines))  # without the altered line, everything else still chains
+    with pytest.raises(AuditChainBroken) as info:
+        verify_dir(tmp_path, keys)
+    assert (info.value.file, info.value.line) == ("audit-2026-11-23.jsonl", 4)
+    assert info.value.what.startswith("missing")
+
+
 def test_a_write_failure_makes_the_writer_unhealthy_and_it_recovers_by_itself(
     tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
 ) -> None:
