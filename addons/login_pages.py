@@ -148,7 +148,7 @@ class GatePages:
                     reason="credentials",
                     extra=None if known else {"username_hash": self.runtime.keys.mac(
                         Purpose.IDENTIFIER_HASH, account.encode()).hex()[:16]})
-        if state.locked:
+        if state.account_lock_started or state.client_lock_started:
             self._event(ctx, flow, "lockout", "refuse", account=account if known else None, reason="locked",
                         extra={"until": state.locked_until.isoformat() if state.locked_until else None})
         return state
