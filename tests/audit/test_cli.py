@@ -114,3 +114,42 @@ def test_show_rejects_a_bad_address(log: tuple[Path, Path]) -> None:
     with pytest.raises(SystemExit) as info:
         cli("audit", "show", "--dir", str(directory), "--key-file", str(key_file), "--client", "10.0.0.300")
     assert info.value.code == 2
+
+
+POLICY = """\
+version: 1
+gateway:
+  listen: "127.0.0.1:8443"
+  upstream: "http://127.0.0.1:8080"
+  public_hosts: [portal.example.gov.cn]
+  insecure: true
+  timezone: Asia/Shanghai
+  key_file: secrets/gateway.key
+geoip:
+  database: geoip/GeoLite2-Country.mmdb
+  home_countries: [CN]
+accounts_file: accounts.yaml
+access:
+  - {name: the rest, paths: ["/**"], allow: deny}
+audit:
+  dir: audit/
+  retention_days: 365
+"""
+
+
+def test_the_commands_take_the_directory_and_key_from_the_policy(
+    tmp_path: Path, keys: GatewayKeys, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("govgate.core.policy.load")
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "gateway.key").write_text(bytes(range(32)).hex() + "\n")
+    write_days(tmp_path / "audit", keys, days=2, per_day=2)
+    policy = str(tmp_path / "policy.yaml")
+    assert cli("-p", policy, "audit", "verify") == 0
+    assert "10 records in 2 files" in capsys.readouterr().out
+    assert cli("audit", "backup", str(tmp_path / "copy"), "-p", policy) == 0
+    assert cli("audit", "verify", "-p", policy, "--dir", str(tmp_path / "copy")) == 0
+    assert cli("audit", "show", "-p", policy, "--account", "zhangsan", "--json") == 0
+    shown = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [r["request_id"] for r in shown] == ["req-1", "req-3"]
