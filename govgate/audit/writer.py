@@ -63,6 +63,7 @@ class AuditWriter:
         self._retry_interval = retry_interval
         self._queue: deque[AuditEvent] = deque()
         self._wake = threading.Event()
+        self._progress = threading.Condition()  # notified after every round of the writer thread
         self._drop_lock = threading.Lock()
         self._lost_total = 0  # events dropped because the queue was full (only grows)
         self._lost_since: datetime | None = None
@@ -155,14 +156,15 @@ class AuditWriter:
         self._wake.set()
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything emitted so far is written (for tests and orderly shutdown)."""
+        """Wait until everything emitted so far is written. True if it was within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        self._wake.set()
-        while self._queue or self._pending:
-            if time.monotonic() > deadline:
-                return False
-            self._wake.set()
-            time.sleep(0.005)  # waiting on another thread's progress, bounded by the deadline
+        with self._progress:
+            while self._queue or self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._wake.set()
+                self._progress.wait(remaining)
         return True
 
     # -- the writer thread --------------------------------------------------------------------
@@ -178,6 +180,8 @@ class AuditWriter:
                 except Exception as exc:  # a bug must not stop the log silently: report, fail closed, retry
                     log.exception("audit.writer.error")
                     self._failed(f"audit writer error: {exc!r}")
+                with self._progress:
+                    self._progress.notify_all()
                 if stopping and not self._queue and not self._pending and self._ok:
                     return
                 if self._ok and not self._queue:
