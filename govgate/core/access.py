@@ -1,0 +1,206 @@
+"""Access rules: which rule a request meets (contract §4.2). First match wins; no match is denied.
+
+A rule matches when one of its path globs matches the request path and, if given, one of its
+``hosts`` and ``methods`` does. Globs are compiled once, to one regular expression per rule:
+
+- ``*`` matches one path segment (no ``/``), possibly empty;
+- ``**`` as a whole segment matches any number of segments, zero included: ``/news/**`` matches
+  ``/news``, ``/news/`` and ``/news/a/b``; ``/**`` matches every path;
+- everything else is literal and case-sensitive: ``/`` matches only ``/``.
+
+Hosts are exact names or ``*.suffix`` (any name under the suffix, not the suffix itself), compared
+case-insensitively without port and trailing dot. Methods are compared upper-case.
+
+Path normalisation (``normalise_path``): a rule must judge the path the upstream will serve, so
+that ``/public/../oa/x`` is judged as ``/oa/x``. The query and fragment are dropped; escapes of
+unreserved characters are decoded (``%2e`` is ``.``, ``%7E`` is ``~``); other escapes are kept,
+upper-cased; non-ASCII is percent-encoded as UTF-8; runs of ``/`` collapse to one; path parameters
+(``;jsessionid=…``) are dropped from each segment, as servlet containers do; dot-segments are
+removed (RFC 3986 §5.2.4). A path the gate cannot judge safely has no rule, and so is denied:
+an encoded ``/`` or ``\\`` (``%2F``, ``%5C``), a raw ``\\``, a NUL, a malformed escape, a double
+encoding (``%25`` followed by two hex digits), a dot-segment hidden behind ``;`` parameters
+(``/..;/``), or a path not starting with ``/``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from govgate.core.policy.model import AccessRule
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_UNSAFE_ESCAPES = frozenset({"2F", "5C", "00"})
+MAX_PATH = 8192
+
+
+def _encode_non_ascii(text: str) -> str:
+    if text.isascii():
+        return text
+    out: list[str] = []
+    for ch in text:
+        if ch.isascii():
+            out.append(ch)
+        else:
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8", "surrogateescape"))
+    return "".join(out)
+
+
+def _decode_unreserved(path: str) -> str | None:
+    """Decode escapes of unreserved characters, upper-case the rest; None when unsafe or malformed."""
+    if "%" not in path:
+        return path
+    out: list[str] = []
+    i = 0
+    n = len(path)
+    while i < n:
+        ch = path[i]
+        if ch != "%":
+            out.append(ch)
+            i += 1
+            continue
+        hexpair = path[i + 1 : i + 3]
+        if len(hexpair) != 2 or not (hexpair[0] in _HEX and hexpair[1] in _HEX):
+            return None
+        code = hexpair.upper()
+        if code in _UNSAFE_ESCAPES:
+            return None
+        if code == "25":
+            after = path[i + 3 : i + 5]
+            if len(after) == 2 and after[0] in _HEX and after[1] in _HEX:
+                return None  # double encoding: an upstream that decodes twice would see something else
+        decoded = chr(int(code, 16))
+        out.append(decoded if decoded in _UNRESERVED else f"%{code}")
+        i += 3
+    return "".join(out)
+
+
+def _remove_dot_segments(segments: list[str]) -> list[str] | None:
+    out: list[str] = []
+    for raw in segments:
+        seg = raw.split(";", 1)[0]
+        if seg in (".", "..") and seg != raw:
+            return None  # `/..;/` is a dot-segment to some servers (Tomcat) and a name to others
+        if not seg:
+            continue
+        if seg == ".":
+            continue
+        if seg == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(seg)
+    return out
+
+
+def normalise_path(raw: str) -> str | None:
+    """The path as the upstream will serve it, or None when it cannot be judged safely (→ denied)."""
+    path = raw.split("#", 1)[0].split("?", 1)[0]
+    if not path.startswith("/") or len(path) > MAX_PATH or "\\" in path or "\x00" in path:
+        return None
+    decoded = _decode_unreserved(_encode_non_ascii(path))
+    if decoded is None:
+        return None
+    if "/." not in decoded and "//" not in decoded and ";" not in decoded:
+        return decoded  # the common case: nothing to normalise
+    # Runs of `/` collapse (as nginx's merge_slashes does) before dot-segments are removed; judging
+    # `/public//../oa` as `/oa` is the stricter reading of the two an upstream could take.
+    # Path parameters (`/oa;jsessionid=1/x`) are dropped for judging: servlet containers ignore them.
+    segments = decoded[1:].split("/")
+    trailing = decoded.endswith("/") or segments[-1].split(";", 1)[0] in (".", "..")
+    out = _remove_dot_segments(segments)
+    if out is None:
+        return None
+    result = "/" + "/".join(out)
+    if trailing and out:
+        result += "/"
+    return result
+
+
+def glob_to_regex(glob: str) -> str:
+    """One path glob as a regular expression (for ``re.fullmatch``) on normalised paths."""
+    glob = _encode_non_ascii(glob)
+    if glob == "/**":
+        return "/.*"
+    parts = glob.split("/")
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        if i == 0:
+            out.append(re.escape(part))  # "" for an absolute glob
+            continue
+        if part == "**":
+            # `/**` is zero or more segments, so `/news/**` matches `/news`, `/news/` and `/news/a/b`.
+            out.append("(?:/.*)?" if i == len(parts) - 1 else "(?:/[^/]*)*?")
+            continue
+        pieces = re.split(r"\*+", part)
+        out.append("/" + "[^/]*".join(re.escape(p) for p in pieces))
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    rule: AccessRule
+    pattern: re.Pattern[str]
+    exact_hosts: frozenset[str] | None  # None: any host
+    host_suffixes: tuple[str, ...]  # ".example.gov.cn" for "*.example.gov.cn"
+    methods: frozenset[str] | None
+
+    def host_matches(self, host: str) -> bool:
+        if self.exact_hosts is None:
+            return True
+        return host in self.exact_hosts or any(host.endswith(s) for s in self.host_suffixes)
+
+
+def compile_rule(rule: AccessRule) -> CompiledRule:
+    regex = "|".join(f"(?:{glob_to_regex(g)})" for g in rule.paths) or "(?!)"
+    exact: frozenset[str] | None = None
+    suffixes: list[str] = []
+    if rule.hosts is not None:
+        names = set()
+        for host in rule.hosts:
+            h = normalise_host(host)
+            if h.startswith("*."):
+                suffixes.append(h[1:])
+            else:
+                names.add(h)
+        exact = frozenset(names)
+    methods = frozenset(m.upper() for m in rule.methods) if rule.methods is not None else None
+    return CompiledRule(rule=rule, pattern=re.compile(regex, re.DOTALL), exact_hosts=exact,
+                        host_suffixes=tuple(suffixes), methods=methods)
+
+
+def compile_rules(rules: Iterable[AccessRule]) -> tuple[CompiledRule, ...]:
+    return tuple(compile_rule(r) for r in rules)
+
+
+def normalise_host(host: str) -> str:
+    """Lower case, no port, no trailing dot: ``Portal.Example.gov.cn.:8443`` → ``portal.example.gov.cn``."""
+    h = host.strip().lower()
+    if h.startswith("["):
+        end = h.find("]")
+        h = h[: end + 1] if end > 0 else h
+    elif h.count(":") == 1:
+        h = h.split(":", 1)[0]
+    return h.rstrip(".")
+
+
+def match_normalised(compiled: Sequence[CompiledRule], host: str, path: str, method: str) -> AccessRule | None:
+    """First rule matching an already normalised host, path and upper-case method."""
+    for c in compiled:
+        if c.methods is not None and method not in c.methods:
+            continue
+        if not c.host_matches(host):
+            continue
+        if c.pattern.fullmatch(path) is not None:
+            return c.rule
+    return None
+
+
+def match_rule(compiled: Sequence[CompiledRule], host: str, path: str, method: str) -> AccessRule | None:
+    """Contract §4.2: the first rule whose paths (and hosts, methods) match; None means denied."""
+    normal = normalise_path(path)
+    if normal is None:
+        return None
+    return match_normalised(compiled, normalise_host(host), normal, method.upper())

@@ -1,0 +1,249 @@
+"""The access decision: a pure function of (request facts, compiled policy, now) — contract §4 steps 2–6.
+
+``compile_policy(policy)`` builds, once per policy load, everything a decision needs (network sets,
+rule matchers, grant and device indexes); ``decide(facts, compiled, now)`` then runs, in order:
+
+1. rule: the first ``access`` rule matching host, path and method; none → refuse ``denied``;
+   ``public`` → forward; ``deny`` → refuse ``denied``; ``staff`` → the checks below.
+2. network (Art. 19): the address is in one of the rule's networks, or the request comes from an
+   allowlisted device when the rule allows devices; a rule without networks admits any address.
+3. overseas (Art. 19): an address outside every listed network, not always-home, whose country is
+   not a home country (unknown country: ``geoip.unknown``) needs an active grant admitting the
+   account/device/country; before login, one that *could* admit it.
+4. session (Art. 30): no session → ``login`` (303 to the login page).
+5. account (Art. 30): disabled or expired → ``account``; locked → ``locked``; not in the rule's groups →
+   ``group``; ``bind_devices`` and not on one of the account's own devices → ``device``.
+6. forward.
+
+Every check appends a ``Check`` with a human-readable detail, for ``govgate explain`` and the audit.
+A refusal is a ``Decision``, never an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from govgate.core.access import CompiledRule, compile_rules, match_normalised, normalise_host, normalise_path
+from govgate.core.devices import DeviceIndex
+from govgate.core.geoip import is_always_home
+from govgate.core.grants import GrantIndex
+from govgate.core.networks import NamedNetworks, NetworkSet
+from govgate.core.policy.model import AccessRule, Allow, DevicesMode, Grant, IPAddress, Policy, UnknownCountry
+
+ART_19 = "Art. 19"
+ART_30 = "Art. 30"
+
+
+class Reason(StrEnum):
+    """Refusal categories named on the 403 page and in the audit log (contract §4)."""
+
+    NETWORK = "network"
+    OVERSEAS = "overseas"
+    DEVICE = "device"
+    GROUP = "group"
+    ACCOUNT = "account"
+    LOCKED = "locked"
+    DENIED = "denied"
+
+
+class Outcome(StrEnum):
+    FORWARD = "forward"
+    REFUSE = "refuse"
+    LOGIN = "login"  # no valid session: 303 to the login page
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFacts:
+    """The account of a valid session, as the accounts file and the lockout store describe it."""
+
+    name: str
+    groups: frozenset[str]
+    disabled: bool
+    expires: date | None  # last day the account works (inclusive)
+    locked_until: datetime | None
+    devices: frozenset[str]  # ids of the allowlisted devices this account owns
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    client: IPAddress
+    country: str | None  # ISO code from GeoIP; None: unknown
+    host: str
+    path: str  # as requested (a query is ignored)
+    method: str
+    device: str | None  # an allowlisted, unexpired device id the glue has verified
+    account: AccountFacts | None  # from a valid session; None: no session
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str  # rule, network, overseas, session, account, locked, group, device
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    outcome: Outcome
+    status: int  # 200 forward, 403 refuse, 303 login
+    rule: AccessRule | None
+    reason: Reason | None
+    article: str | None
+    checks: tuple[Check, ...]
+    grant: Grant | None = None  # the overseas grant that admitted (or could admit) the request
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is Outcome.FORWARD
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    """What ``decide`` needs from one policy, built once by ``compile_policy``."""
+
+    policy: Policy
+    rules: tuple[CompiledRule, ...]
+    networks: NamedNetworks
+    rule_networks: tuple[NetworkSet, ...]  # by rule index: the union of the rule's named networks
+    listed: NetworkSet  # every network of the policy: inside it nobody is "overseas"
+    grants: GrantIndex
+    devices: DeviceIndex
+    home_countries: frozenset[str]
+    unknown_is_home: bool
+
+
+def compile_policy(policy: Policy) -> CompiledPolicy:
+    networks = NamedNetworks(policy.networks)
+    return CompiledPolicy(
+        policy=policy,
+        rules=compile_rules(policy.access),
+        networks=networks,
+        rule_networks=tuple(networks.union(rule.networks) for rule in policy.access),
+        listed=NetworkSet(cidr for group in policy.networks for cidr in group.cidrs),
+        grants=GrantIndex(policy.grants),
+        devices=DeviceIndex(policy.devices),
+        home_countries=frozenset(c.upper() for c in policy.geoip.home_countries),
+        unknown_is_home=policy.geoip.unknown is UnknownCountry.HOME,
+    )
+
+
+def _refuse(rule: AccessRule | None, reason: Reason, article: str | None, checks: list[Check],
+            grant: Grant | None = None) -> Decision:
+    return Decision(Outcome.REFUSE, 403, rule, reason, article, tuple(checks), grant)
+
+
+def _grant_text(grant: Grant) -> str:
+    return f"grant #{grant.index} ({grant.reason}) active until {grant.end.isoformat(timespec='minutes')}"
+
+
+def _rule_networks(compiled: CompiledPolicy, rule: AccessRule) -> NetworkSet:
+    if rule.index < len(compiled.rule_networks) and compiled.policy.access[rule.index] is rule:
+        return compiled.rule_networks[rule.index]
+    return compiled.networks.union(rule.networks)
+
+
+def decide(facts: RequestFacts, compiled: CompiledPolicy, now: datetime) -> Decision:
+    """Contract §4 steps 2–6, in order; see the module docstring."""
+    checks: list[Check] = []
+    path = normalise_path(facts.path)
+    if path is None:
+        checks.append(Check("rule", False, "the path cannot be normalised safely (encoded '/', '..;', bad escape)"))
+        return _refuse(None, Reason.DENIED, None, checks)
+    rule = match_normalised(compiled.rules, normalise_host(facts.host), path, facts.method.upper())
+    if rule is None:
+        checks.append(Check("rule", False, f"no access rule matches {facts.method.upper()} {path}: denied"))
+        return _refuse(None, Reason.DENIED, None, checks)
+    checks.append(Check("rule", True, f"rule #{rule.index} '{rule.name}' (line {rule.line}): allow {rule.allow}"))
+    if rule.allow is Allow.PUBLIC:
+        return Decision(Outcome.FORWARD, 200, rule, None, None, tuple(checks))
+    if rule.allow is Allow.DENY:
+        return _refuse(rule, Reason.DENIED, None, checks)
+
+    client = facts.client
+    account = facts.account
+    device = facts.device
+
+    # Art. 19 (第十九条): staff functions only from allowed IP ranges or devices.
+    if not rule.networks:
+        checks.append(Check("network", True, "the rule names no networks: any address passes"))
+    elif _rule_networks(compiled, rule).contains(client):
+        names = [n for n in rule.networks if compiled.networks.in_group(client, n)]
+        checks.append(Check("network", True, f"{client} is in network '{names[0] if names else rule.networks[0]}'"))
+    elif rule.devices is DevicesMode.ALLOWLISTED and device is not None:
+        checks.append(Check("network", True, f"{client} is outside the rule's networks; device '{device}' "
+                                             "is allowlisted"))
+    else:
+        wanted = ", ".join(f"'{n}'" for n in rule.networks)
+        how = "and no allowlisted device" if rule.devices is DevicesMode.ALLOWLISTED else "(devices: none)"
+        checks.append(Check("network", False, f"{client} is in none of {wanted} {how}"))
+        return _refuse(rule, Reason.NETWORK, ART_19, checks)
+
+    # Art. 19 (第十九条): overseas access only by whitelist, for set times, devices or accounts.
+    grant: Grant | None = None
+    country = facts.country.upper() if facts.country else None
+    if compiled.listed.contains(client):
+        checks.append(Check("overseas", True, f"{client} is in a listed network: not overseas"))
+    elif is_always_home(client):
+        checks.append(Check("overseas", True, f"{client} is a private/loopback/link-local address: always home"))
+    elif country is None and compiled.unknown_is_home:
+        checks.append(Check("overseas", True, f"{client} has no GeoIP country; geoip.unknown is home"))
+    elif country is not None and country in compiled.home_countries:
+        checks.append(Check("overseas", True, f"{client} is in {country}, a home country"))
+    else:
+        where = f"in {country}" if country else "of unknown country (geoip.unknown: overseas)"
+        if account is None:
+            grant = compiled.grants.could_admit(device, country, now)
+            if grant is None:
+                checks.append(Check("overseas", False, f"{client} is {where}; no active grant could admit it"))
+                return _refuse(rule, Reason.OVERSEAS, ART_19, checks)
+            checks.append(Check("overseas", True, f"{client} is {where}; {_grant_text(grant)} could admit it "
+                                                  "after login"))
+        else:
+            grant = compiled.grants.admitting(account.name, device, country, now)
+            if grant is None:
+                who = f"account '{account.name}'" + (f" on device '{device}'" if device else "")
+                checks.append(Check("overseas", False, f"{client} is {where}; no active grant admits {who}"))
+                return _refuse(rule, Reason.OVERSEAS, ART_19, checks)
+            checks.append(Check("overseas", True, f"{client} is {where}; {_grant_text(grant)} admits "
+                                                  f"account '{account.name}'"))
+
+    # Art. 30 (第三十条): multi-factor login at the gate.
+    if account is None:
+        checks.append(Check("session", False, "no valid session: login required"))
+        return Decision(Outcome.LOGIN, 303, rule, None, ART_30, tuple(checks), grant)
+    checks.append(Check("session", True, f"valid session for account '{account.name}'"))
+
+    # Art. 25 (第二十五条) / Art. 30: expired or disabled accounts stop working; failed logins lock.
+    if account.disabled:
+        checks.append(Check("account", False, f"account '{account.name}' is disabled"))
+        return _refuse(rule, Reason.ACCOUNT, ART_30, checks, grant)
+    if account.expires is not None and now.date() > account.expires:
+        checks.append(Check("account", False, f"account '{account.name}' expired on {account.expires.isoformat()}"))
+        return _refuse(rule, Reason.ACCOUNT, ART_30, checks, grant)
+    checks.append(Check("account", True, f"account '{account.name}' is enabled"
+                                         + (f" until {account.expires.isoformat()}" if account.expires else "")))
+    if account.locked_until is not None and account.locked_until > now:
+        checks.append(Check("locked", False, f"account '{account.name}' is locked until "
+                                             f"{account.locked_until.isoformat(timespec='seconds')}"))
+        return _refuse(rule, Reason.LOCKED, ART_30, checks, grant)
+
+    if rule.groups is not None:
+        shared = sorted(account.groups.intersection(rule.groups))
+        if not shared:
+            wanted = ", ".join(f"'{g}'" for g in rule.groups)
+            checks.append(Check("group", False, f"account '{account.name}' is in none of the groups {wanted}"))
+            return _refuse(rule, Reason.GROUP, ART_19, checks, grant)
+        checks.append(Check("group", True, f"account '{account.name}' is in group '{shared[0]}'"))
+
+    # Art. 30 (第三十条): bind accounts to terminals.
+    if rule.bind_devices:
+        if device is None or device not in account.devices:
+            on = f"device '{device}'" if device else "no allowlisted device"
+            checks.append(Check("device", False, f"account '{account.name}' is bound to its own devices; "
+                                                 f"the request comes from {on}"))
+            return _refuse(rule, Reason.DEVICE, ART_30, checks, grant)
+        checks.append(Check("device", True, f"device '{device}' belongs to account '{account.name}'"))
+
+    return Decision(Outcome.FORWARD, 200, rule, None, ART_19, tuple(checks), grant)

@@ -1,0 +1,122 @@
+"""Overseas grants (Art. 19): when a grant is active and whom it admits.
+
+# Art. 19 (第十九条): where access from outside the country is truly needed, open it by whitelist,
+# for specific time windows, specific devices or specific accounts.
+
+A grant is active only inside ``[start, end]`` (both inclusive) and, if it has ``daily`` hours,
+inside them, evaluated on the wall clock of the grant's timezone (``gateway.timezone``: the
+timezone its ``start`` carries). ``now`` must be aware.
+
+Who a grant admits (contract: "a grant matching the account and/or device"):
+
+- a grant naming an account **and** devices admits that account on one of those devices (both);
+- a grant naming only an account admits that account from any device;
+- a grant naming only devices admits any account on one of those devices;
+- ``countries``, when set, must contain the client's country (an unknown country matches none).
+
+Before login the account is unknown: ``could_admit_before_login`` is true when some active grant
+could still admit the client once its account is known: its country matches, and its device
+condition (if it names devices) is already met.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from govgate.core.policy.model import Grant
+
+
+def grant_active(grant: Grant, now: datetime) -> bool:
+    """Inside ``[start, end]`` and, if set, inside the daily hours on the grant's wall clock."""
+    if not (grant.start <= now <= grant.end):
+        return False
+    if grant.daily is None:
+        return True
+    local = now.astimezone(grant.start.tzinfo)
+    return grant.daily.contains(local.time().replace(tzinfo=None))
+
+
+def _country_ok(grant: Grant, country: str | None) -> bool:
+    return grant.countries is None or (country is not None and country in grant.countries)
+
+
+def _identity_ok(grant: Grant, account: str | None, device: str | None) -> bool:
+    account_ok = grant.account is not None and account == grant.account
+    device_ok = device is not None and device in grant.devices
+    if grant.account is not None and grant.devices:
+        return account_ok and device_ok
+    if grant.account is not None:
+        return account_ok
+    return device_ok
+
+
+def grant_admits(grant: Grant, account: str | None, device: str | None, country: str | None,
+                 now: datetime) -> bool:
+    """Whether this grant lets ``account`` on ``device`` in from ``country`` at ``now``."""
+    return _identity_ok(grant, account, device) and _country_ok(grant, country) and grant_active(grant, now)
+
+
+def grant_could_admit(grant: Grant, device: str | None, country: str | None, now: datetime) -> bool:
+    """Before login: whether this grant could admit the client once its account is known."""
+    if grant.devices and (device is None or device not in grant.devices):
+        return False
+    return _country_ok(grant, country) and grant_active(grant, now)
+
+
+def could_admit_before_login(grants: Iterable[Grant], device: str | None, country: str | None,
+                             now: datetime) -> Grant | None:
+    """The first grant that could admit this client after login, or None (refused at once)."""
+    for grant in grants:
+        if grant_could_admit(grant, device, country, now):
+            return grant
+    return None
+
+
+class GrantIndex:
+    """Grants indexed by account and device, so a request looks at its own few grants, not all of them."""
+
+    __slots__ = ("_account_only", "_by_account", "_by_device", "grants")
+
+    def __init__(self, grants: Iterable[Grant]) -> None:
+        self.grants: tuple[Grant, ...] = tuple(sorted(grants, key=lambda g: g.index))
+        self._by_account: dict[str, list[Grant]] = {}
+        self._by_device: dict[str, list[Grant]] = {}
+        # Grants naming no devices, by country (None: any country): what could admit an unknown account.
+        self._account_only: dict[str | None, list[Grant]] = {}
+        for grant in self.grants:
+            if grant.account is not None:
+                self._by_account.setdefault(grant.account, []).append(grant)
+            for device in dict.fromkeys(grant.devices):
+                self._by_device.setdefault(device, []).append(grant)
+            if not grant.devices:
+                for country in grant.countries if grant.countries is not None else (None,):
+                    self._account_only.setdefault(country, []).append(grant)
+
+    def admitting(self, account: str | None, device: str | None, country: str | None,
+                  now: datetime) -> Grant | None:
+        """The first grant (policy order) admitting this account/device/country now, or None."""
+        candidates: list[Grant] = []
+        if account is not None:
+            candidates.extend(self._by_account.get(account, ()))
+        if device is not None:
+            candidates.extend(self._by_device.get(device, ()))
+        best: Grant | None = None
+        for grant in candidates:
+            if (best is None or grant.index < best.index) and grant_admits(grant, account, device, country, now):
+                best = grant
+        return best
+
+    def could_admit(self, device: str | None, country: str | None, now: datetime) -> Grant | None:
+        """Before login: the first grant that could admit this client once its account is known."""
+        candidates: list[Grant] = []
+        if device is not None:
+            candidates.extend(self._by_device.get(device, ()))
+        candidates.extend(self._account_only.get(None, ()))
+        if country is not None:
+            candidates.extend(self._account_only.get(country, ()))
+        best: Grant | None = None
+        for grant in candidates:
+            if (best is None or grant.index < best.index) and grant_could_admit(grant, device, country, now):
+                best = grant
+        return best
