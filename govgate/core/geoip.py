@@ -60,6 +60,11 @@ def _iso(record: Any, key: str) -> str | None:
     return code.upper() if isinstance(code, str) and code else None
 
 
+def country_of_record(record: Any) -> str | None:
+    """``country.iso_code``, else ``registered_country.iso_code`` (upper case), else None."""
+    return _iso(record, "country") or _iso(record, "registered_country")
+
+
 class CountryLookup:
     """Country of an address from one ``.mmdb`` file, opened once."""
 
@@ -86,7 +91,7 @@ class CountryLookup:
             return None
         if record is None:
             return None
-        return _iso(record, "country") or _iso(record, "registered_country")
+        return country_of_record(record)
 
     def country(self, ip: IPAddress) -> str | None:
         """ISO 3166-1 alpha-2 code (upper case) or None when the database does not know the address."""

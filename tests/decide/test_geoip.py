@@ -1,0 +1,123 @@
+"""GeoIP country lookup against MaxMind's real test databases (and their broken variants)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from govgate.core.geoip import CountryLookup, GeoIPDatabaseError, country_of_record, is_always_home
+from govgate.errors import GovGateError
+from tests.decide.builder import GEOIP_DIR
+
+ip = ipaddress.ip_address
+
+
+def expected_from_json(name: str) -> list[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, str | None]]:
+    """(first address of each network, ISO code) from MaxMind's source JSON for a test database."""
+    out = []
+    for entry in json.loads((GEOIP_DIR / name).read_text(encoding="utf-8")):
+        for cidr, record in entry.items():
+            net = ipaddress.ip_network(cidr, strict=False)
+            code = (record.get("country") or {}).get("iso_code") or (record.get("registered_country") or {}).get(
+                "iso_code")
+            out.append((net.network_address, code))
+            out.append((net.broadcast_address, code))
+    return out
+
+
+@pytest.fixture(scope="module")
+def lite() -> CountryLookup:
+    return CountryLookup(GEOIP_DIR / "GeoLite2-Country-Test.mmdb")
+
+
+def test_country_database_agrees_with_its_source_json(lite: CountryLookup) -> None:
+    expected = expected_from_json("GeoLite2-Country-Test.json")
+    assert len(expected) > 100
+    for address, code in expected:
+        assert lite.country(address) == code, address
+
+
+def test_geoip2_country_database_agrees_with_its_source_json() -> None:
+    lookup = CountryLookup(GEOIP_DIR / "GeoIP2-Country-Test.mmdb")
+    for address, code in expected_from_json("GeoIP2-Country-Test.json"):
+        assert lookup.country(address) == code, address
+
+
+def test_known_addresses_have_their_countries(lite: CountryLookup) -> None:
+    assert lite.country(ip("81.2.69.142")) == "GB"
+    assert lite.country(ip("216.160.83.56")) == "US"
+    assert lite.country(ip("2001:218::1")) == "JP"
+
+
+def test_ipv4_mapped_address_has_the_country_of_its_ipv4_address(lite: CountryLookup) -> None:
+    assert lite.country(ip("::ffff:81.2.69.142")) == "GB"
+
+
+def test_unknown_address_has_no_country(lite: CountryLookup) -> None:
+    assert lite.country(ip("1.1.1.1")) is None
+    assert lite.country(ip("10.0.0.1")) is None
+
+
+def test_city_database_gives_countries_too() -> None:
+    city = CountryLookup(GEOIP_DIR / "GeoIP2-City-Test.mmdb")
+    assert city.country(ip("81.2.69.142")) == "GB"
+    assert city.country(ip("2001:218::1")) == "JP"
+    assert "City" in city.database_type
+
+
+def test_registered_country_is_used_when_country_is_absent() -> None:
+    # Neither test database has such a record; the record reader is tested on its own.
+    assert country_of_record({"registered_country": {"iso_code": "fr"}}) == "FR"
+    assert country_of_record({"country": {"iso_code": "GB"}, "registered_country": {"iso_code": "FR"}}) == "GB"
+    assert country_of_record({"continent": {"code": "EU"}}) is None
+    assert country_of_record({"country": {"iso_code": ""}, "registered_country": "junk"}) is None
+    assert country_of_record([1, 2]) is None
+
+
+def test_network_with_a_continent_only_has_no_country(lite: CountryLookup) -> None:
+    assert lite.country(ip("2a02:d500::1")) is None
+
+
+def test_database_with_a_corrupt_data_section_is_refused_at_load() -> None:
+    with pytest.raises(GeoIPDatabaseError, match="Broken-Double-Format"):
+        CountryLookup(GEOIP_DIR / "GeoIP2-City-Test-Broken-Double-Format.mmdb")
+
+
+def test_database_with_a_bad_node_count_is_refused_at_load() -> None:
+    with pytest.raises(GovGateError, match="not a valid MaxMind DB"):
+        CountryLookup(GEOIP_DIR / "GeoIP2-City-Test-Invalid-Node-Count.mmdb")
+
+
+def test_missing_database_is_refused_with_its_name(tmp_path: Path) -> None:
+    with pytest.raises(GeoIPDatabaseError, match="not found"):
+        CountryLookup(tmp_path / "nope.mmdb")
+
+
+def test_a_text_file_is_not_a_database(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.mmdb"
+    fake.write_text("hello", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"fake\.mmdb"):
+        CountryLookup(fake)
+
+
+def test_lookup_keeps_working_from_a_copied_file(tmp_path: Path) -> None:
+    copy = tmp_path / "geo.mmdb"
+    shutil.copy(GEOIP_DIR / "GeoLite2-Country-Test.mmdb", copy)
+    lookup = CountryLookup(copy)
+    assert lookup.country(ip("81.2.69.142")) == "GB"
+    lookup.close()
+
+
+@pytest.mark.parametrize("address", ["10.1.2.3", "172.16.0.1", "192.168.9.9", "127.0.0.1", "169.254.3.4",
+                                     "100.64.1.1", "::1", "fe80::1", "fd12:3456::1", "fc00::1", "::ffff:10.0.0.1"])
+def test_private_loopback_link_local_and_ula_addresses_are_always_home(address: str) -> None:
+    assert is_always_home(ip(address))
+
+
+@pytest.mark.parametrize("address", ["81.2.69.142", "8.8.8.8", "2001:218::1", "172.32.0.1", "192.169.0.1"])
+def test_public_addresses_are_not_always_home(address: str) -> None:
+    assert not is_always_home(ip(address))
