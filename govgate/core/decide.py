@@ -169,8 +169,8 @@ def decide(facts: RequestFacts, compiled: CompiledPolicy, now: datetime) -> Deci
     if not rule.networks:
         checks.append(Check("network", True, "the rule names no networks: any address passes"))
     elif _rule_networks(compiled, rule).contains(client):
-        names = [n for n in rule.networks if compiled.networks.in_group(client, n)]
-        checks.append(Check("network", True, f"{client} is in network '{names[0] if names else rule.networks[0]}'"))
+        name = next((n for n in rule.networks if compiled.networks.in_group(client, n)), rule.networks[0])
+        checks.append(Check("network", True, f"{client} is in network '{name}'"))
     elif rule.devices is DevicesMode.ALLOWLISTED and device is not None:
         checks.append(Check("network", True, f"{client} is outside the rule's networks; device '{device}' "
                                              "is allowlisted"))

@@ -96,27 +96,29 @@ class GrantIndex:
     def admitting(self, account: str | None, device: str | None, country: str | None,
                   now: datetime) -> Grant | None:
         """The first grant (policy order) admitting this account/device/country now, or None."""
-        candidates: list[Grant] = []
-        if account is not None:
-            candidates.extend(self._by_account.get(account, ()))
-        if device is not None:
-            candidates.extend(self._by_device.get(device, ()))
         best: Grant | None = None
-        for grant in candidates:
-            if (best is None or grant.index < best.index) and grant_admits(grant, account, device, country, now):
-                best = grant
+        lists = (self._by_account.get(account, ()) if account is not None else (),
+                 self._by_device.get(device, ()) if device is not None else ())
+        for grants in lists:  # each list is in policy order: its first admitting grant is its best
+            for grant in grants:
+                if best is not None and grant.index >= best.index:
+                    break
+                if grant_admits(grant, account, device, country, now):
+                    best = grant
+                    break
         return best
 
     def could_admit(self, device: str | None, country: str | None, now: datetime) -> Grant | None:
         """Before login: the first grant that could admit this client once its account is known."""
-        candidates: list[Grant] = []
-        if device is not None:
-            candidates.extend(self._by_device.get(device, ()))
-        candidates.extend(self._account_only.get(None, ()))
-        if country is not None:
-            candidates.extend(self._account_only.get(country, ()))
         best: Grant | None = None
-        for grant in candidates:
-            if (best is None or grant.index < best.index) and grant_could_admit(grant, device, country, now):
-                best = grant
+        lists = (self._by_device.get(device, ()) if device is not None else (),
+                 self._account_only.get(None, ()),
+                 self._account_only.get(country, ()) if country is not None else ())
+        for grants in lists:
+            for grant in grants:
+                if best is not None and grant.index >= best.index:
+                    break
+                if grant_could_admit(grant, device, country, now):
+                    best = grant
+                    break
         return best
