@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import hashlib
+import hmac
+import re
 from collections.abc import Mapping
 from urllib.parse import parse_qs, quote
 
@@ -17,15 +21,38 @@ from govgate.core.keys import GatewayKeys, Purpose
 MAX_URL_LENGTH = 8192  # longer destinations are refused rather than signed or shown
 
 
+@functools.lru_cache(maxsize=8)
+def _mac_template(keys: GatewayKeys) -> hmac.HMAC:
+    # Keyed once per gateway key; each signature copies it (a page may carry thousands of links).
+    return hmac.new(keys.derive(Purpose.LEAVE_LINK), digestmod=hashlib.sha256)
+
+
 def sign_leave(url: str, keys: GatewayKeys) -> str:
-    """The base64url (unpadded) HMAC of ``url``."""
-    tag = keys.mac(Purpose.LEAVE_LINK, url.encode("utf-8", "surrogatepass"))
-    return base64.urlsafe_b64encode(tag).rstrip(b"=").decode("ascii")
+    """The base64url (unpadded) HMAC-SHA256 of ``url`` under the ``LEAVE_LINK`` key."""
+    mac = _mac_template(keys).copy()
+    mac.update(url.encode("utf-8", "surrogatepass"))
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
+
+
+# Percent-encode all but unreserved characters and ":/?@=,", which are safe inside a query value and keep
+# the link readable; "&", "#", "+", "%", quotes and everything else are encoded.
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:/?@=,-]")
+_PCT = {chr(i): f"%{i:02X}" for i in range(128)}
+
+
+def _quote_char(m: re.Match[str]) -> str:
+    ch = m.group()
+    return _PCT.get(ch) or quote(ch, safe="")
+
+
+def encode_url_param(url: str) -> str:
+    """``url`` percent-encoded for the ``url`` query parameter (decodes back with ``parse_qs``)."""
+    return _UNSAFE.sub(_quote_char, url)
 
 
 def leave_url(prefix: str, url: str, keys: GatewayKeys) -> str:
     """The path (under the gate's ``prefix``) of the warning page for ``url``."""
-    return f"{prefix}/leave?url={quote(url, safe='')}&sig={sign_leave(url, keys)}"
+    return f"{prefix}/leave?url={encode_url_param(url)}&sig={sign_leave(url, keys)}"
 
 
 def verify_leave(url: str, sig: str, keys: GatewayKeys) -> bool:

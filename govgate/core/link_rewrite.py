@@ -38,9 +38,17 @@ from govgate.core.outbound import HostClassifier
 
 # ---------------------------------------------------------------- tokenizer patterns (bytes)
 
+class LinkKind(StrEnum):
+    HREF = "href"
+    ACTION = "action"
+    FORMACTION = "formaction"
+    REFRESH = "refresh"
+
+
+
 _WSC = rb"\t\n\f\r "
 _NAME = rb"[^\t\n\f\r />][^\t\n\f\r />=]*+"
-_VAL = rb"(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >]*+)"
+_VAL = rb"(?:\"[^\"]*+\"|'[^']*+'|(?![\"'])[^\t\n\f\r >]*+)"
 _ATTR = rb"(?>" + _NAME + rb"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+" + _VAL + rb")?+)"
 # attributes then ">"; group "tail" holds the separator before ">" (ends with "/" ⇔ self-closing)
 _ATTRS_END = rb"(?:[\t\n\f\r /]*+" + _ATTR + rb")*+(?P<tail>[\t\n\f\r /]*+)>"
@@ -50,15 +58,24 @@ _SPECIAL_NAMES = (
     rb"a|area|form|button|input|meta|base|script|style|textarea|title|xmp|iframe|noembed|noframes|noscript"
     rb"|plaintext|template|svg|math"
 )
-# Jump over text and every tag that cannot matter, inside the regex engine.
 _ANY_END = _ATTRS_END.replace(b"?P<tail>", b"?:")
-_SKIP = re.compile(
-    rb"(?:[^<]++"
-    rb"|<(?![A-Za-z!/?])"
-    rb"|<(?!(?i:" + _SPECIAL_NAMES + rb")[\t\n\f\r />])[A-Za-z][^\t\n\f\r />]*+" + _ANY_END
-    + rb"|</(?!(?i:template|svg|math)[\t\n\f\r />])[A-Za-z][^\t\n\f\r />]*+" + _ANY_END
-    + rb")*+"
+# The common shape of a tag's rest (` name="v"`, ` name='v'`, ` name=v`, ` name`, then `>` or `/>`): a strict
+# subset of the grammar above that ends the tag at the same `>`, tried first because it is cheaper.
+_SIMPLE_END = (
+    rb"(?:[\t\n\f\r ]++[A-Za-z_:][-\w:.]*+(?:=(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'=<`]++))?+)*+"
+    rb"[\t\n\f\r ]*+/?>"
 )
+# Start tags that cannot matter: names starting with a letter no special name starts with, or else not special.
+_PLAIN_START = (
+    rb"<(?:[c-eg-hj-loqru-wyzC-EG-HJ-LOQRU-WYZ]|(?!(?i:" + _SPECIAL_NAMES + rb")[\t\n\f\r />])[A-Za-z])"
+    rb"[^\t\n\f\r />]*+(?:" + _SIMPLE_END + rb"|" + _ANY_END + rb")"
+)
+_PLAIN_END = (
+    rb"</(?:[a-ln-ru-zA-LN-RU-Z]|(?!(?i:template|svg|math)[\t\n\f\r />])[A-Za-z])[^\t\n\f\r />]*+"
+    rb"(?:>|" + _ANY_END + rb")"
+)
+# Jump over text and every tag that cannot matter, inside the regex engine (text runs unrolled).
+_SKIP = re.compile(rb"[^<]*+(?:(?:" + _PLAIN_END + rb"|" + _PLAIN_START + rb"|<(?![A-Za-z!/?]))[^<]*+)*+")
 _TAG_OPEN = re.compile(rb"<(/?)(" + _TAGNAME + rb")")
 _TAG_REST = re.compile(_ATTRS_END)
 _ATTR_ITER = re.compile(
@@ -67,28 +84,40 @@ _ATTR_ITER = re.compile(
 )
 
 
-def _first_attr_pattern(attr: bytes) -> re.Pattern[bytes]:
-    """Rest of a start tag, capturing the FIRST ``attr`` (duplicates are dropped by the tokenizer)."""
+# A double-quoted value that cannot leave the base's host (see ``_SAME_HOST``), marked by group ``s``.
+_SAFE_DQ = (
+    rb"[\x00-\x20]*+(?:[?#][^\"]*+"
+    rb"|/(?![/\\\t\n\r&])[^\"?#\\\t\n\r&]*+(?:[?#][^\"]*+)?"
+    rb"|[^\":/?#\\\t\n\r&\x00-\x20][^\":/?#\\\t\n\r&]*+(?:/[^\"?#\\\t\n\r&]*+)?(?:[?#][^\"]*+)?)?"
+)
+
+
+def _first_attr_src(attr: bytes, rest: bytes = _ATTRS_END.replace(b"?P<tail>", b"?P<t>"), safe: bool = False) -> bytes:
+    """Rest of a start tag, capturing the FIRST ``attr`` (duplicates are dropped by the tokenizer).
+
+    Group ``n``: the attribute name; ``v``: its value with any quotes; ``t``: the separator before ``>``.
+    """
     not_it = rb"(?!(?i:" + attr + rb")[\t\n\f\r />=])"
-    return re.compile(
+    return (
         rb"(?:[\t\n\f\r /]*+" + not_it + _ATTR + rb")*+[\t\n\f\r /]*+"
-        rb"(?:(?P<name>(?i:" + attr + rb"))(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+"
-        rb"(?:\"(?P<dq>[^\"]*+)\"|'(?P<sq>[^']*+)'|(?P<uq>[^\t\n\f\r >]*+)))?+)?+"
-        + _ATTRS_END
+        rb"(?:(?P<n>(?i:" + attr + rb"))(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+"
+        + (rb"(?P<v>\"(?:" + _SAFE_DQ + rb"(?P<s>\")|[^\"]*+\")" if safe else rb"(?P<v>\"[^\"]*+\"")
+        + rb"|'[^']*+'|(?![\"'])[^\t\n\f\r >]*+))?+)?+" + rest
     )
 
 
-_FIRST_HREF = _first_attr_pattern(b"href")
-_FIRST_ACTION = _first_attr_pattern(b"action")
-_FIRST_FORMACTION = _first_attr_pattern(b"formaction")
-_TARGET_PATTERNS: dict[bytes, tuple[re.Pattern[bytes], str]] = {
-    b"a": (_FIRST_HREF, "href"),
-    b"area": (_FIRST_HREF, "href"),
-    b"base": (_FIRST_HREF, "href"),
-    b"form": (_FIRST_ACTION, "action"),
-    b"button": (_FIRST_FORMACTION, "formaction"),
-    b"input": (_FIRST_FORMACTION, "formaction"),
-}
+_FIRST_HREF = re.compile(_first_attr_src(b"href"))
+_FIRST_ACTION = re.compile(_first_attr_src(b"action"))
+_FIRST_FORMACTION = re.compile(_first_attr_src(b"formaction"))
+_TARGET_PATTERNS: dict[bytes, tuple[re.Pattern[bytes], LinkKind]] = {}
+# The hot path: skip to the next tag that matters and, when it is <a>/<area>, take it whole in one call.
+_FAST = re.compile(
+    _SKIP.pattern + rb"(?P<a><(?i:a|area)(?=[\t\n\f\r />])"
+    + _first_attr_src(b"href", rb"(?:" + _SIMPLE_END + rb"|" + _ANY_END + rb")", safe=True) + rb")?"
+)
+_S = _FAST.groupindex["s"]
+_A = _FAST.groupindex["a"]
+_V = _FAST.groupindex["v"]
 
 _COMMENT_END = re.compile(rb"--!?>")
 _SCRIPT_DATA = re.compile(rb"</(?i:script)[\t\n\f\r />]|<!--")
@@ -98,27 +127,25 @@ _RAW_END = {
     name: re.compile(rb"</(?i:" + name + rb")[\t\n\f\r />]")
     for name in (b"style", b"xmp", b"iframe", b"noembed", b"noframes", b"noscript", b"textarea", b"title")
 }
+_QUOTES = (0x22, 0x27)
 _BREAKOUT = frozenset(
     b"b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr i img li listing "
     b"menu meta nobr ol p pre ruby s small span strong strike sub sup table tt u ul var".split()
 )
 _INTEGRATION = frozenset(b"foreignobject desc title mi mo mn ms mtext annotation-xml".split())
+_TARGET_PATTERNS.update({
+    b"a": (_FIRST_HREF, LinkKind.HREF),
+    b"area": (_FIRST_HREF, LinkKind.HREF),
+    b"base": (_FIRST_HREF, LinkKind.HREF),
+    b"form": (_FIRST_ACTION, LinkKind.ACTION),
+    b"button": (_FIRST_FORMACTION, LinkKind.FORMACTION),
+    b"input": (_FIRST_FORMACTION, LinkKind.FORMACTION),
+})
 
 
-class LinkKind(StrEnum):
-    HREF = "href"
-    ACTION = "action"
-    FORMACTION = "formaction"
-    REFRESH = "refresh"
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    kind: LinkKind
-    start: int  # value span in the scanned buffer
-    end: int
-    quote: bytes  # b'"', b"'" or b"" (unquoted)
-    in_template: bool
+# (kind, value start, value end, inside <template>): a plain tuple, made thousands of times per page
+# The last field says the value cannot leave the base's host if the base is an internal http(s) URL.
+type _Target = tuple[LinkKind, int, int, bool, bool]
 
 
 @dataclass(slots=True)
@@ -134,10 +161,21 @@ def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: bool 
     template = 0
     foreign = 0
     islands: list[tuple[bytes, int]] = []  # integration points: (end tag name, foreign depth to restore)
-    skip = _SKIP.match
+    scan_links = _FAST.finditer
+    targets = state.targets
     while pos < stop:
         if foreign == 0 and not islands:
-            pos = skip(buf, pos, stop).end()  # type: ignore[union-attr]  # always matches (may be empty)
+            in_template = template > 0
+            for f in scan_links(buf, pos, stop):  # each match: skipped text/tags, then maybe one <a>/<area>
+                pos = f.end()
+                if f.start(_A) < 0:
+                    break  # stopped before something that needs a closer look (or at the end)
+                vs, ve = f.span(_V)
+                if vs >= 0:
+                    if ve > vs and buf[vs] in _QUOTES:
+                        vs += 1
+                        ve -= 1
+                    targets.append((LinkKind.HREF, vs, ve, in_template, f.start(_S) >= 0))
             if pos >= stop:
                 return
         else:
@@ -215,26 +253,26 @@ def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: bool 
                     islands.append((name, foreign))
                     foreign = 0
                 continue
-        pattern_attr = _TARGET_PATTERNS.get(name)
-        if pattern_attr is not None:
-            pattern, attr = pattern_attr
+        pattern_kind = _TARGET_PATTERNS.get(name)
+        if pattern_kind is not None:
+            pattern, kind = pattern_kind
             r = pattern.match(buf, after_name, stop)
             if r is None:
                 return
             pos = r.end()
-            vgroup = "dq" if r.start("dq") >= 0 else "sq" if r.start("sq") >= 0 else "uq" if r.start("uq") >= 0 else ""
+            vs, ve = r.span("v")
+            if vs >= 0 and ve > vs and buf[vs] in _QUOTES:
+                vs += 1
+                ve -= 1
             if name == b"base":
-                if r.start("name") >= 0 and not state.base_seen and not template and not foreign and not nested:
+                if r.start("n") >= 0 and not state.base_seen and not template and not foreign and not nested:
                     state.base_seen = True
-                    state.base = buf[r.start(vgroup):r.end(vgroup)] if vgroup else b""
+                    state.base = buf[vs:ve] if vs >= 0 else b""
                 continue
-            if vgroup:
-                quote = b'"' if vgroup == "dq" else b"'" if vgroup == "sq" else b""
-                state.targets.append(_Target(LinkKind(attr), r.start(vgroup), r.end(vgroup), quote, template > 0))
-            elif name == b"a":
-                _xlink_href(buf, after_name, stop, state, template > 0)
-            if foreign and name in (b"svg", b"math"):
-                pass
+            if vs >= 0:
+                targets.append((kind, vs, ve, template > 0, False))
+            elif foreign and name == b"a" and r.start("n") < 0:
+                _xlink_href(buf, after_name, stop, state, template > 0)  # SVG <a xlink:href>
             continue
         if name == b"meta":
             pos = _meta(buf, after_name, stop, state, template > 0)
@@ -330,7 +368,7 @@ def _meta(buf: bytes, pos: int, stop: int, state: _ScanState, in_template: bool)
     value = _unescape_attr(buf[equiv[1]:equiv[2]].decode("latin-1"))
     if value.strip("\t\n\f\r ").lower() != "refresh":
         return end
-    state.targets.append(_Target(LinkKind.REFRESH, content[1], content[2], content[3], in_template))
+    state.targets.append((LinkKind.REFRESH, content[1], content[2], in_template, False))
     return end
 
 
@@ -338,7 +376,7 @@ def _xlink_href(buf: bytes, pos: int, stop: int, state: _ScanState, in_template:
     attrs, _ = _attrs(buf, pos, stop)
     for name, start, end, quote in attrs:
         if name == b"xlink:href" and quote != b"-":
-            state.targets.append(_Target(LinkKind.HREF, start, end, quote, in_template))
+            state.targets.append((LinkKind.HREF, start, end, in_template, False))
             return
 
 
@@ -358,7 +396,9 @@ def _numeric(num: int) -> str:
 def _unescape_attr(value: str) -> str:
     """Character references as the tokenizer decodes them in an attribute value (legacy-name rule)."""
     if "&" not in value:
-        return value.replace("\x00", "\ufffd")
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if value.count("&") == value.count("&amp;") and "\x00" not in value:
+        return value.replace("&amp;", "&")  # the common case, e.g. "?a=1&amp;b=2"
 
     def repl(m: re.Match[str]) -> str:
         if m.group(1) is not None:
@@ -379,6 +419,9 @@ def _unescape_attr(value: str) -> str:
     return _CHARREF.sub(repl, value).replace("\x00", "\ufffd")
 
 
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+
+
 def _percent_encode_query(url: str, codec: str) -> str:
     """Encode a non-ASCII query the way the document's encoding would (WHATWG URL, "encoding")."""
     q = url.find("?")
@@ -389,18 +432,21 @@ def _percent_encode_query(url: str, codec: str) -> str:
     query = url[q + 1:end]
     if query.isascii():
         return url
-    out: list[str] = []
-    for ch in query:
-        if ch.isascii():
-            out.append(ch)
-            continue
+
+    def encode_run(m: re.Match[str]) -> str:
+        run = m.group()
         try:
-            data = ch.encode(codec)
-        except UnicodeEncodeError:
-            out.append(f"%26%23{ord(ch)}%3B")
-            continue
-        out.append("".join(f"%{b:02X}" for b in data))
-    return url[: q + 1] + "".join(out) + url[end:]
+            return "%" + run.encode(codec).hex("%").upper()
+        except UnicodeEncodeError:  # unmappable characters become "&#N;", percent-encoded
+            parts = []
+            for ch in run:
+                try:
+                    parts.append("%" + ch.encode(codec).hex("%").upper())
+                except UnicodeEncodeError:
+                    parts.append("%80" if ch == "\u20ac" and codec == "gbk" else f"%26%23{ord(ch)}%3B")
+            return "".join(parts)
+
+    return url[: q + 1] + _NON_ASCII_RUN.sub(encode_run, query) + url[end:]
 
 
 _WS = "\t\n\f\r "
@@ -482,24 +528,41 @@ class RewriteResult:
     found: tuple[ResolvedLink, ...] = ()  # filled when ``collect=True``
 
 
-# Values that cannot leave the base's host: no scheme, not scheme-relative, no backslash, no
-# character reference, no tab/newline (which the URL parser removes, possibly joining "/" "/").
-_SAME_HOST = re.compile(rb"[\x00-\x20]*+(?![/\\]{2})[^:/?#\\\t\n\r&]*+(?:[/?#][^\\\t\n\r&]*+)?\Z")
+# Values that cannot leave the base's host, checked on the raw bytes: after stripping, either only a
+# query/fragment, or a path-absolute URL not starting "//" (or "/\\", or "/" + a removable tab or
+# newline, or a character reference), or a path-relative one whose first segment has no ":" (no
+# scheme). Backslashes and character references before the query send the value to the full path.
+_SAME_HOST = re.compile(
+    rb"[\x00-\x20]*+(?:"
+    rb"[?#].*"
+    rb"|/(?![/\\\t\n\r&])[^?#\\\t\n\r&]*+(?:[?#].*)?"
+    rb"|[^:/?#\\\t\n\r&\x00-\x20][^:/?#\\\t\n\r&]*+(?:/[^?#\\\t\n\r&]*+)?(?:[?#].*)?"
+    rb")?\Z",
+    re.DOTALL,
+)
+# An http(s) or scheme-relative URL whose host is spelled plainly (letters, digits, dots, hyphens) and
+# ends at a port, "/", "?", "#" or the end: its host is that text, lower-cased. Only used to say
+# "internal" early; anything else, and every external host, goes through the full WHATWG parse.
+_PLAIN_HOST = re.compile(
+    rb"[\x00-\x20]*+(?:[Hh][Tt][Tt][Pp][Ss]?:)?//([A-Za-z0-9.-]++)(?::[0-9]*+)?(?:[/?#]|[\x00-\x20]*+\Z)"
+)
 _NON_NAVIGATING = ("javascript:", "mailto:", "tel:", "data:", "blob:", "about:")
 
 
 class _Resolver:
-    __slots__ = ("base", "cache", "classifier", "codec", "document_url", "fast", "make_leave_url", "url_codec")
+    __slots__ = ("base", "cache", "classifier", "codec", "collect", "document_url", "fast", "make_leave_url",
+                 "url_codec")
 
     def __init__(self, base: str | None, classifier: HostClassifier, make_leave_url: Callable[[str], str],
-                 codec: str, url_codec: str, document_url: str = "") -> None:
+                 codec: str, url_codec: str, document_url: str = "", collect: bool = False) -> None:
         self.base = base
         self.document_url = document_url
         self.classifier = classifier
         self.make_leave_url = make_leave_url
         self.codec = codec
         self.url_codec = url_codec
-        self.cache: dict[tuple[LinkKind, bytes], tuple[bytes | None, ResolvedLink]] = {}
+        self.collect = collect
+        self.cache: dict[tuple[LinkKind, bytes], tuple[bytes | None, ResolvedLink | None]] = {}
         self.fast = False
         if base is not None:
             try:
@@ -509,7 +572,7 @@ class _Resolver:
             self.fast = b is not None and b.protocol in ("http:", "https:") and not classifier.is_external(b.hostname)
 
     def resolve(self, url_text: str) -> tuple[str | None, str]:
-        if self.url_codec != "utf-8":
+        if self.url_codec != "utf-8" and not url_text.isascii():
             url_text = _percent_encode_query(url_text, self.url_codec)
         try:
             u = ada_url.URL(url_text, self.base) if self.base is not None else ada_url.URL(url_text)
@@ -517,23 +580,33 @@ class _Resolver:
             return None, ""
         return u.href, u.hostname
 
-    def handle(self, kind: LinkKind, raw: bytes) -> tuple[bytes | None, ResolvedLink]:
-        key = (kind, raw)
+    def handle(self, kind: LinkKind, buf: bytes, start: int, end: int) -> tuple[bytes | None, ResolvedLink | None]:
+        if self.fast and kind is not LinkKind.REFRESH:
+            if _SAME_HOST.match(buf, start, end):
+                return None, self._quick_info(kind, buf, start, end)
+            m = _PLAIN_HOST.match(buf, start, end)
+            if m is not None and not self.classifier.is_external(m.group(1).decode("ascii").lower()):
+                return None, self._quick_info(kind, buf, start, end)
+        key = (kind, buf[start:end])
         hit = self.cache.get(key)
-        if hit is not None:
-            return hit
-        result = self._handle(kind, raw)
-        self.cache[key] = result
-        return result
+        if hit is None:
+            hit = self.cache[key] = self._handle(kind, key[1])
+        return hit
 
-    def _handle(self, kind: LinkKind, raw: bytes) -> tuple[bytes | None, ResolvedLink]:
-        if kind is not LinkKind.REFRESH and self.fast and _SAME_HOST.match(raw):
-            return None, ResolvedLink(kind, "", None, "", False, False)
+    def _quick_info(self, kind: LinkKind, buf: bytes, start: int, end: int) -> ResolvedLink | None:
+        if not self.collect:
+            return None
+        return ResolvedLink(kind, _unescape_attr(buf[start:end].decode(self.codec, "replace")), None, "", False, False)
+
+    def _info(self, kind: LinkKind, value: str, href: str | None, host: str, external: bool) -> ResolvedLink | None:
+        return ResolvedLink(kind, value, href, host, external, external) if self.collect else None
+
+    def _handle(self, kind: LinkKind, raw: bytes) -> tuple[bytes | None, ResolvedLink | None]:
         value = _unescape_attr(raw.decode(self.codec, "replace"))
         if kind is LinkKind.REFRESH:
             parsed = refresh_url(value)
             if parsed is None:
-                return None, ResolvedLink(kind, value, None, "", False, False)
+                return None, self._info(kind, value, None, "", False)
             time_text, url_text = parsed
         else:
             time_text, url_text = "", value
@@ -542,15 +615,15 @@ class _Resolver:
             url_text = self.document_url
         href, host = self.resolve(url_text)
         if href is None or not host or href.startswith(_NON_NAVIGATING):
-            return None, ResolvedLink(kind, value, href, host, False, False)
+            return None, self._info(kind, value, href, host, False)
         # Art. 15 (第十五条): a link that leaves for a non-government site goes through the warning page.
         if not self.classifier.is_external(host):
-            return None, ResolvedLink(kind, value, href, host, False, False)
+            return None, self._info(kind, value, href, host, False)
         new = self.make_leave_url(href)
         if kind is LinkKind.REFRESH:
             new = f"{time_text or '0'};url={new}"
         # "&" written as "&amp;" so that the browser reads back exactly ``new``, whatever the quoting.
-        return new.replace("&", "&amp;").encode("ascii"), ResolvedLink(kind, value, href, host, True, True)
+        return new.replace("&", "&amp;").encode("ascii"), self._info(kind, value, href, host, True)
 
 
 def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, classifier: HostClassifier,
@@ -613,17 +686,21 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
         href, _ = probe.resolve(_unescape_attr(state.base.decode(codec, "replace")))
         if href is not None:
             base = href
-    resolver = _Resolver(base, classifier, make_leave_url, codec, enc.url_codec, document_url)
+    resolver = _Resolver(base, classifier, make_leave_url, codec, enc.url_codec, document_url, collect)
     found: list[ResolvedLink] = []
     replacements: list[tuple[int, int, bytes]] = []
-    for t in state.targets:
-        if t.in_template:
+    handle = resolver.handle
+    fast = resolver.fast and not collect
+    for kind, start, end, in_template, safe in state.targets:
+        if in_template:
             continue  # template contents are inert until a script clones them: left as they are
-        new, info = resolver.handle(t.kind, buf[t.start:t.end])
-        if collect:
+        if safe and fast:
+            continue  # a path or query on this (internal) host
+        new, info = handle(kind, buf, start, end)
+        if info is not None:
             found.append(info)
         if new is not None:
-            replacements.append((t.start, t.end, new))
+            replacements.append((start, end, new))
     return _Plan(replacements, len(state.targets), base, tuple(found))
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import parse_qs
 
 import pytest
 
 from govgate.core.keys import GatewayKeys
-from govgate.core.leave_link import leave_url, verify_leave
+from govgate.core.leave_link import encode_url_param, leave_url, verify_leave
 from govgate.core.link_rewrite import LinkKind, RewriteResult, refresh_url, rewrite_html
 from govgate.core.outbound import HostClassifier
 
@@ -232,8 +232,10 @@ def test_big5_and_shift_jis_pages_are_scanned_as_bytes(rw, keys: GatewayKeys) ->
 
 
 def test_leave_url_carries_the_percent_encoded_destination(keys: GatewayKeys) -> None:
-    url = "https://evil.example/a b?x=1&y=#f"
+    url = "https://evil.example/a%20b?x=1&y=+2&z='\"#f"
     made = leave_url(PREFIX, url, keys)
-    assert made.startswith(f"{PREFIX}/leave?url={quote(url, safe='')}&sig=")
+    assert made.startswith(f"{PREFIX}/leave?url={encode_url_param(url)}&sig=")
+    assert parse_qs(made.split("?", 1)[1])["url"] == [url]
+    assert not any(c in made.split("&sig=")[0] for c in "'\"<> +#")
     assert verify_leave(url, made.rsplit("sig=", 1)[1], keys)
     assert not verify_leave(url + "x", made.rsplit("sig=", 1)[1], keys)

@@ -77,9 +77,9 @@ def test_only_rewritten_values_change(body: bytes) -> None:
         state = _ScanState()
         _scan(b, 0, len(b), state)
         out, last = [], 0
-        for t in state.targets:
-            out.append(b[last:t.start])
-            last = t.end
+        for _kind, start, end, _in_template, _safe in state.targets:
+            out.append(b[last:start])
+            last = end
         out.append(b[last:])
         return b"\x00".join(out)
 
