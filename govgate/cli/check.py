@@ -1,0 +1,51 @@
+"""`govgate check [-p policy.yaml]`: validate the policy (and, through hooks, the files it names).
+
+Prints ``policy.yaml: OK (N rules, M grants, K networks)`` and exits 0, or every problem as
+``file:line: key.path: message`` on stdout and exits 1. Other parts of GovGate that own a file
+the policy names (the accounts file) register a checker in ``EXTRA_CHECKS``; their problems are
+listed with the policy's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from govgate.core.policy.load import load_policy
+from govgate.core.policy.model import Policy
+from govgate.errors import PolicyError, PolicyProblem
+
+# A checker gets the validated policy and returns the problems of the file it owns (empty: fine).
+type ExtraCheck = Callable[[Policy], list[PolicyProblem]]
+EXTRA_CHECKS: list[ExtraCheck] = []
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("check", parents=[common], help="validate policy.yaml; list every problem, exit 1 on any")
+    p.set_defaults(func=check)
+
+
+def check_policy(path: Path) -> tuple[Policy | None, list[PolicyProblem]]:
+    """The policy (None if invalid) and every problem found in it and in the files it names."""
+    try:
+        policy = load_policy(path)
+    except PolicyError as exc:
+        return None, list(exc.problems)
+    problems: list[PolicyProblem] = []
+    for extra in EXTRA_CHECKS:
+        problems.extend(extra(policy))
+    return policy, problems
+
+
+def check(args: argparse.Namespace) -> int:
+    path: Path = args.policy
+    policy, problems = check_policy(path)
+    if problems or policy is None:
+        for problem in problems:
+            print(problem)
+        print(f"{path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}", file=sys.stderr)
+        return 1
+    print(f"{path}: OK ({len(policy.access)} rules, {len(policy.grants)} grants, {len(policy.networks)} networks)")
+    return 0
