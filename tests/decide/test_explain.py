@@ -1,0 +1,178 @@
+"""`govgate explain` end to end: a real policy file, the real GeoIP test database, the real CLI parser."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from govgate.cli.main import run_cli
+from tests.decide.builder import GEOIP_DIR
+
+POLICY = """\
+version: 1
+gateway:
+  listen: "127.0.0.1:8443"
+  upstream: "http://127.0.0.1:8080"
+  public_hosts: [portal.example.gov.cn]
+  insecure: true
+  timezone: Asia/Shanghai
+  key_file: gateway.key
+geoip:
+  database: geo.mmdb
+  home_countries: [CN]
+networks:
+  office: [10.0.0.0/8, "2001:db8::/32"]
+devices:
+  - {id: zs-laptop, account: zhangsan, cert_sha256: "%s"}
+  - {id: old-pc, account: zhangsan, token: "tok-1", expires: 2026-01-01}
+access:
+  - {name: public site, paths: ["/", "/news/**"], allow: public}
+  - name: office system
+    paths: ["/oa/**"]
+    allow: staff
+    networks: [office]
+    groups: [staff]
+  - {name: the rest, paths: ["/**"], allow: deny}
+overseas:
+  grants:
+    - account: zhangsan
+      countries: [GB]
+      from: 2026-12-01T00:00
+      until: 2026-12-15T23:59
+      reason: 参加国际会议
+audit:
+  dir: audit/
+  retention_days: 365
+""" % ("ab" * 32)
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Path:
+    shutil.copy(GEOIP_DIR / "GeoLite2-Country-Test.mmdb", tmp_path / "geo.mmdb")
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY, encoding="utf-8")
+    return path
+
+
+def explain(policy: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = run_cli(["explain", "-p", str(policy), *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_office_address_on_a_staff_path_is_sent_to_login(policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = explain(policy, "--ip", "10.1.2.3", "--path", "/oa/", "--at", "2026-12-05T10:00", capsys=capsys)
+    assert code == 0
+    assert "decision: LOGIN" in out
+    assert "rule:     #1 'office system'" in out
+    assert "policy.yaml:" in out
+    assert "✓ network   10.1.2.3 is in network 'office'" in out
+    assert "✗ session" in out
+
+
+def test_json_output_is_one_object_with_rule_and_checks(policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = explain(policy, "--ip", "81.2.69.142", "--account", "zhangsan", "--groups", "staff",
+                           "--device", "zs-laptop", "--path", "/oa/inbox", "--at", "2026-12-05T10:00", "--json",
+                           capsys=capsys)
+    assert code == 0
+    report = json.loads(out)
+    assert report["decision"] == "forward"
+    assert report["allowed"] is True
+    assert report["status"] == 200
+    assert report["rule"]["name"] == "office system"
+    assert report["rule"]["index"] == 1
+    assert report["rule"]["line"] > 0
+    assert report["request"]["country"] == "GB"
+    assert report["grant"]["reason"] == "参加国际会议"
+    assert [c["name"] for c in report["checks"]] == ["rule", "network", "overseas", "session", "account", "group"]
+    assert all(c["passed"] for c in report["checks"])
+
+
+def test_overseas_refusal_names_the_reason_and_article(policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # After the grant's window the same request is refused.
+    code, out, _ = explain(policy, "--ip", "81.2.69.142", "--account", "zhangsan", "--groups", "staff",
+                           "--device", "zs-laptop", "--path", "/oa/", "--at", "2026-12-20T10:00", "--json",
+                           capsys=capsys)
+    assert code == 0
+    report = json.loads(out)
+    assert report["decision"] == "refuse"
+    assert report["reason"] == "overseas"
+    assert report["article"] == "Art. 19"
+    assert report["checks"][-1]["passed"] is False
+
+
+def test_text_output_marks_the_failed_check(policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = explain(policy, "--ip", "216.160.83.56", "--path", "/oa/", "--at", "2026-12-05T10:00",
+                           capsys=capsys)
+    assert code == 0
+    assert "decision: REFUSE (403)  reason: network" in out
+    assert "✗ network" in out
+
+
+def test_public_and_unmatched_paths(policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = explain(policy, "--ip", "216.160.83.56", "--path", "/news/a", "--json", capsys=capsys)
+    assert code == 0
+    assert json.loads(out)["decision"] == "forward"
+    code, out, _ = explain(policy, "--ip", "216.160.83.56", "--path", "/admin", "--json", capsys=capsys)
+    assert json.loads(out)["reason"] == "denied"
+
+
+def test_gate_pages_are_served_to_everyone(policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = explain(policy, "--ip", "216.160.83.56", "--path", "/__govgate/login?next=/oa/", "--json",
+                           capsys=capsys)
+    assert code == 0
+    assert json.loads(out)["decision"] == "gate-page"
+
+
+def test_expired_device_is_not_recognised(policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = explain(policy, "--ip", "216.160.83.56", "--device", "old-pc", "--path", "/oa/",
+                           "--at", "2026-12-05T10:00", "--json", capsys=capsys)
+    assert code == 0
+    report = json.loads(out)
+    assert report["request"]["device"] is None
+    assert report["reason"] == "network"
+    assert "expired" in report["notes"][0]
+
+
+@pytest.mark.parametrize("args", [
+    ["--ip", "999.1.1.1"],
+    ["--ip", "not-an-ip"],
+    ["--ip", "10.1.2.3", "--at", "yesterday"],
+    ["--ip", "10.1.2.3", "--device", "no-such-device"],
+    ["--ip", "10.1.2.3", "--country", "Britain"],
+    ["--ip", "10.1.2.3", "--groups", "staff"],
+])
+def test_bad_arguments_exit_2(policy: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = explain(policy, *args, capsys=capsys)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("govgate explain: --")
+
+
+def test_missing_ip_is_a_usage_error(policy: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run_cli(["explain", "-p", str(policy)])
+    assert exc.value.code == 2
+
+
+def test_invalid_policy_exits_1_listing_its_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "policy.yaml"
+    bad.write_text(POLICY.replace("networks: [office]", "networks: [ofice]"), encoding="utf-8")
+    shutil.copy(GEOIP_DIR / "GeoLite2-Country-Test.mmdb", tmp_path / "geo.mmdb")
+    code, _out, err = explain(bad, "--ip", "10.1.2.3", capsys=capsys)
+    assert code == 1
+    assert "ofice" in err
+    assert "policy.yaml:" in err
+
+
+def test_the_installed_command_runs(policy: Path) -> None:
+    govgate = Path(sys.executable).parent / "govgate"
+    result = subprocess.run([str(govgate), "explain", "-p", str(policy), "--ip", "2001:db8::1", "--path", "/oa/",
+                             "--json"], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["decision"] == "login"
