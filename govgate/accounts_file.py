@@ -1,0 +1,125 @@
+"""The accounts file on disk: loading, a cheap change signature, and locked, atomic updates.
+
+Art. 30 (第三十条): the credentials of staff accounts; only hashes and encrypted secrets are stored.
+
+- ``load_accounts(path)``: a missing file means no accounts; an invalid one raises ``PolicyError``.
+- ``accounts_file_signature(path)``: ``(mtime_ns, size, inode)`` or None, for the gateway's reload
+  polling (``os.replace`` gives a new inode, so even a same-second, same-size rewrite is seen).
+- ``update_accounts(path, change)``: read-modify-write under an exclusive ``fcntl.flock`` on
+  ``<file>.lock`` beside it, so two ``govgate account`` runs at once both take effect; the new text is
+  written to a temporary file in the same folder (mode 0600), fsynced, and ``os.replace``d over the
+  old one, then the folder is fsynced: a reader (the gateway) sees the old file or the new, never half.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from govgate.core.accounts import Accounts, dump_accounts, parse_accounts
+from govgate.errors import AccountError, PolicyError, PolicyProblem
+
+logger = logging.getLogger(__name__)
+
+type AccountsSignature = tuple[int, int, int] | None  # (mtime_ns, size, inode); None: no file
+
+FILE_MODE = 0o600
+
+
+def accounts_file_signature(path: Path) -> AccountsSignature:
+    """A cheap fingerprint of the file's current version (one ``stat``); None if it does not exist."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def load_accounts(path: Path) -> Accounts:
+    """The accounts in ``path``. A missing file is no accounts; anything invalid is a ``PolicyError``."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return Accounts()
+    except OSError as exc:
+        raise PolicyError([PolicyProblem(str(path), 0, "", f"cannot read the accounts file: {exc.strerror}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError([PolicyProblem(str(path), 0, "", "the accounts file is not UTF-8 text")]) from None
+    return parse_accounts(text, str(path))
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold the exclusive lock that serialises writers of ``path`` (readers need none)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except OSError as exc:
+        raise AccountError(f"{path}: cannot open the lock file: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def write_accounts(path: Path, accounts: Accounts) -> None:
+    """Replace the file atomically with ``accounts`` (callers hold ``locked(path)``)."""
+    text = dump_accounts(accounts).encode("utf-8")
+    directory = path.parent
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise AccountError(f"{path}: cannot write the accounts file: {exc.strerror}") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), FILE_MODE)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise AccountError(f"{path}: cannot write the accounts file: {exc.strerror}") from None
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        logger.warning("accounts.fsync_dir_failed dir=%s error=%s", directory, exc.strerror)
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError as exc:
+        logger.warning("accounts.fsync_dir_failed dir=%s error=%s", directory, exc.strerror)
+    finally:
+        os.close(dir_fd)
+
+
+def update_accounts(path: Path, change: Callable[[Accounts], Accounts]) -> Accounts:
+    """Read the file, apply ``change``, write the result atomically, all under the writers' lock.
+
+    ``change`` may raise (``AccountError`` for "exists", "unknown", …): then nothing is written.
+    An invalid file is refused (``PolicyError``) rather than overwritten.
+    """
+    with locked(path):
+        current = load_accounts(path)
+        updated = change(current)
+        if updated != current:
+            write_accounts(path, updated)
+        return updated
