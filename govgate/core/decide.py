@@ -122,7 +122,7 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
         networks=networks,
         rule_networks=tuple(networks.union(rule.networks) for rule in policy.access),
         listed=NetworkSet(cidr for group in policy.networks for cidr in group.cidrs),
-        grants=GrantIndex(policy.grants),
+        grants=GrantIndex(policy.grants, policy.gateway.timezone),
         devices=DeviceIndex(policy.devices),
         home_countries=frozenset(c.upper() for c in policy.geoip.home_countries),
         unknown_is_home=policy.geoip.unknown is UnknownCountry.HOME,

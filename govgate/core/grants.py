@@ -22,18 +22,22 @@ condition (if it names devices) is already met.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from govgate.core.policy.model import Grant
 
 
-def grant_active(grant: Grant, now: datetime) -> bool:
-    """Inside ``[start, end]`` and, if set, inside the daily hours on the grant's wall clock."""
+def grant_active(grant: Grant, now: datetime, tz: tzinfo | None = None) -> bool:
+    """Inside ``[start, end]`` and, if set, inside the daily hours on the wall clock of ``tz``.
+
+    ``tz`` is ``gateway.timezone``; by default the timezone the grant's ``start`` carries (the
+    policy loader gives every grant time in ``gateway.timezone``).
+    """
     if not (grant.start <= now <= grant.end):
         return False
     if grant.daily is None:
         return True
-    local = now.astimezone(grant.start.tzinfo)
+    local = now.astimezone(tz if tz is not None else grant.start.tzinfo)
     return grant.daily.contains(local.time().replace(tzinfo=None))
 
 
@@ -52,23 +56,25 @@ def _identity_ok(grant: Grant, account: str | None, device: str | None) -> bool:
 
 
 def grant_admits(grant: Grant, account: str | None, device: str | None, country: str | None,
-                 now: datetime) -> bool:
+                 now: datetime, tz: tzinfo | None = None) -> bool:
     """Whether this grant lets ``account`` on ``device`` in from ``country`` at ``now``."""
-    return _identity_ok(grant, account, device) and _country_ok(grant, country) and grant_active(grant, now)
+    return (_identity_ok(grant, account, device) and _country_ok(grant, country)
+            and grant_active(grant, now, tz))
 
 
-def grant_could_admit(grant: Grant, device: str | None, country: str | None, now: datetime) -> bool:
+def grant_could_admit(grant: Grant, device: str | None, country: str | None, now: datetime,
+                      tz: tzinfo | None = None) -> bool:
     """Before login: whether this grant could admit the client once its account is known."""
     if grant.devices and (device is None or device not in grant.devices):
         return False
-    return _country_ok(grant, country) and grant_active(grant, now)
+    return _country_ok(grant, country) and grant_active(grant, now, tz)
 
 
 def could_admit_before_login(grants: Iterable[Grant], device: str | None, country: str | None,
-                             now: datetime) -> Grant | None:
+                             now: datetime, tz: tzinfo | None = None) -> Grant | None:
     """The first grant that could admit this client after login, or None (refused at once)."""
     for grant in grants:
-        if grant_could_admit(grant, device, country, now):
+        if grant_could_admit(grant, device, country, now, tz):
             return grant
     return None
 
@@ -76,9 +82,10 @@ def could_admit_before_login(grants: Iterable[Grant], device: str | None, countr
 class GrantIndex:
     """Grants indexed by account and device, so a request looks at its own few grants, not all of them."""
 
-    __slots__ = ("_account_only", "_by_account", "_by_device", "grants")
+    __slots__ = ("_account_only", "_by_account", "_by_device", "grants", "tz")
 
-    def __init__(self, grants: Iterable[Grant]) -> None:
+    def __init__(self, grants: Iterable[Grant], tz: tzinfo | None = None) -> None:
+        self.tz = tz  # gateway.timezone, for daily hours
         self.grants: tuple[Grant, ...] = tuple(sorted(grants, key=lambda g: g.index))
         self._by_account: dict[str, list[Grant]] = {}
         self._by_device: dict[str, list[Grant]] = {}
@@ -103,7 +110,7 @@ class GrantIndex:
             for grant in grants:
                 if best is not None and grant.index >= best.index:
                     break
-                if grant_admits(grant, account, device, country, now):
+                if grant_admits(grant, account, device, country, now, self.tz):
                     best = grant
                     break
         return best
@@ -118,7 +125,7 @@ class GrantIndex:
             for grant in grants:
                 if best is not None and grant.index >= best.index:
                     break
-                if grant_could_admit(grant, device, country, now):
+                if grant_could_admit(grant, device, country, now, self.tz):
                     best = grant
                     break
         return best

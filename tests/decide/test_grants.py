@@ -166,3 +166,14 @@ def test_a_grant_never_admits_outside_its_window(start: datetime, length: timede
         assert GrantIndex([g]).admitting("zhangsan", device, "GB", now) is None
     else:
         assert admitted == (device == "zs-laptop")
+
+
+def test_daily_hours_follow_the_gateway_timezone_even_for_a_grant_written_in_utc() -> None:
+    g = grant(daily=("08:00", "22:00"))
+    utc_grant = type(g)(index=0, line=1, account="zhangsan", devices=(), countries=None,
+                        start=g.start.astimezone(UTC), end=g.end.astimezone(UTC), daily=g.daily, reason="r")
+    # 23:00 in Shanghai is 15:00 UTC: outside the hours on the gateway's clock.
+    late = at("2026-12-05 23:00")
+    assert not grant_active(utc_grant, late, TZ)
+    assert not GrantIndex([utc_grant], TZ).admitting("zhangsan", None, "GB", late)
+    assert grant_active(utc_grant, at("2026-12-05 10:00"), TZ)
