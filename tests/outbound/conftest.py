@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import warnings
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,13 @@ from govgate.core.policy.model import (
     State,
     UnknownCountry,
 )
+
+# mitmproxy's addon package imports ldap3, which trips a pyasn1 DeprecationWarning at import time
+# (warnings are errors in this suite): import it once here with that one warning silenced.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="tagMap is deprecated", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message="typeMap is deprecated", category=DeprecationWarning)
+    import mitmproxy.test.taddons  # noqa: F401
 
 TZ = ZoneInfo("Asia/Shanghai")
 PREFIX = "/__govgate"

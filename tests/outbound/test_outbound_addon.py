@@ -1,0 +1,166 @@
+"""The OutboundLinks addon under mitmproxy's test context: what streams, what is rewritten, redirects."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from mitmproxy import http
+from mitmproxy.test import taddons, tflow
+
+from addons.outbound_links import OutboundLinks
+from govgate.core.leave_link import verify_leave
+from govgate.core.policy.model import RedirectMode
+
+from .conftest import TinyRuntime, make_policy
+
+
+@pytest.fixture
+def addon(runtime: TinyRuntime) -> Iterator[OutboundLinks]:
+    a = OutboundLinks(runtime, max_rewrite_bytes=64 * 1024)
+    with taddons.context(a):
+        yield a
+
+
+def flow_with(body: bytes, headers: dict[str, str], status: int = 200, path: str = "/news/") -> http.HTTPFlow:
+    f = tflow.tflow(resp=True)
+    f.request.path = path
+    f.request.headers["host"] = "portal.example.gov.cn"
+    f.response = http.Response.make(status, body, headers)
+    return f
+
+
+def run(addon: OutboundLinks, f: http.HTTPFlow) -> http.HTTPFlow:
+    addon.responseheaders(f)
+    if not f.response.stream:  # type: ignore[union-attr]
+        addon.response(f)
+    return f
+
+
+def leave_target(href: str, runtime: TinyRuntime) -> str:
+    parts = urlsplit(href)
+    assert parts.scheme == "https"
+    assert parts.netloc == "portal.example.gov.cn"
+    assert parts.path == "/__govgate/leave"
+    q = parse_qs(parts.query)
+    assert verify_leave(q["url"][0], q["sig"][0], runtime.keys)
+    return q["url"][0]
+
+
+def test_html_response_has_external_links_rewritten(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+    f = run(addon, flow_with(b'<a href="http://evil.example/">x</a><a href="/oa/">y</a>',
+                             {"content-type": "text/html; charset=utf-8"}))
+    assert f.response is not None
+    body = f.response.content or b""
+    assert b'<a href="/oa/">y</a>' in body
+    href = body.split(b'"')[1].decode().replace("&amp;", "&")
+    assert leave_target(href, runtime) == "http://evil.example/"
+    assert f.response.headers["content-length"] == str(len(body))
+
+
+def test_gzip_body_is_rewritten_and_stays_gzip(addon: OutboundLinks) -> None:
+    raw = b'<p>' + b"x" * 1000 + b'</p><a href="https://evil.example/">x</a>'
+    f = flow_with(b"", {"content-type": "text/html", "content-encoding": "gzip"})
+    assert f.response is not None
+    f.response.raw_content = gzip.compress(raw)
+    run(addon, f)
+    assert f.response.headers["content-encoding"] == "gzip"
+    decoded = gzip.decompress(f.response.raw_content or b"")
+    assert b"/__govgate/leave?url=https://evil.example/" in decoded
+    assert f.response.headers["content-length"] == str(len(f.response.raw_content or b""))
+
+
+@pytest.mark.parametrize("ctype", ["image/png", "application/json", "text/css", "application/javascript",
+                                   "text/plain"])
+def test_non_html_streams_unbuffered(addon: OutboundLinks, ctype: str) -> None:
+    f = flow_with(b'<a href="http://evil.example/">', {"content-type": ctype})
+    addon.responseheaders(f)
+    assert f.response is not None
+    assert f.response.stream is True
+
+
+def test_head_and_304_stream(addon: OutboundLinks) -> None:
+    f = flow_with(b"", {"content-type": "text/html"}, status=304)
+    addon.responseheaders(f)
+    assert f.response is not None
+    assert f.response.stream is True
+
+
+def test_oversized_html_streams_and_is_audited_as_not_rewritten(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+    f = flow_with(b"", {"content-type": "text/html"})
+    assert f.response is not None
+    f.response.headers["content-length"] = str(10 * 1024 * 1024)
+    addon.responseheaders(f)
+    assert f.response.stream is True
+    [event] = runtime.audit.events
+    assert event.event == "outbound.not_rewritten"
+    assert event.reason == "too_large"
+    assert event.article == "Art. 15"
+
+
+def test_undecodable_body_is_audited_not_silently_passed(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+    f = flow_with(b"", {"content-type": "text/html", "content-encoding": "gzip"})
+    assert f.response is not None
+    f.response.raw_content = b"this is not gzip <a href=http://evil.example/>"
+    run(addon, f)
+    assert [e.reason for e in runtime.audit.events] == ["undecodable"]
+
+
+def test_untyped_body_that_sniffs_as_html_is_rewritten(addon: OutboundLinks) -> None:
+    f = run(addon, flow_with(b'  <html><a href="http://evil.example/">', {}))
+    assert f.response is not None
+    assert b"/__govgate/leave?" in (f.response.content or b"")
+    f = run(addon, flow_with(b'%PDF-1.7 <a href="http://evil.example/">', {}))
+    assert f.response is not None
+    assert f.response.content == b'%PDF-1.7 <a href="http://evil.example/">'
+
+
+def test_responses_made_by_the_gate_are_left_alone(addon: OutboundLinks) -> None:
+    body = b'<a href="http://evil.example/">continue</a>'
+    f = flow_with(body, {"content-type": "text/html"})
+    f.metadata["govgate.local"] = True
+    run(addon, f)
+    assert f.response is not None
+    assert f.response.content == body
+
+
+def test_external_redirect_goes_through_the_leave_page(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+    f = run(addon, flow_with(b"", {"location": "//evil.example/x?y=1", "content-type": "text/html"}, status=302))
+    assert f.response is not None
+    assert leave_target(f.response.headers["location"], runtime) == "https://evil.example/x?y=1"
+    assert [e.event for e in runtime.audit.events] == ["outbound.redirect"]
+
+
+@pytest.mark.parametrize("location", ["/oa/", "https://www.gov.cn/", "http://a.example-partner.cn/",
+                                      "https://portal.example.gov.cn:8443/x", "mailto:x@evil.example"])
+def test_internal_redirects_are_untouched(addon: OutboundLinks, location: str) -> None:
+    f = run(addon, flow_with(b"", {"location": location}, status=301))
+    assert f.response is not None
+    assert f.response.headers["location"] == location
+
+
+def test_refresh_header_to_external_site_is_rewritten(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+    f = run(addon, flow_with(b"ok", {"refresh": "3; url=http://evil.example/", "content-type": "text/plain"}))
+    assert f.response is not None
+    assert f.response.stream is True  # headers are rewritten even when the body streams
+    time_part, url_part = f.response.headers["refresh"].split(";url=", 1)
+    assert time_part == "3"
+    assert leave_target(url_part, runtime) == "http://evil.example/"
+
+
+def test_redirects_allow_leaves_location_alone(runtime: TinyRuntime) -> None:
+    addon = OutboundLinks(runtime.with_policy(make_policy(redirects=RedirectMode.ALLOW)))
+    with taddons.context(addon):
+        f = run(addon, flow_with(b"", {"location": "http://evil.example/"}, status=302))
+    assert f.response is not None
+    assert f.response.headers["location"] == "http://evil.example/"
+
+
+def test_insecure_gateway_makes_http_leave_links(runtime: TinyRuntime) -> None:
+    addon = OutboundLinks(runtime.with_policy(make_policy(insecure=True)))
+    with taddons.context(addon):
+        f = run(addon, flow_with(b'<a href="http://evil.example/">', {"content-type": "text/html"}))
+    assert f.response is not None
+    assert b'href="http://portal.example.gov.cn/__govgate/leave?url=' in (f.response.content or b"")
