@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 from dataclasses import dataclass
-from ipaddress import ip_address
+from ipaddress import IPv6Address, ip_address
 
 from mitmproxy import http
 
@@ -85,6 +86,34 @@ def respond(flow: http.HTTPFlow, page: Page) -> None:
     flow.metadata[LOCAL_KEY] = True
 
 
+def redirect(flow: http.HTTPFlow, location: str, *, status: int = 303,
+             headers: tuple[tuple[str, str], ...] = ()) -> None:
+    """Answer with a redirect made by the gate (never cached)."""
+    pairs = [("Location", location), ("Cache-Control", "no-store"), *headers]
+    flow.response = http.Response.make(status, b"", [(k.encode(), v.encode()) for k, v in pairs])
+    flow.metadata[LOCAL_KEY] = True
+
+
+_TARGET = re.compile(rb"/[\x21-\x7e]*")
+
+
+def valid_target(raw: bytes) -> bool:
+    """An origin-form request target of printable ASCII (RFC 9112 §3.2.1; browsers percent-encode the rest).
+
+    Absolute-form and asterisk-form targets have no business at a reverse proxy, and raw non-ASCII
+    bytes (invalid UTF-8 or not) would reach rules and the portal in some guessed decoding.
+    """
+    return _TARGET.fullmatch(raw) is not None
+
+
+_BAD_FIELD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def valid_headers(fields: tuple[tuple[bytes, bytes], ...]) -> bool:
+    """No control characters (NUL, CR, LF…) in header values (RFC 9110 §5.5): refuse, don't pass them on."""
+    return not any(_BAD_FIELD_VALUE.search(value) for _, value in fields)
+
+
 def context_of(flow: http.HTTPFlow) -> RequestContext | None:
     ctx = flow.metadata.get(METADATA_KEY)
     return ctx if isinstance(ctx, RequestContext) else None
@@ -95,8 +124,8 @@ def _peer_address(flow: http.HTTPFlow) -> IPAddress:
     raw = peer[0] if peer else "0.0.0.0"  # noqa: S104 (a placeholder address, nothing binds to it)
     raw = raw.split("%", 1)[0]  # IPv6 zone id
     addr = ip_address(raw)
-    if addr.version == 6 and addr.ipv4_mapped is not None:  # type: ignore[union-attr]
-        return addr.ipv4_mapped  # type: ignore[union-attr]
+    if isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
     return addr
 
 
@@ -146,8 +175,7 @@ class RequestContextAddon:
         )
         flow.metadata[METADATA_KEY] = ctx
 
-        if not request.path.startswith("/"):
-            # Absolute-form or asterisk-form targets have no business at a reverse proxy.
+        if not valid_target(request.data.path) or not valid_headers(request.headers.fields):
             respond(flow, bad_request(request_id, as_json=as_json, what="request target"))
             return
         # Art. 29 (第二十九条): access must use secure connections.
@@ -155,5 +183,4 @@ class RequestContextAddon:
             # Redirect only to a name the portal is known by, never to whatever Host the client sent.
             host = ctx.host if ctx.host in policy.gateway.public_hosts else next(iter(policy.gateway.public_hosts), "")
             location = f"https://{host}{request.path}" if host else "/"
-            flow.response = http.Response.make(308, b"", {"Location": location, "Content-Type": "text/plain"})
-            flow.metadata[LOCAL_KEY] = True
+            redirect(flow, location, status=308)

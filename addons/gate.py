@@ -11,34 +11,47 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mitmproxy import http
 
 from addons.context import (
-    LOCAL_KEY,
     RequestContext,
     clear_cookie,
     context_of,
     get_cookie,
+    redirect,
     respond,
 )
+from govgate.core.accounts import Account
 from govgate.core.audit_event import AuditEvent
-from govgate.core.decide import AccountFacts, Decision, Outcome, RequestFacts, decide
+from govgate.core.decide import AccountFacts, Decision, Outcome, Reason, RequestFacts, decide
 from govgate.core.devices import device_for_cert_sha256, device_for_token
 from govgate.core.policy.model import Allow, AuditOnFailure
 from govgate.errors import StoreUnavailable
 from govgate.live_runtime import LiveRuntime, Snapshot
 from govgate.pages.refusal import forbidden, unavailable
-from govgate.store.base import SessionLookup
+from govgate.store.base import LockState, SessionLookup
 
 logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "govgate-session"
 
 
+def effective_lock(state: LockState, account: Account | None, lockout: timedelta) -> LockState:
+    """An admin `account unlock` voids the account's locks that began before it (Art. 30)."""
+    until = state.account_locked_until
+    if until is not None and account is not None and account.unlocked_at is not None \
+            and until - lockout <= account.unlocked_at:
+        return replace(state, account_locked_until=None)
+    return state
+
+
 def account_facts(snapshot: Snapshot, name: str, locked_until: datetime | None) -> AccountFacts:
     account = snapshot.accounts.get(name)
+    if locked_until is not None and account is not None:
+        state = effective_lock(LockState(locked_until, None), account, snapshot.policy.login.lockout)
+        locked_until = state.account_locked_until
     owned = frozenset(d.id for d in snapshot.policy.devices if d.account == name)
     if account is None:
         # Deleted from the accounts file while a session was open: treat as disabled.
@@ -112,19 +125,25 @@ class Gate:
         lookup = SessionLookup(session=None, expired=False, account_locked_until=None)
         if session_id:
             lookup = await self.runtime.store.touch_session(session_id, now, policy.session)
-        if lookup.session is not None:
-            facts = replace(facts, account=account_facts(snapshot, lookup.session.account,
-                                                         lookup.account_locked_until))
+        opened = lookup.session
+        if opened is not None:
+            owner = snapshot.accounts.get(opened.account)
+            if owner is not None and owner.session_revoked(opened.created):
+                # `govgate account logout` ended every session opened before it (Art. 30).
+                await self.runtime.store.delete_session(opened.id)
+                lookup = SessionLookup(session=None, expired=True, account_locked_until=None)
+            else:
+                facts = replace(facts, account=account_facts(snapshot, opened.account, lookup.account_locked_until))
         decision = decide(facts, snapshot.compiled, now)
         clear = lookup.expired or (session_id is not None and lookup.session is None)
         if lookup.expired:
             self.runtime.audit.emit(self._event(ctx, flow, "session.expired", rule.name, "login",
                                                 reason="timeout", account=None, device=device,
                                                 article="Art. 30"))
-        if (decision.outcome is Outcome.REFUSE and decision.reason is not None
-                and decision.reason.value == "account" and lookup.session is not None):
+        session = lookup.session
+        if decision.outcome is Outcome.REFUSE and decision.reason is Reason.ACCOUNT and session is not None:
             # A disabled, expired or deleted account loses its session (Art. 25, Art. 30).
-            await self.runtime.store.delete_session(lookup.session.id)
+            await self.runtime.store.delete_session(session.id)
             clear = True
         self._apply(flow, ctx, decision, facts, clear_session=clear)
 
@@ -145,19 +164,16 @@ class Gate:
             return
         if decision.outcome is Outcome.LOGIN:
             target = f"{policy.gateway.prefix}/login?next=" + urllib.parse.quote(flow.request.path, safe="/")
-            headers: list[tuple[str, str]] = [("Location", target), ("Cache-Control", "no-store")]
-            if clear_session:
-                headers.append(("Set-Cookie", clear_cookie(SESSION_COOKIE, insecure=insecure)))
-            flow.response = http.Response.make(303, b"", headers)
-            flow.metadata[LOCAL_KEY] = True
+            cleared = (("Set-Cookie", clear_cookie(SESSION_COOKIE, insecure=insecure)),) if clear_session else ()
+            redirect(flow, target, headers=cleared)
             self._audit(ctx, flow, rule_name, "login", reason="session", account=None, device=facts.device,
                         article=decision.article)
             return
         reason = decision.reason.value if decision.reason is not None else "denied"
         page = forbidden(reason, ctx.request_id, as_json=ctx.as_json)
         if clear_session:
-            cleared = ("Set-Cookie", clear_cookie(SESSION_COOKIE, insecure=insecure))
-            page = replace(page, headers=(*page.headers, cleared))
+            clear_header: tuple[str, str] = ("Set-Cookie", clear_cookie(SESSION_COOKIE, insecure=insecure))
+            page = replace(page, headers=(*page.headers, clear_header))
         respond(flow, page)
         self._audit(ctx, flow, rule_name, "refuse", reason=reason, account=account, device=facts.device,
                     article=decision.article)

@@ -23,10 +23,11 @@ from addons.context import (
     clear_cookie,
     context_of,
     get_cookie,
+    redirect,
     respond,
     set_cookie,
 )
-from addons.gate import SESSION_COOKIE, device_of
+from addons.gate import SESSION_COOKIE, device_of, effective_lock
 from govgate.core import totp
 from govgate.core.audit_event import AuditEvent
 from govgate.core.csrf import csrf_token, csrf_valid, new_browser_id
@@ -203,12 +204,13 @@ class GatePages:
         password = form.get("password", "")
         now = self.runtime.now()
         # Locked: answer 429 before looking at the credentials (Art. 30).
-        lock = await self.runtime.store.lock_state(username or None, str(ctx.client), now)
+        account = ctx.snapshot.accounts.get(username) if username else None
+        lock = effective_lock(await self.runtime.store.lock_state(username or None, str(ctx.client), now),
+                              account, policy.login.lockout)
         if lock.locked and lock.locked_until is not None:
             self._event(ctx, flow, "login.locked", "refuse", reason="locked")
             respond(flow, self._locked_page(ctx, lock.locked_until))
             return
-        account = ctx.snapshot.accounts.get(username) if username else None
         encoded = account.password_hash if account is not None else DUMMY_HASH
         ok = await asyncio.to_thread(verify_password, password, encoded)
         if not ok or account is None:
@@ -219,7 +221,7 @@ class GatePages:
             respond(flow, login_pages.login_form(prefix, token, next_path, message=login_pages.LOGIN_FAILED,
                                                  username=username, headers=tuple(headers)))
             return
-        if account.disabled or (account.expires is not None and account.expires < now.date()):
+        if account.disabled or account.is_expired(now.date()):
             # Art. 25: authorisation withdrawn when it expires. The password was right, so saying so leaks nothing.
             self._event(ctx, flow, "login.failure", "refuse", account=account.name, reason="account")
             respond(flow, forbidden("account", ctx.request_id, as_json=ctx.as_json))
@@ -228,13 +230,11 @@ class GatePages:
                                client=str(ctx.client), created=now)
         await self.runtime.store.put_pending_login(pending, timedelta(seconds=PENDING_TTL_SECONDS))
         self._event(ctx, flow, "login.password", "ok", account=account.name)
-        flow.response = http.Response.make(303, b"", [
-            ("Location", f"{prefix}/mfa"), ("Cache-Control", "no-store"),
+        redirect(flow, f"{prefix}/mfa", headers=(
             ("Set-Cookie", set_cookie(PENDING_COOKIE, pending.id, insecure=policy.gateway.insecure,
                                       max_age=PENDING_TTL_SECONDS)),
             *headers,
-        ])
-        flow.metadata["govgate.local"] = True
+        ))
 
     # -- mfa --------------------------------------------------------------------------------------
     async def _pending(self, flow: http.HTTPFlow, ctx: RequestContext) -> PendingLogin | None:
@@ -251,11 +251,8 @@ class GatePages:
 
     def _back_to_login(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         policy = ctx.snapshot.policy
-        flow.response = http.Response.make(303, b"", [
-            ("Location", f"{policy.gateway.prefix}/login"), ("Cache-Control", "no-store"),
-            ("Set-Cookie", clear_cookie(PENDING_COOKIE, insecure=policy.gateway.insecure)),
-        ])
-        flow.metadata["govgate.local"] = True
+        redirect(flow, f"{policy.gateway.prefix}/login",
+                 headers=(("Set-Cookie", clear_cookie(PENDING_COOKIE, insecure=policy.gateway.insecure)),))
 
     async def _mfa_get(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         if await self._pending(flow, ctx) is None:
@@ -287,12 +284,13 @@ class GatePages:
             self._back_to_login(flow, ctx)
             return
         now = self.runtime.now()
-        lock = await self.runtime.store.lock_state(pending.account, str(ctx.client), now)
+        account = ctx.snapshot.accounts.get(pending.account)
+        lock = effective_lock(await self.runtime.store.lock_state(pending.account, str(ctx.client), now),
+                              account, policy.login.lockout)
         if lock.locked and lock.locked_until is not None:
             self._event(ctx, flow, "mfa.locked", "refuse", account=pending.account, reason="locked")
             respond(flow, self._locked_page(ctx, lock.locked_until))
             return
-        account = ctx.snapshot.accounts.get(pending.account)
         code = form.get("code", "").strip()
         step = None
         if account is not None and not account.disabled:
@@ -316,12 +314,10 @@ class GatePages:
         await self.runtime.store.create_session(session, policy.session)
         self._event(ctx, flow, "login.success", "allow", account=pending.account, device=device)
         insecure = policy.gateway.insecure
-        flow.response = http.Response.make(303, b"", [
-            ("Location", safe_next(pending.next, prefix)), ("Cache-Control", "no-store"),
+        redirect(flow, safe_next(pending.next, prefix), headers=(
             ("Set-Cookie", set_cookie(SESSION_COOKIE, session.id, insecure=insecure)),
             ("Set-Cookie", clear_cookie(PENDING_COOKIE, insecure=insecure)),
-        ])
-        flow.metadata["govgate.local"] = True
+        ))
 
     # -- logout -----------------------------------------------------------------------------------
     async def _logout_get(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
@@ -357,7 +353,6 @@ class GatePages:
     # -- leave (Art. 15) --------------------------------------------------------------------------
     def _leave(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         result = leave_page(ctx.snapshot.policy, self.runtime.keys, flow.request.query)
-        self._event(ctx, flow, "leave.view", "allow" if result.page.status == 200 else "refuse",
-                    reason=None if result.page.status == 200 else "signature", article="Art. 15",
-                    extra={"destination_host": result.destination_host})
+        self._event(ctx, flow, "leave.view", "allow" if result.valid else "refuse", reason=result.reason,
+                    article="Art. 15", extra={"destination_host": result.destination_host})
         respond(flow, result.page)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from mitmproxy import http, server_hooks
+from mitmproxy import http
+from mitmproxy.proxy import server_hooks
 
 from govgate.live_runtime import LiveRuntime
 
