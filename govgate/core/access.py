@@ -17,9 +17,9 @@ unreserved characters are decoded (``%2e`` is ``.``, ``%7E`` is ``~``); other es
 upper-cased; non-ASCII is percent-encoded as UTF-8; runs of ``/`` collapse to one; path parameters
 (``;jsessionid=…``) are dropped from each segment, as servlet containers do; dot-segments are
 removed (RFC 3986 §5.2.4). A path the gate cannot judge safely has no rule, and so is denied:
-an encoded ``/`` or ``\\`` (``%2F``, ``%5C``), a raw ``\\``, a NUL, a malformed escape, a double
-encoding (``%25`` followed by two hex digits), a dot-segment hidden behind ``;`` parameters
-(``/..;/``), or a path not starting with ``/``.
+an encoded ``/`` or ``\\`` (``%2F``, ``%5C``), a raw ``\\``, a NUL, raw bytes that are not UTF-8,
+a malformed escape, a double encoding (``%25`` followed by two hex digits), a dot-segment hidden
+behind ``;`` parameters (``/..;/``), or a path not starting with ``/``.
 """
 
 from __future__ import annotations
@@ -36,16 +36,15 @@ _UNSAFE_ESCAPES = frozenset({"2F", "5C", "00"})
 MAX_PATH = 8192
 
 
-def _encode_non_ascii(text: str) -> str:
+def _encode_non_ascii(text: str) -> str | None:
+    """Non-ASCII as UTF-8 percent-escapes; None for bytes that were not UTF-8 (lone surrogates)."""
     if text.isascii():
         return text
-    out: list[str] = []
-    for ch in text:
-        if ch.isascii():
-            out.append(ch)
-        else:
-            out.extend(f"%{b:02X}" for b in ch.encode("utf-8", "surrogateescape"))
-    return "".join(out)
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None  # invalid UTF-8 in the request line, kept by surrogateescape: refuse to judge
+    return "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in raw)
 
 
 def _decode_unreserved(path: str) -> str | None:
@@ -100,7 +99,8 @@ def normalise_path(raw: str) -> str | None:
     path = raw.split("#", 1)[0].split("?", 1)[0]
     if not path.startswith("/") or len(path) > MAX_PATH or "\\" in path or "\x00" in path:
         return None
-    decoded = _decode_unreserved(_encode_non_ascii(path))
+    encoded = _encode_non_ascii(path)
+    decoded = _decode_unreserved(encoded) if encoded is not None else None
     if decoded is None:
         return None
     if "/." not in decoded and "//" not in decoded and ";" not in decoded:
@@ -121,7 +121,10 @@ def normalise_path(raw: str) -> str | None:
 
 def glob_to_regex(glob: str) -> str:
     """One path glob as a regular expression (for ``re.fullmatch``) on normalised paths."""
-    glob = _encode_non_ascii(glob)
+    encoded = _encode_non_ascii(glob)
+    if encoded is None:
+        return "(?!)"  # not valid text: matches nothing (the loader never passes such a glob)
+    glob = encoded
     if glob == "/**":
         return "/.*"
     parts = glob.split("/")

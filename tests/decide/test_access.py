@@ -139,3 +139,11 @@ def test_methods_compare_upper_case() -> None:
 def test_rule_without_paths_matches_nothing() -> None:
     compiled = compile_rules([rule("empty", [], "public")])
     assert match_rule(compiled, "h", "/", "GET") is None
+
+
+def test_raw_bytes_that_are_not_utf8_have_no_rule() -> None:
+    # mitmproxy keeps undecodable request-line bytes as lone surrogates (surrogateescape).
+    raw = b"/news/\xff\xfe".decode("utf-8", "surrogateescape")
+    assert normalise_path(raw) is None
+    assert normalise_path("/news/%FF%FE") == "/news/%FF%FE"  # percent-encoded bytes are a valid URL
+    assert glob_to_regex(raw) == "(?!)"
