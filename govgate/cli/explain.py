@@ -13,14 +13,15 @@ bad time, unknown device or account), 1 when the policy is invalid.
 from __future__ import annotations
 
 import argparse
-import importlib
 import ipaddress
 import json
 import sys
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from govgate.accounts_file import load_accounts
+from govgate.core.accounts import Account
 from govgate.core.decide import AccountFacts, Decision, RequestFacts, compile_policy, decide
 from govgate.core.devices import device_expired
 from govgate.core.geoip import CountryLookup
@@ -67,16 +68,11 @@ def parse_at(text: str | None, policy: Policy) -> datetime:
     return value.replace(tzinfo=tz) if value.tzinfo is None else value.astimezone(tz)
 
 
-def _accounts_record(policy: Policy, name: str) -> tuple[bool, Any]:
-    """(accounts file readable, record or None). The file format belongs to ``govgate.accounts_file``."""
+def _accounts_record(policy: Policy, name: str) -> tuple[bool, Account | None]:
+    """(an accounts file exists, its record for ``name`` or None)."""
     if not policy.accounts_file.exists():
         return False, None
-    try:
-        module = importlib.import_module("govgate.accounts_file")
-    except ModuleNotFoundError:
-        return False, None
-    accounts = module.load_accounts(policy.accounts_file)
-    return True, accounts.get(name)
+    return True, load_accounts(policy.accounts_file).get(name)
 
 
 def account_facts(args: argparse.Namespace, policy: Policy, owned: frozenset[str]) -> AccountFacts | None:
@@ -93,12 +89,11 @@ def account_facts(args: argparse.Namespace, policy: Policy, owned: frozenset[str
                               "(give --groups to explain it anyway)")
         return AccountFacts(name=name, groups=groups or frozenset(), disabled=False, expires=None,
                             locked_until=None, devices=owned)
-    expires = getattr(record, "expires", None)
     return AccountFacts(
         name=name,
-        groups=groups if groups is not None else frozenset(getattr(record, "groups", ())),
-        disabled=bool(getattr(record, "disabled", False)),
-        expires=expires if isinstance(expires, date) else None,
+        groups=groups if groups is not None else frozenset(record.groups),
+        disabled=record.disabled,
+        expires=record.expires,
         locked_until=None,  # lockouts live in the state store, not in the policy or accounts file
         devices=owned,
     )

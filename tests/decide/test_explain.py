@@ -176,3 +176,55 @@ def test_the_installed_command_runs(policy: Path) -> None:
                              "--json"], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["decision"] == "login"
+
+
+def write_accounts_file(folder: Path, **accounts: dict[str, object]) -> None:
+    from datetime import datetime
+
+    from govgate.accounts_file import write_accounts
+    from govgate.core.accounts import Account, Accounts
+    from govgate.core.keys import GatewayKeys
+    from govgate.core.totp import encrypt_secret, new_totp_secret
+    from tests.decide.builder import TZ
+
+    keys = GatewayKeys.from_bytes(bytes(range(32)))
+
+    items = tuple(
+        Account(name=name, password_hash="$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+                totp_secret=encrypt_secret(keys, name, new_totp_secret()),
+                groups=tuple(fields.get("groups", ("staff",))),  # type: ignore[arg-type]
+                expires=fields.get("expires"), disabled=bool(fields.get("disabled", False)),  # type: ignore[arg-type]
+                created=datetime(2026, 1, 1, tzinfo=TZ))
+        for name, fields in accounts.items())
+    write_accounts(folder / "accounts.yaml", Accounts(items))
+
+
+def with_accounts_file(policy: Path) -> Path:
+    text = policy.read_text(encoding="utf-8").replace("audit:\n", "accounts_file: accounts.yaml\naudit:\n")
+    policy.write_text(text, encoding="utf-8")
+    return policy
+
+
+def test_account_details_come_from_the_accounts_file(policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_accounts_file(policy.parent, zhangsan={"groups": ("staff",)}, wangwu={"disabled": True},
+                        zhaoliu={"groups": ("guests",)})
+    with_accounts_file(policy)
+    common = ["--ip", "10.1.2.3", "--path", "/oa/", "--at", "2026-12-05T10:00", "--json"]
+    code, out, err = explain(policy, "--account", "zhangsan", *common, capsys=capsys)
+    assert code == 0, err
+    assert json.loads(out)["decision"] == "forward"
+    _, out, _ = explain(policy, "--account", "wangwu", *common, capsys=capsys)
+    assert json.loads(out)["reason"] == "account"
+    _, out, _ = explain(policy, "--account", "zhaoliu", *common, capsys=capsys)
+    assert json.loads(out)["reason"] == "group"
+    _, out, _ = explain(policy, "--account", "zhaoliu", "--groups", "staff", *common, capsys=capsys)
+    assert json.loads(out)["decision"] == "forward"
+
+
+def test_account_missing_from_the_accounts_file_is_a_bad_argument(
+        policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_accounts_file(policy.parent, zhangsan={})
+    with_accounts_file(policy)
+    code, _, err = explain(policy, "--ip", "10.1.2.3", "--account", "nobody", capsys=capsys)
+    assert code == 2
+    assert "unknown account 'nobody'" in err
