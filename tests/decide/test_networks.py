@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import random
-import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -62,16 +61,19 @@ def test_named_networks_answer_which_groups_hold_an_address() -> None:
     assert ip("10.2.0.1") not in n.union(["lab"])
 
 
-def test_ten_thousand_ranges_answer_in_microseconds() -> None:
+def test_ten_thousand_ranges_hold_exactly_their_addresses() -> None:
+    # Speed is measured by scripts/bench_decide.py; here, correctness at that size.
     rnd = random.Random(7)
     cidrs = [ipaddress.IPv4Network((rnd.getrandbits(32), rnd.randint(16, 30)), strict=False) for _ in range(10_000)]
     s = NetworkSet(cidrs)
-    probes = [ipaddress.IPv4Address(rnd.getrandbits(32)) for _ in range(20_000)]
-    start = time.perf_counter()
-    for p in probes:
-        s.contains(p)
-    per_lookup = (time.perf_counter() - start) / len(probes)
-    assert per_lookup < 50e-6  # a loop over 10,000 ipaddress networks takes milliseconds
+    for net in rnd.sample(cidrs, 200):
+        assert net.network_address in s
+        assert net.broadcast_address in s
+    intervals = sorted((int(n.network_address), int(n.broadcast_address)) for n in cidrs)
+    for _ in range(200):
+        probe = rnd.getrandbits(32)
+        naive = any(lo <= probe <= hi for lo, hi in intervals)
+        assert s.contains(ipaddress.IPv4Address(probe)) == naive
 
 
 v4net = st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 32)).map(
