@@ -101,7 +101,7 @@ def test_untrusted_peers_forwarded_for_never_sets_the_address(
     if trusted.contains(peer):
         return
     result = client_address(peer, headers, TRUSTED)
-    expected = peer.ipv4_mapped if peer.version == 6 and peer.ipv4_mapped else peer  # type: ignore[union-attr]
+    expected = peer.ipv4_mapped if peer.version == 6 and peer.ipv4_mapped else peer
     assert result == expected
     assert forwarded_chain(peer, headers, TRUSTED) == (expected,)
 

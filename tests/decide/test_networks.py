@@ -92,7 +92,7 @@ def test_network_set_agrees_with_a_naive_ipaddress_loop(
     for network in networks:  # probe the edges too
         probes.extend([network.network_address, network.broadcast_address])
     for probe in probes:
-        if probe.version == 6 and probe.ipv4_mapped is not None:  # type: ignore[union-attr]
+        if probe.version == 6 and probe.ipv4_mapped is not None:
             continue  # mapped addresses are looked up as IPv4 (tested above)
         naive = any(probe.version == n.version and probe in n for n in networks
                     if not (n.version == 6 and n.network_address.ipv4_mapped is not None and n.prefixlen >= 96))
