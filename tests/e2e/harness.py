@@ -68,6 +68,9 @@ class OutputReader:
         wait_for(seen, timeout, f"output matching {pattern!r}; got:\n" + "\n".join(self.lines[-30:]))
         return found[0]
 
+    def join(self) -> None:
+        self._thread.join(5)
+
     def text(self) -> str:
         return "\n".join(self.lines)
 
@@ -80,6 +83,8 @@ class Upstream:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def start_upstream() -> Upstream:
@@ -141,15 +146,20 @@ class Gateway:
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                raise AssertionError("gateway did not exit within 15 s of SIGTERM") from None
-        return self.proc.returncode
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    return self.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+                    raise AssertionError("gateway did not exit within 15 s of SIGTERM") from None
+            return self.proc.returncode
+        finally:
+            self.output.join()
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
 
 
 def start_gateway(policy_path: Path, *, timeout: float = 30.0) -> Gateway:

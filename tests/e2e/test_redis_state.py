@@ -13,7 +13,7 @@ from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
-PASSWORD = "Shared-redis-pass-42"
+PASSWORD = "Common-redis-key-42"
 
 
 def redis_policy(workdir: Path, upstream: Upstream, url: str) -> Path:
