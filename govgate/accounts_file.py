@@ -21,8 +21,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from govgate.core import totp
 from govgate.core.accounts import Accounts, dump_accounts, parse_accounts
-from govgate.errors import AccountError, PolicyError, PolicyProblem
+from govgate.core.keys import load_key_file
+from govgate.core.policy.model import Policy
+from govgate.errors import AccountError, GovGateError, KeyFileError, PolicyError, PolicyProblem
 
 logger = logging.getLogger(__name__)
 
@@ -123,3 +126,40 @@ def update_accounts(path: Path, change: Callable[[Accounts], Accounts]) -> Accou
         if updated != current:
             write_accounts(path, updated)
         return updated
+
+
+def accounts_problems(policy: Policy) -> list[PolicyProblem]:
+    """Every problem of the policy's accounts file, for ``govgate check``.
+
+    Beyond the file's own validity: groups the policy does not declare (when it declares ``groups``),
+    and TOTP secrets that do not decrypt under ``gateway.key_file`` (a key file replaced or restored
+    from the wrong backup). The key file is only read, never created, here.
+    """
+    path = policy.accounts_file
+    try:
+        accounts = load_accounts(path)
+    except PolicyError as exc:
+        return list(exc.problems)
+    problems: list[PolicyProblem] = []
+    if policy.groups is not None:
+        declared = set(policy.groups)
+        for account in accounts:
+            for index, group in enumerate(account.groups):
+                if group not in declared:
+                    problems.append(PolicyProblem(str(path), 0, f"accounts.{account.name}.groups[{index}]",
+                                                  f"group {group!r} is not declared in the policy's groups"))
+    if len(accounts) == 0:
+        return problems
+    try:
+        keys = load_key_file(policy.gateway.key_file, create=False)
+    except KeyFileError as exc:
+        problems.append(PolicyProblem(str(path), 0, "", f"TOTP secrets cannot be checked: {exc}"))
+        return problems
+    for account in accounts:
+        try:
+            totp.decrypt_secret(keys, account.name, account.totp_secret)
+        except GovGateError:
+            problems.append(PolicyProblem(
+                str(path), 0, f"accounts.{account.name}.totp_secret",
+                "does not decrypt under gateway.key_file (another key, or edited); run `govgate account reset-totp`"))
+    return problems

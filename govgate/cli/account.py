@@ -28,7 +28,8 @@ from datetime import date, datetime
 
 import qrcode
 
-from govgate.accounts_file import load_accounts, update_accounts
+from govgate.accounts_file import accounts_problems, load_accounts, update_accounts
+from govgate.cli.check import EXTRA_CHECKS
 from govgate.core import totp
 from govgate.core.accounts import Account, Accounts, account_name_problem, parse_groups
 from govgate.core.audit_event import AuditEvent
@@ -39,6 +40,11 @@ from govgate.errors import AccountError, GovGateError, StoreUnavailable
 from govgate.store.base import Store
 
 ARTICLE = "Art. 30"
+
+# `govgate check` lists the accounts file's problems with the policy's (cli/main imports every command
+# module before running one, so this registration is in place whichever command runs).
+if accounts_problems not in EXTRA_CHECKS:
+    EXTRA_CHECKS.append(accounts_problems)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:

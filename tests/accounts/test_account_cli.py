@@ -382,3 +382,32 @@ def test_an_unreachable_redis_makes_unlock_fail_and_list_say_so(tmp_path: Path, 
     assert "cannot be reached" in cli.err
     assert cli.out.splitlines()[1].split()[-1] == "?"
     assert cli("account", "unlock", "zhangsan") == 1
+
+
+# -- `govgate check` covers the accounts file --------------------------------------------------------
+
+GEOIP = Path(__file__).resolve().parents[2] / "geoip" / "GeoLite2-Country-Test.mmdb"
+
+
+def test_check_lists_the_accounts_files_problems_with_their_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    cli = Cli(write_policy(tmp_path, geoip={"database": str(GEOIP), "home_countries": ["CN"]}), monkeypatch, capsys)
+    assert cli("check") == 0
+    accounts_file(cli.policy).write_text("version: 1\naccounts:\n  zhangsan:\n    disabled: maybe\n", encoding="utf-8")
+    assert cli("check") == 1
+    assert f"{accounts_file(cli.policy)}:4: accounts.zhangsan.disabled: expected true or false" in cli.out
+
+
+def test_check_finds_undeclared_groups_and_secrets_under_another_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    geoip = {"database": str(GEOIP), "home_countries": ["CN"]}
+    cli = Cli(write_policy(tmp_path, geoip=geoip), monkeypatch, capsys)
+    assert cli.add("zhangsan", "--groups", "staff,hr") == 0
+    assert cli("check") == 0
+    write_policy(tmp_path, geoip=geoip, groups=["staff"])
+    assert cli("check") == 1
+    assert "accounts.zhangsan.groups[1]: group 'hr' is not declared" in cli.out
+    write_policy(tmp_path, geoip=geoip)
+    (tmp_path / "secrets" / "gateway.key").write_text(bytes(range(32)).hex() + "\n", encoding="ascii")
+    assert cli("check") == 1
+    assert "accounts.zhangsan.totp_secret: does not decrypt under gateway.key_file" in cli.out
