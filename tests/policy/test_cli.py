@@ -1,0 +1,83 @@
+"""`govgate check` and `govgate schema` through the real CLI dispatcher."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from govgate.cli import check as check_module
+from govgate.cli.main import run_cli
+from govgate.core.policy.model import Policy
+from govgate.errors import PolicyProblem
+from tests.policy.texts import BASE, GEOIP_DB, REPO, line_of, replace
+
+
+@pytest.fixture
+def policy_dir(tmp_path: Path) -> Path:
+    (tmp_path / "geoip").mkdir()
+    shutil.copy(GEOIP_DB, tmp_path / "geoip" / GEOIP_DB.name)
+    return tmp_path
+
+
+def test_check_of_the_shipped_policy_prints_ok_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    path = REPO / "policy.yaml"
+    assert run_cli(["check", "-p", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}: OK (3 rules, 1 grants, 2 networks)\n"
+
+
+def test_check_lists_every_problem_on_stdout_and_exits_1(policy_dir: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    text = replace(BASE, "office: [10.0.0.0/8]", "office: [10.0.0.1/8]")
+    text = replace(text, "networks: [office]", "networks: [ofice]") + "session: {idle_timout: 5m}\n"
+    path = policy_dir / "policy.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert run_cli(["check", "--policy", str(path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"{path}:{line_of(text, 'office: [10')}: networks.office[0]: '10.0.0.1/8' has host bits set; expected the "
+        "network address: did you mean '10.0.0.0/8'?",
+        f"{path}:{line_of(text, 'ofice')}: access[1].networks[0]: unknown network 'ofice'; did you mean 'office'?",
+        f"{path}:{line_of(text, 'idle_timout')}: session.idle_timout: unknown key 'idle_timout'; did you mean "
+        "'idle_timeout'?",
+    ]
+
+
+def test_check_of_a_missing_file_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(["check", "-p", str(tmp_path / "nope.yaml")]) == 1
+    assert "cannot read the policy file" in capsys.readouterr().out
+
+
+def test_check_reports_the_geoip_database_only_when_it_is_missing(policy_dir: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = policy_dir / "policy.yaml"
+    path.write_text(BASE, encoding="utf-8")
+    assert run_cli(["check", "-p", str(path)]) == 0
+    (policy_dir / "geoip" / GEOIP_DB.name).unlink()
+    capsys.readouterr()
+    assert run_cli(["check", "-p", str(path)]) == 1
+    (line,) = capsys.readouterr().out.splitlines()
+    assert re.match(rf"{re.escape(str(path))}:\d+: geoip\.database: expected a MaxMind DB", line)
+
+
+def test_check_runs_the_registered_checks_of_other_files(policy_dir: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def accounts_check(policy: Policy) -> list[PolicyProblem]:
+        return [PolicyProblem(str(policy.accounts_file), 3, "accounts.zhangsan", "bad hash")]
+
+    monkeypatch.setattr(check_module, "EXTRA_CHECKS", [accounts_check])
+    path = policy_dir / "policy.yaml"
+    path.write_text(BASE, encoding="utf-8")
+    assert run_cli(["check", "-p", str(path)]) == 1
+    assert capsys.readouterr().out == f"{policy_dir / 'accounts.yaml'}:3: accounts.zhangsan: bad hash\n"
+
+
+def test_schema_prints_the_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["required"] == ["version", "gateway", "geoip", "access"]
+    assert "idle_timeout" in schema["properties"]["session"]["properties"]
