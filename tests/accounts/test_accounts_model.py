@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from govgate.core.accounts import (
     Account,
@@ -163,3 +165,31 @@ def test_the_created_time_keeps_its_offset() -> None:
     assert account is not None
     assert account.created == CREATED
     assert account.created.utcoffset() == UTC.utcoffset(None)
+
+
+_names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,20}", fullmatch=True)
+_groups = st.lists(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,10}", fullmatch=True), max_size=3, unique=True)
+_times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
+                      timezones=st.sampled_from([UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5))]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    names=st.lists(_names, min_size=0, max_size=4, unique_by=str.casefold),
+    groups=_groups,
+    expires=st.none() | st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1)),
+    disabled=st.booleans(),
+    created=_times,
+    logged_out=st.none() | _times,
+    version=st.integers(min_value=1, max_value=10_000),
+)
+def test_any_accounts_value_survives_dump_and_parse(names: list[str], groups: list[str], expires: date | None,
+                                                    disabled: bool, created: datetime, logged_out: datetime | None,
+                                                    version: int) -> None:
+    template = make_account("template")
+    accounts = Accounts(tuple(
+        replace(template, name=name, groups=tuple(groups), expires=expires, disabled=disabled, created=created,
+                logged_out_at=logged_out, totp_version=version)
+        for name in names
+    ))
+    assert parse_accounts(dump_accounts(accounts), "accounts.yaml") == accounts
