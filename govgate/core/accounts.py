@@ -134,6 +134,32 @@ class Accounts:
         return Accounts(tuple(a for a in self.items if a.name != name))
 
 
+@dataclass(frozen=True, slots=True)
+class AdminMarks:
+    """What a reload of the accounts file asks the running gateway to do in its state store."""
+
+    unlock: tuple[str, ...]  # `account unlock` ran: ``Store.unlock(name)``
+    logout: tuple[str, ...]  # `account logout` ran: ``Store.delete_account_sessions(name)``
+
+
+def admin_marks(old: Accounts, new: Accounts) -> AdminMarks:
+    """The accounts whose ``unlocked_at`` / ``logged_out_at`` changed between two loads of the file.
+
+    Without Redis, locks and sessions live in the gateway's memory, out of the CLI's reach; the CLI
+    leaves these marks in the file and the gateway applies them on reload (Art. 30: an administrator
+    can end a lock or a session at once).
+    """
+    unlock: list[str] = []
+    logout: list[str] = []
+    for account in new:
+        before = old.get(account.name)
+        if account.unlocked_at is not None and (before is None or before.unlocked_at != account.unlocked_at):
+            unlock.append(account.name)
+        if account.logged_out_at is not None and (before is None or before.logged_out_at != account.logged_out_at):
+            logout.append(account.name)
+    return AdminMarks(tuple(unlock), tuple(logout))
+
+
 def account_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be an account name, or None if it can."""
     if not ACCOUNT_NAME.fullmatch(name):

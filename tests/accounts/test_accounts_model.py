@@ -13,7 +13,9 @@ from govgate.core.accounts import (
     Account,
     Accounts,
     AccountStatus,
+    AdminMarks,
     account_name_problem,
+    admin_marks,
     dump_accounts,
     parse_accounts,
     parse_groups,
@@ -193,3 +195,14 @@ def test_any_accounts_value_survives_dump_and_parse(names: list[str], groups: li
         for name in names
     ))
     assert parse_accounts(dump_accounts(accounts), "accounts.yaml") == accounts
+
+
+def test_a_reload_reports_the_accounts_an_admin_unlocked_or_logged_out() -> None:
+    t = CREATED + timedelta(hours=1)
+    old = Accounts((make_account("a1"), replace(make_account("b2"), unlocked_at=CREATED), make_account("c3")))
+    new = Accounts((replace(make_account("a1"), unlocked_at=t), replace(make_account("b2"), unlocked_at=CREATED),
+                    replace(make_account("c3"), logged_out_at=t), replace(make_account("d4"), logged_out_at=t)))
+    marks = admin_marks(old, new)
+    assert marks.unlock == ("a1",)
+    assert marks.logout == ("c3", "d4")
+    assert admin_marks(new, new) == AdminMarks((), ())
