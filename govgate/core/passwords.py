@@ -55,9 +55,15 @@ def _kdf(params: Argon2Parameters, salt: bytes) -> Argon2id:
     )
 
 
+def _bytes(pw: str) -> bytes:
+    # "surrogatepass": a form field decoded with surrogate escapes must not crash the login; such a
+    # password simply matches nothing that was ever set through the CLI.
+    return pw.encode("utf-8", errors="surrogatepass")
+
+
 def hash_password(pw: str) -> str:
     """A fresh PHC-encoded Argon2id hash of ``pw`` with a random salt."""
-    return _kdf(PARAMETERS, os.urandom(PARAMETERS.salt_bytes)).derive_phc_encoded(pw.encode("utf-8"))
+    return _kdf(PARAMETERS, os.urandom(PARAMETERS.salt_bytes)).derive_phc_encoded(_bytes(pw))
 
 
 def parameters_of(encoded: str) -> Argon2Parameters | None:
@@ -90,10 +96,10 @@ def verify_password(pw: str, encoded: str) -> bool:
     (the long password is hashed anyway against the dummy parameters so the answer takes as long).
     """
     if len(pw) > MAX_LENGTH:
-        _burn(pw[:MAX_LENGTH].encode("utf-8"))
+        _burn(_bytes(pw[:MAX_LENGTH]))
         return False
     try:
-        Argon2id.verify_phc_encoded(pw.encode("utf-8"), encoded)
+        Argon2id.verify_phc_encoded(_bytes(pw), encoded)
     except (InvalidKey, ValueError, TypeError):
         return False
     return True

@@ -129,3 +129,8 @@ def test_short_account_names_do_not_forbid_ordinary_letters() -> None:
 def test_the_module_states_its_parameters_where_docs_can_quote_them() -> None:
     assert passwords.MIN_LENGTH == 12
     assert (PARAMETERS.memory_kib, PARAMETERS.iterations, PARAMETERS.lanes) == (19456, 2, 1)
+
+
+def test_a_password_with_a_lone_surrogate_is_refused_without_error() -> None:
+    assert not verify_password("Correct-horse\udcff-battery-9", hash_password(GOOD))
+    assert not verify_password("\udcff", DUMMY_HASH)
