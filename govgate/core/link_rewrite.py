@@ -422,6 +422,14 @@ def _unescape_attr(value: str) -> str:
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 
 
+def _percent_encode_bytes(data: bytes) -> str:
+    """WHATWG "percent-encode after encoding" with the special-query set: ASCII bytes of a multi-byte
+    character (GB18030 digits, a Shift_JIS or Big5 trail byte such as "\\") stay as they are."""
+    if min(data) >= 0x80:
+        return "%" + data.hex("%").upper()
+    return "".join(f"%{b:02X}" if b < 0x21 or b > 0x7E or b in b"\"#<>'" else chr(b) for b in data)
+
+
 def _percent_encode_query(url: str, codec: str) -> str:
     """Encode a non-ASCII query the way the document's encoding would (WHATWG URL, "encoding")."""
     q = url.find("?")
@@ -436,12 +444,12 @@ def _percent_encode_query(url: str, codec: str) -> str:
     def encode_run(m: re.Match[str]) -> str:
         run = m.group()
         try:
-            return "%" + run.encode(codec).hex("%").upper()
+            return _percent_encode_bytes(run.encode(codec))
         except UnicodeEncodeError:  # unmappable characters become "&#N;", percent-encoded
             parts = []
             for ch in run:
                 try:
-                    parts.append("%" + ch.encode(codec).hex("%").upper())
+                    parts.append(_percent_encode_bytes(ch.encode(codec)))
                 except UnicodeEncodeError:
                     parts.append("%80" if ch == "\u20ac" and codec == "gbk" else f"%26%23{ord(ch)}%3B")
             return "".join(parts)

@@ -1,0 +1,203 @@
+"""Differential test against headless Chromium: where every link really goes, before and after rewriting.
+
+Each corpus page (``browser_corpus``) is served from 127.0.0.1 twice at the same URL: as written,
+then as ``rewrite_html`` left it. Chromium reports where each ``a``/``area`` (``href``), ``form``
+(``action``), ``button``/``input`` (``formAction``) and ``meta refresh`` leads. For every one: if the
+original destination is external by the policy, the rewritten one must be the signed leave URL of
+exactly that destination (WHATWG serialisation, as the browser resolved it, query encoding included);
+otherwise it must be unchanged. A link the scanner missed, or resolved differently, fails the test.
+"""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import ada_url
+import pytest
+
+from govgate.core.keys import GatewayKeys
+from govgate.core.leave_link import leave_url, verify_leave
+from govgate.core.link_rewrite import refresh_url, rewrite_html
+from govgate.core.outbound import HostClassifier
+
+from .browser_corpus import CHARSET_PAGES, MARKUP_CASES, URL_CASES, charset_page
+from .conftest import PREFIX, make_policy
+
+pytestmark = [pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+KEYS = GatewayKeys.from_bytes(b"d" * 32)
+NON_NAVIGATING = ("javascript:", "mailto:", "tel:", "data:", "blob:", "about:")
+
+COLLECT_JS = """() => {
+  const abs = (v) => { try { return new URL(v, document.baseURI).href } catch (e) { return v } };
+  const links = [];
+  for (const el of document.querySelectorAll(
+      'a[href], area[href], form[action], button[formaction], input[formaction]')) {
+    let v;
+    if (el instanceof HTMLAnchorElement || el instanceof HTMLAreaElement) v = el.href;
+    else if (el instanceof HTMLFormElement) v = el.action;
+    else if (el instanceof HTMLButtonElement || el instanceof HTMLInputElement) v = el.formAction;
+    else v = abs(el.getAttribute('href'));  // SVG <a>
+    links.push(v);
+  }
+  const metas = Array.from(document.querySelectorAll('meta[http-equiv]'))
+    .filter(m => m.httpEquiv.trim().toLowerCase() === 'refresh').map(m => m.content);
+  return {links, metas, base: document.baseURI, charset: document.characterSet};
+}"""
+RESOLVE_JS = "(u) => { try { return new URL(u, document.baseURI).href } catch (e) { return null } }"
+
+
+@dataclass
+class Served:
+    path: str
+    original: bytes
+    content_type: str
+    rewritten: bytes = b""
+    label: str = ""
+
+
+class Site:
+    """A tiny HTTP server on 127.0.0.1 that serves each page as written or as rewritten."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, Served] = {}
+        self.rewritten = False
+        site = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                page = site.pages.get(self.path)
+                if page is None:
+                    self.send_error(404)
+                    return
+                body = page.rewritten if site.rewritten else page.original
+                self.send_response(200)
+                self.send_header("Content-Type", page.content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Site:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def build_pages(site: Site) -> list[Served]:
+    pages: list[Served] = []
+    batch = 40
+    for n in range(0, len(URL_CASES), batch):
+        links = "".join(f'<a href="{v}">{i}</a>\n' for i, v in enumerate(URL_CASES[n:n + batch]))
+        body = f'<!doctype html><meta charset="utf-8"><title>urls</title><body>\n{links}</body>'.encode()
+        pages.append(Served(f"/urls/{n}/sub/page.html?x=1", body, "text/html", label=f"url batch {n}"))
+    for i, (label, markup) in enumerate(MARKUP_CASES):
+        body = (f'<!doctype html><meta charset="utf-8"><body><p>case</p>{markup}'
+                '<a href="http://evil.example/marker">m</a><a href="/marker">m</a>').encode()
+        pages.append(Served(f"/markup/{i}/page.html", body, "text/html", label=label))
+    for name, encoding, ctype, prefix in CHARSET_PAGES:
+        pages.append(Served(f"/charset/{name}/page.html", charset_page(encoding, prefix), ctype, label=name))
+    classifier = HostClassifier.from_policy(make_policy())
+    for page in pages:
+        result = rewrite_html(page.original, content_type=page.content_type, document_url=site.origin + page.path,
+                              classifier=classifier, make_leave_url=lambda u: site.origin + leave_url(PREFIX, u, KEYS))
+        page.rewritten = result.body
+        site.pages[page.path] = page
+    return pages
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Site]:
+    with Site() as s:
+        yield s
+
+
+def test_corpus_has_at_least_200_cases() -> None:
+    assert len(URL_CASES) + len(MARKUP_CASES) + 6 * len(CHARSET_PAGES) >= 200
+
+
+@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed")
+def test_rewritten_links_lead_where_the_browser_would_have_gone_or_to_the_leave_page(site: Site) -> None:
+    from playwright.sync_api import sync_playwright
+
+    pages = build_pages(site)
+    classifier = HostClassifier.from_policy(make_policy()).with_internal("127.0.0.1")
+
+    def external(href: str | None) -> bool:
+        if href is None or href.lower().startswith(NON_NAVIGATING):
+            return False
+        try:
+            host = ada_url.URL(href).hostname
+        except ValueError:
+            return False
+        return bool(host) and classifier.is_external(host)
+
+    def leave_destination(href: str) -> str | None:
+        parts = urlsplit(href)
+        if f"{parts.scheme}://{parts.netloc}" != site.origin or parts.path != f"{PREFIX}/leave":
+            return None
+        q = parse_qs(parts.query)
+        if len(q.get("url", [])) != 1 or len(q.get("sig", [])) != 1:
+            return None
+        return q["url"][0] if verify_leave(q["url"][0], q["sig"][0], KEYS) else None
+
+    failures: list[str] = []
+    checked = 0
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context()
+        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site.origin)
+                      else route.abort())
+        tab = context.new_page()
+        seen: dict[bool, dict[str, dict[str, Any]]] = {False: {}, True: {}}
+        metas: dict[bool, dict[str, list[str | None]]] = {False: {}, True: {}}
+        for rewritten in (False, True):
+            site.rewritten = rewritten
+            for page in pages:
+                tab.goto(site.origin + page.path, wait_until="domcontentloaded")
+                info = tab.evaluate(COLLECT_JS)
+                seen[rewritten][page.path] = info
+                resolved: list[str | None] = []
+                for content in info["metas"]:
+                    parsed = refresh_url(content)
+                    resolved.append(tab.evaluate(RESOLVE_JS, parsed[1]) if parsed else None)
+                metas[rewritten][page.path] = resolved
+        browser.close()
+
+    for page in pages:
+        before, after = seen[False][page.path], seen[True][page.path]
+        if before["charset"].lower() != after["charset"].lower():
+            failures.append(f"{page.label}: charset {before['charset']} became {after['charset']}")
+        pairs = list(zip(before["links"], after["links"], strict=False)) + list(
+            zip(metas[False][page.path], metas[True][page.path], strict=False))
+        if len(before["links"]) != len(after["links"]) or len(before["metas"]) != len(after["metas"]):
+            failures.append(f"{page.label}: {len(before['links'])} links became {len(after['links'])}")
+            continue
+        for was, now in pairs:
+            checked += 1
+            if external(was):
+                if was is None or leave_destination(now or "") != was:
+                    failures.append(f"{page.label}: external {was!r} became {now!r}")
+            elif was != now:
+                failures.append(f"{page.label}: internal {was!r} was changed to {now!r}")
+    assert checked >= 200
+    assert not failures, "\n".join(failures)
