@@ -144,3 +144,12 @@ def test_allowed_keys_of_every_section_equal_the_schema_properties() -> None:
             assert list(props[key.name]["properties"]) == list(key.value.names())
     assert list(props["access"]["items"]["properties"]) == list(table.RULE.names())
     assert list(props["overseas"]["properties"]["grants"]["items"]["properties"]) == list(table.GRANT.names())
+
+
+def test_docs_describe_every_key_of_the_table() -> None:
+    from tests.policy.texts import REPO
+
+    doc = (REPO / "docs" / "policy.md").read_text(encoding="utf-8")
+    missing = [path for path in sorted(all_keys(table.POLICY))
+               if f"`{path.rsplit('.', 1)[-1]}`" not in doc and f".{path.rsplit('.', 1)[-1]}`" not in doc]
+    assert missing == []
