@@ -117,6 +117,13 @@ def test_bad_grant_times_and_countries_are_errors() -> None:
     expect_problem(text, "countries", "overseas.grants[0].countries[0]", "two-letter country code")
 
 
+def test_far_off_years_are_refused_instead_of_overflowing() -> None:
+    text = with_grant(replace(GOOD, "until: 2026-12-15", "until: 9999-12-31T23:00-12:00"))
+    expect_problem(text, "until:", "overseas.grants[0].until", "expected a year from 1970 to 9998; found 9999")
+    text = replace(BASE, "token: t1}", "token: t1, expires: 0001-01-01}")
+    expect_problem(text, "zs-laptop", "devices[0].expires", "expected a year from 1970 to 9998; found 1")
+
+
 def test_grants_must_be_a_list_of_mappings() -> None:
     text = BASE + "overseas:\n  grants: [zhangsan]\n"
     expect_problem(text, "grants", "overseas.grants[0]", "expected a mapping with keys account, devices",

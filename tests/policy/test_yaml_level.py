@@ -8,7 +8,7 @@ import pytest
 
 from govgate.core.policy.load import load_policy
 from govgate.errors import PolicyError
-from tests.policy.texts import BASE, line_of, problems, replace
+from tests.policy.texts import BASE, line_of, load, problems, replace
 
 
 def test_yaml_syntax_error_is_one_problem_with_its_line() -> None:
@@ -64,8 +64,20 @@ def test_alias_bomb_is_one_problem_not_a_hang() -> None:
 
 
 def test_recursive_alias_is_one_problem() -> None:
-    found = problems("version: 1\nx: &a [*a]\n")
-    assert any("nested more than" in p or "more than" in p for p in found)
+    assert problems("version: 1\nx: &a [*a]\n") == [
+        "policy.yaml:2: an alias refers to a value that contains it; expected no recursive aliases"]
+
+
+def test_deep_nesting_is_one_problem() -> None:
+    found = problems("version: 1\nx: " + "[" * 100 + "]" * 100 + "\n")
+    assert found == ["policy.yaml:2: values are nested more than 64 deep; expected a policy of ordinary shape"]
+
+
+def test_a_large_but_ordinary_policy_loads() -> None:
+    cidrs = "".join(f"    - 10.{i // 256}.{i % 256}.0/24\n" for i in range(10_000))
+    text = BASE.replace("  office: [10.0.0.0/8]\n", "  office:\n" + cidrs)
+    (office,) = load(text).networks
+    assert len(office.cidrs) == 10_000
 
 
 def test_empty_file_says_what_was_expected() -> None:

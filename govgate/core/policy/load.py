@@ -29,7 +29,7 @@ _SCALAR_KINDS = {
     _YAML + "null": "null",
     _YAML + "timestamp": "timestamp",
 }
-MAX_NODES = 100_000  # expanded nodes: guards against alias bombs ("billion laughs")
+MAX_NODES = 1_000_000  # values after expanding aliases: guards against alias bombs ("billion laughs")
 MAX_DEPTH = 64
 
 
@@ -66,34 +66,58 @@ class _TooBig(Exception):
 
 
 class _TreeBuilder:
+    """Nodes to the plain tree. An alias is converted once and shared; its expanded size still counts,
+    so a "billion laughs" document is one problem instead of a hang in the validator."""
+
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[PolicyProblem] = []
-        self.count = 0
+        self.done: dict[int, tuple[YNode, int]] = {}  # id(node) -> (tree, expanded size)
+        self.active: set[int] = set()
         self.constructor = yaml.SafeLoader("")  # only its scalar constructors are used
 
     def problem(self, line: int, message: str) -> None:
         self.problems.append(PolicyProblem(self.file, line, "", message))
 
     def build(self, node: yaml.Node, depth: int) -> YNode:
-        self.count += 1
+        return self.sized(node, depth)[0]
+
+    def sized(self, node: yaml.Node, depth: int) -> tuple[YNode, int]:
+        key = id(node)
+        if key in self.done:
+            return self.done[key]
         line = node.start_mark.line + 1
-        if self.count > MAX_NODES:
-            raise _TooBig(line, f"the document expands to more than {MAX_NODES} values (aliases?); "
-                                "expected a policy of ordinary size")
+        if key in self.active:
+            raise _TooBig(line, "an alias refers to a value that contains it; expected no recursive aliases")
         if depth > MAX_DEPTH:
-            raise _TooBig(line, f"values are nested more than {MAX_DEPTH} deep (a recursive alias?)")
+            raise _TooBig(line, f"values are nested more than {MAX_DEPTH} deep; expected a policy of ordinary shape")
+        self.active.add(key)
+        tree: YNode
+        size = 1
         if isinstance(node, yaml.ScalarNode):
-            return self.scalar(node, line)
-        if isinstance(node, yaml.SequenceNode):
+            tree = self.scalar(node, line)
+        elif isinstance(node, yaml.SequenceNode):
             if node.tag != _YAML + "seq":
                 self.problem(line, f"unsupported YAML tag {node.tag!r}; expected a plain list")
-            return YSeq(tuple(self.build(item, depth + 1) for item in node.value), line)
-        if isinstance(node, yaml.MappingNode):
+            items: list[YNode] = []
+            for child in node.value:
+                item, n = self.sized(child, depth + 1)
+                items.append(item)
+                size += n
+            tree = YSeq(tuple(items), line)
+        elif isinstance(node, yaml.MappingNode):
             if node.tag != _YAML + "map":
                 self.problem(line, f"unsupported YAML tag {node.tag!r}; expected a plain mapping")
-            return self.mapping(node, line, depth)
-        raise _TooBig(line, f"unsupported YAML node {type(node).__name__}")
+            tree, n = self.mapping(node, line, depth)
+            size += n
+        else:
+            raise _TooBig(line, f"unsupported YAML node {type(node).__name__}")
+        if size > MAX_NODES:
+            raise _TooBig(line, f"the document expands to more than {MAX_NODES} values (through aliases); "
+                                "expected a policy of ordinary size")
+        self.active.discard(key)
+        self.done[key] = (tree, size)
+        return tree, size
 
     def scalar(self, node: yaml.ScalarNode, line: int) -> YScalar:
         text = str(node.value)
@@ -116,9 +140,10 @@ class _TreeBuilder:
             return YScalar(text, text, "str", line, quoted)
         return YScalar(value, text, kind, line, quoted)
 
-    def mapping(self, node: yaml.MappingNode, line: int, depth: int) -> YMap:
+    def mapping(self, node: yaml.MappingNode, line: int, depth: int) -> tuple[YMap, int]:
         items: list[tuple[YScalar, YNode]] = []
         seen: dict[str, int] = {}
+        size = 0
         for key_node, value_node in node.value:
             key_line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode):
@@ -130,8 +155,10 @@ class _TreeBuilder:
                                        "expected each key once")
                 continue
             seen[key.text] = key_line
-            items.append((key, self.build(value_node, depth + 1)))
-        return YMap(tuple(items), line)
+            value, n = self.sized(value_node, depth + 1)
+            size += n + 1
+            items.append((key, value))
+        return YMap(tuple(items), line), size
 
 
 def _yaml_error_line(exc: yaml.YAMLError) -> int:

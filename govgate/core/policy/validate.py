@@ -65,6 +65,7 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _DAILY = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _METHOD = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
+_ASCII_HOST = re.compile(r"^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$")
 _HOST_FORBIDDEN = set("/\\?#@:[]%<>^|\"' \t\r\n")
 _GLOB_FORBIDDEN = set("?#\\ \t\r\n")
 
@@ -115,13 +116,19 @@ class Section:
     obj: schema.Obj
     path: str
     values: dict[str, YNode]
+    own_line: int  # the line of the key this mapping is the value of
+    key_lines: dict[str, int]
 
     def get(self, name: str) -> YNode | None:
         self.obj.key(name)  # a key the table does not name is a programming error
         return self.values.get(name)
 
-    def where(self, name: str) -> YNode:
-        return self.values.get(name, self.node)
+    def where(self, name: str) -> YNode | int:
+        return self.values.get(name, self.own_line)
+
+    def line(self, name: str) -> int:
+        """The line of key ``name``, or of this mapping's own key when ``name`` is absent."""
+        return self.key_lines.get(name, self.own_line)
 
     def at(self, name: str) -> str:
         return join(self.path, name)
@@ -136,12 +143,12 @@ class Validator:
 
     # ----------------------------------------------------------------- structure
 
-    def section(self, node: YNode | None, obj: schema.Obj, path: str, parent_line: int) -> Section | None:
-        """Check ``node`` is a mapping with only known keys and every required key. None: absent or wrong."""
+    def section(self, node: YNode | None, obj: schema.Obj, path: str, line: int) -> Section | None:
+        """Check ``node`` is a mapping with only known keys and every required key. None: absent or wrong.
+
+        ``line`` is where the mapping's own key is: missing keys are reported there."""
         if node is None:
-            for name in obj.required():
-                self.p.add(parent_line, join(path, name), f"required key missing; expected {obj.key(name).description}")
-            return None
+            return None  # absent: a required section was reported missing by its parent
         if not isinstance(node, YMap):
             if isinstance(node, YScalar) and node.kind == "null" and not obj.required():
                 return None  # `login:` with nothing under it means the defaults
@@ -149,11 +156,13 @@ class Validator:
             self.p.add(node, path, f"expected a mapping with keys {expected}; found {found(node)}")
             return None
         values: dict[str, YNode] = {}
+        key_lines: dict[str, int] = {}
         allowed = obj.names()
         for key, value in node.items:
             name = key.text
             if name in allowed:
                 values[name] = value
+                key_lines[name] = key.line
                 continue
             hint = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
             message = f"unknown key {name!r}"
@@ -161,8 +170,8 @@ class Validator:
             self.p.add(key, join(path, name), message)
         for name in obj.required():
             if name not in values:
-                self.p.add(node, join(path, name), f"required key missing; expected {obj.key(name).description}")
-        return Section(node, obj, path, values)
+                self.p.add(line, join(path, name), f"required key missing; expected {obj.key(name).description}")
+        return Section(node, obj, path, values, line, key_lines)
 
     def items(self, node: YNode | None, path: str, *, min_items: int = 0, what: str = "values") -> Iterator[
             tuple[int, YNode, str]]:
@@ -339,6 +348,10 @@ class Validator:
             self.p.add(node, path, f"expected an ISO 8601 date-time like 2026-12-01T08:00 or a date like "
                                    f"2026-12-15; found {found(node)}")
             return None
+        if not 1970 <= parsed.year <= 9998:
+            # Far-off years are typos, and would overflow the window arithmetic downstream.
+            self.p.add(node, path, f"expected a year from 1970 to 9998; found {parsed.year}")
+            return None
         if not isinstance(parsed, datetime):
             parsed = datetime.combine(parsed, time.max if end_of_day else time.min)
         if parsed.tzinfo is None:
@@ -346,15 +359,22 @@ class Validator:
         return parsed.astimezone(self.tz)
 
     def day(self, node: YNode, path: str) -> date | None:
+        value: date | None = None
         if isinstance(node, YScalar):
             if isinstance(node.value, date) and not isinstance(node.value, datetime):
-                return node.value
-            try:
-                return date.fromisoformat(node.text.strip())
-            except ValueError:
-                pass
-        self.p.add(node, path, f"expected a date like 2027-06-30; found {found(node)}")
-        return None
+                value = node.value
+            else:
+                try:
+                    value = date.fromisoformat(node.text.strip())
+                except ValueError:
+                    value = None
+        if value is None:
+            self.p.add(node, path, f"expected a date like 2027-06-30; found {found(node)}")
+            return None
+        if not 1970 <= value.year <= 9998:
+            self.p.add(node, path, f"expected a year from 1970 to 9998; found {value.year}")
+            return None
+        return value
 
     # ----------------------------------------------------------------- sections
 
@@ -409,7 +429,7 @@ class Validator:
         return SCHEMA_VERSION
 
     def gateway(self, top: Section) -> Gateway | None:
-        sec = self.section(top.get("gateway"), schema.GATEWAY, "gateway", top.node.line)
+        sec = self.section(top.get("gateway"), schema.GATEWAY, "gateway", top.line("gateway"))
         if sec is None:
             return None
         # Timezone first: grant times are read in it.
@@ -476,10 +496,10 @@ class Validator:
         if node is None:
             if not insecure:
                 # Art. 29 (第二十九条): access must use secure connections.
-                self.p.add(sec.node, sec.at("tls"), "required unless insecure: true (Art. 29: access must use "
+                self.p.add(sec.own_line, sec.at("tls"), "required unless insecure: true (Art. 29: access must use "
                                                     "secure connections); expected {cert: path/to/gateway.pem}")
             return None, None, True
-        tls = self.section(node, schema.TLS, sec.at("tls"), sec.node.line)
+        tls = self.section(node, schema.TLS, sec.at("tls"), sec.line("tls"))
         if tls is None:
             return None, None, True
         cert_node = tls.get("cert")
@@ -515,7 +535,7 @@ class Validator:
         return text
 
     def state(self, top: Section) -> State:
-        sec = self.section(top.get("state"), schema.STATE, "state", top.node.line)
+        sec = self.section(top.get("state"), schema.STATE, "state", top.line("state"))
         if sec is None:
             return State(redis_url=None)
         url: str | None = None
@@ -532,7 +552,7 @@ class Validator:
         return State(redis_url=url, timeout=timeout)
 
     def geoip(self, top: Section) -> GeoIP | None:
-        sec = self.section(top.get("geoip"), schema.GEOIP, "geoip", top.node.line)
+        sec = self.section(top.get("geoip"), schema.GEOIP, "geoip", top.line("geoip"))
         if sec is None:
             return None
         node = sec.get("database")
@@ -745,7 +765,7 @@ class Validator:
         return out
 
     def grants(self, top: Section, devices: tuple[Device, ...]) -> tuple[Grant, ...]:
-        sec = self.section(top.get("overseas"), schema.OVERSEAS, "overseas", top.node.line)
+        sec = self.section(top.get("overseas"), schema.OVERSEAS, "overseas", top.line("overseas"))
         if sec is None:
             return ()
         by_id = {d.id: d for d in devices}
@@ -835,7 +855,7 @@ class Validator:
 
     def login(self, top: Section) -> Login:
         # Art. 30 (第三十条): limit failed logins.
-        sec = self.section(top.get("login"), schema.LOGIN, "login", top.node.line)
+        sec = self.section(top.get("login"), schema.LOGIN, "login", top.line("login"))
         d = Login()
         if sec is None:
             return d
@@ -848,7 +868,7 @@ class Validator:
 
     def session(self, top: Section) -> SessionLimits:
         # Art. 30 (第三十条): log out on timeout.
-        sec = self.section(top.get("session"), schema.SESSION, "session", top.node.line)
+        sec = self.section(top.get("session"), schema.SESSION, "session", top.line("session"))
         d = SessionLimits()
         if sec is None:
             return d
@@ -861,7 +881,7 @@ class Validator:
 
     def outbound(self, top: Section) -> Outbound:
         # Art. 15 (第十五条): warn before a link leaves for a non-government site.
-        sec = self.section(top.get("outbound"), schema.OUTBOUND, "outbound", top.node.line)
+        sec = self.section(top.get("outbound"), schema.OUTBOUND, "outbound", top.line("outbound"))
         if sec is None:
             return Outbound(DEFAULT_GOVERNMENT_SUFFIXES, (), RedirectMode.WARN)
         suffixes: list[str] = list(DEFAULT_GOVERNMENT_SUFFIXES)
@@ -884,7 +904,7 @@ class Validator:
 
     def audit(self, top: Section) -> Audit:
         # Art. 20 (第二十条): access logs kept at least one year, integrity assured.
-        sec = self.section(top.get("audit"), schema.AUDIT, "audit", top.node.line)
+        sec = self.section(top.get("audit"), schema.AUDIT, "audit", top.line("audit"))
         if sec is None:
             return Audit(dir=self.resolve("audit/"), retention_days=MIN_RETENTION_DAYS)
         syslog: str | None = None
@@ -909,7 +929,7 @@ class Validator:
         )
 
     def metrics(self, top: Section) -> Metrics:
-        sec = self.section(top.get("metrics"), schema.METRICS, "metrics", top.node.line)
+        sec = self.section(top.get("metrics"), schema.METRICS, "metrics", top.line("metrics"))
         if sec is None:
             return Metrics(listen=None)
         return Metrics(listen=self.hostport(sec.get("listen"), sec.at("listen")))
@@ -921,12 +941,12 @@ class Validator:
 def normalise_host(text: str) -> str | None:
     """Lower-case ASCII (IDNA) host without trailing dot; IPv6 in brackets. None if not a bare host."""
     name = text.strip()
-    if name.startswith("[") and name.endswith("]"):
+    if name.startswith("[") and name.endswith("]") and "%" not in name:
         try:
             return f"[{ipaddress.IPv6Address(name[1:-1]).compressed}]"
         except ValueError:
             return None
-    if ":" in name:
+    if ":" in name and "%" not in name:
         try:
             return f"[{ipaddress.IPv6Address(name).compressed}]"
         except ValueError:
@@ -943,7 +963,7 @@ def normalise_host(text: str) -> str | None:
     if url.port or str(url.pathname) != "/":
         return None
     host = host.removesuffix(".")
-    return host or None
+    return host if _ASCII_HOST.fullmatch(host) else None
 
 
 def parse_hostport(text: str) -> HostPort | str:
