@@ -1,9 +1,9 @@
 """`govgate check [-p policy.yaml]`: validate the policy (and, through hooks, the files it names).
 
 Prints ``policy.yaml: OK (N rules, M grants, K networks)`` and exits 0, or every problem as
-``file:line: key.path: message`` on stdout and exits 1. Other parts of GovGate that own a file
-the policy names (the accounts file) register a checker in ``EXTRA_CHECKS``; their problems are
-listed with the policy's.
+``file:line: key.path: message`` on stdout and exits 1. Each file the policy names and another
+module owns has a checker in ``EXTRA_CHECKS`` (the accounts file's is there from the start); their
+problems are listed with the policy's.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from govgate.accounts_file import accounts_problems
 from govgate.core.policy.load import load_policy
 from govgate.core.policy.model import Policy
 from govgate.errors import PolicyError, PolicyProblem
 
 # A checker gets the validated policy and returns the problems of the file it owns (empty: fine).
 type ExtraCheck = Callable[[Policy], list[PolicyProblem]]
-EXTRA_CHECKS: list[ExtraCheck] = []
+EXTRA_CHECKS: list[ExtraCheck] = [accounts_problems]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:

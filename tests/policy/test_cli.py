@@ -23,8 +23,10 @@ def policy_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_check_of_the_shipped_policy_prints_ok_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
-    path = REPO / "policy.yaml"
+def test_check_of_the_shipped_policy_prints_ok_and_exits_0(policy_dir: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = policy_dir / "policy.yaml"  # a copy: no accounts file or key left over from local trials
+    shutil.copy(REPO / "policy.yaml", path)
     assert run_cli(["check", "-p", str(path)]) == 0
     assert capsys.readouterr().out == f"{path}: OK (3 rules, 1 grants, 2 networks)\n"
 
@@ -61,6 +63,14 @@ def test_check_reports_the_geoip_database_only_when_it_is_missing(policy_dir: Pa
     assert run_cli(["check", "-p", str(path)]) == 1
     (line,) = capsys.readouterr().out.splitlines()
     assert re.match(rf"{re.escape(str(path))}:\d+: geoip\.database: expected a MaxMind DB", line)
+
+
+def test_check_includes_the_accounts_file(policy_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = policy_dir / "policy.yaml"
+    path.write_text(BASE, encoding="utf-8")
+    (policy_dir / "accounts.yaml").write_text("accounts: [unterminated\n", encoding="utf-8")
+    assert run_cli(["check", "-p", str(path)]) == 1
+    assert capsys.readouterr().out.startswith(f"{policy_dir / 'accounts.yaml'}:")
 
 
 def test_check_runs_the_registered_checks_of_other_files(policy_dir: Path, capsys: pytest.CaptureFixture[str],
