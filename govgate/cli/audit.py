@@ -15,12 +15,10 @@ needed, for an auditor checking a backup on another machine.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 from zoneinfo import ZoneInfo
 
 from govgate.audit.backup import backup_dir
@@ -28,7 +26,8 @@ from govgate.audit.show import RecordFilter, find_records, format_row, parse_cli
 from govgate.audit.verify import verify_dir
 from govgate.core.audit_chain import VerifyReport
 from govgate.core.keys import GatewayKeys, load_key_file
-from govgate.core.policy.model import AuditAlgorithm, Policy
+from govgate.core.policy.load import load_policy
+from govgate.core.policy.model import AuditAlgorithm
 from govgate.errors import AuditChainBroken
 
 
@@ -78,18 +77,12 @@ class _Source:
     tz: ZoneInfo
 
 
-def _load_policy(path: Path) -> Policy:
-    # The loader is imported when needed, so `audit verify --dir D --key-file K` works without a policy.
-    load = importlib.import_module("govgate.core.policy.load")
-    return cast(Policy, load.load_policy(path, check_files=False))
-
-
 def _source(args: argparse.Namespace) -> _Source:
     directory: Path | None = args.dir
     key_file: Path | None = args.key_file
     if directory is not None and key_file is not None:
         return _Source(directory, load_key_file(key_file, create=False), None, ZoneInfo("Asia/Shanghai"))
-    policy = _load_policy(args.policy)
+    policy = load_policy(args.policy, check_files=False)
     keys = load_key_file(key_file or policy.gateway.key_file, create=False)
     return _Source(directory or policy.audit.dir, keys, policy.audit.algorithm, policy.gateway.timezone)
 
