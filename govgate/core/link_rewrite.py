@@ -132,6 +132,14 @@ _BREAKOUT = frozenset(
     b"b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr i img li listing "
     b"menu meta nobr ol p pre ruby s small span strong strike sub sup table tt u ul var".split()
 )
+_FOREIGN_NAMES = frozenset(
+    b"a animate animatemotion animatetransform circle clippath defs desc discard ellipse filter foreignobject g "
+    b"image line lineargradient marker mask metadata mpath path pattern polygon polyline radialgradient rect "
+    b"script set stop style switch symbol text textpath title tspan use view font glyph "
+    b"math mi mo mn ms mtext mrow mfrac msqrt mroot msub msup msubsup munder mover munderover mtable mtr mtd "
+    b"mlabeledtr mspace mstyle semantics annotation annotation-xml menclose mpadded mphantom merror "
+    b"mmultiscripts mprescripts none maction".split()
+)
 _INTEGRATION = frozenset(b"foreignobject desc title mi mo mn ms mtext annotation-xml".split())
 _TARGET_PATTERNS.update({
     b"a": (_FIRST_HREF, LinkKind.HREF),
@@ -238,11 +246,15 @@ def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: bool 
                 foreign = islands.pop()[1]
             elif foreign and name in (b"svg", b"math"):
                 foreign -= 1
+            elif foreign and name not in _FOREIGN_NAMES and not name.startswith(b"fe"):
+                # An HTML end tag (</p>, </br>, </div>, </td>...) inside SVG/MathML closes it in practice.
+                # If the browser ignored it instead, all we over-read is SVG style/script text, never shown.
+                foreign = 0
             elif name == b"template" and template and not foreign:
                 template -= 1
             continue
         if foreign:
-            if name in _BREAKOUT:
+            if name in _BREAKOUT or (name == b"font" and _font_breaks_out(buf, after_name, stop)):
                 foreign = 0  # the tag is handled below as an HTML tag
             elif name in _INTEGRATION:
                 r = _TAG_REST.match(buf, after_name, stop)
@@ -355,6 +367,12 @@ def _attrs(buf: bytes, pos: int, stop: int) -> tuple[list[tuple[bytes, int, int,
                 break
         else:
             out.append((name, m.end(), m.end(), b"-"))  # no value: empty, and nothing to rewrite
+
+
+def _font_breaks_out(buf: bytes, pos: int, stop: int) -> bool:
+    """In foreign content, ``<font>`` with color, face or size leaves SVG/MathML (HTML §13.2.6.5)."""
+    attrs, _ = _attrs(buf, pos, stop)
+    return any(name in (b"color", b"face", b"size") for name, *_ in attrs)
 
 
 def _meta(buf: bytes, pos: int, stop: int, state: _ScanState, in_template: bool) -> int:

@@ -158,6 +158,38 @@ MARKUP_CASES: list[tuple[str, str]] = [
     ("meta refresh internal", '<meta http-equiv="refresh" content="999; url=/oa/">'),
     ("meta refresh no url", '<meta http-equiv="refresh" content="999">'),
     ("meta name refresh", '<meta name="refresh" content="999; url=http://evil.example/no">'),
+    ("svg xlink:href", '<svg><a xlink:href="http://evil.example/74"><text>x</text></a></svg>'),
+    ("svg textarea not rcdata", "<svg><textarea><a href=http://evil.example/75>x</a></textarea></svg>"),
+    ("svg desc", "<svg><desc><a href=http://evil.example/76>x</a></desc></svg>"),
+    ("svg desc then style", "<svg><desc><style></style></desc><style></svg><a href=http://evil.example/77>x</a>"),
+    ("svg p breakout then style", "<svg><p><style><a href=http://evil.example/no></style><a href=http://evil.example/78>"),
+    ("svg font color breakout", "<svg><font color=red><style><a href=http://evil.example/no></style>"
+                                "<a href=http://evil.example/79>x</a>"),
+    ("svg font plain", "<svg><font><style></svg><a href=http://evil.example/80>x</a>"),
+    ("math annotation-xml html", '<math><annotation-xml encoding="text/html"><a href=http://evil.example/81>x</a>'
+                                 '</annotation-xml></math>'),
+    ("nested svg", "<svg><svg></svg><style></svg><a href=http://evil.example/82>x</a>"),
+    ("template in svg", "<svg><template><a href=http://evil.example/83>x</a></template></svg>"),
+    ("script in svg", "<svg><script><a href=http://evil.example/84>x</a></script></svg>"),
+    ("script double escape returns", "<script><!--<script>--></script><a href=http://evil.example/85>x</a>"),
+    ("script double escape upper", "<script><!--<SCRIPT >x</SCRIPT>y</script><a href=http://evil.example/no>"
+                                   "--></script><a href=http://evil.example/86>x</a>"),
+    ("base href char ref", '<base href="http&#58;//evil.example/b/"><a href="x">x</a>'),
+    ("base backslash", '<base href="\\\\evil.example\\b\\"><a href="x">x</a>'),
+    ("base then empty form action", '<base href="http://evil.example/"><form action=""></form>'
+                                    '<form><button formaction="">b</button></form>'),
+    ("iframe srcdoc is not a link", '<iframe srcdoc="<a href=http://evil.example/>"></iframe>'),
+    ("textarea upper end", "<TEXTAREA></TEXTAREA ><a href=http://evil.example/87>x</a>"),
+    ("title end with attrs", "<title></title x='>'><a href=http://evil.example/88>x</a>"),
+    ("style end needs delimiter", "<style></stylex><a href=http://evil.example/no></style><a href=http://evil.example/89>"),
+    ("comment in attribute", '<a title="<!--" href="http://evil.example/90">x</a><!-- -->'),
+    ("svg title then foreign style", "<svg><title><style></style></title><style></svg><a href=http://evil.example/91>"),
+    ("math mtext then style", "<math><mtext><style></style></mtext><style></math><a href=http://evil.example/92>"),
+    ("svg end p breakout", "<svg></p><style><a href=http://evil.example/no></style><a href=http://evil.example/93>"),
+    ("svg end br breakout", "<svg></br><style><a href=http://evil.example/no></style><a href=http://evil.example/94>"),
+    ("svg in table", "<table><tr><td><svg><style></svg></td></tr></table><a href=http://evil.example/95>x</a>"),
+    ("math in svg foreignObject", "<svg><foreignObject><math><style></math></foreignObject></svg>"
+                                  "<a href=http://evil.example/96>x</a>"),
     ("eof in tag", '<a href="http://evil.example/no"'),
     ("eof in quoted value", '<a title="x href=http://evil.example/no>'),
 ]

@@ -51,7 +51,18 @@ COLLECT_JS = """() => {
   }
   const metas = Array.from(document.querySelectorAll('meta[http-equiv]'))
     .filter(m => m.httpEquiv.trim().toLowerCase() === 'refresh').map(m => m.content);
-  return {links, metas, base: document.baseURI, charset: document.characterSet};
+  // The whole DOM with the navigation attributes taken out: must be identical before and after.
+  const clone = document.documentElement.cloneNode(true);
+  for (const el of clone.querySelectorAll('noscript')) el.remove();  // text with scripting on: rewritten too
+  for (const el of [clone, ...clone.querySelectorAll('*')]) {
+    for (const a of Array.from(el.attributes)) {
+      if (['href', 'action', 'formaction'].includes(a.localName)) el.removeAttributeNode(a);
+    }
+    if (el.localName === 'meta' && (el.getAttribute('http-equiv') || '').trim().toLowerCase() === 'refresh')
+      el.removeAttribute('content');
+  }
+  const templates = Array.from(clone.querySelectorAll('template'), t => t.innerHTML);
+  return {links, metas, base: document.baseURI, charset: document.characterSet, dom: clone.outerHTML, templates};
 }"""
 RESOLVE_JS = "(u) => { try { return new URL(u, document.baseURI).href } catch (e) { return null } }"
 
@@ -187,6 +198,8 @@ def test_rewritten_links_lead_where_the_browser_would_have_gone_or_to_the_leave_
         before, after = seen[False][page.path], seen[True][page.path]
         if before["charset"].lower() != after["charset"].lower():
             failures.append(f"{page.label}: charset {before['charset']} became {after['charset']}")
+        if before["dom"] != after["dom"] or before["templates"] != after["templates"]:
+            failures.append(f"{page.label}: something other than a navigation URL changed")
         pairs = list(zip(before["links"], after["links"], strict=False)) + list(
             zip(metas[False][page.path], metas[True][page.path], strict=False))
         if len(before["links"]) != len(after["links"]) or len(before["metas"]) != len(after["metas"]):
