@@ -76,13 +76,14 @@ class _TreeBuilder:
         self.active: set[int] = set()
         self.constructor = yaml.SafeLoader("")  # only its scalar constructors are used
 
-    def problem(self, line: int, message: str) -> None:
-        self.problems.append(PolicyProblem(self.file, line, "", message))
+    def problem(self, line: int, path: str, message: str) -> None:
+        self.problems.append(PolicyProblem(self.file, line, path, message))
 
-    def build(self, node: yaml.Node, depth: int) -> YNode:
-        return self.sized(node, depth)[0]
+    def build(self, node: yaml.Node) -> YNode:
+        return self.sized(node, 0, "")[0]
 
-    def sized(self, node: yaml.Node, depth: int) -> tuple[YNode, int]:
+    def sized(self, node: yaml.Node, depth: int, path: str) -> tuple[YNode, int]:
+        """The tree of ``node`` (first reached at key path ``path``) and its size with aliases expanded."""
         key = id(node)
         if key in self.done:
             return self.done[key]
@@ -95,20 +96,20 @@ class _TreeBuilder:
         tree: YNode
         size = 1
         if isinstance(node, yaml.ScalarNode):
-            tree = self.scalar(node, line)
+            tree = self.scalar(node, line, path)
         elif isinstance(node, yaml.SequenceNode):
             if node.tag != _YAML + "seq":
-                self.problem(line, f"unsupported YAML tag {node.tag!r}; expected a plain list")
+                self.problem(line, path, f"unsupported YAML tag {node.tag!r}; expected a plain list")
             items: list[YNode] = []
-            for child in node.value:
-                item, n = self.sized(child, depth + 1)
+            for i, child in enumerate(node.value):
+                item, n = self.sized(child, depth + 1, f"{path}[{i}]")
                 items.append(item)
                 size += n
             tree = YSeq(tuple(items), line)
         elif isinstance(node, yaml.MappingNode):
             if node.tag != _YAML + "map":
-                self.problem(line, f"unsupported YAML tag {node.tag!r}; expected a plain mapping")
-            tree, n = self.mapping(node, line, depth)
+                self.problem(line, path, f"unsupported YAML tag {node.tag!r}; expected a plain mapping")
+            tree, n = self.mapping(node, line, depth, path)
             size += n
         else:
             raise _TooBig(line, f"unsupported YAML node {type(node).__name__}")
@@ -119,15 +120,15 @@ class _TreeBuilder:
         self.done[key] = (tree, size)
         return tree, size
 
-    def scalar(self, node: yaml.ScalarNode, line: int) -> YScalar:
+    def scalar(self, node: yaml.ScalarNode, line: int, path: str) -> YScalar:
         text = str(node.value)
         quoted = node.style in ("'", '"', "|", ">")
         if node.tag == _YAML + "merge":
-            self.problem(line, "YAML merge keys (<<) are not supported; expected the keys written out")
+            self.problem(line, path, "YAML merge keys (<<) are not supported; expected the keys written out")
             return YScalar(text, text, "str", line, quoted)
         kind = _SCALAR_KINDS.get(node.tag)
         if kind is None:
-            self.problem(line, f"unsupported YAML tag {node.tag!r}; expected a plain value")
+            self.problem(line, path, f"unsupported YAML tag {node.tag!r}; expected a plain value")
             return YScalar(text, text, "str", line, quoted)
         if kind == "str":
             return YScalar(text, text, kind, line, quoted)
@@ -140,22 +141,23 @@ class _TreeBuilder:
             return YScalar(text, text, "str", line, quoted)
         return YScalar(value, text, kind, line, quoted)
 
-    def mapping(self, node: yaml.MappingNode, line: int, depth: int) -> tuple[YMap, int]:
+    def mapping(self, node: yaml.MappingNode, line: int, depth: int, path: str) -> tuple[YMap, int]:
         items: list[tuple[YScalar, YNode]] = []
         seen: dict[str, int] = {}
         size = 0
         for key_node, value_node in node.value:
             key_line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode):
-                self.problem(key_line, "a key must be a plain name; found a list or mapping as a key")
+                self.problem(key_line, path, "a key must be a plain name; found a list or mapping as a key")
                 continue
-            key = self.scalar(key_node, key_line)
+            key = self.scalar(key_node, key_line, path)
+            key_path = f"{path}.{key.text}" if path else key.text
             if key.text in seen:
-                self.problem(key_line, f"duplicate key {key.text!r} (first at line {seen[key.text]}); "
+                self.problem(key_line, key_path, f"duplicate key {key.text!r} (first at line {seen[key.text]}); "
                                        "expected each key once")
                 continue
             seen[key.text] = key_line
-            value, n = self.sized(value_node, depth + 1)
+            value, n = self.sized(value_node, depth + 1, key_path)
             size += n + 1
             items.append((key, value))
         return YMap(tuple(items), line), size
@@ -184,7 +186,7 @@ def parse_yaml_tree(text: str, file: str) -> tuple[YNode | None, list[PolicyProb
         return None, [PolicyProblem(file, 1, "", "the file is empty; expected a mapping starting with 'version: 1'")]
     builder = _TreeBuilder(file)
     try:
-        tree = builder.build(node, 0)
+        tree = builder.build(node)
     except _TooBig as exc:
         return None, [*builder.problems, PolicyProblem(file, exc.line, "", exc.message)]
     return tree, builder.problems
