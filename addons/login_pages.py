@@ -35,7 +35,7 @@ from govgate.core.keys import Purpose
 from govgate.core.next_path import safe_next
 from govgate.core.passwords import DUMMY_HASH, verify_password
 from govgate.core.sessions import new_session_id
-from govgate.errors import StoreUnavailable
+from govgate.errors import AccountError, StoreUnavailable
 from govgate.live_runtime import LiveRuntime
 from govgate.pages import login as login_pages
 from govgate.pages.layout import PAGE_HEADERS, Page, html_page
@@ -294,8 +294,13 @@ class GatePages:
         code = form.get("code", "").strip()
         step = None
         if account is not None and not account.disabled:
-            secret = totp.decrypt_secret(self.runtime.keys, account.name, account.totp_secret)
-            step = totp.matching_step(secret, code, now)
+            try:
+                secret = totp.decrypt_secret(self.runtime.keys, account.name, account.totp_secret)
+            except AccountError:
+                # The secret does not decrypt (key file replaced?): no code can match; `govgate check` says why.
+                logger.error("mfa.secret_undecryptable request_id=%s", ctx.request_id)
+            else:
+                step = totp.matching_step(secret, code, now)
         # Art. 30: each code is accepted once only (the last used step is stored atomically).
         if step is None or not await self.runtime.store.use_totp_step(pending.account, step):
             state = await self._count_failure(flow, ctx, pending.account, "mfa", known=True)
