@@ -203,8 +203,8 @@ class AuditWriter:
         if new_audit is not None:
             self._new_audit = None
             self._apply(new_audit)
-        now = self._clock()
         while True:
+            now = self._clock()
             if not self._pending:
                 self._take_batch(now)
             if not self._pending:
@@ -224,6 +224,7 @@ class AuditWriter:
                 self._syslog.send(lines)
             if not self._queue:
                 break
+        now = self._clock()
         if not self._primed or self._dir.rotation_due(now):
             # At start (a day may have ended while the gateway was down) and at midnight:
             # Art. 20 — seal the closed day and open the new one, even if no request comes.
