@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark the Art. 15 link rewriter: throughput on a generated GBK portal page, and (with
-``--proxy``) proxy throughput through a mitmproxy running the OutboundLinks addon vs. the same
-page passed through unrewritten. Prints figures and ratios; not a test.
+``--proxy``) proxy throughput through a mitmproxy (reverse mode, in its own process) running the
+OutboundLinks addon vs. the same proxy without it, measured with ``wrk``. Prints figures and
+ratios; not a test. The machine is shared: run it twice and read the better figures.
 
     .venv/bin/python scripts/bench_rewrite.py [--proxy] [--seconds 3]
 """
@@ -9,7 +10,13 @@ page passed through unrewritten. Prints figures and ratios; not a test.
 from __future__ import annotations
 
 import argparse
+import http.server
+import multiprocessing
 import random
+import re
+import shutil
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +27,7 @@ from govgate.core.keys import GatewayKeys
 from govgate.core.leave_link import leave_url
 from govgate.core.link_rewrite import rewrite_html
 from govgate.core.outbound import HostClassifier
-from govgate.core.policy.model import Outbound, RedirectMode
+from govgate.core.policy.model import Outbound, Policy, RedirectMode
 
 TARGET_MB_S = 100.0
 
@@ -110,9 +117,144 @@ def main() -> int:
         bench_rewrite(generate_page(profile=profile), args.seconds, profile)
     body = generate_page()
     if args.proxy:
-        from scripts_bench_proxy import bench_proxy  # type: ignore[import-not-found]
         bench_proxy(body, args.seconds)
     return 0
+
+
+# ---------------------------------------------------------------------------- proxy throughput
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_port(port: int, deadline_s: float = 20.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port}")
+
+
+def _serve_page(port: int, body: bytes) -> None:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    class Server(http.server.ThreadingHTTPServer):
+        def handle_error(self, request: object, client_address: object) -> None:
+            return  # wrk resets its connections when it stops: not worth a traceback
+
+    Server(("127.0.0.1", port), Handler).serve_forever()
+
+
+def _bench_policy() -> Policy:
+    import ipaddress
+    from zoneinfo import ZoneInfo
+
+    from govgate.core.policy import model as m
+
+    return m.Policy(
+        version=1, source=Path("<bench>"), sha256="0" * 64,
+        gateway=m.Gateway(listen=m.HostPort("127.0.0.1", 0), upstream="http://127.0.0.1", public_hosts=("127.0.0.1",),
+                          tls_cert=None, insecure=True, trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),),
+                          timezone=ZoneInfo("Asia/Shanghai"), prefix="/__govgate", key_file=Path("<bench>")),
+        state=m.State(redis_url=None),
+        geoip=m.GeoIP(database=Path("<bench>"), home_countries=frozenset({"CN"}), unknown=m.UnknownCountry.HOME),
+        networks=(), groups=None, accounts_file=Path("<bench>"), devices=(), access=(), grants=(), login=m.Login(),
+        session=m.SessionLimits(),
+        outbound=m.Outbound(("gov.cn",), ("www.12377.cn",), RedirectMode.WARN),
+        audit=m.Audit(dir=Path("<bench>"), retention_days=365), metrics=m.Metrics(listen=None),
+    )
+
+
+def _run_proxy(port: int, upstream_port: int, rewrite: bool) -> None:
+    import asyncio
+    import warnings
+    from dataclasses import dataclass, field
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    warnings.simplefilter("ignore")
+    from mitmproxy import options
+    from mitmproxy.tools.dump import DumpMaster
+
+    from addons.outbound_links import OutboundLinks
+    from govgate.core.audit_event import ListSink
+
+    @dataclass(frozen=True)
+    class BenchRuntime:
+        policy: Policy
+        keys: GatewayKeys
+        audit: ListSink = field(default_factory=ListSink)
+
+        def now(self) -> datetime:
+            return datetime.now(ZoneInfo("Asia/Shanghai"))
+
+    async def main() -> None:
+        opts = options.Options(listen_host="127.0.0.1", listen_port=port,
+                               mode=[f"reverse:http://127.0.0.1:{upstream_port}"])
+        master = DumpMaster(opts, with_termlog=False, with_dumper=False)
+        if rewrite:
+            addon = OutboundLinks(BenchRuntime(_bench_policy(), GatewayKeys.from_bytes(b"p" * 32)))
+            master.addons.add(addon)  # type: ignore[no-untyped-call]
+        await master.run()
+
+    asyncio.run(main())
+
+
+def _wrk(url: str, seconds: float) -> float:
+    """Requests per second measured by wrk with 4 connections."""
+    out = subprocess.run(["wrk", "-t1", "-c4", f"-d{max(1, round(seconds))}s", url], capture_output=True, text=True,
+                         check=True).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if match is None:
+        raise RuntimeError(f"unexpected wrk output: {out}")
+    return float(match.group(1))
+
+
+def bench_proxy(body: bytes, seconds: float) -> None:
+    if shutil.which("wrk") is None:
+        print("proxy: wrk is not installed; skipped")
+        return
+    upstream_port = _free_port()
+    ctx = multiprocessing.get_context("spawn")
+    upstream = ctx.Process(target=_serve_page, args=(upstream_port, body), daemon=True)
+    upstream.start()
+    _wait_for_port(upstream_port)
+    results: dict[bool, float] = {}
+    try:
+        for rewrite in (False, True):
+            port = _free_port()
+            proxy = ctx.Process(target=_run_proxy, args=(port, upstream_port, rewrite), daemon=True)
+            proxy.start()
+            try:
+                _wait_for_port(port)
+                _wrk(f"http://127.0.0.1:{port}/index.html", 1)  # warm-up
+                rps = _wrk(f"http://127.0.0.1:{port}/index.html", seconds)
+                results[rewrite] = rps
+                label = "with OutboundLinks" if rewrite else "plain reverse proxy"
+                print(f"proxy ({label}): {rps:.1f} pages/s, {rps * len(body) / 1e6:.1f} MB/s")
+            finally:
+                proxy.terminate()
+                proxy.join(5)
+    finally:
+        upstream.terminate()
+        upstream.join(5)
+    print(f"proxy throughput with rewriting / without: {results[True] / results[False]:.2f}")
 
 
 if __name__ == "__main__":
