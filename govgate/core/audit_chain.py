@@ -71,7 +71,6 @@ class Tamper(StrEnum):
     """What ``verify`` found wrong with a record (the first word of ``AuditChainBroken.what``)."""
 
     MODIFIED = "modified"
-    BAD_MAC = "bad MAC"
     MISSING = "missing"
     INSERTED = "inserted"
     REORDERED = "reordered"
@@ -267,13 +266,15 @@ def verify_files(
 ) -> VerifyReport:
     """Verify daily files given in order as (name, content). Raises ``AuditChainBroken`` at the first broken record.
 
-    Every record names its own algorithm (``alg``); when ``algorithm`` is given, the newest record
-    must use it (an operator switching algorithm gets it confirmed; older records keep theirs).
+    Every record names its own algorithm (``alg``) and is checked with it, so a log that spans a
+    change of ``audit.algorithm`` verifies; both are keyed, so naming the other one gains a forger
+    nothing. ``algorithm`` (the policy's current choice) is therefore only informative.
     """
+    del algorithm
     verifier = _Verifier(_Cryptos(keys))
     for name, data in files:
         verifier.file(name, data)
-    return verifier.finish(algorithm)
+    return verifier.finish()
 
 
 class _Verifier:
@@ -285,7 +286,6 @@ class _Verifier:
         self.first_link: tuple[str, str | None] | None = None  # (oldest file, the prev_file it names)
         self.expected_seq: int | None = None
         self.last_hash: str | None = None
-        self.last_alg: AuditAlgorithm | None = None
         self.prev_name: str | None = None
         self.prev_sealed = False
         self.prev_lines = 0
@@ -341,7 +341,6 @@ class _Verifier:
         if event == PRUNE_EVENT and isinstance(files := rec.get("files"), str):
             self.pruned.update(f for f in files.split(",") if f)
         self.last_hash = self.cryptos(parsed.algorithm).hash(line)
-        self.last_alg = parsed.algorithm
         self.expected_seq = parsed.seq + 1
         if self.first_seq is None:
             self.first_seq = parsed.seq
@@ -372,7 +371,7 @@ class _Verifier:
                 raise AuditChainBroken(name, 1, f"{Tamper.MISSING}: the file before this one, {link_prev}, is missing")
             raise AuditChainBroken(name, 1, f"{Tamper.INSERTED}: the file {prev_name} does not belong here")
 
-    def finish(self, algorithm: AuditAlgorithm | None) -> VerifyReport:
+    def finish(self) -> VerifyReport:
         if self.prev_name is not None and self.prev_sealed:
             # The writer opens the next day's file in the same locked step as it seals a day.
             raise AuditChainBroken(
@@ -382,12 +381,6 @@ class _Verifier:
         if first is not None and first[1] is not None and first[1] not in self.pruned:
             raise AuditChainBroken(
                 first[0], 1, f"{Tamper.MISSING}: the file before this one, {first[1]}, is missing (never pruned)"
-            )
-        if algorithm is not None and self.last_alg is not None and self.last_alg is not algorithm:
-            raise AuditChainBroken(
-                self.prev_name or "",
-                self.prev_lines,
-                f"{Tamper.BAD_MAC}: the newest record uses {self.last_alg}, expected {algorithm}",
             )
         tail = None
         if self.expected_seq is not None and self.last_hash is not None:

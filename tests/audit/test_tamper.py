@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import AuditAlgorithm
 from govgate.errors import AuditChainBroken
 
-from .conftest import write_days
+from .conftest import START, write_days
 
 DAY1, DAY2, DAY3 = "audit-2026-11-23.jsonl", "audit-2026-11-24.jsonl", "audit-2026-11-25.jsonl"
 
@@ -220,3 +221,10 @@ def test_editing_any_byte_of_any_record_breaks_verify_at_that_record(
     err = broken(case, keys)
     assert err.file == name
     assert err.line == content[:pos].count(b"\n") + 1
+
+
+def test_a_log_spanning_a_change_of_algorithm_verifies(tmp_path: Path, keys: GatewayKeys) -> None:
+    write_days(tmp_path, keys, days=1, per_day=2)
+    write_days(tmp_path, keys, days=1, per_day=2, algorithm=AuditAlgorithm.HMAC_SM3, start=START + timedelta(days=1))
+    assert verify_dir(tmp_path, keys, AuditAlgorithm.HMAC_SM3).count == 4 + 3
+    assert b'"alg":"hmac-sm3"' in (tmp_path / DAY2).read_bytes()
