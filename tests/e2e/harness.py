@@ -145,6 +145,18 @@ class Gateway:
     workdir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
 
+    def policy_version(self) -> int:
+        import httpx
+
+        return int(httpx.get(self.url + "/__govgate/health", timeout=10).json()["policy_version"])
+
+    def add_account(self, name: str, password: str, groups: str = "staff") -> str:
+        """Create an account with the real CLI and wait until this gateway has reloaded the accounts file."""
+        before = self.policy_version()
+        secret = add_account(self.policy_path, name, password, groups)
+        wait_for(lambda: self.policy_version() > before, 5, f"the gateway to see account {name}")
+        return secret
+
     def stop(self) -> int:
         try:
             if self.proc.poll() is None:

@@ -32,7 +32,7 @@ def gw(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 @pytest.fixture(scope="module")
 def accounts(gw: Gateway) -> dict[str, str]:
     names = ["zhangsan", "lisi", "wangwu", "zhaoliu", "sunqi", "zhouba", "wujiu"]
-    return {name: add_account(gw.policy_path, name, PASSWORD) for name in names}
+    return {name: gw.add_account(name, PASSWORD) for name in names}
 
 
 def browser(gw: Gateway, ip: str = OFFICE_ADDRESS) -> Browser:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from tests.e2e.harness import Gateway, Upstream, add_account, base_policy, start_gateway, write_policy
+from tests.e2e.harness import Gateway, Upstream, base_policy, start_gateway, write_policy
 from tests.e2e.login import fresh_code
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -48,7 +48,7 @@ def gw(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def test_a_person_logs_in_without_javascript_and_reaches_the_office_system(
     chromium: Browser, gw: Gateway, tmp_path: Path
 ) -> None:
-    secret = add_account(gw.policy_path, "liming", PASSWORD)
+    secret = gw.add_account("liming", PASSWORD)
     context = chromium.new_context(java_script_enabled=False, locale="zh-CN")
     page = context.new_page()
     failed: list[str] = []
