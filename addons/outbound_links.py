@@ -12,6 +12,7 @@ through the leave page. Responses the gate made itself are never touched.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 import ada_url
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 MAX_REWRITE_BYTES = 8 * 1024 * 1024
 LOCAL_KEY = "govgate.local"  # set by the gate on responses it made itself
 ARTICLE = "Art. 15"
+_HOST_HEADER = re.compile(r"[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](?::[0-9]{1,5})?")
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _SNIFFED_TYPES = frozenset({"", "unknown/unknown", "application/unknown", "*/*"})
 # WHATWG MIME sniffing: the tags that make an untyped body render as HTML.
@@ -64,8 +66,11 @@ class OutboundLinks:
 
     @staticmethod
     def _origin(flow: http.HTTPFlow, policy: Policy) -> str:
+        """The origin the browser used (the gateway keeps the client's Host header)."""
         scheme = "http" if policy.gateway.insecure else "https"
-        host = flow.request.host_header or (policy.gateway.public_hosts[0] if policy.gateway.public_hosts else "")
+        host = flow.request.host_header or ""
+        if not _HOST_HEADER.fullmatch(host):  # a Host that is not a host[:port] never ends up in a link
+            host = policy.gateway.public_hosts[0] if policy.gateway.public_hosts else "localhost"
         return f"{scheme}://{host}"
 
     def _urls(self, flow: http.HTTPFlow, policy: Policy) -> tuple[str, Callable[[str], str]]:
@@ -108,9 +113,12 @@ class OutboundLinks:
         if policy.outbound.redirects is RedirectMode.WARN:
             document_url, make_leave_url = self._urls(flow, policy)
             self._redirects(flow, response, document_url, self._classifier(policy), make_leave_url)
-        if response.stream:
-            return
         mime = _mime(response)
+        if response.stream:
+            # Another addon (e.g. mitmproxy's stream_large_bodies) already chose to stream this body.
+            if mime in _HTML_TYPES:
+                self._not_rewritten(flow, "streamed")
+            return
         no_body = flow.request.method == "HEAD" or response.status_code in (204, 304) or response.status_code < 200
         if no_body or (mime not in _HTML_TYPES and mime not in _SNIFFED_TYPES):
             response.stream = True  # not HTML: passes through unbuffered
@@ -141,9 +149,8 @@ class OutboundLinks:
             return
         if mime in _SNIFFED_TYPES and not _sniffs_as_html(body):
             return
-        if len(body) > self.max_rewrite_bytes:
-            self._not_rewritten(flow, "too_large", content_length=len(body), limit=self.max_rewrite_bytes)
-            return
+        # A body without Content-Length may have been buffered beyond the limit: it is in memory already,
+        # so it is rewritten all the same.
         result = rewrite_html(body, content_type=response.headers.get("content-type"), document_url=document_url,
                               classifier=classifier, make_leave_url=make_leave_url)
         if result.rewritten:

@@ -44,7 +44,7 @@ def normalise_host(host: str) -> str:
 class HostClassifier:
     """Compiled from the policy once; ``is_external`` is a few set look-ups, cached per host."""
 
-    __slots__ = ("_cache", "_exact", "_suffixes", "_wild")
+    __slots__ = ("_cache", "_exact", "_suffixes", "_variants", "_wild")
 
     def __init__(self, outbound: Outbound, public_hosts: tuple[str, ...], extra_internal: tuple[str, ...] = ()):
         exact = {normalise_host(h) for h in (*public_hosts, *extra_internal)}
@@ -59,6 +59,7 @@ class HostClassifier:
         self._suffixes = tuple(normalise_host(s) for s in outbound.government_suffixes if normalise_host(s))
         self._wild = tuple(w for w in wild if w != ".")
         self._cache: dict[str, bool] = {}
+        self._variants: dict[tuple[str, ...], HostClassifier] = {}
 
     @classmethod
     def from_policy(cls, policy: Policy) -> HostClassifier:
@@ -69,11 +70,17 @@ class HostClassifier:
         extra = tuple(h for h in (normalise_host(h) for h in hosts) if h and h not in self._exact)
         if not extra:
             return self
-        clone = HostClassifier.__new__(HostClassifier)
-        clone._exact = self._exact | frozenset(extra)
-        clone._suffixes = self._suffixes
-        clone._wild = self._wild
-        clone._cache = {}
+        clone = self._variants.get(extra)
+        if clone is None:  # kept, so each page served under the same host reuses the warm cache
+            clone = HostClassifier.__new__(HostClassifier)
+            clone._exact = self._exact | frozenset(extra)
+            clone._suffixes = self._suffixes
+            clone._wild = self._wild
+            clone._cache = {}
+            clone._variants = {}
+            if len(self._variants) >= 64:
+                self._variants.clear()
+            self._variants[extra] = clone
         return clone
 
     def is_external(self, host: str) -> bool:

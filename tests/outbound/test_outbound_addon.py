@@ -164,3 +164,29 @@ def test_insecure_gateway_makes_http_leave_links(runtime: TinyRuntime) -> None:
         f = run(addon, flow_with(b'<a href="http://evil.example/">', {"content-type": "text/html"}))
     assert f.response is not None
     assert b'href="http://portal.example.gov.cn/__govgate/leave?url=' in (f.response.content or b"")
+
+
+def test_html_streamed_by_another_addon_is_audited(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+    f = flow_with(b"", {"content-type": "text/html"})
+    assert f.response is not None
+    f.response.stream = True
+    addon.responseheaders(f)
+    assert [e.reason for e in runtime.audit.events] == ["streamed"]
+
+
+def test_buffered_body_over_the_limit_is_still_rewritten(addon: OutboundLinks) -> None:
+    body = b"<p>" + b"x" * (100 * 1024) + b'</p><a href="http://evil.example/">'
+    f = flow_with(body, {"content-type": "text/html"})
+    assert f.response is not None
+    del f.response.headers["content-length"]
+    run(addon, f)
+    assert b"/__govgate/leave?url=http://evil.example/" in (f.response.content or b"")
+
+
+@pytest.mark.parametrize("host", ["evil.example/x?", "a b", "", "portal.example.gov.cn@evil.example"])
+def test_a_malformed_host_header_never_ends_up_in_leave_links(addon: OutboundLinks, host: str) -> None:
+    f = flow_with(b'<a href="http://evil.example/">', {"content-type": "text/html"})
+    f.request.headers["host"] = host
+    run(addon, f)
+    assert f.response is not None
+    assert b'href="https://portal.example.gov.cn/__govgate/leave?url=' in (f.response.content or b"")
