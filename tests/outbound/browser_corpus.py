@@ -58,6 +58,9 @@ URL_CASES: list[str] = [
     "x", "./x", "../../x", "../../../../x", "?q=1", "#frag", "", " ", "/", "/oa/?u=http://evil.example/",
     "#http://evil.example/", "?http://evil.example/", "x:y", "x/y:z", "./http://evil.example/", "evil.example",
     "www.gov.cn", ".//evil.example", "/.//evil.example", "%2F%2Fevil.example", "/%2Fevil.example",
+    # characters whose GBK, Shift_JIS or Big5 trail byte is "\\"
+    "/乗予么/x", "乗予么", "/乗/..//evil.example/", "//evil.example/乗予么", "http://evil.example/?q=乗予么",
+    "予/x", "么:x", "http://例子.政务/乗予么", "?乗予么", "#乗予么", "/予\\evil.example", "予//evil.example",
     # invalid
     "http://exa mple.com/", "http://[::1", "http://a:b:c/", "http://%zz/", "http://ex%00ample/", "http://", "http:",
     "//", "http://xn--/", "http://xn--a.example/", "http://<evil>/", "http://evil.example:99999/", "https://[g::1]/",
@@ -216,6 +219,11 @@ CHARSET_PAGES: list[tuple[str, str, str, str]] = [
     ("windows-1252-default", "cp1252", "text/html", "<p>caf\u00e9</p>"),
     ("koi8-r", "koi8_r", "text/html; charset=koi8-r", "<p>привет</p>"),
 ]
+
+
+# Encodings in which the URL batches are served too (characters they lack become character references).
+URL_BATCH_ENCODINGS: list[tuple[str, str]] = [("utf-8", "utf-8"), ("gbk", "gbk"), ("shift_jis", "cp932"),
+                                              ("big5", "big5")]
 
 
 def charset_page(encoding: str, prefix: str) -> bytes:

@@ -26,7 +26,7 @@ from govgate.core.leave_link import leave_url, verify_leave
 from govgate.core.link_rewrite import refresh_url, rewrite_html
 from govgate.core.outbound import HostClassifier
 
-from .browser_corpus import CHARSET_PAGES, MARKUP_CASES, URL_CASES, charset_page
+from .browser_corpus import CHARSET_PAGES, MARKUP_CASES, URL_BATCH_ENCODINGS, URL_CASES, charset_page
 from .conftest import PREFIX, make_policy
 
 pytestmark = [pytest.mark.browser]
@@ -117,10 +117,12 @@ class Site:
 def build_pages(site: Site) -> list[Served]:
     pages: list[Served] = []
     batch = 40
-    for n in range(0, len(URL_CASES), batch):
-        links = "".join(f'<a href="{v}">{i}</a>\n' for i, v in enumerate(URL_CASES[n:n + batch]))
-        body = f'<!doctype html><meta charset="utf-8"><title>urls</title><body>\n{links}</body>'.encode()
-        pages.append(Served(f"/urls/{n}/sub/page.html?x=1", body, "text/html", label=f"url batch {n}"))
+    for label, codec in URL_BATCH_ENCODINGS:
+        for n in range(0, len(URL_CASES), batch):
+            links = "".join(f'<a href="{v}">{i}</a>\n' for i, v in enumerate(URL_CASES[n:n + batch]))
+            body = f'<!doctype html><meta charset="{label}"><title>urls</title><body>\n{links}</body>'
+            pages.append(Served(f"/urls/{label}/{n}/sub/page.html?x=1", body.encode(codec, "xmlcharrefreplace"),
+                                "text/html", label=f"{label} url batch {n}"))
     for i, (label, markup) in enumerate(MARKUP_CASES):
         body = (f'<!doctype html><meta charset="utf-8"><body><p>case</p>{markup}'
                 '<a href="http://evil.example/marker">m</a><a href="/marker">m</a>').encode()
