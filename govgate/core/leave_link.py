@@ -69,21 +69,22 @@ def verify_leave(url: str, sig: str, keys: GatewayKeys) -> bool:
 def leave_params(query: Mapping[str, str] | str) -> tuple[str, str] | None:
     """``(url, sig)`` from a query string or mapping; None unless each appears exactly once."""
     if isinstance(query, str):
-        parsed = parse_qs(query.lstrip("?"), keep_blank_values=True, encoding="utf-8", errors="strict") \
-            if _decodable(query) else {}
+        try:
+            parsed = parse_qs(query.lstrip("?"), keep_blank_values=True, encoding="utf-8", errors="strict")
+        except UnicodeDecodeError:
+            return None
         urls, sigs = parsed.get("url", []), parsed.get("sig", [])
         if len(urls) != 1 or len(sigs) != 1:
             return None
         return urls[0], sigs[0]
+    get_all = getattr(query, "get_all", None)  # mitmproxy's MultiDictView: refuse repeated parameters
+    if callable(get_all):
+        urls, sigs = get_all("url"), get_all("sig")
+        if len(urls) != 1 or len(sigs) != 1:
+            return None
+        return str(urls[0]), str(sigs[0])
     url, sig = query.get("url"), query.get("sig")
     if url is None or sig is None:
         return None
     return url, sig
 
-
-def _decodable(query: str) -> bool:
-    try:
-        parse_qs(query.lstrip("?"), keep_blank_values=True, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError:
-        return False
-    return True

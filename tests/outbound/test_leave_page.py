@@ -79,3 +79,14 @@ def test_sig_for_another_url_or_key_is_refused(policy: Policy, keys: GatewayKeys
 ])
 def test_back_link_only_ever_leads_to_this_site(given: str | None, expected: str) -> None:
     assert safe_back(given) == expected
+
+
+def test_mitmproxy_query_with_repeated_url_is_refused(policy: Policy, keys: GatewayKeys) -> None:
+    from mitmproxy.test import tflow
+
+    good = "http://evil.example/"
+    f = tflow.tflow()
+    f.request.path = "/__govgate/leave?" + urlencode([("url", good), ("sig", sign_leave(good, keys))])
+    assert leave_page(policy, keys, f.request.query).valid
+    f.request.path = "/__govgate/leave?" + urlencode([("url", good), ("url", "x"), ("sig", sign_leave(good, keys))])
+    assert not leave_page(policy, keys, f.request.query).valid
