@@ -52,7 +52,7 @@ def account_facts(snapshot: Snapshot, name: str, locked_until: datetime | None) 
     if locked_until is not None and account is not None:
         state = effective_lock(LockState(locked_until, None), account, snapshot.policy.login.lockout)
         locked_until = state.account_locked_until
-    owned = frozenset(d.id for d in snapshot.policy.devices if d.account == name)
+    owned = snapshot.compiled.devices.owned_by(name)
     if account is None:
         # Deleted from the accounts file while a session was open: treat as disabled.
         return AccountFacts(name=name, groups=frozenset(), disabled=True, expires=None,

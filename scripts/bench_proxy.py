@@ -85,15 +85,30 @@ def policy_for(workdir: Path, upstream: str, port: int, redis: str | None) -> Pa
     return path
 
 
+PASSWORD = "Quick-brown-fox-93!"
+
+
+def policy_version(base: str) -> int:
+    return int(httpx.get(base + "/__govgate/health", timeout=10).json()["policy_version"])
+
+
 def login(base: str, policy: Path) -> str:
-    out = subprocess.run([str(BIN / "govgate"), "account", "add", "bench", "--groups", "staff", "--password-stdin",
-                          "-p", str(policy)], input="Bench-passw0rd-long!\n", capture_output=True, text=True,
-                         check=True).stdout
+    before = policy_version(base)
+    added = subprocess.run([str(BIN / "govgate"), "account", "add", "bench", "--groups", "staff", "--password-stdin",
+                            "-p", str(policy)], input=PASSWORD + "\n", capture_output=True, text=True)
+    if added.returncode != 0:
+        raise SystemExit(f"govgate account add failed: {added.stdout}{added.stderr}")
+    out = added.stdout
     secret = pyotp.parse_uri(re.search(r"otpauth://\S+", out).group(0)).secret  # type: ignore[union-attr]
+    deadline = time.monotonic() + 10
+    while policy_version(base) == before:  # the gateway reloads the accounts file within a second
+        if time.monotonic() > deadline:
+            raise SystemExit("the gateway did not pick up the bench account")
+        time.sleep(0.1)
     with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as c:
         page = c.get("/__govgate/login?next=/echo/x").text
         csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-        r = c.post("/__govgate/login", data={"username": "bench", "password": "Bench-passw0rd-long!",
+        r = c.post("/__govgate/login", data={"username": "bench", "password": PASSWORD,
                                              "csrf": csrf, "next": "/echo/x"})
         assert r.status_code == 303, r.text
         page = c.get("/__govgate/mfa").text

@@ -32,7 +32,7 @@ def device_expired(device: Device, now: datetime) -> bool:
 class DeviceIndex:
     """Allowlisted devices by id, certificate fingerprint and (hashed) token; built once per policy."""
 
-    __slots__ = ("_by_cert", "_by_id", "_by_token_hash")
+    __slots__ = ("_by_account", "_by_cert", "_by_id", "_by_token_hash")
 
     def __init__(self, devices: Iterable[Device]) -> None:
         self._by_id: dict[str, Device] = {}
@@ -44,6 +44,10 @@ class DeviceIndex:
                 self._by_cert.setdefault(bytes(device.cert_sha256), device)
             if device.token:
                 self._by_token_hash.setdefault(_token_hash(device.token), device)
+        owned: dict[str, set[str]] = {}
+        for device in self._by_id.values():
+            owned.setdefault(device.account, set()).add(device.id)
+        self._by_account = {account: frozenset(ids) for account, ids in owned.items()}
 
     def by_id(self, device_id: str) -> Device | None:
         return self._by_id.get(device_id)
@@ -60,7 +64,7 @@ class DeviceIndex:
         return device
 
     def owned_by(self, account: str) -> frozenset[str]:
-        return frozenset(d.id for d in self._by_id.values() if d.account == account)
+        return self._by_account.get(account, frozenset())
 
     def __len__(self) -> int:
         return len(self._by_id)
