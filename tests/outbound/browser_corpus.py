@@ -193,6 +193,18 @@ MARKUP_CASES: list[tuple[str, str]] = [
     ("svg in table", "<table><tr><td><svg><style></svg></td></tr></table><a href=http://evil.example/95>x</a>"),
     ("math in svg foreignObject", "<svg><foreignObject><math><style></math></foreignObject></svg>"
                                   "<a href=http://evil.example/96>x</a>"),
+    ("input image formaction", '<form><input type=image formaction="//evil.example/97" src=x.png></form>'),
+    ("button formaction outside form", '<button formaction="http://evil.example/98">b</button>'),
+    ("form in template", '<template><form action="http://evil.example/no"></form></template>'),
+    ("quoted attribute name", '<a "href"="http://evil.example/no" href="/ok">x</a>'),
+    ("nul in attribute name", '<a href\x00="http://evil.example/no" href="/ok2">x</a>'),
+    ("vertical tab is not whitespace", '<a\x0bhref="http://evil.example/no">x</a><a href=/ok3>y</a>'),
+    ("carriage return is whitespace", '<a\rhref="http://evil.example/99">x</a>'),
+    ("form feed is whitespace", '<a\x0chref="http://evil.example/100">x</a>'),
+    ("named whitespace references", '<a href="&Tab;http:&NewLine;//evil.example/101">x</a>'),
+    ("svg base is not html base", '<svg><base href="http://evil.example/"></base></svg><a href="x">x</a>'),
+    ("image becomes img", '<image href="http://evil.example/no"><a href="http://evil.example/102">x</a>'),
+    ("object is ordinary", '<object data=x><a href="http://evil.example/103">x</a></object>'),
     ("eof in tag", '<a href="http://evil.example/no"'),
     ("eof in quoted value", '<a title="x href=http://evil.example/no>'),
 ]
