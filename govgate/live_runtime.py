@@ -27,6 +27,7 @@ from govgate.core.outbound import HostClassifier
 from govgate.core.policy.load import load_policy
 from govgate.core.policy.model import Policy
 from govgate.errors import GovGateError, PolicyError
+from govgate.metrics import CountingSink
 from govgate.store.base import Store
 from govgate.store.memory import MemoryStore
 from govgate.store.redis import RedisStore
@@ -94,6 +95,7 @@ class LiveRuntime:
         self._keys = keys
         self.store = store
         self.audit_writer = audit
+        self.counting = CountingSink(audit)  # every event is counted for /metrics on its way to the log
         self._clock = clock
         self._reload_lock = asyncio.Lock()
         self.policy_version = 1  # counts good loads; shown by `health`
@@ -121,7 +123,7 @@ class LiveRuntime:
 
     @property
     def audit(self) -> AuditSink:
-        return self.audit_writer
+        return self.counting
 
     def now(self) -> datetime:
         if self._clock is not None:

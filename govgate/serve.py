@@ -24,6 +24,7 @@ from mitmproxy.master import Master
 from addons.context import RequestContextAddon
 from addons.gate import Gate
 from addons.login_pages import GatePages
+from addons.metrics import MetricsEndpoint
 from addons.outbound_links import OutboundLinks
 from addons.policy_watch import PolicyWatch
 from addons.security_headers import SecurityHeaders
@@ -108,6 +109,7 @@ async def serve(runtime: LiveRuntime, *, confdir: Path,
         OutboundLinks(runtime),
         SecurityHeaders(runtime),
         PolicyWatch(runtime, on_reload),
+        MetricsEndpoint(runtime),
         StartupReport(runtime, ready),
     )
     loop = asyncio.get_running_loop()

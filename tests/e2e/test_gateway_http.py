@@ -199,3 +199,26 @@ def test_overseas_address_without_any_grant_is_refused_before_login(
         assert get(gw, "/oa/", client=CN_ADDRESS).status_code == 303
     finally:
         assert gw.stop() == 0
+
+
+def test_metrics_are_served_on_their_own_port_and_count_decisions(upstream: Upstream, workdir: Path) -> None:
+    import socket as _socket
+
+    with _socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    policy = workdir / "policy.yaml"
+    write_policy(policy, base_policy(workdir, upstream.url, metrics={"listen": f"127.0.0.1:{port}"}))
+    gw = start_gateway(policy)
+    try:
+        assert get(gw, "/news/").status_code == 200
+        assert get(gw, "/admin").status_code == 403
+        gw.output.wait_for_line(r"metrics on http://127\.0\.0\.1:\d+/metrics")
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        assert 'govgate_events_total{event="access",decision="allow",reason=""} 1' in text
+        assert 'govgate_events_total{event="access",decision="refuse",reason="denied"} 1' in text
+        assert "govgate_store_reachable 1" in text
+        assert "govgate_audit_writable 1" in text
+        assert httpx.get(f"http://127.0.0.1:{port}/other", timeout=10).status_code == 404
+    finally:
+        assert gw.stop() == 0
