@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from mitmproxy import http
+from mitmproxy.net.encoding import decode, encode
 from mitmproxy.test import taddons, tflow
 
 from addons.outbound_links import OutboundLinks
@@ -60,15 +60,17 @@ def test_html_response_has_external_links_rewritten(addon: OutboundLinks, runtim
     assert f.response.headers["content-length"] == str(len(body))
 
 
-def test_gzip_body_is_rewritten_and_stays_gzip(addon: OutboundLinks) -> None:
-    raw = b'<p>' + b"x" * 1000 + b'</p><a href="https://evil.example/">x</a>'
-    f = flow_with(b"", {"content-type": "text/html", "content-encoding": "gzip"})
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd"])
+def test_compressed_body_is_rewritten_and_stays_compressed(addon: OutboundLinks, encoding: str) -> None:
+    raw = b"<p>" + b"x" * 1000 + b'</p><a href="https://evil.example/">x</a>'
+    f = flow_with(b"", {"content-type": "text/html", "content-encoding": encoding})
     assert f.response is not None
-    f.response.raw_content = gzip.compress(raw)
+    f.response.raw_content = encode(raw, encoding)
     run(addon, f)
-    assert f.response.headers["content-encoding"] == "gzip"
-    decoded = gzip.decompress(f.response.raw_content or b"")
+    assert f.response.headers["content-encoding"] == encoding
+    decoded = decode(f.response.raw_content or b"", encoding)
     assert b"/__govgate/leave?url=https://evil.example/" in decoded
+    assert decoded.startswith(b"<p>" + b"x" * 1000 + b'</p><a href="')
     assert f.response.headers["content-length"] == str(len(f.response.raw_content or b""))
 
 
