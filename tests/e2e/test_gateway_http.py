@@ -222,3 +222,37 @@ def test_metrics_are_served_on_their_own_port_and_count_decisions(upstream: Upst
         assert httpx.get(f"http://127.0.0.1:{port}/other", timeout=10).status_code == 404
     finally:
         assert gw.stop() == 0
+
+
+def test_the_geoip_database_is_reloaded_when_replaced_and_a_broken_one_is_refused(
+    upstream: Upstream, workdir: Path
+) -> None:
+    import shutil
+
+    from tests.e2e.harness import GEOIP
+
+    database = workdir / "geo.mmdb"
+    shutil.copyfile(GEOIP, database)
+    data = base_policy(workdir, upstream.url)
+    data["geoip"] = {"database": str(database), "home_countries": ["CN"], "unknown": "overseas"}
+    del data["access"][1]["networks"]  # type: ignore[index]
+    policy = workdir / "policy.yaml"
+    write_policy(policy, data)
+    gw = start_gateway(policy)
+    try:
+        version = gw.policy_version()
+        broken = Path(GEOIP).parent.parent / "tests" / "data" / "geoip" / "GeoIP2-City-Test-Invalid-Node-Count.mmdb"
+        tmp = workdir / "geo.tmp"
+        shutil.copyfile(broken, tmp)
+        tmp.replace(database)  # as geoipupdate does: an atomic rename
+        wait_for(lambda: "policy.refused" in gw.output.text(), 5, "the broken database to be refused")
+        assert gw.policy_version() == version
+        # Still deciding with the last good database: GB is overseas, CN is home.
+        assert get(gw, "/oa/", client=GB_ADDRESS).status_code == 403
+        assert get(gw, "/oa/", client=CN_ADDRESS).status_code == 303
+        shutil.copyfile(Path(GEOIP).parent.parent / "tests" / "data" / "geoip" / "GeoIP2-Country-Test.mmdb", tmp)
+        tmp.replace(database)
+        wait_for(lambda: gw.policy_version() > version, 5, "the good database to be loaded")
+        assert get(gw, "/oa/", client=CN_ADDRESS).status_code == 303
+    finally:
+        assert gw.stop() == 0
