@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -243,6 +244,9 @@ def bench_proxy(body: bytes, seconds: float) -> None:
             proxy.start()
             try:
                 _wait_for_port(port)
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=10) as reply:
+                    leave_links = reply.read().count(b"/__govgate/leave?url=")
+                print(f"proxy ({'with' if rewrite else 'without'} rewriting): {leave_links} leave links in the page")
                 _wrk(f"http://127.0.0.1:{port}/index.html", 1)  # warm-up
                 rps = _wrk(f"http://127.0.0.1:{port}/index.html", seconds)
                 results[rewrite] = rps
