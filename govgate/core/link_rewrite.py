@@ -33,7 +33,7 @@ from enum import StrEnum
 
 import ada_url
 
-from govgate.core.charset import Encoding, sniff_encoding
+from govgate.core.charset import Encoding, EncodingSource, sniff_encoding
 from govgate.core.outbound import HostClassifier
 
 # ---------------------------------------------------------------- tokenizer patterns (bytes)
@@ -43,6 +43,7 @@ class LinkKind(StrEnum):
     ACTION = "action"
     FORMACTION = "formaction"
     REFRESH = "refresh"
+    SRCDOC = "srcdoc"  # <iframe srcdoc>: a whole document whose links are rewritten in turn
 
 
 
@@ -109,6 +110,7 @@ def _first_attr_src(attr: bytes, rest: bytes = _ATTRS_END.replace(b"?P<tail>", b
 _FIRST_HREF = re.compile(_first_attr_src(b"href"))
 _FIRST_ACTION = re.compile(_first_attr_src(b"action"))
 _FIRST_FORMACTION = re.compile(_first_attr_src(b"formaction"))
+_FIRST_SRCDOC = re.compile(_first_attr_src(b"srcdoc"))
 _TARGET_PATTERNS: dict[bytes, tuple[re.Pattern[bytes], LinkKind]] = {}
 # The hot path: skip to the next tag that matters and, when it is <a>/<area>, take it whole in one call.
 _FAST = re.compile(
@@ -291,9 +293,20 @@ def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: bool 
             if pos < 0:
                 return
             continue
-        r = _TAG_REST.match(buf, after_name, stop)
-        if r is None:
-            return
+        if name == b"iframe" and not foreign:
+            r = _FIRST_SRCDOC.match(buf, after_name, stop)
+            if r is None:
+                return
+            vs, ve = r.span("v")
+            if vs >= 0:
+                if ve > vs and buf[vs] in _QUOTES:
+                    vs += 1
+                    ve -= 1
+                targets.append((LinkKind.SRCDOC, vs, ve, template > 0, False))
+        else:
+            r = _TAG_REST.match(buf, after_name, stop)
+            if r is None:
+                return
         pos = r.end()
         if name in (b"svg", b"math"):
             if not r.group("tail").endswith(b"/"):
@@ -572,12 +585,15 @@ _SAME_HOST = re.compile(
 _PLAIN_HOST = re.compile(
     rb"[\x00-\x20]*+(?:[Hh][Tt][Tt][Pp][Ss]?:)?//([A-Za-z0-9.-]++)(?::[0-9]*+)?(?:[/?#]|[\x00-\x20]*+\Z)"
 )
+_URL_KINDS = frozenset({LinkKind.HREF, LinkKind.ACTION, LinkKind.FORMACTION})  # values that are one URL
+_ATTR_ESCAPES = {"&": "&amp;", '"': "&quot;", "'": "&#39;", "<": "&lt;", ">": "&gt;", "\t": "&#9;", "\n": "&#10;",
+                 "\r": "&#13;", "\f": "&#12;", " ": "&#32;"}
 _NON_NAVIGATING = ("javascript:", "mailto:", "tel:", "data:", "blob:", "about:")
 
 
 class _Resolver:
     __slots__ = ("base", "cache", "classifier", "codec", "collect", "document_url", "fast", "make_leave_url",
-                 "url_codec")
+                 "out_codec", "url_codec")
 
     def __init__(self, base: str | None, classifier: HostClassifier, make_leave_url: Callable[[str], str],
                  codec: str, url_codec: str, document_url: str = "", collect: bool = False) -> None:
@@ -588,6 +604,7 @@ class _Resolver:
         self.codec = codec
         self.url_codec = url_codec
         self.collect = collect
+        self.out_codec = "gb18030" if codec == "gb18030" else codec  # bytes written back into the page
         self.cache: dict[tuple[LinkKind, bytes], tuple[bytes | None, ResolvedLink | None]] = {}
         self.fast = False
         if base is not None:
@@ -607,7 +624,7 @@ class _Resolver:
         return u.href, u.hostname
 
     def handle(self, kind: LinkKind, buf: bytes, start: int, end: int) -> tuple[bytes | None, ResolvedLink | None]:
-        if self.fast and kind is not LinkKind.REFRESH:
+        if self.fast and kind in _URL_KINDS:
             if _SAME_HOST.match(buf, start, end):
                 return None, self._quick_info(kind, buf, start, end)
             m = _PLAIN_HOST.match(buf, start, end)
@@ -619,6 +636,19 @@ class _Resolver:
             hit = self.cache[key] = self._handle(kind, key[1])
         return hit
 
+    def _srcdoc(self, value: str) -> bytes | None:
+        """Rewrite the document inside ``<iframe srcdoc>`` (its URL is about:srcdoc, its fallback base ours)."""
+        inner = value.encode("utf-8", "surrogatepass")
+        enc = Encoding(name="UTF-8", codec="utf-8", source=EncodingSource.HTTP)
+        plan = _plan(inner, 0, enc, "utf-8", "about:srcdoc", self.classifier, self.make_leave_url, False,
+                     fallback_base=self.base)
+        if not plan.replacements:
+            return None
+        text = _apply(inner, plan.replacements).decode("utf-8", "surrogatepass")
+        # Written back as an attribute value: escaped so that any quoting (or none) reads back the same.
+        escaped = "".join(_ATTR_ESCAPES.get(ch, ch) for ch in text)
+        return escaped.encode(self.out_codec, "xmlcharrefreplace")
+
     def _quick_info(self, kind: LinkKind, buf: bytes, start: int, end: int) -> ResolvedLink | None:
         if not self.collect:
             return None
@@ -629,6 +659,8 @@ class _Resolver:
 
     def _handle(self, kind: LinkKind, raw: bytes) -> tuple[bytes | None, ResolvedLink | None]:
         value = _unescape_attr(raw.decode(self.codec, "replace"))
+        if kind is LinkKind.SRCDOC:
+            return self._srcdoc(value), None
         if kind is LinkKind.REFRESH:
             parsed = refresh_url(value)
             if parsed is None:
@@ -698,12 +730,12 @@ class _Plan:
 
 
 def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, classifier: HostClassifier,
-          make_leave_url: Callable[[str], str], collect: bool) -> _Plan:
+          make_leave_url: Callable[[str], str], collect: bool, *, fallback_base: str | None = None) -> _Plan:
     state = _ScanState()
     _scan(buf, start, len(buf), state)
-    base: str | None = document_url
+    base: str | None = fallback_base or document_url
     try:
-        ada_url.URL(document_url)
+        ada_url.URL(fallback_base or document_url)
     except ValueError:
         base = None
     if state.base is not None:
@@ -755,7 +787,7 @@ def _apply_utf16(utf8: bytes, original: bytes, enc: Encoding, replacements: list
         keep = width(last, start)
         pieces.append(original[src:src + keep])
         src += keep + width(start, end)
-        pieces.append(new.decode("ascii").encode(codec))
+        pieces.append(new.decode("utf-8", "surrogatepass").encode(codec, "surrogatepass"))
         last = end
     pieces.append(original[src:])
     return original[: enc.bom_length] + b"".join(pieces)

@@ -181,7 +181,6 @@ MARKUP_CASES: list[tuple[str, str]] = [
     ("base backslash", '<base href="\\\\evil.example\\b\\"><a href="x">x</a>'),
     ("base then empty form action", '<base href="http://evil.example/"><form action=""></form>'
                                     '<form><button formaction="">b</button></form>'),
-    ("iframe srcdoc is not a link", '<iframe srcdoc="<a href=http://evil.example/>"></iframe>'),
     ("textarea upper end", "<TEXTAREA></TEXTAREA ><a href=http://evil.example/87>x</a>"),
     ("title end with attrs", "<title></title x='>'><a href=http://evil.example/88>x</a>"),
     ("style end needs delimiter", "<style></stylex><a href=http://evil.example/no></style><a href=http://evil.example/89>"),
@@ -205,6 +204,10 @@ MARKUP_CASES: list[tuple[str, str]] = [
     ("svg base is not html base", '<svg><base href="http://evil.example/"></base></svg><a href="x">x</a>'),
     ("image becomes img", '<image href="http://evil.example/no"><a href="http://evil.example/102">x</a>'),
     ("object is ordinary", '<object data=x><a href="http://evil.example/103">x</a></object>'),
+    ("iframe srcdoc", '<iframe srcdoc="<a href=&quot;http://evil.example/104&quot;>x</a><a href=x>y</a>"></iframe>'),
+    ("iframe srcdoc single quoted", "<iframe srcdoc='<base href=//evil.example/><a href=z>x</a>'></iframe>"),
+    ("iframe srcdoc unquoted", "<iframe srcdoc=<a&#32;href=//evil.example/105>x</a>></iframe>"),
+    ("iframe srcdoc with form", '<iframe srcdoc="<form action=&quot;//evil.example/106&quot;></form>"></iframe>'),
     ("eof in tag", '<a href="http://evil.example/no"'),
     ("eof in quoted value", '<a title="x href=http://evil.example/no>'),
 ]

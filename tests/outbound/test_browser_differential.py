@@ -49,6 +49,12 @@ COLLECT_JS = """() => {
     else v = abs(el.getAttribute('href'));  // SVG <a>
     links.push(v);
   }
+  for (const frame of document.querySelectorAll('iframe[srcdoc]')) {  // links of srcdoc documents count too
+    const doc = frame.contentDocument;
+    if (!doc) continue;
+    for (const el of doc.querySelectorAll('a[href], area[href], form[action]'))
+      links.push(el instanceof HTMLFormElement ? el.action : el.href);
+  }
   const metas = Array.from(document.querySelectorAll('meta[http-equiv]'))
     .filter(m => m.httpEquiv.trim().toLowerCase() === 'refresh').map(m => m.content);
   // The whole DOM with the navigation attributes taken out: must be identical before and after.
@@ -56,7 +62,7 @@ COLLECT_JS = """() => {
   for (const el of clone.querySelectorAll('noscript')) el.remove();  // text with scripting on: rewritten too
   for (const el of [clone, ...clone.querySelectorAll('*')]) {
     for (const a of Array.from(el.attributes)) {
-      if (['href', 'action', 'formaction'].includes(a.localName)) el.removeAttributeNode(a);
+      if (['href', 'action', 'formaction', 'srcdoc'].includes(a.localName)) el.removeAttributeNode(a);
     }
     if (el.localName === 'meta' && (el.getAttribute('http-equiv') || '').trim().toLowerCase() === 'refresh')
       el.removeAttribute('content');
@@ -186,7 +192,7 @@ def test_rewritten_links_lead_where_the_browser_would_have_gone_or_to_the_leave_
         for rewritten in (False, True):
             site.rewritten = rewritten
             for page in pages:
-                tab.goto(site.origin + page.path, wait_until="domcontentloaded")
+                tab.goto(site.origin + page.path, wait_until="load")
                 info = tab.evaluate(COLLECT_JS)
                 seen[rewritten][page.path] = info
                 resolved: list[str | None] = []

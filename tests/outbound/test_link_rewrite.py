@@ -239,3 +239,19 @@ def test_leave_url_carries_the_percent_encoded_destination(keys: GatewayKeys) ->
     assert not any(c in made.split("&sig=")[0] for c in "'\"<> +#")
     assert verify_leave(url, made.rsplit("sig=", 1)[1], keys)
     assert not verify_leave(url + "x", made.rsplit("sig=", 1)[1], keys)
+
+
+def test_iframe_srcdoc_documents_have_their_links_rewritten(rw, keys: GatewayKeys) -> None:  # type: ignore[no-untyped-def]
+    r = rw(b'<iframe srcdoc="<p>\xe4\xb8\xad</p><a href=&quot;http://evil.example/&quot;>x</a><a href=/ok>y</a>">'
+           b"</iframe>")
+    assert r.rewritten == 1
+    inner = leave("http://evil.example/", keys).replace(b"&amp;", b"&amp;amp;")
+    assert r.body == (b'<iframe srcdoc="&lt;p&gt;\xe4\xb8\xad&lt;/p&gt;&lt;a&#32;href=&quot;' + inner
+                      + b'&quot;&gt;x&lt;/a&gt;&lt;a&#32;href=/ok&gt;y&lt;/a&gt;"></iframe>')
+    body = b"<iframe srcdoc='<a href=/ok>same site</a>'></iframe>"
+    assert rw(body).body == body
+
+
+def test_iframe_srcdoc_resolves_against_the_parent_base(rw, keys: GatewayKeys) -> None:  # type: ignore[no-untyped-def]
+    r = rw(b"<base href='http://evil.example/d/'><iframe srcdoc='<a href=x>x</a>'></iframe>")
+    assert leave("http://evil.example/d/x", keys).replace(b"&amp;", b"&amp;amp;") in r.body

@@ -46,6 +46,9 @@ def pages(draw: st.DrawFn) -> bytes:
             parts.append(f"<form action={q}{u}{q}><button formaction={q}{u}{q}>b</button></form>")
         elif kind == 2:
             parts.append(f'<meta http-equiv=refresh content="1;url={u.replace(chr(34), "")}">')
+        elif kind == 3 and draw(st.booleans()):
+            inner = f"<a href='{u}'>in frame</a>".replace("&", "&amp;").replace('"', "&quot;")
+            parts.append(f'<iframe srcdoc="{inner}"></iframe>')
         else:
             parts.append(draw(noise))
     return "".join(parts).encode("utf-8")
