@@ -12,6 +12,7 @@ import binascii
 import functools
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from urllib.parse import parse_qs, quote
 
@@ -35,15 +36,20 @@ def sign_leave(url: str, keys: GatewayKeys) -> str:
 
 # Percent-encode all but unreserved characters and ":/?@=,", which are safe inside a query value and keep
 # the link readable; "&", "#", "+", "%", quotes and everything else are encoded.
-_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~:/?@=,-")
-_ENCODE_TABLE = {i: f"%{i:02X}" for i in range(128) if chr(i) not in _SAFE}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:/?@=,-]")
 
 
 def encode_url_param(url: str) -> str:
     """``url`` percent-encoded for the ``url`` query parameter (decodes back with ``parse_qs``)."""
-    if url.isascii():  # always, for a WHATWG serialisation
-        return url.translate(_ENCODE_TABLE)
-    return quote(url, safe="".join(sorted(_SAFE)))
+    found = set(_UNSAFE.findall(url))
+    if not found:
+        return url
+    if "%" in found:  # first, so that the escapes added below are not escaped again
+        url = url.replace("%", "%25")
+        found.discard("%")
+    for ch in found:
+        url = url.replace(ch, quote(ch, safe=""))
+    return url
 
 
 def leave_url(prefix: str, url: str, keys: GatewayKeys) -> str:
