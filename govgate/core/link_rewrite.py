@@ -591,6 +591,30 @@ _ATTR_ESCAPES = {"&": "&amp;", '"': "&quot;", "'": "&#39;", "<": "&lt;", ">": "&
 _NON_NAVIGATING = ("javascript:", "mailto:", "tel:", "data:", "blob:", "about:")
 
 
+def host_of_href(href: str) -> str:
+    """The host of a WHATWG-serialised URL ("" if none): one C call to ada instead of three.
+
+    In a serialisation the first ":" ends the scheme, "//" follows it exactly when there is a host,
+    and userinfo has "@", "/", "?" and "#" percent-encoded, so the authority is plain to cut out.
+    """
+    colon = href.find(":")
+    if colon < 0 or not href.startswith("//", colon + 1):
+        return ""
+    start = colon + 3
+    end = len(href)
+    for ch in "/?#":
+        j = href.find(ch, start, end)
+        if j >= 0:
+            end = j
+    at = href.rfind("@", start, end)
+    if at >= 0:
+        start = at + 1
+    if href.startswith("[", start):
+        return href[start:href.index("]", start) + 1]
+    port = href.rfind(":", start, end)
+    return href[start:port if port >= 0 else end]
+
+
 class _Resolver:
     __slots__ = ("base", "cache", "classifier", "codec", "collect", "document_url", "fast", "make_leave_url",
                  "out_codec", "url_codec")
@@ -618,10 +642,10 @@ class _Resolver:
         if self.url_codec != "utf-8" and not url_text.isascii():
             url_text = _percent_encode_query(url_text, self.url_codec)
         try:
-            u = ada_url.URL(url_text, self.base) if self.base is not None else ada_url.URL(url_text)
+            href = ada_url.join_url(self.base, url_text) if self.base is not None else ada_url.normalize_url(url_text)
         except ValueError:
             return None, ""
-        return u.href, u.hostname
+        return href, host_of_href(href)
 
     def handle(self, kind: LinkKind, buf: bytes, start: int, end: int) -> tuple[bytes | None, ResolvedLink | None]:
         if self.fast and kind in _URL_KINDS:

@@ -8,7 +8,7 @@ import ada_url
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from govgate.core.link_rewrite import _PLAIN_HOST, _SAFE_DQ, _SAME_HOST, _unescape_attr
+from govgate.core.link_rewrite import _PLAIN_HOST, _SAFE_DQ, _SAME_HOST, _unescape_attr, host_of_href
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Outbound, RedirectMode
 
@@ -54,3 +54,16 @@ def test_plainly_spelled_hosts_classify_as_the_full_parse_does(scheme: str, host
         return  # the shortcut is only ever used to say "internal"
     full = resolved_host(value)
     assert full is None or not CLASSIFIER.is_external(full), (value, full)
+
+
+@SETTINGS
+@given(st.sampled_from(["http://", "https://", "ftp://", "foo://", "file://", "mailto:", "foo:", "javascript:", "//"]),
+       st.sampled_from(["", "user@", "u:p@", "a%40b@", "@"]),
+       st.sampled_from(["evil.example", "WWW.GOV.CN.", "[::1]", "[::ffff:1.2.3.4]", "0x7f.1", "例子.政务", "", "a b"]),
+       st.sampled_from(["", ":80", ":8080", ":"]), st.sampled_from(["", "/", "/p:q@r", "?a@b:c", "#x@y", "/a?b#c"]))
+def test_host_of_href_agrees_with_ada(scheme: str, userinfo: str, host: str, port: str, rest: str) -> None:
+    try:
+        url = ada_url.URL(scheme + userinfo + host + port + rest, BASE)
+    except ValueError:
+        return
+    assert host_of_href(url.href) == url.hostname
