@@ -57,6 +57,12 @@ class OutboundLinks:
 
     # ------------------------------------------------------------------ helpers
 
+    def _policy(self, flow: http.HTTPFlow) -> Policy:
+        """The policy this request is judged by (the request context's snapshot), else the current one."""
+        snapshot = getattr(flow.metadata.get("govgate"), "snapshot", None)
+        policy = getattr(snapshot, "policy", None)
+        return policy if isinstance(policy, Policy) else self.runtime.policy
+
     def _classifier(self, policy: Policy) -> HostClassifier:
         compiled = self._compiled
         if compiled is None or compiled[0] is not policy:  # recompiled once per policy (re)load
@@ -109,7 +115,7 @@ class OutboundLinks:
         response = flow.response
         if response is None or flow.metadata.get(LOCAL_KEY):
             return
-        policy = self.runtime.policy
+        policy = self._policy(flow)
         if policy.outbound.redirects is RedirectMode.WARN:
             document_url, make_leave_url = self._urls(flow, policy)
             self._redirects(flow, response, document_url, self._classifier(policy), make_leave_url)
@@ -133,7 +139,7 @@ class OutboundLinks:
         response = flow.response
         if response is None or flow.metadata.get(LOCAL_KEY) or response.stream:
             return
-        policy = self.runtime.policy
+        policy = self._policy(flow)
         classifier = self._classifier(policy)
         document_url, make_leave_url = self._urls(flow, policy)
         mime = _mime(response)

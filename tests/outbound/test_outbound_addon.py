@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -12,7 +13,7 @@ from mitmproxy.test import taddons, tflow
 
 from addons.outbound_links import OutboundLinks
 from govgate.core.leave_link import verify_leave
-from govgate.core.policy.model import RedirectMode
+from govgate.core.policy.model import Policy, RedirectMode
 
 from .conftest import TinyRuntime, make_policy
 
@@ -192,3 +193,28 @@ def test_a_malformed_host_header_never_ends_up_in_leave_links(addon: OutboundLin
     run(addon, f)
     assert f.response is not None
     assert b'href="https://portal.example.gov.cn/__govgate/leave?url=' in (f.response.content or b"")
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    policy: Policy
+
+
+@dataclass(frozen=True)
+class _Context:
+    snapshot: _Snapshot
+    request_id: str = "req-1"
+
+
+def test_the_request_snapshot_policy_is_used_over_a_newer_one(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+    f = flow_with(b"", {"location": "http://evil.example/"}, status=302)
+    f.metadata["govgate"] = _Context(_Snapshot(make_policy(redirects=RedirectMode.ALLOW)))
+    run(addon, f)
+    assert f.response is not None
+    assert f.response.headers["location"] == "http://evil.example/"
+    f = flow_with(b"", {"content-type": "text/html"})
+    assert f.response is not None
+    f.response.headers["content-length"] = str(10 * 1024 * 1024)
+    f.metadata["govgate"] = _Context(_Snapshot(make_policy()))
+    addon.responseheaders(f)
+    assert [e.request_id for e in runtime.audit.events] == ["req-1"]
