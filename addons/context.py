@@ -27,8 +27,11 @@ logger = logging.getLogger(__name__)
 
 METADATA_KEY = "govgate"
 LOCAL_KEY = "govgate.local"  # set when the gate answered the request itself
-IDENTITY_HEADERS = ("x-govgate-user", "x-govgate-groups", "x-govgate-device")
+# Headers the portal might trust for identity, client address or its own name: only the gate sets them.
+SPOOFABLE_HEADERS = ("forwarded", "x-real-ip", "x-forwarded-host", "x-forwarded-port", "x-forwarded-proto",
+                     "x-forwarded-for", "x-client-ip", "true-client-ip")
 DEVICE_COOKIE = "govgate-device"
+GATE_COOKIE_PREFIXES = ("govgate-", "__Host-govgate-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,17 @@ def clear_cookie(name: str, *, insecure: bool) -> str:
     return set_cookie(name, "", insecure=insecure, max_age=0)
 
 
+def strip_gate_cookies(request: http.Request) -> None:
+    """The gate's cookies (session id, device token, CSRF id, pending login) never reach the portal."""
+    cookies = request.cookies
+    names = {name for name in cookies if name.startswith(GATE_COOKIE_PREFIXES)}
+    if names:
+        for name in names:
+            del cookies[name]
+        if not cookies:
+            request.headers.pop("cookie", None)
+
+
 def get_cookie(flow: http.HTTPFlow, name: str, insecure: bool) -> str | None:
     value = flow.request.cookies.get(cookie_name(name, insecure))
     return value if value else None
@@ -94,16 +108,23 @@ def redirect(flow: http.HTTPFlow, location: str, *, status: int = 303,
     flow.metadata[LOCAL_KEY] = True
 
 
-_TARGET = re.compile(rb"/[\x21-\x7e]*")
+_TARGET = re.compile(rb"/[\x21\x22\x24-\x7e]*")  # printable ASCII without "#"
+_DOT_SEGMENT = re.compile(rb"(?:^|/)(?:\.|%2e){1,2}(?:[/;]|$)", re.IGNORECASE)
 
 
 def valid_target(raw: bytes) -> bool:
-    """An origin-form request target of printable ASCII (RFC 9112 §3.2.1; browsers percent-encode the rest).
+    """An origin-form request target of printable ASCII without fragment or dot-segments.
 
-    Absolute-form and asterisk-form targets have no business at a reverse proxy, and raw non-ASCII
-    bytes (invalid UTF-8 or not) would reach rules and the portal in some guessed decoding.
+    The rules judge a normalised path, but the portal receives the path as sent, so anything the two
+    could read differently is refused rather than guessed at: absolute- and asterisk-form targets, raw
+    non-ASCII bytes, a ``#`` (never sent by browsers), and ``.``/``..`` segments, plain or
+    percent-encoded (browsers resolve those before sending: ``/oa/../news/`` would be judged as
+    ``/news/`` while a portal routing on the raw prefix serves ``/oa/``).
     """
-    return _TARGET.fullmatch(raw) is not None
+    if _TARGET.fullmatch(raw) is None:
+        return False
+    path = raw.split(b"?", 1)[0]
+    return _DOT_SEGMENT.search(path) is None
 
 
 _BAD_FIELD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -112,6 +133,15 @@ _BAD_FIELD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 def valid_headers(fields: tuple[tuple[bytes, bytes], ...]) -> bool:
     """No control characters (NUL, CR, LF…) in header values (RFC 9110 §5.5): refuse, don't pass them on."""
     return not any(_BAD_FIELD_VALUE.search(value) for _, value in fields)
+
+
+def strip_client_headers(headers: http.Headers) -> None:
+    """Remove every client-sent header the gate owns: ``X-GovGate-*`` in any spelling (``X_GovGate_User``
+    reaches CGI/WSGI portals as the same variable) and the forwarding headers."""
+    for name in {k for k in headers if k.lower().replace("_", "-").startswith("x-govgate-")}:
+        del headers[name]
+    for name in SPOOFABLE_HEADERS:
+        headers.pop(name, None)
 
 
 def context_of(flow: http.HTTPFlow) -> RequestContext | None:
@@ -152,8 +182,7 @@ class RequestContextAddon:
         client = client_address(peer, xff, trusted)
 
         # Contract §4.7: identity headers come only from the gate; XFF is the chain the gate believes.
-        for name in IDENTITY_HEADERS:
-            request.headers.pop(name, None)
+        strip_client_headers(request.headers)
         request.headers["X-Forwarded-For"] = ", ".join(str(a) for a in forwarded_chain(peer, xff, trusted))
         request.headers["X-Forwarded-Proto"] = "http" if policy.gateway.insecure else "https"
 
@@ -175,12 +204,15 @@ class RequestContextAddon:
         )
         flow.metadata[METADATA_KEY] = ctx
 
-        if not valid_target(request.data.path) or not valid_headers(request.headers.fields):
+        origin_form = not (request.http_version.startswith("HTTP/1") and request.data.authority)
+        if not origin_form or not valid_target(request.data.path) or not valid_headers(request.headers.fields):
             respond(flow, bad_request(request_id, as_json=as_json, what="request target"))
             return
         # Art. 29 (第二十九条): access must use secure connections.
         if not policy.gateway.insecure and not flow.client_conn.tls_established:
             # Redirect only to a name the portal is known by, never to whatever Host the client sent.
             host = ctx.host if ctx.host in policy.gateway.public_hosts else next(iter(policy.gateway.public_hosts), "")
-            location = f"https://{host}{request.path}" if host else "/"
-            redirect(flow, location, status=308)
+            if not host:  # nowhere safe to send it (the validator requires public_hosts; belt and braces)
+                respond(flow, bad_request(request_id, as_json=as_json, what="https required"))
+                return
+            redirect(flow, f"https://{host}{request.path}", status=308)

@@ -22,6 +22,7 @@ from addons.context import (
     get_cookie,
     redirect,
     respond,
+    strip_gate_cookies,
 )
 from govgate.core.accounts import Account
 from govgate.core.audit_event import AuditEvent
@@ -154,6 +155,7 @@ class Gate:
         account = facts.account.name if facts.account else None
         insecure = policy.gateway.insecure
         if decision.outcome is Outcome.FORWARD:
+            strip_gate_cookies(flow.request)
             if facts.account is not None:
                 flow.request.headers["X-GovGate-User"] = facts.account.name
                 flow.request.headers["X-GovGate-Groups"] = ",".join(sorted(facts.account.groups))
@@ -183,7 +185,7 @@ class Gate:
         return AuditEvent(
             event=event, time=self.runtime.now(), request_id=ctx.request_id, client=str(ctx.client),
             country=ctx.snapshot.geoip.country(ctx.client), device=device, account=account,
-            method=flow.request.method, host=ctx.host, path=flow.request.path[:1024], rule=rule,
+            method=flow.request.method, host=ctx.host, path=flow.request.path.split("?", 1)[0][:1024], rule=rule,
             decision=decision, reason=reason, article=article,
         )
 

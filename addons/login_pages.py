@@ -10,11 +10,15 @@ get the same message and the same work (a dummy Argon2id verification).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hmac
 import json
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
+from ipaddress import IPv6Address, IPv6Network
 
 from mitmproxy import http
 
@@ -63,9 +67,54 @@ def _method_not_allowed() -> Page:
                      status=405, headers=PAGE_HEADERS)
 
 
+def client_key(ctx: RequestContext) -> str:
+    """The address failures count against (Art. 30): IPv4 as is, IPv6 by its /64, since one
+    subscriber usually holds a whole /64 and could otherwise rotate addresses freely."""
+    if isinstance(ctx.client, IPv6Address):
+        return str(IPv6Network((int(ctx.client) >> 64 << 64, 64)))
+    return str(ctx.client)
+
+
+class AttemptLocks:
+    """Serialises login and MFA attempts per account name and per client address in this instance.
+
+    Check-lock → verify → count must not interleave: otherwise a burst of concurrent attempts all pass
+    the lock check before the first failure is counted, and many passwords are tried per lockout
+    window. Locks are created on demand and dropped when nobody holds or waits for them. Across
+    several instances sharing Redis, at most one extra attempt per instance can slip past the limit.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, *names: str) -> AsyncIterator[None]:
+        keys = sorted({n for n in names if n})  # one global order: no deadlocks
+        for key in keys:
+            lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        acquired: list[asyncio.Lock] = []
+        try:
+            for key in keys:
+                lock = self._locks[key][0]
+                await lock.acquire()
+                acquired.append(lock)
+            yield
+        finally:
+            for lock in acquired:
+                lock.release()
+            for key in keys:
+                lock, users = self._locks[key]
+                if users <= 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
 class GatePages:
     def __init__(self, runtime: LiveRuntime) -> None:
         self.runtime = runtime
+        self.attempts = AttemptLocks()
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
@@ -122,6 +171,8 @@ class GatePages:
         content = flow.request.raw_content or b""
         if len(content) > MAX_FORM_BYTES:
             return None
+        if flow.request.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
+            return None  # never inflate a body before login: a 500-byte brotli bomb is gigabytes
         ctype = flow.request.headers.get("content-type", "")
         if "application/x-www-form-urlencoded" not in ctype.lower():
             return None
@@ -144,7 +195,7 @@ class GatePages:
         policy = ctx.snapshot.policy
         # Unknown names are counted under their own name too, so lockout behaves the same for every
         # name and cannot be used to find out which accounts exist.
-        state = await self.runtime.store.record_failure(account, str(ctx.client), self.runtime.now(), policy.login)
+        state = await self.runtime.store.record_failure(account, client_key(ctx), self.runtime.now(), policy.login)
         self._event(ctx, flow, f"{stage}.failure", "refuse", account=account if known else None,
                     reason="credentials",
                     extra=None if known else {"username_hash": self.runtime.keys.mac(
@@ -186,9 +237,14 @@ class GatePages:
         if flow.request.method != "POST":
             respond(flow, _method_not_allowed())
             return
+        form = self._form(flow)
+        username = (form or {}).get("username", "").strip()[:MAX_USERNAME]
+        async with self.attempts.hold(f"account:{username}" if username else "", f"client:{client_key(ctx)}"):
+            await self._login_attempt(flow, ctx, form)
+
+    async def _login_attempt(self, flow: http.HTTPFlow, ctx: RequestContext, form: dict[str, str] | None) -> None:
         policy = ctx.snapshot.policy
         prefix = policy.gateway.prefix
-        form = self._form(flow)
         if form is None:
             respond(flow, bad_request(ctx.request_id, as_json=ctx.as_json, what="form"))
             return
@@ -205,7 +261,7 @@ class GatePages:
         now = self.runtime.now()
         # Locked: answer 429 before looking at the credentials (Art. 30).
         account = ctx.snapshot.accounts.get(username) if username else None
-        lock = effective_lock(await self.runtime.store.lock_state(username or None, str(ctx.client), now),
+        lock = effective_lock(await self.runtime.store.lock_state(username or None, client_key(ctx), now),
                               account, policy.login.lockout)
         if lock.locked and lock.locked_until is not None:
             self._event(ctx, flow, "login.locked", "refuse", reason="locked")
@@ -244,6 +300,8 @@ class GatePages:
         pending = await self.runtime.store.get_pending_login(pending_id)
         if pending is None:
             return None
+        if not hmac.compare_digest(pending.client.encode(), str(ctx.client).encode()):
+            return None  # the password step was done from another address: start again
         if (self.runtime.now() - pending.created).total_seconds() > PENDING_TTL_SECONDS:
             await self.runtime.store.delete_pending_login(pending_id)
             return None
@@ -283,9 +341,19 @@ class GatePages:
         if pending is None:
             self._back_to_login(flow, ctx)
             return
+        async with self.attempts.hold(f"account:{pending.account}", f"client:{client_key(ctx)}"):
+            await self._mfa_attempt(flow, ctx, form, pending, token, headers)
+
+    async def _mfa_attempt(self, flow: http.HTTPFlow, ctx: RequestContext, form: dict[str, str],
+                           pending: PendingLogin, token: str, headers: list[tuple[str, str]]) -> None:
+        policy = ctx.snapshot.policy
+        prefix = policy.gateway.prefix
+        if await self._pending(flow, ctx) is None:  # used up by a concurrent attempt while we waited
+            self._back_to_login(flow, ctx)
+            return
         now = self.runtime.now()
         account = ctx.snapshot.accounts.get(pending.account)
-        lock = effective_lock(await self.runtime.store.lock_state(pending.account, str(ctx.client), now),
+        lock = effective_lock(await self.runtime.store.lock_state(pending.account, client_key(ctx), now),
                               account, policy.login.lockout)
         if lock.locked and lock.locked_until is not None:
             self._event(ctx, flow, "mfa.locked", "refuse", account=pending.account, reason="locked")

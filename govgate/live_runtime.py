@@ -153,6 +153,9 @@ class LiveRuntime:
         async with self._reload_lock:
             source = self.snapshot.policy.source
             previous = self.snapshot
+            if file_signature(source) == previous.policy_sig:
+                # Only the accounts file or the GeoIP database changed: keep the policy in force.
+                return await self._reload_data(previous, why)
             try:
                 policy = await asyncio.to_thread(load_policy, source)
                 snapshot = await asyncio.to_thread(build_snapshot, policy, previous=previous)
@@ -179,11 +182,27 @@ class LiveRuntime:
             self.audit.emit(self._policy_event("policy.reload", "ok", why))
             return True
 
+    async def _reload_data(self, previous: Snapshot, why: str) -> bool:
+        try:
+            snapshot = await asyncio.to_thread(build_snapshot, previous.policy, previous=previous)
+        except GovGateError as exc:
+            logger.error("policy.refused error=%s kept=last-good", exc)
+            # Seen: wait for the next change of these files before trying again.
+            self.snapshot = replace(previous, accounts_sig=file_signature(previous.policy.accounts_file),
+                                    geoip_sig=file_signature(previous.policy.geoip.database))
+            self.audit.emit(self._policy_event("policy.refused", "refuse", str(exc)[:500]))
+            return False
+        self.snapshot = replace(snapshot, policy_sig=previous.policy_sig)
+        self.policy_version += 1
+        logger.info("policy.reload why=%s version=%d (accounts/GeoIP)", why, self.policy_version)
+        self.audit.emit(self._policy_event("policy.reload", "ok", why))
+        return True
+
     def _remember_refused(self, previous: Snapshot, source: Path) -> None:
-        # Don't retry the same broken bytes every poll: remember their signature as "seen".
-        self.snapshot = replace(previous, policy_sig=file_signature(source),
-                                accounts_sig=file_signature(previous.policy.accounts_file),
-                                geoip_sig=file_signature(previous.policy.geoip.database))
+        # Don't retry the same broken policy bytes every poll: remember their signature as "seen".
+        # The accounts file and GeoIP database keep their own signatures, so an account change made
+        # while policy.yaml is broken is still picked up (against the last good policy).
+        self.snapshot = replace(previous, policy_sig=file_signature(source))
 
     async def close(self) -> None:
         await self.store.close()

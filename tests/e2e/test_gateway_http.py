@@ -256,3 +256,39 @@ def test_the_geoip_database_is_reloaded_when_replaced_and_a_broken_one_is_refuse
         assert get(gw, "/oa/", client=CN_ADDRESS).status_code == 303
     finally:
         assert gw.stop() == 0
+
+
+@pytest.mark.parametrize("target", [
+    b"/oa/../news/", b"/oa/%2e%2e/news/", b"/oa/%2E./news/", b"/news/#/../../oa/x", b"/news/./x",
+    b"/news/..;/oa/x",
+])
+def test_paths_the_portal_could_read_differently_from_the_rules_are_refused(gateway: Gateway, target: bytes) -> None:
+    # The rules judge a normalised path; the portal gets the path as sent. Dot-segments and fragments
+    # (which browsers never send) could make them disagree, e.g. `/oa/../news/` judged as public `/news/`.
+    answer = raw_request(gateway, b"GET " + target + b" HTTP/1.1\r\nHost: portal.example.gov.cn\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
+
+
+def test_absolute_form_request_targets_are_refused(gateway: Gateway) -> None:
+    answer = raw_request(gateway, b"GET http://oa.example.gov.cn/oa/x HTTP/1.1\r\nHost: portal.example.gov.cn\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
+
+
+def test_spoofable_forwarding_and_identity_headers_never_reach_the_portal(gateway: Gateway) -> None:
+    r = get(gateway, "/echo/public/x", headers={
+        "X_GovGate_User": "admin", "x-govgate-anything": "1", "Forwarded": "for=10.1.1.1",
+        "X-Real-IP": "10.1.1.1", "X-Forwarded-Host": "evil.example", "X-Forwarded-Port": "1",
+        "True-Client-IP": "10.1.1.1",
+    })
+    names = {k.lower() for k, _ in r.json()["headers"]}
+    for name in ("x_govgate_user", "x-govgate-anything", "forwarded", "x-real-ip", "x-forwarded-host",
+                 "x-forwarded-port", "true-client-ip"):
+        assert name not in names
+
+
+def test_the_gates_own_cookies_never_reach_the_portal(gateway: Gateway) -> None:
+    r = get(gateway, "/echo/public/x", headers={
+        "Cookie": "govgate-session=SECRET1; portal=keep; __Host-govgate-device=SECRET2; govgate-csrf=SECRET3"})
+    cookie = dict((k.lower(), v) for k, v in r.json()["headers"]).get("cookie", "")
+    assert "SECRET" not in cookie
+    assert "portal=keep" in cookie

@@ -31,7 +31,7 @@ def gw(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture(scope="module")
 def accounts(gw: Gateway) -> dict[str, str]:
-    names = ["zhangsan", "lisi", "wangwu", "zhaoliu", "sunqi", "zhouba", "wujiu"]
+    names = ["zhangsan", "lisi", "wangwu", "zhaoliu", "sunqi", "zhouba", "wujiu", "qianshi"]
     return {name: gw.add_account(name, PASSWORD) for name in names}
 
 
@@ -148,3 +148,41 @@ def test_account_login_across_two_instances_sharing_nothing_is_independent(
     finally:
         one.stop()
         two.stop()
+
+
+def test_a_burst_of_concurrent_wrong_passwords_is_still_held_to_max_failures(
+    gw: Gateway, accounts: dict[str, str]
+) -> None:
+    import asyncio
+
+    import httpx
+
+    async def burst() -> list[int]:
+        b = browser(gw, "10.9.1.1")
+        token = b.csrf("/__govgate/login")
+        cookies = dict(b.http.cookies.items())
+        async with httpx.AsyncClient(base_url=gw.url, cookies=cookies, timeout=30,
+                                     headers={"X-Forwarded-For": "10.9.1.1"}) as c:
+            async def attempt(i: int) -> int:
+                r = await c.post("/__govgate/login", data={"username": "qianshi", "password": f"Wrong-guess-{i:04d}x",
+                                                           "csrf": token, "next": "/oa/"})
+                return r.status_code
+
+            return list(await asyncio.gather(*(attempt(i) for i in range(12))))
+
+    statuses = asyncio.run(burst())
+    # max_failures is 3: two wrong answers, then the lock; every later attempt is refused unverified.
+    assert statuses.count(200) == 2
+    assert statuses.count(429) == 10
+    assert browser(gw, "10.9.1.2").password("qianshi", PASSWORD).status_code == 429
+
+
+def test_a_compressed_login_form_is_refused_before_it_is_inflated(gw: Gateway) -> None:
+    import brotli
+
+    b = browser(gw, "10.9.1.3")
+    token = b.csrf("/__govgate/login")
+    body = brotli.compress(b"username=x&password=" + b"A" * 10_000_000 + b"&csrf=" + token.encode())
+    r = b.http.post("/__govgate/login", content=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "br"})
+    assert r.status_code == 400
