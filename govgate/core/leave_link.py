@@ -59,6 +59,7 @@ def leave_url(prefix: str, url: str, keys: GatewayKeys) -> str:
 
 def verify_leave(url: str, sig: str, keys: GatewayKeys) -> bool:
     """Constant-time check that ``sig`` was made by ``sign_leave`` for exactly ``url``."""
+    # Art. 15 (第十五条): the warning page only ever names destinations the gateway itself rewrote.
     if not url or not sig or len(url) > MAX_URL_LENGTH or len(sig) > 128 or not sig.isascii():
         return False
     try:
