@@ -16,7 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from govgate.audit.verify import read_upto, snapshot
-from govgate.core.audit_chain import file_day
+from govgate.core.audit_chain import file_day, record_time
 
 type IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -40,7 +40,7 @@ class RecordFilter:
         if self.client is not None and not _client_matches(self.client, record.get("client")):
             return False
         if self.since is not None or self.until is not None:
-            when = _time(record)
+            when = record_time(record)
             if when is None:
                 return False
             if self.since is not None and when < self.since:
@@ -90,16 +90,6 @@ def _client_matches(net: IPNetwork, client: object) -> bool:
     except ValueError:
         return False
     return address.version == net.version and address in net
-
-
-def _time(record: dict[str, object]) -> datetime | None:
-    value = record.get("time")
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def find_records(directory: Path, flt: RecordFilter, tz: ZoneInfo) -> Iterator[tuple[str, int, dict[str, object]]]:

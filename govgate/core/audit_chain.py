@@ -345,7 +345,7 @@ class _Verifier:
         if self.first_seq is None:
             self.first_seq = parsed.seq
         self.count += 1
-        t = _record_time(rec)
+        t = record_time(rec)
         if t is not None:
             self.first_time = self.first_time or t
             self.last_time = t
@@ -418,7 +418,8 @@ class _Verifier:
         return f"{Tamper.MISSING}: {gap} record{'s' if gap != 1 else ''} before this one (#{expected}–#{found - 1})"
 
 
-def _record_time(rec: Mapping[str, object]) -> datetime | None:
+def record_time(rec: Mapping[str, object]) -> datetime | None:
+    """The record's ``time`` field as an aware datetime, or None if absent or malformed."""
     value = rec.get("time")
     if not isinstance(value, str):
         return None
