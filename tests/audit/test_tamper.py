@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -214,8 +215,8 @@ def test_editing_any_byte_of_any_record_breaks_verify_at_that_record(
     pos = data.draw(st.integers(0, len(content) - 1), label="byte")
     new = data.draw(st.integers(0, 255).filter(lambda b: b != content[pos]), label="value")
     edited = content[:pos] + bytes([new]) + content[pos + 1 :]
-    case = tmp_path / f"case-{target}-{pos}-{new}"
-    case.mkdir()
+    # tmp_path is shared by all examples and hypothesis may draw the same edit twice: a fresh folder each time.
+    case = Path(tempfile.mkdtemp(prefix=f"case-{target}-{pos}-{new}-", dir=tmp_path))
     for other_name, other in files:
         (case / other_name).write_bytes(edited if other_name == name else other)
     err = broken(case, keys)
