@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -36,7 +37,7 @@ def flow_with(body: bytes, headers: dict[str, str], status: int = 200, path: str
 def run(addon: OutboundLinks, f: http.HTTPFlow) -> http.HTTPFlow:
     addon.responseheaders(f)
     if not f.response.stream:  # type: ignore[union-attr]
-        addon.response(f)
+        asyncio.run(addon.response(f))
     return f
 
 
@@ -59,6 +60,21 @@ def test_html_response_has_external_links_rewritten(addon: OutboundLinks, runtim
     href = body.split(b'"')[1].decode().replace("&amp;", "&")
     assert leave_target(href, runtime) == "http://evil.example/"
     assert f.response.headers["content-length"] == str(len(body))
+
+
+def test_a_large_page_is_rewritten_in_a_worker_thread_all_the_same(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+    from addons.outbound_links import INLINE_REWRITE_BYTES
+
+    filler = b"<p>" + "政务公开".encode() * (INLINE_REWRITE_BYTES // 8) + b"</p>"
+    page = filler + b'<a href="http://evil.example/big">x</a>' + filler
+    assert len(page) > INLINE_REWRITE_BYTES
+    f = run(addon, flow_with(page, {"content-type": "text/html; charset=utf-8"}))
+    assert f.response is not None
+    body = f.response.content or b""
+    assert body.startswith(filler)
+    assert body.endswith(filler)
+    href = body[len(filler):].split(b'"')[1].decode().replace("&amp;", "&")
+    assert leave_target(href, runtime) == "http://evil.example/big"
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd"])
