@@ -62,13 +62,16 @@ def test_html_response_has_external_links_rewritten(addon: OutboundLinks, runtim
     assert f.response.headers["content-length"] == str(len(body))
 
 
-def test_a_large_page_is_rewritten_in_a_worker_thread_all_the_same(addon: OutboundLinks, runtime: TinyRuntime) -> None:
-    from addons.outbound_links import INLINE_REWRITE_BYTES
+def test_a_large_page_is_rewritten_in_a_worker_thread_all_the_same(runtime: TinyRuntime) -> None:
+    from addons.outbound_links import INLINE_REWRITE_BYTES, MAX_REWRITE_BYTES
 
+    addon = OutboundLinks(runtime)  # the default cap (8 MiB), unlike this module's small-cap fixture
+    assert addon.max_rewrite_bytes == MAX_REWRITE_BYTES
     filler = b"<p>" + "政务公开".encode() * (INLINE_REWRITE_BYTES // 8) + b"</p>"
     page = filler + b'<a href="http://evil.example/big">x</a>' + filler
     assert len(page) > INLINE_REWRITE_BYTES
-    f = run(addon, flow_with(page, {"content-type": "text/html; charset=utf-8"}))
+    with taddons.context(addon):
+        f = run(addon, flow_with(page, {"content-type": "text/html; charset=utf-8"}))
     assert f.response is not None
     body = f.response.content or b""
     assert body.startswith(filler)
