@@ -52,8 +52,19 @@ def test_grant_times_follow_the_configured_timezone_and_explicit_offsets() -> No
     (grant,) = load(text).grants
     london = ZoneInfo("Europe/London")
     assert grant.start == datetime(2026, 12, 1, tzinfo=london)
-    assert grant.end == datetime(2026, 12, 15, 23, 59, tzinfo=london)
+    assert grant.end == datetime(2026, 12, 15, 23, 59, 59, 999999, tzinfo=london)  # through the end of 23:59
     assert grant.end.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(("until", "end"), [
+    ("2026-12-15T23:59", datetime(2026, 12, 15, 23, 59, 59, 999999, tzinfo=SHANGHAI)),
+    ("2026-12-15 18:30", datetime(2026, 12, 15, 18, 30, 59, 999999, tzinfo=SHANGHAI)),
+    ("2026-12-15T23:59:00", datetime(2026, 12, 15, 23, 59, tzinfo=SHANGHAI)),
+    ("2026-12-15T23:59:30+08:00", datetime(2026, 12, 15, 23, 59, 30, tzinfo=SHANGHAI)),
+])
+def test_an_until_given_to_the_minute_includes_that_whole_minute(until: str, end: datetime) -> None:
+    text = with_grant(replace(GOOD, "until: 2026-12-15", f'until: "{until}"'))
+    assert load(text).grants[0].end == end
 
 
 def test_yaml_timestamps_with_seconds_are_accepted() -> None:

@@ -204,7 +204,8 @@ def test_full_policy_round_trips_into_typed_values(tmp_path: Path) -> None:
         '  - {name: the rest, paths: ["/**"], allow: deny}') + 1)
     (grant,) = p.grants
     assert grant.start == datetime(2026, 12, 1, 9, tzinfo=urumqi)
-    assert grant.end == datetime(2026, 12, 15, 18, tzinfo=ZoneInfo("Asia/Shanghai"))
+    # Given to the minute: through the end of 18:00 (+08:00).
+    assert grant.end == datetime(2026, 12, 15, 18, 0, 59, 999999, tzinfo=ZoneInfo("Asia/Shanghai"))
     assert grant.end.tzinfo == urumqi
     assert grant.daily == DailyHours(time(8), time(22))
     assert (p.login.max_failures, p.login.failure_window, p.login.lockout, p.login.ip_max_failures) == (
@@ -238,7 +239,7 @@ def test_contract_example_validates() -> None:
                    ":".join(["ab"] * 32))
     policy = load_policy_text(text, REPO / "policy.yaml", check_files=False)
     assert [r.name for r in policy.access] == ["public site", "office system", "the rest"]
-    assert policy.grants[0].end == datetime(2026, 12, 15, 23, 59, tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert policy.grants[0].end == datetime(2026, 12, 15, 23, 59, 59, 999999, tzinfo=ZoneInfo("Asia/Shanghai"))
     assert policy.device("ls-browser") is not None
     # With files checked, only the files that the example names but this repo lacks are reported.
     adapted = replace(replace(text, "GeoLite2-Country.mmdb", "GeoLite2-Country-Test.mmdb"),

@@ -96,6 +96,9 @@ def found(node: YNode | None) -> str:
     return f"the string {node.text!r}"
 
 
+_MINUTE_PRECISION = re.compile(r"[T ]\d{1,2}:\d{2}(?:$|[+\-Z ])")
+
+
 @dataclass(slots=True)
 class Problems:
     """The one collector every section reports into."""
@@ -354,6 +357,9 @@ class Validator:
             return None
         if not isinstance(parsed, datetime):
             parsed = datetime.combine(parsed, time.max if end_of_day else time.min)
+        elif end_of_day and text is not None and _MINUTE_PRECISION.search(text):
+            # `until: 2026-12-15T23:59` means through the end of that minute, as an operator reads it.
+            parsed = parsed.replace(second=59, microsecond=999_999)
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=self.tz)
         return parsed.astimezone(self.tz)
