@@ -26,19 +26,22 @@ class PolicyWatch:
         self.runtime = runtime
         self.on_reload = on_reload
         self._task: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def running(self) -> None:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGHUP, self._reload_soon, "SIGHUP")
+            loop.add_signal_handler(signal.SIGHUP, self._reload_soon, "SIGHUP", True)
         self._task = asyncio.create_task(self._watch(), name="govgate policy watch")
 
-    def _reload_soon(self, why: str) -> None:
-        asyncio.get_running_loop().create_task(self._reload(why))
+    def _reload_soon(self, why: str, force: bool) -> None:
+        task = asyncio.get_running_loop().create_task(self._reload(why, force=force))
+        self._pending.add(task)  # keep a reference until it finishes
+        task.add_done_callback(self._pending.discard)
 
-    async def _reload(self, why: str) -> None:
+    async def _reload(self, why: str, *, force: bool = False) -> None:
         before = self.runtime.policy
-        if await self.runtime.reload(why=why):
+        if await self.runtime.reload(why=why, force=force):
             self.on_reload(before, self.runtime.policy)
 
     async def _watch(self) -> None:

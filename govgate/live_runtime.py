@@ -148,12 +148,15 @@ class LiveRuntime:
             or file_signature(snap.policy.accounts_file) != snap.accounts_sig
         )
 
-    async def reload(self, *, why: str) -> bool:
-        """Re-read policy, GeoIP and accounts; keep the last good snapshot on any error."""
+    async def reload(self, *, why: str, force: bool = False) -> bool:
+        """Re-read policy, GeoIP and accounts; keep the last good snapshot on any error.
+
+        Without ``force``, an unchanged policy.yaml is not re-parsed (only the accounts file and GeoIP
+        database are); SIGHUP forces the whole reload."""
         async with self._reload_lock:
             source = self.snapshot.policy.source
             previous = self.snapshot
-            if file_signature(source) == previous.policy_sig:
+            if not force and file_signature(source) == previous.policy_sig:
                 # Only the accounts file or the GeoIP database changed: keep the policy in force.
                 return await self._reload_data(previous, why)
             try:

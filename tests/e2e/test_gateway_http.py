@@ -292,3 +292,12 @@ def test_the_gates_own_cookies_never_reach_the_portal(gateway: Gateway) -> None:
     cookie = dict((k.lower(), v) for k, v in r.json()["headers"]).get("cookie", "")
     assert "SECRET" not in cookie
     assert "portal=keep" in cookie
+
+
+def test_sighup_reloads_the_policy_even_when_the_file_looks_unchanged(gateway: Gateway) -> None:
+    import signal
+
+    before = gateway.policy_version()
+    gateway.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: gateway.policy_version() > before, 5, "the SIGHUP reload")
+    assert "why=SIGHUP" in gateway.output.text()
