@@ -126,6 +126,8 @@ def test_two_processes_adding_accounts_at_once_both_end_up_in_the_file(tmp_path:
         proc.stdin.write("go\n")
         proc.stdin.flush()
     for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.close()
         assert proc.wait(60) == 0
     names = set(load_accounts(path).names())
     assert names == {f"{p}{i}" for p in ("a", "b") for i in range(count)}

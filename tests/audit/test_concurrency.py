@@ -115,7 +115,8 @@ def test_admin_events_from_other_processes_interleave_safely_with_the_writer(
     traffic.join(30)
     assert writer.close(timeout=10)
     report = verify_dir(tmp_path / "audit", keys)
-    lines = [json.loads(line) for f in sorted((tmp_path / "audit").glob("audit-*.jsonl")) for line in f.open()]
+    files = sorted((tmp_path / "audit").glob("audit-*.jsonl"))
+    lines = [json.loads(line) for f in files for line in f.read_text().splitlines()]
     admin = [r for r in lines if r["event"] == "account.unlock"]
     assert sorted((r["worker"], r["n"]) for r in admin) == [(w, n) for w in range(2) for n in range(60)]
     assert report.count == len(lines)

@@ -96,7 +96,8 @@ def test_a_full_disk_refuses_staff_paths_with_503_and_recovers_by_itself(
         assert gw.stop() == 0
     done = verify(policy)
     assert done.returncode == 0, done.stdout + done.stderr
-    records = [json.loads(line) for f in sorted(small_disk.glob("audit-*.jsonl")) for line in f.open()]
+    files = sorted(small_disk.glob("audit-*.jsonl"))
+    records = [json.loads(line) for f in files for line in f.read_text().splitlines()]
     assert any(r["event"] == "access" and r["decision"] == "unavailable" for r in records)
 
 
@@ -114,7 +115,8 @@ def test_admin_commands_write_beside_a_running_gateway_and_sigterm_flushes(upstr
         assert gw.stop() == 0
     done = verify(policy)
     assert done.returncode == 0, done.stdout + done.stderr
-    records = [json.loads(line) for f in sorted((tmp_path / "audit").glob("audit-*.jsonl")) for line in f.open()]
+    files = sorted((tmp_path / "audit").glob("audit-*.jsonl"))
+    records = [json.loads(line) for f in files for line in f.read_text().splitlines()]
     events = [r["event"] for r in records]
     assert events.count("access") >= 4
     assert sum(1 for r in records if r.get("account") in ("user0", "user1", "user2") and r["event"] != "access") >= 3

@@ -6,6 +6,14 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import Upstream, start_upstream
+from tests.e2e.login import OPEN_BROWSERS
+
+
+@pytest.fixture(autouse=True)
+def _close_browsers() -> Iterator[None]:
+    yield
+    while OPEN_BROWSERS:
+        OPEN_BROWSERS.pop().close()
 
 
 @pytest.fixture(scope="session")

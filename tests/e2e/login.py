@@ -11,8 +11,12 @@ import pyotp
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
+OPEN_BROWSERS: list[Browser] = []  # closed after each test by the autouse fixture in conftest.py
+
+
 class Browser:
     def __init__(self, base: str, client_ip: str | None = None, **kwargs: object) -> None:
+        OPEN_BROWSERS.append(self)
         headers = {"X-Forwarded-For": client_ip} if client_ip else {}
         self.http = httpx.Client(base_url=base, follow_redirects=False, timeout=15, headers=headers,
                                  **kwargs)  # type: ignore[arg-type]
