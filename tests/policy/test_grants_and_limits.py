@@ -221,3 +221,15 @@ def test_a_section_of_the_wrong_type_is_one_problem() -> None:
     found = problems(BASE + "session: [15m, 8h]\n")
     assert len(found) == 1
     assert found[0].endswith("session: expected a mapping with keys idle_timeout, absolute_timeout; found a list")
+
+
+@pytest.mark.parametrize(("limit", "fragment"), [
+    ("session:\n  idle_timeout: 9999999999d\n", "session.idle_timeout: a duration must be at most 3650 days"),
+    ("session:\n  idle_timeout: 99999999999999h\n", "session.idle_timeout: a duration must be at most 3650 days"),
+    ("login:\n  lockout: 999999999d\n", "login.lockout: a duration must be at most 3650 days"),
+    ("login:\n  max_failures: -0x" + "f" * 4000 + "\n", "login.max_failures:"),
+    ("login:\n  max_failures: 99999999999999999999\n", "login.max_failures: expected at most"),
+])
+def test_absurd_numbers_are_refused_with_a_message_not_a_crash(limit: str, fragment: str) -> None:
+    text = BASE + limit
+    assert any(fragment in str(p) for p in problems(text)), problems(text)

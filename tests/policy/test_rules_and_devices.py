@@ -135,3 +135,10 @@ def test_access_must_have_at_least_one_rule() -> None:
     expect_problem(text, "access:", "access", "expected a list of access rules; found nothing (null)")
     text = replace(text, "access:", "access: []")
     expect_problem(text, "access:", "access", "expected at least 1 of access rules; found an empty list")
+
+
+def test_an_empty_networks_list_on_a_staff_rule_is_refused_not_read_as_anyone() -> None:
+    text = with_rules("{name: office, paths: [\"/oa/**\"], allow: staff, networks: []}")
+    assert any("access[0].networks: expected at least one network name" in p for p in problems(text))
+    # Leaving the key out is the explicit way to admit any address (the overseas check still applies).
+    assert load(with_rules("{name: office, paths: [\"/oa/**\"], allow: staff}")).access[0].networks == ()

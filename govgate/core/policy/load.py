@@ -205,8 +205,16 @@ def load_policy_text(text: str, source: Path, *, check_files: bool = True, sha25
     tree, problems = parse_yaml_tree(text, file)
     if tree is None:
         raise PolicyError(problems)
-    return build_policy(tree, file=file, source=source.absolute(), sha256=digest, check_files=check_files,
-                        yaml_problems=problems)
+    try:
+        return build_policy(tree, file=file, source=source.absolute(), sha256=digest, check_files=check_files,
+                            yaml_problems=problems)
+    except PolicyError:
+        raise
+    except (ValueError, TypeError, OverflowError, RecursionError, ArithmeticError) as exc:
+        # A value the validator did not foresee must still be a refusal, never a crash: the running gateway
+        # keeps its last good policy and `govgate check` prints a message, not a traceback.
+        raise PolicyError([*problems, PolicyProblem(file, 0, "", f"cannot validate this policy: {type(exc).__name__}: "
+                                                                 f"{str(exc)[:200]}")]) from None
 
 
 def load_policy(path: Path, *, check_files: bool = True) -> Policy:

@@ -96,6 +96,7 @@ def found(node: YNode | None) -> str:
     return f"the string {node.text!r}"
 
 
+_MAX_INTEGER = 10**9  # counts and days: anything larger is a typo
 _MINUTE_PRECISION = re.compile(r"[T ]\d{1,2}:\d{2}(?:$|[+\-Z ])")
 
 
@@ -217,7 +218,10 @@ class Validator:
             self.p.add(node, path, f"expected a whole number of at least {minimum}; found {found(node)}")
             return default
         if node.value < minimum:
-            self.p.add(node, path, f"expected at least {minimum}{why}; found {node.value}")
+            self.p.add(node, path, f"expected at least {minimum}{why}; found {node.text.strip()[:40]}")
+            return default
+        if node.value > _MAX_INTEGER:
+            self.p.add(node, path, f"expected at most {_MAX_INTEGER}; found {node.text.strip()[:40]}")
             return default
         return node.value
 
@@ -718,7 +722,12 @@ class Validator:
                                    f"only meaningful for allow: staff; this rule is allow: {allow.value}, so remove "
                                    f"{key!r} (or make the rule staff)")
             rule_networks: list[str] = []
-            for text, n_item, n_path in self.name_list(sec.get("networks"), sec.at("networks"), "a network name"):
+            networks_node = sec.get("networks")
+            if isinstance(networks_node, YSeq) and not networks_node.items:
+                # Art. 19: an empty list would silently admit every address; absence says so explicitly.
+                self.p.add(networks_node, sec.at("networks"), "expected at least one network name; an empty list "
+                           "would admit any address (leave out `networks` if that is really meant)")
+            for text, n_item, n_path in self.name_list(networks_node, sec.at("networks"), "a network name"):
                 if text not in known_networks:
                     hint = difflib.get_close_matches(text, sorted(known_networks), n=1, cutoff=0.6)
                     declared = ", ".join(sorted(known_networks)) or "none"
