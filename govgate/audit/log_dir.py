@@ -4,6 +4,9 @@ Every writer (the gateway's writer thread, a `govgate account ...` process, a pr
 "lock, read the chain's tail, append, fsync, unlock" with ``fcntl.flock`` on ``<dir>/.lock``, so
 records from several processes interleave without breaking the chain. The tail (last ``seq`` and
 hash) is cached and re-read only when the newest file changed under us (inode, size or mtime).
+Other writers only append, so when it changed, our own last line must still end at the cached size
+and hash to the cached ``prev``; if not, records were erased under us: the chain goes on from the
+remembered ``seq``/``prev`` (so ``verify`` reports them missing) after an ``audit.damaged`` record.
 
 A day's file is sealed and the next one opened (with its link record) in one locked step, at the
 first append or rotation check of a new day in ``gateway.timezone``. A write that fails leaves the
@@ -14,6 +17,7 @@ appends the same records again with correct numbers.
 from __future__ import annotations
 
 import fcntl
+import hmac
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -193,7 +197,47 @@ class AuditDir:
                     # Our newest file was deleted (or the whole directory): continue the chain from
                     # memory, so the next file's link names the missing file and `verify` reports it.
                     return replace(tail, vanished=True), []
+            else:
+                found = self._cut_under_us(tail, st)
+                if found is not None:
+                    return self._continue_after_cut(tail, found, now)
         return self._read_tail(now)
+
+    def _cut_under_us(self, tail: _Tail, st: os.stat_result) -> str | None:
+        """What changed in the records we last wrote, or None when they are still there as written.
+
+        Other writers only ever append, so our last line must still end at the cached size and hash
+        to the cached ``prev``. A shorter file, or another line there, means records were erased.
+        """
+        if st.st_ino == tail.ino and st.st_size < tail.size:
+            return f"the file shrank from {tail.size} to {st.st_size} bytes"
+        try:
+            with open(self.directory / tail.name, "rb") as f:
+                if os.fstat(f.fileno()).st_size < tail.size:
+                    return f"the file was replaced by a shorter one (under {tail.size} bytes)"
+                last, end = _last_complete_line(f, tail.size)
+        except FileNotFoundError:
+            return None  # deleted since the stat: handled as a vanished file by the next append
+        if (
+            last is None
+            or end != tail.size
+            or not any(hmac.compare_digest(self._crypto_for(alg).hash(last), tail.prev) for alg in AuditAlgorithm)
+        ):
+            return f"the record before byte {tail.size} is no longer the last one written"
+        return None
+
+    def _continue_after_cut(
+        self, tail: _Tail, found: str, now: datetime
+    ) -> tuple[_Tail | None, list[dict[str, object]]]:
+        """Records we wrote were erased: chain on from memory so `verify` names the gap, and say so."""
+        log.error("audit.tail.cut file=%s %s", self.directory / tail.name, found)
+        current, extra = self._read_tail(now)
+        extra = [r for r in extra if r.get("event") != DAMAGED_EVENT]  # replaced by the precise one below
+        extra.append(chain_record(DAMAGED_EVENT, now, file=tail.name, found=found))
+        if current is None:
+            return replace(tail, vanished=True), extra
+        # Never go back in numbering: a record another writer chained onto the cut file keeps its number.
+        return replace(current, next_seq=max(tail.next_seq, current.next_seq), prev=tail.prev), extra
 
     def _read_tail(self, now: datetime) -> tuple[_Tail | None, list[dict[str, object]]]:
         extra: list[dict[str, object]] = []
@@ -226,7 +270,9 @@ class AuditDir:
                 # Someone changed the last record. `verify` will name it; the log itself carries on
                 # (writing resumes by itself) and says when the writer found it.
                 next_seq, prev, sealed = self._seq_after_damage(path) + 1, self._crypto.hash(last), False
-                extra.append(chain_record(DAMAGED_EVENT, now, file=name))
+                extra.append(
+                    chain_record(DAMAGED_EVENT, now, file=name, found="the last record does not match its MAC")
+                )
                 log.error("audit.tail.damaged file=%s", path)
             tail = _Tail(
                 name=name,

@@ -423,3 +423,72 @@ def test_a_file_size_limit_fails_writes_and_they_resume_when_it_is_lifted(tmp_pa
     assert result["closed"] is True
     assert len(access_records(target)) == result["emitted"]
     verify_dir(target, keys)
+
+
+@pytest.mark.parametrize("how", ["truncated in place", "replaced by a shorter copy"])
+def test_records_erased_from_the_end_under_a_running_writer_are_reported_by_verify_and_the_log(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter, how: str
+) -> None:
+    path = tmp_path / "audit-2026-11-23.jsonl"
+    writer = make_writer(audit_config(tmp_path))
+    writer.start()
+    for n in range(5):
+        writer.emit(access_event(n, clock.now))
+    assert writer.flush()
+    lines = path.read_bytes().split(b"\n")[:-1]
+    assert len(lines) == 6  # link + 5
+    kept = b"".join(line + b"\n" for line in lines[:-3])  # the last 3 whole lines are cut
+    if how == "truncated in place":
+        os.truncate(path, len(kept))
+    else:
+        copy = tmp_path / "edit.tmp"
+        copy.write_bytes(kept)
+        os.replace(copy, path)
+    writer.emit(access_event(5, clock.now))
+    assert writer.close(timeout=5)
+    got = records(tmp_path)
+    assert [r["event"] for r in got][-2:] == ["audit.damaged", "access"]
+    damaged = got[-2]
+    assert damaged["file"] == "audit-2026-11-23.jsonl"
+    expected = "the file shrank" if how == "truncated in place" else "the file was replaced"
+    assert str(damaged["found"]).startswith(expected)
+    assert [r["seq"] for r in got] == [0, 1, 2, 6, 7]  # chained on from memory: the gap stays visible
+    with pytest.raises(AuditChainBroken) as info:
+        verify_dir(tmp_path, keys)
+    assert (info.value.file, info.value.line) == ("audit-2026-11-23.jsonl", 4)
+    assert info.value.what.startswith("missing: 3 records")
+
+
+def test_records_erased_and_papered_over_by_another_process_are_still_reported(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    path = tmp_path / "audit-2026-11-23.jsonl"
+    writer = make_writer(audit_config(tmp_path))
+    writer.start()
+    for n in range(5):
+        writer.emit(access_event(n, clock.now))
+    assert writer.flush()
+    lines = path.read_bytes().split(b"\n")[:-1]
+    os.truncate(path, sum(len(line) + 1 for line in lines[:-3]))
+    # Another writer (a `govgate account ...` process) appends after the cut, chaining onto it.
+    write_days(tmp_path, keys, days=1, per_day=3)
+    writer.emit(access_event(9, clock.now))
+    assert writer.close(timeout=5)
+    assert "audit.damaged" in [r["event"] for r in records(tmp_path)]
+    with pytest.raises(AuditChainBroken) as info:
+        verify_dir(tmp_path, keys)
+    assert info.value.file == "audit-2026-11-23.jsonl"
+
+
+def test_appends_by_another_process_between_the_writers_batches_are_not_taken_for_damage(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    writer = make_writer(audit_config(tmp_path))
+    writer.start()
+    writer.emit(access_event(1, clock.now))
+    assert writer.flush()
+    write_days(tmp_path, keys, days=1, per_day=2)
+    writer.emit(access_event(2, clock.now))
+    assert writer.close(timeout=5)
+    assert "audit.damaged" not in [r["event"] for r in records(tmp_path)]
+    assert verify_dir(tmp_path, keys).count == 1 + 1 + 2 + 1
