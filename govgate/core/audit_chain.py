@@ -199,12 +199,25 @@ class ParsedLine:
     mac_ok: bool
 
 
+HEX_DIGEST = re.compile(r"[0-9a-f]{64}")  # `mac` and `prev`: lower-case hex of a 32-byte digest (both families)
+
+
 def parse_line(line: bytes, keys_crypto: Callable[[AuditAlgorithm], ChainCrypto]) -> ParsedLine | None:
-    """Parse one line; ``None`` when it is not a well-formed canonical record (so: modified)."""
+    """Parse one line; ``None`` when it is not a well-formed canonical record (so: modified).
+
+    Never raises for any content: an edited line (non-hex MAC, lone surrogates, nesting deep
+    enough to exhaust the recursion limit, ...) is a malformed record, so neither the writer nor
+    ``verify`` can be stopped by one line.
+    """
     try:
-        record = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        return _parse_line(line, keys_crypto)
+    except (ValueError, RecursionError, TypeError, OverflowError):
+        # ValueError covers JSON and Unicode decode/encode errors (lone surrogates, huge integers).
         return None
+
+
+def _parse_line(line: bytes, keys_crypto: Callable[[AuditAlgorithm], ChainCrypto]) -> ParsedLine | None:
+    record = json.loads(line.decode("utf-8"))
     if not isinstance(record, dict):
         return None
     mac = record.pop("mac", None)
@@ -215,15 +228,18 @@ def parse_line(line: bytes, keys_crypto: Callable[[AuditAlgorithm], ChainCrypto]
         return None
     if not isinstance(mac, str) or not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(prev, str):
         return None
+    # Only lower-case hex of the digest's length is compared (compare_digest refuses non-ASCII text).
+    if HEX_DIGEST.fullmatch(mac) is None or HEX_DIGEST.fullmatch(prev) is None:
+        return None
     try:
         algorithm = AuditAlgorithm(alg)
     except ValueError:
         return None
     text = canonical(record)
-    if line != text[:-1] + b',"mac":"' + mac.encode("utf-8") + b'"}':
+    if line != text[:-1] + b',"mac":"' + mac.encode("ascii") + b'"}':
         return None  # not canonical: someone re-serialised or edited it
     crypto = keys_crypto(algorithm)
-    mac_ok = hmac.compare_digest(crypto.mac(text), mac)
+    mac_ok = hmac.compare_digest(crypto.mac(text).encode("ascii"), mac.encode("ascii"))
     return ParsedLine(record, seq, prev, algorithm, mac_ok)
 
 
