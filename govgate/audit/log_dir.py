@@ -288,11 +288,14 @@ class AuditDir:
         return None, extra
 
     def _seq_after_damage(self, path: Path) -> int:
-        """The ``seq`` the damaged last line should have had: the last readable one plus the lines after it."""
+        """The ``seq`` the damaged last line should have had: the last valid one plus the lines after it.
+
+        Only a record with a valid MAC is believed: an edited line could claim any ``seq``.
+        """
         lines = path.read_bytes().split(b"\n")[:-1]
         for back, line in enumerate(reversed(lines)):
             parsed = parse_line(line, self._crypto_for)
-            if parsed is not None:
+            if parsed is not None and parsed.mac_ok:
                 return parsed.seq + back
         return len(lines) - 1
 

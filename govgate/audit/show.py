@@ -104,7 +104,7 @@ def find_records(directory: Path, flt: RecordFilter, tz: ZoneInfo) -> Iterator[t
                 continue
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # bad JSON or UTF-8, or nesting past the recursion limit
                 continue  # `verify` reports it
             if isinstance(record, dict) and flt.matches(record):
                 yield name, lineno, record

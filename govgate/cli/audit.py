@@ -139,9 +139,13 @@ def run_show(args: argparse.Namespace) -> int:
         since=since,
         until=until,
     )
-    for _, _, record in find_records(src.directory, flt, src.tz):
-        if args.json:
-            print(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
-        else:
-            print(format_row(record))
+    for name, lineno, record in find_records(src.directory, flt, src.tz):
+        try:
+            text = json.dumps(record, ensure_ascii=False, separators=(",", ":")) if args.json else format_row(record)
+        except (ValueError, RecursionError):
+            # An edited line `show` cannot render (it does not check the chain; `verify` names it).
+            print(f"{src.directory / name}:{lineno}: unreadable record (see govgate audit verify)", file=sys.stderr)
+            continue
+        # Lone surrogates (from "\ud800" escapes in an edited line) cannot be printed as UTF-8: escape them.
+        print(text.encode("utf-8", "backslashreplace").decode("utf-8"))
     return 0

@@ -435,14 +435,15 @@ class _Verifier:
 
 
 def record_time(rec: Mapping[str, object]) -> datetime | None:
-    """The record's ``time`` field as an aware datetime, or None if absent or malformed."""
+    """The record's ``time`` field as an aware datetime, or None if absent or malformed (or without an offset)."""
     value = rec.get("time")
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value)
+        when = datetime.fromisoformat(value)
     except ValueError:
         return None
+    return when if when.utcoffset() is not None else None
 
 
 def _later(

@@ -51,6 +51,9 @@ HOSTILE: dict[str, Callable[[bytes], bytes]] = {
     "100,000 nested objects": lambda line: b'{"a":' * 100_000,
     "invalid UTF-8": lambda line: b"\xff\xfe" + line,
     "a huge number": lambda line: b'{"seq":' + b"9" * 10_000 + b"}",
+    "a seq far ahead without the key": lambda line: line.replace(b'"seq":', b'"seq":1000000', 1),
+    "a negative seq without the key": lambda line: line.replace(b'"seq":', b'"seq":-', 1),
+    "a time without an offset": lambda line: line.replace(b'+08:00"', b'"', 1),
 }
 
 
@@ -192,3 +195,19 @@ def test_verify_either_passes_or_names_a_broken_record_whatever_a_line_holds(
         log.close()
     assert written
     assert json.loads(written[-1])["event"] == "access"
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_show_skips_or_escapes_a_hostile_line_and_prints_the_others(
+    tmp_path: Path, keys: GatewayKeys, capsys: pytest.CaptureFixture[str], kind: str, as_json: bool
+) -> None:
+    write_days(tmp_path, keys, days=1, per_day=3)
+    replace_line(tmp_path / DAY1, 2, HOSTILE[kind])
+    key_file = tmp_path / "gateway.key"
+    key_file.write_text(bytes(range(32)).hex() + "\n")
+    argv = ["audit", "show", "--dir", str(tmp_path), "--key-file", str(key_file), "--since", "2026-11-23T00:00"]
+    assert run_cli([*argv, "--json"] if as_json else argv) == 0
+    out = capsys.readouterr().out
+    for n in (0, 2):  # the records around the hostile line
+        assert f"req-{n}" in out
