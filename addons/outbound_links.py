@@ -7,6 +7,13 @@ else streams through unbuffered. Too-large HTML streams too, and that is logged 
 undoes and redoes gzip/deflate/br/zstd and keeps Content-Length right) and, with
 ``outbound.redirects: warn``, sends 3xx ``Location`` and ``Refresh`` headers to external hosts
 through the leave page. Responses the gate made itself are never touched.
+
+Fail closed: an HTML page is never forwarded unrewritten because of a failure here. Whatever the
+cause (a rewrite error or refusal, a Content-Encoding that does not decode, an XHTML document,
+an HTML body without Content-Length that grew past ``MAX_REWRITE_BYTES`` while buffered), the
+client gets a short 502 page and the audit log an ``outbound.not_rewritten`` record (decision
+``deny``). Only HTML announced as too large by its Content-Length, or streamed by another addon,
+passes through, audited as before. Stacked codings (``gzip, br``) are undone and redone in turn.
 """
 
 from __future__ import annotations
@@ -17,12 +24,14 @@ from collections.abc import Callable
 
 import ada_url
 from mitmproxy import http
+from mitmproxy.net import encoding
 
 from govgate.core.audit_event import AuditEvent
 from govgate.core.leave_link import leave_url
-from govgate.core.link_rewrite import refresh_url, rewrite_html
+from govgate.core.link_rewrite import RefusalReason, RewriteRefused, refresh_url, rewrite_html
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy, RedirectMode
+from govgate.pages.layout import PAGE_HEADERS, html_page
 from govgate.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -32,6 +41,8 @@ LOCAL_KEY = "govgate.local"  # set by the gate on responses it made itself
 ARTICLE = "Art. 15"
 _HOST_HEADER = re.compile(r"[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](?::[0-9]{1,5})?")
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_XHTML = "application/xhtml+xml"
+_NAVIGABLE = ("http:", "https:")  # the only destinations ever signed for the leave page
 _SNIFFED_TYPES = frozenset({"", "unknown/unknown", "application/unknown", "*/*"})
 # WHATWG MIME sniffing: the tags that make an untyped body render as HTML.
 _HTML_SIGNATURES = (
@@ -42,6 +53,39 @@ _HTML_SIGNATURES = (
 
 def _mime(response: http.Response) -> str:
     return str(response.headers.get("content-type", "")).split(";", 1)[0].strip().lower()
+
+
+class _Undecodable(ValueError):
+    """A Content-Encoding this addon cannot undo (and so cannot redo after rewriting)."""
+
+
+def _codings(response: http.Response) -> list[str]:
+    """The codings of Content-Encoding in the order they were applied (``identity`` dropped)."""
+    raw = response.headers.get("content-encoding", "")
+    return [c for c in (part.strip().lower() for part in raw.split(",")) if c and c != "identity"]
+
+
+def _decode(raw: bytes, codings: list[str]) -> bytes:
+    for coding in reversed(codings):  # the last one listed was applied last: undone first
+        if coding not in ("gzip", "x-gzip", "deflate", "br", "zstd"):
+            raise _Undecodable(coding)
+        try:
+            out = encoding.decode(raw, "gzip" if coding == "x-gzip" else coding)
+        except ValueError as exc:
+            raise _Undecodable(coding) from exc
+        if not isinstance(out, bytes):
+            raise _Undecodable(coding)
+        raw = out
+    return raw
+
+
+def _encode(body: bytes, codings: list[str]) -> bytes:
+    for coding in codings:
+        out = encoding.encode(body, "gzip" if coding == "x-gzip" else coding)
+        if not isinstance(out, bytes):
+            raise _Undecodable(coding)
+        body = out
+    return body
 
 
 def _sniffs_as_html(body: bytes) -> bool:
@@ -141,34 +185,70 @@ class OutboundLinks:
         self.rewrite_response(flow)
 
     def rewrite_response(self, flow: http.HTTPFlow) -> None:
-        """Decode the body, rewrite off-site links, re-encode."""
+        """Decode the body, rewrite off-site links, re-encode; on any failure answer 502 (fail closed)."""
         response = flow.response
         if response is None or flow.metadata.get(LOCAL_KEY) or response.stream:
             return
-        policy = self._policy(flow)
-        classifier = self._classifier(policy)
-        document_url, make_leave_url = self._urls(flow, policy)
+        try:
+            self._rewrite(flow, response)
+        except RewriteRefused as exc:
+            self._fail_closed(flow, exc.reason.value)
+        except _Undecodable as exc:
+            self._fail_closed(flow, "undecodable", content_encoding=response.headers.get("content-encoding"))
+            logger.debug("outbound.undecodable coding=%s", exc)
+        except Exception:  # fail closed: never forward a page that was not rewritten
+            logger.exception("outbound.rewrite_error request_id=%s",
+                             getattr(flow.metadata.get("govgate"), "request_id", None))
+            self._fail_closed(flow, "error")
+
+    def _rewrite(self, flow: http.HTTPFlow, response: http.Response) -> None:
         mime = _mime(response)
         if mime not in _HTML_TYPES and mime not in _SNIFFED_TYPES:
             return
-        try:
-            body = response.content
-        except ValueError as exc:  # a content-encoding that does not decode
-            self._not_rewritten(flow, "undecodable", content_encoding=response.headers.get("content-encoding"))
-            logger.debug("outbound.undecodable error=%s", exc)
+        raw = response.raw_content
+        if not raw:
             return
-        if not body:
-            return
+        codings = _codings(response)
+        body = _decode(raw, codings) if codings else raw
         if mime in _SNIFFED_TYPES and not _sniffs_as_html(body):
             return
-        # A body without Content-Length may have been buffered beyond the limit: it is in memory already,
-        # so it is rewritten all the same.
+        if mime == _XHTML:
+            # XML parsing differs from HTML (no raw text, prefixed XHTML and xlink names, entities): the
+            # HTML scanner cannot vouch for it, so it is refused rather than passed on unrewritten.
+            raise RewriteRefused(RefusalReason.XHTML)
+        if "content-length" not in response.headers and len(raw) > self.max_rewrite_bytes:
+            # No Content-Length: buffered to the end, and past the limit; refused (bounded rewrite work).
+            self._fail_closed(flow, "too_large", limit=self.max_rewrite_bytes)
+            return
+        policy = self._policy(flow)
+        document_url, make_leave_url = self._urls(flow, policy)
         result = rewrite_html(body, content_type=response.headers.get("content-type"), document_url=document_url,
-                              classifier=classifier, make_leave_url=make_leave_url)
+                              classifier=self._classifier(policy), make_leave_url=make_leave_url)
         if result.rewritten:
-            response.content = result.body  # re-encodes, fixes Content-Length
+            response.raw_content = _encode(result.body, codings) if codings else result.body
+            if "transfer-encoding" not in response.headers:
+                response.headers["content-length"] = str(len(response.raw_content))
             logger.debug("outbound.rewritten links=%d rewritten=%d encoding=%s", result.links, result.rewritten,
                          result.encoding)
+
+    def _fail_closed(self, flow: http.HTTPFlow, reason: str, **extra: str | int | bool | None) -> None:
+        """502 instead of a page that could not be rewritten: Art. 15 links are never let through unwarned."""
+        ctx = flow.metadata.get("govgate")
+        logger.warning("outbound.not_rewritten request_id=%s host=%s path=%s reason=%s decision=deny",
+                       getattr(ctx, "request_id", None), flow.request.host_header,
+                       flow.request.path.split("?", 1)[0], reason)
+        self._audit(flow, "outbound.not_rewritten", "deny", reason, **extra)
+        page = html_page(
+            "页面无法显示 Page unavailable",
+            "<h1>页面无法显示</h1><p>网关无法安全地处理此页面中的外部链接，因此未予显示。请稍后重试或联系网站管理员。</p>",
+            "<h2>Page unavailable</h2><p>The gateway could not safely process the external links on this page, "
+            "so it is not shown. Try again later or contact the site administrator.</p>",
+            status=502, headers=PAGE_HEADERS,
+        )
+        headers = [(b"content-type", page.content_type.encode())]
+        headers.extend((k.encode(), v.encode()) for k, v in page.headers)
+        flow.response = http.Response.make(page.status, page.body, headers)
+        flow.metadata[LOCAL_KEY] = True
 
     def _redirects(self, flow: http.HTTPFlow, response: http.Response, document_url: str,
                    classifier: HostClassifier, make_leave_url: Callable[[str], str]) -> None:
@@ -180,7 +260,9 @@ class OutboundLinks:
                 url = ada_url.URL(target.strip(), document_url)
             except ValueError:
                 return None
-            if not url.hostname or not local.is_external(url.hostname):
+            # Only http(s) is signed: a redirect to javascript:/data: is not followed by browsers and is
+            # left as it is; the leave page never gets to render such a destination.
+            if url.protocol not in _NAVIGABLE or not url.hostname or not local.is_external(url.hostname):
                 return None
             return str(url.href)
 

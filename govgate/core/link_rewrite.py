@@ -158,6 +158,23 @@ _TARGET_PATTERNS.update({
 type _Target = tuple[LinkKind, int, int, bool, bool]
 
 
+MAX_NESTING = 32  # <iframe srcdoc> documents within documents, <noscript> within <noscript>
+
+
+class RefusalReason(StrEnum):
+    NESTING = "nesting"  # srcdoc/noscript nested deeper than MAX_NESTING
+    AMBIGUOUS_BASE = "ambiguous_base"  # a <base href> the browser may or may not honour
+    XHTML = "xhtml"  # parsed as XML by the browser: not what this scanner reads
+
+
+class RewriteRefused(Exception):
+    """The document cannot be rewritten safely; the caller must not pass it on as it is (fail closed)."""
+
+    def __init__(self, reason: RefusalReason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
 @dataclass(slots=True)
 class _ScanState:
     targets: list[_Target] = field(default_factory=list)
@@ -165,16 +182,30 @@ class _ScanState:
     base_seen: bool = False
 
 
-def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: bool = False) -> None:
-    """Walk buf[start:stop] as the HTML tokenizer would, recording target attribute values."""
+def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: int = 0) -> None:
+    """Walk buf[start:stop] as the HTML tokenizer would, recording target attribute values.
+
+    Foreign content (``svg``/``math``) is left only where the tree builder surely leaves it: the
+    matching ``</svg>``/``</math>``, ``</p>``, ``</br>`` and the breakout start tags (HTML
+    §13.2.6.5). Any other end tag there may or may not pop the SVG/MathML element, depending on the
+    HTML elements open around it, which a scanner does not track: the scan stays in foreign content
+    (where raw-text elements are ordinary, so it reads at least what the browser reads) and, while
+    that doubt lasts, reads ``<![CDATA[`` as the bogus comment HTML would see and refuses a
+    ``<base href>`` it cannot place.
+    """
+    if nested > MAX_NESTING:
+        raise RewriteRefused(RefusalReason.NESTING)
     pos = start
-    template = 0
-    foreign = 0
-    islands: list[tuple[bytes, int]] = []  # integration points: (end tag name, foreign depth to restore)
+    template = 0  # open inert templates
+    templates: list[bool] = []  # open templates, True when inert (not a declarative shadow root)
+    foreign: list[bytes] = []  # open svg/math roots, innermost last
+    doubt = False  # an end tag in foreign content that the browser may have honoured by leaving it
+    # integration points: (end tag name, foreign roots to restore, doubt to restore)
+    islands: list[tuple[bytes, list[bytes], bool]] = []
     scan_links = _FAST.finditer
     targets = state.targets
     while pos < stop:
-        if foreign == 0 and not islands:
+        if not foreign and not islands:
             in_template = template > 0
             for f in scan_links(buf, pos, stop):  # each match: skipped text/tags, then maybe one <a>/<area>
                 pos = f.end()
@@ -206,7 +237,7 @@ def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: bool 
                         return
                     pos = m.end()
                 continue
-            if foreign and not islands and buf.startswith(b"<![CDATA[", pos):
+            if foreign and not islands and not doubt and buf.startswith(b"<![CDATA[", pos):
                 end = buf.find(b"]]>", pos + 9, stop)
                 if end < 0:
                     return
@@ -245,27 +276,32 @@ def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: bool 
                 return
             pos = r.end()
             if islands and name == islands[-1][0]:
-                foreign = islands.pop()[1]
-            elif foreign and name in (b"svg", b"math"):
-                foreign -= 1
-            elif foreign and name not in _FOREIGN_NAMES and not name.startswith(b"fe"):
-                # An HTML end tag (</p>, </br>, </div>, </td>...) inside SVG/MathML closes it in practice.
-                # If the browser ignored it instead, all we over-read is SVG style/script text, never shown.
-                foreign = 0
-            elif name == b"template" and template and not foreign:
-                template -= 1
+                _, foreign, doubt = islands.pop()
+            elif foreign:
+                if name in foreign:  # pops up to the innermost open root of that name
+                    del foreign[len(foreign) - 1 - foreign[::-1].index(name):]
+                elif name in (b"p", b"br"):
+                    foreign = []  # HTML §13.2.6.5: </p> and </br> leave foreign content
+                else:
+                    doubt = True  # popped only if a matching HTML element is in scope: unknown here
+                if not foreign:
+                    doubt = False
+            elif name == b"template" and templates and templates.pop():
+                template -= 1  # an inert template closed
             continue
         if foreign:
             if name in _BREAKOUT or (name == b"font" and _font_breaks_out(buf, after_name, stop)):
-                foreign = 0  # the tag is handled below as an HTML tag
+                foreign = []  # the tag is handled below as an HTML tag
+                doubt = False
             elif name in _INTEGRATION:
                 r = _TAG_REST.match(buf, after_name, stop)
                 if r is None:
                     return
                 pos = r.end()
                 if not r.group("tail").endswith(b"/"):
-                    islands.append((name, foreign))
-                    foreign = 0
+                    islands.append((name, foreign, doubt))
+                    foreign = []
+                    doubt = False
                 continue
         pattern_kind = _TARGET_PATTERNS.get(name)
         if pattern_kind is not None:
@@ -279,6 +315,8 @@ def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: bool 
                 vs += 1
                 ve -= 1
             if name == b"base":
+                if doubt and r.start("n") >= 0 and not state.base_seen and not template and not nested:
+                    raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)
                 if r.start("n") >= 0 and not state.base_seen and not template and not foreign and not nested:
                     state.base_seen = True
                     state.base = buf[vs:ve] if vs >= 0 else b""
@@ -293,7 +331,7 @@ def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: bool 
             if pos < 0:
                 return
             continue
-        if name == b"iframe" and not foreign:
+        if name == b"iframe":  # in SVG/MathML srcdoc means nothing: rewriting it anyway is harmless
             r = _FIRST_SRCDOC.match(buf, after_name, stop)
             if r is None:
                 return
@@ -310,12 +348,16 @@ def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: bool 
         pos = r.end()
         if name in (b"svg", b"math"):
             if not r.group("tail").endswith(b"/"):
-                foreign += 1
+                foreign.append(name)
             continue
         if foreign:
             continue
         if name == b"template":
-            template += 1
+            # A declarative shadow root (shadowrootmode, or Chromium's former shadowroot) is live DOM:
+            # its contents are scanned like any markup. Only an inert template's contents are left alone.
+            inert = template > 0 or not _is_shadow_root(buf, after_name, stop)
+            templates.append(inert)
+            template += inert
             continue
         if name == b"script":
             pos = _script_end(buf, pos, stop)
@@ -326,7 +368,7 @@ def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: bool 
             end = stop if end_m is None else end_m.start()
             if name == b"noscript":
                 # Scripting off, this is markup: protect those readers too (invisible with scripting on).
-                _scan(buf, pos, end, state, nested=True)
+                _scan(buf, pos, end, state, nested=nested + 1)
             pos = end
 
 
@@ -380,6 +422,12 @@ def _attrs(buf: bytes, pos: int, stop: int) -> tuple[list[tuple[bytes, int, int,
                 break
         else:
             out.append((name, m.end(), m.end(), b"-"))  # no value: empty, and nothing to rewrite
+
+
+def _is_shadow_root(buf: bytes, pos: int, stop: int) -> bool:
+    """``<template shadowrootmode>`` (or legacy ``shadowroot``): any value counts, to read more not less."""
+    attrs, _ = _attrs(buf, pos, stop)
+    return any(name in (b"shadowrootmode", b"shadowroot") for name, *_ in attrs)
 
 
 def _font_breaks_out(buf: bytes, pos: int, stop: int) -> bool:
@@ -588,7 +636,6 @@ _PLAIN_HOST = re.compile(
 _URL_KINDS = frozenset({LinkKind.HREF, LinkKind.ACTION, LinkKind.FORMACTION})  # values that are one URL
 _ATTR_ESCAPES = {"&": "&amp;", '"': "&quot;", "'": "&#39;", "<": "&lt;", ">": "&gt;", "\t": "&#9;", "\n": "&#10;",
                  "\r": "&#13;", "\f": "&#12;", " ": "&#32;"}
-_NON_NAVIGATING = ("javascript:", "mailto:", "tel:", "data:", "blob:", "about:")
 
 
 def host_of_href(href: str) -> str:
@@ -616,12 +663,13 @@ def host_of_href(href: str) -> str:
 
 
 class _Resolver:
-    __slots__ = ("base", "cache", "classifier", "codec", "collect", "document_url", "fast", "make_leave_url",
-                 "out_codec", "url_codec")
+    __slots__ = ("base", "cache", "classifier", "codec", "collect", "depth", "document_url", "fast",
+                 "make_leave_url", "out_codec", "url_codec")
 
     def __init__(self, base: str | None, classifier: HostClassifier, make_leave_url: Callable[[str], str],
-                 codec: str, url_codec: str, document_url: str = "", collect: bool = False) -> None:
+                 codec: str, url_codec: str, document_url: str = "", collect: bool = False, depth: int = 0) -> None:
         self.base = base
+        self.depth = depth
         self.document_url = document_url
         self.classifier = classifier
         self.make_leave_url = make_leave_url
@@ -665,7 +713,7 @@ class _Resolver:
         inner = value.encode("utf-8", "surrogatepass")
         enc = Encoding(name="UTF-8", codec="utf-8", source=EncodingSource.HTTP)
         plan = _plan(inner, 0, enc, "utf-8", "about:srcdoc", self.classifier, self.make_leave_url, False,
-                     fallback_base=self.base)
+                     fallback_base=self.base, depth=self.depth + 1)
         if not plan.replacements:
             return None
         text = _apply(inner, plan.replacements).decode("utf-8", "surrogatepass")
@@ -696,7 +744,8 @@ class _Resolver:
             # HTML form submission: an empty action means the document's own URL (not the base URL).
             url_text = self.document_url
         href, host = self.resolve(url_text)
-        if href is None or not host or href.startswith(_NON_NAVIGATING):
+        # Only http(s) destinations are ever signed: others (javascript:, data:, ftp:, ws:...) stay as written.
+        if href is None or not host or not href.startswith(("http:", "https:")):
             return None, self._info(kind, value, href, host, False)
         # Art. 15 (第十五条): a link that leaves for a non-government site goes through the warning page.
         if not self.classifier.is_external(host):
@@ -754,7 +803,11 @@ class _Plan:
 
 
 def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, classifier: HostClassifier,
-          make_leave_url: Callable[[str], str], collect: bool, *, fallback_base: str | None = None) -> _Plan:
+          make_leave_url: Callable[[str], str], collect: bool, *, fallback_base: str | None = None,
+          depth: int = 0) -> _Plan:
+    if depth > MAX_NESTING:
+        # Deeper srcdoc documents than any real page has: refused rather than risk the stack (fail closed).
+        raise RewriteRefused(RefusalReason.NESTING)
     state = _ScanState()
     _scan(buf, start, len(buf), state)
     base: str | None = fallback_base or document_url
@@ -768,7 +821,7 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
         href, _ = probe.resolve(_unescape_attr(state.base.decode(codec, "replace")))
         if href is not None:
             base = href
-    resolver = _Resolver(base, classifier, make_leave_url, codec, enc.url_codec, document_url, collect)
+    resolver = _Resolver(base, classifier, make_leave_url, codec, enc.url_codec, document_url, collect, depth)
     found: list[ResolvedLink] = []
     replacements: list[tuple[int, int, bytes]] = []
     handle = resolver.handle

@@ -79,7 +79,8 @@ def leave_page(policy: Policy, keys: GatewayKeys, query: Mapping[str, str] | str
     except ValueError:
         return invalid_leave_page("bad_url")
     ascii_host = parsed.hostname
-    if not ascii_host:
+    # Only an http(s) destination is ever rendered as the continue link, whatever was signed.
+    if parsed.protocol not in ("http:", "https:") or not ascii_host:
         return invalid_leave_page("bad_url")
     unicode_host, punycode = _host_display(ascii_host)
     host_html = esc(unicode_host)

@@ -210,6 +210,21 @@ MARKUP_CASES: list[tuple[str, str]] = [
     ("iframe srcdoc with form", '<iframe srcdoc="<form action=&quot;//evil.example/106&quot;></form>"></iframe>'),
     ("eof in tag", '<a href="http://evil.example/no"'),
     ("eof in quoted value", '<a title="x href=http://evil.example/no>'),
+    # security review: declarative shadow DOM is live, HTML end tags rarely leave foreign content
+    ("declarative shadow root", '<div><template shadowrootmode="open"><a href="http://evil.example/200">x</a>'
+                                '<form action="//evil.example/201"></form></template></div>'),
+    ("shadow root inside shadow root", '<div><template shadowrootmode="open"><p><span>'
+                                       '<template shadowrootmode="open"><a href="http://evil.example/202">x</a>'
+                                       '</template></span></template></div>'),
+    ("inert template inside shadow root", '<div><template shadowrootmode="open"><template>'
+                                          '<a href="http://evil.example/no">x</a></template>'
+                                          '<a href="http://evil.example/203">y</a></template></div>'),
+    ("svg end xmp then xmp", '<svg></xmp><xmp></svg><a href="http://evil.example/204">click</a></xmp>'),
+    ("svg end div then textarea", '<svg></div><textarea></svg><a href="http://evil.example/205">click</a>'
+                                  '</textarea>'),
+    ("math end svg then xmp", '<math></svg><xmp></math><a href="http://evil.example/206">click</a></xmp>'),
+    ("svg end title then style", '<svg></title><style></svg><a href="http://evil.example/207">x</a></style>'),
+    ("div svg end div then cdata", '<div><svg></div><![CDATA[><a href="http://evil.example/208">x</a>]]>'),
 ]
 
 _LINKS = (

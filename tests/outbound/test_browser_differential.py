@@ -35,13 +35,17 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 KEYS = GatewayKeys.from_bytes(b"d" * 32)
-NON_NAVIGATING = ("javascript:", "mailto:", "tel:", "data:", "blob:", "about:")
 
 COLLECT_JS = """() => {
   const abs = (v) => { try { return new URL(v, document.baseURI).href } catch (e) { return v } };
   const links = [];
-  for (const el of document.querySelectorAll(
-      'a[href], area[href], form[action], button[formaction], input[formaction]')) {
+  const roots = [document];  // declarative shadow roots hold live links too
+  const walk = (root) => {
+    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) { roots.push(el.shadowRoot); walk(el.shadowRoot); }
+  };
+  walk(document);
+  for (const el of roots.flatMap(root => Array.from(root.querySelectorAll(
+      'a[href], area[href], form[action], button[formaction], input[formaction]')))) {
     let v;
     if (el instanceof HTMLAnchorElement || el instanceof HTMLAreaElement) v = el.href;
     else if (el instanceof HTMLFormElement) v = el.action;
@@ -162,7 +166,8 @@ def test_rewritten_links_lead_where_the_browser_would_have_gone_or_to_the_leave_
     classifier = HostClassifier.from_policy(make_policy()).with_internal("127.0.0.1")
 
     def external(href: str | None) -> bool:
-        if href is None or href.lower().startswith(NON_NAVIGATING):
+        # Only http(s) destinations are ever signed; any other scheme is left as written.
+        if href is None or not href.lower().startswith(("http:", "https:")):
             return False
         try:
             host = ada_url.URL(href).hostname

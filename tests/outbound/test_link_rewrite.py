@@ -70,7 +70,7 @@ def test_internal_and_non_navigating_links_are_untouched(rw, body: bytes) -> Non
     (b"<a href=http://evil.example/>x", "http://evil.example/"),
     (b'<a/href="http://evil.example/">', "http://evil.example/"),
     (b'<A HREF="http://evil.example/">', "http://evil.example/"),
-    (b'<a href="ftp://evil.example/">', "ftp://evil.example/"),
+    (b"<a href='HTTPS://EVIL.example:443/'>", "https://evil.example/"),
     (b'<area href="http://evil.example/">', "http://evil.example/"),
     (b'<a href="http://\xe4\xbe\x8b\xe5\xad\x90.com/">', "http://xn--fsqu00a.com/"),
 ])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -121,12 +121,101 @@ def test_oversized_html_streams_and_is_audited_as_not_rewritten(addon: OutboundL
     assert event.article == "Art. 15"
 
 
-def test_undecodable_body_is_audited_not_silently_passed(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+def test_undecodable_body_gets_502_and_an_audit_record(addon: OutboundLinks, runtime: TinyRuntime) -> None:
     f = flow_with(b"", {"content-type": "text/html", "content-encoding": "gzip"})
     assert f.response is not None
     f.response.raw_content = b"this is not gzip <a href=http://evil.example/>"
     run(addon, f)
+    assert f.response.status_code == 502
+    assert [(e.decision, e.reason) for e in runtime.audit.events] == [("deny", "undecodable")]
+
+
+@pytest.mark.parametrize("codings", [["gzip", "gzip"], ["gzip", "br"], ["deflate", "identity", "zstd"]])
+def test_stacked_content_encodings_are_undone_and_redone_in_order(addon: OutboundLinks, runtime: TinyRuntime,
+                                                                  codings: list[str]) -> None:
+    body = b'<a href="http://evil.example/">x</a>'
+    raw = body
+    for c in codings:
+        if c != "identity":
+            raw = encode(raw, c)
+    f = flow_with(b"", {"content-type": "text/html"})
+    assert f.response is not None
+    f.response.headers["content-encoding"] = ", ".join(codings)
+    f.response.raw_content = raw
+    f.response.headers["content-length"] = str(len(raw))
+    run(addon, f)
+    assert f.response.status_code == 200
+    out = f.response.raw_content or b""
+    assert f.response.headers["content-length"] == str(len(out))
+    for c in reversed(codings):
+        if c != "identity":
+            out = decode(out, c)
+    assert b"/__govgate/leave?url=http://evil.example/" in out
+    assert not runtime.audit.events
+
+
+def test_unknown_content_encoding_gets_502(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+    f = flow_with(b'<a href="http://evil.example/">x</a>', {"content-type": "text/html"})
+    assert f.response is not None
+    f.response.headers["content-encoding"] = "gzip, x-custom"
+    run(addon, f)
+    assert f.response is not None
+    assert f.response.status_code == 502
     assert [e.reason for e in runtime.audit.events] == ["undecodable"]
+
+
+def test_xhtml_is_refused_with_502_rather_than_passed_unrewritten(addon: OutboundLinks,
+                                                                  runtime: TinyRuntime) -> None:
+    body = (b'<html xmlns="http://www.w3.org/1999/xhtml"><body><xmp><a href="http://evil.example/">x</a></xmp>'
+            b'</body></html>')
+    f = run(addon, flow_with(body, {"content-type": "application/xhtml+xml"}))
+    assert f.response is not None
+    assert f.response.status_code == 502
+    assert b"evil.example" not in (f.response.content or b"")
+    assert [(e.event, e.reason) for e in runtime.audit.events] == [("outbound.not_rewritten", "xhtml")]
+
+
+def test_deeply_nested_srcdoc_fails_closed_with_502(runtime: TinyRuntime) -> None:
+    doc = '<a href="http://evil.example/">x</a>'
+    for _ in range(400):
+        doc = '<iframe srcdoc="' + doc.replace("&", "&amp;").replace('"', "&quot;") + '"></iframe>'
+    addon = OutboundLinks(runtime)
+    with taddons.context(addon):
+        f = run(addon, flow_with(doc.encode(), {"content-type": "text/html"}))
+    assert f.response is not None
+    assert f.response.status_code == 502
+    assert b"evil.example" not in (f.response.content or b"")
+    assert [(e.decision, e.reason) for e in runtime.audit.events] == [("deny", "nesting")]
+
+
+def test_any_unexpected_error_in_the_rewrite_fails_closed(runtime: TinyRuntime) -> None:
+    class Broken(OutboundLinks):
+        def _urls(self, flow: http.HTTPFlow, policy: Policy) -> tuple[str, Callable[[str], str]]:
+            def boom(url: str) -> str:
+                raise RuntimeError("a bug")
+            return "https://portal.example.gov.cn/news/", boom
+
+    a = Broken(runtime)
+    with taddons.context(a):
+        f = run(a, flow_with(b'<a href="http://evil.example/">x</a>', {"content-type": "text/html"}))
+    assert f.response is not None
+    assert f.response.status_code == 502
+    body = f.response.content or b""
+    assert b"evil.example" not in body
+    assert body.index("页面无法显示".encode()) < body.index(b"Page unavailable")
+    assert [(e.event, e.decision, e.reason) for e in runtime.audit.events] == [
+        ("outbound.not_rewritten", "deny", "error")]
+
+
+@pytest.mark.parametrize("location", ["javascript:alert(1)", "data:text/html,<script>alert(1)</script>",
+                                      "ftp://evil.example/x"])
+def test_redirects_to_non_http_schemes_are_not_signed(addon: OutboundLinks, runtime: TinyRuntime,
+                                                      location: str) -> None:
+    f = run(addon, flow_with(b"", {"location": location, "refresh": f"0;url={location}"}, status=302))
+    assert f.response is not None
+    assert f.response.headers["location"] == location
+    assert "/__govgate/leave" not in f.response.headers["refresh"]
+    assert not runtime.audit.events
 
 
 def test_untyped_body_that_sniffs_as_html_is_rewritten(addon: OutboundLinks) -> None:
@@ -195,9 +284,21 @@ def test_html_streamed_by_another_addon_is_audited(addon: OutboundLinks, runtime
     assert [e.reason for e in runtime.audit.events] == ["streamed"]
 
 
-def test_buffered_body_over_the_limit_is_still_rewritten(addon: OutboundLinks) -> None:
+def test_body_without_content_length_over_the_limit_gets_502_and_an_audit_record(
+        addon: OutboundLinks, runtime: TinyRuntime) -> None:
     body = b"<p>" + b"x" * (100 * 1024) + b'</p><a href="http://evil.example/">'
     f = flow_with(body, {"content-type": "text/html"})
+    assert f.response is not None
+    del f.response.headers["content-length"]
+    run(addon, f)
+    assert f.response.status_code == 502
+    assert b"evil.example" not in (f.response.content or b"")
+    assert [(e.event, e.decision, e.reason) for e in runtime.audit.events] == [
+        ("outbound.not_rewritten", "deny", "too_large")]
+
+
+def test_body_without_content_length_under_the_limit_is_rewritten(addon: OutboundLinks) -> None:
+    f = flow_with(b'<p>x</p><a href="http://evil.example/">', {"content-type": "text/html"})
     assert f.response is not None
     del f.response.headers["content-length"]
     run(addon, f)
