@@ -13,7 +13,11 @@ quoted value), comments (with ``<!-->`` and ``--!>``), bogus comments (``<!``, `
 raw text (``script`` with its escape states, ``style``, ``xmp``, ``iframe``, ``noembed``,
 ``noframes``, ``noscript`` as Chromium parses it with scripting on), RCDATA (``textarea``,
 ``title``), ``plaintext``, foreign content (``svg``/``math``, where those are ordinary elements and
-``<![CDATA[`` is a real section) and ``template`` (parsed, but its contents are left alone).
+``<![CDATA[`` is a real section; left only where the tree builder surely leaves it) and
+``template`` (parsed, its contents left alone, except a declarative shadow root's, which are live).
+Nesting (``srcdoc`` in ``srcdoc``, ``noscript`` in ``noscript``) is capped at ``MAX_NESTING``; past
+it, and wherever the scan cannot tell what the browser does, ``RewriteRefused`` is raised so the
+caller fails closed. Only http(s) destinations are signed.
 ``noscript`` content is additionally scanned as markup, so a browser with scripting off is
 protected too; with scripting on it is text and the change is invisible.
 
