@@ -28,7 +28,7 @@ from mitmproxy.net import encoding
 
 from govgate.core.audit_event import AuditEvent
 from govgate.core.leave_link import leave_url
-from govgate.core.link_rewrite import RefusalReason, RewriteRefused, refresh_url, rewrite_html
+from govgate.core.link_rewrite import RewriteRefused, refresh_url, rewrite_html, rewrite_xhtml
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy, RedirectMode
 from govgate.pages.layout import PAGE_HEADERS, html_page
@@ -212,18 +212,16 @@ class OutboundLinks:
         body = _decode(raw, codings) if codings else raw
         if mime in _SNIFFED_TYPES and not _sniffs_as_html(body):
             return
-        if mime == _XHTML:
-            # XML parsing differs from HTML (no raw text, prefixed XHTML and xlink names, entities): the
-            # HTML scanner cannot vouch for it, so it is refused rather than passed on unrewritten.
-            raise RewriteRefused(RefusalReason.XHTML)
         if "content-length" not in response.headers and len(raw) > self.max_rewrite_bytes:
             # No Content-Length: buffered to the end, and past the limit; refused (bounded rewrite work).
             self._fail_closed(flow, "too_large", limit=self.max_rewrite_bytes)
             return
         policy = self._policy(flow)
         document_url, make_leave_url = self._urls(flow, policy)
-        result = rewrite_html(body, content_type=response.headers.get("content-type"), document_url=document_url,
-                              classifier=self._classifier(policy), make_leave_url=make_leave_url)
+        # XHTML is parsed as XML by browsers: scanned by XML rules (rewrite_xhtml refuses what it cannot vouch for).
+        rewrite = rewrite_xhtml if mime == _XHTML else rewrite_html
+        result = rewrite(body, content_type=response.headers.get("content-type"), document_url=document_url,
+                         classifier=self._classifier(policy), make_leave_url=make_leave_url)
         if result.rewritten:
             response.raw_content = _encode(result.body, codings) if codings else result.body
             if "transfer-encoding" not in response.headers:

@@ -156,6 +156,22 @@ def sniff_encoding(body: bytes, content_type: str | None) -> Encoding:
     return _make("windows-1252", EncodingSource.DEFAULT)
 
 
+_XML_DECL = re.compile(rb"<[?]xml[\t\n\r ][^>]*?encoding[\t\n\r ]*=[\t\n\r ]*[\"']([A-Za-z0-9._:-]+)[\"']")
+
+
+def sniff_xml_encoding(body: bytes, content_type: str | None) -> Encoding:
+    """The encoding of an XML (XHTML) document: BOM, HTTP charset, the XML declaration, else UTF-8."""
+    bom_or_http = sniff_encoding(body, content_type)
+    if bom_or_http.source in (EncodingSource.BOM, EncodingSource.HTTP):
+        return bom_or_http
+    m = _XML_DECL.match(body)
+    if m is not None:
+        name = lookup_label(m.group(1).decode("ascii"))
+        if name is not None:
+            return _make(name, EncodingSource.META)
+    return _make("UTF-8", EncodingSource.DEFAULT)
+
+
 # ---- the prescan (HTML §13.2.3.2 "prescan a byte stream to determine its encoding") ----
 
 _WS = b"\t\n\f\r "

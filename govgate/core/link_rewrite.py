@@ -37,7 +37,7 @@ from enum import StrEnum
 
 import ada_url
 
-from govgate.core.charset import Encoding, EncodingSource, sniff_encoding
+from govgate.core.charset import Encoding, EncodingSource, sniff_encoding, sniff_xml_encoding
 from govgate.core.outbound import HostClassifier
 
 # ---------------------------------------------------------------- tokenizer patterns (bytes)
@@ -168,7 +168,7 @@ MAX_NESTING = 32  # <iframe srcdoc> documents within documents, <noscript> withi
 class RefusalReason(StrEnum):
     NESTING = "nesting"  # srcdoc/noscript nested deeper than MAX_NESTING
     AMBIGUOUS_BASE = "ambiguous_base"  # a <base href> the browser may or may not honour
-    XHTML = "xhtml"  # parsed as XML by the browser: not what this scanner reads
+    XHTML = "xhtml"  # an XHTML document the conservative XML scan cannot vouch for
 
 
 class RewriteRefused(Exception):
@@ -374,6 +374,86 @@ def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: int =
                 # Scripting off, this is markup: protect those readers too (invisible with scripting on).
                 _scan(buf, pos, end, state, nested=nested + 1)
             pos = end
+
+
+_XML_NAME = re.compile(rb"[^\x00-\x20/>=\"'<]++")
+_XML_ATTR = re.compile(rb"[\t\n\r ]++([^\x00-\x20/>=\"'<]++)[\t\n\r ]*+=[\t\n\r ]*+(?:\"([^\"<]*+)\"|'([^'<]*+)')")
+_XML_TAG_END = re.compile(rb"[\t\n\r ]*+/?>")
+_XML_LINKS = frozenset((b"a", b"area", b"form", b"button", b"input"))
+_XML_KINDS = {b"href": LinkKind.HREF, b"action": LinkKind.ACTION, b"formaction": LinkKind.FORMACTION}
+
+
+def _scan_xml(buf: bytes, start: int, stop: int, state: _ScanState) -> None:
+    """Walk an XML (XHTML) document conservatively, recording every attribute that may navigate.
+
+    XML has no raw-text elements, and an element is a link by its namespace, not its spelling: so
+    every element whose local name (after any prefix) is ``a``, ``area``, ``form``, ``button`` or
+    ``input`` counts, with every ``href``, ``action``, ``formaction`` and ``<prefix>:href``
+    attribute. What is not well-formed (a browser shows only what precedes it), an internal DTD
+    subset (entities could expand into markup) or a second ``base`` raises ``RewriteRefused``.
+    """
+    pos = start
+    while True:
+        lt = buf.find(b"<", pos, stop)
+        if lt < 0:
+            return
+        for opener, closer in ((b"<!--", b"-->"), (b"<![CDATA[", b"]]>"), (b"<?", b"?>")):
+            if buf.startswith(opener, lt):
+                end = buf.find(closer, lt + len(opener), stop)
+                if end < 0:
+                    return  # unterminated: nothing after it is rendered
+                pos = end + len(closer)
+                break
+        else:
+            if buf.startswith(b"<!", lt) or buf.startswith(b"</", lt):
+                end = buf.find(b">", lt, stop)
+                if end < 0:
+                    return
+                if buf.startswith(b"<!", lt) and b"[" in buf[lt:end]:
+                    raise RewriteRefused(RefusalReason.XHTML)  # internal DTD subset: entities may add markup
+                pos = end + 1
+                continue
+            m = _XML_NAME.match(buf, lt + 1, stop)
+            if m is None:
+                raise RewriteRefused(RefusalReason.XHTML)
+            local = m.group().rpartition(b":")[2].lower()
+            pos = m.end()
+            attrs: list[tuple[bytes, int, int]] = []
+            while (a := _XML_ATTR.match(buf, pos, stop)) is not None:
+                g = 2 if a.start(2) >= 0 else 3
+                attrs.append((a.group(1).lower(), a.start(g), a.end(g)))
+                pos = a.end()
+            e = _XML_TAG_END.match(buf, pos, stop)
+            if e is None:
+                raise RewriteRefused(RefusalReason.XHTML)
+            pos = e.end()
+            _xml_element(buf, local, attrs, state)
+
+
+def _xml_element(buf: bytes, local: bytes, attrs: list[tuple[bytes, int, int]], state: _ScanState) -> None:
+    if local in _XML_LINKS:
+        for name, vs, ve in attrs:
+            kind = _XML_KINDS.get(name) or (LinkKind.HREF if name.endswith(b":href") else None)
+            if kind is not None:
+                state.targets.append((kind, vs, ve, False, False))
+    elif local == b"base":
+        href = next(((vs, ve) for name, vs, ve in attrs if name == b"href"), None)
+        if href is not None:
+            if state.base_seen:
+                raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)  # which one the browser takes: unsure
+            state.base_seen = True
+            state.base = buf[href[0]:href[1]]
+    elif local == b"meta":
+        equiv = next(((vs, ve) for name, vs, ve in attrs if name == b"http-equiv"), None)
+        content = next(((vs, ve) for name, vs, ve in attrs if name == b"content"), None)
+        if equiv is not None and content is not None:
+            value = _unescape_attr(buf[equiv[0]:equiv[1]].decode("latin-1"))
+            if value.strip("\t\n\f\r ").lower() == "refresh":
+                state.targets.append((LinkKind.REFRESH, content[0], content[1], False, False))
+    elif local == b"iframe":
+        for name, vs, ve in attrs:
+            if name == b"srcdoc":
+                state.targets.append((LinkKind.SRCDOC, vs, ve, False, False))
 
 
 def _script_end(buf: bytes, pos: int, stop: int) -> int:
@@ -798,6 +878,27 @@ def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, cl
                          plan.base, plan.found)
 
 
+def rewrite_xhtml(body: bytes, *, content_type: str | None, document_url: str, classifier: HostClassifier,
+                  make_leave_url: Callable[[str], str], collect: bool = False) -> RewriteResult:
+    """``rewrite_html`` for ``application/xhtml+xml``: the same rewriting over a conservative XML scan.
+
+    Raises ``RewriteRefused`` for what it cannot vouch for (a non-ASCII-compatible encoding, markup
+    that is not well-formed, an internal DTD subset, two ``base`` elements): fail closed.
+    """
+    enc = sniff_xml_encoding(body, content_type)
+    if not enc.byte_scannable:
+        raise RewriteRefused(RefusalReason.XHTML)
+    try:
+        doc_host = ada_url.URL(document_url).hostname
+    except ValueError:
+        doc_host = ""
+    if doc_host:
+        classifier = classifier.with_internal(doc_host)
+    plan = _plan(body, enc.bom_length, enc, enc.codec, document_url, classifier, make_leave_url, collect, xml=True)
+    out = _apply(body, plan.replacements) if plan.replacements else body
+    return RewriteResult(out, len(plan.replacements), enc.name, plan.links, True, plan.base, plan.found)
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     replacements: list[tuple[int, int, bytes]]
@@ -808,12 +909,12 @@ class _Plan:
 
 def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, classifier: HostClassifier,
           make_leave_url: Callable[[str], str], collect: bool, *, fallback_base: str | None = None,
-          depth: int = 0) -> _Plan:
+          depth: int = 0, xml: bool = False) -> _Plan:
     if depth > MAX_NESTING:
         # Deeper srcdoc documents than any real page has: refused rather than risk the stack (fail closed).
         raise RewriteRefused(RefusalReason.NESTING)
     state = _ScanState()
-    _scan(buf, start, len(buf), state)
+    (_scan_xml if xml else _scan)(buf, start, len(buf), state)
     base: str | None = fallback_base or document_url
     try:
         ada_url.URL(fallback_base or document_url)

@@ -227,6 +227,31 @@ MARKUP_CASES: list[tuple[str, str]] = [
     ("div svg end div then cdata", '<div><svg></div><![CDATA[><a href="http://evil.example/208">x</a>]]>'),
 ]
 
+# Whole XHTML documents, served as application/xhtml+xml (parsed as XML: no raw text, namespaces decide).
+_XHTML_OPEN = ('<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml">'
+               "<head><title>x</title></head><body><p>case</p>")
+XHTML_CASES: list[tuple[str, str]] = [
+    ("xhtml xmp and plaintext are ordinary", '<xmp><a href="http://evil.example/300">x</a></xmp>'
+                                             '<plaintext><a href="http://evil.example/301">y</a></plaintext>'),
+    ("xhtml prefixed anchor", '<h:a xmlns:h="http://www.w3.org/1999/xhtml" href="http://evil.example/302">z</h:a>'),
+    ("xhtml svg any xlink prefix", '<svg xmlns="http://www.w3.org/2000/svg" xmlns:l="http://www.w3.org/1999/xlink">'
+                                   '<a l:href="http://evil.example/303"><text>t</text></a></svg>'),
+    ("xhtml textarea holds elements", '<textarea><a href="http://evil.example/304">x</a></textarea>'),
+    ("xhtml script holds elements", '<script>//<a href="http://evil.example/305">x</a></script>'),
+    ("xhtml cdata is text", '<div><![CDATA[<a href="http://evil.example/no">]]></div><a href="/ok">k</a>'),
+    ("xhtml form and button", '<form action="//evil.example/306"><button formaction="http://evil.example/307">b'
+                              '</button></form>'),
+    ("xhtml base and relative link", '<base href="http://evil.example/base/"/><a href="x">x</a>'
+                                     '<a href="https://www.gov.cn/y">y</a>'),
+    ("xhtml entities in value", '<a href="http&#58;//evil.example/308?a=1&amp;b=2">x</a>'),
+    ("xhtml meta refresh", '<meta http-equiv="refresh" content="100;url=http://evil.example/309"/>'),
+]
+
+
+def xhtml_page(markup: str) -> bytes:
+    return (_XHTML_OPEN + markup + '<a href="http://evil.example/marker">m</a></body></html>').encode()
+
+
 _LINKS = (
     '<a href="http://evil.example/?q={q}">1</a><a href="http://{idn}/">2</a><a href="/local?q={q}">3</a>'
     '<a href="https://www.gov.cn/s?q={q}">4</a><a href="//evil.example/{q}">5</a>'

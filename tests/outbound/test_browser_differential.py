@@ -23,10 +23,18 @@ import pytest
 
 from govgate.core.keys import GatewayKeys
 from govgate.core.leave_link import leave_url, verify_leave
-from govgate.core.link_rewrite import refresh_url, rewrite_html
+from govgate.core.link_rewrite import refresh_url, rewrite_html, rewrite_xhtml
 from govgate.core.outbound import HostClassifier
 
-from .browser_corpus import CHARSET_PAGES, MARKUP_CASES, URL_BATCH_ENCODINGS, URL_CASES, charset_page
+from .browser_corpus import (
+    CHARSET_PAGES,
+    MARKUP_CASES,
+    URL_BATCH_ENCODINGS,
+    URL_CASES,
+    XHTML_CASES,
+    charset_page,
+    xhtml_page,
+)
 from .conftest import PREFIX, make_policy
 
 pytestmark = [pytest.mark.browser]
@@ -44,14 +52,18 @@ COLLECT_JS = """() => {
     for (const el of root.querySelectorAll('*')) if (el.shadowRoot) { roots.push(el.shadowRoot); walk(el.shadowRoot); }
   };
   walk(document);
-  for (const el of roots.flatMap(root => Array.from(root.querySelectorAll(
-      'a[href], area[href], form[action], button[formaction], input[formaction]')))) {
-    let v;
-    if (el instanceof HTMLAnchorElement || el instanceof HTMLAreaElement) v = el.href;
-    else if (el instanceof HTMLFormElement) v = el.action;
-    else if (el instanceof HTMLButtonElement || el instanceof HTMLInputElement) v = el.formAction;
-    else v = abs(el.getAttribute('href'));  // SVG <a>
-    links.push(v);
+  const XLINK = 'http://www.w3.org/1999/xlink';
+  for (const el of roots.flatMap(root => Array.from(root.querySelectorAll('*')))) {  // by interface: XHTML too
+    let v = null;
+    if (el instanceof HTMLAnchorElement || el instanceof HTMLAreaElement) { if (el.hasAttribute('href')) v = el.href; }
+    else if (el instanceof SVGAElement) {  // href, else xlink:href whatever its prefix
+      if (el.hasAttribute('href') || el.hasAttributeNS(XLINK, 'href')) v = abs(el.href.baseVal);
+    }
+    else if (el instanceof HTMLFormElement) { if (el.hasAttribute('action')) v = el.action; }
+    else if (el instanceof HTMLButtonElement || el instanceof HTMLInputElement) {
+      if (el.hasAttribute('formaction')) v = el.formAction;
+    }
+    if (v !== null) links.push(v);
   }
   for (const frame of document.querySelectorAll('iframe[srcdoc]')) {  // links of srcdoc documents count too
     const doc = frame.contentDocument;
@@ -139,9 +151,12 @@ def build_pages(site: Site) -> list[Served]:
         pages.append(Served(f"/markup/{i}/page.html", body, "text/html", label=label))
     for name, encoding, ctype, prefix in CHARSET_PAGES:
         pages.append(Served(f"/charset/{name}/page.html", charset_page(encoding, prefix), ctype, label=name))
+    for i, (label, markup) in enumerate(XHTML_CASES):
+        pages.append(Served(f"/xhtml/{i}/page.xhtml", xhtml_page(markup), "application/xhtml+xml", label=label))
     classifier = HostClassifier.from_policy(make_policy())
     for page in pages:
-        result = rewrite_html(page.original, content_type=page.content_type, document_url=site.origin + page.path,
+        rewrite = rewrite_xhtml if page.content_type == "application/xhtml+xml" else rewrite_html
+        result = rewrite(page.original, content_type=page.content_type, document_url=site.origin + page.path,
                               classifier=classifier, make_leave_url=lambda u: site.origin + leave_url(PREFIX, u, KEYS))
         page.rewritten = result.body
         site.pages[page.path] = page

@@ -164,10 +164,19 @@ def test_unknown_content_encoding_gets_502(addon: OutboundLinks, runtime: TinyRu
     assert [e.reason for e in runtime.audit.events] == ["undecodable"]
 
 
-def test_xhtml_is_refused_with_502_rather_than_passed_unrewritten(addon: OutboundLinks,
-                                                                  runtime: TinyRuntime) -> None:
+def test_xhtml_is_rewritten_by_xml_rules(addon: OutboundLinks, runtime: TinyRuntime) -> None:
     body = (b'<html xmlns="http://www.w3.org/1999/xhtml"><body><xmp><a href="http://evil.example/">x</a></xmp>'
             b'</body></html>')
+    f = run(addon, flow_with(body, {"content-type": "application/xhtml+xml"}))
+    assert f.response is not None
+    assert f.response.status_code == 200
+    assert b"/__govgate/leave?url=http://evil.example/" in (f.response.content or b"")
+    assert not runtime.audit.events
+
+
+def test_xhtml_with_an_internal_dtd_subset_gets_502(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+    body = (b'<!DOCTYPE html [<!ENTITY e "&#60;a href=\'http://evil.example/\'>x&#60;/a>">]>'
+            b'<html xmlns="http://www.w3.org/1999/xhtml"><body>&e;</body></html>')
     f = run(addon, flow_with(body, {"content-type": "application/xhtml+xml"}))
     assert f.response is not None
     assert f.response.status_code == 502

@@ -13,7 +13,14 @@ import pytest
 
 from govgate.core.keys import GatewayKeys
 from govgate.core.leave_link import leave_url
-from govgate.core.link_rewrite import MAX_NESTING, RefusalReason, RewriteRefused, RewriteResult, rewrite_html
+from govgate.core.link_rewrite import (
+    MAX_NESTING,
+    RefusalReason,
+    RewriteRefused,
+    RewriteResult,
+    rewrite_html,
+    rewrite_xhtml,
+)
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy
 from govgate.pages.leave import leave_page
@@ -121,3 +128,50 @@ def test_leave_page_refuses_a_signed_non_http_destination(policy: Policy, keys: 
     assert not view.valid
     assert view.reason == "bad_url"
     assert b"evil.example" not in view.page.body
+
+
+@pytest.fixture
+def rx(classifier: HostClassifier, keys: GatewayKeys) -> Rewrite:
+    def run(body: bytes) -> RewriteResult:
+        return rewrite_xhtml(body, content_type="application/xhtml+xml", document_url=DOC_URL,
+                             classifier=classifier, make_leave_url=lambda u: ORIGIN + leave_url(PREFIX, u, keys))
+    return run
+
+
+XHTML = b'<html xmlns="http://www.w3.org/1999/xhtml"><body>'
+
+
+@pytest.mark.parametrize("markup", [
+    b'<xmp><a href="http://evil.example/">x</a></xmp>',
+    b'<plaintext><a href="http://evil.example/">x</a></plaintext>',
+    b'<h:a xmlns:h="http://www.w3.org/1999/xhtml" href="http://evil.example/">x</h:a>',
+    b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:l="http://www.w3.org/1999/xlink"><a l:href="http://evil.example/"/>'
+    b"</svg>",
+    b"<form action='http://evil.example/'/>",
+    b'<a\n  href = "http://evil.example/">x</a>',
+])
+def test_xhtml_links_are_found_by_xml_rules(rx: Rewrite, markup: bytes) -> None:
+    assert LEAVE in rx(XHTML + markup + b"</body></html>").body
+
+
+def test_xhtml_cdata_and_comments_are_left_alone(rx: Rewrite) -> None:
+    body = XHTML + b'<![CDATA[<a href="http://evil.example/">]]><!-- <a href="http://evil.example/"> --></body></html>'
+    assert rx(body).body == body
+
+
+@pytest.mark.parametrize("body", [
+    b'<!DOCTYPE html [<!ENTITY e "x">]>' + XHTML + b"&e;</body></html>",
+    XHTML + b'<a href="http://evil.example/" < >x</a>',
+    XHTML + b"<a href=http://evil.example/>x</a>",
+    XHTML + b'<base href="/"/><base href="http://evil.example/"/><a href="x">x</a>',
+])
+def test_xhtml_the_scan_cannot_vouch_for_is_refused(rx: Rewrite, body: bytes) -> None:
+    with pytest.raises(RewriteRefused):
+        rx(body)
+
+
+def test_xhtml_encoding_comes_from_the_xml_declaration(rx: Rewrite) -> None:
+    body = '<?xml version="1.0" encoding="gbk"?><a href="http://evil.example/?q=政务">x</a>'.encode("gbk")
+    result = rx(body)
+    assert result.encoding == "GBK"
+    assert b"/__govgate/leave?url=http://evil.example/?q=%25D5%25FE%25CE%25F1&amp;" in result.body
