@@ -9,10 +9,11 @@ undoes and redoes gzip/deflate/br/zstd and keeps Content-Length right) and, with
 through the leave page. Responses the gate made itself are never touched.
 
 Fail closed: an HTML page is never forwarded unrewritten because of a failure here. Whatever the
-cause (a rewrite error or refusal, a Content-Encoding that does not decode, an XHTML document,
-an HTML body without Content-Length that grew past ``MAX_REWRITE_BYTES`` while buffered), the
-client gets a short 502 page and the audit log an ``outbound.not_rewritten`` record (decision
-``deny``). Only HTML announced as too large by its Content-Length, or streamed by another addon,
+cause (a rewrite error or refusal, a Content-Encoding that does not decode, an XHTML document the
+XML scan cannot vouch for), the client gets a short 502 page and the audit log an
+``outbound.not_rewritten`` record (decision ``deny``). HTML without Content-Length is collected by
+a bounded stream function of ours: past ``MAX_REWRITE_BYTES`` (or on failure) its body becomes that
+short page. Only HTML announced as too large by its Content-Length, or streamed by another addon,
 passes through, audited as before. Stacked codings (``gzip, br``) are undone and redone in turn.
 """
 
@@ -31,7 +32,7 @@ from govgate.core.leave_link import leave_url
 from govgate.core.link_rewrite import RewriteRefused, refresh_url, rewrite_html, rewrite_xhtml
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy, RedirectMode
-from govgate.pages.layout import PAGE_HEADERS, html_page
+from govgate.pages.layout import PAGE_HEADERS, Page, html_page
 from govgate.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -178,6 +179,10 @@ class OutboundLinks:
             response.stream = True  # bounded memory: too large to buffer
             if mime in _HTML_TYPES:
                 self._not_rewritten(flow, "too_large", content_length=int(length), limit=self.max_rewrite_bytes)
+        elif not length.isdigit():
+            # No (usable) Content-Length (chunked, HTTP/2, close-delimited): collected by our own stream
+            # function, which holds at most max_rewrite_bytes and fails closed beyond.
+            response.stream = self._collector(flow, response)
 
     def response(self, flow: http.HTTPFlow) -> None:
         # The rewrite runs on the event loop: it is CPU work (about 7 ms for a 750 KB page), not I/O, and
@@ -189,60 +194,116 @@ class OutboundLinks:
         response = flow.response
         if response is None or flow.metadata.get(LOCAL_KEY) or response.stream:
             return
-        try:
-            self._rewrite(flow, response)
-        except RewriteRefused as exc:
-            self._fail_closed(flow, exc.reason.value)
-        except _Undecodable as exc:
-            self._fail_closed(flow, "undecodable", content_encoding=response.headers.get("content-encoding"))
-            logger.debug("outbound.undecodable coding=%s", exc)
-        except Exception:  # fail closed: never forward a page that was not rewritten
-            logger.exception("outbound.rewrite_error request_id=%s",
-                             getattr(flow.metadata.get("govgate"), "request_id", None))
-            self._fail_closed(flow, "error")
-
-    def _rewrite(self, flow: http.HTTPFlow, response: http.Response) -> None:
-        mime = _mime(response)
-        if mime not in _HTML_TYPES and mime not in _SNIFFED_TYPES:
-            return
         raw = response.raw_content
         if not raw:
             return
+        if "content-length" not in response.headers and len(raw) > self.max_rewrite_bytes:
+            # Backstop (responseheaders collects such bodies itself, bounded): refused, not forwarded.
+            self._fail_closed(flow, "too_large", limit=self.max_rewrite_bytes)
+            return
+        try:
+            new = self._transform(flow, response, raw)
+        except Exception as exc:  # fail closed: never forward a page that was not rewritten
+            reason, extra = self._failure(flow, response, exc)
+            self._fail_closed(flow, reason, **extra)
+            return
+        if new is not None:
+            response.raw_content = new
+            if "transfer-encoding" not in response.headers:
+                response.headers["content-length"] = str(len(new))
+
+    def _failure(self, flow: http.HTTPFlow, response: http.Response, exc: Exception) -> tuple[str, dict[str, str]]:
+        """(audit reason, extra audit fields) for a failed rewrite."""
+        if isinstance(exc, RewriteRefused):
+            return exc.reason.value, {}
+        if isinstance(exc, _Undecodable):
+            logger.debug("outbound.undecodable coding=%s", exc)
+            return "undecodable", {"content_encoding": response.headers.get("content-encoding", "")}
+        logger.error("outbound.rewrite_error request_id=%s", getattr(flow.metadata.get("govgate"), "request_id", None),
+                     exc_info=exc)
+        return "error", {}
+
+    def _transform(self, flow: http.HTTPFlow, response: http.Response, raw: bytes) -> bytes | None:
+        """The rewritten raw body (codings redone), or None when nothing changes; raises when it cannot say."""
+        mime = _mime(response)
+        if mime not in _HTML_TYPES and mime not in _SNIFFED_TYPES:
+            return None
         codings = _codings(response)
         body = _decode(raw, codings) if codings else raw
         if mime in _SNIFFED_TYPES and not _sniffs_as_html(body):
-            return
-        if "content-length" not in response.headers and len(raw) > self.max_rewrite_bytes:
-            # No Content-Length: buffered to the end, and past the limit; refused (bounded rewrite work).
-            self._fail_closed(flow, "too_large", limit=self.max_rewrite_bytes)
-            return
+            return None
         policy = self._policy(flow)
         document_url, make_leave_url = self._urls(flow, policy)
         # XHTML is parsed as XML by browsers: scanned by XML rules (rewrite_xhtml refuses what it cannot vouch for).
         rewrite = rewrite_xhtml if mime == _XHTML else rewrite_html
         result = rewrite(body, content_type=response.headers.get("content-type"), document_url=document_url,
                          classifier=self._classifier(policy), make_leave_url=make_leave_url)
-        if result.rewritten:
-            response.raw_content = _encode(result.body, codings) if codings else result.body
-            if "transfer-encoding" not in response.headers:
-                response.headers["content-length"] = str(len(response.raw_content))
-            logger.debug("outbound.rewritten links=%d rewritten=%d encoding=%s", result.links, result.rewritten,
-                         result.encoding)
+        if not result.rewritten:
+            return None
+        logger.debug("outbound.rewritten links=%d rewritten=%d encoding=%s", result.links, result.rewritten,
+                     result.encoding)
+        return _encode(result.body, codings) if codings else result.body
 
-    def _fail_closed(self, flow: http.HTTPFlow, reason: str, **extra: str | int | bool | None) -> None:
-        """502 instead of a page that could not be rewritten: Art. 15 links are never let through unwarned."""
+    def _collector(self, flow: http.HTTPFlow, response: http.Response) -> Callable[[bytes], list[bytes]]:
+        """A ``response.stream`` function for HTML without Content-Length: memory bounded by the limit.
+
+        mitmproxy calls it for each chunk and with ``b""`` at the end. Chunks are held back (nothing is
+        sent) up to ``max_rewrite_bytes``; at the end the whole body is rewritten and sent. Past the
+        limit the chunks are dropped at once and, the status line being sent already, the body becomes
+        the short "not shown" page (fail closed: no unrewritten byte reaches the client).
+        """
+        chunks: list[bytes] = []
+        size = 0
+        over = False
+
+        def collect(data: bytes) -> list[bytes]:
+            nonlocal size, over
+            if data:
+                if not over:
+                    size += len(data)
+                    if size > self.max_rewrite_bytes:
+                        over = True
+                        chunks.clear()
+                    else:
+                        chunks.append(data)
+                return []  # held back (an empty chunk would end a chunked HTTP/1 body)
+            if over:
+                self._deny(flow, "too_large", limit=self.max_rewrite_bytes)
+                return [self._notice_body(response)]
+            raw = b"".join(chunks)
+            chunks.clear()
+            if not raw:
+                return []
+            try:
+                new = self._transform(flow, response, raw)
+            except Exception as exc:  # fail closed, as in rewrite_response
+                reason, extra = self._failure(flow, response, exc)
+                self._deny(flow, reason, **extra)
+                return [self._notice_body(response)]
+            return [raw if new is None else new]
+
+        return collect
+
+    def _notice_body(self, response: http.Response) -> bytes:
+        """The refusal page's body, in the codings the response headers already announced (else empty)."""
+        body = _refusal_page().body
+        try:
+            codings = _codings(response)
+            return _encode(body, codings) if codings else body
+        except (_Undecodable, ValueError):
+            return b""
+
+    def _deny(self, flow: http.HTTPFlow, reason: str, **extra: str | int | bool | None) -> None:
         ctx = flow.metadata.get("govgate")
         logger.warning("outbound.not_rewritten request_id=%s host=%s path=%s reason=%s decision=deny",
                        getattr(ctx, "request_id", None), flow.request.host_header,
                        flow.request.path.split("?", 1)[0], reason)
         self._audit(flow, "outbound.not_rewritten", "deny", reason, **extra)
-        page = html_page(
-            "页面无法显示 Page unavailable",
-            "<h1>页面无法显示</h1><p>网关无法安全地处理此页面中的外部链接，因此未予显示。请稍后重试或联系网站管理员。</p>",
-            "<h2>Page unavailable</h2><p>The gateway could not safely process the external links on this page, "
-            "so it is not shown. Try again later or contact the site administrator.</p>",
-            status=502, headers=PAGE_HEADERS,
-        )
+
+    def _fail_closed(self, flow: http.HTTPFlow, reason: str, **extra: str | int | bool | None) -> None:
+        """502 instead of a page that could not be rewritten: Art. 15 links are never let through unwarned."""
+        self._deny(flow, reason, **extra)
+        page = _refusal_page()
         headers = [(b"content-type", page.content_type.encode())]
         headers.extend((k.encode(), v.encode()) for k, v in page.headers)
         flow.response = http.Response.make(page.status, page.body, headers)
@@ -279,6 +340,16 @@ class OutboundLinks:
                 if href is not None:
                     response.headers["refresh"] = f"{parsed[0] or '0'};url={make_leave_url(href)}"
                     self._audit(flow, "outbound.redirect", "warn", "external_refresh", destination_host=_host(href))
+
+
+def _refusal_page() -> Page:
+    return html_page(
+        "页面无法显示 Page unavailable",
+        "<h1>页面无法显示</h1><p>网关无法安全地处理此页面中的外部链接，因此未予显示。请稍后重试或联系网站管理员。</p>",
+        "<h2>Page unavailable</h2><p>The gateway could not safely process the external links on this page, "
+        "so it is not shown. Try again later or contact the site administrator.</p>",
+        status=502, headers=PAGE_HEADERS,
+    )
 
 
 def _host(href: str) -> str:

@@ -293,25 +293,75 @@ def test_html_streamed_by_another_addon_is_audited(addon: OutboundLinks, runtime
     assert [e.reason for e in runtime.audit.events] == ["streamed"]
 
 
-def test_body_without_content_length_over_the_limit_gets_502_and_an_audit_record(
-        addon: OutboundLinks, runtime: TinyRuntime) -> None:
-    body = b"<p>" + b"x" * (100 * 1024) + b'</p><a href="http://evil.example/">'
-    f = flow_with(body, {"content-type": "text/html"})
+def stream_through(f: http.HTTPFlow, chunks: list[bytes]) -> bytes:
+    """Feed chunks to the response's stream function as mitmproxy does (then b"" at the end)."""
+    assert f.response is not None
+    stream = f.response.stream
+    assert callable(stream)
+    out = [stream(c) for c in chunks]
+    out.append(stream(b""))
+    return b"".join(x if isinstance(x, bytes) else b"".join(x) for x in out)
+
+
+def untyped_length_flow(headers: dict[str, str]) -> http.HTTPFlow:
+    f = flow_with(b"", headers)
     assert f.response is not None
     del f.response.headers["content-length"]
-    run(addon, f)
-    assert f.response.status_code == 502
-    assert b"evil.example" not in (f.response.content or b"")
+    f.response.headers["transfer-encoding"] = "chunked"
+    f.response.raw_content = None
+    return f
+
+
+def test_html_without_content_length_is_collected_and_rewritten(addon: OutboundLinks,
+                                                                runtime: TinyRuntime) -> None:
+    f = untyped_length_flow({"content-type": "text/html"})
+    addon.responseheaders(f)
+    out = stream_through(f, [b'<p>x</p><a href="http://evil', b'.example/">y</a>'])
+    assert b"/__govgate/leave?url=http://evil.example/" in out
+    assert not runtime.audit.events
+
+
+def test_gzipped_html_without_content_length_is_rewritten_and_stays_gzipped(addon: OutboundLinks) -> None:
+    f = untyped_length_flow({"content-type": "text/html"})
+    assert f.response is not None
+    f.response.headers["content-encoding"] = "gzip"
+    addon.responseheaders(f)
+    raw = encode(b'<a href="http://evil.example/">y</a>', "gzip")
+    out = stream_through(f, [raw[:10], raw[10:]])
+    assert b"/__govgate/leave?url=http://evil.example/" in decode(out, "gzip")
+
+
+def test_html_without_content_length_past_the_limit_is_dropped_not_forwarded(addon: OutboundLinks,
+                                                                              runtime: TinyRuntime) -> None:
+    f = untyped_length_flow({"content-type": "text/html"})
+    addon.responseheaders(f)
+    chunk = b'<a href="http://evil.example/">y</a>' + b"x" * 8000
+    out = stream_through(f, [chunk] * 20)  # 160 KB > the 64 KiB limit
+    assert b"evil.example" not in out
+    assert "页面无法显示".encode() in out
     assert [(e.event, e.decision, e.reason) for e in runtime.audit.events] == [
         ("outbound.not_rewritten", "deny", "too_large")]
 
 
-def test_body_without_content_length_under_the_limit_is_rewritten(addon: OutboundLinks) -> None:
-    f = flow_with(b'<p>x</p><a href="http://evil.example/">', {"content-type": "text/html"})
+def test_a_failure_while_collecting_sends_the_notice_not_the_page(addon: OutboundLinks,
+                                                                  runtime: TinyRuntime) -> None:
+    f = untyped_length_flow({"content-type": "application/xhtml+xml"})
+    addon.responseheaders(f)
+    out = stream_through(f, [b'<!DOCTYPE html [<!ENTITY e "x">]><a href="http://evil.example/">y</a>'])
+    assert b"evil.example" not in out
+    assert [e.reason for e in runtime.audit.events] == ["xhtml"]
+
+
+def test_a_buffered_body_without_content_length_past_the_limit_gets_502(addon: OutboundLinks,
+                                                                        runtime: TinyRuntime) -> None:
+    body = b"<p>" + b"x" * (100 * 1024) + b'</p><a href="http://evil.example/">'
+    f = flow_with(body, {"content-type": "text/html"})
     assert f.response is not None
     del f.response.headers["content-length"]
-    run(addon, f)
-    assert b"/__govgate/leave?url=http://evil.example/" in (f.response.content or b"")
+    addon.response(f)  # e.g. buffered by mitmproxy without our responseheaders having run
+    assert f.response.status_code == 502
+    assert b"evil.example" not in (f.response.content or b"")
+    assert [(e.decision, e.reason) for e in runtime.audit.events] == [("deny", "too_large")]
 
 
 @pytest.mark.parametrize("host", ["evil.example/x?", "a b", "", "portal.example.gov.cn@evil.example"])
