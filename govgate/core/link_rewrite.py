@@ -319,9 +319,10 @@ def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: int =
                 vs += 1
                 ve -= 1
             if name == b"base":
-                if doubt and r.start("n") >= 0 and not state.base_seen and not template and not nested:
+                # Only a base in the document tree counts: not one in a template, nor in a shadow root.
+                if doubt and r.start("n") >= 0 and not state.base_seen and not templates and not nested:
                     raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)
-                if r.start("n") >= 0 and not state.base_seen and not template and not foreign and not nested:
+                if r.start("n") >= 0 and not state.base_seen and not templates and not foreign and not nested:
                     state.base_seen = True
                     state.base = buf[vs:ve] if vs >= 0 else b""
                 continue

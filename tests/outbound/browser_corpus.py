@@ -219,6 +219,9 @@ MARKUP_CASES: list[tuple[str, str]] = [
     ("inert template inside shadow root", '<div><template shadowrootmode="open"><template>'
                                           '<a href="http://evil.example/no">x</a></template>'
                                           '<a href="http://evil.example/203">y</a></template></div>'),
+    ("base in a shadow root is not the document base", '<div><template shadowrootmode="open"><base href="/">'
+                                                        '</template></div><base href="http://evil.example/b/">'
+                                                        '<a href="x">x</a>'),
     ("svg end xmp then xmp", '<svg></xmp><xmp></svg><a href="http://evil.example/204">click</a></xmp>'),
     ("svg end div then textarea", '<svg></div><textarea></svg><a href="http://evil.example/205">click</a>'
                                   '</textarea>'),

@@ -61,6 +61,12 @@ def test_an_inert_template_closed_inside_a_shadow_root_leaves_the_rest_live(rw: 
     assert LEAVE in out
 
 
+def test_a_base_in_a_shadow_root_is_not_the_document_base(rw: Rewrite) -> None:
+    body = (b'<div><template shadowrootmode="open"><base href="/"></template></div>'
+            b'<base href="http://evil.example/b/"><a href="x">x</a>')
+    assert b"/__govgate/leave?url=http://evil.example/b/x" in rw(body).body
+
+
 @pytest.mark.parametrize("body", [
     b'<svg></xmp><xmp></svg><a href="http://evil.example/">click</a></xmp>',
     b'<svg></div><textarea></svg><a href="http://evil.example/">click</a></textarea>',
