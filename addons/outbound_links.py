@@ -163,7 +163,12 @@ class OutboundLinks:
         policy = self._policy(flow)
         if policy.outbound.redirects is RedirectMode.WARN:
             document_url, make_leave_url = self._urls(flow, policy)
-            self._redirects(flow, response, document_url, self._classifier(policy), make_leave_url)
+            try:
+                self._redirects(flow, response, document_url, self._classifier(policy), make_leave_url)
+            except Exception as exc:  # fail closed: an external redirect never goes out unwarned
+                reason, extra = self._failure(flow, response, exc)
+                self._fail_closed(flow, reason, **extra)
+                return
         mime = _mime(response)
         if response.stream:
             # Another addon (e.g. mitmproxy's stream_large_bodies) already chose to stream this body.

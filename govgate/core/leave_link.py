@@ -53,7 +53,12 @@ def encode_url_param(url: str) -> str:
 
 
 def leave_url(prefix: str, url: str, keys: GatewayKeys) -> str:
-    """The path (under the gate's ``prefix``) of the warning page for ``url``."""
+    """The path (under the gate's ``prefix``) of the warning page for ``url``, an http(s) URL.
+
+    Raises ``ValueError`` for any other scheme: only web destinations are ever signed (Art. 15).
+    """
+    if not url[:8].lower().startswith(("http://", "https://")):
+        raise ValueError("only http(s) destinations are signed")
     return f"{prefix}/leave?url={encode_url_param(url)}&sig={sign_leave(url, keys)}"
 
 

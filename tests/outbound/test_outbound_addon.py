@@ -396,3 +396,19 @@ def test_the_request_snapshot_policy_is_used_over_a_newer_one(addon: OutboundLin
     f.metadata["govgate"] = _Context(_Snapshot(make_policy()))
     addon.responseheaders(f)
     assert [e.request_id for e in runtime.audit.events] == ["req-1"]
+
+
+def test_an_error_while_rewriting_a_redirect_fails_closed(runtime: TinyRuntime) -> None:
+    class Broken(OutboundLinks):
+        def _urls(self, flow: http.HTTPFlow, policy: Policy) -> tuple[str, Callable[[str], str]]:
+            def boom(url: str) -> str:
+                raise RuntimeError("a bug")
+            return "https://portal.example.gov.cn/news/", boom
+
+    a = Broken(runtime)
+    with taddons.context(a):
+        f = run(a, flow_with(b"", {"location": "http://evil.example/"}, status=302))
+    assert f.response is not None
+    assert f.response.status_code == 502
+    assert "location" not in f.response.headers
+    assert [(e.decision, e.reason) for e in runtime.audit.events] == [("deny", "error")]

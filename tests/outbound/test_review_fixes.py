@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from govgate.core.keys import GatewayKeys
-from govgate.core.leave_link import leave_url
+from govgate.core.leave_link import encode_url_param, leave_url, sign_leave
 from govgate.core.link_rewrite import (
     MAX_NESTING,
     RefusalReason,
@@ -129,7 +129,7 @@ def test_only_http_and_https_destinations_are_signed(rw: Rewrite, href: bytes) -
 
 @pytest.mark.parametrize("url", ["javascript://evil.example/%0aalert(1)", "data:text/html,x", "ftp://evil.example/"])
 def test_leave_page_refuses_a_signed_non_http_destination(policy: Policy, keys: GatewayKeys, url: str) -> None:
-    view = leave_page(policy, keys, leave_url(PREFIX, url, keys).split("?", 1)[1])
+    view = leave_page(policy, keys, f"url={encode_url_param(url)}&sig={sign_leave(url, keys)}")
     assert view.page.status == 400
     assert not view.valid
     assert view.reason == "bad_url"
@@ -181,3 +181,9 @@ def test_xhtml_encoding_comes_from_the_xml_declaration(rx: Rewrite) -> None:
     result = rx(body)
     assert result.encoding == "GBK"
     assert b"/__govgate/leave?url=http://evil.example/?q=%25D5%25FE%25CE%25F1&amp;" in result.body
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "data:,x", "ftp://evil.example/", "httpx://evil.example/"])
+def test_leave_urls_are_never_made_for_non_http_destinations(keys: GatewayKeys, url: str) -> None:
+    with pytest.raises(ValueError, match="only http"):
+        leave_url(PREFIX, url, keys)
