@@ -150,6 +150,9 @@ def main() -> int:
         wait_port(gw_port)
         targets["bare mitmdump"] = (f"http://127.0.0.1:{bare_port}/static/app.css", None)
         targets["gateway public"] = (f"http://127.0.0.1:{gw_port}/static/app.css", None)
+        # An HTML page goes through the Art. 15 link rewriting as well (the sample home page has 5 links).
+        targets["bare mitmdump, HTML"] = (f"http://127.0.0.1:{bare_port}/", None)
+        targets["gateway public, HTML"] = (f"http://127.0.0.1:{gw_port}/", None)
         targets["gateway staff (memory)"] = (f"http://127.0.0.1:{gw_port}/echo/x",
                                              login(f"http://127.0.0.1:{gw_port}", mem_dir / "policy.yaml"))
         if shutil.which("redis-server"):
@@ -184,6 +187,7 @@ def main() -> int:
 
         print()
         ratio("gateway public", "bare mitmdump", 0.90)
+        ratio("gateway public, HTML", "bare mitmdump, HTML", 0.90)
         ratio("gateway staff (memory)", "gateway public", 0.85)
         ratio("gateway staff (redis)", "gateway public (redis)", 0.70)
         return 0
