@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from mitmproxy import http
 
@@ -24,7 +24,6 @@ from addons.context import (
     respond,
     strip_gate_cookies,
 )
-from govgate.core.accounts import Account
 from govgate.core.audit_event import AuditEvent
 from govgate.core.decide import AccountFacts, Decision, Outcome, Reason, RequestFacts, decide
 from govgate.core.devices import device_for_cert_sha256, device_for_token
@@ -32,27 +31,15 @@ from govgate.core.policy.model import Allow, AuditOnFailure
 from govgate.errors import StoreUnavailable
 from govgate.live_runtime import LiveRuntime, Snapshot
 from govgate.pages.refusal import forbidden, unavailable
-from govgate.store.base import LockState, SessionLookup
+from govgate.store.base import SessionLookup
 
 logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "govgate-session"
 
 
-def effective_lock(state: LockState, account: Account | None, lockout: timedelta) -> LockState:
-    """An admin `account unlock` voids the account's locks that began before it (Art. 30)."""
-    until = state.account_locked_until
-    if until is not None and account is not None and account.unlocked_at is not None \
-            and until - lockout <= account.unlocked_at:
-        return replace(state, account_locked_until=None)
-    return state
-
-
 def account_facts(snapshot: Snapshot, name: str, locked_until: datetime | None) -> AccountFacts:
     account = snapshot.accounts.get(name)
-    if locked_until is not None and account is not None:
-        state = effective_lock(LockState(locked_until, None), account, snapshot.policy.login.lockout)
-        locked_until = state.account_locked_until
     owned = snapshot.compiled.devices.owned_by(name)
     if account is None:
         # Deleted from the accounts file while a session was open: treat as disabled.

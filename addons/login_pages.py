@@ -31,8 +31,9 @@ from addons.context import (
     respond,
     set_cookie,
 )
-from addons.gate import SESSION_COOKIE, device_of, effective_lock
+from addons.gate import SESSION_COOKIE, device_of
 from govgate.core import totp
+from govgate.core.accounts import Account
 from govgate.core.audit_event import AuditEvent
 from govgate.core.csrf import csrf_token, csrf_valid, new_browser_id
 from govgate.core.keys import Purpose
@@ -65,6 +66,17 @@ def _not_found(request_id: str) -> Page:
 def _method_not_allowed() -> Page:
     return html_page("方法不允许 Method not allowed", "<h1>方法不允许</h1>", "<h2>Method not allowed</h2>",
                      status=405, headers=PAGE_HEADERS)
+
+
+def pending_still_valid(account: Account, pending: PendingLogin, now: datetime) -> bool:
+    """A password step done before the account was disabled, expired, logged out by an administrator, or given a
+    new password (passwd, reset-totp and disable also log out) must not turn into a session (Art. 30)."""
+    if account.disabled or account.is_expired(now.date()):
+        return False
+    for changed in (account.logged_out_at, account.password_changed):
+        if changed is not None and changed >= pending.created:
+            return False
+    return True
 
 
 def client_key(ctx: RequestContext) -> str:
@@ -261,8 +273,7 @@ class GatePages:
         now = self.runtime.now()
         # Locked: answer 429 before looking at the credentials (Art. 30).
         account = ctx.snapshot.accounts.get(username) if username else None
-        lock = effective_lock(await self.runtime.store.lock_state(username or None, client_key(ctx), now),
-                              account, policy.login.lockout)
+        lock = await self.runtime.store.lock_state(username or None, client_key(ctx), now)
         if lock.locked and lock.locked_until is not None:
             self._event(ctx, flow, "login.locked", "refuse", reason="locked")
             respond(flow, self._locked_page(ctx, lock.locked_until))
@@ -302,6 +313,10 @@ class GatePages:
             return None
         if not hmac.compare_digest(pending.client.encode(), str(ctx.client).encode()):
             return None  # the password step was done from another address: start again
+        account = ctx.snapshot.accounts.get(pending.account)
+        if account is None or not pending_still_valid(account, pending, self.runtime.now()):
+            await self.runtime.store.delete_pending_login(pending_id)
+            return None
         if (self.runtime.now() - pending.created).total_seconds() > PENDING_TTL_SECONDS:
             await self.runtime.store.delete_pending_login(pending_id)
             return None
@@ -353,8 +368,7 @@ class GatePages:
             return
         now = self.runtime.now()
         account = ctx.snapshot.accounts.get(pending.account)
-        lock = effective_lock(await self.runtime.store.lock_state(pending.account, client_key(ctx), now),
-                              account, policy.login.lockout)
+        lock = await self.runtime.store.lock_state(pending.account, client_key(ctx), now)
         if lock.locked and lock.locked_until is not None:
             self._event(ctx, flow, "mfa.locked", "refuse", account=pending.account, reason="locked")
             respond(flow, self._locked_page(ctx, lock.locked_until))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from govgate.accounts_file import load_accounts
 from govgate.audit.writer import AuditWriter
-from govgate.core.accounts import Accounts
+from govgate.core.accounts import Accounts, admin_marks
 from govgate.core.audit_event import AuditEvent, AuditSink
 from govgate.core.decide import CompiledPolicy, compile_policy
 from govgate.core.geoip import CountryLookup
@@ -26,7 +26,7 @@ from govgate.core.keys import GatewayKeys, load_key_file
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.load import load_policy
 from govgate.core.policy.model import Policy
-from govgate.errors import GovGateError, PolicyError
+from govgate.errors import GovGateError, PolicyError, StoreUnavailable
 from govgate.metrics import CountingSink
 from govgate.store.base import Store
 from govgate.store.memory import MemoryStore
@@ -183,6 +183,7 @@ class LiveRuntime:
             self.policy_version += 1
             logger.info("policy.reload why=%s version=%d sha256=%s", why, self.policy_version, policy.sha256[:12])
             self.audit.emit(self._policy_event("policy.reload", "ok", why))
+            await self._apply_admin_marks(previous, snapshot)
             return True
 
     async def _reload_data(self, previous: Snapshot, why: str) -> bool:
@@ -199,7 +200,26 @@ class LiveRuntime:
         self.policy_version += 1
         logger.info("policy.reload why=%s version=%d (accounts/GeoIP)", why, self.policy_version)
         self.audit.emit(self._policy_event("policy.reload", "ok", why))
+        await self._apply_admin_marks(previous, snapshot)
         return True
+
+    async def _apply_admin_marks(self, previous: Snapshot, current: Snapshot) -> None:
+        """Art. 30: `govgate account unlock/logout` (and passwd, reset-totp, disable, which log out) leave marks
+        in the accounts file; the store is the one place locks and sessions live, so apply them there."""
+        marks = admin_marks(previous.accounts, current.accounts)
+        for name in marks.unlock:
+            try:
+                await self.store.unlock(name)
+                logger.info("account.unlock applied account=%s", name)
+            except StoreUnavailable as exc:
+                logger.warning("account.unlock not applied account=%s error=%s", name, exc)
+        for name in marks.logout:
+            try:
+                ended = await self.store.delete_account_sessions(name)
+                logger.info("account.logout applied account=%s sessions=%d", name, ended)
+            except StoreUnavailable as exc:
+                # Sessions opened before the mark are still refused by the gate on their next request.
+                logger.warning("account.logout not applied account=%s error=%s", name, exc)
 
     def _remember_refused(self, previous: Snapshot, source: Path) -> None:
         # Don't retry the same broken policy bytes every poll: remember their signature as "seen".

@@ -198,6 +198,33 @@ def _with_store[T](admin: _Admin, action: Callable[[Store], Awaitable[T]]) -> T 
     return asyncio.run(go())
 
 
+def _store_step[T](
+    admin: _Admin, name: str, what: str, action: Callable[[Store], Awaitable[T]]
+) -> tuple[T | None, str]:
+    """Run a shared-store step after the accounts file was changed. Never raises: the file's mark is already in
+    force, the running gateway applies it on reload, and the audit record must be written either way."""
+    try:
+        result = _with_store(admin, action)
+    except StoreUnavailable as exc:
+        print(f"govgate: account {name}: the shared state store could not be reached ({exc}); the {what} is "
+              "recorded in the accounts file and the gateway applies it when it reloads the file", file=sys.stderr)
+        return None, "unavailable"
+    return result, "none" if result is None else "ok"
+
+
+def _finish(record_code: int, store_result: str) -> int:
+    """Exit 1 if the audit record failed, or if the shared store could not be reached (the change is recorded
+    in the file, but not yet applied: say so in the exit code too)."""
+    return 1 if record_code or store_result == "unavailable" else 0
+
+
+def _log_out_everywhere(admin: _Admin, name: str) -> tuple[int | None, str]:
+    async def end_sessions(store: Store) -> int:
+        return await store.delete_account_sessions(name)
+
+    return _store_step(admin, name, "logout", end_sessions)
+
+
 def _parse_expiry(text: str | None, today: date) -> date | None:
     if text is None or text.strip().lower() in ("", "never"):
         return None
@@ -335,24 +362,26 @@ def run_unlock(args: argparse.Namespace) -> int:
         await store.unlock(name)
         return True
 
-    if _with_store(admin, unlock):
+    _, store_result = _store_step(admin, name, "unlock", unlock)
+    if store_result == "ok":
         print(f"account {name} unlocked (failure count cleared in the shared state store)")
-    else:
-        print(f"account {name}: no state.redis is configured, so its lock lives in the running gateway's memory "
-              "and ends at its own time. The unlock is recorded in the accounts file (unlocked_at) for the "
-              "gateway to apply when it reloads the file.")
-    return _record(admin, "unlock", name)
+    elif store_result == "none":
+        print(f"account {name}: unlocked; no state.redis is configured, so the running gateway applies the unlock "
+              "(recorded in the accounts file as unlocked_at) when it reloads the file, within a second or two.")
+    return _finish(_record(admin, "unlock", name, store=store_result), store_result)
 
 
 def run_disable(args: argparse.Namespace) -> int:
     admin = _admin(args)
-    before, _ = _change(admin, args.name, lambda a: replace(a, disabled=True))
+    before, _ = _change(admin, args.name, lambda a: a if a.disabled else replace(a, disabled=True,
+                                                                                    logged_out_at=admin.now))
     if before.disabled:
         print(f"account {args.name} was already disabled")
         return 0
-    # Art. 25/30: a disabled account's open sessions are refused on their next request.
-    print(f"account {args.name} disabled")
-    return _record(admin, "disable", args.name)
+    # Art. 25/30: disabling also ends every open session, so a later `enable` brings none of them back.
+    ended, store_result = _log_out_everywhere(admin, args.name)
+    print(f"account {args.name} disabled; its sessions are ended" + (f" ({ended})" if ended is not None else ""))
+    return _finish(_record(admin, "disable", args.name, sessions_ended=ended, store=store_result), store_result)
 
 
 def run_enable(args: argparse.Namespace) -> int:
@@ -374,9 +403,12 @@ def run_passwd(args: argparse.Namespace) -> int:
     if verify_password(password, current.password_hash):
         raise AccountError("password refused: it is the account's current password")
     encoded = hash_password(password)
-    _change(admin, name, lambda a: replace(a, password_hash=encoded, password_changed=admin.now))
-    print(f"password of account {name} changed (open sessions continue; `govgate account logout {name}` ends them)")
-    return _record(admin, "passwd", name)
+    # A new password also ends open sessions and half-done logins (Art. 30): whoever knew the old one is out.
+    _change(admin, name, lambda a: replace(a, password_hash=encoded, password_changed=admin.now,
+                                           logged_out_at=admin.now))
+    ended, store_result = _log_out_everywhere(admin, name)
+    print(f"password of account {name} changed; its sessions are ended" + (f" ({ended})" if ended is not None else ""))
+    return _finish(_record(admin, "passwd", name, sessions_ended=ended, store=store_result), store_result)
 
 
 def run_reset_totp(args: argparse.Namespace) -> int:
@@ -386,25 +418,25 @@ def run_reset_totp(args: argparse.Namespace) -> int:
     keys = load_key_file(admin.policy.gateway.key_file)
     secret = totp.new_totp_secret()
     blob = totp.encrypt_secret(keys, name, secret)
-    _, after = _change(admin, name, lambda a: replace(a, totp_secret=blob, totp_version=a.totp_version + 1))
-    print(f"account {name} has a new TOTP secret (version {after.totp_version}); the old codes no longer work")
+    _, after = _change(admin, name, lambda a: replace(a, totp_secret=blob, totp_version=a.totp_version + 1,
+                                                      logged_out_at=admin.now))
+    ended, store_result = _log_out_everywhere(admin, name)
+    print(f"account {name} has a new TOTP secret (version {after.totp_version}); the old codes no longer work and "
+          f"its sessions are ended" + (f" ({ended})" if ended is not None else ""))
     _show_totp(name, secret)
-    return _record(admin, "reset-totp", name, totp_version=after.totp_version)
+    code = _record(admin, "reset-totp", name, totp_version=after.totp_version, sessions_ended=ended,
+                   store=store_result)
+    return _finish(code, store_result)
 
 
 def run_logout(args: argparse.Namespace) -> int:
     admin = _admin(args)
     name: str = args.name
     _change(admin, name, lambda a: replace(a, logged_out_at=admin.now))
-
-    async def end_sessions(store: Store) -> int:
-        return await store.delete_account_sessions(name)
-
-    ended = _with_store(admin, end_sessions)
+    ended, store_result = _log_out_everywhere(admin, name)
     if ended is not None:
         print(f"account {name}: {ended} session(s) ended")
-    else:
-        print(f"account {name}: no state.redis is configured, so sessions live in the running gateway's memory. "
-              "The logout is recorded in the accounts file (logged_out_at): the gateway ends the sessions opened "
-              "before it when it reloads the file.")
-    return _record(admin, "logout", name, sessions_ended=ended)
+    elif store_result == "none":
+        print(f"account {name}: logged out; no state.redis is configured, so the running gateway ends the sessions "
+              "(recorded in the accounts file as logged_out_at) when it reloads the file, within a second or two.")
+    return _finish(_record(admin, "logout", name, sessions_ended=ended, store=store_result), store_result)

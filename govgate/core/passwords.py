@@ -66,12 +66,26 @@ def hash_password(pw: str) -> str:
     return _kdf(PARAMETERS, os.urandom(PARAMETERS.salt_bytes)).derive_phc_encoded(_bytes(pw))
 
 
+# A tampered accounts file must not turn one login into gigabytes of memory or minutes of CPU: hashes
+# with parameters beyond these are not ours, and never verified.
+MAX_MEMORY_KIB = 262_144  # 256 MiB
+MAX_ITERATIONS = 10
+MAX_LANES = 8
+MAX_ENCODED_LENGTH = 200  # our PHC strings are ~100 characters
+
+
 def parameters_of(encoded: str) -> Argon2Parameters | None:
-    """The Argon2id parameters written in a PHC string; None if it is not one we accept."""
+    """The Argon2id parameters written in a PHC string; None if it is not one we accept (or too costly)."""
+    if len(encoded) > MAX_ENCODED_LENGTH:
+        return None
     m = _PHC.fullmatch(encoded)
     if m is None:
         return None
-    return Argon2Parameters(memory_kib=int(m["m"]), iterations=int(m["t"]), lanes=int(m["p"]))
+    params = Argon2Parameters(memory_kib=int(m["m"]), iterations=int(m["t"]), lanes=int(m["p"]))
+    if not (8 <= params.memory_kib <= MAX_MEMORY_KIB and 1 <= params.iterations <= MAX_ITERATIONS
+            and 1 <= params.lanes <= MAX_LANES):
+        return None
+    return params
 
 
 def is_password_hash(encoded: str) -> bool:
@@ -97,6 +111,10 @@ def verify_password(pw: str, encoded: str) -> bool:
     """
     if len(pw) > MAX_LENGTH:
         _burn(_bytes(pw[:MAX_LENGTH]))
+        return False
+    if parameters_of(encoded) is None:
+        # Not a hash we would make (or absurdly costly): no match, after the same work as a real check.
+        _burn(_bytes(pw))
         return False
     try:
         Argon2id.verify_phc_encoded(_bytes(pw), encoded)

@@ -144,6 +144,11 @@ _CREATE_SESSION = """
 redis.call('HSET', KEYS[1], 'account', ARGV[1], 'device', ARGV[2], 'client', ARGV[3],
            'created', ARGV[4], 'last_seen', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
+-- The account's session index would otherwise keep members whose sessions simply timed out: drop up to 32
+-- such members per login, so an account that logs in often never collects an ever-growing index.
+for _, m in ipairs(redis.call('SRANDMEMBER', KEYS[2], 32)) do
+  if redis.call('EXISTS', ARGV[9] .. m) == 0 then redis.call('SREM', KEYS[2], m) end
+end
 redis.call('SADD', KEYS[2], ARGV[7])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[8]) then redis.call('PEXPIRE', KEYS[2], ARGV[8]) end
 return 1
@@ -319,6 +324,7 @@ class RedisStore:
                     _ms(ttl),
                     member,
                     _ms(limits.absolute_timeout + GRACE),
+                    SESSION,
                 ],
             ),
         )

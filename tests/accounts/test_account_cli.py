@@ -284,10 +284,10 @@ def test_reset_totp_gives_a_new_secret_and_the_old_one_stops_decrypting(cli: Cli
 def test_unlock_and_logout_without_redis_explain_where_the_state_lives(cli: Cli, policy: Path) -> None:
     assert cli.add("zhangsan") == 0
     assert cli("account", "unlock", "zhangsan") == 0
-    assert "running gateway's memory" in cli.out
+    assert "the running gateway applies the unlock" in cli.out
     assert account(policy, "zhangsan").unlocked_at is not None
     assert cli("account", "logout", "zhangsan") == 0
-    assert "running gateway's memory" in cli.out
+    assert "the running gateway ends the sessions" in cli.out
     logged_out = account(policy, "zhangsan").logged_out_at
     assert logged_out is not None
     assert account(policy, "zhangsan").session_revoked(logged_out - timedelta(seconds=1))
@@ -382,6 +382,11 @@ def test_an_unreachable_redis_makes_unlock_fail_and_list_say_so(tmp_path: Path, 
     assert "cannot be reached" in cli.err
     assert cli.out.splitlines()[1].split()[-1] == "?"
     assert cli("account", "unlock", "zhangsan") == 1
+    assert "could not be reached" in cli.err
+    # The unlock is recorded in the file and audited all the same (Art. 20).
+    assert account(cli.policy, "zhangsan").unlocked_at is not None
+    assert audit_events(cli.policy)[-1]["event"] == "admin.account.unlock"
+    assert audit_events(cli.policy)[-1]["store"] == "unavailable"
 
 
 # -- `govgate check` covers the accounts file --------------------------------------------------------

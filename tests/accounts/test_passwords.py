@@ -134,3 +134,14 @@ def test_the_module_states_its_parameters_where_docs_can_quote_them() -> None:
 def test_a_password_with_a_lone_surrogate_is_refused_without_error() -> None:
     assert not verify_password("Correct-horse\udcff-battery-9", hash_password(GOOD))
     assert not verify_password("\udcff", DUMMY_HASH)
+
+
+@pytest.mark.parametrize("params", ["m=4000000,t=2,p=1", "m=19456,t=9999,p=1", "m=19456,t=2,p=999", "m=1,t=2,p=1"])
+def test_a_tampered_hash_with_absurd_parameters_is_never_verified(params: str) -> None:
+    from govgate.core.passwords import parameters_of
+
+    good = hash_password("Correct-horse-battery-9")
+    tampered = good.replace("m=19456,t=2,p=1", params)
+    assert tampered != good
+    assert parameters_of(tampered) is None  # refused before any Argon2 work with those parameters
+    assert verify_password("Correct-horse-battery-9", tampered) is False

@@ -186,3 +186,45 @@ def test_a_compressed_login_form_is_refused_before_it_is_inflated(gw: Gateway) -
     r = b.http.post("/__govgate/login", content=body, headers={
         "Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "br"})
     assert r.status_code == 400
+
+
+def run_cli(gw: Gateway, *args: str, stdin: str = "") -> None:
+    import subprocess
+
+    from tests.e2e.harness import GOVGATE
+
+    subprocess.run([str(GOVGATE), *args, "-p", str(gw.policy_path)], input=stdin, capture_output=True, text=True,
+                   check=True, cwd=gw.policy_path.parent)
+
+
+def test_an_admin_unlock_really_unlocks_and_failures_count_again_afterwards(gw: Gateway) -> None:
+    from tests.e2e.harness import wait_for
+
+    gw.add_account("unlockme", PASSWORD)
+    b = browser(gw, "10.9.2.1")
+    for _ in range(3):
+        last = b.password("unlockme", "Wrong-password-123")
+    assert last.status_code == 429
+    before = gw.policy_version()
+    run_cli(gw, "account", "unlock", "unlockme")
+    wait_for(lambda: gw.policy_version() > before, 5, "the gateway to apply the unlock")
+    # Unlocked for real: a wrong password is counted and answered as wrong (not 429), then the right one works.
+    assert browser(gw, "10.9.2.2").password("unlockme", "Wrong-password-456").status_code == 200
+    assert browser(gw, "10.9.2.3").password("unlockme", PASSWORD).status_code == 303
+
+
+def test_a_half_done_login_is_void_after_the_password_is_changed(gw: Gateway) -> None:
+    from tests.e2e.harness import wait_for
+
+    secret = gw.add_account("halfway", PASSWORD)
+    attacker = browser(gw, "10.9.3.1")
+    assert attacker.password("halfway", PASSWORD).status_code == 303  # password step done
+    token = attacker.csrf("/__govgate/mfa")  # and the MFA form fetched
+    before = gw.policy_version()
+    run_cli(gw, "account", "passwd", "halfway", "--password-stdin", stdin="Brand-new-secret-77\n")
+    wait_for(lambda: gw.policy_version() > before, 5, "the gateway to see the new password")
+    r = attacker.http.post("/__govgate/mfa", data={"code": fresh_code(secret), "csrf": token})
+    assert r.status_code == 303
+    assert r.headers["location"].endswith("/__govgate/login")  # back to the start, no session
+    assert attacker.http.get("/oa/").status_code == 303
+    assert attacker.http.get("/__govgate/mfa").status_code == 303

@@ -276,3 +276,25 @@ async def test_a_store_reached_through_redis_sentinel_works(redis_url: str, redi
         assert await direct.account_locked_until("zhangsan", T0) == T0 + LOGIN.lockout
     finally:
         await direct.close()
+
+
+async def test_the_session_index_drops_sessions_that_timed_out_in_redis(redis_url: str) -> None:
+    import redis as sync_redis
+
+    from govgate.store.redis import ACCOUNT_SESSIONS, SESSION
+
+    store = RedisStore.from_url(redis_url, TIMEOUT)
+    raw = sync_redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        old = [Session(new_session_id(), "busy", None, "192.0.2.1", T0, T0) for _ in range(5)]
+        for s in old:
+            await store.create_session(s, LIMITS)
+        # They time out in Redis (as a TTL would remove them), without anyone touching them.
+        for key in raw.keys(SESSION + "*"):
+            raw.delete(key)
+        assert raw.scard(ACCOUNT_SESSIONS + "busy") == 5
+        await store.create_session(Session(new_session_id(), "busy", None, "192.0.2.1", T0, T0), LIMITS)
+        assert raw.scard(ACCOUNT_SESSIONS + "busy") == 1
+    finally:
+        raw.close()
+        await store.close()
