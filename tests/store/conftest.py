@@ -11,7 +11,10 @@ from govgate.store.base import Store
 from govgate.store.memory import MemoryStore
 from govgate.store.redis import RedisStore
 
-TIMEOUT = timedelta(milliseconds=500)
+# Generous: these tests are about what the store does, not how fast (40 concurrent first connections on a
+# loaded 2-core machine have taken more than 500 ms). The time limit itself is tested in
+# test_redis_store.py, with the policy's default of 500 ms.
+TIMEOUT = timedelta(seconds=5)
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
