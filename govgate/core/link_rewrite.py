@@ -63,6 +63,28 @@ _SPECIAL_NAMES = (
     rb"a|area|form|button|input|meta|base|script|style|textarea|title|xmp|iframe|noembed|noframes|noscript"
     rb"|plaintext|template|svg|math"
 )
+
+
+def _names_trie(names: list[bytes]) -> bytes:
+    """A regex matching exactly ``names``, ASCII case-insensitively, as a trie of character classes.
+
+    The same language as ``(?i:n1|n2|...)``, but the engine rejects a name at its first differing
+    letter instead of trying every alternative (the scan's hot path: ``<span`` is not ``<script``).
+    """
+    if b"" in names:
+        rest = [n for n in names if n]
+        return b"(?:" + _names_trie(rest) + b")?" if rest else b""
+    by_first: dict[bytes, list[bytes]] = {}
+    for n in names:
+        by_first.setdefault(n[:1], []).append(n[1:])
+    alternatives = [
+        (b"[" + first.lower() + first.upper() + b"]" if first.isalpha() else re.escape(first)) + _names_trie(tails)
+        for first, tails in sorted(by_first.items())
+    ]
+    return alternatives[0] if len(alternatives) == 1 else b"(?:" + b"|".join(alternatives) + b")"
+
+
+_SPECIAL_TRIE = _names_trie(_SPECIAL_NAMES.split(b"|"))
 _ANY_END = _ATTRS_END.replace(b"?P<tail>", b"?:")
 # The common shape of a tag's rest (` name="v"`, ` name='v'`, ` name=v`, ` name`, then `>` or `/>`): a strict
 # subset of the grammar above that ends the tag at the same `>`, tried first because it is cheaper.
@@ -72,11 +94,12 @@ _SIMPLE_END = (
 )
 # Start tags that cannot matter: names starting with a letter no special name starts with, or else not special.
 _PLAIN_START = (
-    rb"<(?:[c-eg-hj-loqru-wyzC-EG-HJ-LOQRU-WYZ]|(?!(?i:" + _SPECIAL_NAMES + rb")[\t\n\f\r />])[A-Za-z])"
+    rb"<(?:[c-eg-hj-loqru-wyzC-EG-HJ-LOQRU-WYZ]|(?!" + _SPECIAL_TRIE + rb"[\t\n\f\r />])[A-Za-z])"
     rb"[^\t\n\f\r />]*+(?:" + _SIMPLE_END + rb"|" + _ANY_END + rb")"
 )
 _PLAIN_END = (
-    rb"</(?:[a-ln-ru-zA-LN-RU-Z]|(?!(?i:template|svg|math)[\t\n\f\r />])[A-Za-z])[^\t\n\f\r />]*+"
+    rb"</(?:[a-ln-ru-zA-LN-RU-Z]|(?!" + _names_trie([b"template", b"svg", b"math"]) + rb"[\t\n\f\r />])[A-Za-z])"
+    rb"[^\t\n\f\r />]*+"
     rb"(?:>|" + _ANY_END + rb")"
 )
 # Jump over text and every tag that cannot matter, inside the regex engine (text runs unrolled).
@@ -117,10 +140,23 @@ _FIRST_FORMACTION = re.compile(_first_attr_src(b"formaction"))
 _FIRST_SRCDOC = re.compile(_first_attr_src(b"srcdoc"))
 _TARGET_PATTERNS: dict[bytes, tuple[re.Pattern[bytes], LinkKind]] = {}
 # The hot path: skip to the next tag that matters and, when it is <a>/<area>, take it whole in one call.
-_FAST = re.compile(
-    _SKIP.pattern + rb"(?P<a><(?i:a|area)(?=[\t\n\f\r />])"
-    + _first_attr_src(b"href", rb"(?:" + _SIMPLE_END + rb"|" + _ANY_END + rb")", safe=True) + rb")?"
+_A_TAG = _first_attr_src(b"href", rb"(?:" + _SIMPLE_END + rb"|" + _ANY_END + rb")", safe=True)
+_FAST = re.compile(_SKIP.pattern + rb"(?P<a><(?i:a|area)(?=[\t\n\f\r />])" + _A_TAG + rb")?")
+# An <a>/<area> whose first href is a double-quoted value that cannot leave the base's host (``_SAFE_DQ``).
+_SAFE_A = (
+    rb"<(?i:a|area)(?=[\t\n\f\r />])(?:[\t\n\f\r /]*+(?!(?i:href)[\t\n\f\r />=])" + _ATTR + rb")*+"
+    rb"[\t\n\f\r /]*+(?i:href)[\t\n\f\r ]*+=[\t\n\f\r ]*+\"" + _SAFE_DQ + rb"\""
+    rb"(?:" + _SIMPLE_END + rb"|" + _ANY_END + rb")"
 )
+# ``_FAST`` that also jumps over those <a>/<area> tags, inside the regex engine: most of a portal's links
+# are paths on its own site, and with an internal base they need no look at all. Only valid when the
+# base turns out to be an internal http(s) URL (``_Resolver.fast``); ``_plan`` scans again otherwise.
+_FAST_SKIP_SAME_HOST = re.compile(
+    _SKIP.pattern.replace(b"|<(?![A-Za-z!/?]))", b"|" + _SAFE_A + b"|<(?![A-Za-z!/?]))")
+    + rb"(?P<a><(?i:a|area)(?=[\t\n\f\r />])" + _A_TAG + rb")?"
+)
+assert _FAST_SKIP_SAME_HOST.pattern != _FAST.pattern, "the <a> alternative was not added"
+assert _FAST_SKIP_SAME_HOST.groupindex == _FAST.groupindex
 _S = _FAST.groupindex["s"]
 _A = _FAST.groupindex["a"]
 _V = _FAST.groupindex["v"]
@@ -186,7 +222,8 @@ class _ScanState:
     base_seen: bool = False
 
 
-def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: int = 0) -> None:
+def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: int = 0,
+          skip_same_host: bool = False) -> None:
     """Walk buf[start:stop] as the HTML tokenizer would, recording target attribute values.
 
     Foreign content (``svg``/``math``) is left only where the tree builder surely leaves it: the
@@ -206,7 +243,7 @@ def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: int =
     doubt = False  # an end tag in foreign content that the browser may have honoured by leaving it
     # integration points: (end tag name, foreign roots to restore, doubt to restore)
     islands: list[tuple[bytes, list[bytes], bool]] = []
-    scan_links = _FAST.finditer
+    scan_links = (_FAST_SKIP_SAME_HOST if skip_same_host else _FAST).finditer
     targets = state.targets
     while pos < stop:
         if not foreign and not islands:
@@ -373,7 +410,7 @@ def _scan(buf: bytes, start: int, stop: int, state: _ScanState, *, nested: int =
             end = stop if end_m is None else end_m.start()
             if name == b"noscript":
                 # Scripting off, this is markup: protect those readers too (invisible with scripting on).
-                _scan(buf, pos, end, state, nested=nested + 1)
+                _scan(buf, pos, end, state, nested=nested + 1, skip_same_host=skip_same_host)
             pos = end
 
 
@@ -694,7 +731,7 @@ class RewriteResult:
     body: bytes
     rewritten: int  # attribute values replaced
     encoding: str  # WHATWG name of the encoding used
-    links: int = 0  # navigation attributes examined
+    links: int = 0  # navigation attributes examined one by one (same-host <a href="…"> skipped in bulk: not counted)
     exact: bool = True  # False only when a stateful encoding forced a whole re-encode
     base_url: str | None = None
     found: tuple[ResolvedLink, ...] = ()  # filled when ``collect=True``
@@ -781,17 +818,21 @@ class _Resolver:
         return href, host_of_href(href)
 
     def handle(self, kind: LinkKind, buf: bytes, start: int, end: int) -> tuple[bytes | None, ResolvedLink | None]:
+        key = (kind, buf[start:end])
+        hit = self.cache.get(key)
+        if hit is None:
+            hit = self.cache[key] = self._quick(kind, buf, start, end) or self._handle(kind, key[1])
+        return hit
+
+    def _quick(self, kind: LinkKind, buf: bytes, start: int, end: int) -> tuple[None, ResolvedLink | None] | None:
+        """(None, info) when the raw value surely stays on an internal host (no full parse needed), else None."""
         if self.fast and kind in _URL_KINDS:
             if _SAME_HOST.match(buf, start, end):
                 return None, self._quick_info(kind, buf, start, end)
             m = _PLAIN_HOST.match(buf, start, end)
             if m is not None and not self.classifier.is_external(m.group(1).decode("ascii").lower()):
                 return None, self._quick_info(kind, buf, start, end)
-        key = (kind, buf[start:end])
-        hit = self.cache.get(key)
-        if hit is None:
-            hit = self.cache[key] = self._handle(kind, key[1])
-        return hit
+        return None
 
     def _srcdoc(self, value: str) -> bytes | None:
         """Rewrite the document inside ``<iframe srcdoc>`` (its URL is about:srcdoc, its fallback base ours)."""
@@ -915,7 +956,12 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
         # Deeper srcdoc documents than any real page has: refused rather than risk the stack (fail closed).
         raise RewriteRefused(RefusalReason.NESTING)
     state = _ScanState()
-    (_scan_xml if xml else _scan)(buf, start, len(buf), state)
+    # Same-host <a href="..."> values are jumped over in the scan when that is sure to be sound (see below).
+    skip_same_host = not (xml or collect)
+    if xml:
+        _scan_xml(buf, start, len(buf), state)
+    else:
+        _scan(buf, start, len(buf), state, skip_same_host=skip_same_host)
     base: str | None = fallback_base or document_url
     try:
         ada_url.URL(fallback_base or document_url)
@@ -928,6 +974,10 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
         if href is not None:
             base = href
     resolver = _Resolver(base, classifier, make_leave_url, codec, enc.url_codec, document_url, collect, depth)
+    if skip_same_host and not resolver.fast:
+        # The base is not an internal http(s) URL, so a relative href may leave: every link must be looked at.
+        state = _ScanState()
+        _scan(buf, start, len(buf), state)
     found: list[ResolvedLink] = []
     replacements: list[tuple[int, int, bytes]] = []
     handle = resolver.handle

@@ -8,7 +8,17 @@ import ada_url
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from govgate.core.link_rewrite import _PLAIN_HOST, _SAFE_DQ, _SAME_HOST, _unescape_attr, host_of_href
+from govgate.core.link_rewrite import (
+    _PLAIN_HOST,
+    _SAFE_DQ,
+    _SAME_HOST,
+    _SPECIAL_NAMES,
+    RewriteResult,
+    _names_trie,
+    _unescape_attr,
+    host_of_href,
+    rewrite_html,
+)
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Outbound, RedirectMode
 
@@ -67,3 +77,56 @@ def test_host_of_href_agrees_with_ada(scheme: str, userinfo: str, host: str, por
     except ValueError:
         return
     assert host_of_href(url.href) == url.hostname
+
+
+SPECIAL = _SPECIAL_NAMES.split(b"|")
+name_variants = st.one_of(
+    st.sampled_from(SPECIAL),
+    st.builds(lambda n, k: n[:k], st.sampled_from(SPECIAL), st.integers(0, 12)),  # prefixes
+    st.builds(lambda n, t: n + t, st.sampled_from(SPECIAL), st.sampled_from([b"x", b"s", b"a", b"-", b"1"])),
+    st.text(alphabet="abceimnoprstuvxyAESTV", max_size=10).map(str.encode),
+).flatmap(lambda n: st.lists(st.booleans(), min_size=len(n), max_size=len(n)).map(
+    lambda ups: bytes(c - 32 if up and 97 <= c <= 122 else c for c, up in zip(n, ups, strict=True))))
+
+
+@SETTINGS
+@given(name_variants)
+def test_the_names_trie_matches_exactly_the_case_insensitive_alternation(name: bytes) -> None:
+    trie = re.compile(_names_trie(SPECIAL) + rb"\Z")
+    alternation = re.compile(rb"(?i:" + _SPECIAL_NAMES + rb")\Z")
+    assert bool(trie.match(name)) == bool(alternation.match(name)), name
+
+
+# Documents that mix same-host links (which the production scan jumps over inside the regex) with
+# everything that could make jumping over them wrong: a <base> anywhere, odd quoting, markup in values.
+link_values = st.sampled_from(["/a", "b.html", "?q", "#f", "/x?u=http://evil.example/", "//evil.example/",
+                               "/\\evil.example", "http://evil.example/", "https://www.gov.cn/", "&#47;/evil.example",
+                               "/\t/evil.example",
+                               "x:y", "javascript:0", "", " /a", "/a>b", "/a'b", "中/文"])
+fragments = st.one_of(
+    st.builds(lambda q, v, extra: f"<a{extra} href={q}{v}{q}>l</a>", st.sampled_from(['"', "'"]), link_values,
+              st.sampled_from(["", " class=x", " title='>'", ' title=">"', " hreff=1", " HREF=/first", "/"])),
+    st.builds(lambda v: f"<AREA Href=\"{v}\">", link_values),
+    st.sampled_from(["<base href='http://evil.example/'>", "<base href=/sub/>", "<base href=//www.gov.cn/>",
+                     "<template><base href=http://evil.example/></template>", "<svg><a href=/s>s</a></svg>",
+                     "<svg><title><base href=http://evil.example/></title></svg>", "<!-- <a href=\"/c\"> -->",
+                     "<script>'<a href=\"/s\">'</script>", "<noscript><a href=\"/n\">n</a></noscript>",
+                     "<div title=\"<a href='http://evil.example/'>\">", "<textarea><a href=\"/t\"></textarea>",
+                     "<p>text</p>", "<a", "</a>", "<iframe srcdoc=\"<a href=/in>\"></iframe>"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(fragments, max_size=10).map("".join), st.sampled_from([
+    "https://portal.example.gov.cn/news/i.html", "http://evil.example/page.html", "about:blank"]))
+def test_jumping_over_same_host_links_changes_no_output(markup: str, document_url: str) -> None:
+    """``collect=True`` scans every link one by one; the production path must give identical bytes."""
+    body = markup.encode("utf-8")
+
+    def rewrite(collect: bool) -> RewriteResult:
+        return rewrite_html(body, content_type="text/html; charset=utf-8", document_url=document_url,
+                            classifier=CLASSIFIER, make_leave_url=lambda u: "/leave?url=" + u, collect=collect)
+
+    fast, slow = rewrite(False), rewrite(True)
+    assert fast.body == slow.body
+    assert fast.rewritten == slow.rewritten
