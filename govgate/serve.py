@@ -27,6 +27,7 @@ from addons.login_pages import GatePages
 from addons.metrics import MetricsEndpoint
 from addons.outbound_links import OutboundLinks
 from addons.policy_watch import PolicyWatch
+from addons.proxy_errors import ProxyErrors
 from addons.security_headers import SecurityHeaders
 from govgate.core.policy.model import Policy
 from govgate.live_runtime import LiveRuntime
@@ -48,12 +49,24 @@ def mitm_options(policy: Policy) -> dict[str, Any]:
     }
 
 
+# Art. 29 (第二十九条, secure connections): for TLS 1.2, only forward-secret AEAD suites (Mozilla's
+# "intermediate" configuration); mitmproxy's default list also offers CBC, SHA-1, static-RSA and 3DES
+# suites for old clients. TLS 1.3 suites are all AEAD and forward secret.
+CLIENT_CIPHERS = ":".join((
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    "DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384", "DHE-RSA-CHACHA20-POLY1305",
+))
+
+
 def static_options(confdir: Path) -> dict[str, Any]:
     return {
         "confdir": str(confdir),
         "keep_host_header": True,  # rules and link classification need the Host the client sent
         "connection_strategy": "lazy",  # pages the gate answers never open an upstream connection
-        "tls_version_client_min": "TLS1_2",  # Art. 29: TLS 1.2+ only, mitmproxy's modern cipher list
+        "tls_version_client_min": "TLS1_2",  # Art. 29: TLS 1.2+ only
+        "ciphers_client": CLIENT_CIPHERS,
         "http3": False,
         "rawtcp": False,
         "body_size_limit": "64m",
@@ -108,6 +121,7 @@ async def serve(runtime: LiveRuntime, *, confdir: Path,
         Gate(runtime),
         OutboundLinks(runtime),
         SecurityHeaders(runtime),
+        ProxyErrors(runtime),
         PolicyWatch(runtime, on_reload),
         MetricsEndpoint(runtime),
         StartupReport(runtime, ready),

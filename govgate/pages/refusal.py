@@ -97,3 +97,32 @@ def too_many(request_id: str, until: datetime, now: datetime, *, as_json: bool) 
         f"<h2>Temporarily locked</h2><p>Too many failed attempts. The lock ends at <strong>{esc(when)}</strong>.</p>",
         status=429, headers=(*PAGE_HEADERS, ("Retry-After", str(retry))),
     )
+
+
+# Errors that mitmproxy itself answers below the addon hooks (see addons/proxy_errors.py): status → texts.
+_PROXY_ERRORS: dict[int, tuple[str, str, str, str]] = {
+    400: ("请求无效", "请求格式不正确，网关无法处理。", "Bad request", "The request is malformed."),
+    413: ("请求过大", "请求内容超出网关允许的大小。", "Request too large",
+          "The request is larger than the gateway accepts."),
+    502: ("门户暂时无法访问", "网关暂时无法连接到后端门户系统，请稍后重试。", "Portal unreachable",
+          "The gateway cannot reach the portal behind it right now. Please try again shortly."),
+    504: ("门户响应超时", "后端门户系统未能及时响应，请稍后重试。", "Portal timeout",
+          "The portal behind the gateway did not answer in time. Please try again shortly."),
+}
+
+
+def proxy_error(status: int) -> Page:
+    """The page for an error mitmproxy answers itself (upstream unreachable, unparsable request...).
+
+    Generic on purpose: mitmproxy's own page names the upstream address and the error text; those go
+    to the operator's log only.
+    """
+    zh_title, zh, en_title, en = _PROXY_ERRORS.get(
+        status, ("无法完成请求", "网关无法完成此请求，请稍后重试。", "Request failed",
+                 "The gateway could not complete this request. Please try again shortly."))
+    return html_page(
+        f"{zh_title} {en_title}",
+        f"<h1>{esc(zh_title)}</h1><p>{esc(zh)}</p><p class=\"meta\">HTTP {status}</p>",
+        f"<h2>{esc(en_title)}</h2><p>{esc(en)}</p>",
+        status=status, headers=PAGE_HEADERS,
+    )

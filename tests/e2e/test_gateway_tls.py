@@ -55,17 +55,40 @@ def der_sha256(cert: trustme.LeafCert) -> str:
     return hashlib.sha256(x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)).hexdigest()
 
 
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture(scope="module")
 def tls_gateway(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsGateway]:
+    yield from tls_gateway_in_front_of(upstream.url, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def unreachable_upstream_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsGateway]:
+    yield from tls_gateway_in_front_of(f"http://127.0.0.1:{closed_port()}", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def rsa_tls_gateway(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsGateway]:
+    """An RSA certificate: the suites with RSA key exchange or RSA signatures can only be tried against one."""
+    yield from tls_gateway_in_front_of(upstream.url, tmp_path_factory, key_type=trustme.KeyType.RSA)
+
+
+def tls_gateway_in_front_of(upstream_url: str, tmp_path_factory: pytest.TempPathFactory,
+                            key_type: trustme.KeyType = trustme.KeyType.ECDSA) -> Iterator[TlsGateway]:
     workdir = tmp_path_factory.mktemp("tls")
     (workdir / "secrets").mkdir()
-    ca = trustme.CA()
-    server = ca.issue_cert("portal.example.gov.cn", "127.0.0.1", "localhost")
+    ca = trustme.CA(key_type=key_type)
+    server = ca.issue_cert("portal.example.gov.cn", "127.0.0.1", "localhost", key_type=key_type)
     pem = workdir / "secrets" / "gateway.pem"
     server.private_key_and_cert_chain_pem.write_to_path(str(pem))
     device_cert = ca.issue_cert("zs-laptop.devices.example.gov.cn")
     stranger = trustme.CA().issue_cert("stranger.example")
-    data = base_policy(workdir, upstream.url)
+    data = base_policy(workdir, upstream_url)
     gateway = data["gateway"]
     assert isinstance(gateway, dict)
     gateway["insecure"] = False
@@ -128,3 +151,121 @@ def test_an_unknown_client_certificate_is_not_a_device(tls_gateway: TlsGateway) 
                   verify=tls_gateway.context(tls_gateway.stranger_cert))
     assert r.status_code == 403
     assert r.json()["reason"] == "network"
+
+
+# Each is in mitmproxy's default list (Mozilla "old") and would be accepted without the gateway's own list.
+WEAK_TLS_1_2_SUITES = [
+    ("ecdsa", "ECDHE-ECDSA-AES128-SHA"), ("ecdsa", "ECDHE-ECDSA-AES256-SHA384"),  # CBC
+    ("rsa", "ECDHE-RSA-AES128-SHA"), ("rsa", "DHE-RSA-AES256-SHA256"),  # CBC
+    ("rsa", "AES128-GCM-SHA256"), ("rsa", "AES128-SHA"),  # no forward secrecy (3DES: OpenSSL 3 refuses it anyway)
+]
+
+
+def handshake_1_2(gw: TlsGateway, ciphers: str) -> ssl.SSLSocket:
+    ctx = gw.context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(ciphers + ":@SECLEVEL=0")  # this client offers them all; only the gateway may say no
+    raw = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    try:
+        return ctx.wrap_socket(raw, server_hostname="portal.example.gov.cn")
+    except BaseException:
+        raw.close()
+        raise
+
+
+@pytest.mark.parametrize(("key", "suite"), WEAK_TLS_1_2_SUITES)
+def test_tls_1_2_suites_without_forward_secrecy_or_aead_are_refused(
+    tls_gateway: TlsGateway, rsa_tls_gateway: TlsGateway, key: str, suite: str,
+) -> None:
+    # Art. 29 (secure connections): forward-secret AEAD suites only.
+    with pytest.raises(ssl.SSLError) as refused:
+        handshake_1_2(rsa_tls_gateway if key == "rsa" else tls_gateway, suite).close()
+    assert "NO_CIPHERS_AVAILABLE" not in str(refused.value).upper()  # offered by us, refused by the gateway
+
+
+@pytest.mark.parametrize(("key", "suite"), [("ecdsa", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+                                            ("ecdsa", "ECDHE-ECDSA-CHACHA20-POLY1305"),
+                                            ("rsa", "ECDHE-RSA-AES256-GCM-SHA384"),
+                                            ("rsa", "DHE-RSA-AES128-GCM-SHA256")])
+def test_tls_1_2_with_a_forward_secret_aead_suite_is_accepted(
+    tls_gateway: TlsGateway, rsa_tls_gateway: TlsGateway, key: str, suite: str,
+) -> None:
+    with handshake_1_2(rsa_tls_gateway if key == "rsa" else tls_gateway, suite) as tls:
+        cipher = tls.cipher()
+        assert cipher is not None
+        assert cipher[0] == suite
+
+
+def h2_get(gw: TlsGateway, path: str) -> tuple[dict[str, str], str]:
+    """One GET over HTTP/2 with the h2 library (httpx's HTTP/2 client and mitmproxy's server do not agree)."""
+    import h2.connection
+    import h2.events
+
+    ctx = gw.context()
+    ctx.set_alpn_protocols(["h2"])
+    conn = h2.connection.H2Connection()
+    headers: dict[str, str] = {}
+    body = b""
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname="portal.example.gov.cn") as tls:
+        assert tls.selected_alpn_protocol() == "h2"
+        conn.initiate_connection()
+        conn.send_headers(1, [(":method", "GET"), (":path", path), (":scheme", "https"),
+                              (":authority", "portal.example.gov.cn")], end_stream=True)
+        tls.sendall(conn.data_to_send())
+        done = False
+        while not done:
+            data = tls.recv(65536)
+            if not data:
+                break
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    headers = {k.decode(): v.decode() for k, v in event.headers}
+                elif isinstance(event, h2.events.DataReceived):
+                    body += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded | h2.events.StreamReset):
+                    done = True
+            tls.sendall(conn.data_to_send())
+    return headers, body.decode("utf-8")
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http1", "http2"])
+def test_an_unreachable_upstream_gets_the_gates_own_502_page(unreachable_upstream_gateway: TlsGateway,
+                                                             http2: bool) -> None:
+    gw = unreachable_upstream_gateway
+    if http2:
+        headers, text = h2_get(gw, "/news/")
+        assert headers[":status"] == "502"
+    else:
+        r = httpx.get(gw.https + "/news/", verify=gw.context())
+        assert r.http_version == "HTTP/1.1"
+        assert r.status_code == 502
+        headers, text = dict(r.headers), r.text
+        # HTTP/1.1: the headers are the gate's too (over HTTP/2 mitmproxy builds them itself).
+        assert headers["strict-transport-security"].startswith("max-age=31536000")
+        assert "server" not in headers
+        assert headers["x-content-type-options"] == "nosniff"
+    assert "门户暂时无法访问" in text
+    assert "Portal unreachable" in text
+    # Not mitmproxy's page: no upstream address, no OS error text, no version.
+    assert "127.0.0.1" not in text
+    assert "refused" not in text.lower()
+    assert "mitmproxy" not in text.lower()
+
+
+def test_a_request_mitmproxy_cannot_parse_gets_the_gates_400_page_with_hsts(tls_gateway: TlsGateway) -> None:
+    ctx = tls_gateway.context()
+    ctx.set_alpn_protocols(["http/1.1"])
+    with socket.create_connection(("127.0.0.1", tls_gateway.port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname="portal.example.gov.cn") as tls:
+        tls.sendall(b"NOT A REQUEST LINE <script>\r\n\r\n")
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"\r\nStrict-Transport-Security: max-age=31536000" in head
+    assert b"mitmproxy" not in answer.lower()
+    assert b"<script>" not in body  # the client's bytes are not echoed
+    assert "请求无效".encode() in body
