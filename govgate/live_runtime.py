@@ -175,7 +175,8 @@ class LiveRuntime:
             except GovGateError as exc:
                 logger.error("policy.refused error=%s kept=last-good", exc)
                 self._remember_refused(previous, source)
-                self.audit.emit(self._policy_event("policy.refused", "refuse", str(exc)[:500]))
+                event = self._policy_event("policy.refused", "refuse", str(exc)[:500])
+                self.audit.emit(replace(event, extra={**event.extra, "policy_sha256": _sha256_of(source)}))
                 return False
             if snapshot.policy.audit != previous.policy.audit:
                 self.audit_writer.reconfigure(snapshot.policy.audit)

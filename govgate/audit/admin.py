@@ -2,15 +2,13 @@
 
 Art. 20 (第二十条): every admin action is part of the access log. A CLI process appends with the
 same "lock, read the chain's tail, append, fsync" step as the gateway's writer thread, so both can
-write the same files at once without breaking the chain. Also helpers for policy events, which
-carry the policy file's sha256.
+write the same files at once without breaking the chain. (Policy load/reload/refusal records come
+from the running gateway: ``LiveRuntime``.)
 """
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
-from pathlib import Path
 
 from govgate.audit.log_dir import AuditDir
 from govgate.core.audit_chain import event_record
@@ -32,27 +30,3 @@ def record_admin_event(policy: Policy, event: AuditEvent) -> None:
         directory.append([event_record(event, keys)], now)
     finally:
         directory.close()
-
-
-def file_sha256(path: Path) -> str | None:
-    """Hex SHA-256 of a file's bytes (for policy load/reload/refusal events); None if unreadable."""
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-def policy_event(
-    kind: str, source: Path, sha256: str | None, time: datetime, *, error: str | None = None
-) -> AuditEvent:
-    """An event for a policy ``load``, ``reload`` or ``refused`` (``event`` = ``policy.<kind>``)."""
-    extra: dict[str, str | int | bool | None] = {"policy": str(source), "policy_sha256": sha256}
-    if error is not None:
-        extra["error"] = error[:2000]
-    return AuditEvent(
-        event=f"policy.{kind}",
-        time=time,
-        decision="refuse" if kind == "refused" else None,
-        article="Art. 20",
-        extra=extra,
-    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import threading
@@ -10,7 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from govgate.audit.admin import file_sha256, policy_event, record_admin_event
+from govgate.audit.admin import record_admin_event
 from govgate.audit.backup import backup_dir
 from govgate.audit.verify import verify_dir
 from govgate.audit.writer import AuditWriter
@@ -124,21 +123,6 @@ def test_admin_events_from_other_processes_interleave_safely_with_the_writer(
     first_admin = min(i for i, r in enumerate(lines) if r["event"] == "account.unlock")
     last_access = max(i for i, r in enumerate(lines) if r["event"] == "access")
     assert first_admin < last_access
-
-
-def test_a_policy_event_carries_the_policy_files_hash(tmp_path: Path) -> None:
-    policy_file = tmp_path / "policy.yaml"
-    policy_file.write_text("version: 1\n")
-    policy = make_policy(tmp_path, audit_config(tmp_path / "audit"))
-    from datetime import datetime
-
-    event = policy_event("load", policy_file, file_sha256(policy_file), datetime.now(TZ))
-    record_admin_event(policy, event)
-    keys = load_key_file(policy.gateway.key_file)
-    assert verify_dir(tmp_path / "audit", keys).count == 2
-    record = json.loads(next((tmp_path / "audit").glob("audit-*.jsonl")).read_text().splitlines()[-1])
-    assert record["event"] == "policy.load"
-    assert record["policy_sha256"] == hashlib.sha256(b"version: 1\n").hexdigest()
 
 
 def test_a_backup_taken_while_the_gateway_writes_verifies(
