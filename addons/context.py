@@ -128,6 +128,24 @@ def valid_target(raw: bytes) -> bool:
 
 
 _BAD_FIELD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_METHOD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}")  # an RFC 9110 token
+# reg-name or IP literal, optional port; browsers send IDNs as punycode
+_AUTHORITY = re.compile(rb"(?:[A-Za-z0-9._~-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?")
+HTTP_VERSIONS = frozenset({"HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/3"})
+
+
+def valid_request_line(method: bytes, http_version: str, host: str | None) -> bool:
+    """A token method, a version we speak and an ASCII host: anything else is refused with a 400 (never
+    passed on, and never let into the rules, the page links or the audit log as odd text)."""
+    if _METHOD.fullmatch(method) is None or http_version not in HTTP_VERSIONS:
+        return False
+    if host is None:
+        return True
+    try:
+        raw = host.encode("ascii")
+    except UnicodeEncodeError:  # mitmproxy keeps bytes that are not UTF-8 as lone surrogates
+        return False
+    return _AUTHORITY.fullmatch(raw) is not None
 
 
 def valid_headers(fields: tuple[tuple[bytes, bytes], ...]) -> bool:
@@ -207,6 +225,9 @@ class RequestContextAddon:
         origin_form = not (request.http_version.startswith("HTTP/1") and request.data.authority)
         if not origin_form or not valid_target(request.data.path) or not valid_headers(request.headers.fields):
             respond(flow, bad_request(request_id, as_json=as_json, what="request target"))
+            return
+        if not valid_request_line(request.data.method, request.http_version, request.host_header):
+            respond(flow, bad_request(request_id, as_json=as_json, what="method, version or host"))
             return
         # Art. 29 (第二十九条): access must use secure connections.
         if not policy.gateway.insecure and not flow.client_conn.tls_established:

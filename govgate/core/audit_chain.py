@@ -92,13 +92,22 @@ def file_day(name: str) -> date | None:
 
 
 def canonical(obj: Mapping[str, object]) -> bytes:
-    """Sorted keys, no spaces, ensure_ascii=False, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Sorted keys, no spaces, ensure_ascii=False, UTF-8.
+
+    A lone surrogate (mitmproxy decodes bytes that are not UTF-8 with ``surrogateescape``) cannot be
+    UTF-8: it is written as its JSON escape (``\\udcff``), which reads back as the same string, so the
+    line stays valid UTF-8 and canonical, and one odd value never stops the log.
+    """
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace")
 
 
 def identifier_hash(keys: GatewayKeys, value: str) -> str:
     """A keyed hash of an identifier that must be correlatable across records but not revealed."""
-    return "h:" + keys.mac(Purpose.IDENTIFIER_HASH, value.encode("utf-8")).hex()[:32]
+    return "h:" + keys.mac(Purpose.IDENTIFIER_HASH, value.encode("utf-8", "surrogatepass")).hex()[:32]
 
 
 def event_record(event: AuditEvent, keys: GatewayKeys) -> dict[str, object]:

@@ -77,7 +77,7 @@ def test_records_are_written_within_the_flush_interval_without_close(
     writer.start()
     writer.emit(access_event(1, clock.now))
     wait_until(lambda: len(access_records(tmp_path)) == 1, timeout=2)
-    assert writer.healthy
+    assert writer.healthy, writer.last_error
 
 
 def test_secrets_in_extra_fields_are_replaced_by_a_keyed_hash(
@@ -115,6 +115,27 @@ def test_an_event_with_a_value_json_cannot_hold_is_written_as_text_and_does_not_
     assert odd[0]["when"] == str(clock.now)
     assert [r["request_id"] for r in access_records(tmp_path)] == ["req-2"]
     verify_dir(tmp_path, keys)
+
+
+def test_text_that_is_not_utf8_is_written_escaped_and_does_not_block_the_log(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    # mitmproxy keeps header bytes that are not UTF-8 as lone surrogates ("Host: \xff" is "\udcff").
+    writer = make_writer(audit_config(tmp_path), flush_interval=0.02)
+    writer.start()
+    odd = AuditEvent(event="access", time=clock.now, request_id="odd", host="\udcff", method="G\udcffT",
+                     path="/\udcfe", account="\udcfd", extra={"session": "\udcfc"})
+    writer.emit(odd)
+    writer.emit(access_event(1, clock.now))
+    assert writer.flush(timeout=5)
+    assert writer.healthy, writer.last_error
+    assert writer.close(timeout=5)
+    got = access_records(tmp_path)
+    assert [r["request_id"] for r in got] == ["odd", "req-1"]
+    assert (got[0]["host"], got[0]["method"], got[0]["path"]) == ("\udcff", "G\udcffT", "/\udcfe")
+    for path in tmp_path.glob("audit-*.jsonl"):
+        path.read_bytes().decode("utf-8")  # the file stays valid UTF-8
+    assert verify_dir(tmp_path, keys).count == 3
 
 
 def test_midnight_seals_the_day_and_opens_the_next_with_a_link(

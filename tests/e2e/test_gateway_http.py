@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,8 +140,13 @@ def raw_request(gw: Gateway, data: bytes) -> bytes:
         b"BREW /oa/ HTTP/1.1\r\nHost: portal.example.gov.cn\r\n\r\n",
         b"GET /news/ HTTP/1.1\r\nHost: portal.example.gov.cn\r\nX-Bad: a\x00b\r\n\r\n",
         b"GET /news/ HTTP/1.1\r\nHost: portal.example.gov.cn\r\nContent-Length: -1\r\n\r\n",
+        b"GET /news/ HTTP/1.1\r\nHost: \xff\r\nConnection: close\r\n\r\n",
+        b"GET /oa/ HTTP/1.1\r\nHost: \xe9\x97\xa8\xe6\x88\xb7.gov.cn\r\nConnection: close\r\n\r\n",
+        b"G\xffT /oa/ HTTP/1.1\r\nHost: portal.example.gov.cn\r\nConnection: close\r\n\r\n",
+        b"GET /news/ HTTP/9.9\r\nHost: portal.example.gov.cn\r\nConnection: close\r\n\r\n",
     ],
-    ids=["garbage", "invalid-utf8-path", "huge-path", "absolute-form", "odd-method", "nul-header", "bad-length"],
+    ids=["garbage", "invalid-utf8-path", "huge-path", "absolute-form", "odd-method", "nul-header", "bad-length",
+         "invalid-utf8-host", "raw-utf8-host", "invalid-utf8-method", "http-9.9"],
 )
 def test_malformed_requests_get_a_4xx_or_a_closed_connection_never_a_crash(
     gateway: Gateway, request_bytes: bytes
@@ -149,8 +155,14 @@ def test_malformed_requests_get_a_4xx_or_a_closed_connection_never_a_crash(
     if answer:
         status = int(answer.split(b" ", 2)[1])
         assert 400 <= status < 500, answer[:200]
-    # The gateway is still serving afterwards.
+    # The gateway is still serving afterwards: public pages, and staff paths, whose audit records must
+    # still be written (a record the log cannot hold would stop it, and fail every staff path closed).
     assert get(gateway, "/news/").status_code == 200
+    time.sleep(0.6)  # three of the audit writer's 200 ms rounds
+    health = get(gateway, "/__govgate/health")
+    assert health.status_code == 200, health.text
+    assert health.json()["audit"]["writable"] is True
+    assert get(gateway, "/oa/", headers={"X-Forwarded-For": "10.1.2.3"}).status_code == 303
     assert gateway.proc.poll() is None
     assert "Traceback" not in gateway.output.text()
 
