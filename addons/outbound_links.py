@@ -30,7 +30,7 @@ from mitmproxy.net import encoding
 from govgate.core.audit_event import AuditEvent
 from govgate.core.leave_link import leave_url
 from govgate.core.link_rewrite import RewriteRefused, refresh_url, rewrite_html, rewrite_xhtml
-from govgate.core.outbound import HostClassifier
+from govgate.core.outbound import HostClassifier, normalise_host
 from govgate.core.policy.model import Policy, RedirectMode
 from govgate.pages.layout import PAGE_HEADERS, Page, html_page
 from govgate.runtime import Runtime
@@ -117,10 +117,13 @@ class OutboundLinks:
 
     @staticmethod
     def _origin(flow: http.HTTPFlow, policy: Policy) -> str:
-        """The origin the browser used (the gateway keeps the client's Host header)."""
+        """The origin the browser used (the gateway keeps the client's Host header), if it is one of
+        ``public_hosts``: a Host the client made up never ends up in a link (a cache that ignores Host
+        would otherwise serve its leave links to everyone), nor counts as an internal host."""
         scheme = "http" if policy.gateway.insecure else "https"
         host = flow.request.host_header or ""
-        if not _HOST_HEADER.fullmatch(host):  # a Host that is not a host[:port] never ends up in a link
+        known = {normalise_host(h) for h in policy.gateway.public_hosts}
+        if not _HOST_HEADER.fullmatch(host) or normalise_host(host) not in known:
             host = policy.gateway.public_hosts[0] if policy.gateway.public_hosts else "localhost"
         return f"{scheme}://{host}"
 
@@ -316,7 +319,7 @@ class OutboundLinks:
 
     def _redirects(self, flow: http.HTTPFlow, response: http.Response, document_url: str,
                    classifier: HostClassifier, make_leave_url: Callable[[str], str]) -> None:
-        doc_host = flow.request.host_header or ""
+        doc_host = ada_url.URL(document_url).hostname  # the origin's host: a public host, never a made-up one
         local = classifier.with_internal(doc_host) if doc_host else classifier
 
         def external(target: str) -> str | None:

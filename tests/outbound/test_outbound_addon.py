@@ -373,6 +373,32 @@ def test_a_malformed_host_header_never_ends_up_in_leave_links(addon: OutboundLin
     assert b'href="https://portal.example.gov.cn/__govgate/leave?url=' in (f.response.content or b"")
 
 
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8443", "evil.example"])
+def test_a_host_header_that_is_not_a_public_host_never_ends_up_in_links(addon: OutboundLinks, host: str) -> None:
+    # A cache that ignores Host would otherwise serve leave links (and redirects) naming the attacker's host.
+    f = flow_with(b'<a href="http://evil.example/">e</a><a href="http://attacker.example/">a</a>',
+                  {"content-type": "text/html"})
+    f.request.headers["host"] = host
+    run(addon, f)
+    assert f.response is not None
+    body = f.response.content or b""
+    assert body.count(b'href="https://portal.example.gov.cn/__govgate/leave?url=') == 2  # both are off-site
+    redirect = flow_with(b"", {"location": "http://" + host + "/x"}, status=302)
+    redirect.request.headers["host"] = host
+    run(addon, redirect)
+    assert redirect.response is not None
+    assert redirect.response.headers["location"].startswith("https://portal.example.gov.cn/__govgate/leave?url=")
+
+
+@pytest.mark.parametrize("host", ["portal.example.gov.cn:8443", "PORTAL.example.gov.cn."])
+def test_a_public_host_in_the_host_header_is_kept_with_its_port(addon: OutboundLinks, host: str) -> None:
+    f = flow_with(b'<a href="http://evil.example/">e</a>', {"content-type": "text/html"})
+    f.request.headers["host"] = host
+    run(addon, f)
+    assert f.response is not None
+    assert f'href="https://{host}/__govgate/leave?url='.encode() in (f.response.content or b"")
+
+
 @dataclass(frozen=True)
 class _Snapshot:
     policy: Policy
