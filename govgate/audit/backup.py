@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from govgate.audit.verify import snapshot, verify_dir
-from govgate.core.audit_chain import Tamper, VerifyReport
+from govgate.audit.log_dir import replace_file
+from govgate.audit.verify import snapshot_with_head, verify_dir
+from govgate.core.audit_chain import HEAD_NAME, Tamper, VerifyReport
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import AuditAlgorithm
 from govgate.errors import AuditChainBroken, GovGateError
@@ -26,12 +27,15 @@ def backup_dir(source: Path, dest: Path, keys: GatewayKeys, algorithm: AuditAlgo
     """Copy ``source``'s daily files into ``dest`` at one consistent point; verify and report the copy."""
     if dest.resolve() == source.resolve():
         raise GovGateError(f"{dest}: the backup folder must not be the audit directory itself")
-    files = snapshot(source)
+    files, head = snapshot_with_head(source)
     dest.mkdir(parents=True, exist_ok=True, mode=0o750)
     for name, size in files:
         _check_extends_earlier_backup(source / name, dest / name, size)
     for name, size in files:
         _copy_prefix(source / name, dest / name, size)
+    if head is not None:
+        # Taken with the file sizes, under the lock: it names the copy's newest record.
+        replace_file(dest / HEAD_NAME, head)
     fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -31,14 +31,18 @@ from zoneinfo import ZoneInfo
 from govgate.core.audit_chain import (
     DAMAGED_EVENT,
     GENESIS,
+    HEAD_NAME,
     PRUNE_EVENT,
     REPAIR_EVENT,
     SEAL_EVENT,
     ChainCrypto,
+    Head,
     chain_record,
     file_day,
     file_name,
+    head_line,
     link_record,
+    parse_head,
     parse_line,
     seal_line,
     seal_record,
@@ -240,6 +244,35 @@ class AuditDir:
         return replace(current, next_seq=max(tail.next_seq, current.next_seq), prev=tail.prev), extra
 
     def _read_tail(self, now: datetime) -> tuple[_Tail | None, list[dict[str, object]]]:
+        """The tail as the files show it, held against the head anchor: newest records cut while
+        nothing was writing are found here (``audit.damaged``) and the chain goes on after them, so
+        ``verify`` names the gap."""
+        tail, extra = self._read_tail_from_files(now)
+        try:
+            data: bytes | None = (self.directory / HEAD_NAME).read_bytes()
+        except FileNotFoundError:
+            data = None
+        if data is None and tail is None:
+            return tail, extra  # a new log
+        head = None if data is None else parse_head(data, self._crypto_for)
+        last = -1 if tail is None else tail.next_seq - 1
+        if head is None:
+            found = "the head anchor is missing" if data is None else "the head anchor does not match its MAC"
+        elif head.seq > last:
+            found = (f"the log ends at seq {last}, but the head anchor names seq {head.seq} in {head.file}: "
+                     f"the newest records were erased")
+        else:
+            return tail, extra
+        log.error("audit.tail.cut dir=%s %s", self.directory, found)
+        extra.append(chain_record(DAMAGED_EVENT, now, file=head.file if head else HEAD_NAME, found=found))
+        if head is None or head.seq <= last:
+            return tail, extra
+        if tail is None:  # every file is gone: the next one links to the file the anchor names
+            day = file_day(head.file) or self.day_of(now)
+            return _Tail(head.file, day, 0, 0, 0, head.seq + 1, head.hash, sealed=False, vanished=True), extra
+        return replace(tail, next_seq=head.seq + 1, prev=head.hash), extra
+
+    def _read_tail_from_files(self, now: datetime) -> tuple[_Tail | None, list[dict[str, object]]]:
         extra: list[dict[str, object]] = []
         for name in reversed(list_log_files(self.directory)):
             path = self.directory / name
@@ -342,7 +375,7 @@ class AuditDir:
             seq, prev = seq + 1, crypto.hash(line)
             lines.append(line)
         plan.append((cur_name, lines))
-        written = self._write_plan(plan)
+        written = self._write_plan(plan, head_line(Head(cur_name, seq - 1, prev), now, crypto))
         st = os.stat(self.directory / cur_name)
         self._tail = _Tail(
             name=cur_name,
@@ -356,8 +389,9 @@ class AuditDir:
         )
         return written
 
-    def _write_plan(self, plan: list[tuple[str, list[bytes]]]) -> list[bytes]:
-        """Append each file's lines and fsync; on any failure cut every touched file back and raise."""
+    def _write_plan(self, plan: list[tuple[str, list[bytes]]], head: bytes) -> list[bytes]:
+        """Append each file's lines and fsync, then replace the head anchor; on any failure cut every
+        touched file back and raise (the anchor is replaced last, so it never names a record not written)."""
         done: list[tuple[Path, int | None]] = []  # path, size before (None: we created it)
         written: list[bytes] = []
         try:
@@ -380,6 +414,7 @@ class AuditDir:
                 if before == 0:
                     _fsync_dir(self.directory)
                 written.extend(lines)
+            replace_file(self.directory / HEAD_NAME, head)
         except OSError as exc:
             self._undo(done)
             raise AuditWriteFailed(f"cannot write audit records to {self.directory}: {exc}") from exc
@@ -399,6 +434,21 @@ class AuditDir:
 
 def _next_day(day: date) -> date:
     return date.fromordinal(day.toordinal() + 1)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically and durably (temporary file, fsync, rename, fsync the folder)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from govgate.audit.log_dir import LOCK_NAME, list_log_files
-from govgate.core.audit_chain import VerifyReport, verify_files
+from govgate.core.audit_chain import HEAD_NAME, VerifyReport, verify_files
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import AuditAlgorithm
 from govgate.errors import GovGateError
@@ -38,10 +38,20 @@ def shared_lock(directory: Path) -> Iterator[None]:
 
 def snapshot(directory: Path) -> list[tuple[str, int]]:
     """The daily files and their sizes at one consistent moment (between two writers' appends)."""
+    return snapshot_with_head(directory)[0]
+
+
+def snapshot_with_head(directory: Path) -> tuple[list[tuple[str, int]], bytes | None]:
+    """``snapshot`` and, taken at the same moment, the head anchor's content (None if there is none)."""
     if not directory.is_dir():
         raise GovGateError(f"{directory}: no such audit directory")
     with shared_lock(directory):
-        return [(name, (directory / name).stat().st_size) for name in list_log_files(directory)]
+        files = [(name, (directory / name).stat().st_size) for name in list_log_files(directory)]
+        try:
+            head: bytes | None = (directory / HEAD_NAME).read_bytes()
+        except FileNotFoundError:
+            head = None
+        return files, head
 
 
 def read_upto(path: Path, size: int) -> bytes:
@@ -51,10 +61,10 @@ def read_upto(path: Path, size: int) -> bytes:
 
 def verify_dir(directory: Path, keys: GatewayKeys, algorithm: AuditAlgorithm | None = None) -> VerifyReport:
     """Verify every daily file in ``directory``; raises ``AuditChainBroken`` at the first broken record."""
-    files = snapshot(directory)
+    files, head = snapshot_with_head(directory)
 
     def contents() -> Iterator[tuple[str, bytes]]:
         for name, size in files:
             yield name, read_upto(directory / name, size)
 
-    return verify_files(contents(), keys, algorithm)
+    return verify_files(contents(), keys, algorithm, head=head)

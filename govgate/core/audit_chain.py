@@ -58,6 +58,13 @@ REPAIR_EVENT = "audit.repair"  # an incomplete last line left by a crash was cut
 
 CHAIN_FIELDS = frozenset({"seq", "prev", "alg", "mac"})
 
+# The head anchor: a MACed note, rewritten (atomically) after every append, of the newest record's
+# file, seq and hash. A hash chain cannot show that its newest records were cut while nothing was
+# writing; with the anchor, `verify` (and the writer at its next start) can. Its name is not a daily
+# file's, so listing and pruning never touch it.
+HEAD_NAME = ".head"
+HEAD_EVENT = "audit.head"
+
 FILE_NAME = re.compile(r"audit-(\d{4}-\d{2}-\d{2})\.jsonl")
 
 # Fields whose values must never be written in clear (passwords, TOTP codes, session ids, keys,
@@ -178,6 +185,48 @@ def seal_line(record: Mapping[str, object], seq: int, prev: str, crypto: ChainCr
     return text[:-1] + b',"mac":"' + crypto.mac(text).encode("ascii") + b'"}'
 
 
+@dataclass(frozen=True, slots=True)
+class Head:
+    """What the head anchor says: the newest record is ``seq`` in ``file``, and its line hashes to ``hash``."""
+
+    file: str
+    seq: int
+    hash: str
+
+
+def head_line(head: Head, time: datetime, crypto: ChainCrypto) -> bytes:
+    """The head anchor's content: canonical JSON with a MAC, like a record (but never one: no ``prev``)."""
+    body = {"event": HEAD_EVENT, "file": head.file, "seq": head.seq, "hash": head.hash,
+            "alg": crypto.algorithm.value, "time": time.isoformat()}
+    text = canonical(body)
+    return text[:-1] + b',"mac":"' + crypto.mac(text).encode("ascii") + b'"}\n'
+
+
+def parse_head(data: bytes, keys_crypto: Callable[[AuditAlgorithm], ChainCrypto]) -> Head | None:
+    """The anchor in ``data``, or None when it is malformed or its MAC is wrong (never raises)."""
+    try:
+        obj = json.loads(data.decode("utf-8"))
+        if not isinstance(obj, dict) or obj.get("event") != HEAD_EVENT:
+            return None
+        mac, file, seq, digest = obj.pop("mac", None), obj.get("file"), obj.get("seq"), obj.get("hash")
+        if not (isinstance(mac, str) and isinstance(file, str) and isinstance(digest, str)):
+            return None
+        if not isinstance(seq, int) or isinstance(seq, bool) or HEX_DIGEST.fullmatch(mac) is None:
+            return None
+        alg = obj.get("alg")
+        if not isinstance(alg, str):
+            return None
+        crypto = keys_crypto(AuditAlgorithm(alg))
+        text = canonical(obj)
+        if data.rstrip(b"\n") != text[:-1] + b',"mac":"' + mac.encode("ascii") + b'"}':
+            return None
+        if not hmac.compare_digest(crypto.mac(text).encode("ascii"), mac.encode("ascii")):
+            return None
+        return Head(file, seq, digest)
+    except (ValueError, RecursionError, TypeError, OverflowError):
+        return None
+
+
 def link_record(time: datetime, file: str, prev_file: str | None) -> dict[str, object]:
     return chain_record(LINK_EVENT, time, file=file, prev_file=prev_file)
 
@@ -288,25 +337,40 @@ def verify_files(
     files: Iterable[tuple[str, bytes]],
     keys: GatewayKeys,
     algorithm: AuditAlgorithm | None = None,
+    *,
+    head: bytes | None = None,
 ) -> VerifyReport:
     """Verify daily files given in order as (name, content). Raises ``AuditChainBroken`` at the first broken record.
 
     Every record names its own algorithm (``alg``) and is checked with it, so a log that spans a
     change of ``audit.algorithm`` verifies; both are keyed, so naming the other one gains a forger
     nothing. ``algorithm`` (the policy's current choice) is therefore only informative.
+
+    ``head`` is the head anchor's content (``HEAD_NAME``), required once there are records: the
+    record it names must be in the log as it names it, so cutting the newest records is found.
     """
     del algorithm
-    verifier = _Verifier(_Cryptos(keys))
-    for name, data in files:
+    cryptos = _Cryptos(keys)
+    anchor = None if head is None else parse_head(head, cryptos)
+    verifier = _Verifier(cryptos, anchor)
+    for name, data in files:  # the records first: a broken record is named before a broken anchor
         verifier.file(name, data)
-    return verifier.finish()
+    if head is not None and anchor is None:
+        raise AuditChainBroken(HEAD_NAME, 1, f"{Tamper.MODIFIED}: the head anchor does not match its MAC")
+    report = verifier.finish()
+    if head is None and report.count:
+        raise AuditChainBroken(HEAD_NAME, 1, f"{Tamper.MISSING}: the head anchor (the newest record's seq and hash) "
+                                             "is missing")
+    return report
 
 
 class _Verifier:
     """Walks the files in order, keeping where the chain should continue."""
 
-    def __init__(self, cryptos: _Cryptos) -> None:
+    def __init__(self, cryptos: _Cryptos, head: Head | None = None) -> None:
         self.cryptos = cryptos
+        self.head = head
+        self.head_seen = False
         self.pruned: set[str] = set()  # files an `audit.prune` record announced
         self.first_link: tuple[str, str | None] | None = None  # (oldest file, the prev_file it names)
         self.expected_seq: int | None = None
@@ -366,6 +430,12 @@ class _Verifier:
         if event == PRUNE_EVENT and isinstance(files := rec.get("files"), str):
             self.pruned.update(f for f in files.split(",") if f)
         self.last_hash = self.cryptos(parsed.algorithm).hash(line)
+        head = self.head
+        if head is not None and parsed.seq == head.seq:
+            if head.file != name or not hmac.compare_digest(head.hash, self.last_hash):
+                raise AuditChainBroken(name, lineno, f"{Tamper.MODIFIED}: not the record the head anchor names "
+                                                     f"(seq {head.seq} in {head.file})")
+            self.head_seen = True
         self.expected_seq = parsed.seq + 1
         if self.first_seq is None:
             self.first_seq = parsed.seq
@@ -407,6 +477,16 @@ class _Verifier:
             raise AuditChainBroken(
                 first[0], 1, f"{Tamper.MISSING}: the file before this one, {first[1]}, is missing (never pruned)"
             )
+        head = self.head
+        if head is not None and not self.head_seen:
+            last = -1 if self.expected_seq is None else self.expected_seq - 1
+            if head.seq > last:
+                name, line = (self.prev_name, self.prev_lines + 1) if self.prev_name is not None else (head.file, 1)
+                raise AuditChainBroken(name, line, f"{Tamper.TRUNCATED}: the log ends at seq {last}, but the head "
+                                                   f"anchor names seq {head.seq} in {head.file}: "
+                                                   f"{head.seq - last} newest record(s) are missing")
+            raise AuditChainBroken(HEAD_NAME, 1, f"{Tamper.MODIFIED}: the head anchor names seq {head.seq}, "
+                                                 "which is not in the log")
         tail = None
         if self.expected_seq is not None and self.last_hash is not None:
             tail = Tail(self.expected_seq, self.last_hash)

@@ -79,16 +79,6 @@ def test_an_unknown_account_takes_about_as_long_as_a_wrong_password() -> None:
     assert 0.33 < dummy_time / real_time < 3.0
 
 
-def test_a_verification_takes_well_under_100_ms() -> None:
-    encoded = hash_password(GOOD)
-    runs = []
-    for _ in range(3):
-        start = time.perf_counter()
-        verify_password(GOOD, encoded)
-        runs.append(time.perf_counter() - start)
-    assert min(runs) < 0.1
-
-
 @pytest.mark.parametrize(
     ("password", "reason"),
     [

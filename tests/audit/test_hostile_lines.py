@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -157,16 +158,21 @@ def hostile_lines(draw: st.DrawFn, original: bytes) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+def pristine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("pristine")
     write_days(directory, GatewayKeys.from_bytes(bytes(range(32))), days=1, per_day=3)
-    return lines_of(directory / DAY1)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def pristine(pristine_dir: Path) -> list[bytes]:
+    return lines_of(pristine_dir / DAY1)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_verify_either_passes_or_names_a_broken_record_whatever_a_line_holds(
-    pristine: list[bytes], tmp_path: Path, data: st.DataObject
+    pristine: list[bytes], pristine_dir: Path, tmp_path: Path, data: st.DataObject
 ) -> None:
     keys = GatewayKeys.from_bytes(bytes(range(32)))
     index = data.draw(st.integers(0, len(pristine)), label="line")  # len(pristine): a line appended
@@ -179,6 +185,7 @@ def test_verify_either_passes_or_names_a_broken_record_whatever_a_line_holds(
         lines[index] = hostile
     case = Path(tempfile.mkdtemp(dir=tmp_path))
     (case / DAY1).write_bytes(b"".join(line + b"\n" for line in lines))
+    shutil.copy(pristine_dir / ".head", case / ".head")  # the anchor names the pristine log's newest record
     found: AuditChainBroken | None = None
     try:
         verify_dir(case, keys)

@@ -229,3 +229,76 @@ def test_a_log_spanning_a_change_of_algorithm_verifies(tmp_path: Path, keys: Gat
     write_days(tmp_path, keys, days=1, per_day=2, algorithm=AuditAlgorithm.HMAC_SM3, start=START + timedelta(days=1))
     assert verify_dir(tmp_path, keys, AuditAlgorithm.HMAC_SM3).count == 4 + 3
     assert b'"alg":"hmac-sm3"' in (tmp_path / DAY2).read_bytes()
+
+
+# The head anchor (`.head`): what the chain alone cannot show, the newest records cut while nothing writes.
+
+@pytest.mark.parametrize("cut", [1, 3, 6])
+def test_cutting_the_newest_records_of_the_newest_day_is_found_as_truncated(
+    log: Path, keys: GatewayKeys, cut: int
+) -> None:
+    path = log / DAY3
+    lines = lines_of(path)
+    write_lines(path, lines[:-cut] if cut < len(lines) else [])
+    if cut == len(lines):
+        path.unlink()  # the whole newest day, and with it nothing left to chain on
+    err = broken(log, keys)
+    if cut == len(lines):
+        assert (err.file, err.line) == (DAY2, 8)  # after the seal of the day before
+        assert err.what.startswith("missing")
+    else:
+        assert (err.file, err.line) == (DAY3, len(lines) - cut + 1)
+        assert err.what.startswith("truncated")
+        assert f"{cut} newest record(s) are missing" in err.what
+
+
+def test_cutting_the_newest_day_and_the_seal_before_it_is_found(log: Path, keys: GatewayKeys) -> None:
+    (log / DAY3).unlink()
+    write_lines(log / DAY2, lines_of(log / DAY2)[:-1])  # the seal too: the chain alone looks complete
+    err = broken(log, keys)
+    assert err.what.startswith("truncated")
+
+
+def test_a_missing_head_anchor_is_found(log: Path, keys: GatewayKeys) -> None:
+    (log / ".head").unlink()
+    err = broken(log, keys)
+    assert (err.file, err.line) == (".head", 1)
+    assert err.what.startswith("missing")
+
+
+@pytest.mark.parametrize("edit", [(b'"seq":', b'"seq":1'), (b'"hash":"', b'"hash":"0'), (b'"file":"', b'"file":"x')])
+def test_an_edited_head_anchor_is_found(log: Path, keys: GatewayKeys, edit: tuple[bytes, bytes]) -> None:
+    head = log / ".head"
+    data = head.read_bytes()
+    assert edit[0] in data
+    head.write_bytes(data.replace(edit[0], edit[1], 1))
+    err = broken(log, keys)
+    assert (err.file, err.line) == (".head", 1)
+    assert err.what.startswith("modified")
+
+
+def test_a_head_anchor_from_another_log_does_not_vouch_for_this_one(
+    log: Path, keys: GatewayKeys, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    other = tmp_path_factory.mktemp("other")
+    write_days(other, keys, days=3, per_day=5, start=START + timedelta(minutes=1))
+    (log / ".head").write_bytes((other / ".head").read_bytes())
+    err = broken(log, keys)
+    assert err.what.startswith("modified")
+
+
+def test_the_writer_finds_records_cut_while_it_was_down_and_verify_names_the_gap(
+    log: Path, keys: GatewayKeys
+) -> None:
+    path = log / DAY3
+    lines = lines_of(path)
+    write_lines(path, lines[:-2])
+    # The gateway starts again: its first append compares the files with the anchor.
+    write_days(log, keys, days=1, per_day=1, start=START + timedelta(days=2, hours=1))
+    records = [json.loads(line) for line in lines_of(path)]
+    damaged = [r for r in records if r["event"] == "audit.damaged"]
+    assert len(damaged) == 1
+    assert "the newest records were erased" in str(damaged[0]["found"])
+    err = broken(log, keys)
+    assert (err.file, err.line) == (DAY3, len(lines) - 1)  # the damaged record, right after the gap
+    assert err.what.startswith("missing")
