@@ -29,7 +29,7 @@ from mitmproxy.net import encoding
 
 from govgate.core.audit_event import AuditEvent
 from govgate.core.leave_link import leave_url
-from govgate.core.link_rewrite import RewriteRefused, refresh_url, rewrite_html, rewrite_xhtml
+from govgate.core.link_rewrite import RewriteRefused, chromium_reading, refresh_url, rewrite_html, rewrite_xhtml
 from govgate.core.outbound import HostClassifier, normalise_host
 from govgate.core.policy.model import Policy, RedirectMode
 from govgate.pages.layout import PAGE_HEADERS, Page, html_page
@@ -326,7 +326,14 @@ class OutboundLinks:
             try:
                 url = ada_url.URL(target.strip(), document_url)
             except ValueError:
-                return None
+                # Rejected by the spec, yet Chromium may follow it (a host holding U+FF05): read it as Chromium.
+                reading = chromium_reading(target.strip(), document_url[:document_url.find(":")])
+                if reading is None:
+                    return None
+                try:
+                    url = ada_url.URL(reading, document_url)
+                except ValueError:
+                    return None
             # Only http(s) is signed: a redirect to javascript:/data: is not followed by browsers and is
             # left as it is; the leave page never gets to render such a destination.
             if url.protocol not in _NAVIGABLE or not url.hostname or not local.is_external(url.hostname):

@@ -255,3 +255,98 @@ def test_iframe_srcdoc_documents_have_their_links_rewritten(rw, keys: GatewayKey
 def test_iframe_srcdoc_resolves_against_the_parent_base(rw, keys: GatewayKeys) -> None:  # type: ignore[no-untyped-def]
     r = rw(b"<base href='http://evil.example/d/'><iframe srcdoc='<a href=x>x</a>'></iframe>")
     assert leave("http://evil.example/d/x", keys).replace(b"&amp;", b"&amp;amp;") in r.body
+
+
+# A host holding FULLWIDTH PERCENT SIGN U+FF05 (raw, or as %EF%BC%85) is a failure by the WHATWG URL
+# standard (ada-url), but Chromium maps it to "%" (UTS 46) and percent-decodes again: these are the
+# hrefs Chromium gives (each checked in Chromium 156 by reading ``a.href``). The page is DOC_URL (https).
+FULLWIDTH_PERCENT_EXTERNAL = [
+    ("http://％４１.com", "http://a.com/"),
+    ("http://%ef%bc%85%ef%bc%94%ef%bc%91.com", "http://a.com/"),
+    ("http://%EF%BC%85%Ef%bC%94%eF%BC%91.com", "http://a.com/"),
+    ("http://ｅｖｉｌ％２ｅexample/", "http://evil.example/"),
+    ("http://evil％２Ｅexample/", "http://evil.example/"),
+    ("http://evil%ef%bc%85%32%65example/", "http://evil.example/"),
+    ("http://evil﹪2eexample/", "http://evil.example/"),  # SMALL PERCENT SIGN U+FE6A: the same
+    ("//％65vil.example/x", "https://evil.example/x"),
+    ("\\\\％65vil.example/x", "https://evil.example/x"),
+    ("https://％65vil.example/", "https://evil.example/"),
+    ("http:％65vil.example/x", "http://evil.example/x"),  # another scheme than the page's: an authority
+    ("http://www.gov.cn％2eevil.example/", "http://www.gov.cn.evil.example/"),
+    ("http://www.gov.cn@％65vil.example:8080/p?q#f", "http://www.gov.cn@evil.example:8080/p?q#f"),
+    ("http://％31％32％37.0.0.1/", "http://127.0.0.1/"),
+    ("http://％5b::1]:8080/", "http://[::1]:8080/"),  # Chromium splits host and port at the last ":"
+    ("http://[::１]/", "http://[::1]/"),  # fullwidth digits in an IPv6 literal: mapped by Chromium too
+    ("http://％４１ß.com/", "http://xn--a-7ka.com/"),  # the punycode label decoded again: "xn--%41-7ka"
+]
+
+
+@pytest.mark.parametrize(("value", "expected_href"), FULLWIDTH_PERCENT_EXTERNAL)
+def test_fullwidth_percent_hosts_go_where_chromium_goes(rw, keys: GatewayKeys, value: str,  # type: ignore[no-untyped-def]
+                                                        expected_href: str) -> None:
+    r = rw(b'<meta charset="utf-8"><a href="' + value.encode() + b'">x</a>')
+    assert r.found[0].href == expected_href
+    assert r.rewritten == 1
+    new = r.body.split(b'href="', 1)[1].split(b'"', 1)[0].replace(b"&amp;", b"&").decode()
+    assert parse_qs(new.split("?", 1)[1])["url"] == [expected_href]
+
+
+def test_fullwidth_percent_hosts_are_rewritten_by_the_production_scan(classifier: HostClassifier,
+                                                                       keys: GatewayKeys) -> None:
+    # collect=False: the scan that jumps over same-host <a href="..."> values in bulk, as served.
+    links = "".join(f'<a href="{v}">x</a><form action="{v}"></form>' for v, _ in FULLWIDTH_PERCENT_EXTERNAL)
+    r = rewrite_html(f'<meta charset="utf-8"><a href="/ok">ok</a>{links}'.encode(), content_type="text/html",
+                     document_url=DOC_URL, classifier=classifier,
+                     make_leave_url=lambda u: ORIGIN + leave_url(PREFIX, u, keys))
+    assert r.rewritten == 2 * len(FULLWIDTH_PERCENT_EXTERNAL)
+    hrefs = [href for _, href in FULLWIDTH_PERCENT_EXTERNAL]
+    for href in hrefs:
+        assert r.body.count(leave(href, keys)) == 2 * hrefs.count(href)
+
+
+@pytest.mark.parametrize(("value", "href"), [
+    ("http://www％2egov.cn/", "http://www.gov.cn/"),  # Chromium goes to www.gov.cn: internal
+    ("http://ｗｗｗ％２ｅｇｏｖ．ｃｎ/x", "http://www.gov.cn/x"),
+    ("//portal％2eexample.gov.cn/x", "https://portal.example.gov.cn/x"),
+    # Chromium fails on these as the spec does: the browser goes nowhere, the link stays as written
+    ("http://a／b.example/", None), ("http://www.gov.cn＠evil.example/", None), ("http://evil.example：8080/", None),
+    ("http://evil.example？.gov.cn/", None), ("http://evil.example＃.gov.cn/", None), ("http://a℀b.com/", None),
+    ("http://％zz.com/", None), ("http://％2541.com/", None), ("http://％ｅ5vil.example/", None),
+    ("http://%4１.com/", None), ("http://％65vil.example％3a81/", None), ("http://evil％2fwww.gov.cn/", None),
+    ("http://％65vil.example:８０/", None), ("http://％C3％A9.com/", None), ("http://%EF%BC%85%65vil.example/", None),
+    ("http://evil%ef%bc%85%ef%bc%85example/", None), ("http://a\u200d％2eb.com/", None),
+    ("http://[::1％5d:8080/", None), ("http://evil％20example/", None),
+])
+def test_fullwidth_percent_hosts_that_stay_or_go_nowhere_are_untouched(rw, value: str,  # type: ignore[no-untyped-def]
+                                                                       href: str | None) -> None:
+    body = b'<meta charset="utf-8"><a href="' + value.encode() + b'">x</a>'
+    r = rw(body)
+    assert r.body == body
+    assert r.found[0].href == href
+
+
+@pytest.mark.parametrize(("label", "codec"), [("gbk", "gbk"), ("gb18030", "gb18030"), ("big5", "big5"),
+                                              ("shift_jis", "cp932")])
+def test_fullwidth_percent_host_on_a_legacy_encoded_page(rw, keys: GatewayKeys, label: str,  # type: ignore[no-untyped-def]
+                                                         codec: str) -> None:
+    # U+FF05 is a two-byte character in these encodings; the value is decoded before it is resolved.
+    value = "http://www.gov.cn％2eevil.example/s?q=％"
+    body = f'<meta charset="{label}"><p>中文</p><a href="{value}">x</a><a href="http://www％2egov.cn/">y</a>'
+    raw = body.encode(codec)
+    assert "％".encode(codec) in raw
+    assert "％".encode(codec) != "％".encode()
+    r = rw(raw)
+    # The query in the page's encoding (an ASCII trail byte, as Big5's "H" in A2 48, stays as it is).
+    query = "".join(f"%{b:02X}" if b >= 0x80 else chr(b) for b in "％".encode(codec))
+    href = f"http://www.gov.cn.evil.example/s?q={query}"
+    assert r.found[0].href == href
+    assert r.rewritten == 1
+    assert r.body == raw.replace(value.encode(codec), leave(href, keys))
+
+
+def test_base_href_with_a_fullwidth_percent_host_is_the_base(rw, keys: GatewayKeys) -> None:  # type: ignore[no-untyped-def]
+    # Chromium takes http://evil.example/d/ as the base, so "/x" leads there: warned, not left as on-site.
+    r = rw('<meta charset="utf-8"><base href="http://％65vil.example/d/"><a href="/x">x</a><a href="y">y</a>'.encode())
+    assert r.base_url == "http://evil.example/d/"
+    assert leave("http://evil.example/x", keys) in r.body
+    assert leave("http://evil.example/d/y", keys) in r.body

@@ -373,6 +373,18 @@ def test_a_malformed_host_header_never_ends_up_in_leave_links(addon: OutboundLin
     assert b'href="https://portal.example.gov.cn/__govgate/leave?url=' in (f.response.content or b"")
 
 
+@pytest.mark.parametrize(("location", "destination"), [
+    ("http://％65vil.example/x", "http://evil.example/x"),
+    ("//www.gov.cn％2eevil.example/", "https://www.gov.cn.evil.example/"),
+])
+def test_a_redirect_the_spec_rejects_but_chromium_follows_goes_through_the_leave_page(
+    addon: OutboundLinks, runtime: TinyRuntime, location: str, destination: str
+) -> None:
+    f = run(addon, flow_with(b"", {"location": location}, status=302))
+    assert f.response is not None
+    assert leave_target(f.response.headers["location"], runtime) == destination
+
+
 @pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8443", "evil.example"])
 def test_a_host_header_that_is_not_a_public_host_never_ends_up_in_links(addon: OutboundLinks, host: str) -> None:
     # A cache that ignores Host would otherwise serve leave links (and redirects) naming the attacker's host.
