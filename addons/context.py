@@ -134,6 +134,16 @@ _AUTHORITY = re.compile(rb"(?:[A-Za-z0-9._~-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5}
 HTTP_VERSIONS = frozenset({"HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/3"})
 
 
+def _port_of(host_header: str | None) -> str | None:
+    """The port of a ``host[:port]`` Host header, if it names one."""
+    if not host_header:
+        return None
+    head, sep, port = host_header.rpartition(":")
+    if not sep or not port.isdigit() or not port.isascii() or (head.startswith("[") and not head.endswith("]")):
+        return None
+    return port
+
+
 def valid_request_line(method: bytes, http_version: str, host: str | None) -> bool:
     """A token method, a version we speak and an ASCII host: anything else is refused with a 400 (never
     passed on, and never let into the rules, the page links or the audit log as odd text)."""
@@ -232,8 +242,11 @@ class RequestContextAddon:
         # Art. 29 (第二十九条): access must use secure connections.
         if not policy.gateway.insecure and not flow.client_conn.tls_established:
             # Redirect only to a name the portal is known by, never to whatever Host the client sent.
-            host = ctx.host if ctx.host in policy.gateway.public_hosts else next(iter(policy.gateway.public_hosts), "")
+            public = ctx.host in policy.gateway.public_hosts
+            host = ctx.host if public else next(iter(policy.gateway.public_hosts), "")
             if not host:  # nowhere safe to send it (the validator requires public_hosts; belt and braces)
                 respond(flow, bad_request(request_id, as_json=as_json, what="https required"))
                 return
-            redirect(flow, f"https://{host}{request.path}", status=308)
+            # The same port serves TLS: keep the one the client used with a public name.
+            port = _port_of(request.host_header) if public else None
+            redirect(flow, f"https://{host}{':' + port if port else ''}{request.path}", status=308)

@@ -150,8 +150,13 @@ def _read_password(name: str, from_stdin: bool) -> str:
         if not password:
             raise AccountError("no password on standard input")
         return password
-    first = getpass.getpass(f"New password for {name}: ")
-    second = getpass.getpass("Repeat the password: ")
+    if not sys.stdin.isatty():
+        raise AccountError("standard input is not a terminal: give the password on it with --password-stdin")
+    try:
+        first = getpass.getpass(f"New password for {name}: ")
+        second = getpass.getpass("Repeat the password: ")
+    except EOFError:
+        raise AccountError("no password given") from None
     if first != second:
         raise AccountError("the two passwords differ")
     return first

@@ -54,6 +54,13 @@ def policy(tmp_path: Path) -> Path:
     return write_policy(tmp_path)
 
 
+class Terminal(io.StringIO):
+    """Standard input as a terminal (getpass is replaced in the tests that use it)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 class Cli:
     def __init__(self, policy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
         self.policy = policy
@@ -62,8 +69,8 @@ class Cli:
         self.out = ""
         self.err = ""
 
-    def __call__(self, *argv: str, stdin: str = "") -> int:
-        self.monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    def __call__(self, *argv: str, stdin: str = "", terminal: bool = False) -> int:
+        self.monkeypatch.setattr("sys.stdin", Terminal(stdin) if terminal else io.StringIO(stdin))
         code = run_cli([*argv, "-p", str(self.policy)])
         captured = self.capsys.readouterr()
         self.out, self.err = captured.out, captured.err
@@ -162,6 +169,16 @@ def test_a_weak_password_is_refused_with_the_reason_and_nothing_is_written(cli: 
     assert audit_events(policy) == []
 
 
+def test_without_a_terminal_and_without_password_stdin_the_password_is_asked_for_clearly(
+    cli: Cli, policy: Path
+) -> None:
+    # `echo pw | govgate account add NAME`: stdin is a pipe, getpass would fall back to it and then fail.
+    assert cli("account", "add", "zhangsan", stdin="Very-long-passphrase-42\n") == 1
+    assert "--password-stdin" in cli.err
+    assert "Traceback" not in cli.err
+    assert not accounts_file(policy).exists()
+
+
 def test_an_expiry_in_the_past_or_malformed_is_refused(cli: Cli) -> None:
     yesterday = (datetime.now(TZ).date() - timedelta(days=1)).isoformat()
     assert cli.add("zhangsan", "--expires", yesterday) == 1
@@ -189,7 +206,7 @@ def test_without_password_stdin_the_password_is_asked_twice(cli: Cli, policy: Pa
         return next(answers)
 
     monkeypatch.setattr("getpass.getpass", fake_getpass)
-    assert cli("account", "add", "zhangsan") == 0
+    assert cli("account", "add", "zhangsan", terminal=True) == 0
     assert len(prompts) == 2
     assert verify_password(PASSWORD, account(policy, "zhangsan").password_hash)
 
@@ -197,7 +214,7 @@ def test_without_password_stdin_the_password_is_asked_twice(cli: Cli, policy: Pa
 def test_two_different_prompted_passwords_are_refused(cli: Cli, policy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     answers = iter([PASSWORD, OTHER_PASSWORD])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
-    assert cli("account", "add", "zhangsan") == 1
+    assert cli("account", "add", "zhangsan", terminal=True) == 1
     assert "differ" in cli.err
     assert not accounts_file(policy).exists()
 

@@ -115,6 +115,14 @@ def test_plain_http_is_redirected_to_https_on_a_public_host(tls_gateway: TlsGate
     assert r.headers["location"] == "https://portal.example.gov.cn/news/a?b=1"
 
 
+def test_the_https_redirect_keeps_the_port_the_client_used_with_a_public_name(tls_gateway: TlsGateway) -> None:
+    r = httpx.get(f"http://127.0.0.1:{tls_gateway.port}/news/a?b=1")  # Host: 127.0.0.1:PORT, a public host
+    assert r.status_code == 308
+    assert r.headers["location"] == f"https://127.0.0.1:{tls_gateway.port}/news/a?b=1"
+    followed = httpx.get(r.headers["location"], verify=tls_gateway.context())
+    assert followed.status_code == 200
+
+
 def test_tls_below_1_2_is_refused_by_the_gateway(tls_gateway: TlsGateway) -> None:
     ctx = tls_gateway.context(maximum=ssl.TLSVersion.TLSv1_1)
     ctx.set_ciphers("ALL:@SECLEVEL=0")
