@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,9 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyotp
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,6 +33,10 @@ GB_ADDRESS = "81.2.69.160"
 US_ADDRESS = "216.160.83.57"
 CN_ADDRESS = "111.235.160.1"
 OFFICE_ADDRESS = "10.1.2.3"
+
+# The state stores a login suite runs against (work order issue 4): in-process memory and a real Redis.
+# Use as ``params=STORE_PARAMS`` of a fixture; the Redis one carries the ``redis`` marker.
+STORE_PARAMS = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
@@ -145,10 +153,13 @@ class Gateway:
     workdir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
 
-    def policy_version(self) -> int:
+    def health(self) -> dict[str, Any]:
         import httpx
 
-        return int(httpx.get(self.url + "/__govgate/health", timeout=10).json()["policy_version"])
+        return httpx.get(self.url + "/__govgate/health", timeout=10).json()  # type: ignore[no-any-return]
+
+    def policy_version(self) -> int:
+        return int(self.health()["policy_version"])
 
     def add_account(self, name: str, password: str, groups: str = "staff") -> str:
         """Create an account with the real CLI and wait until this gateway has reloaded the accounts file."""
@@ -195,3 +206,75 @@ def add_account(policy_path: Path, name: str, password: str, groups: str = "staf
     m = re.search(r"otpauth://\S+", out.stdout)
     assert m, out.stdout + out.stderr
     return pyotp.parse_uri(m.group(0)).secret  # type: ignore[no-any-return]
+
+
+def store_state(store: str, redis_url: str | None) -> dict[str, object] | None:
+    """The policy's ``state`` section for ``store`` ("memory": none, "redis": the given server)."""
+    if store == "memory":
+        return None
+    assert store == "redis", store
+    assert redis_url
+    return {"redis": redis_url, "timeout": "1s"}
+
+
+class AccountTemplates:
+    """Accounts made once per session (per xdist worker) with the real CLI and copied into each gateway's
+    directory with the key file they were made under: creating an account costs an Argon2id hash and a
+    process start, and a login suite needs the same accounts on every store it runs against."""
+
+    def __init__(self, root: Path, age: timedelta = timedelta(days=1)) -> None:
+        self.root = root
+        self.age = age
+        self._made: dict[tuple[tuple[str, tuple[str, str]], ...], tuple[Path, dict[str, str]]] = {}
+
+    def install(self, workdir: Path, accounts: dict[str, tuple[str, str]]) -> dict[str, str]:
+        """Put ``accounts`` (name → (password, groups)) and their key file into ``workdir``; returns the TOTP
+        secrets. ``workdir`` must not have a key file yet."""
+        key = tuple(sorted(accounts.items()))
+        if key not in self._made:
+            template = self.root / f"accounts-{len(self._made)}"
+            (template / "secrets").mkdir(parents=True)
+            policy = template / "policy.yaml"
+            write_policy(policy, base_policy(template, "http://127.0.0.1:9"))
+            secrets = {name: add_account(policy, name, password, groups)
+                       for name, (password, groups) in accounts.items()}
+            self._backdate(template / "accounts.yaml")
+            self._made[key] = (template, secrets)
+        template, secrets = self._made[key]
+        (workdir / "secrets").mkdir(exist_ok=True)
+        target = workdir / "secrets" / "gateway.key"
+        assert not target.exists(), "the accounts are encrypted under the template's key"
+        shutil.copy2(template / "secrets" / "gateway.key", target)
+        shutil.copy2(template / "accounts.yaml", workdir / "accounts.yaml")
+        return dict(secrets)
+
+    def _backdate(self, path: Path) -> None:
+        """Make the accounts ``age`` old (created and password set then), as accounts in service are: a
+        password step can then be back-dated in the store without looking older than the password."""
+        def older(m: re.Match[str]) -> str:
+            return m.group(1) + (datetime.fromisoformat(m.group(2)) - self.age).isoformat() + m.group(3)
+
+        text = path.read_text(encoding="utf-8")
+        new, count = re.subn(r"^( +(?:created|password_changed): ')([^']+)(')$", older, text, flags=re.MULTILINE)
+        assert count, text[:500]
+        path.write_text(new, encoding="utf-8")
+
+
+def start_store_gateway(workdir: Path, upstream: str, store: str, redis_url: str | None,
+                        templates: AccountTemplates, accounts: dict[str, tuple[str, str]],
+                        **overrides: object) -> tuple[Gateway, dict[str, str]]:
+    """A gateway on ``store`` with ``accounts`` (name → (password, groups)) in place before it starts (no
+    reload wait per account); returns it and each account's TOTP secret. Checks that it really uses ``store``."""
+    policy = workdir / "policy.yaml"
+    data = base_policy(workdir, upstream, **overrides)
+    state = store_state(store, redis_url)
+    if state is not None:
+        data["state"] = state
+    secrets = templates.install(workdir, accounts)
+    write_policy(policy, data)
+    gateway = start_gateway(policy)
+    kind = gateway.health()["store"]["kind"]
+    if kind != store:
+        gateway.stop()
+        raise AssertionError(f"the gateway runs on the {kind} store, not {store}")
+    return gateway, secrets

@@ -46,21 +46,28 @@ class Browser:
         return self.mfa(fresh_code(secret))
 
 
-_used: dict[str, set[str]] = {}
+_last_step: dict[str, int] = {}
 
 
 def fresh_code(secret: str) -> str:
-    """A valid code not used before in this test run (codes are accepted once only)."""
+    """A valid code of a later time step than any returned before for ``secret`` in this test run: the gateway
+    accepts a code once only, and only of a step after the last one used (the current step or the next)."""
     totp = pyotp.TOTP(secret)
-    used = _used.setdefault(secret, set())
     deadline = time.monotonic() + 35
     while time.monotonic() < deadline:
         now = time.time()
-        for offset in (0, 30, -30):
-            code = totp.at(now + offset)
+        for offset in (0, 30):
             step = int((now + offset) // 30)
-            if f"{step}" not in used:
-                used.add(f"{step}")
-                return code
+            if step > _last_step.get(secret, -1):
+                _last_step[secret] = step
+                return totp.at(now + offset)
         time.sleep(0.5)
     raise AssertionError("no fresh TOTP step within 35 s")
+
+
+def wrong_code(secret: str) -> str:
+    """A well-formed code that no step the gateway could accept (±1 around now, and the next) matches."""
+    totp = pyotp.TOTP(secret)
+    now = time.time()
+    valid = {totp.at(now + offset) for offset in (-60, -30, 0, 30, 60)}
+    return next(c for c in (f"{n:06d}" for n in range(123456, 1_000_000, 7919)) if c not in valid)

@@ -8,7 +8,17 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from tests.e2e.harness import OFFICE_ADDRESS, Gateway, Upstream, add_account, base_policy, start_gateway, write_policy
+from tests.e2e.harness import (
+    OFFICE_ADDRESS,
+    AccountTemplates,
+    Gateway,
+    Upstream,
+    add_account,
+    base_policy,
+    start_gateway,
+    start_store_gateway,
+    write_policy,
+)
 from tests.e2e.login import Browser, fresh_code
 
 pytestmark = pytest.mark.e2e
@@ -16,23 +26,31 @@ pytestmark = pytest.mark.e2e
 PASSWORD = "Correct-horse-battery-9"
 
 
+ACCOUNTS = ["zhangsan", "lisi", "wangwu", "zhaoliu", "sunqi", "zhouba", "wujiu", "qianshi"]
+
+
 @pytest.fixture(scope="module")
-def gw(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    workdir = tmp_path_factory.mktemp("login")
+def login_gateway(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory, store: str,
+                  store_redis_url: str | None,
+                  account_templates: AccountTemplates) -> Iterator[tuple[Gateway, dict[str, str]]]:
+    """One gateway per store (memory, then a real Redis): every test below runs against both."""
+    workdir = tmp_path_factory.mktemp(f"login-{store}")
     (workdir / "secrets").mkdir()
-    policy = workdir / "policy.yaml"
-    data = base_policy(workdir, upstream.url)
-    data["session"] = {"idle_timeout": "15m", "absolute_timeout": "8h"}
-    write_policy(policy, data)
-    g = start_gateway(policy)
-    yield g
+    g, secrets = start_store_gateway(workdir, upstream.url, store, store_redis_url, account_templates,
+                                     {name: (PASSWORD, "staff") for name in ACCOUNTS},
+                                     session={"idle_timeout": "15m", "absolute_timeout": "8h"})
+    yield g, secrets
     assert g.stop() == 0
 
 
 @pytest.fixture(scope="module")
-def accounts(gw: Gateway) -> dict[str, str]:
-    names = ["zhangsan", "lisi", "wangwu", "zhaoliu", "sunqi", "zhouba", "wujiu", "qianshi"]
-    return {name: gw.add_account(name, PASSWORD) for name in names}
+def gw(login_gateway: tuple[Gateway, dict[str, str]]) -> Gateway:
+    return login_gateway[0]
+
+
+@pytest.fixture(scope="module")
+def accounts(login_gateway: tuple[Gateway, dict[str, str]]) -> dict[str, str]:
+    return login_gateway[1]
 
 
 def browser(gw: Gateway, ip: str = OFFICE_ADDRESS) -> Browser:
