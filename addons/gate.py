@@ -119,14 +119,15 @@ class Gate:
             if owner is not None and owner.session_revoked(opened.created):
                 # `govgate account logout` ended every session opened before it (Art. 30).
                 await self.runtime.store.delete_session(opened.id)
-                lookup = SessionLookup(session=None, expired=True, account_locked_until=None)
+                lookup = SessionLookup(session=None, expired=True, account_locked_until=None,
+                                       expired_account=opened.account)
             else:
                 facts = replace(facts, account=account_facts(snapshot, opened.account, lookup.account_locked_until))
         decision = decide(facts, snapshot.compiled, now)
         clear = lookup.expired or (session_id is not None and lookup.session is None)
         if lookup.expired:
             self.runtime.audit.emit(self._event(ctx, flow, "session.expired", rule.name, "login",
-                                                reason="timeout", account=None, device=device,
+                                                reason="timeout", account=lookup.expired_account, device=device,
                                                 article="Art. 30"))
         session = lookup.session
         if decision.outcome is Outcome.REFUSE and decision.reason is Reason.ACCOUNT and session is not None:

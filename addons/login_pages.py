@@ -275,7 +275,8 @@ class GatePages:
         account = ctx.snapshot.accounts.get(username) if username else None
         lock = await self.runtime.store.lock_state(username or None, client_key(ctx), now)
         if lock.locked and lock.locked_until is not None:
-            self._event(ctx, flow, "login.locked", "refuse", reason="locked")
+            self._event(ctx, flow, "login.locked", "refuse", account=account.name if account else None,
+                        reason="locked")
             respond(flow, self._locked_page(ctx, lock.locked_until))
             return
         encoded = account.password_hash if account is not None else DUMMY_HASH

@@ -35,6 +35,7 @@ class SessionLookup:
     session: Session | None  # None: no such session, or it just expired (then ``expired`` is True)
     expired: bool  # it existed but passed its idle or absolute timeout; it is now deleted
     account_locked_until: datetime | None  # the session's account is locked until then (None: not locked)
+    expired_account: str | None = None  # whose session just expired (for the audit record, Art. 20)
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,7 +74,8 @@ class MemoryStore:
         if not session_verdict(stored.session, now, limits).valid:
             self._forget_session(session_id)
             self._wrote(now)
-            return SessionLookup(session=None, expired=True, account_locked_until=None)
+            return SessionLookup(session=None, expired=True, account_locked_until=None,
+                                 expired_account=stored.session.account)
         session = touched(stored.session, now)
         self._sessions[session_id] = _StoredSession(session, session_expires_at(session, limits))
         self._wrote(now)

@@ -125,7 +125,7 @@ local last = tonumber(s[5])
 if now >= created + absolute or now >= last + idle then
   redis.call('DEL', KEYS[1])
   redis.call('SREM', ARGV[6] .. s[1], ARGV[7])
-  return {2}
+  return {2, s[1]}
 end
 local last_text = s[5]
 if now > last then
@@ -351,7 +351,8 @@ class RedisStore:
             if status == 0:
                 return SessionLookup(session=None, expired=False, account_locked_until=None)
             if status == 2:
-                return SessionLookup(session=None, expired=True, account_locked_until=None)
+                return SessionLookup(session=None, expired=True, account_locked_until=None,
+                                     expired_account=str(reply[1]) if len(reply) > 1 else None)
             account, device, client, created, last_seen, lock = (str(v) for v in reply[1:7])
             session = Session(
                 id=session_id,

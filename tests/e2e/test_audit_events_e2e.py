@@ -224,6 +224,7 @@ def test_the_lockout_is_recorded_with_the_request_id_of_its_429_page(scenario: S
     locked = events(scenario, "login.locked", client="10.30.0.3")[0]
     assert_request_event(locked, "10.30.0.3", "refuse", "Art. 30")
     assert locked["reason"] == "locked"
+    assert locked["account"] == "lockme"
 
 
 def test_a_refusal_page_request_id_is_the_one_in_the_log(scenario: Scenario) -> None:
@@ -243,6 +244,7 @@ def test_logout_and_idle_expiry_are_recorded(scenario: Scenario) -> None:
     assert_request_event(expired[0], OFFICE_ADDRESS, "login", "Art. 30")
     assert expired[0]["reason"] == "timeout"
     assert expired[0]["path"] == "/oa/"
+    assert expired[0]["account"] == "sleeper"  # whose session timed out
 
 
 def test_the_leave_page_view_is_recorded(scenario: Scenario) -> None:

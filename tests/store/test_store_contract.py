@@ -52,6 +52,7 @@ async def test_session_idle_for_exactly_the_idle_timeout_expires_and_is_deleted(
     lookup = await store.touch_session(session.id, idle_end, LIMITS)
     assert lookup.session is None
     assert lookup.expired
+    assert lookup.expired_account == session.account  # whose session ended, for the audit record
     again = await store.touch_session(session.id, idle_end, LIMITS)
     assert again.session is None
     assert not again.expired
