@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark the Art. 15 link rewriter: throughput on a generated GBK portal page, and (with
 ``--proxy``) proxy throughput through a mitmproxy (reverse mode, in its own process) running the
-OutboundLinks addon vs. the same proxy without it, measured with ``wrk``. Prints figures and
+OutboundLinks addon vs. the same proxy without it, and through the real gateway (``govgate run``) as
+HTML vs. the same bytes as a type it streams untouched, measured with ``wrk`` (4 connections: the
+pages are 750 KB). Prints figures and
 ratios; not a test. The machine is shared: run it twice and read the better figures.
 
     .venv/bin/python scripts/bench_rewrite.py [--proxy] [--seconds 3]
@@ -122,6 +124,7 @@ def main() -> int:
     body = generate_page()
     if args.proxy:
         bench_proxy(body, args.seconds)
+        bench_gateway(body, args.seconds)
     return 0
 
 
@@ -150,7 +153,8 @@ def _serve_page(port: int, body: bytes) -> None:
 
         def do_GET(self) -> None:
             self.send_response(200)
-            self.send_header("Content-Type", "text/html")
+            # /raw.html: the same bytes as a type the gateway streams through without rewriting.
+            self.send_header("Content-Type", "application/octet-stream" if self.path == "/raw.html" else "text/html")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -262,6 +266,57 @@ def bench_proxy(body: bytes, seconds: float) -> None:
         upstream.terminate()
         upstream.join(5)
     print(f"proxy throughput with rewriting / without: {results[True] / results[False]:.2f}")
+
+
+def bench_gateway(body: bytes, seconds: float) -> None:
+    """The same page through the real gateway (`govgate run`: every addon, audit records, policy), as
+    HTML (rewritten) and as a type it streams through untouched: the cost of Art. 15 in the product."""
+    import tempfile
+
+    import yaml
+
+    if shutil.which("wrk") is None:
+        print("gateway: wrk is not installed; skipped")
+        return
+    repo = Path(__file__).resolve().parent.parent
+    upstream_port, port = _free_port(), _free_port()
+    ctx = multiprocessing.get_context("spawn")
+    upstream = ctx.Process(target=_serve_page, args=(upstream_port, body), daemon=True)
+    upstream.start()
+    _wait_for_port(upstream_port)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        policy = {
+            "version": 1,
+            "gateway": {"listen": f"127.0.0.1:{port}", "upstream": f"http://127.0.0.1:{upstream_port}",
+                        "public_hosts": ["127.0.0.1"], "insecure": True, "key_file": str(work / "gateway.key")},
+            "geoip": {"database": str(repo / "geoip" / "GeoLite2-Country-Test.mmdb"), "home_countries": ["CN"]},
+            "accounts_file": str(work / "accounts.yaml"),
+            "access": [{"name": "public", "paths": ["/**"], "allow": "public"}],
+            "outbound": {"government_suffixes": ["gov.cn"], "allow_hosts": ["www.12377.cn"]},
+            "audit": {"dir": str(work / "audit"), "retention_days": 365},
+        }
+        (work / "policy.yaml").write_text(yaml.safe_dump(policy), encoding="utf-8")
+        command = [str(Path(sys.executable).with_name("govgate")), "run", "-p", str(work / "policy.yaml")]
+        gateway = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_for_port(port)
+            results: dict[str, float] = {}
+            for path in ("/index.html", "/raw.html"):
+                url = f"http://127.0.0.1:{port}{path}"
+                with urllib.request.urlopen(url, timeout=10) as reply:
+                    leave_links = reply.read().count(b"/__govgate/leave?url=")
+                _wrk(url, 1)  # warm-up
+                results[path] = _wrk(url, seconds)
+                kind = "HTML, rewritten" if path == "/index.html" else "same bytes, streamed"
+                print(f"gateway ({kind}): {results[path]:.1f} pages/s, {results[path] * len(body) / 1e6:.1f} MB/s, "
+                      f"{leave_links} leave links")
+            print(f"gateway throughput rewritten / unrewritten: {results['/index.html'] / results['/raw.html']:.2f}")
+        finally:
+            gateway.terminate()
+            gateway.wait(10)
+            upstream.terminate()
+            upstream.join(5)
 
 
 if __name__ == "__main__":
