@@ -36,6 +36,9 @@ def backup_dir(source: Path, dest: Path, keys: GatewayKeys, algorithm: AuditAlgo
     if head is not None:
         # Taken with the file sizes, under the lock: it names the copy's newest record.
         replace_file(dest / HEAD_NAME, head)
+    else:
+        # The source has lost its anchor: an earlier backup's must not vouch for this copy.
+        (dest / HEAD_NAME).unlink(missing_ok=True)
     fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

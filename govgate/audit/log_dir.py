@@ -437,7 +437,12 @@ def _next_day(day: date) -> date:
 
 
 def replace_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically and durably (temporary file, fsync, rename, fsync the folder)."""
+    """Write ``data`` to ``path`` atomically and durably (temporary file, fsync, rename, fsync the folder).
+
+    The rename is the commit point: an error before it leaves ``path`` as it was (and is raised); once
+    the new content is in place, a failing fsync of the folder is only logged, because callers treat a
+    raised error as "not written" and would undo what the new content already vouches for.
+    """
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
     try:
@@ -448,7 +453,10 @@ def replace_file(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    try:
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        log.error("audit.fsync.failed dir=%s error=%s", path.parent, exc)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -109,7 +109,10 @@ def canonical(obj: Mapping[str, object]) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace")
+        # A high+low surrogate pair is one character to a JSON reader: join such pairs first, so the
+        # line reads back as what was written; what is left (lone surrogates) becomes ``\\uXXXX``.
+        joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+        return joined.encode("utf-8", "backslashreplace")
 
 
 def identifier_hash(keys: GatewayKeys, value: str) -> str:
@@ -427,6 +430,12 @@ class _Verifier:
             raise AuditChainBroken(name, lineno, f"{Tamper.MISSING}: the first record does not start the chain")
         if event == SEAL_EVENT and rec.get("file") != name:
             raise AuditChainBroken(name, lineno, f"{Tamper.MODIFIED}: the seal names another file")
+        if event == DAMAGED_EVENT:
+            # The writer found the log tampered with and carried on; what it found stays a finding (usually a
+            # gap or an edit before this record is named first). Without this, a cut made together with
+            # deleting the head anchor would verify once the gateway had started again.
+            raise AuditChainBroken(name, lineno, f"{Tamper.MISSING}: records may be missing or altered: the gateway "
+                                                 f"found {rec.get('found')!r} in {rec.get('file')!r}")
         if event == PRUNE_EVENT and isinstance(files := rec.get("files"), str):
             self.pruned.update(f for f in files.split(",") if f)
         self.last_hash = self.cryptos(parsed.algorithm).hash(line)

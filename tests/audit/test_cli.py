@@ -154,3 +154,15 @@ def test_the_commands_take_the_directory_and_key_from_the_policy(
     assert cli("audit", "show", "-p", policy, "--account", "zhangsan", "--json") == 0
     shown = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [r["request_id"] for r in shown] == ["req-1", "req-3"]
+
+
+def test_a_backup_of_a_log_that_lost_its_anchor_is_not_vouched_for_by_an_earlier_backup(
+    log: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, key_file = log
+    dest = tmp_path / "backup"
+    assert cli("audit", "backup", str(dest), "--dir", str(directory), "--key-file", str(key_file)) == 0
+    (directory / ".head").unlink()
+    capsys.readouterr()
+    assert cli("audit", "backup", str(dest), "--dir", str(directory), "--key-file", str(key_file)) == 1
+    assert "head anchor" in capsys.readouterr().out

@@ -302,3 +302,40 @@ def test_the_writer_finds_records_cut_while_it_was_down_and_verify_names_the_gap
     err = broken(log, keys)
     assert (err.file, err.line) == (DAY3, len(lines) - 1)  # the damaged record, right after the gap
     assert err.what.startswith("missing")
+
+
+def test_cutting_records_and_deleting_the_anchor_stays_found_after_the_gateway_starts_again(
+    log: Path, keys: GatewayKeys
+) -> None:
+    path = log / DAY3
+    lines = lines_of(path)
+    write_lines(path, lines[:-2])
+    (log / ".head").unlink()
+    assert broken(log, keys).what.startswith("missing")
+    # The gateway starts again: it cannot know how much was cut, records what it found, and chains on.
+    write_days(log, keys, days=1, per_day=1, start=START + timedelta(days=2, hours=1))
+    err = broken(log, keys)  # the new anchor vouches for the new tail, but the finding stays in the log
+    assert (err.file, err.line) == (DAY3, len(lines) - 1)
+    assert "head anchor is missing" in err.what
+
+
+def test_a_failing_folder_fsync_after_the_anchor_is_replaced_keeps_the_records(
+    log: Path, keys: GatewayKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from govgate.audit import log_dir
+    from govgate.core.audit_chain import event_record
+
+    from .conftest import TZ, access_event
+
+    def failing(directory: Path) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(log_dir, "_fsync_dir", failing)
+    writer = log_dir.AuditDir(log, keys, AuditAlgorithm.HMAC_SHA256, TZ)
+    now = START + timedelta(days=2, minutes=5)
+    try:
+        written = writer.append([event_record(access_event(99, now), keys)], now)
+    finally:
+        writer.close()
+    assert len(written) == 1  # the records were written (and the anchor names them): nothing is undone
+    assert verify_dir(log, keys).count == 7 + 7 + 6 + 1

@@ -124,7 +124,7 @@ def test_text_that_is_not_utf8_is_written_escaped_and_does_not_block_the_log(
     writer = make_writer(audit_config(tmp_path), flush_interval=0.02)
     writer.start()
     odd = AuditEvent(event="access", time=clock.now, request_id="odd", host="\udcff", method="G\udcffT",
-                     path="/\udcfe", account="\udcfd", extra={"session": "\udcfc"})
+                     path="/\udcfe", account="\udcfd", extra={"session": "\udcfc", "note": "\ud83d\ude00 \ude00\ud83d"})
     writer.emit(odd)
     writer.emit(access_event(1, clock.now))
     assert writer.flush(timeout=5)
@@ -133,6 +133,7 @@ def test_text_that_is_not_utf8_is_written_escaped_and_does_not_block_the_log(
     got = access_records(tmp_path)
     assert [r["request_id"] for r in got] == ["odd", "req-1"]
     assert (got[0]["host"], got[0]["method"], got[0]["path"]) == ("\udcff", "G\udcffT", "/\udcfe")
+    assert got[0]["note"] == "\U0001f600 \ude00\ud83d"  # a surrogate pair reads back as its character
     for path in tmp_path.glob("audit-*.jsonl"):
         path.read_bytes().decode("utf-8")  # the file stays valid UTF-8
     assert verify_dir(tmp_path, keys).count == 3
