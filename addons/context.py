@@ -249,4 +249,6 @@ class RequestContextAddon:
                 return
             # The same port serves TLS: keep the one the client used with a public name.
             port = _port_of(request.host_header) if public else None
+            if port != str(flow.client_conn.sockname[1]):
+                port = None  # only the port the client reached us on: a made-up one is never sent back
             redirect(flow, f"https://{host}{':' + port if port else ''}{request.path}", status=308)

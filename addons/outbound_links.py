@@ -125,6 +125,10 @@ class OutboundLinks:
         known = {normalise_host(h) for h in policy.gateway.public_hosts}
         if not _HOST_HEADER.fullmatch(host) or normalise_host(host) not in known:
             host = policy.gateway.public_hosts[0] if policy.gateway.public_hosts else "localhost"
+        else:
+            name, sep, port = host.rpartition(":")
+            if sep and not name.endswith(":") and port != str(flow.client_conn.sockname[1]):
+                host = name  # a port other than the one the client reached us on is not kept (nor made up)
         return f"{scheme}://{host}"
 
     def _urls(self, flow: http.HTTPFlow, policy: Policy) -> tuple[str, Callable[[str], str]]:

@@ -143,6 +143,15 @@ def _change(admin: _Admin, name: str, edit: Callable[[Account], Account]) -> tup
     return seen[0], after
 
 
+def _have_terminal() -> bool:
+    """Whether getpass can prompt: it reads the controlling terminal (/dev/tty), whatever stdin is."""
+    try:
+        with open("/dev/tty", "rb"):
+            return True
+    except OSError:
+        return sys.stdin.isatty()
+
+
 def _read_password(name: str, from_stdin: bool) -> str:
     if from_stdin:
         line = sys.stdin.readline()
@@ -150,8 +159,8 @@ def _read_password(name: str, from_stdin: bool) -> str:
         if not password:
             raise AccountError("no password on standard input")
         return password
-    if not sys.stdin.isatty():
-        raise AccountError("standard input is not a terminal: give the password on it with --password-stdin")
+    if not _have_terminal():
+        raise AccountError("no terminal to ask for the password on: give it on standard input with --password-stdin")
     try:
         first = getpass.getpass(f"New password for {name}: ")
         second = getpass.getpass("Repeat the password: ")

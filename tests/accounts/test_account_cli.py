@@ -54,13 +54,6 @@ def policy(tmp_path: Path) -> Path:
     return write_policy(tmp_path)
 
 
-class Terminal(io.StringIO):
-    """Standard input as a terminal (getpass is replaced in the tests that use it)."""
-
-    def isatty(self) -> bool:
-        return True
-
-
 class Cli:
     def __init__(self, policy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
         self.policy = policy
@@ -70,7 +63,9 @@ class Cli:
         self.err = ""
 
     def __call__(self, *argv: str, stdin: str = "", terminal: bool = False) -> int:
-        self.monkeypatch.setattr("sys.stdin", Terminal(stdin) if terminal else io.StringIO(stdin))
+        """``terminal``: whether getpass has a terminal to prompt on (it is replaced where one is needed)."""
+        self.monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        self.monkeypatch.setattr("govgate.cli.account._have_terminal", lambda: terminal)
         code = run_cli([*argv, "-p", str(self.policy)])
         captured = self.capsys.readouterr()
         self.out, self.err = captured.out, captured.err

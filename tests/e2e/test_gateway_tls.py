@@ -121,6 +121,8 @@ def test_the_https_redirect_keeps_the_port_the_client_used_with_a_public_name(tl
     assert r.headers["location"] == f"https://127.0.0.1:{tls_gateway.port}/news/a?b=1"
     followed = httpx.get(r.headers["location"], verify=tls_gateway.context())
     assert followed.status_code == 200
+    other = httpx.get(f"http://127.0.0.1:{tls_gateway.port}/news/", headers={"Host": "127.0.0.1:1"})
+    assert other.headers["location"] == "https://127.0.0.1/news/"  # a port it was not reached on: not sent back
 
 
 def test_tls_below_1_2_is_refused_by_the_gateway(tls_gateway: TlsGateway) -> None:

@@ -402,13 +402,20 @@ def test_a_host_header_that_is_not_a_public_host_never_ends_up_in_links(addon: O
     assert redirect.response.headers["location"].startswith("https://portal.example.gov.cn/__govgate/leave?url=")
 
 
-@pytest.mark.parametrize("host", ["portal.example.gov.cn:8443", "PORTAL.example.gov.cn."])
-def test_a_public_host_in_the_host_header_is_kept_with_its_port(addon: OutboundLinks, host: str) -> None:
+@pytest.mark.parametrize(("host", "origin"), [
+    ("portal.example.gov.cn:8443", "portal.example.gov.cn:8443"),  # the port the client reached us on
+    ("PORTAL.example.gov.cn.", "PORTAL.example.gov.cn."),
+    ("portal.example.gov.cn:1", "portal.example.gov.cn"),  # any other port is not written into links
+])
+def test_a_public_host_in_the_host_header_is_kept_with_the_port_it_reached(
+    addon: OutboundLinks, host: str, origin: str
+) -> None:
     f = flow_with(b'<a href="http://evil.example/">e</a>', {"content-type": "text/html"})
+    f.client_conn.sockname = ("127.0.0.1", 8443)
     f.request.headers["host"] = host
     run(addon, f)
     assert f.response is not None
-    assert f'href="https://{host}/__govgate/leave?url='.encode() in (f.response.content or b"")
+    assert f'href="https://{origin}/__govgate/leave?url='.encode() in (f.response.content or b"")
 
 
 @dataclass(frozen=True)
