@@ -27,9 +27,17 @@ logger = logging.getLogger(__name__)
 
 METADATA_KEY = "govgate"
 LOCAL_KEY = "govgate.local"  # set when the gate answered the request itself
-# Headers the portal might trust for identity, client address or its own name: only the gate sets them.
+# Headers the portal might trust for identity, client address, its own name or the path it serves (IIS and
+# some frameworks honour X-Original-URL/X-Rewrite-URL over the request line): only the gate sets any of
+# them. Compared with every non-alphanumeric character removed, so ``X.Real_IP`` or ``Remote_User`` go too.
 SPOOFABLE_HEADERS = ("forwarded", "x-real-ip", "x-forwarded-host", "x-forwarded-port", "x-forwarded-proto",
-                     "x-forwarded-for", "x-client-ip", "true-client-ip")
+                     "x-forwarded-for", "x-client-ip", "true-client-ip", "client-ip", "x-cluster-client-ip",
+                     "x-original-forwarded-for", "x-forwarded-server", "x-forwarded-prefix", "x-forwarded-user",
+                     "x-forwarded-email", "x-forwarded-groups", "remote-user", "x-remote-user", "x-remote-group",
+                     "x-auth-user", "x-auth-request-user", "x-auth-request-email", "x-authenticated-user",
+                     "x-user", "x-username", "x-original-url", "x-rewrite-url", "x-original-uri")
+_TOKEN_PUNCTUATION = b"!#$%&'*+-.^_`|~"  # all a header name (an RFC 9110 token) may hold besides letters and digits
+_SPOOFABLE_KEYS = frozenset(name.encode().translate(None, _TOKEN_PUNCTUATION) for name in SPOOFABLE_HEADERS)
 DEVICE_COOKIE = "govgate-device"
 GATE_COOKIE_PREFIXES = ("govgate-", "__Host-govgate-")
 
@@ -164,12 +172,14 @@ def valid_headers(fields: tuple[tuple[bytes, bytes], ...]) -> bool:
 
 
 def strip_client_headers(headers: http.Headers) -> None:
-    """Remove every client-sent header the gate owns: ``X-GovGate-*`` in any spelling (``X_GovGate_User``
-    reaches CGI/WSGI portals as the same variable) and the forwarding headers."""
-    for name in {k for k in headers if k.lower().replace("_", "-").startswith("x-govgate-")}:
-        del headers[name]
-    for name in SPOOFABLE_HEADERS:
-        headers.pop(name, None)
+    """Remove every client-sent header the gate owns or a portal might trust: ``X-GovGate-*`` and the
+    ``SPOOFABLE_HEADERS`` in any spelling (``X_GovGate_User`` reaches CGI/WSGI portals as the same variable,
+    ``X.GovGate.User`` or ``X-GovGateUser`` may reach others; contract §4.7)."""
+    doomed = {name for name, _ in headers.fields
+              if (key := name.lower().translate(None, _TOKEN_PUNCTUATION)).startswith(b"xgovgate")
+              or key in _SPOOFABLE_KEYS}
+    for name in doomed:
+        headers.pop(name.decode("utf-8", "surrogateescape"), None)
 
 
 def context_of(flow: http.HTTPFlow) -> RequestContext | None:

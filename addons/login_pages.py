@@ -52,6 +52,17 @@ logger = logging.getLogger(__name__)
 
 CSRF_COOKIE = "govgate-csrf"
 PENDING_COOKIE = "govgate-pending"
+
+
+def _is_text(value: str) -> bool:
+    """No lone surrogates (mitmproxy's stand-ins for bytes that are not UTF-8)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 PENDING_TTL_SECONDS = 300  # the pre-MFA state lives 5 minutes
 MAX_FORM_BYTES = 16 * 1024
 MAX_USERNAME = 64
@@ -192,7 +203,12 @@ class GatePages:
             form = flow.request.urlencoded_form
         except (ValueError, UnicodeDecodeError):
             return None
-        return {k: v for k, v in form.items(multi=False)}
+        fields = {k: v for k, v in form.items(multi=False)}
+        # Bytes that are not UTF-8 arrive as lone surrogates: refused here (400), so no name, code or token
+        # that cannot be hashed, stored, counted or audited goes further.
+        if not all(_is_text(k) and _is_text(v) for k, v in fields.items()):
+            return None
+        return fields
 
     def _csrf_ok(self, flow: http.HTTPFlow, ctx: RequestContext, name: str, form: dict[str, str]) -> bool:
         browser_id = get_cookie(flow, CSRF_COOKIE, ctx.snapshot.policy.gateway.insecure)
@@ -433,10 +449,14 @@ class GatePages:
             lookup = await self.runtime.store.touch_session(session_id, self.runtime.now(), policy.session)
             account = lookup.session.account if lookup.session else None
             await self.runtime.store.delete_session(session_id)
+        pending_id = get_cookie(flow, PENDING_COOKIE, insecure)
+        if pending_id:  # signing out also ends a login half done in this browser (password given, no code yet)
+            await self.runtime.store.delete_pending_login(pending_id)
         self._event(ctx, flow, "logout", "ok", account=account)
         page = login_pages.logged_out(policy.gateway.prefix)
         respond(flow, replace(page, headers=(*page.headers,
-                                             ("Set-Cookie", clear_cookie(SESSION_COOKIE, insecure=insecure)))))
+                                             ("Set-Cookie", clear_cookie(SESSION_COOKIE, insecure=insecure)),
+                                             ("Set-Cookie", clear_cookie(PENDING_COOKIE, insecure=insecure)))))
 
     # -- leave (Art. 15) --------------------------------------------------------------------------
     def _leave(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:

@@ -6,14 +6,33 @@ upstream host even though the client's Host header is kept for the portal.
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 from mitmproxy import http
 from mitmproxy.proxy import server_hooks
 
+from addons.context import LOCAL_KEY
 from govgate.live_runtime import LiveRuntime
 
 HSTS = "max-age=31536000; includeSubDomains"
+# Cookie names only the gate sets, with and without the prefixes browsers give meaning to (any case).
+_GATE_COOKIE_PREFIXES = ("govgate-", "__host-govgate-", "__secure-govgate-")
+logger = logging.getLogger(__name__)
+
+
+def strip_gate_set_cookies(response: http.Response) -> None:
+    """Drop every ``Set-Cookie`` from the portal that would set one of the gate's cookies (session, CSRF,
+    pending login, device): only the gate sets those (Art. 30). ``__Host-`` keeps sibling hosts out, not
+    the origin's own upstream, so a portal page with a header-injection bug could otherwise fix a victim's
+    session or CSRF id."""
+    values = response.headers.get_all("set-cookie")
+    if not values:
+        return
+    keep = [v for v in values if not v.split("=", 1)[0].strip().lower().startswith(_GATE_COOKIE_PREFIXES)]
+    if len(keep) != len(values):
+        logger.warning("upstream.set_cookie.dropped count=%d (a gate cookie name)", len(values) - len(keep))
+        response.headers.set_all("set-cookie", keep)
 
 
 class SecurityHeaders:
@@ -26,10 +45,11 @@ class SecurityHeaders:
         flow.response.headers["Strict-Transport-Security"] = HSTS
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None and not flow.metadata.get(LOCAL_KEY):  # the portal's, not the gate's own
+            strip_gate_set_cookies(flow.response)
         self._harden(flow)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        # Responses the gate made itself skip `responseheaders`.
         self._harden(flow)
 
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:

@@ -31,7 +31,9 @@ def test_control_characters_in_header_values_are_invalid() -> None:
 
 def test_client_headers_the_gate_owns_are_stripped_in_any_spelling() -> None:
     f = tflow.tflow()
-    for name in ("X-GovGate-User", "x_govgate_groups", "X-GOVGATE-DEVICE", "Forwarded", "X-Real-IP"):
+    for name in ("X-GovGate-User", "x_govgate_groups", "X-GOVGATE-DEVICE", "Forwarded", "X-Real-IP",
+                 "X.GovGate.User", "X-GovGateUser", "Remote-User", "remote_user", "X-Forwarded-User",
+                 "Client-IP", "X-Cluster-Client-IP", "X-Original-Forwarded-For", "X-Original-URL", "X-Rewrite-URL"):
         f.request.headers[name] = "spoofed"
     f.request.headers["X-Portal"] = "kept"
     strip_client_headers(f.request.headers)
@@ -76,3 +78,40 @@ def test_attempts_for_one_account_run_one_at_a_time_and_locks_are_dropped_after(
     asyncio.run(main())
     assert most == 1
     assert locks._locks == {}
+
+
+def test_the_portal_cannot_set_the_gates_cookies() -> None:
+    from mitmproxy import http
+
+    from addons.security_headers import strip_gate_set_cookies
+
+    response = http.Response.make(200, b"", [
+        (b"Set-Cookie", b"__Host-govgate-session=planted; Path=/; Secure"),
+        (b"Set-Cookie", b"portal=kept; Path=/"),
+        (b"Set-Cookie", b"govgate-csrf=planted"),
+        (b"Set-Cookie", b" __HOST-GOVGATE-pending=planted"),
+        (b"Set-Cookie", b"__Secure-govgate-device=planted"),
+    ])
+    strip_gate_set_cookies(response)
+    assert response.headers.get_all("set-cookie") == ["portal=kept; Path=/"]
+
+
+def test_the_gates_own_pages_keep_their_cookies() -> None:
+    from addons.context import LOCAL_KEY
+    from addons.security_headers import SecurityHeaders
+
+    class Runtime:
+        class policy:
+            class gateway:
+                insecure = True
+                upstream = "http://127.0.0.1:1"
+
+    f = tflow.tflow(resp=True)
+    assert f.response is not None
+    f.response.headers["Set-Cookie"] = "govgate-csrf=ours"
+    f.metadata[LOCAL_KEY] = True
+    SecurityHeaders(Runtime()).responseheaders(f)  # type: ignore[arg-type]
+    assert f.response.headers["set-cookie"] == "govgate-csrf=ours"
+    f.metadata.pop(LOCAL_KEY)
+    SecurityHeaders(Runtime()).responseheaders(f)  # type: ignore[arg-type]
+    assert "set-cookie" not in f.response.headers

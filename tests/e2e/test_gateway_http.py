@@ -290,11 +290,13 @@ def test_spoofable_forwarding_and_identity_headers_never_reach_the_portal(gatewa
     r = get(gateway, "/echo/public/x", headers={
         "X_GovGate_User": "admin", "x-govgate-anything": "1", "Forwarded": "for=10.1.1.1",
         "X-Real-IP": "10.1.1.1", "X-Forwarded-Host": "evil.example", "X-Forwarded-Port": "1",
-        "True-Client-IP": "10.1.1.1",
+        "True-Client-IP": "10.1.1.1", "X.GovGate.User": "admin", "X-GovGateUser": "admin", "Remote-User": "admin",
+        "X-Forwarded-User": "admin", "X-Original-URL": "/oa/secret", "X-Rewrite-URL": "/oa/secret",
     })
     names = {k.lower() for k, _ in r.json()["headers"]}
     for name in ("x_govgate_user", "x-govgate-anything", "forwarded", "x-real-ip", "x-forwarded-host",
-                 "x-forwarded-port", "true-client-ip"):
+                 "x-forwarded-port", "true-client-ip", "x.govgate.user", "x-govgateuser", "remote-user",
+                 "x-forwarded-user", "x-original-url", "x-rewrite-url"):
         assert name not in names
 
 

@@ -246,3 +246,30 @@ def test_a_half_done_login_is_void_after_the_password_is_changed(gw: Gateway) ->
     assert r.headers["location"].endswith("/__govgate/login")  # back to the start, no session
     assert attacker.http.get("/oa/").status_code == 303
     assert attacker.http.get("/__govgate/mfa").status_code == 303
+
+
+def test_signing_out_also_ends_a_half_done_login(gw: Gateway) -> None:
+    secret = gw.add_account("signout", PASSWORD)
+    b = browser(gw, "10.9.4.1")
+    assert b.password("signout", PASSWORD).status_code == 303  # password given, no code yet
+    mfa_token = b.csrf("/__govgate/mfa")
+    r = b.http.post("/__govgate/logout", data={"csrf": b.csrf("/__govgate/logout")})
+    assert r.status_code == 200
+    r = b.http.post("/__govgate/mfa", data={"code": fresh_code(secret), "csrf": mfa_token})
+    assert r.status_code == 303
+    assert r.headers["location"].endswith("/__govgate/login")  # back to the start, no session
+    assert b.http.get("/oa/").status_code == 303
+
+
+@pytest.mark.parametrize("field", ["username", "password", "csrf"])
+def test_form_fields_that_are_not_utf8_get_a_400_and_are_not_counted_as_attempts(gw: Gateway, field: str) -> None:
+    name = f"utf8{field}"
+    gw.add_account(name, PASSWORD)
+    b = browser(gw, f"10.9.5.{len(field)}")
+    fields = {"username": name, "password": "Wrong-password-999", "csrf": b.csrf("/__govgate/login"), "next": "/oa/"}
+    body = "&".join(f"{k}={'%FF%FE' if k == field else v}" for k, v in fields.items())
+    for _ in range(5):  # more than max_failures: none of them may count, nor lock the account or the address
+        r = b.http.post("/__govgate/login", content=body,
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 400, r.text[:300]
+    assert b.password(name, PASSWORD).status_code == 303  # not locked
