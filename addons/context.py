@@ -12,8 +12,10 @@ import hashlib
 import logging
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from ipaddress import IPv6Address, ip_address
+from urllib.parse import unquote_to_bytes
 
 from mitmproxy import http
 
@@ -132,7 +134,44 @@ def valid_target(raw: bytes) -> bool:
     if _TARGET.fullmatch(raw) is None:
         return False
     path = raw.split(b"?", 1)[0]
-    return _DOT_SEGMENT.search(path) is None
+    if _DOT_SEGMENT.search(path) is not None:
+        return False
+    return b"%" not in path or _decoded_segments_ok(path)
+
+
+_OVERLONG = re.compile(rb"[\xc0\xc1][\x80-\xbf]|\xe0[\x80-\x9f][\x80-\xbf]|\xf0[\x80-\x8f][\x80-\xbf]{2}")
+
+
+def _lenient(data: bytes) -> str:
+    """``data`` as a lenient decoder reads it: overlong UTF-8 forms of ASCII become that ASCII."""
+    def ascii_of(m: re.Match[bytes]) -> bytes:
+        seq = m.group()
+        cp = 0
+        for i, byte in enumerate(seq):
+            cp = (cp << 6) | (byte & (0x3F if i else (0x1F, 0x0F, 0x07)[len(seq) - 2]))
+        return bytes([cp]) if cp < 0x80 else b"?"
+
+    return _OVERLONG.sub(ascii_of, data).decode("utf-8", "replace")
+
+
+def _decoded_segments_ok(path: bytes) -> bool:
+    """No segment may decode, in any way a portal might decode it, to a dot-segment or hide a slash.
+
+    Portals decode in different ways: overlong UTF-8 (``%c0%ae`` for ".", ``%c0%af`` for "/"), an
+    encoded ``;`` before path parameters are cut (``..%3b``, Tomcat's ``..;``), or Unicode
+    compatibility forms (``%ef%bc%8e``, FULLWIDTH FULL STOP) could all turn a segment the gate read
+    as a name into ``..`` for the portal. Escapes that are simply not UTF-8 (a legacy portal's GBK
+    file names) stay allowed.
+    """
+    for segment in path.split(b"/"):
+        if b"%" not in segment:
+            continue
+        text = _lenient(unquote_to_bytes(segment))
+        if "/" in text or "\\" in text:
+            return False
+        if unicodedata.normalize("NFKC", text.split(";", 1)[0]).strip() in (".", ".."):
+            return False
+    return True
 
 
 _BAD_FIELD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -158,7 +197,7 @@ def valid_request_line(method: bytes, http_version: str, host: str | None) -> bo
     if _METHOD.fullmatch(method) is None or http_version not in HTTP_VERSIONS:
         return False
     if host is None:
-        return True
+        return http_version == "HTTP/1.0"  # HTTP/1.1 requires Host (RFC 9112 §3.2); HTTP/2 has :authority
     try:
         raw = host.encode("ascii")
     except UnicodeEncodeError:  # mitmproxy keeps bytes that are not UTF-8 as lone surrogates

@@ -13,10 +13,13 @@ The details stay in the operator's log (``upstream.error``), with the request id
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
+from h11._receivebuffer import ReceiveBuffer
 from mitmproxy import http
 from mitmproxy.net.http import http1
+from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.layers.http import _http1, _http2, _http3
 
 from addons.context import METADATA_KEY, RequestContext
@@ -51,6 +54,39 @@ def _install(hsts: Callable[[], bool]) -> None:
         _http1.make_error_response = make_error_response
     else:
         logger.warning("proxy_errors: mitmproxy has no make_error_response: its own error pages are in use")
+    _limit_request_heads()
+
+
+MAX_REQUEST_HEAD = 64 * 1024  # bytes of request line and headers (nginx allows 4 x 8 KiB by default)
+_HEAD_END = re.compile(rb"\n\r?\n")  # the blank line ending a head (h11 accepts bare LF too)
+
+
+def _limit_request_heads() -> None:
+    """Answer 431 and close when an HTTP/1 request's head grows past ``MAX_REQUEST_HEAD`` unfinished.
+
+    mitmproxy 12 buffers a request head without limit ("FIXME: protect against header size DoS" in its
+    ``Http1Server.read_headers``): one client streaming an endless header line grows the gateway by
+    gigabytes. HTTP/2 is limited by its own settings. Wrapped once (``_govgate_limited`` marks it).
+    """
+    server = _http1.Http1Server
+    original = server.read_headers
+    if getattr(original, "_govgate_limited", False):
+        return
+
+    def read_headers(self: _http1.Http1Server, event: events.ConnectionEvent) -> layer.CommandGenerator[None]:
+        # The data just received is already in self.buf: a head that does not end within the limit is refused,
+        # whether it is still coming or arrived whole.
+        if (isinstance(event, events.DataReceived) and len(self.buf) > MAX_REQUEST_HEAD
+                and _HEAD_END.search(bytes(self.buf), 0, MAX_REQUEST_HEAD) is None):
+            self.buf = ReceiveBuffer()
+            self.state = self.done
+            yield commands.SendData(self.conn, _http1.make_error_response(431))
+            yield commands.CloseConnection(self.conn)
+            return
+        yield from original(self, event)
+
+    read_headers._govgate_limited = True  # type: ignore[attr-defined]
+    server.read_headers = read_headers  # type: ignore[method-assign]
 
 
 class ProxyErrors:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import sys
 from collections.abc import Callable
@@ -99,9 +100,24 @@ class StartupReport:
             self.ready(urls)
 
 
+def raise_open_file_limit() -> None:
+    """Every connection holds a descriptor: take the hard limit, not the usual soft 1,024, so that a flood
+    of idle connections (which mitmproxy closes only after ``tcp_timeout``) takes much more to exhaust it."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = 1 << 20
+        if soft != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            logger.info("open file limit raised from %d to %d", soft, hard)
+    except (ValueError, OSError) as exc:
+        logger.warning("open file limit left as it is: %s", exc)
+
+
 async def serve(runtime: LiveRuntime, *, confdir: Path,
                 ready: Callable[[list[str]], None] | None = None) -> None:
     """Run the gateway until SIGTERM/SIGINT; flushes the audit log on the way out."""
+    raise_open_file_limit()
     opts = options.Options()
     master = Master(opts, with_termlog=False)
     master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(),

@@ -104,6 +104,8 @@ _PROXY_ERRORS: dict[int, tuple[str, str, str, str]] = {
     400: ("请求无效", "请求格式不正确，网关无法处理。", "Bad request", "The request is malformed."),
     413: ("请求过大", "请求内容超出网关允许的大小。", "Request too large",
           "The request is larger than the gateway accepts."),
+    431: ("请求头过大", "请求头超出网关允许的大小。", "Request headers too large",
+          "The request's headers are larger than the gateway accepts."),
     502: ("门户暂时无法访问", "网关暂时无法连接到后端门户系统，请稍后重试。", "Portal unreachable",
           "The gateway cannot reach the portal behind it right now. Please try again shortly."),
     504: ("门户响应超时", "后端门户系统未能及时响应，请稍后重试。", "Portal timeout",

@@ -144,9 +144,13 @@ def raw_request(gw: Gateway, data: bytes) -> bytes:
         b"GET /oa/ HTTP/1.1\r\nHost: \xe9\x97\xa8\xe6\x88\xb7.gov.cn\r\nConnection: close\r\n\r\n",
         b"G\xffT /oa/ HTTP/1.1\r\nHost: portal.example.gov.cn\r\nConnection: close\r\n\r\n",
         b"GET /news/ HTTP/9.9\r\nHost: portal.example.gov.cn\r\nConnection: close\r\n\r\n",
+        b"GET /news/ HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"GET /news/ HTTP/1.1\r\nHost: portal.example.gov.cn\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+        b"GET /news/ HTTP/1.1\r\nHost: portal.example.gov.cn\r\n" + b"X-Many: 1\r\n" * 10_000 + b"\r\n",
     ],
     ids=["garbage", "invalid-utf8-path", "huge-path", "absolute-form", "odd-method", "nul-header", "bad-length",
-         "invalid-utf8-host", "raw-utf8-host", "invalid-utf8-method", "http-9.9"],
+         "invalid-utf8-host", "raw-utf8-host", "invalid-utf8-method", "http-9.9", "http-1.1-without-host",
+         "huge-header", "many-headers"],
 )
 def test_malformed_requests_get_a_4xx_or_a_closed_connection_never_a_crash(
     gateway: Gateway, request_bytes: bytes
@@ -315,3 +319,34 @@ def test_sighup_reloads_the_policy_even_when_the_file_looks_unchanged(gateway: G
     gateway.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: gateway.policy_version() > before, 5, "the SIGHUP reload")
     assert "why=SIGHUP" in gateway.output.text()
+
+
+def test_an_endless_request_head_is_cut_off_with_431_not_buffered(gateway: Gateway) -> None:
+    # mitmproxy buffers an HTTP/1 request head without limit; the gate answers 431 past 64 KiB and hangs up.
+    host, port = gateway.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"GET /news/ HTTP/1.1\r\nHost: portal.example.gov.cn\r\nX-Endless: ")
+        answer = b""
+        try:
+            for _ in range(64):  # up to 4 MiB, never finished
+                s.sendall(b"a" * 65536)
+        except OSError:
+            pass  # the gateway hung up
+        while chunk := s.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert get(gateway, "/news/").status_code == 200
+
+
+@pytest.mark.parametrize("target", [
+    b"/echo/public/%c0%ae%c0%ae/staff/x", b"/echo/public/%e0%80%ae%e0%80%ae/staff/x", b"/echo/public/x%c0%afy",
+    b"/echo/public/%ef%bc%8e%ef%bc%8e/staff/x", b"/echo/public/..%3b/staff/x", b"/echo/public/.%3bjsessionid=1/x",
+])
+def test_segments_a_portal_might_decode_to_dot_segments_are_refused(gateway: Gateway, target: bytes) -> None:
+    answer = raw_request(gateway, b"GET " + target + b" HTTP/1.1\r\nHost: portal.example.gov.cn\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
+
+
+def test_legacy_percent_encoded_file_names_that_are_not_utf8_still_pass(gateway: Gateway) -> None:
+    answer = raw_request(gateway, b"GET /echo/public/%D6%D0%CE%C4.doc HTTP/1.1\r\nHost: portal.example.gov.cn\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:100]
