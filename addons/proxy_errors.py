@@ -28,6 +28,7 @@ from govgate.live_runtime import LiveRuntime
 from govgate.pages.refusal import proxy_error
 
 logger = logging.getLogger(__name__)
+_CLIENT_GONE = ("Client disconnected", "Connection killed")  # flow errors that say nothing about the portal
 
 
 def _install(hsts: Callable[[], bool]) -> None:
@@ -96,7 +97,11 @@ class ProxyErrors:
 
     def error(self, flow: http.HTTPFlow) -> None:
         # The detail mitmproxy would have shown the client (upstream address, OS error) is for the operator.
-        if flow.error is not None and flow.response is None:
-            ctx = flow.metadata.get(METADATA_KEY)
-            request_id = ctx.request_id if isinstance(ctx, RequestContext) else "-"
-            logger.warning("upstream.error request_id=%s error=%s", request_id, flow.error.msg)
+        if flow.error is None or flow.response is not None:
+            return
+        ctx = flow.metadata.get(METADATA_KEY)
+        request_id = ctx.request_id if isinstance(ctx, RequestContext) else "-"
+        if flow.error.msg.startswith(_CLIENT_GONE):  # the browser went away: routine, not worth a warning each
+            logger.debug("request.aborted request_id=%s error=%s", request_id, flow.error.msg)
+            return
+        logger.warning("upstream.error request_id=%s error=%s", request_id, flow.error.msg)
