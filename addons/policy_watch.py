@@ -1,4 +1,8 @@
-"""Hot reload: picks up edits to policy.yaml, the GeoIP database and the accounts file within 2 s, and on SIGHUP.
+"""Hot reload: picks up edits to policy.yaml, the GeoIP database and the accounts file, and on SIGHUP.
+
+A file saved atomically (written beside and renamed over) is applied at the next poll, within 0.5 s; one
+written in place once it has stopped changing for 1.5 s (``govgate.core.settle``), so a half-written
+policy is never in force.
 
 A broken edit is refused (every problem logged and audited) and the last good policy stays in force
 (see ``LiveRuntime.reload``). Changes to where the gateway listens or what it forwards to are applied
@@ -14,7 +18,7 @@ import signal
 from collections.abc import Callable
 
 from govgate.core.policy.model import Policy
-from govgate.live_runtime import LiveRuntime
+from govgate.live_runtime import FileChanges, LiveRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -39,17 +43,19 @@ class PolicyWatch:
         self._pending.add(task)  # keep a reference until it finishes
         task.add_done_callback(self._pending.discard)
 
-    async def _reload(self, why: str, *, force: bool = False) -> None:
+    async def _reload(self, why: str, *, force: bool = False, changes: FileChanges | None = None) -> None:
         before = self.runtime.policy
-        if await self.runtime.reload(why=why, force=force):
+        if await self.runtime.reload(why=why, force=force, changes=changes):
             self.on_reload(before, self.runtime.policy)
 
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(POLL_SECONDS)
             try:
-                if await asyncio.to_thread(self.runtime.changed_files):
-                    await self._reload("file change")
+                # Only a settled file is applied (govgate.core.settle): never a half-written one.
+                changes = await asyncio.to_thread(self.runtime.changed_files)
+                if changes is not None:
+                    await self._reload("file change", changes=changes)
             except Exception:
                 # Never let the watcher die: log, keep the last good policy, try again next tick.
                 logger.exception("policy.watch error")

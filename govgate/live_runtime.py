@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from govgate.accounts_file import load_accounts
 from govgate.audit.writer import AuditWriter
@@ -24,8 +26,9 @@ from govgate.core.decide import CompiledPolicy, compile_policy
 from govgate.core.geoip import CountryLookup
 from govgate.core.keys import GatewayKeys, load_key_file
 from govgate.core.outbound import HostClassifier
-from govgate.core.policy.load import load_policy
+from govgate.core.policy.load import load_policy, load_policy_bytes
 from govgate.core.policy.model import Policy
+from govgate.core.settle import FileLook, settled
 from govgate.errors import GovGateError, PolicyError, StoreUnavailable
 from govgate.metrics import CountingSink
 from govgate.store.base import Store
@@ -45,6 +48,43 @@ def file_signature(path: Path) -> FileSignature:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
+def look_at(path: Path) -> tuple[FileLook, bytes] | None:
+    """Blocking: one look at ``path`` and its bytes; None when it is absent, unreadable, or changed while
+    being read (a writer is still at work)."""
+    try:
+        before = path.stat()
+        data = path.read_bytes()
+        after = path.stat()
+    except OSError:
+        return None
+    if (before.st_ino, before.st_size, before.st_mtime_ns) != (after.st_ino, after.st_size, after.st_mtime_ns) \
+            or len(data) != after.st_size:
+        return None
+    return FileLook(mtime_ns=after.st_mtime_ns, ctime_ns=after.st_ctime_ns, size=after.st_size, inode=after.st_ino,
+                    sha256=hashlib.sha256(data).hexdigest()), data
+
+
+def signature_of(look: FileLook) -> FileSignature:
+    return (look.mtime_ns, look.size, look.inode)
+
+
+@dataclass(slots=True)
+class _Watched:
+    """The watcher's memory of one file between polls: the last look, and since when it has been the same."""
+
+    look: FileLook | None = None
+    since_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FileChanges:
+    """What a poll found settled: new policy bytes (and their signature), and/or a new accounts file or
+    GeoIP database."""
+
+    policy: tuple[bytes, FileSignature] | None
+    data: bool
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything derived from one good policy load; replaced whole, never mutated."""
@@ -59,8 +99,10 @@ class Snapshot:
     accounts_sig: FileSignature
 
 
-def build_snapshot(policy: Policy, *, previous: Snapshot | None = None) -> Snapshot:
-    """Blocking (file reads): call in a thread. Raises ``GovGateError`` on anything invalid."""
+def build_snapshot(policy: Policy, *, previous: Snapshot | None = None,
+                   policy_sig: FileSignature | Literal["stat"] = "stat") -> Snapshot:
+    """Blocking (file reads): call in a thread. Raises ``GovGateError`` on anything invalid. ``policy_sig``:
+    the signature of the bytes ``policy`` was read from (by default the file's as it is now)."""
     geoip_sig = file_signature(policy.geoip.database)
     same_file = previous is not None and previous.policy.geoip.database == policy.geoip.database
     if previous is not None and same_file and previous.geoip_sig == geoip_sig:
@@ -74,7 +116,7 @@ def build_snapshot(policy: Policy, *, previous: Snapshot | None = None) -> Snaps
         geoip=geoip,
         accounts=load_accounts(policy.accounts_file),
         classifier=HostClassifier.from_policy(policy),
-        policy_sig=file_signature(policy.source),
+        policy_sig=file_signature(policy.source) if policy_sig == "stat" else policy_sig,
         geoip_sig=geoip_sig,
         accounts_sig=accounts_sig,
     )
@@ -98,6 +140,7 @@ class LiveRuntime:
         self.counting = CountingSink(audit)  # every event is counted for /metrics on its way to the log
         self._clock = clock
         self._reload_lock = asyncio.Lock()
+        self._watched: dict[Path, _Watched] = {}
         self.policy_version = 1  # counts good loads; shown by `health`
 
     @classmethod
@@ -139,44 +182,86 @@ class LiveRuntime:
                    "policy_version": self.policy_version},
         )
 
-    def changed_files(self) -> bool:
-        """Blocking (stat calls): call in a thread."""
-        snap = self.snapshot
-        return (
-            file_signature(snap.policy.source) != snap.policy_sig
-            or file_signature(snap.policy.geoip.database) != snap.geoip_sig
-            or file_signature(snap.policy.accounts_file) != snap.accounts_sig
-        )
+    def changed_files(self) -> FileChanges | None:
+        """Blocking (stat calls, and reading a file that changed): call in a thread.
 
-    async def reload(self, *, why: str, force: bool = False) -> bool:
+        What changed since the snapshot *and has settled* (``govgate.core.settle``): a half-written
+        policy.yaml, accounts file or GeoIP database is never applied, only noted and looked at again at
+        the next poll. A file that disappeared counts at once (there is nothing to wait for)."""
+        snap = self.snapshot
+        policy: tuple[bytes, FileSignature] | None = None
+        if file_signature(snap.policy.source) != snap.policy_sig:
+            found = self._settled(snap.policy.source, snap.policy_sig)
+            if found is not None:
+                policy = (found[1], signature_of(found[0]))
+        data = False
+        for path, sig in ((snap.policy.geoip.database, snap.geoip_sig), (snap.policy.accounts_file, snap.accounts_sig)):
+            now_sig = file_signature(path)
+            if now_sig != sig and (now_sig is None or self._settled(path, sig) is not None):
+                data = True
+        if policy is None and not data:
+            return None
+        return FileChanges(policy, data)
+
+    def _settled(self, path: Path, applied: FileSignature) -> tuple[FileLook, bytes] | None:
+        seen = look_at(path)
+        memory = self._watched.setdefault(path, _Watched())
+        now_ns = time.time_ns()
+        if seen is None:
+            memory.look = None
+            return None
+        look, _data = seen
+        if not look.same_file_as(memory.look):
+            memory.look, memory.since_ns = look, now_ns
+            previous = None
+        else:
+            previous = memory.look
+        if settled(look, previous, applied_inode=applied[2] if applied else None, now_ns=now_ns,
+                   seen_since_ns=memory.since_ns):
+            self._watched.pop(path, None)
+            return seen
+        return None
+
+    async def reload(self, *, why: str, force: bool = False, changes: FileChanges | None = None) -> bool:
         """Re-read policy, GeoIP and accounts; keep the last good snapshot on any error.
 
-        Without ``force``, an unchanged policy.yaml is not re-parsed (only the accounts file and GeoIP
-        database are); SIGHUP forces the whole reload."""
+        ``changes`` (from ``changed_files``) carries the settled policy bytes to apply; without them only the
+        accounts file and GeoIP database are re-read. SIGHUP (``force``) reads policy.yaml as it is now:
+        the operator says it is complete."""
         async with self._reload_lock:
             source = self.snapshot.policy.source
             previous = self.snapshot
-            if not force and file_signature(source) == previous.policy_sig:
-                # Only the accounts file or the GeoIP database changed: keep the policy in force.
-                return await self._reload_data(previous, why)
+            if force:
+                loaded = await asyncio.to_thread(look_at, source)
+                text = (loaded[1], signature_of(loaded[0])) if loaded is not None else None
+            else:
+                text = changes.policy if changes is not None else None
+                if text is None:
+                    # Only the accounts file or the GeoIP database changed: keep the policy in force.
+                    return await self._reload_data(previous, why)
             try:
-                policy = await asyncio.to_thread(load_policy, source)
-                snapshot = await asyncio.to_thread(build_snapshot, policy, previous=previous)
+                if text is None:
+                    policy = await asyncio.to_thread(load_policy, source)  # unreadable: says why
+                    sig = file_signature(source)
+                else:
+                    policy = await asyncio.to_thread(load_policy_bytes, text[0], source)
+                    sig = text[1]
+                snapshot = await asyncio.to_thread(build_snapshot, policy, previous=previous, policy_sig=sig)
             except PolicyError as exc:
                 for problem in exc.problems:
                     logger.error("policy.refused %s", problem)
                 logger.error("policy.refused problems=%d kept=last-good", len(exc.problems))
-                self._remember_refused(previous, source)
+                self._remember_refused(previous, source, text)
                 event = self._policy_event("policy.refused", "refuse", f"{len(exc.problems)} problem(s)")
                 self.audit.emit(replace(event, extra={
-                    "policy_file": str(source), "policy_sha256": _sha256_of(source),
+                    "policy_file": str(source), "policy_sha256": _sha256_of(source, text),
                     "problems": "; ".join(str(p) for p in exc.problems)[:2000]}))
                 return False
             except GovGateError as exc:
                 logger.error("policy.refused error=%s kept=last-good", exc)
-                self._remember_refused(previous, source)
+                self._remember_refused(previous, source, text)
                 event = self._policy_event("policy.refused", "refuse", str(exc)[:500])
-                self.audit.emit(replace(event, extra={**event.extra, "policy_sha256": _sha256_of(source)}))
+                self.audit.emit(replace(event, extra={**event.extra, "policy_sha256": _sha256_of(source, text)}))
                 return False
             if snapshot.policy.audit != previous.policy.audit:
                 self.audit_writer.reconfigure(snapshot.policy.audit)
@@ -222,18 +307,20 @@ class LiveRuntime:
                 # Sessions opened before the mark are still refused by the gate on their next request.
                 logger.warning("account.logout not applied account=%s error=%s", name, exc)
 
-    def _remember_refused(self, previous: Snapshot, source: Path) -> None:
+    def _remember_refused(self, previous: Snapshot, source: Path, text: tuple[bytes, FileSignature] | None) -> None:
         # Don't retry the same broken policy bytes every poll: remember their signature as "seen".
         # The accounts file and GeoIP database keep their own signatures, so an account change made
         # while policy.yaml is broken is still picked up (against the last good policy).
-        self.snapshot = replace(previous, policy_sig=file_signature(source))
+        self.snapshot = replace(previous, policy_sig=text[1] if text is not None else file_signature(source))
 
     async def close(self) -> None:
         await self.store.close()
         await asyncio.to_thread(self.audit_writer.close)
 
 
-def _sha256_of(path: Path) -> str:
+def _sha256_of(path: Path, text: tuple[bytes, FileSignature] | None = None) -> str:
+    if text is not None:
+        return hashlib.sha256(text[0]).hexdigest()
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:

@@ -225,6 +225,13 @@ def load_policy(path: Path, *, check_files: bool = True) -> Policy:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise PolicyError([PolicyProblem(file, 0, "", f"cannot read the policy file: {reason}")]) from None
+    return load_policy_bytes(data, path, check_files=check_files)
+
+
+def load_policy_bytes(data: bytes, path: Path, *, check_files: bool = True) -> Policy:
+    """Parse and validate the bytes read from ``path`` (the gateway's reload reads them once, when the
+    file has settled, and loads exactly those). Raises ``PolicyError`` listing every problem."""
+    file = str(path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
