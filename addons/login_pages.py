@@ -36,6 +36,7 @@ from govgate.core import totp
 from govgate.core.accounts import Account
 from govgate.core.audit_event import AuditEvent
 from govgate.core.csrf import csrf_token, csrf_valid, new_browser_id
+from govgate.core.decide import LoginGate, account_admitted, login_gate
 from govgate.core.keys import Purpose
 from govgate.core.next_path import safe_next
 from govgate.core.passwords import DUMMY_HASH, verify_password
@@ -218,6 +219,33 @@ class GatePages:
         return too_many(ctx.request_id, until.astimezone(ctx.snapshot.policy.gateway.timezone), self.runtime.now(),
                         as_json=ctx.as_json)
 
+    def _username_hash(self, username: str, *, known: bool) -> dict[str, str | int | bool | None]:
+        """For a name that is no account: a keyed hash instead of the name (it may be a mistyped password)."""
+        if known:
+            return {}
+        return {"username_hash": self.runtime.keys.mac(Purpose.IDENTIFIER_HASH, username.encode()).hex()[:16]}
+
+    def _login_gate(self, flow: http.HTTPFlow, ctx: RequestContext, now: datetime, account: str | None,
+                    stage: str) -> LoginGate | None:
+        """Art. 19 + Art. 30 (contract §5): a password or TOTP attempt from where no staff rule could admit
+        anyone (by network, device or any active grant) is refused with 403 before anything is checked or
+        counted. Returns the gate when the attempt may go on; otherwise answers and returns None."""
+        snapshot = ctx.snapshot
+        gate = login_gate(ctx.client, snapshot.geoip.country(ctx.client), device_of(ctx, flow, now),
+                          snapshot.compiled, now)
+        if gate.open:
+            return gate
+        reason = gate.reason.value if gate.reason is not None else "denied"
+        self._event(ctx, flow, f"{stage}.refused", "refuse", account=account, reason=reason, article="Art. 19")
+        respond(flow, forbidden(reason, ctx.request_id, as_json=ctx.as_json))
+        return None
+
+    def _account_may_enter(self, flow: http.HTTPFlow, ctx: RequestContext, gate: LoginGate, account: str,
+                           now: datetime) -> bool:
+        snapshot = ctx.snapshot
+        return account_admitted(gate, account, device_of(ctx, flow, now), snapshot.geoip.country(ctx.client),
+                                snapshot.compiled, now)
+
     async def _count_failure(self, flow: http.HTTPFlow, ctx: RequestContext, account: str, stage: str,
                              known: bool) -> LockState:
         policy = ctx.snapshot.policy
@@ -225,9 +253,7 @@ class GatePages:
         # name and cannot be used to find out which accounts exist.
         state = await self.runtime.store.record_failure(account, client_key(ctx), self.runtime.now(), policy.login)
         self._event(ctx, flow, f"{stage}.failure", "refuse", account=account if known else None,
-                    reason="credentials",
-                    extra=None if known else {"username_hash": self.runtime.keys.mac(
-                        Purpose.IDENTIFIER_HASH, account.encode()).hex()[:16]})
+                    reason="credentials", extra=self._username_hash(account, known=known) or None)
         if state.account_lock_started or state.client_lock_started:
             self._event(ctx, flow, "lockout", "refuse", account=account if known else None, reason="locked",
                         extra={"until": state.locked_until.isoformat() if state.locked_until else None})
@@ -287,13 +313,29 @@ class GatePages:
         username = form.get("username", "").strip()[:MAX_USERNAME]
         password = form.get("password", "")
         now = self.runtime.now()
-        # Locked: answer 429 before looking at the credentials (Art. 30).
         account = ctx.snapshot.accounts.get(username) if username else None
+        gate = self._login_gate(flow, ctx, now, account.name if account else None, "login")
+        if gate is None:
+            return
+        # Locked: answer 429 before looking at the credentials (Art. 30).
         lock = await self.runtime.store.lock_state(username or None, client_key(ctx), now)
         if lock.locked and lock.locked_until is not None:
             self._event(ctx, flow, "login.locked", "refuse", account=account.name if account else None,
                         reason="locked")
             respond(flow, self._locked_page(ctx, lock.locked_until))
+            return
+        if not self._account_may_enter(flow, ctx, gate, username, now):
+            # Art. 19 + Art. 30: from abroad, only an account a grant admits may try its password. Anyone else
+            # gets exactly what a failed login gets (same page, status and work: a dummy Argon2id verification
+            # and a store read stand in for the real ones), so grant holders cannot be enumerated; nothing is
+            # checked and nothing counts towards a lockout.
+            await asyncio.to_thread(verify_password, password, DUMMY_HASH)
+            await self.runtime.store.lock_state(username or None, client_key(ctx), now)
+            self._event(ctx, flow, "login.failure", "refuse", account=account.name if account else None,
+                        reason="overseas", article="Art. 19", extra={"counted": False, **self._username_hash(
+                            username, known=account is not None)})
+            respond(flow, login_pages.login_form(prefix, token, next_path, message=login_pages.LOGIN_FAILED,
+                                                 username=username, headers=tuple(headers)))
             return
         encoded = account.password_hash if account is not None else DUMMY_HASH
         ok = await asyncio.to_thread(verify_password, password, encoded)
@@ -385,10 +427,22 @@ class GatePages:
             return
         now = self.runtime.now()
         account = ctx.snapshot.accounts.get(pending.account)
+        gate = self._login_gate(flow, ctx, now, pending.account, "mfa")
+        if gate is None:
+            return
         lock = await self.runtime.store.lock_state(pending.account, client_key(ctx), now)
         if lock.locked and lock.locked_until is not None:
             self._event(ctx, flow, "mfa.locked", "refuse", account=pending.account, reason="locked")
             respond(flow, self._locked_page(ctx, lock.locked_until))
+            return
+        if not self._account_may_enter(flow, ctx, gate, pending.account, now):
+            # The grant ended (or the policy changed) since the password step: a code is not checked, nothing
+            # counts, and no session is opened that could not be used (Art. 19, Art. 30).
+            await self.runtime.store.lock_state(pending.account, client_key(ctx), now)
+            self._event(ctx, flow, "mfa.failure", "refuse", account=pending.account, reason="overseas",
+                        article="Art. 19", extra={"counted": False})
+            respond(flow, login_pages.mfa_form(prefix, token, message=login_pages.MFA_FAILED,
+                                               headers=tuple(headers)))
             return
         code = form.get("code", "").strip()
         step = None

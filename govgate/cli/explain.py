@@ -22,12 +22,15 @@ from typing import Any
 
 from govgate.accounts_file import load_accounts
 from govgate.core.accounts import Account
-from govgate.core.decide import AccountFacts, Decision, RequestFacts, compile_policy, decide
+from govgate.core.decide import AccountFacts, Decision, RequestFacts, compile_policy, decide, whereabouts
 from govgate.core.devices import device_expired
 from govgate.core.geoip import CountryLookup
+from govgate.core.grants import grant_shortfalls
 from govgate.core.networks import unmapped
-from govgate.core.policy.model import IPAddress, Policy
+from govgate.core.policy.model import Allow, IPAddress, Policy
 from govgate.errors import GovGateError, PolicyError
+
+GRANTS_SHOWN = 20  # in the text output; --json lists every grant
 
 
 class BadArgument(Exception):
@@ -181,7 +184,17 @@ def build_report(args: argparse.Namespace, policy: Policy) -> dict[str, Any]:
                                                      f"(under {policy.gateway.prefix}): served to every client"}]}
     facts = RequestFacts(client=ip, country=country, host=host, path=path, method=method, device=device_id,
                          account=account)
-    return {**base, **decision_dict(decide(facts, compiled, now), policy)}
+    decision = decide(facts, compiled, now)
+    report = {**base, **decision_dict(decision, policy)}
+    overseas, _where = whereabouts(ip, country.upper() if country else None, compiled)
+    if overseas and decision.rule is not None and decision.rule.allow is Allow.STAFF:
+        # Art. 19: from abroad a grant is the way in; say, for each grant, which of its conditions failed.
+        report["grants_checked"] = [
+            {"index": g.index, "line": g.line, "reason": g.reason,
+             "failed": grant_shortfalls(g, account.name if account else None, device_id, country, now,
+                                        policy.gateway.timezone, before_login=account is None)}
+            for g in compiled.grants.grants]
+    return report
 
 
 def decision_dict(decision: Decision, policy: Policy) -> dict[str, Any]:
@@ -228,5 +241,16 @@ def render_text(report: dict[str, Any]) -> str:
     for c in report["checks"]:
         mark = "✓" if c["passed"] else "✗"
         lines.append(f"  {mark} {c['name']:<{width}}  {c['detail']}")
+    grants = report.get("grants_checked")
+    if grants is not None:
+        lines.append("grants:" if grants else "grants:   none in the policy (from abroad only a grant lets staff in)")
+        for g in grants[:GRANTS_SHOWN]:
+            head = f"  #{g['index']} (line {g['line']}, {g['reason']})"
+            if not g["failed"]:
+                lines.append(f"  ✓ {head.strip()}: admits this request")
+            for failed in g["failed"]:
+                lines.append(f"  ✗ {head.strip()}: {failed}")
+        if len(grants) > GRANTS_SHOWN:
+            lines.append(f"  … {len(grants) - GRANTS_SHOWN} more grants (--json lists them all)")
     lines.extend(f"note:     {n}" for n in report["notes"])
     return "\n".join(lines)

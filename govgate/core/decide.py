@@ -5,8 +5,11 @@ rule matchers, grant and device indexes); ``decide(facts, compiled, now)`` then 
 
 1. rule: the first ``access`` rule matching host, path and method; none → refuse ``denied``;
    ``public`` → forward; ``deny`` → refuse ``denied``; ``staff`` → the checks below.
-2. network (Art. 19): the address is in one of the rule's networks, or the request comes from an
-   allowlisted device when the rule allows devices; a rule without networks admits any address.
+2. network (Art. 19): the address is in one of the rule's networks (``networks: any``: every
+   address), or the request comes from an allowlisted device when the rule allows devices, or the
+   client is overseas (step 3) and an active grant admits it: from abroad, a grant is the way in for
+   the accounts and devices it names, whatever the rule's networks. A grant never admits a
+   home-country address. A staff rule always names its networks (the validator requires it).
 3. overseas (Art. 19): an address outside every listed network, not always-home, whose country is
    not a home country (unknown country: ``geoip.unknown``) needs an active grant admitting the
    account/device/country; before login, one that *could* admit it.
@@ -144,6 +147,37 @@ def _rule_networks(compiled: CompiledPolicy, rule: AccessRule) -> NetworkSet:
     return compiled.networks.union(rule.networks)
 
 
+def whereabouts(client: IPAddress, country: str | None, compiled: CompiledPolicy) -> tuple[bool, str]:
+    """(whether ``client`` is overseas, a phrase saying why or why not) — contract §4 step 4: outside every
+    listed network, not private/loopback, and in no home country (unknown country: ``geoip.unknown``)."""
+    if compiled.listed.contains(client):
+        return False, "is in a listed network: not overseas"
+    if is_always_home(client):
+        return False, "is a private/loopback/link-local address: always home"
+    if country is None:
+        if compiled.unknown_is_home:
+            return False, "has no GeoIP country; geoip.unknown is home"
+        return True, "of unknown country (geoip.unknown: overseas)"
+    if country in compiled.home_countries:
+        return False, f"is in {country}, a home country"
+    return True, f"in {country}"
+
+
+def _grant_for(compiled: CompiledPolicy, account: AccountFacts | None, device: str | None, country: str | None,
+               now: datetime) -> Grant | None:
+    """The active grant admitting this overseas client: before login (``account`` None), one that could."""
+    if account is None:
+        return compiled.grants.could_admit(device, country, now)
+    return compiled.grants.admitting(account.name, device, country, now)
+
+
+def _no_grant(account: AccountFacts | None, device: str | None) -> str:
+    if account is None:
+        return "no active grant could admit it" + (f" (device '{device}')" if device else "")
+    who = f"account '{account.name}'" + (f" on device '{device}'" if device else "")
+    return f"no active grant admits {who}"
+
+
 def decide(facts: RequestFacts, compiled: CompiledPolicy, now: datetime) -> Decision:
     """Contract §4 steps 2–6, in order; see the module docstring."""
     checks: list[Check] = []
@@ -164,48 +198,43 @@ def decide(facts: RequestFacts, compiled: CompiledPolicy, now: datetime) -> Deci
     client = facts.client
     account = facts.account
     device = facts.device
+    country = facts.country.upper() if facts.country else None
+    overseas, where = whereabouts(client, country, compiled)
+    grant: Grant | None = None
 
-    # Art. 19 (第十九条): staff functions only from allowed IP ranges or devices.
-    if not rule.networks:
-        checks.append(Check("network", True, "the rule names no networks: any address passes"))
+    # Art. 19 (第十九条): staff functions only from allowed IP ranges or devices; from abroad, an overseas
+    # grant (step 3) is the way in for the accounts and devices it names, whatever the rule's networks.
+    if rule.any_network:
+        checks.append(Check("network", True, "the rule admits every address (networks: any)"))
     elif _rule_networks(compiled, rule).contains(client):
         name = next((n for n in rule.networks if compiled.networks.in_group(client, n)), rule.networks[0])
         checks.append(Check("network", True, f"{client} is in network '{name}'"))
     elif rule.devices is DevicesMode.ALLOWLISTED and device is not None:
         checks.append(Check("network", True, f"{client} is outside the rule's networks; device '{device}' "
                                              "is allowlisted"))
+    elif overseas and (grant := _grant_for(compiled, account, device, country, now)) is not None:
+        checks.append(Check("network", True, f"{client} is outside the rule's networks and {where}: "
+                                             f"{_grant_text(grant)} is the way in from abroad"))
     else:
         wanted = ", ".join(f"'{n}'" for n in rule.networks)
         how = "and no allowlisted device" if rule.devices is DevicesMode.ALLOWLISTED else "(devices: none)"
-        checks.append(Check("network", False, f"{client} is in none of {wanted} {how}"))
+        abroad = f"; it is {where} and {_no_grant(account, device)}" if overseas else ""
+        checks.append(Check("network", False, f"{client} is in none of {wanted} {how}{abroad}"))
         return _refuse(rule, Reason.NETWORK, ART_19, checks)
 
     # Art. 19 (第十九条): overseas access only by whitelist, for set times, devices or accounts.
-    grant: Grant | None = None
-    country = facts.country.upper() if facts.country else None
-    if compiled.listed.contains(client):
-        checks.append(Check("overseas", True, f"{client} is in a listed network: not overseas"))
-    elif is_always_home(client):
-        checks.append(Check("overseas", True, f"{client} is a private/loopback/link-local address: always home"))
-    elif country is None and compiled.unknown_is_home:
-        checks.append(Check("overseas", True, f"{client} has no GeoIP country; geoip.unknown is home"))
-    elif country is not None and country in compiled.home_countries:
-        checks.append(Check("overseas", True, f"{client} is in {country}, a home country"))
+    if not overseas:
+        checks.append(Check("overseas", True, f"{client} {where}"))
     else:
-        where = f"in {country}" if country else "of unknown country (geoip.unknown: overseas)"
+        if grant is None:
+            grant = _grant_for(compiled, account, device, country, now)
+        if grant is None:
+            checks.append(Check("overseas", False, f"{client} is {where}; {_no_grant(account, device)}"))
+            return _refuse(rule, Reason.OVERSEAS, ART_19, checks)
         if account is None:
-            grant = compiled.grants.could_admit(device, country, now)
-            if grant is None:
-                checks.append(Check("overseas", False, f"{client} is {where}; no active grant could admit it"))
-                return _refuse(rule, Reason.OVERSEAS, ART_19, checks)
             checks.append(Check("overseas", True, f"{client} is {where}; {_grant_text(grant)} could admit it "
                                                   "after login"))
         else:
-            grant = compiled.grants.admitting(account.name, device, country, now)
-            if grant is None:
-                who = f"account '{account.name}'" + (f" on device '{device}'" if device else "")
-                checks.append(Check("overseas", False, f"{client} is {where}; no active grant admits {who}"))
-                return _refuse(rule, Reason.OVERSEAS, ART_19, checks)
             checks.append(Check("overseas", True, f"{client} is {where}; {_grant_text(grant)} admits "
                                                   f"account '{account.name}'"))
 
@@ -247,3 +276,54 @@ def decide(facts: RequestFacts, compiled: CompiledPolicy, now: datetime) -> Deci
         checks.append(Check("device", True, f"device '{device}' belongs to account '{account.name}'"))
 
     return Decision(Outcome.FORWARD, 200, rule, None, ART_19, tuple(checks), grant)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginGate:
+    """Whether a password or TOTP attempt from this client may go ahead at all (contract §5).
+
+    Art. 30 counts failed logins and locks accounts; Art. 19 says where staff may come from. Together:
+    nobody may guess a password, or lock a staff member out, from where that account could not get in
+    anyway. ``open`` is False when no staff rule could admit the client by network, device or any active
+    grant (``reason`` then says which: ``overseas`` from abroad, else ``network``). From abroad
+    (``overseas``) only a grant lets anyone in, so the account named decides: see ``account_admitted``.
+    """
+
+    open: bool
+    overseas: bool
+    reason: Reason | None
+    detail: str
+
+
+def login_gate(client: IPAddress, country: str | None, device: str | None, compiled: CompiledPolicy,
+               now: datetime) -> LoginGate:
+    """Could any staff rule admit this client once logged in (by network, device or an active grant)?"""
+    code = country.upper() if country else None
+    overseas, where = whereabouts(client, code, compiled)
+    if overseas:
+        grant = compiled.grants.could_admit(device, code, now)
+        if grant is None:
+            return LoginGate(False, True, Reason.OVERSEAS, f"{client} is {where}; {_no_grant(None, device)}")
+        return LoginGate(True, True, None, f"{client} is {where}; {_grant_text(grant)} could admit it")
+    for c in compiled.rules:
+        rule = c.rule
+        if rule.allow is not Allow.STAFF:
+            continue
+        if rule.any_network or _rule_networks(compiled, rule).contains(client):
+            return LoginGate(True, False, None, f"{client} may reach rule '{rule.name}' by network")
+        if rule.devices is DevicesMode.ALLOWLISTED and device is not None:
+            return LoginGate(True, False, None, f"device '{device}' may reach rule '{rule.name}'")
+    return LoginGate(False, False, Reason.NETWORK, f"{client} {where}, but no staff rule admits it by network "
+                                                   "or device")
+
+
+def account_admitted(gate: LoginGate, account: str, client_device: str | None, country: str | None,
+                     compiled: CompiledPolicy, now: datetime) -> bool:
+    """Once the account is named: may this account get in from where the client is? At home every account
+    may try (the network does not depend on it); from abroad only one that an active grant admits."""
+    if not gate.open:
+        return False
+    if not gate.overseas:
+        return True
+    code = country.upper() if country else None
+    return compiled.grants.admitting(account, client_device, code, now) is not None

@@ -62,6 +62,31 @@ def grant_admits(grant: Grant, account: str | None, device: str | None, country:
             and grant_active(grant, now, tz))
 
 
+def grant_shortfalls(grant: Grant, account: str | None, device: str | None, country: str | None,
+                     now: datetime, tz: tzinfo | None = None, *, before_login: bool = False) -> list[str]:
+    """Every condition of ``grant`` this request fails, in words (empty: the grant admits it), for
+    ``govgate explain``: window, daily hours, country, account, device. ``before_login``: the account is not
+    known yet, so only the conditions a client can already meet are checked (as ``grant_could_admit``)."""
+    out: list[str] = []
+    when = now.astimezone(tz if tz is not None else grant.start.tzinfo)
+    if not (grant.start <= now <= grant.end):
+        out.append(f"window: {when.isoformat(timespec='minutes')} is outside "
+                   f"{grant.start.isoformat(timespec='minutes')} – {grant.end.isoformat(timespec='minutes')}")
+    if grant.daily is not None and not grant.daily.contains(when.time().replace(tzinfo=None)):
+        out.append(f"daily hours: {when.strftime('%H:%M')} is outside {grant.daily.start.strftime('%H:%M')}-"
+                   f"{grant.daily.end.strftime('%H:%M')}")
+    if not _country_ok(grant, country):
+        named = ", ".join(sorted(grant.countries or ()))
+        out.append(f"country: {country or 'unknown'} is not one of {named}")
+    if grant.account is not None and not before_login and account != grant.account:
+        out.append(f"account: the grant names '{grant.account}', not " + (f"'{account}'" if account else "no account"))
+    if grant.devices and (device is None or device not in grant.devices):
+        named = ", ".join(f"'{d}'" for d in grant.devices)
+        out.append(f"device: the grant names {named}, the request comes from "
+                   + (f"'{device}'" if device else "no allowlisted device"))
+    return out
+
+
 def grant_could_admit(grant: Grant, device: str | None, country: str | None, now: datetime,
                       tz: tzinfo | None = None) -> bool:
     """Before login: whether this grant could admit the client once its account is known."""

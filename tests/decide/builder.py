@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from govgate.core.decide import AccountFacts, CompiledPolicy, RequestFacts, compile_policy
@@ -42,12 +43,14 @@ def at(text: str) -> datetime:
 
 
 def rule(name: str, paths: tuple[str, ...] | list[str], allow: str = "staff", *, index: int = 0,
-         networks: tuple[str, ...] = (), devices: str = "allowlisted", groups: tuple[str, ...] | None = None,
-         bind_devices: bool = False, hosts: tuple[str, ...] | None = None,
+         networks: tuple[str, ...] | Literal["any"] = (), devices: str = "allowlisted",
+         groups: tuple[str, ...] | None = None, bind_devices: bool = False, hosts: tuple[str, ...] | None = None,
          methods: frozenset[str] | None = None) -> AccessRule:
+    """``networks="any"`` is the policy's ``networks: any``; a staff rule with ``()`` admits no address by network."""
+    any_network = networks == "any"
     return AccessRule(name=name, index=index, line=10 + index, paths=tuple(paths), hosts=hosts, methods=methods,
-                      allow=Allow(allow), networks=networks, devices=DevicesMode(devices), groups=groups,
-                      bind_devices=bind_devices)
+                      allow=Allow(allow), networks=() if networks == "any" else networks,
+                      devices=DevicesMode(devices), groups=groups, bind_devices=bind_devices, any_network=any_network)
 
 
 def grant(*, index: int = 0, account: str | None = None, devices: tuple[str, ...] = (),
@@ -72,7 +75,8 @@ VPN = NetworkGroup("vpn", nets("172.20.0.0/16"))
 
 
 def standard_rules(*, groups: tuple[str, ...] | None = ("staff",), bind_devices: bool = False,
-                   devices: str = "allowlisted", networks: tuple[str, ...] = ("office",)) -> tuple[AccessRule, ...]:
+                   devices: str = "allowlisted", networks: tuple[str, ...] | Literal["any"] = ("office",),
+                   ) -> tuple[AccessRule, ...]:
     return (
         rule("public site", ["/", "/news/**", "/static/**"], "public", index=0),
         rule("office system", ["/oa/**"], "staff", index=1, networks=networks, devices=devices, groups=groups,

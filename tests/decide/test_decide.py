@@ -155,14 +155,14 @@ def test_device_does_not_help_when_the_rule_forbids_devices() -> None:
     assert d.reason is Reason.NETWORK
 
 
-def test_rule_without_networks_admits_any_home_address() -> None:
-    c = compiled(access=standard_rules(networks=()))
+def test_rule_with_networks_any_admits_any_home_address() -> None:
+    c = compiled(access=standard_rules(networks="any"))
     d = decide(facts(CN, "/oa/", country="CN"), c, NOW)
     assert d.outcome is Outcome.LOGIN
 
 
-def test_rule_without_networks_still_applies_the_overseas_check() -> None:
-    c = compiled(access=standard_rules(networks=()))
+def test_rule_with_networks_any_still_applies_the_overseas_check() -> None:
+    c = compiled(access=standard_rules(networks="any"))
     d = decide(facts(GB, "/oa/", country="GB"), c, NOW)
     assert d.reason is Reason.OVERSEAS
     assert d.article == "Art. 19"
@@ -171,7 +171,7 @@ def test_rule_without_networks_still_applies_the_overseas_check() -> None:
 # -- overseas ---------------------------------------------------------------------------------------
 
 def test_overseas_request_without_grant_is_denied() -> None:
-    c = compiled(access=standard_rules(networks=()))
+    c = compiled(access=standard_rules(networks="any"))
     d = decide(facts(US, "/oa/", country="US", account=account()), c, NOW)
     assert d.reason is Reason.OVERSEAS
     assert names(d)[-1] == ("overseas", False)
@@ -184,25 +184,25 @@ def test_overseas_device_user_inside_a_rule_network_is_not_overseas() -> None:
 
 
 def test_private_address_is_always_home_even_when_unknown_is_overseas() -> None:
-    c = compiled(access=standard_rules(networks=()))
+    c = compiled(access=standard_rules(networks="any"))
     for ip in ("192.168.1.5", "127.0.0.1", "169.254.1.1", "fd00::1", "fe80::1", "::1"):
         assert decide(facts(ip, "/oa/", country=None), c, NOW).outcome is Outcome.LOGIN, ip
 
 
 def test_unknown_country_is_overseas_by_default() -> None:
-    c = compiled(access=standard_rules(networks=()))
+    c = compiled(access=standard_rules(networks="any"))
     d = decide(facts("1.1.1.1", "/oa/", country=None), c, NOW)
     assert d.reason is Reason.OVERSEAS
     assert "unknown country" in d.checks[-1].detail
 
 
 def test_unknown_country_is_home_when_the_policy_says_so() -> None:
-    c = compiled(access=standard_rules(networks=()), unknown="home")
+    c = compiled(access=standard_rules(networks="any"), unknown="home")
     assert decide(facts("1.1.1.1", "/oa/", country=None), c, NOW).outcome is Outcome.LOGIN
 
 
 def test_home_countries_are_the_operators_call() -> None:
-    rules = standard_rules(networks=())
+    rules = standard_rules(networks="any")
     hk = "1.2.3.4"
     assert decide(facts(hk, "/oa/", country="HK"), compiled(access=rules), NOW).reason is Reason.OVERSEAS
     with_hk = compiled(access=rules, home=frozenset({"CN", "HK"}))
@@ -210,7 +210,7 @@ def test_home_countries_are_the_operators_call() -> None:
 
 
 def test_overseas_client_before_login_goes_to_login_when_a_grant_could_admit_it() -> None:
-    c = compiled(access=standard_rules(networks=()), grants=(grant(account="zhangsan"),))
+    c = compiled(access=standard_rules(networks="any"), grants=(grant(account="zhangsan"),))
     d = decide(facts(GB, "/oa/", country="GB"), c, NOW)
     assert d.outcome is Outcome.LOGIN
     assert d.grant is not None
@@ -219,7 +219,7 @@ def test_overseas_client_before_login_goes_to_login_when_a_grant_could_admit_it(
 
 
 def test_overseas_client_before_login_is_refused_when_no_grant_is_active() -> None:
-    c = compiled(access=standard_rules(networks=()), grants=(grant(account="zhangsan", start="2027-01-01 00:00",
+    c = compiled(access=standard_rules(networks="any"), grants=(grant(account="zhangsan", start="2027-01-01 00:00",
                                                                    end="2027-01-31 00:00"),))
     d = decide(facts(GB, "/oa/", country="GB"), c, NOW)
     assert d.reason is Reason.OVERSEAS
@@ -227,12 +227,13 @@ def test_overseas_client_before_login_is_refused_when_no_grant_is_active() -> No
 
 
 def test_overseas_client_before_login_is_refused_when_grants_name_other_countries() -> None:
-    c = compiled(access=standard_rules(networks=()), grants=(grant(account="zhangsan", countries=frozenset({"JP"})),))
+    c = compiled(access=standard_rules(networks="any"),
+                 grants=(grant(account="zhangsan", countries=frozenset({"JP"})),))
     assert decide(facts(GB, "/oa/", country="GB"), c, NOW).reason is Reason.OVERSEAS
 
 
 def test_overseas_client_before_login_needs_the_grants_device() -> None:
-    c = compiled(access=standard_rules(networks=()),
+    c = compiled(access=standard_rules(networks="any"),
                  grants=(grant(account="zhangsan", devices=("zs-laptop",)),))
     assert decide(facts(GB, "/oa/", country="GB"), c, NOW).reason is Reason.OVERSEAS
     d = decide(facts(GB, "/oa/", country="GB", device="zs-laptop"), c, NOW)
@@ -240,7 +241,8 @@ def test_overseas_client_before_login_needs_the_grants_device() -> None:
 
 
 def test_overseas_account_with_an_active_grant_is_forwarded() -> None:
-    c = compiled(access=standard_rules(networks=()), grants=(grant(account="zhangsan", countries=frozenset({"GB"})),))
+    c = compiled(access=standard_rules(networks="any"),
+                 grants=(grant(account="zhangsan", countries=frozenset({"GB"})),))
     d = decide(facts(GB, "/oa/x", country="GB", account=account("zhangsan")), c, NOW)
     assert d.outcome is Outcome.FORWARD
     assert d.status == 200
@@ -248,33 +250,33 @@ def test_overseas_account_with_an_active_grant_is_forwarded() -> None:
 
 
 def test_overseas_grant_for_another_account_does_not_admit() -> None:
-    c = compiled(access=standard_rules(networks=()), grants=(grant(account="lisi"),))
+    c = compiled(access=standard_rules(networks="any"), grants=(grant(account="lisi"),))
     d = decide(facts(GB, "/oa/", country="GB", account=account("zhangsan")), c, NOW)
     assert d.reason is Reason.OVERSEAS
 
 
 def test_overseas_grant_ends_an_open_session_when_it_expires() -> None:
-    c = compiled(access=standard_rules(networks=()), grants=(grant(account="zhangsan"),))
+    c = compiled(access=standard_rules(networks="any"), grants=(grant(account="zhangsan"),))
     f = facts(GB, "/oa/", country="GB", account=account("zhangsan"))
     assert decide(f, c, NOW).outcome is Outcome.FORWARD
     assert decide(f, c, NOW + timedelta(days=30)).reason is Reason.OVERSEAS
 
 
 def test_overseas_grant_outside_its_daily_hours_does_not_admit() -> None:
-    c = compiled(access=standard_rules(networks=()), grants=(grant(account="zhangsan", daily=("08:00", "22:00")),))
+    c = compiled(access=standard_rules(networks="any"), grants=(grant(account="zhangsan", daily=("08:00", "22:00")),))
     f = facts(GB, "/oa/", country="GB", account=account("zhangsan"))
     assert decide(f, c, NOW.replace(hour=9)).outcome is Outcome.FORWARD
     assert decide(f, c, NOW.replace(hour=23)).reason is Reason.OVERSEAS
 
 
 def test_overseas_device_only_grant_admits_any_account_on_that_device() -> None:
-    c = compiled(access=standard_rules(networks=()), grants=(grant(devices=("kiosk",)),))
+    c = compiled(access=standard_rules(networks="any"), grants=(grant(devices=("kiosk",)),))
     assert decide(facts(GB, "/oa/", country="GB", device="kiosk", account=account("lisi")), c, NOW).allowed
     assert decide(facts(GB, "/oa/", country="GB", account=account("lisi")), c, NOW).reason is Reason.OVERSEAS
 
 
 def test_overseas_grant_naming_account_and_devices_requires_both() -> None:
-    c = compiled(access=standard_rules(networks=()), grants=(grant(account="zhangsan", devices=("zs-laptop",)),))
+    c = compiled(access=standard_rules(networks="any"), grants=(grant(account="zhangsan", devices=("zs-laptop",)),))
     assert decide(facts(GB, "/oa/", country="GB", device="zs-laptop", account=account("zhangsan")), c, NOW).allowed
     assert decide(facts(GB, "/oa/", country="GB", account=account("zhangsan")), c, NOW).reason is Reason.OVERSEAS
     assert decide(facts(GB, "/oa/", country="GB", device="zs-laptop", account=account("lisi")),

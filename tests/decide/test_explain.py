@@ -228,3 +228,29 @@ def test_account_missing_from_the_accounts_file_is_a_bad_argument(
     code, _, err = explain(policy, "--ip", "10.1.2.3", "--account", "nobody", capsys=capsys)
     assert code == 2
     assert "unknown account 'nobody'" in err
+
+
+def test_explain_names_the_grant_that_admits_a_traveller_through_the_office_only_rule(
+        policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = explain(policy, "--ip", "81.2.69.142", "--account", "zhangsan", "--groups", "staff",
+                           "--path", "/oa/", "--at", "2026-12-05T10:00", "--json", capsys=capsys)
+    assert code == 0
+    report = json.loads(out)
+    assert report["decision"] == "forward"
+    assert report["grant"]["index"] == 0
+    assert report["grant"]["reason"] == "参加国际会议"
+    assert report["grants_checked"] == [{"index": 0, "line": 27, "reason": "参加国际会议", "failed": []}]
+
+
+@pytest.mark.parametrize(("args", "failed"), [
+    (("--account", "lisi", "--at", "2026-12-05T10:00"), "account: the grant names 'zhangsan', not 'lisi'"),
+    (("--account", "zhangsan", "--at", "2026-12-20T10:00"), "window: 2026-12-20T10:00+08:00 is outside"),
+    (("--account", "zhangsan", "--at", "2026-12-05T10:00", "--country", "US"), "country: US is not one of GB"),
+])
+def test_explain_says_which_condition_of_each_grant_failed(
+        policy: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], failed: str) -> None:
+    code, out, _ = explain(policy, "--ip", "81.2.69.142", "--groups", "staff", "--path", "/oa/", *args,
+                           capsys=capsys)
+    assert code == 0
+    assert "decision: REFUSE (403)  reason: network" in out
+    assert f"✗ #0 (line 27, 参加国际会议): {failed}" in out

@@ -6,6 +6,7 @@ tests talk to it over real sockets (plain HTTP or TLS with certificates made by 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -278,3 +279,26 @@ def start_store_gateway(workdir: Path, upstream: str, store: str, redis_url: str
         gateway.stop()
         raise AssertionError(f"the gateway runs on the {kind} store, not {store}")
     return gateway, secrets
+
+
+def read_records(audit_dir: Path) -> list[dict[str, Any]]:
+    """Every record of the audit log in ``audit_dir``, in file order (the log's JSON Lines, read back)."""
+    records = []
+    for path in sorted(audit_dir.glob("audit-*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                records.append(json.loads(line))
+    return records
+
+
+def wait_for_record(audit_dir: Path, what: str, match: Callable[[dict[str, Any]], bool],
+                    timeout: float = 10) -> dict[str, Any]:
+    """The newest record ``match`` accepts, once the writer has written one (within ``timeout``)."""
+    found: list[dict[str, Any]] = []
+
+    def seen() -> bool:
+        found[:] = [r for r in read_records(audit_dir) if match(r)]
+        return bool(found)
+
+    wait_for(seen, timeout, what)
+    return found[-1]

@@ -203,8 +203,7 @@ def test_overseas_address_without_any_grant_is_refused_before_login(
 ) -> None:
     policy = workdir / "policy.yaml"
     data = base_policy(workdir, upstream.url)
-    data["access"][1]["networks"] = []  # type: ignore[index]
-    del data["access"][1]["networks"]  # type: ignore[index]
+    data["access"][1]["networks"] = "any"  # type: ignore[index]
     write_policy(policy, data)
     gw = start_gateway(policy)
     try:
@@ -251,7 +250,7 @@ def test_the_geoip_database_is_reloaded_when_replaced_and_a_broken_one_is_refuse
     shutil.copyfile(GEOIP, database)
     data = base_policy(workdir, upstream.url)
     data["geoip"] = {"database": str(database), "home_countries": ["CN"], "unknown": "overseas"}
-    del data["access"][1]["networks"]  # type: ignore[index]
+    data["access"][1]["networks"] = "any"  # type: ignore[index]
     policy = workdir / "policy.yaml"
     write_policy(policy, data)
     gw = start_gateway(policy)

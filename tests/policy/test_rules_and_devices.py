@@ -111,7 +111,7 @@ def test_staff_only_keys_on_public_or_deny_rules_are_errors(key: str, allow: str
 
 
 def test_rule_groups_must_be_declared_when_groups_are_declared() -> None:
-    rule = '{name: oa, paths: ["/oa/**"], allow: staff, groups: [staff, staf]}'
+    rule = '{name: oa, paths: ["/oa/**"], allow: staff, networks: any, groups: [staff, staf]}'
     assert load(with_rules(rule)).access[0].groups == ("staff", "staf")  # no declaration: not checked
     text = with_rules(rule) + "groups: [staff, admins]\n"
     expect_problem(text, "staf]", "access[0].groups[1]", "unknown group 'staf'; did you mean 'staff'?")
@@ -140,5 +140,42 @@ def test_access_must_have_at_least_one_rule() -> None:
 def test_an_empty_networks_list_on_a_staff_rule_is_refused_not_read_as_anyone() -> None:
     text = with_rules("{name: office, paths: [\"/oa/**\"], allow: staff, networks: []}")
     assert any("access[0].networks: expected at least one network name" in p for p in problems(text))
-    # Leaving the key out is the explicit way to admit any address (the overseas check still applies).
-    assert load(with_rules("{name: office, paths: [\"/oa/**\"], allow: staff}")).access[0].networks == ()
+
+
+def test_a_staff_rule_without_networks_is_an_error_at_the_rule() -> None:
+    # Art. 19: a policy cut off after `allow: staff` (an editor saving, a copy in progress) must never open
+    # staff paths to every address.
+    text = with_rules('{name: public, paths: ["/"], allow: public}', '{name: office, paths: ["/oa/**"], allow: staff}')
+    expect_problem(text, "name: office", "access[1]", "a staff rule must name its networks", "networks: any")
+
+
+def test_a_staff_rule_cut_after_allow_in_block_style_is_an_error() -> None:
+    text = BASE.split("access:\n")[0] + "access:\n  - name: office\n    paths: [\"/oa/**\"]\n    allow: staff\n"
+    expect_problem(text, "- name: office", "access[0]", "a staff rule must name its networks")
+
+
+def test_networks_cut_after_its_key_is_an_error_not_any_address() -> None:
+    text = (BASE.split("access:\n")[0] + "access:\n  - name: office\n    paths: [\"/oa/**\"]\n    allow: staff\n"
+            "    networks:\n")
+    expect_problem(text, "    networks:", "access[0].networks", "expected a list of network names or `any`")
+
+
+def test_networks_any_admits_every_address_explicitly() -> None:
+    rule = load(with_rules("{name: office, paths: [\"/oa/**\"], allow: staff, networks: any}")).access[0]
+    assert rule.any_network is True
+    assert rule.networks == ()
+    named = load(BASE).access[1]
+    assert named.any_network is False
+    assert named.networks == ("office",)
+
+
+@pytest.mark.parametrize("value", ['"ANY"', "all", "[any]", "[office, any]", "yes", "1", "{any: 1}"])
+def test_networks_is_a_list_of_names_or_exactly_any(value: str) -> None:
+    text = with_rules(f"{{name: office, paths: [\"/oa/**\"], allow: staff, networks: {value}}}")
+    found = problems(text)
+    assert any("access[0].networks" in p for p in found), found
+
+
+def test_any_is_reserved_as_a_network_name() -> None:
+    text = replace(BASE, "office: [10.0.0.0/8]", "office: [10.0.0.0/8]\n  any: [192.0.2.0/24]")
+    expect_problem(text, "any: [192.0.2.0/24]", "networks.any", "`any` is reserved")

@@ -112,10 +112,13 @@ class AccessRule:
     hosts: tuple[str, ...] | None  # normalised host names (or `*.suffix`); None: any host
     methods: frozenset[str] | None  # upper case; None: any method
     allow: Allow
-    networks: tuple[str, ...]  # names of NetworkGroups; empty: any address passes the network check
+    networks: tuple[str, ...]  # names of NetworkGroups the network check accepts
     devices: DevicesMode
     groups: tuple[str, ...] | None  # None: any account
     bind_devices: bool
+    # `networks: any`: every address passes the network check. Never implied by an absent or empty
+    # `networks` (Art. 19): a staff rule must say where staff may come from, so a cut policy cannot open it.
+    any_network: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ class Obj:
 
     keys: tuple[Key, ...]
     description: str = ""
+    extra: Json = field(default_factory=dict)  # further JSON Schema keywords (conditional requirements)
 
     def names(self) -> tuple[str, ...]:
         return tuple(k.name for k in self.keys)
@@ -175,8 +176,9 @@ RULE = Obj(
         Key("methods", {"type": "array", "items": STRING}, "HTTP methods the rule matches; absent: any method"),
         Key("allow", {"enum": ["public", "staff", "deny"]}, "public forwards, deny refuses, staff runs the checks",
             required=True, article="Art. 19"),
-        Key("networks", {"type": "array", "items": STRING, "minItems": 1},
-            "staff only: names of networks staff may come from (leave out to admit any address)", article="Art. 19"),
+        Key("networks", {"oneOf": [{"const": "any"}, {"type": "array", "items": STRING, "minItems": 1}]},
+            "staff only, and required there: names of networks staff may come from, or `any` for every address",
+            article="Art. 19"),
         Key("devices", {"enum": ["allowlisted", "none"]},
             "staff only: whether an allowlisted device also passes the network check", default="allowlisted",
             article="Art. 19"),
@@ -185,6 +187,9 @@ RULE = Obj(
             article="Art. 30"),
     ),
     "one access rule; the first rule whose paths (and hosts, methods) match decides",
+    # Art. 19: a staff rule names its networks, so a policy cut off after `allow: staff` is invalid.
+    extra={"if": {"properties": {"allow": {"const": "staff"}}, "required": ["allow"]},
+           "then": {"required": ["networks"]}},
 )
 
 GRANT = Obj(
@@ -332,6 +337,7 @@ def _object_schema(obj: Obj) -> dict[str, object]:
     if obj.required():
         out["required"] = list(obj.required())
     out["additionalProperties"] = False
+    out.update(obj.extra)
     return out
 
 

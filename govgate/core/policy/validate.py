@@ -60,6 +60,7 @@ DEFAULT_GOVERNMENT_SUFFIXES = ("gov.cn", "xn--zfr164b")  # gov.cn, 政务
 MIN_RETENTION_DAYS = 365  # Art. 20 (第二十条): access logs kept at least one year.
 
 _NAME = re.compile(schema.NAME_PATTERN)
+ANY = "any"  # `networks: any` on a staff rule: every address passes the network check
 _ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,128}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _DAILY = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
@@ -606,6 +607,10 @@ class Validator:
             if not _NAME.fullmatch(name):
                 self.p.add(key, path, f"expected a network name of letters, digits and _.- ; found {name!r}")
                 continue
+            if name == ANY:
+                self.p.add(key, path, "`any` is reserved (a staff rule's `networks: any` admits every address); "
+                                      "choose another name for this network")
+                continue
             cidrs: list[IPNetwork] = []
             for _i, item, item_path in self.items(value, path, min_items=1, what="CIDRs"):
                 net = self.cidr(item, item_path)
@@ -723,11 +728,28 @@ class Validator:
                                    f"{key!r} (or make the rule staff)")
             rule_networks: list[str] = []
             networks_node = sec.get("networks")
-            if isinstance(networks_node, YSeq) and not networks_node.items:
-                # Art. 19: an empty list would silently admit every address; absence says so explicitly.
+            any_network = False
+            if allow is Allow.STAFF and networks_node is None:
+                # Art. 19 (第十九条): staff functions only from allowed IP ranges or devices. A staff rule must
+                # say where staff may come from: a policy cut off (or half written) after `allow: staff` must be
+                # invalid, never a rule that admits every address.
+                self.p.add(item, path, "a staff rule must name its networks: add `networks: [NAME, ...]` (the "
+                                       "networks staff may come from) or `networks: any` to admit every address")
+            if isinstance(networks_node, YScalar) and networks_node.kind == "str" and networks_node.text == ANY:
+                any_network = True
+                networks_node = None
+            elif isinstance(networks_node, YSeq) and not networks_node.items:
                 self.p.add(networks_node, sec.at("networks"), "expected at least one network name; an empty list "
-                           "would admit any address (leave out `networks` if that is really meant)")
+                           "admits nobody by address (write `networks: any` to admit every address)")
+            elif networks_node is not None and not isinstance(networks_node, YSeq):
+                self.p.add(networks_node, sec.at("networks"), f"expected a list of network names or `any`; found "
+                                                              f"{found(networks_node)}")
+                networks_node = None
             for text, n_item, n_path in self.name_list(networks_node, sec.at("networks"), "a network name"):
+                if text == ANY:
+                    self.p.add(n_item, n_path, "`any` is not a network name: write `networks: any` (without a "
+                                               "list) to admit every address, or list named networks only")
+                    continue
                 if text not in known_networks:
                     hint = difflib.get_close_matches(text, sorted(known_networks), n=1, cutoff=0.6)
                     declared = ", ".join(sorted(known_networks)) or "none"
@@ -762,6 +784,7 @@ class Validator:
                 devices=mode,
                 groups=tuple(rule_groups) if rule_groups is not None else None,
                 bind_devices=bind,
+                any_network=any_network,
             ))
         return tuple(rules)
 
