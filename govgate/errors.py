@@ -29,12 +29,16 @@ class PolicyProblem:
     line: int
     key_path: str
     message: str
+    # A warning names something that is valid but probably not meant (a grant already over, or naming an
+    # account that does not exist): `govgate check` prints it and still exits 0.
+    warning: bool = False
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line > 0 else self.file
+        message = f"warning: {self.message}" if self.warning else self.message
         if self.key_path:
-            return f"{where}: {self.key_path}: {self.message}"
-        return f"{where}: {self.message}"
+            return f"{where}: {self.key_path}: {message}"
+        return f"{where}: {message}"
 
 
 class PolicyError(GovGateError):

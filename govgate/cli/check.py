@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
-from govgate.accounts_file import accounts_problems
+from govgate.accounts_file import accounts_problems, load_accounts
+from govgate.core.grants import grant_warnings
 from govgate.core.policy.load import load_policy
 from govgate.core.policy.model import Policy
 from govgate.errors import PolicyError, PolicyProblem
@@ -40,13 +42,30 @@ def check_policy(path: Path) -> tuple[Policy | None, list[PolicyProblem]]:
     return policy, problems
 
 
+def policy_warnings(policy: Policy, file: str) -> list[PolicyProblem]:
+    """Valid but probably not meant: grants that can admit nobody (see ``grant_warnings``)."""
+    try:
+        accounts: frozenset[str] | None = (frozenset(a.name for a in load_accounts(policy.accounts_file))
+                                           if policy.accounts_file.exists() else None)
+    except PolicyError:
+        accounts = frozenset()  # its problems are listed as errors by accounts_problems
+    devices = frozenset(d.id for d in policy.devices)
+    return grant_warnings(policy, accounts, devices, datetime.now(policy.gateway.timezone), file=file)
+
+
 def check(args: argparse.Namespace) -> int:
     path: Path = args.policy
     policy, problems = check_policy(path)
-    if problems or policy is None:
+    errors = [p for p in problems if not p.warning]
+    if errors or policy is None:
         for problem in problems:
             print(problem)
-        print(f"{path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}", file=sys.stderr)
+        print(f"{path}: {len(errors)} problem{'s' if len(errors) != 1 else ''}", file=sys.stderr)
         return 1
-    print(f"{path}: OK ({len(policy.access)} rules, {len(policy.grants)} grants, {len(policy.networks)} networks)")
+    warnings = [*problems, *policy_warnings(policy, str(path))]
+    for warning in warnings:
+        print(warning)
+    counted = f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}" if warnings else ""
+    print(f"{path}: OK ({len(policy.access)} rules, {len(policy.grants)} grants, {len(policy.networks)} networks"
+          f"{counted})")
     return 0

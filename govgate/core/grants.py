@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, tzinfo
 
-from govgate.core.policy.model import Grant
+from govgate.core.policy.model import Grant, Policy
+from govgate.errors import PolicyProblem
 
 
 def grant_active(grant: Grant, now: datetime, tz: tzinfo | None = None) -> bool:
@@ -154,3 +155,27 @@ class GrantIndex:
                     best = grant
                     break
         return best
+
+
+def grant_warnings(policy: Policy, accounts: frozenset[str] | None, devices: frozenset[str],
+                   now: datetime, *, file: str | None = None) -> list[PolicyProblem]:
+    """What makes a valid grant silently dead (for ``govgate check``): it names an account the accounts file
+    does not hold (``accounts`` None: there is no accounts file yet) or a device nobody has listed or
+    issued, or its window is already over. Warnings, not errors: an account may be added later."""
+    file = file if file is not None else str(policy.source)
+    out: list[PolicyProblem] = []
+    for grant in policy.grants:
+        path = f"overseas.grants[{grant.index}]"
+        if grant.account is not None and (accounts is None or grant.account not in accounts):
+            where = "there is no accounts file yet" if accounts is None else f"it is not in {policy.accounts_file.name}"
+            out.append(PolicyProblem(file, grant.line, f"{path}.account", f"account {grant.account!r} does not exist "
+                                     f"({where}); the grant admits nobody until it is added", warning=True))
+        for device in grant.devices:
+            if device not in devices:
+                out.append(PolicyProblem(file, grant.line, f"{path}.devices", f"device {device!r} is neither listed "
+                                         "under devices nor issued; the grant cannot admit it", warning=True))
+        if grant.end < now:
+            out.append(PolicyProblem(file, grant.line, f"{path}.until", f"the grant ended on "
+                                     f"{grant.end.isoformat(timespec='minutes')}; it admits nobody any more",
+                                     warning=True))
+    return out

@@ -28,7 +28,46 @@ def test_check_of_the_shipped_policy_prints_ok_and_exits_0(policy_dir: Path,
     path = policy_dir / "policy.yaml"  # a copy: no accounts file or key left over from local trials
     shutil.copy(REPO / "policy.yaml", path)
     assert run_cli(["check", "-p", str(path)]) == 0
-    assert capsys.readouterr().out == f"{path}: OK (3 rules, 1 grants, 2 networks)\n"
+    *warnings, last = capsys.readouterr().out.splitlines()
+    # The sample grant names zhangsan, whom a fresh copy has no accounts file for: a warning, not an error.
+    assert any("overseas.grants[0].account: warning: account 'zhangsan' does not exist" in w for w in warnings)
+    assert all(": warning: " in w for w in warnings)
+    assert last == f"{path}: OK (3 rules, 1 grants, 2 networks, {len(warnings)} warning{'s' * (len(warnings) > 1)})"
+
+
+GRANT = """overseas:
+  grants:
+    - {account: %s, countries: [%s], from: 2025-01-01, until: %s, reason: trip}
+"""
+
+
+def test_check_warns_but_passes_when_a_grant_names_a_missing_account_or_is_over(
+        policy_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = policy_dir / "policy.yaml"
+    path.write_text(BASE + GRANT % ("nobody", "GB", "2025-02-01"), encoding="utf-8")
+    assert run_cli(["check", "-p", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    line = line_of(path.read_text(), "nobody")
+    assert f"{path}:{line}: overseas.grants[0].account: warning: account 'nobody' does not exist " \
+           "(there is no accounts file yet); the grant admits nobody until it is added" in out
+    assert any(o.startswith(f"{path}:{line}: overseas.grants[0].until: warning: the grant ended on 2025-02-01")
+               for o in out)
+    assert out[-1] == f"{path}: OK (2 rules, 1 grants, 1 networks, 2 warnings)"
+
+
+@pytest.mark.parametrize(("code", "message"), [
+    ("UK", "'UK' is not an ISO 3166-1 country code; did you mean 'GB'?"),
+    ("ZZ", "'ZZ' is a user-assigned code, not a country"),
+    ("QX", "'QX' is a user-assigned code, not a country"),
+    ("YU", "'YU' is not an assigned ISO 3166-1 country code"),
+])
+def test_check_refuses_country_codes_no_geoip_database_returns(
+        policy_dir: Path, capsys: pytest.CaptureFixture[str], code: str, message: str) -> None:
+    path = policy_dir / "policy.yaml"
+    path.write_text(BASE + GRANT % ("zhangsan", code, "2099-01-01"), encoding="utf-8")
+    assert run_cli(["check", "-p", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"overseas.grants[0].countries[0]: {message}" in out
 
 
 def test_check_lists_every_problem_on_stdout_and_exits_1(policy_dir: Path,

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import ada_url
 import maxminddb
 
+from govgate.core.countries import country_problem
 from govgate.core.durations import parse_duration
 from govgate.core.policy import schema
 from govgate.core.policy.load import YMap, YNode, YScalar, YSeq
@@ -335,6 +336,10 @@ class Validator:
             code = text.upper()
             if not _COUNTRY.fullmatch(code):
                 self.p.add(item, item_path, f"expected a two-letter country code (ISO 3166-1) like CN; found {text!r}")
+                continue
+            problem = country_problem(code)
+            if problem is not None:
+                self.p.add(item, item_path, problem)
                 continue
             out.append(code)
         return out
