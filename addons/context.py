@@ -20,6 +20,7 @@ from urllib.parse import unquote_to_bytes
 from mitmproxy import http
 
 from govgate.core.client_address import client_address, forwarded_chain
+from govgate.core.https_redirect import https_location
 from govgate.core.policy.model import IPAddress
 from govgate.live_runtime import LiveRuntime, Snapshot
 from govgate.pages.layout import Page
@@ -290,14 +291,14 @@ class RequestContextAddon:
             return
         # Art. 29 (第二十九条): access must use secure connections.
         if not policy.gateway.insecure and not flow.client_conn.tls_established:
-            # Redirect only to a name the portal is known by, never to whatever Host the client sent.
+            # The same port serves TLS: keep the one the client used with a public name, but only the port it
+            # reached us on (a made-up one is never sent back).
             public = ctx.host in policy.gateway.public_hosts
-            host = ctx.host if public else next(iter(policy.gateway.public_hosts), "")
-            if not host:  # nowhere safe to send it (the validator requires public_hosts; belt and braces)
+            port = _port_of(request.host_header) if public else None
+            reached = flow.client_conn.sockname[1]
+            location = https_location(ctx.host, request.path, policy.gateway.public_hosts,
+                                      reached if port == str(reached) else None)
+            if location is None:  # nowhere safe to send it (the validator requires public_hosts; belt and braces)
                 respond(flow, bad_request(request_id, as_json=as_json, what="https required"))
                 return
-            # The same port serves TLS: keep the one the client used with a public name.
-            port = _port_of(request.host_header) if public else None
-            if port != str(flow.client_conn.sockname[1]):
-                port = None  # only the port the client reached us on: a made-up one is never sent back
-            redirect(flow, f"https://{host}{':' + port if port else ''}{request.path}", status=308)
+            redirect(flow, location, status=308)

@@ -17,13 +17,18 @@ import re
 from collections.abc import Callable
 
 from h11._receivebuffer import ReceiveBuffer
+from mitmproxy import flow as mitm_flow
 from mitmproxy import http
 from mitmproxy.net.http import http1
 from mitmproxy.proxy import commands, events, layer
+from mitmproxy.proxy.layers import http as http_layer
 from mitmproxy.proxy.layers.http import _http1, _http2, _http3
+from mitmproxy.proxy.layers.http._events import RequestProtocolError, ResponseProtocolError
+from mitmproxy.proxy.layers.http._hooks import HttpErrorHook
 
-from addons.context import METADATA_KEY, RequestContext
+from addons.context import LOCAL_KEY, METADATA_KEY, RequestContext
 from addons.security_headers import HSTS
+from govgate.core.audit_event import AuditEvent
 from govgate.live_runtime import LiveRuntime
 from govgate.pages.refusal import proxy_error
 
@@ -90,10 +95,81 @@ def _limit_request_heads() -> None:
     server.read_headers = read_headers  # type: ignore[method-assign]
 
 
+UPSTREAM_TIMEOUT_KEY = "govgate.upstream_timeout"  # set on a flow whose portal did not answer in time
+
+
+def _answer_portal_failures_with_pages() -> None:
+    """A portal that cannot be reached, closes the connection, or does not answer within ``upstream_timeout``
+    gets the client the gate's own 502/504 page *as a response* — over HTTP/1.1 and HTTP/2 alike, through the
+    response hooks (HSTS over TLS, security headers), with the request id, keeping the client's connection.
+
+    mitmproxy turns such a failure into a ``ResponseProtocolError`` and writes its own error page below every
+    hook (over HTTP/2 with ``server: mitmproxy`` and no HSTS). ``HttpStream.handle_protocol_error`` is wrapped
+    so that, for a request the gate forwarded and fully read, with nothing of a response sent yet, the stream
+    sends ``flow.response`` set to our page instead. Anything else goes to mitmproxy's handling unchanged.
+    """
+    stream_class = http_layer.HttpStream
+    original = stream_class.handle_protocol_error
+    if getattr(original, "_govgate_pages", False):
+        return
+
+    def handle_protocol_error(self: http_layer.HttpStream,
+                              event: RequestProtocolError | ResponseProtocolError) -> layer.CommandGenerator[None]:
+        flow = getattr(self, "flow", None)
+        status = event.code.http_status_code() if isinstance(event, ResponseProtocolError) else None
+        ctx = flow.metadata.get(METADATA_KEY) if flow is not None else None
+        if (flow is None or status is None or status < 500 or flow.response is not None or flow.error is not None
+                or not isinstance(ctx, RequestContext) or self.client_state != self.state_done):
+            yield from original(self, event)
+            return
+        timed_out = bool(flow.metadata.get(UPSTREAM_TIMEOUT_KEY))
+        flow.error = mitm_flow.Error(event.message)
+        yield HttpErrorHook(flow)  # logged and audited by ProxyErrors.error
+        page = proxy_error(504 if timed_out else 502, ctx.request_id, as_json=ctx.as_json)
+        headers = [(b"content-type", page.content_type.encode()), *((k.encode(), v.encode()) for k, v in page.headers)]
+        flow.response = http.Response.make(page.status, page.body, headers)
+        flow.metadata[LOCAL_KEY] = True
+        yield from self.send_response()
+
+    handle_protocol_error._govgate_pages = True  # type: ignore[attr-defined]
+    stream_class.handle_protocol_error = handle_protocol_error  # type: ignore[method-assign]
+
+
+def _own_headers_on_http2_errors(hsts: Callable[[], bool]) -> None:
+    """What is left of mitmproxy's own error answers over HTTP/2 (a request it refuses as too large or invalid)
+    carries the gate's headers, not ``server: mitmproxy`` and without HSTS. ``Http2Connection._handle_event`` is
+    wrapped for exactly the case where it would write its own headers."""
+    conn_class = _http2.Http2Connection
+    original = conn_class._handle_event
+    if getattr(original, "_govgate_headers", False):
+        return
+
+    def _handle_event(self: _http2.Http2Connection, event: events.Event) -> layer.CommandGenerator[None]:
+        if isinstance(event, ResponseProtocolError) and not self.is_closed(event.stream_id):
+            status = event.code.http_status_code()
+            stream = self.h2_conn.streams[event.stream_id]
+            if status is not None and self.is_open_for_us(event.stream_id) and not stream.state_machine.headers_sent:
+                page = proxy_error(status)
+                fields = [(b":status", b"%d" % status), (b"content-type", page.content_type.encode()),
+                          *((k.lower().encode(), v.encode()) for k, v in page.headers)]
+                if hsts():
+                    fields.append((b"strict-transport-security", HSTS.encode()))
+                self.h2_conn.send_headers(event.stream_id, fields)
+                self.h2_conn.send_data(event.stream_id, page.body, end_stream=True)
+                yield commands.SendData(self.conn, self.h2_conn.data_to_send())
+                return
+        yield from original(self, event)
+
+    _handle_event._govgate_headers = True  # type: ignore[attr-defined]
+    conn_class._handle_event = _handle_event  # type: ignore[method-assign]
+
+
 class ProxyErrors:
     def __init__(self, runtime: LiveRuntime) -> None:
         self.runtime = runtime
         _install(lambda: not runtime.policy.gateway.insecure)
+        _answer_portal_failures_with_pages()
+        _own_headers_on_http2_errors(lambda: not runtime.policy.gateway.insecure)
 
     def error(self, flow: http.HTTPFlow) -> None:
         # The detail mitmproxy would have shown the client (upstream address, OS error) is for the operator.
@@ -104,4 +180,13 @@ class ProxyErrors:
         if flow.error.msg.startswith(_CLIENT_GONE):  # the browser went away: routine, not worth a warning each
             logger.debug("request.aborted request_id=%s error=%s", request_id, flow.error.msg)
             return
-        logger.warning("upstream.error request_id=%s error=%s", request_id, flow.error.msg)
+        timed_out = bool(flow.metadata.get(UPSTREAM_TIMEOUT_KEY))
+        logger.warning("upstream.error request_id=%s reason=%s error=%s", request_id,
+                       "timeout" if timed_out else "unreachable", flow.error.msg)
+        if isinstance(ctx, RequestContext):
+            self.runtime.audit.emit(AuditEvent(
+                event="upstream.error", time=self.runtime.now(), request_id=ctx.request_id, client=str(ctx.client),
+                country=ctx.snapshot.geoip.country(ctx.client), method=flow.request.method, host=ctx.host,
+                path=flow.request.path.split("?", 1)[0][:1024], decision="error",
+                reason="timeout" if timed_out else "unreachable",
+                extra={"status": 504 if timed_out else 502}))

@@ -1,6 +1,6 @@
 """Transport security on the way out (Art. 29, 第二十九条: access must use secure connections).
 
-HSTS on every response unless the policy is ``insecure``; the upstream's TLS name (SNI) is the
+HSTS on every response over TLS (never over plain HTTP: RFC 6797 §7.2); the upstream's TLS name (SNI) is the
 upstream host even though the client's Host header is kept for the portal.
 """
 
@@ -15,7 +15,7 @@ from mitmproxy.proxy import server_hooks
 from addons.context import LOCAL_KEY
 from govgate.live_runtime import LiveRuntime
 
-HSTS = "max-age=31536000; includeSubDomains"
+HSTS = "max-age=63072000; includeSubDomains"  # two years, as Mozilla recommends
 # Cookie names only the gate sets, with and without the prefixes browsers give meaning to (any case).
 _GATE_COOKIE_PREFIXES = ("govgate-", "__host-govgate-", "__secure-govgate-")
 logger = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ class SecurityHeaders:
         self.runtime = runtime
 
     def _harden(self, flow: http.HTTPFlow) -> None:
-        if flow.response is None or self.runtime.policy.gateway.insecure:
+        # HSTS only over TLS: RFC 6797 §7.2 (a plain-HTTP answer, such as the 308 to HTTPS, must not carry it).
+        if flow.response is None or not flow.client_conn.tls_established:
             return
         flow.response.headers["Strict-Transport-Security"] = HSTS
 

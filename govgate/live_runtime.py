@@ -34,6 +34,7 @@ from govgate.metrics import CountingSink
 from govgate.store.base import Store
 from govgate.store.memory import MemoryStore
 from govgate.store.redis import RedisStore
+from govgate.tls_server import ServerTls, warn_about_key_permissions
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ class Snapshot:
     policy_sig: FileSignature
     geoip_sig: FileSignature
     accounts_sig: FileSignature
+    tls: ServerTls | None = None  # Art. 29: the context browsers connect with; None in plain-HTTP trial mode
+    tls_sig: tuple[object, ...] = ()  # what `tls` was built from (settings and file signatures)
 
 
 def build_snapshot(policy: Policy, *, previous: Snapshot | None = None,
@@ -110,6 +113,12 @@ def build_snapshot(policy: Policy, *, previous: Snapshot | None = None,
     else:
         geoip = CountryLookup(policy.geoip.database)
     accounts_sig = file_signature(policy.accounts_file)
+    gw = policy.gateway
+    tls_sig = (gw.insecure, gw.tls_cert, gw.client_ca, gw.request_client_cert,
+               file_signature(gw.tls_cert) if gw.tls_cert else None,
+               file_signature(gw.client_ca) if gw.client_ca else None)
+    # The same certificate: keep the context, and with it the TLS session cache (resumption survives reloads).
+    server_tls = previous.tls if previous is not None and previous.tls_sig == tls_sig else ServerTls.load(policy)
     return Snapshot(
         policy=policy,
         compiled=compile_policy(policy),
@@ -119,6 +128,8 @@ def build_snapshot(policy: Policy, *, previous: Snapshot | None = None,
         policy_sig=file_signature(policy.source) if policy_sig == "stat" else policy_sig,
         geoip_sig=geoip_sig,
         accounts_sig=accounts_sig,
+        tls=server_tls,
+        tls_sig=tls_sig,
     )
 
 
@@ -149,6 +160,7 @@ class LiveRuntime:
         policy = load_policy(policy_path)
         keys = load_key_file(policy.gateway.key_file)
         snapshot = build_snapshot(policy)
+        warn_about_key_permissions(policy)
         writer = AuditWriter(policy.audit, keys, policy.gateway.timezone, clock=clock)
         writer.start()
         runtime = cls(snapshot, keys, make_store(policy), writer, clock=clock)
@@ -167,6 +179,10 @@ class LiveRuntime:
     @property
     def audit(self) -> AuditSink:
         return self.counting
+
+    @property
+    def server_tls(self) -> ServerTls | None:
+        return self.snapshot.tls
 
     def now(self) -> datetime:
         if self._clock is not None:

@@ -13,6 +13,7 @@ from typing import Protocol
 from govgate.core.audit_event import AuditSink
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Policy
+from govgate.tls_server import ServerTls
 
 
 class Runtime(Protocol):
@@ -24,6 +25,11 @@ class Runtime(Protocol):
 
     @property
     def audit(self) -> AuditSink: ...
+
+    @property
+    def server_tls(self) -> ServerTls | None:
+        """The TLS context browsers connect with (None: plain HTTP, ``insecure: true``)."""
+        ...
 
     def now(self) -> datetime:
         """The current time, aware, in ``policy.gateway.timezone``."""

@@ -24,41 +24,28 @@ from mitmproxy.master import Master
 
 from addons.context import RequestContextAddon
 from addons.gate import Gate
+from addons.https_redirect import HttpsRedirect
 from addons.login_pages import GatePages
 from addons.metrics import MetricsEndpoint
 from addons.outbound_links import OutboundLinks
 from addons.policy_watch import PolicyWatch
 from addons.proxy_errors import ProxyErrors
 from addons.security_headers import SecurityHeaders
+from addons.tls import ClientTls
+from addons.upstream_timeout import UpstreamTimeout
 from govgate.core.policy.model import Policy
 from govgate.live_runtime import LiveRuntime
 
 logger = logging.getLogger(__name__)
 
-# Only the options that follow from the policy; re-applied after a reload when they change.
-POLICY_OPTIONS = ("mode", "certs", "request_client_cert")
-
 
 def mitm_options(policy: Policy) -> dict[str, Any]:
+    """The options that follow from the policy; re-applied after a reload when they change. TLS towards the
+    browser is not among them: ``addons/tls.py`` gives every connection the policy's own context."""
     gw = policy.gateway
     host = gw.listen.host
     listen = f"[{host}]:{gw.listen.port}" if ":" in host else f"{host}:{gw.listen.port}"
-    return {
-        "mode": [f"reverse:{gw.upstream}@{listen}"],
-        "certs": [f"*={gw.tls_cert}"] if gw.tls_cert is not None else [],
-        "request_client_cert": bool(gw.request_client_cert and not gw.insecure),
-    }
-
-
-# Art. 29 (第二十九条, secure connections): for TLS 1.2, only forward-secret AEAD suites (Mozilla's
-# "intermediate" configuration); mitmproxy's default list also offers CBC, SHA-1, static-RSA and 3DES
-# suites for old clients. TLS 1.3 suites are all AEAD and forward secret.
-CLIENT_CIPHERS = ":".join((
-    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
-    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
-    "DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384", "DHE-RSA-CHACHA20-POLY1305",
-))
+    return {"mode": [f"reverse:{gw.upstream}@{listen}"]}
 
 
 def static_options(confdir: Path) -> dict[str, Any]:
@@ -66,8 +53,7 @@ def static_options(confdir: Path) -> dict[str, Any]:
         "confdir": str(confdir),
         "keep_host_header": True,  # rules and link classification need the Host the client sent
         "connection_strategy": "lazy",  # pages the gate answers never open an upstream connection
-        "tls_version_client_min": "TLS1_2",  # Art. 29: TLS 1.2+ only
-        "ciphers_client": CLIENT_CIPHERS,
+        "tls_version_client_min": "TLS1_2",  # Art. 29: TLS 1.2+ only (addons/tls.py sets the whole profile)
         "http3": False,
         "rawtcp": False,
         "body_size_limit": "64m",
@@ -120,8 +106,9 @@ async def serve(runtime: LiveRuntime, *, confdir: Path,
     raise_open_file_limit()
     opts = options.Options()
     master = Master(opts, with_termlog=False)
-    master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(),
-                      errorcheck.ErrorCheck(repeat_errors_on_stderr=True))
+    master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(),
+                      ClientTls(runtime),  # before tlsconfig: browsers get the gateway's own TLS context (Art. 29)
+                      tlsconfig.TlsConfig(), errorcheck.ErrorCheck(repeat_errors_on_stderr=True))
     opts.update(**static_options(confdir), **mitm_options(runtime.policy))
 
     def on_reload(before: Policy, after: Policy) -> None:
@@ -138,8 +125,10 @@ async def serve(runtime: LiveRuntime, *, confdir: Path,
         OutboundLinks(runtime),
         SecurityHeaders(runtime),
         ProxyErrors(runtime),
+        UpstreamTimeout(runtime),  # after the gate: its `request` hook sees forwarded flows only
         PolicyWatch(runtime, on_reload),
         MetricsEndpoint(runtime),
+        HttpsRedirect(runtime),
         StartupReport(runtime, ready),
     )
     loop = asyncio.get_running_loop()

@@ -113,18 +113,21 @@ _PROXY_ERRORS: dict[int, tuple[str, str, str, str]] = {
 }
 
 
-def proxy_error(status: int) -> Page:
-    """The page for an error mitmproxy answers itself (upstream unreachable, unparsable request...).
+def proxy_error(status: int, request_id: str | None = None, *, as_json: bool = False) -> Page:
+    """The page for an error below the addon hooks (portal unreachable or too slow, unparsable request...).
 
     Generic on purpose: mitmproxy's own page names the upstream address and the error text; those go
-    to the operator's log only.
+    to the operator's log only, under the request id shown here (when the request got that far).
     """
     zh_title, zh, en_title, en = _PROXY_ERRORS.get(
         status, ("无法完成请求", "网关无法完成此请求，请稍后重试。", "Request failed",
                  "The gateway could not complete this request. Please try again shortly."))
+    if as_json:
+        return _json_page(status, {"error": en_title.lower().replace(" ", "_"), "request_id": request_id})
+    rid = f"<br>请求编号 request id: <code>{esc(request_id)}</code>" if request_id else ""
     return html_page(
         f"{zh_title} {en_title}",
-        f"<h1>{esc(zh_title)}</h1><p>{esc(zh)}</p><p class=\"meta\">HTTP {status}</p>",
+        f"<h1>{esc(zh_title)}</h1><p>{esc(zh)}</p><p class=\"meta\">HTTP {status}{rid}</p>",
         f"<h2>{esc(en_title)}</h2><p>{esc(en)}</p>",
         status=status, headers=PAGE_HEADERS,
     )

@@ -42,6 +42,10 @@ gateway:
   timezone: Asia/Urumqi
   prefix: /_gate/v1
   key_file: /etc/govgate/gateway.key
+  upstream_timeout: 45s
+  drain_timeout: 1m
+  max_requests_per_connection: 500
+  redirect_listen: "0.0.0.0:80"
 state:
   redis: rediss://redis.internal:6380/2
   timeout: 2s
@@ -184,6 +188,8 @@ def test_full_policy_round_trips_into_typed_values(tmp_path: Path) -> None:
         tmp_path / "certs" / "gateway.pem", tmp_path / "certs" / "device-ca.pem", False, False)
     assert g.trusted_proxies == (ipaddress.ip_network("192.0.2.0/24"), ipaddress.ip_network("2001:db8:1::/48"))
     assert (g.timezone, g.prefix, g.key_file) == (urumqi, "/_gate/v1", Path("/etc/govgate/gateway.key"))
+    assert (g.upstream_timeout, g.drain_timeout, g.max_requests_per_connection, g.redirect_listen) == (
+        timedelta(seconds=45), timedelta(minutes=1), 500, HostPort("0.0.0.0", 80))
     assert (p.state.redis_url, p.state.timeout) == ("rediss://redis.internal:6380/2", timedelta(seconds=2))
     assert p.geoip.database == tmp_path / "geoip" / "GeoLite2-Country-Test.mmdb"
     assert (p.geoip.home_countries, p.geoip.unknown) == (frozenset({"CN", "HK", "MO"}), UnknownCountry.HOME)

@@ -73,6 +73,10 @@ class Gateway:
     key_file: Path
     request_client_cert: bool = True  # ask browsers for a client certificate (device identity, Art. 30)
     client_ca: Path | None = None  # device CA certificate(s) that client certificates must chain to
+    upstream_timeout: timedelta = timedelta(seconds=60)  # no response head from the portal within this → 504
+    drain_timeout: timedelta = timedelta(seconds=30)  # on SIGTERM: how long requests in flight may finish
+    max_requests_per_connection: int = 1000  # then the connection is closed gracefully (as nginx does)
+    redirect_listen: HostPort | None = None  # plain-HTTP listener (port 80) answering 308 to the HTTPS URL
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,6 +130,13 @@ GATEWAY = Obj(
             "the gate's own pages live under this path", default="/__govgate"),
         Key("key_file", PATH, "signs cookies and links, encrypts TOTP secrets, MACs the audit log",
             default="secrets/gateway.key"),
+        Key("upstream_timeout", DURATION, "no response head from the portal within this: the gate's 504 page",
+            default="60s"),
+        Key("drain_timeout", DURATION, "on SIGTERM, how long requests in flight may finish", default="30s"),
+        Key("max_requests_per_connection", {"type": "integer", "minimum": 1},
+            "then a client connection is closed gracefully (Connection: close, GOAWAY)", default="1000"),
+        Key("redirect_listen", HOSTPORT, "plain-HTTP address (port 80) answering every request with a 308 to "
+            "HTTPS; absent: none", article="Art. 29"),
     ),
     "how the gateway listens and what it protects",
 )

@@ -475,6 +475,19 @@ class Validator:
                 trusted.append(net)
         prefix = self.prefix(sec)
         key_file = self.path_value(sec.get("key_file"), sec.at("key_file"), "secrets/gateway.key")
+        upstream_timeout = self.duration(sec.get("upstream_timeout"), sec.at("upstream_timeout"),
+                                         timedelta(seconds=60))
+        drain_timeout = self.duration(sec.get("drain_timeout"), sec.at("drain_timeout"), timedelta(seconds=30))
+        for key, value in (("upstream_timeout", upstream_timeout), ("drain_timeout", drain_timeout)):
+            if sec.get(key) is not None and value <= timedelta(0):
+                self.p.add(sec.where(key), sec.at(key), "expected a duration of at least 1s")
+        max_requests = self.integer(sec.get("max_requests_per_connection"), sec.at("max_requests_per_connection"),
+                                    1000, 1)
+        redirect_listen = (self.hostport(sec.get("redirect_listen"), sec.at("redirect_listen"))
+                           if sec.get("redirect_listen") is not None else None)
+        if redirect_listen is not None and insecure:
+            self.p.add(sec.where("redirect_listen"), sec.at("redirect_listen"),
+                       "only meaningful with TLS; this gateway is insecure: true (plain HTTP already)")
         if listen is None or upstream is None:
             return None
         return Gateway(
@@ -489,6 +502,10 @@ class Validator:
             key_file=key_file,
             request_client_cert=request_client_cert,
             client_ca=client_ca,
+            upstream_timeout=upstream_timeout,
+            drain_timeout=drain_timeout,
+            max_requests_per_connection=max_requests,
+            redirect_listen=redirect_listen,
         )
 
     def upstream(self, sec: Section) -> str | None:

@@ -1,0 +1,67 @@
+"""``gateway.upstream_timeout``: a portal that does not send its response head in time gets the client a 504.
+
+mitmproxy's only timeout is ``tcp_timeout`` (600 s of silence), so a portal that accepts the connection and
+never answers held both connections for ten minutes and then gave the client an empty reply. Here every
+forwarded request gets one timer, from the ``request`` hook (the whole request read; connecting to the portal
+counts) to ``responseheaders``. When it fires, the flow is marked and its portal connection is closed (a
+connect still in progress is cancelled): mitmproxy reports the failure and ``addons/proxy_errors.py``
+answers with the gate's 504 page, logged and audited as ``upstream.error`` with ``reason: timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from mitmproxy import ctx, http
+from mitmproxy.addons.proxyserver import Proxyserver
+
+from addons.proxy_errors import UPSTREAM_TIMEOUT_KEY
+from govgate.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+class UpstreamTimeout:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        # Registered after the gate: a flow that still has no response here is being forwarded.
+        if flow.response or flow.error or not flow.live:
+            return
+        delay = self.runtime.policy.gateway.upstream_timeout.total_seconds()
+        self._timers[flow.id] = asyncio.get_running_loop().call_later(delay, self._expire, flow)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        self._cancel(flow)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._cancel(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._cancel(flow)
+
+    def _cancel(self, flow: http.HTTPFlow) -> None:
+        timer = self._timers.pop(flow.id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire(self, flow: http.HTTPFlow) -> None:
+        self._timers.pop(flow.id, None)
+        if flow.response is not None or flow.error is not None or not flow.live:
+            return
+        flow.metadata[UPSTREAM_TIMEOUT_KEY] = True
+        proxyserver: Proxyserver | None = ctx.master.addons.get("proxyserver")  # type: ignore[no-untyped-call]
+        handler = proxyserver.connections.get(flow.client_conn.id) if proxyserver is not None else None
+        io = handler.transports.get(flow.server_conn) if handler is not None else None
+        if io is None or io.handler is None:
+            logger.debug("upstream.timeout no portal connection to close flow=%s", flow.id)
+            return
+        io.handler.cancel("upstream timeout")
+
+    def done(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
