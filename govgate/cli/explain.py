@@ -25,6 +25,7 @@ from govgate.core.accounts import Account
 from govgate.core.decide import AccountFacts, Decision, RequestFacts, compile_policy, decide
 from govgate.core.devices import device_expired
 from govgate.core.geoip import CountryLookup
+from govgate.core.hosts import split_host_port
 from govgate.core.networks import unmapped
 from govgate.core.policy.model import IPAddress, Policy
 from govgate.errors import GovGateError, PolicyError
@@ -155,6 +156,9 @@ def build_report(args: argparse.Namespace, policy: Policy) -> dict[str, Any]:
         raise BadArgument(f"--method: not an HTTP method: {args.method!r}")
     path = args.path if args.path.startswith("/") else "/" + args.path
     host = (args.host or (policy.gateway.public_hosts[0] if policy.gateway.public_hosts else "")).strip()
+    if host and split_host_port(host) is None:
+        raise BadArgument(f"--host: not a host name or IP literal with an optional :port: {args.host!r} "
+                          "(the gateway answers such a Host with 400)")
 
     device_id: str | None = None
     notes: list[str] = []

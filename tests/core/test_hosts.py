@@ -1,4 +1,5 @@
-"""One host parser (``govgate.core.hosts``): its canonical form and what it refuses."""
+"""One host parser (``govgate.core.hosts``): its canonical form, what it refuses, and that every place
+that compares hosts (rules, public_hosts, link classification, the policy) agrees on any spelling."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from govgate.core.decide import CompiledPolicy, compile_policy, decide
 from govgate.core.hosts import host_of, parse_host, split_host_port
+from govgate.core.outbound import HostClassifier
+from govgate.core.policy.model import Outbound, RedirectMode
+from tests.decide.builder import NOW, compiled, facts, rule
+from tests.policy.texts import BASE, load, problems, replace
 
 SETTINGS = settings(max_examples=300, deadline=None)
 
@@ -145,3 +151,89 @@ def test_a_name_reads_as_the_browser_reads_its_host(text: str) -> None:
         return
     expected = browser[:-1] if browser.endswith(".") else browser
     assert host_of(text) == ("" if not expected or expected.endswith(".") else expected)
+
+
+# ---------------------------------------------------------------- through the decisions
+
+
+def rule_for(policy: CompiledPolicy, host: str) -> str | None:
+    """The name of the rule ``decide`` applies to a request with Host ``host``."""
+    decision = decide(facts(host=host, path="/x", country="CN"), policy, NOW)
+    return decision.rule.name if decision.rule is not None else None
+
+
+def _loopback_policy(written: str) -> CompiledPolicy:
+    """Loaded from YAML, so the rule's host is what the policy stores for ``written``."""
+    text = replace(BASE, '  - {name: public, paths: ["/"], allow: public}\n',
+                   f'  - {{name: loopback v6, paths: ["/**"], hosts: ["{written}"], allow: public}}\n'
+                   '  - {name: the rest, paths: ["/**"], allow: deny}\n')
+    return compile_policy(load(text))
+
+
+@pytest.mark.parametrize("written", ["[::1]", "::1", "[0:0:0:0:0:0:0:1]", "[0::01]"])
+def test_a_rule_for_an_ipv6_literal_matches_every_spelling_of_it(written: str) -> None:
+    policy = _loopback_policy(written)
+    for spelling in LOOPBACK_SPELLINGS:
+        for host in (spelling, spelling.upper(), spelling + ":8443", spelling.upper() + ":443"):
+            assert rule_for(policy, host) == "loopback v6", host
+    for other in ("127.0.0.1", "[::2]", "[::ffff:7f00:1]", "localhost", "[::1", "[::1]:99999", ""):
+        assert rule_for(policy, other) == "the rest", other
+
+
+def test_a_rule_for_an_ipv4_mapped_literal_matches_its_spellings_only() -> None:
+    policy = _loopback_policy("[::ffff:127.0.0.1]")
+    for spelling in MAPPED_SPELLINGS:
+        assert rule_for(policy, spelling) == "loopback v6", spelling
+        assert rule_for(policy, spelling + ":80") == "loopback v6", spelling
+    assert rule_for(policy, "127.0.0.1") == "the rest"
+
+
+def test_a_rule_for_a_name_matches_with_case_port_and_one_trailing_dot() -> None:
+    policy = _loopback_policy("Portal.Example.GOV.cn.")
+    for host in ("portal.example.gov.cn", "PORTAL.EXAMPLE.GOV.CN.", "portal.example.gov.cn.:8443"):
+        assert rule_for(policy, host) == "loopback v6", host
+    assert rule_for(policy, "portal.example.gov.cn..") == "the rest"
+
+
+@SETTINGS
+@given(data=st.data(), pieces=hextets, port=ports)
+def test_any_spelling_of_a_rule_host_meets_any_spelling_of_the_request_host(
+    data: st.DataObject, pieces: list[int], port: int | None
+) -> None:
+    written = data.draw(ipv6_spelling(pieces))
+    sent = data.draw(ipv6_spelling(pieces))
+    # A policy built in code (no loader): the rule's host stays as written until the rules are compiled.
+    policy = compiled(access=(rule("v6", ["/**"], "public", hosts=(f"[{written}]",), index=0),
+                              rule("the rest", ["/**"], "deny", index=1)))
+    assert rule_for(policy, f"[{sent}]" + ("" if port is None else f":{port}")) == "v6"
+
+
+def test_the_policy_stores_an_ipv6_literal_in_the_canonical_form() -> None:
+    text = replace(BASE, "[portal.example.gov.cn]", '[portal.example.gov.cn, "[0:0:0:0:0:0:0:1]", "::FFFF:127.0.0.1"]')
+    assert load(text).gateway.public_hosts == ("portal.example.gov.cn", "[::1]", "[::ffff:7f00:1]")
+
+
+@pytest.mark.parametrize("written", ["portal.example.gov.cn..", "[1:2]", "[::1]:80", "a b", "*.x"])
+def test_the_policy_reports_a_public_host_that_is_not_one(written: str) -> None:
+    text = replace(BASE, "[portal.example.gov.cn]", f'["{written}"]')
+    assert any("gateway.public_hosts[0]" in p and "expected a host name" in p for p in problems(text))
+
+
+# ---------------------------------------------------------------- through the link classifier
+
+
+@pytest.mark.parametrize("public", ["[::1]", "::1", "[0:0:0:0:0:0:0:1]"])
+def test_a_public_ipv6_host_is_internal_in_every_spelling(public: str) -> None:
+    classifier = HostClassifier(Outbound(("gov.cn",), (), RedirectMode.WARN), (public,))
+    for spelling in LOOPBACK_SPELLINGS:
+        for host in (spelling, spelling.upper(), spelling + ":8443"):
+            assert classifier.is_external(host) is False, host
+    for other in ("[::2]", "127.0.0.1", "[::ffff:7f00:1]", "[::1", "::1", "[1:2]"):
+        assert classifier.is_external(other) is True, other
+
+
+def test_a_public_ipv6_host_from_the_policy_is_internal_in_every_spelling() -> None:
+    text = replace(BASE, "[portal.example.gov.cn]", '[portal.example.gov.cn, "[0::01]"]')
+    classifier = HostClassifier.from_policy(load(text))
+    assert all(classifier.is_external(s) is False for s in LOOPBACK_SPELLINGS)
+    assert classifier.with_internal("[0:0:0:0:0:0:0:2]").is_external("[::2]") is False
