@@ -27,16 +27,10 @@ from mitmproxy import http
 from mitmproxy.net import encoding
 
 from govgate.core.audit_event import AuditEvent
+from govgate.core.chromium_urls import chromium_reading
 from govgate.core.hosts import split_host_port
 from govgate.core.leave_link import leave_url
-from govgate.core.link_rewrite import (
-    RewriteRefused,
-    chromium_reading,
-    host_of_href,
-    refresh_url,
-    rewrite_html,
-    rewrite_xhtml,
-)
+from govgate.core.link_rewrite import RewriteRefused, host_of_href, refresh_url, rewrite_html, rewrite_xhtml
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy, RedirectMode
 from govgate.pages.layout import PAGE_HEADERS, Page, html_page
