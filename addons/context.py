@@ -20,6 +20,7 @@ from urllib.parse import unquote_to_bytes
 from mitmproxy import http
 
 from govgate.core.client_address import client_address, forwarded_chain
+from govgate.core.hosts import split_host_port
 from govgate.core.https_redirect import https_location
 from govgate.core.policy.model import IPAddress
 from govgate.live_runtime import LiveRuntime, Snapshot
@@ -51,22 +52,11 @@ class RequestContext:
 
     request_id: str
     client: IPAddress
-    host: str  # as the client sent it: lower-case, no port, no trailing dot
+    host: str  # the client-sent Host in canonical form (``govgate.core.hosts``), no port; "" when none
     path: str  # path and query as sent
     snapshot: Snapshot  # the policy this request is judged by, from start to end
     cert_sha256: bytes | None  # SHA-256 of the client certificate's DER, if one was presented
     as_json: bool  # the client asked for JSON
-
-
-def normalise_host(host_header: str | None) -> str:
-    if not host_header:
-        return ""
-    host = host_header.strip().lower()
-    if host.startswith("["):
-        end = host.find("]")
-        return host[: end + 1] if end > 0 else host
-    host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    return host.rstrip(".")
 
 
 def cookie_name(base: str, insecure: bool) -> str:
@@ -182,16 +172,6 @@ _AUTHORITY = re.compile(rb"(?:[A-Za-z0-9._~-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5}
 HTTP_VERSIONS = frozenset({"HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/3"})
 
 
-def _port_of(host_header: str | None) -> str | None:
-    """The port of a ``host[:port]`` Host header, if it names one."""
-    if not host_header:
-        return None
-    head, sep, port = host_header.rpartition(":")
-    if not sep or not port.isdigit() or not port.isascii() or (head.startswith("[") and not head.endswith("]")):
-        return None
-    return port
-
-
 def valid_request_line(method: bytes, http_version: str, host: str | None) -> bool:
     """A token method, a version we speak and an ASCII host: anything else is refused with a 400 (never
     passed on, and never let into the rules, the page links or the audit log as odd text)."""
@@ -271,10 +251,12 @@ class RequestContextAddon:
 
             cert_sha256 = hashlib.sha256(certs[0].to_cryptography().public_bytes(Encoding.DER)).digest()
 
+        # One reading of the Host for the rules, redirects and links (None: not a host; refused below).
+        authority = split_host_port(request.host_header) if request.host_header else None
         ctx = RequestContext(
             request_id=request_id,
             client=client,
-            host=normalise_host(request.host_header),
+            host=authority[0] if authority is not None else "",
             path=request.path,
             snapshot=snapshot,
             cert_sha256=cert_sha256,
@@ -286,7 +268,8 @@ class RequestContextAddon:
         if not origin_form or not valid_target(request.data.path) or not valid_headers(request.headers.fields):
             respond(flow, bad_request(request_id, as_json=as_json, what="request target"))
             return
-        if not valid_request_line(request.data.method, request.http_version, request.host_header):
+        if (not valid_request_line(request.data.method, request.http_version, request.host_header)
+                or (request.host_header and authority is None)):
             respond(flow, bad_request(request_id, as_json=as_json, what="method, version or host"))
             return
         # Art. 29 (第二十九条): access must use secure connections.
@@ -294,10 +277,10 @@ class RequestContextAddon:
             # The same port serves TLS: keep the one the client used with a public name, but only the port it
             # reached us on (a made-up one is never sent back).
             public = ctx.host in policy.gateway.public_hosts
-            port = _port_of(request.host_header) if public else None
+            port = authority[1] if public and authority is not None else None
             reached = flow.client_conn.sockname[1]
             location = https_location(ctx.host, request.path, policy.gateway.public_hosts,
-                                      reached if port == str(reached) else None)
+                                      reached if port == reached else None)
             if location is None:  # nowhere safe to send it (the validator requires public_hosts; belt and braces)
                 respond(flow, bad_request(request_id, as_json=as_json, what="https required"))
                 return

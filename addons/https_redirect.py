@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 
-from addons.context import normalise_host, valid_target
+from addons.context import valid_target
+from govgate.core.hosts import split_host_port
 from govgate.core.https_redirect import https_location
 from govgate.runtime import Runtime
 
@@ -32,8 +33,9 @@ def redirect_answer(head: bytes, runtime_hosts: tuple[str, ...], https_port: int
         if sep and name.strip().lower() == b"host":
             host = value.strip()
     location = None
-    if len(parts) == 3 and parts[2] in (b"HTTP/1.0", b"HTTP/1.1") and valid_target(parts[1]) and host.isascii():
-        location = https_location(normalise_host(host.decode("ascii")), parts[1].decode("ascii"), runtime_hosts,
+    authority = split_host_port(host.decode("ascii")) if host.isascii() else None
+    if len(parts) == 3 and parts[2] in (b"HTTP/1.0", b"HTTP/1.1") and valid_target(parts[1]):
+        location = https_location(authority[0] if authority else "", parts[1].decode("ascii"), runtime_hosts,
                                   https_port)
     if location is None:
         return b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"

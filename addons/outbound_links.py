@@ -20,7 +20,6 @@ passes through, audited as before. Stacked codings (``gzip, br``) are undone and
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 
 import ada_url
@@ -28,9 +27,11 @@ from mitmproxy import http
 from mitmproxy.net import encoding
 
 from govgate.core.audit_event import AuditEvent
+from govgate.core.chromium_urls import chromium_reading
+from govgate.core.hosts import split_host_port
 from govgate.core.leave_link import leave_url
-from govgate.core.link_rewrite import RewriteRefused, chromium_reading, refresh_url, rewrite_html, rewrite_xhtml
-from govgate.core.outbound import HostClassifier, normalise_host
+from govgate.core.link_rewrite import RewriteRefused, host_of_href, refresh_url, rewrite_html, rewrite_xhtml
+from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy, RedirectMode
 from govgate.pages.layout import PAGE_HEADERS, Page, html_page
 from govgate.runtime import Runtime
@@ -40,7 +41,6 @@ logger = logging.getLogger(__name__)
 MAX_REWRITE_BYTES = 8 * 1024 * 1024
 LOCAL_KEY = "govgate.local"  # set by the gate on responses it made itself
 ARTICLE = "Art. 15"
-_HOST_HEADER = re.compile(r"[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](?::[0-9]{1,5})?")
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _XHTML = "application/xhtml+xml"
 _NAVIGABLE = ("http:", "https:")  # the only destinations ever signed for the leave page
@@ -121,15 +121,16 @@ class OutboundLinks:
         ``public_hosts``: a Host the client made up never ends up in a link (a cache that ignores Host
         would otherwise serve its leave links to everyone), nor counts as an internal host."""
         scheme = "http" if policy.gateway.insecure else "https"
-        host = flow.request.host_header or ""
-        known = {normalise_host(h) for h in policy.gateway.public_hosts}
-        if not _HOST_HEADER.fullmatch(host) or normalise_host(host) not in known:
-            host = policy.gateway.public_hosts[0] if policy.gateway.public_hosts else "localhost"
-        else:
-            name, sep, port = host.rpartition(":")
-            if sep and not name.endswith(":") and port != str(flow.client_conn.sockname[1]):
-                host = name  # a port other than the one the client reached us on is not kept (nor made up)
-        return f"{scheme}://{host}"
+        sent = (flow.request.host_header or "").strip()
+        authority = split_host_port(sent) if sent.isascii() else None
+        if authority is None or authority[0] not in policy.gateway.public_hosts:
+            return f"{scheme}://{policy.gateway.public_hosts[0] if policy.gateway.public_hosts else 'localhost'}"
+        # A public host, kept as the browser spelled it (ASCII that reads as a public host: nothing odd).
+        port = authority[1]
+        spelled = sent[:sent.rindex(":")] if port is not None or sent.endswith(":") else sent
+        if port is None or port != flow.client_conn.sockname[1]:
+            return f"{scheme}://{spelled}"  # a port other than the one the client reached us on is not kept
+        return f"{scheme}://{spelled}:{port}"
 
     def _urls(self, flow: http.HTTPFlow, policy: Policy) -> tuple[str, Callable[[str], str]]:
         """The document URL as the browser saw it, and the maker of absolute leave URLs on this origin."""
@@ -350,7 +351,7 @@ class OutboundLinks:
             href = external(location)
             if href is not None:
                 response.headers["location"] = make_leave_url(href)
-                self._audit(flow, "outbound.redirect", "warn", "external_redirect", destination_host=_host(href))
+                self._audit(flow, "outbound.redirect", "warn", "external_redirect", destination_host=host_of_href(href))
         refresh = response.headers.get("refresh")
         if refresh:
             parsed = refresh_url(refresh)
@@ -358,7 +359,8 @@ class OutboundLinks:
                 href = external(parsed[1])
                 if href is not None:
                     response.headers["refresh"] = f"{parsed[0] or '0'};url={make_leave_url(href)}"
-                    self._audit(flow, "outbound.redirect", "warn", "external_refresh", destination_host=_host(href))
+                    self._audit(flow, "outbound.redirect", "warn", "external_refresh",
+                                destination_host=host_of_href(href))
 
 
 def _refusal_page() -> Page:
@@ -369,10 +371,3 @@ def _refusal_page() -> Page:
         "so it is not shown. Try again later or contact the site administrator.</p>",
         status=502, headers=PAGE_HEADERS,
     )
-
-
-def _host(href: str) -> str:
-    try:
-        return str(ada_url.URL(href).hostname)
-    except ValueError:
-        return ""

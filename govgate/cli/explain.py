@@ -26,6 +26,7 @@ from govgate.core.decide import AccountFacts, Decision, RequestFacts, compile_po
 from govgate.core.devices import device_expired
 from govgate.core.geoip import CountryLookup
 from govgate.core.grants import grant_shortfalls
+from govgate.core.hosts import split_host_port
 from govgate.core.networks import unmapped
 from govgate.core.policy.model import Allow, IPAddress, Policy
 from govgate.errors import GovGateError, PolicyError
@@ -158,6 +159,9 @@ def build_report(args: argparse.Namespace, policy: Policy) -> dict[str, Any]:
         raise BadArgument(f"--method: not an HTTP method: {args.method!r}")
     path = args.path if args.path.startswith("/") else "/" + args.path
     host = (args.host or (policy.gateway.public_hosts[0] if policy.gateway.public_hosts else "")).strip()
+    if host and split_host_port(host) is None:
+        raise BadArgument(f"--host: not a host name or IP literal with an optional :port: {args.host!r} "
+                          "(the gateway answers such a Host with 400)")
 
     device_id: str | None = None
     notes: list[str] = []

@@ -9,7 +9,9 @@ A rule matches when one of its path globs matches the request path and, if given
 - everything else is literal and case-sensitive: ``/`` matches only ``/``.
 
 Hosts are exact names or ``*.suffix`` (any name under the suffix, not the suffix itself), compared
-case-insensitively without port and trailing dot. Methods are compared upper-case.
+in the canonical form of ``govgate.core.hosts``: case, port, a trailing dot and the spelling of an IP
+literal (``[0:0:0:0:0:0:0:1]`` is ``[::1]``) do not matter; a Host that is not a host meets only
+rules without ``hosts``. Methods are compared upper-case.
 
 Path normalisation (``normalise_path``): a rule must judge the path the upstream will serve, so
 that ``/public/../oa/x`` is judged as ``/oa/x``. The query and fragment are dropped; escapes of
@@ -28,6 +30,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from govgate.core.hosts import host_of, parse_host
 from govgate.core.policy.model import AccessRule
 
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -163,11 +166,16 @@ def compile_rule(rule: AccessRule) -> CompiledRule:
     if rule.hosts is not None:
         names = set()
         for host in rule.hosts:
-            h = normalise_host(host)
-            if h.startswith("*."):
-                suffixes.append(h[1:])
+            # The loader stores canonical hosts; read again so that a rule built in code compares the same.
+            # A host that does not parse is left out: it matches nothing (fail closed).
+            wildcard = host.startswith("*.")
+            name = parse_host(host[2:] if wildcard else host)
+            if name is None:
+                continue
+            if wildcard:
+                suffixes.append("." + name)
             else:
-                names.add(h)
+                names.add(name)
         exact = frozenset(names)
     methods = frozenset(m.upper() for m in rule.methods) if rule.methods is not None else None
     return CompiledRule(rule=rule, pattern=re.compile(regex, re.DOTALL), exact_hosts=exact,
@@ -178,19 +186,8 @@ def compile_rules(rules: Iterable[AccessRule]) -> tuple[CompiledRule, ...]:
     return tuple(compile_rule(r) for r in rules)
 
 
-def normalise_host(host: str) -> str:
-    """Lower case, no port, no trailing dot: ``Portal.Example.gov.cn.:8443`` → ``portal.example.gov.cn``."""
-    h = host.strip().lower()
-    if h.startswith("["):
-        end = h.find("]")
-        h = h[: end + 1] if end > 0 else h
-    elif h.count(":") == 1:
-        h = h.split(":", 1)[0]
-    return h.rstrip(".")
-
-
 def match_normalised(compiled: Sequence[CompiledRule], host: str, path: str, method: str) -> AccessRule | None:
-    """First rule matching an already normalised host, path and upper-case method."""
+    """First rule matching an already normalised host (``hosts.host_of``), path and upper-case method."""
     for c in compiled:
         if c.methods is not None and method not in c.methods:
             continue
@@ -206,4 +203,4 @@ def match_rule(compiled: Sequence[CompiledRule], host: str, path: str, method: s
     normal = normalise_path(path)
     if normal is None:
         return None
-    return match_normalised(compiled, normalise_host(host), normal, method.upper())
+    return match_normalised(compiled, host_of(host), normal, method.upper())

@@ -2,7 +2,7 @@
 
 Owns: the WHATWG label table, the BOM check, the HTTP ``Content-Type`` charset and the ``<meta>``
 prescan of the first 1024 bytes, with windows-1252 as the default. Also says, for each encoding,
-whether a scanner may work on the raw bytes (true for every ASCII-compatible encoding whose
+whether a scanner (``html_scan``) may work on the raw bytes (true for every ASCII-compatible encoding whose
 multi-byte sequences never use the bytes ``< > " ' = / !`` or whitespace) and which Python codec
 decodes attribute values and percent-encodes URL queries the way the browser does.
 """

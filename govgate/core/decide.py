@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
-from govgate.core.access import CompiledRule, compile_rules, match_normalised, normalise_host, normalise_path
+from govgate.core.access import CompiledRule, compile_rules, match_normalised, normalise_path
 from govgate.core.devices import DeviceIndex
 from govgate.core.geoip import is_always_home
 from govgate.core.grants import GrantIndex
+from govgate.core.hosts import host_of
 from govgate.core.networks import NamedNetworks, NetworkSet
 from govgate.core.policy.model import AccessRule, Allow, DevicesMode, Grant, IPAddress, Policy, UnknownCountry
 
@@ -73,7 +74,7 @@ class AccountFacts:
 class RequestFacts:
     client: IPAddress
     country: str | None  # ISO code from GeoIP; None: unknown
-    host: str
+    host: str  # the Host, with or without port: compared as ``hosts.host_of`` reads it
     path: str  # as requested (a query is ignored)
     method: str
     device: str | None  # an allowlisted, unexpired device id the glue has verified
@@ -185,7 +186,7 @@ def decide(facts: RequestFacts, compiled: CompiledPolicy, now: datetime) -> Deci
     if path is None:
         checks.append(Check("rule", False, "the path cannot be normalised safely (encoded '/', '..;', bad escape)"))
         return _refuse(None, Reason.DENIED, None, checks)
-    rule = match_normalised(compiled.rules, normalise_host(facts.host), path, facts.method.upper())
+    rule = match_normalised(compiled.rules, host_of(facts.host), path, facts.method.upper())
     if rule is None:
         checks.append(Check("rule", False, f"no access rule matches {facts.method.upper()} {path}: denied"))
         return _refuse(None, Reason.DENIED, None, checks)

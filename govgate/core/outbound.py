@@ -5,40 +5,22 @@ links must go through the warning page? Contract §6: a host is internal when it
 ``gateway.public_hosts`` (without port, case-insensitively, ignoring a trailing dot), under one of
 ``outbound.government_suffixes`` as whole labels (``evilgov.cn`` is not under ``gov.cn``), or in
 ``outbound.allow_hosts`` (``*.`` matches any deeper name, not the bare suffix). Everything else,
-IP literals included, is external. Policy values arrive normalised (lower-case ASCII/IDNA, no
-trailing dot); hosts from a WHATWG URL parser are already lower-case ASCII too, but callers may
-pass raw names, so we normalise again (IDNA via ``ada_url``).
+IP literals included, is external. Every host, from the policy or a link, is compared in the
+canonical form of ``govgate.core.hosts`` (so a link to ``[0:0:0:0:0:0:0:1]`` is the ``[::1]`` of
+``public_hosts``); a host that form cannot read is external (fail closed).
 """
 
 from __future__ import annotations
 
-import ada_url
-
+from govgate.core.hosts import host_of, parse_host
 from govgate.core.policy.model import Outbound, Policy
 
 _CACHE_LIMIT = 8192
 
 
-def normalise_host(host: str) -> str:
-    """Lower-case ASCII (IDNA) form of ``host``, port and one trailing dot removed.
-
-    Returns "" for a host that cannot be a DNS name or IP literal (such a host is treated as external).
-    """
-    host = host.strip()
-    if host.startswith("["):  # IPv6 literal, possibly with a port
-        end = host.find("]")
-        return host[: end + 1].lower() if end > 0 else ""
-    if host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    if host.endswith("."):
-        host = host[:-1]
-    if not host.isascii():
-        try:
-            converted: str | bytes = ada_url.idna_to_ascii(host)
-        except (ValueError, UnicodeError):
-            return ""
-        host = converted.decode("ascii", "replace") if isinstance(converted, bytes) else converted
-    return host.lower()
+def _policy_host(entry: str) -> str:
+    """A host as the policy lists it (stored canonical; read again for policies built in code); "" if none."""
+    return parse_host(entry) or ""
 
 
 class HostClassifier:
@@ -47,16 +29,16 @@ class HostClassifier:
     __slots__ = ("_cache", "_exact", "_suffixes", "_variants", "_wild")
 
     def __init__(self, outbound: Outbound, public_hosts: tuple[str, ...], extra_internal: tuple[str, ...] = ()):
-        exact = {normalise_host(h) for h in (*public_hosts, *extra_internal)}
+        exact = {_policy_host(h) for h in public_hosts} | {host_of(h) for h in extra_internal}
         wild: list[str] = []
         for entry in outbound.allow_hosts:
             if entry.startswith("*."):
-                wild.append("." + normalise_host(entry[2:]))
+                wild.append("." + _policy_host(entry[2:]))
             else:
-                exact.add(normalise_host(entry))
+                exact.add(_policy_host(entry))
         exact.discard("")
         self._exact = frozenset(exact)
-        self._suffixes = tuple(normalise_host(s) for s in outbound.government_suffixes if normalise_host(s))
+        self._suffixes = tuple(s for s in (_policy_host(s) for s in outbound.government_suffixes) if s)
         self._wild = tuple(w for w in wild if w != ".")
         self._cache: dict[str, bool] = {}
         self._variants: dict[tuple[str, ...], HostClassifier] = {}
@@ -67,7 +49,7 @@ class HostClassifier:
 
     def with_internal(self, *hosts: str) -> HostClassifier:
         """A classifier that also treats ``hosts`` (e.g. the host a page was served from) as internal."""
-        extra = tuple(h for h in (normalise_host(h) for h in hosts) if h and h not in self._exact)
+        extra = tuple(h for h in (host_of(h) for h in hosts) if h and h not in self._exact)
         if not extra:
             return self
         clone = self._variants.get(extra)
@@ -87,7 +69,7 @@ class HostClassifier:
         cached = self._cache.get(host)
         if cached is not None:
             return cached
-        result = self._classify(normalise_host(host))
+        result = self._classify(host_of(host))
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[host] = result

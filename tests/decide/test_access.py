@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from govgate.core.access import compile_rules, glob_to_regex, match_rule, normalise_host, normalise_path
+from govgate.core.access import compile_rules, glob_to_regex, match_rule, normalise_path
+from govgate.core.hosts import host_of
 from tests.decide.builder import rule
 
 
@@ -121,8 +122,8 @@ def test_public_rule_cannot_be_used_to_reach_a_staff_path() -> None:
 
 
 def test_hosts_compare_without_case_port_and_trailing_dot() -> None:
-    assert normalise_host("Portal.Example.GOV.cn.:8443") == "portal.example.gov.cn"
-    assert normalise_host("[2001:db8::1]:443") == "[2001:db8::1]"
+    assert host_of("Portal.Example.GOV.cn.:8443") == "portal.example.gov.cn"
+    assert host_of("[2001:db8::1]:443") == "[2001:db8::1]"
     compiled = compile_rules([rule("r", ["/**"], "public", hosts=("portal.example.gov.cn", "*.intra.gov.cn"))])
     assert match_rule(compiled, "PORTAL.example.gov.cn.:443", "/x", "GET") is not None
     assert match_rule(compiled, "a.intra.gov.cn", "/x", "GET") is not None

@@ -146,6 +146,8 @@ def test_expired_device_is_not_recognised(policy: Path, capsys: pytest.CaptureFi
     ["--ip", "10.1.2.3", "--device", "no-such-device"],
     ["--ip", "10.1.2.3", "--country", "Britain"],
     ["--ip", "10.1.2.3", "--groups", "staff"],
+    ["--ip", "10.1.2.3", "--host", "[1:2]"],  # the gateway answers 400: nothing to explain
+    ["--ip", "10.1.2.3", "--host", "portal.example.gov.cn:99999"],
 ])
 def test_bad_arguments_exit_2(policy: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = explain(policy, *args, capsys=capsys)

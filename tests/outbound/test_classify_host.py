@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from govgate.core.outbound import HostClassifier, classify_host, normalise_host
+from govgate.core.hosts import host_of
+from govgate.core.outbound import HostClassifier, classify_host
 from govgate.core.policy.model import Policy
 
 
@@ -38,6 +39,6 @@ def test_the_page_host_can_be_added_as_internal(classifier: HostClassifier) -> N
     assert classifier.is_external("127.0.0.1") is True
 
 
-def test_normalise_host_lowercases_strips_port_dot_and_converts_idna() -> None:
-    assert normalise_host("WWW.例子.政务.:443") == "www.xn--fsqu00a.xn--zfr164b"
-    assert normalise_host("[::1]:8080") == "[::1]"
+def test_hosts_are_compared_lowercased_without_port_and_dot_in_idna() -> None:
+    assert host_of("WWW.例子.政务.:443") == "www.xn--fsqu00a.xn--zfr164b"
+    assert host_of("[::1]:8080") == "[::1]"

@@ -418,6 +418,24 @@ def test_a_public_host_in_the_host_header_is_kept_with_the_port_it_reached(
     assert f'href="https://{origin}/__govgate/leave?url='.encode() in (f.response.content or b"")
 
 
+@pytest.mark.parametrize(("host", "origin"), [
+    ("[0:0:0:0:0:0:0:1]:8443", "[0:0:0:0:0:0:0:1]:8443"),  # public_hosts' [::1], spelled as the client did
+    ("[::1]", "[::1]"),
+    ("[0::01]:1", "[0::01]"),
+    ("[::ffff:7f00:1]", "portal.example.gov.cn"),  # not [::1]: not a public host
+    ("[1:2]", "portal.example.gov.cn"),
+])
+def test_a_public_ipv6_host_is_recognised_in_any_spelling(runtime: TinyRuntime, host: str, origin: str) -> None:
+    addon = OutboundLinks(runtime.with_policy(make_policy(public_hosts=("portal.example.gov.cn", "[::1]"))))
+    with taddons.context(addon):
+        f = flow_with(b'<a href="http://evil.example/">e</a>', {"content-type": "text/html"})
+        f.client_conn.sockname = ("::1", 8443)
+        f.request.headers["host"] = host
+        run(addon, f)
+    assert f.response is not None
+    assert f'href="https://{origin}/__govgate/leave?url='.encode() in (f.response.content or b"")
+
+
 @dataclass(frozen=True)
 class _Snapshot:
     policy: Policy

@@ -5,9 +5,10 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from govgate.core.html_scan import ScanState, scan_html
 from govgate.core.keys import GatewayKeys
 from govgate.core.leave_link import leave_url
-from govgate.core.link_rewrite import RewriteResult, _scan, _ScanState, rewrite_html
+from govgate.core.link_rewrite import RewriteResult, rewrite_html
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Outbound, RedirectMode
 
@@ -77,8 +78,8 @@ def test_only_rewritten_values_change(body: bytes) -> None:
     result = run(body)
     # Cut every examined value out of input and output: what remains must be identical.
     def strip(b: bytes) -> bytes:
-        state = _ScanState()
-        _scan(b, 0, len(b), state)
+        state = ScanState()
+        scan_html(b, 0, len(b), state)
         out, last = [], 0
         for _kind, start, end, _in_template, _safe in state.targets:
             out.append(b[last:start])

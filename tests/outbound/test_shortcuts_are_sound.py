@@ -8,17 +8,8 @@ import ada_url
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from govgate.core.link_rewrite import (
-    _PLAIN_HOST,
-    _SAFE_DQ,
-    _SAME_HOST,
-    _SPECIAL_NAMES,
-    RewriteResult,
-    _names_trie,
-    _unescape_attr,
-    host_of_href,
-    rewrite_html,
-)
+from govgate.core.html_scan import _SAFE_DQ, _SPECIAL_NAMES, _names_trie, unescape_attr
+from govgate.core.link_rewrite import _PLAIN_HOST, _SAME_HOST, RewriteResult, host_of_href, rewrite_html
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Outbound, RedirectMode
 
@@ -33,7 +24,7 @@ SETTINGS = settings(max_examples=600, deadline=None)
 
 def resolved_host(value: str) -> str | None:
     try:
-        return ada_url.URL(_unescape_attr(value), BASE).hostname
+        return ada_url.URL(unescape_attr(value), BASE).hostname
     except ValueError:
         return None
 

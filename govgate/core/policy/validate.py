@@ -21,11 +21,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import ada_url
 import maxminddb
 
 from govgate.core.countries import country_problem
 from govgate.core.durations import parse_duration
+from govgate.core.hosts import parse_host
 from govgate.core.policy import schema
 from govgate.core.policy.load import YMap, YNode, YScalar, YSeq
 from govgate.core.policy.model import (
@@ -68,7 +68,6 @@ _DAILY = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _METHOD = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
 _ASCII_HOST = re.compile(r"^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$")
-_HOST_FORBIDDEN = set("/\\?#@:[]%<>^|\"' \t\r\n")
 _GLOB_FORBIDDEN = set("?#\\ \t\r\n")
 
 
@@ -296,7 +295,7 @@ class Validator:
         name = text
         if wildcard and name.startswith("*."):
             star, name = "*.", name[2:]
-        normalised = normalise_host(name)
+        normalised = policy_host(name)
         if normalised is None:
             self.p.add(node, path, f"expected {what}; found {text!r}")
             return None
@@ -998,32 +997,16 @@ class Validator:
 # --------------------------------------------------------------------- plain parsers
 
 
-def normalise_host(text: str) -> str | None:
-    """Lower-case ASCII (IDNA) host without trailing dot; IPv6 in brackets. None if not a bare host."""
-    name = text.strip()
-    if name.startswith("[") and name.endswith("]") and "%" not in name:
-        try:
-            return f"[{ipaddress.IPv6Address(name[1:-1]).compressed}]"
-        except ValueError:
-            return None
-    if ":" in name and "%" not in name:
-        try:
-            return f"[{ipaddress.IPv6Address(name).compressed}]"
-        except ValueError:
-            return None
-    if name.endswith("."):
-        name = name[:-1]
-    if not name or any(c in _HOST_FORBIDDEN or ord(c) < 0x20 for c in name):
+def policy_host(text: str) -> str | None:
+    """A host as the policy may name it, in the canonical form of ``govgate.core.hosts``; None if it is not one.
+
+    Beyond what ``parse_host`` reads, a name must be letters, digits, ``-`` and ``_`` in non-empty
+    dot-separated labels once in ASCII (no ``*``, quotes or other characters a URL parser lets by).
+    """
+    host = parse_host(text)
+    if host is None or (not host.startswith("[") and not _ASCII_HOST.fullmatch(host)):
         return None
-    try:
-        url = ada_url.URL(f"http://{name}/")
-    except ValueError:
-        return None
-    host = str(url.hostname)
-    if url.port or str(url.pathname) != "/":
-        return None
-    host = host.removesuffix(".")
-    return host if _ASCII_HOST.fullmatch(host) else None
+    return host
 
 
 def parse_hostport(text: str) -> HostPort | str:

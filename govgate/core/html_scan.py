@@ -1,0 +1,617 @@
+"""Where the links are in an HTML or XHTML document's bytes: the scanner behind outbound-link warnings (Art. 15).
+
+Owns finding, in the raw bytes, every ``a``/``area`` ``href``, ``form`` ``action``,
+``button``/``input`` ``formaction``, ``<meta http-equiv=refresh>`` URL and ``<iframe srcdoc>``
+document that an HTML parser would see (``ScanState.targets``, as byte offsets), and the document's
+first ``<base href>``. What the values mean (resolving, classifying, replacing) is ``link_rewrite``'s job.
+
+Why a hand-written scanner: a DOM library re-serialises the page (not byte-exact) and is slow.
+The HTML tokenizer's structure is small enough to follow with compiled regular expressions over
+bytes: tags (quoted, single-quoted, unquoted attributes; a tag only ends at a ``>`` outside a
+quoted value), comments (with ``<!-->`` and ``--!>``), bogus comments (``<!``, ``<?``, ``</x``),
+raw text (``script`` with its escape states, ``style``, ``xmp``, ``iframe``, ``noembed``,
+``noframes``, ``noscript`` as Chromium parses it with scripting on), RCDATA (``textarea``,
+``title``), ``plaintext``, foreign content (``svg``/``math``, where those are ordinary elements and
+``<![CDATA[`` is a real section; left only where the tree builder surely leaves it) and
+``template`` (parsed, its contents left alone, except a declarative shadow root's, which are live).
+The tag names that matter are matched as a trie (``_names_trie``), and text and tags that cannot
+matter are jumped over inside the regex engine (``_FAST``). Nesting (``srcdoc`` in ``srcdoc``,
+``noscript`` in ``noscript``) is capped at ``MAX_NESTING``; past it, and wherever the scan cannot
+tell what the browser does, ``RewriteRefused`` is raised so the caller fails closed.
+``noscript`` content is additionally scanned as markup, so a browser with scripting off is
+protected too; with scripting on it is text and the change is invisible.
+
+``scan_xml`` walks XHTML by XML rules, conservatively. ``unescape_attr`` decodes character
+references in an attribute value as the tokenizer does.
+
+In every encoding a browser treats as ASCII-compatible for markup (UTF-8, GBK, GB18030, Big5,
+Shift_JIS, EUC-*, single-byte), the bytes ``< > " ' = /`` and whitespace are never part of a
+multi-byte character, so scanning bytes is exact; other encodings are transcoded by the caller.
+"""
+
+from __future__ import annotations
+
+import html.entities
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class LinkKind(StrEnum):
+    HREF = "href"
+    ACTION = "action"
+    FORMACTION = "formaction"
+    REFRESH = "refresh"
+    SRCDOC = "srcdoc"  # <iframe srcdoc>: a whole document whose links are rewritten in turn
+
+
+# ---------------------------------------------------------------- tokenizer patterns (bytes)
+
+_WSC = rb"\t\n\f\r "
+_NAME = rb"[^\t\n\f\r />][^\t\n\f\r />=]*+"
+_VAL = rb"(?:\"[^\"]*+\"|'[^']*+'|(?![\"'])[^\t\n\f\r >]*+)"
+_ATTR = rb"(?>" + _NAME + rb"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+" + _VAL + rb")?+)"
+# attributes then ">"; group "tail" holds the separator before ">" (ends with "/" ⇔ self-closing)
+_ATTRS_END = rb"(?:[\t\n\f\r /]*+" + _ATTR + rb")*+(?P<tail>[\t\n\f\r /]*+)>"
+_TAGNAME = rb"[A-Za-z][^\t\n\f\r />]*+"
+
+_SPECIAL_NAMES = (
+    rb"a|area|form|button|input|meta|base|script|style|textarea|title|xmp|iframe|noembed|noframes|noscript"
+    rb"|plaintext|template|svg|math"
+)
+
+
+def _names_trie(names: list[bytes]) -> bytes:
+    """A regex matching exactly ``names``, ASCII case-insensitively, as a trie of character classes.
+
+    The same language as ``(?i:n1|n2|...)``, but the engine rejects a name at its first differing
+    letter instead of trying every alternative (the scan's hot path: ``<span`` is not ``<script``).
+    """
+    if b"" in names:
+        rest = [n for n in names if n]
+        return b"(?:" + _names_trie(rest) + b")?" if rest else b""
+    by_first: dict[bytes, list[bytes]] = {}
+    for n in names:
+        by_first.setdefault(n[:1], []).append(n[1:])
+    alternatives = [
+        (b"[" + first.lower() + first.upper() + b"]" if first.isalpha() else re.escape(first)) + _names_trie(tails)
+        for first, tails in sorted(by_first.items())
+    ]
+    return alternatives[0] if len(alternatives) == 1 else b"(?:" + b"|".join(alternatives) + b")"
+
+
+_SPECIAL_TRIE = _names_trie(_SPECIAL_NAMES.split(b"|"))
+_ANY_END = _ATTRS_END.replace(b"?P<tail>", b"?:")
+# The common shape of a tag's rest (` name="v"`, ` name='v'`, ` name=v`, ` name`, then `>` or `/>`): a strict
+# subset of the grammar above that ends the tag at the same `>`, tried first because it is cheaper.
+_SIMPLE_END = (
+    rb"(?:[\t\n\f\r ]++[A-Za-z_:][-\w:.]*+(?:=(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'=<`]++))?+)*+"
+    rb"[\t\n\f\r ]*+/?>"
+)
+# Start tags that cannot matter: names starting with a letter no special name starts with, or else not special.
+_PLAIN_START = (
+    rb"<(?:[c-eg-hj-loqru-wyzC-EG-HJ-LOQRU-WYZ]|(?!" + _SPECIAL_TRIE + rb"[\t\n\f\r />])[A-Za-z])"
+    rb"[^\t\n\f\r />]*+(?:" + _SIMPLE_END + rb"|" + _ANY_END + rb")"
+)
+_PLAIN_END = (
+    rb"</(?:[a-ln-ru-zA-LN-RU-Z]|(?!" + _names_trie([b"template", b"svg", b"math"]) + rb"[\t\n\f\r />])[A-Za-z])"
+    rb"[^\t\n\f\r />]*+"
+    rb"(?:>|" + _ANY_END + rb")"
+)
+# Jump over text and every tag that cannot matter, inside the regex engine (text runs unrolled).
+_SKIP = re.compile(rb"[^<]*+(?:(?:" + _PLAIN_END + rb"|" + _PLAIN_START + rb"|<(?![A-Za-z!/?]))[^<]*+)*+")
+_TAG_OPEN = re.compile(rb"<(/?)(" + _TAGNAME + rb")")
+_TAG_REST = re.compile(_ATTRS_END)
+_ATTR_ITER = re.compile(
+    rb"[\t\n\f\r /]*+(?:(?P<name>" + _NAME + rb")(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+"
+    rb"(?:\"(?P<dq>[^\"]*+)\"|'(?P<sq>[^']*+)'|(?P<uq>[^\t\n\f\r >]*+)))?+)?"
+)
+
+
+# A double-quoted value that cannot leave the base's host (see ``link_rewrite._SAME_HOST``), marked by group ``s``.
+_SAFE_DQ = (
+    rb"[\x00-\x20]*+(?:[?#][^\"]*+"
+    rb"|/(?![/\\\t\n\r&])[^\"?#\\\t\n\r&]*+(?:[?#][^\"]*+)?"
+    rb"|[^\":/?#\\\t\n\r&\x00-\x20][^\":/?#\\\t\n\r&]*+(?:/[^\"?#\\\t\n\r&]*+)?(?:[?#][^\"]*+)?)?"
+)
+
+
+def _first_attr_src(attr: bytes, rest: bytes = _ATTRS_END.replace(b"?P<tail>", b"?P<t>"), safe: bool = False) -> bytes:
+    """Rest of a start tag, capturing the FIRST ``attr`` (duplicates are dropped by the tokenizer).
+
+    Group ``n``: the attribute name; ``v``: its value with any quotes; ``t``: the separator before ``>``.
+    """
+    not_it = rb"(?!(?i:" + attr + rb")[\t\n\f\r />=])"
+    return (
+        rb"(?:[\t\n\f\r /]*+" + not_it + _ATTR + rb")*+[\t\n\f\r /]*+"
+        rb"(?:(?P<n>(?i:" + attr + rb"))(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+"
+        + (rb"(?P<v>\"(?:" + _SAFE_DQ + rb"(?P<s>\")|[^\"]*+\")" if safe else rb"(?P<v>\"[^\"]*+\"")
+        + rb"|'[^']*+'|(?![\"'])[^\t\n\f\r >]*+))?+)?+" + rest
+    )
+
+
+_FIRST_HREF = re.compile(_first_attr_src(b"href"))
+_FIRST_ACTION = re.compile(_first_attr_src(b"action"))
+_FIRST_FORMACTION = re.compile(_first_attr_src(b"formaction"))
+_FIRST_SRCDOC = re.compile(_first_attr_src(b"srcdoc"))
+_TARGET_PATTERNS: dict[bytes, tuple[re.Pattern[bytes], LinkKind]] = {}
+# The hot path: skip to the next tag that matters and, when it is <a>/<area>, take it whole in one call.
+_A_TAG = _first_attr_src(b"href", rb"(?:" + _SIMPLE_END + rb"|" + _ANY_END + rb")", safe=True)
+_FAST = re.compile(_SKIP.pattern + rb"(?P<a><(?i:a|area)(?=[\t\n\f\r />])" + _A_TAG + rb")?")
+# An <a>/<area> whose first href is a double-quoted value that cannot leave the base's host (``_SAFE_DQ``).
+_SAFE_A = (
+    rb"<(?i:a|area)(?=[\t\n\f\r />])(?:[\t\n\f\r /]*+(?!(?i:href)[\t\n\f\r />=])" + _ATTR + rb")*+"
+    rb"[\t\n\f\r /]*+(?i:href)[\t\n\f\r ]*+=[\t\n\f\r ]*+\"" + _SAFE_DQ + rb"\""
+    rb"(?:" + _SIMPLE_END + rb"|" + _ANY_END + rb")"
+)
+# ``_FAST`` that also jumps over those <a>/<area> tags, inside the regex engine: most of a portal's links
+# are paths on its own site, and with an internal base they need no look at all. Only valid when the
+# base turns out to be an internal http(s) URL (``link_rewrite._Resolver.fast``); ``link_rewrite._plan``
+# scans again otherwise.
+_FAST_SKIP_SAME_HOST = re.compile(
+    _SKIP.pattern.replace(b"|<(?![A-Za-z!/?]))", b"|" + _SAFE_A + b"|<(?![A-Za-z!/?]))")
+    + rb"(?P<a><(?i:a|area)(?=[\t\n\f\r />])" + _A_TAG + rb")?"
+)
+assert _FAST_SKIP_SAME_HOST.pattern != _FAST.pattern, "the <a> alternative was not added"
+assert _FAST_SKIP_SAME_HOST.groupindex == _FAST.groupindex
+_S = _FAST.groupindex["s"]
+_A = _FAST.groupindex["a"]
+_V = _FAST.groupindex["v"]
+
+_COMMENT_END = re.compile(rb"--!?>")
+_SCRIPT_DATA = re.compile(rb"</(?i:script)[\t\n\f\r />]|<!--")
+_SCRIPT_ESCAPED = re.compile(rb"-->|</(?i:script)[\t\n\f\r />]|<(?i:script)[\t\n\f\r />]")
+_SCRIPT_DOUBLE = re.compile(rb"-->|</(?i:script)[\t\n\f\r />]")
+_RAW_END = {
+    name: re.compile(rb"</(?i:" + name + rb")[\t\n\f\r />]")
+    for name in (b"style", b"xmp", b"iframe", b"noembed", b"noframes", b"noscript", b"textarea", b"title")
+}
+_QUOTES = (0x22, 0x27)
+_BREAKOUT = frozenset(
+    b"b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr i img li listing "
+    b"menu meta nobr ol p pre ruby s small span strong strike sub sup table tt u ul var".split()
+)
+_FOREIGN_NAMES = frozenset(
+    b"a animate animatemotion animatetransform circle clippath defs desc discard ellipse filter foreignobject g "
+    b"image line lineargradient marker mask metadata mpath path pattern polygon polyline radialgradient rect "
+    b"script set stop style switch symbol text textpath title tspan use view font glyph "
+    b"math mi mo mn ms mtext mrow mfrac msqrt mroot msub msup msubsup munder mover munderover mtable mtr mtd "
+    b"mlabeledtr mspace mstyle semantics annotation annotation-xml menclose mpadded mphantom merror "
+    b"mmultiscripts mprescripts none maction".split()
+)
+_INTEGRATION = frozenset(b"foreignobject desc title mi mo mn ms mtext annotation-xml".split())
+_TARGET_PATTERNS.update({
+    b"a": (_FIRST_HREF, LinkKind.HREF),
+    b"area": (_FIRST_HREF, LinkKind.HREF),
+    b"base": (_FIRST_HREF, LinkKind.HREF),
+    b"form": (_FIRST_ACTION, LinkKind.ACTION),
+    b"button": (_FIRST_FORMACTION, LinkKind.FORMACTION),
+    b"input": (_FIRST_FORMACTION, LinkKind.FORMACTION),
+})
+
+
+# (kind, value start, value end, inside <template>): a plain tuple, made thousands of times per page
+# The last field says the value cannot leave the base's host if the base is an internal http(s) URL.
+type _Target = tuple[LinkKind, int, int, bool, bool]
+
+
+MAX_NESTING = 32  # <iframe srcdoc> documents within documents, <noscript> within <noscript>
+
+
+class RefusalReason(StrEnum):
+    NESTING = "nesting"  # srcdoc/noscript nested deeper than MAX_NESTING
+    AMBIGUOUS_BASE = "ambiguous_base"  # a <base href> the browser may or may not honour
+    XHTML = "xhtml"  # an XHTML document the conservative XML scan cannot vouch for
+
+
+class RewriteRefused(Exception):
+    """The document cannot be rewritten safely; the caller must not pass it on as it is (fail closed)."""
+
+    def __init__(self, reason: RefusalReason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class ScanState:
+    targets: list[_Target] = field(default_factory=list)
+    base: bytes | None = None  # raw value of the first <base href>
+    base_seen: bool = False
+
+
+def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: int = 0,
+          skip_same_host: bool = False) -> None:
+    """Walk buf[start:stop] as the HTML tokenizer would, recording target attribute values.
+
+    Foreign content (``svg``/``math``) is left only where the tree builder surely leaves it: the
+    matching ``</svg>``/``</math>``, ``</p>``, ``</br>`` and the breakout start tags (HTML
+    §13.2.6.5). Any other end tag there may or may not pop the SVG/MathML element, depending on the
+    HTML elements open around it, which a scanner does not track: the scan stays in foreign content
+    (where raw-text elements are ordinary, so it reads at least what the browser reads) and, while
+    that doubt lasts, reads ``<![CDATA[`` as the bogus comment HTML would see and refuses a
+    ``<base href>`` it cannot place.
+    """
+    if nested > MAX_NESTING:
+        raise RewriteRefused(RefusalReason.NESTING)
+    pos = start
+    template = 0  # open inert templates
+    templates: list[bool] = []  # open templates, True when inert (not a declarative shadow root)
+    foreign: list[bytes] = []  # open svg/math roots, innermost last
+    doubt = False  # an end tag in foreign content that the browser may have honoured by leaving it
+    # integration points: (end tag name, foreign roots to restore, doubt to restore)
+    islands: list[tuple[bytes, list[bytes], bool]] = []
+    scan_links = (_FAST_SKIP_SAME_HOST if skip_same_host else _FAST).finditer
+    targets = state.targets
+    while pos < stop:
+        if not foreign and not islands:
+            in_template = template > 0
+            for f in scan_links(buf, pos, stop):  # each match: skipped text/tags, then maybe one <a>/<area>
+                pos = f.end()
+                if f.start(_A) < 0:
+                    break  # stopped before something that needs a closer look (or at the end)
+                vs, ve = f.span(_V)
+                if vs >= 0:
+                    if ve > vs and buf[vs] in _QUOTES:
+                        vs += 1
+                        ve -= 1
+                    targets.append((LinkKind.HREF, vs, ve, in_template, f.start(_S) >= 0))
+            if pos >= stop:
+                return
+        else:
+            lt = buf.find(b"<", pos, stop)
+            if lt < 0:
+                return
+            pos = lt
+        nxt = buf[pos + 1:pos + 2]
+        if nxt == b"!":
+            if buf.startswith(b"<!--", pos):
+                if buf.startswith(b">", pos + 4):
+                    pos += 5
+                elif buf.startswith(b"->", pos + 4):
+                    pos += 6
+                else:
+                    m = _COMMENT_END.search(buf, pos + 4, stop)
+                    if m is None:
+                        return
+                    pos = m.end()
+                continue
+            if foreign and not islands and not doubt and buf.startswith(b"<![CDATA[", pos):
+                end = buf.find(b"]]>", pos + 9, stop)
+                if end < 0:
+                    return
+                pos = end + 3
+                continue
+            end = buf.find(b">", pos + 2, stop)
+            if end < 0:
+                return
+            pos = end + 1
+            continue
+        if nxt == b"?":
+            end = buf.find(b">", pos + 2, stop)
+            if end < 0:
+                return
+            pos = end + 1
+            continue
+        m = _TAG_OPEN.match(buf, pos, stop)
+        if m is None:
+            if nxt == b"/":
+                if buf.startswith(b">", pos + 2):
+                    pos += 3
+                    continue
+                end = buf.find(b">", pos + 2, stop)
+                if end < 0:
+                    return
+                pos = end + 1
+                continue
+            pos += 1
+            continue
+        is_end = bool(m.group(1))
+        name = m.group(2).lower()
+        after_name = m.end()
+        if is_end:
+            r = _TAG_REST.match(buf, after_name, stop)
+            if r is None:
+                return
+            pos = r.end()
+            if islands and name == islands[-1][0]:
+                _, foreign, doubt = islands.pop()
+            elif foreign:
+                if name in foreign:  # pops up to the innermost open root of that name
+                    del foreign[len(foreign) - 1 - foreign[::-1].index(name):]
+                elif name in (b"p", b"br"):
+                    foreign = []  # HTML §13.2.6.5: </p> and </br> leave foreign content
+                else:
+                    doubt = True  # popped only if a matching HTML element is in scope: unknown here
+                if not foreign:
+                    doubt = False
+            elif name == b"template" and templates and templates.pop():
+                template -= 1  # an inert template closed
+            continue
+        if foreign:
+            if name in _BREAKOUT or (name == b"font" and _font_breaks_out(buf, after_name, stop)):
+                foreign = []  # the tag is handled below as an HTML tag
+                doubt = False
+            elif name in _INTEGRATION:
+                r = _TAG_REST.match(buf, after_name, stop)
+                if r is None:
+                    return
+                pos = r.end()
+                if not r.group("tail").endswith(b"/"):
+                    islands.append((name, foreign, doubt))
+                    foreign = []
+                    doubt = False
+                continue
+        pattern_kind = _TARGET_PATTERNS.get(name)
+        if pattern_kind is not None:
+            pattern, kind = pattern_kind
+            r = pattern.match(buf, after_name, stop)
+            if r is None:
+                return
+            pos = r.end()
+            vs, ve = r.span("v")
+            if vs >= 0 and ve > vs and buf[vs] in _QUOTES:
+                vs += 1
+                ve -= 1
+            if name == b"base":
+                # Only a base in the document tree counts: not one in a template, nor in a shadow root.
+                if doubt and r.start("n") >= 0 and not state.base_seen and not templates and not nested:
+                    raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)
+                if r.start("n") >= 0 and not state.base_seen and not templates and not foreign and not nested:
+                    state.base_seen = True
+                    state.base = buf[vs:ve] if vs >= 0 else b""
+                continue
+            if vs >= 0:
+                targets.append((kind, vs, ve, template > 0, False))
+            elif foreign and name == b"a" and r.start("n") < 0:
+                _xlink_href(buf, after_name, stop, state, template > 0)  # SVG <a xlink:href>
+            continue
+        if name == b"meta":
+            pos = _meta(buf, after_name, stop, state, template > 0)
+            if pos < 0:
+                return
+            continue
+        if name == b"iframe":  # in SVG/MathML srcdoc means nothing: rewriting it anyway is harmless
+            r = _FIRST_SRCDOC.match(buf, after_name, stop)
+            if r is None:
+                return
+            vs, ve = r.span("v")
+            if vs >= 0:
+                if ve > vs and buf[vs] in _QUOTES:
+                    vs += 1
+                    ve -= 1
+                targets.append((LinkKind.SRCDOC, vs, ve, template > 0, False))
+        else:
+            r = _TAG_REST.match(buf, after_name, stop)
+            if r is None:
+                return
+        pos = r.end()
+        if name in (b"svg", b"math"):
+            if not r.group("tail").endswith(b"/"):
+                foreign.append(name)
+            continue
+        if foreign:
+            continue
+        if name == b"template":
+            # A declarative shadow root (shadowrootmode, or Chromium's former shadowroot) is live DOM:
+            # its contents are scanned like any markup. Only an inert template's contents are left alone.
+            inert = template > 0 or not _is_shadow_root(buf, after_name, stop)
+            templates.append(inert)
+            template += inert
+            continue
+        if name == b"script":
+            pos = _script_end(buf, pos, stop)
+        elif name == b"plaintext":
+            return
+        elif name in _RAW_END:
+            end_m = _RAW_END[name].search(buf, pos, stop)
+            end = stop if end_m is None else end_m.start()
+            if name == b"noscript":
+                # Scripting off, this is markup: protect those readers too (invisible with scripting on).
+                scan_html(buf, pos, end, state, nested=nested + 1, skip_same_host=skip_same_host)
+            pos = end
+
+
+_XML_NAME = re.compile(rb"[^\x00-\x20/>=\"'<]++")
+_XML_ATTR = re.compile(rb"[\t\n\r ]++([^\x00-\x20/>=\"'<]++)[\t\n\r ]*+=[\t\n\r ]*+(?:\"([^\"<]*+)\"|'([^'<]*+)')")
+_XML_TAG_END = re.compile(rb"[\t\n\r ]*+/?>")
+_XML_LINKS = frozenset((b"a", b"area", b"form", b"button", b"input"))
+_XML_KINDS = {b"href": LinkKind.HREF, b"action": LinkKind.ACTION, b"formaction": LinkKind.FORMACTION}
+
+
+def scan_xml(buf: bytes, start: int, stop: int, state: ScanState) -> None:
+    """Walk an XML (XHTML) document conservatively, recording every attribute that may navigate.
+
+    XML has no raw-text elements, and an element is a link by its namespace, not its spelling: so
+    every element whose local name (after any prefix) is ``a``, ``area``, ``form``, ``button`` or
+    ``input`` counts, with every ``href``, ``action``, ``formaction`` and ``<prefix>:href``
+    attribute. What is not well-formed (a browser shows only what precedes it), an internal DTD
+    subset (entities could expand into markup) or a second ``base`` raises ``RewriteRefused``.
+    """
+    pos = start
+    while True:
+        lt = buf.find(b"<", pos, stop)
+        if lt < 0:
+            return
+        for opener, closer in ((b"<!--", b"-->"), (b"<![CDATA[", b"]]>"), (b"<?", b"?>")):
+            if buf.startswith(opener, lt):
+                end = buf.find(closer, lt + len(opener), stop)
+                if end < 0:
+                    return  # unterminated: nothing after it is rendered
+                pos = end + len(closer)
+                break
+        else:
+            if buf.startswith(b"<!", lt) or buf.startswith(b"</", lt):
+                end = buf.find(b">", lt, stop)
+                if end < 0:
+                    return
+                if buf.startswith(b"<!", lt) and b"[" in buf[lt:end]:
+                    raise RewriteRefused(RefusalReason.XHTML)  # internal DTD subset: entities may add markup
+                pos = end + 1
+                continue
+            m = _XML_NAME.match(buf, lt + 1, stop)
+            if m is None:
+                raise RewriteRefused(RefusalReason.XHTML)
+            local = m.group().rpartition(b":")[2].lower()
+            pos = m.end()
+            attrs: list[tuple[bytes, int, int]] = []
+            while (a := _XML_ATTR.match(buf, pos, stop)) is not None:
+                g = 2 if a.start(2) >= 0 else 3
+                attrs.append((a.group(1).lower(), a.start(g), a.end(g)))
+                pos = a.end()
+            e = _XML_TAG_END.match(buf, pos, stop)
+            if e is None:
+                raise RewriteRefused(RefusalReason.XHTML)
+            pos = e.end()
+            _xml_element(buf, local, attrs, state)
+
+
+def _xml_element(buf: bytes, local: bytes, attrs: list[tuple[bytes, int, int]], state: ScanState) -> None:
+    if local in _XML_LINKS:
+        for name, vs, ve in attrs:
+            kind = _XML_KINDS.get(name) or (LinkKind.HREF if name.endswith(b":href") else None)
+            if kind is not None:
+                state.targets.append((kind, vs, ve, False, False))
+    elif local == b"base":
+        href = next(((vs, ve) for name, vs, ve in attrs if name == b"href"), None)
+        if href is not None:
+            if state.base_seen:
+                raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)  # which one the browser takes: unsure
+            state.base_seen = True
+            state.base = buf[href[0]:href[1]]
+    elif local == b"meta":
+        equiv = next(((vs, ve) for name, vs, ve in attrs if name == b"http-equiv"), None)
+        content = next(((vs, ve) for name, vs, ve in attrs if name == b"content"), None)
+        if equiv is not None and content is not None:
+            value = unescape_attr(buf[equiv[0]:equiv[1]].decode("latin-1"))
+            if value.strip("\t\n\f\r ").lower() == "refresh":
+                state.targets.append((LinkKind.REFRESH, content[0], content[1], False, False))
+    elif local == b"iframe":
+        for name, vs, ve in attrs:
+            if name == b"srcdoc":
+                state.targets.append((LinkKind.SRCDOC, vs, ve, False, False))
+
+
+def _script_end(buf: bytes, pos: int, stop: int) -> int:
+    """Where script data ends: the ``</script`` that closes it (HTML §13.2.5.4 ff., escape states)."""
+    while True:
+        m = _SCRIPT_DATA.search(buf, pos, stop)
+        if m is None:
+            return stop
+        if m.group().startswith(b"</"):
+            return m.start()
+        pos = m.start() + 2  # escaped dash-dash state: "<!-->" closes at once
+        while True:
+            e = _SCRIPT_ESCAPED.search(buf, pos, stop)
+            if e is None:
+                return stop
+            token = e.group()
+            if token == b"-->":
+                pos = e.end()
+                break
+            if token.startswith(b"</"):
+                return e.start()
+            d = _SCRIPT_DOUBLE.search(buf, e.end(), stop)  # double-escaped: "</script>" is text
+            if d is None:
+                return stop
+            if d.group() == b"-->":
+                pos = d.end()
+                break
+            pos = d.end()
+
+
+def _attrs(buf: bytes, pos: int, stop: int) -> tuple[list[tuple[bytes, int, int, bytes]], int]:
+    """All attributes of a tag from ``pos``: (lower name, value start, value end, quote); end or -1."""
+    out: list[tuple[bytes, int, int, bytes]] = []
+    seen: set[bytes] = set()
+    while True:
+        m = _ATTR_ITER.match(buf, pos, stop)
+        assert m is not None  # the pattern can match empty
+        pos = m.end()
+        if m.start("name") < 0:
+            if pos < stop and buf[pos] == 0x3E:
+                return out, pos + 1
+            return out, -1
+        name = m.group("name").lower()
+        if name in seen:
+            continue
+        seen.add(name)
+        for g, q in (("dq", b'"'), ("sq", b"'"), ("uq", b"")):
+            if m.start(g) >= 0:
+                out.append((name, m.start(g), m.end(g), q))
+                break
+        else:
+            out.append((name, m.end(), m.end(), b"-"))  # no value: empty, and nothing to rewrite
+
+
+def _is_shadow_root(buf: bytes, pos: int, stop: int) -> bool:
+    """``<template shadowrootmode>`` (or legacy ``shadowroot``): any value counts, to read more not less."""
+    attrs, _ = _attrs(buf, pos, stop)
+    return any(name in (b"shadowrootmode", b"shadowroot") for name, *_ in attrs)
+
+
+def _font_breaks_out(buf: bytes, pos: int, stop: int) -> bool:
+    """In foreign content, ``<font>`` with color, face or size leaves SVG/MathML (HTML §13.2.6.5)."""
+    attrs, _ = _attrs(buf, pos, stop)
+    return any(name in (b"color", b"face", b"size") for name, *_ in attrs)
+
+
+def _meta(buf: bytes, pos: int, stop: int, state: ScanState, in_template: bool) -> int:
+    attrs, end = _attrs(buf, pos, stop)
+    if end < 0:
+        return -1
+    equiv = next((a for a in attrs if a[0] == b"http-equiv"), None)
+    content = next((a for a in attrs if a[0] == b"content"), None)
+    if equiv is None or content is None or content[3] == b"-":
+        return end
+    value = unescape_attr(buf[equiv[1]:equiv[2]].decode("latin-1"))
+    if value.strip("\t\n\f\r ").lower() != "refresh":
+        return end
+    state.targets.append((LinkKind.REFRESH, content[1], content[2], in_template, False))
+    return end
+
+
+def _xlink_href(buf: bytes, pos: int, stop: int, state: ScanState, in_template: bool) -> None:
+    attrs, _ = _attrs(buf, pos, stop)
+    for name, start, end, quote in attrs:
+        if name == b"xlink:href" and quote != b"-":
+            state.targets.append((LinkKind.HREF, start, end, in_template, False))
+            return
+
+
+# ---------------------------------------------------------------- attribute values
+
+_CHARREF = re.compile(r"&(?:#[xX]([0-9A-Fa-f]+);?|#([0-9]+);?|([A-Za-z][A-Za-z0-9]*;?))")
+_HTML5 = html.entities.html5
+_C1 = {n: bytes([n]).decode("cp1252") for n in range(0x80, 0xA0) if n not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
+
+
+def _numeric(num: int) -> str:
+    if num == 0 or num > 0x10FFFF or 0xD800 <= num <= 0xDFFF:
+        return "\ufffd"
+    return _C1.get(num) or chr(num)
+
+
+def unescape_attr(value: str) -> str:
+    """Character references as the tokenizer decodes them in an attribute value (legacy-name rule)."""
+    if "&" not in value:
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if value.count("&") == value.count("&amp;") and "\x00" not in value:
+        return value.replace("&amp;", "&")  # the common case, e.g. "?a=1&amp;b=2"
+
+    def repl(m: re.Match[str]) -> str:
+        if m.group(1) is not None:
+            return _numeric(int(m.group(1), 16)) if len(m.group(1)) <= 8 else "\ufffd"
+        if m.group(2) is not None:
+            return _numeric(int(m.group(2))) if len(m.group(2)) <= 8 else "\ufffd"
+        run = m.group(3)
+        for k in range(min(len(run), 32), 1, -1):
+            name = run[:k]
+            if name in _HTML5:
+                if not name.endswith(";"):
+                    nxt = run[k] if k < len(run) else value[m.end()] if m.end() < len(value) else ""
+                    if nxt == "=" or (nxt.isascii() and nxt.isalnum()):
+                        return m.group()  # attribute-value rule: left as written
+                return _HTML5[name] + run[k:]
+        return m.group()
+
+    return _CHARREF.sub(repl, value).replace("\x00", "\ufffd")
