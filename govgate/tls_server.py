@@ -32,7 +32,6 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from mitmproxy.addons.tlsconfig import alpn_select_callback
 from OpenSSL import SSL, crypto
 
 from govgate.core.policy.model import Policy
@@ -115,6 +114,8 @@ def build_context(key: PrivateKey, leaf: x509.Certificate, chain: Sequence[x509.
     for cert in chain:
         ctx.add_extra_chain_cert(cert)
     ctx.check_privatekey()
+    from mitmproxy.addons.tlsconfig import alpn_select_callback  # mitmproxy's HTTP/2 vs HTTP/1.1 choice
+
     ctx.set_alpn_select_callback(alpn_select_callback)
     if request_client_cert:
         # Art. 30: a client certificate identifies a device. The handshake accepts any certificate (a browser
