@@ -12,6 +12,9 @@ import asyncio
 import contextlib
 import logging
 
+from mitmproxy import ctx
+from mitmproxy.addons.proxyserver import Proxyserver
+
 from addons.context import valid_target
 from govgate.core.hosts import split_host_port
 from govgate.core.https_redirect import https_location
@@ -47,6 +50,7 @@ class HttpsRedirect:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.server: asyncio.Server | None = None
+        self.https_port = runtime.policy.gateway.listen.port
 
     async def running(self) -> None:
         listen = self.runtime.policy.gateway.redirect_listen
@@ -58,6 +62,9 @@ class HttpsRedirect:
             logger.error("redirect.listen failed address=%s error=%s", listen, exc)
             return
         bound = self.server.sockets[0].getsockname()
+        proxyserver: Proxyserver | None = ctx.master.addons.get("proxyserver")  # type: ignore[no-untyped-call]
+        ports = [addr[1] for addr in proxyserver.listen_addrs()] if proxyserver is not None else []
+        self.https_port = ports[0] if ports else self.runtime.policy.gateway.listen.port  # the port really bound
         print(f"govgate: redirecting http://{listen.host}:{bound[1]}/ to HTTPS", flush=True)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -67,7 +74,7 @@ class HttpsRedirect:
             if len(head) > MAX_HEAD:
                 raise ValueError("head too large")
             gw = self.runtime.policy.gateway
-            writer.write(redirect_answer(head, gw.public_hosts, gw.listen.port))
+            writer.write(redirect_answer(head, gw.public_hosts, self.https_port))
             await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError,
                 ValueError) as exc:
