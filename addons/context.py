@@ -13,7 +13,7 @@ import logging
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv6Address, ip_address
 from urllib.parse import unquote_to_bytes
 
@@ -186,6 +186,19 @@ def valid_request_line(method: bytes, http_version: str, host: str | None) -> bo
     return _AUTHORITY.fullmatch(raw) is not None
 
 
+_BODYLESS_METHODS = frozenset({"GET", "HEAD"})
+
+
+def body_allowed(request: http.Request) -> bool:
+    """A ``GET`` or ``HEAD`` carries no body (no ``Transfer-Encoding``, no ``Content-Length`` other than 0, no
+    bytes): portals that ignore such a body would read it as the next request (request smuggling)."""
+    if request.method.upper() not in _BODYLESS_METHODS:
+        return True
+    if request.raw_content or "transfer-encoding" in request.headers:
+        return False
+    return all(value.strip() == "0" for value in request.headers.get_all("content-length"))
+
+
 def valid_headers(fields: tuple[tuple[bytes, bytes], ...]) -> bool:
     """No control characters (NUL, CR, LF…) in header values (RFC 9110 §5.5): refuse, don't pass them on."""
     return not any(_BAD_FIELD_VALUE.search(value) for _, value in fields)
@@ -271,6 +284,14 @@ class RequestContextAddon:
         if (not valid_request_line(request.data.method, request.http_version, request.host_header)
                 or (request.host_header and authority is None)):
             respond(flow, bad_request(request_id, as_json=as_json, what="method, version or host"))
+            return
+        if not body_allowed(request):
+            # A body a portal may ignore (CL.0) could carry a second request the gate never judged: refuse it, and
+            # close the connection after the answer so nothing after it is read as a request either.
+            page = bad_request(request_id, as_json=as_json, what="body on GET/HEAD")
+            if request.http_version.startswith("HTTP/1"):  # HTTP/2 frames each request: nothing to desync
+                page = replace(page, headers=(*page.headers, ("Connection", "close")))
+            respond(flow, page)
             return
         # Art. 29 (第二十九条): access must use secure connections.
         if not policy.gateway.insecure and not flow.client_conn.tls_established:

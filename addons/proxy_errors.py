@@ -164,11 +164,40 @@ def _own_headers_on_http2_errors(hsts: Callable[[], bool]) -> None:
     conn_class._handle_event = _handle_event  # type: ignore[method-assign]
 
 
+def _answer_malformed_bodies() -> None:
+    """A request body that cannot be read (a malformed chunk size, a body cut short) gets the gate's 400 page
+    before the connection is closed: mitmproxy's ``read_body`` only closed it, so the client got an empty
+    reply. Nothing of such a request reaches the portal (it is refused before the ``request`` hook)."""
+    conn_class = _http1.Http1Connection
+    original = conn_class.read_body
+    if getattr(original, "_govgate_400", False):
+        return
+
+    def read_body(self: _http1.Http1Connection, event: events.Event) -> layer.CommandGenerator[None]:
+        steps = original(self, event)
+        try:
+            command = next(steps)
+            while True:
+                if (isinstance(self, _http1.Http1Server) and isinstance(command, commands.CloseConnection)
+                        and command.connection is self.conn and self.response is None):
+                    yield commands.SendData(self.conn, _http1.make_error_response(400))
+                    # The answer is sent: mitmproxy's own later attempt (for the same error) must not send another.
+                    self.response = http.Response.make(400)
+                reply = yield command
+                command = steps.send(reply)
+        except StopIteration:
+            return
+
+    read_body._govgate_400 = True  # type: ignore[attr-defined]
+    conn_class.read_body = read_body  # type: ignore[method-assign]
+
+
 class ProxyErrors:
     def __init__(self, runtime: LiveRuntime) -> None:
         self.runtime = runtime
         _install(lambda: not runtime.policy.gateway.insecure)
         _answer_portal_failures_with_pages()
+        _answer_malformed_bodies()
         _own_headers_on_http2_errors(lambda: not runtime.policy.gateway.insecure)
 
     def error(self, flow: http.HTTPFlow) -> None:
@@ -179,6 +208,9 @@ class ProxyErrors:
         request_id = ctx.request_id if isinstance(ctx, RequestContext) else "-"
         if flow.error.msg.startswith(_CLIENT_GONE):  # the browser went away: routine, not worth a warning each
             logger.debug("request.aborted request_id=%s error=%s", request_id, flow.error.msg)
+            return
+        if flow.request.timestamp_end is None:  # the client's request itself could not be read: it got a 400
+            logger.info("request.malformed request_id=%s error=%s", request_id, flow.error.msg[:200])
             return
         timed_out = bool(flow.metadata.get(UPSTREAM_TIMEOUT_KEY))
         logger.warning("upstream.error request_id=%s reason=%s error=%s", request_id,
