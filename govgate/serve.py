@@ -22,6 +22,7 @@ from mitmproxy import options
 from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
 
+from addons.connections import ConnectionLimits
 from addons.context import RequestContextAddon
 from addons.gate import Gate
 from addons.https_redirect import HttpsRedirect
@@ -118,6 +119,7 @@ async def serve(runtime: LiveRuntime, *, confdir: Path,
             logger.info("policy.reload applying options=%s", ",".join(sorted(changed)))
             opts.update(**changed)
 
+    limits = ConnectionLimits(runtime)
     master.addons.add(
         RequestContextAddon(runtime),
         GatePages(runtime),
@@ -126,15 +128,31 @@ async def serve(runtime: LiveRuntime, *, confdir: Path,
         SecurityHeaders(runtime),
         ProxyErrors(runtime),
         UpstreamTimeout(runtime),  # after the gate: its `request` hook sees forwarded flows only
+        limits,  # last: its `response` hook marks the final answer of a connection after every other change
         PolicyWatch(runtime, on_reload),
         MetricsEndpoint(runtime),
         HttpsRedirect(runtime),
         StartupReport(runtime, ready),
     )
     loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    async def drain_then_stop() -> None:
+        try:
+            await limits.drain(runtime.policy.gateway.drain_timeout.total_seconds())
+        finally:
+            master.shutdown()
+
+    def on_signal() -> None:
+        if stopping:  # a second signal: stop now
+            master.shutdown()
+            return
+        logger.info("gateway.stop requested: draining")
+        stopping.append(loop.create_task(drain_then_stop(), name="govgate drain"))
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, master.shutdown)
+            loop.add_signal_handler(sig, on_signal)
     try:
         await master.run()
     finally:

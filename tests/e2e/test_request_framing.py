@@ -195,9 +195,11 @@ def test_malformed_or_conflicting_framing_gets_the_gates_400_page(gw: Gateway, p
 
 def test_pipelined_requests_are_answered_in_order(gw: Gateway) -> None:
     raw = (request(b"GET", b"/news/1") + request(b"GET", b"/__govgate/health") + request(b"GET", b"/admin/")
-           + request(b"HEAD", b"/news/2") + request(b"GET", b"/news/3"))
-    responses, closed = exchange(gw, raw, methods=("GET", "GET", "GET", "HEAD", "GET"))
-    assert [r.status_code for r in responses] == [200, 200, 403, 200, 200]
+           + request(b"HEAD", b"/news/2") + request(b"HEAD", b"/__govgate/health") + request(b"HEAD", b"/admin/")
+           + request(b"GET", b"/news/3"))
+    # HEAD answers made by the gate itself carry no body: otherwise the next answer would be misread.
+    responses, closed = exchange(gw, raw, methods=("GET", "GET", "GET", "HEAD", "HEAD", "HEAD", "GET"))
+    assert [r.status_code for r in responses] == [200, 200, 403, 200, 200, 403, 200]
     assert not closed  # keep-alive: the client may go on
 
 

@@ -1,0 +1,202 @@
+"""Client connections that end gracefully: after ``gateway.max_requests_per_connection`` requests, and on SIGTERM.
+
+Bounded connections: one long-lived connection must not grow the gateway without end (mitmproxy and its
+HTTP/2 library keep some state per stream for the life of a connection). After the configured number of
+requests (1,000 by default, as nginx's ``keepalive_requests``) the connection is closed gracefully: the
+last answer over HTTP/1.1 carries ``Connection: close``; over HTTP/2 a GOAWAY naming the last stream served
+goes out at once (``_goaway_when_asked`` wraps mitmproxy's HTTP/2 server: no hook exists there), the
+streams in flight finish, and the connection is closed once idle.
+
+Graceful shutdown (``drain``, on SIGTERM): stop accepting, answer requests in flight (up to
+``gateway.drain_timeout``), closing each connection as soon as it is idle — nothing written still waiting in
+its buffer and no request in flight — with ``Connection: close``/GOAWAY on answers given meanwhile; at the
+deadline whatever is left is closed. Idle connections are closed by the sweeper, every 0.25 s.
+
+Registered last, so its ``response`` hook also sees the final answer: one to ``HEAD`` goes out without a body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import h2.errors
+import h2.events
+from hyperframe.frame import GoAwayFrame
+from mitmproxy import connection, ctx, http
+from mitmproxy.addons.proxyserver import Proxyserver
+from mitmproxy.proxy import commands, layer
+from mitmproxy.proxy.layers.http import _http2
+
+from govgate.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 0.25
+
+
+def _goaway_when_asked(wanted: Callable[[connection.Client, int], bool]) -> None:
+    """After each new HTTP/2 stream, ask ``wanted(client, streams so far)``; once it says so, send GOAWAY with
+    that stream as the last one served (RFC 9113 §6.8: the client opens new streams on a new connection)."""
+    server = _http2.Http2Server
+    original = server.handle_h2_event
+    if getattr(original, "_govgate_goaway", False):
+        return
+
+    def handle_h2_event(self: _http2.Http2Server, event: h2.events.Event) -> layer.CommandGenerator[bool]:
+        if not isinstance(event, h2.events.RequestReceived) or not isinstance(self.conn, connection.Client):
+            return (yield from original(self, event))
+        last = getattr(self, "_govgate_last_stream", None)
+        if last is not None and event.stream_id > last:
+            # Opened before the client saw our GOAWAY: refused unprocessed, so the client may retry it elsewhere.
+            self.h2_conn.reset_stream(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            yield commands.SendData(self.conn, self.h2_conn.data_to_send())
+            return False
+        stop: bool = yield from original(self, event)
+        streams = getattr(self, "_govgate_streams", 0) + 1
+        self._govgate_streams = streams  # type: ignore[attr-defined]
+        if last is None and wanted(self.conn, streams):
+            frame = GoAwayFrame(0)
+            frame.last_stream_id = event.stream_id
+            frame.error_code = 0  # NO_ERROR: a graceful close
+            self._govgate_last_stream = event.stream_id  # type: ignore[attr-defined]
+            # After what is already queued (a SETTINGS acknowledgement, say), not before it.
+            yield commands.SendData(self.conn, self.h2_conn.data_to_send() + frame.serialize())
+        return stop
+
+    handle_h2_event._govgate_goaway = True  # type: ignore[attr-defined]
+    server.handle_h2_event = handle_h2_event  # type: ignore[method-assign]
+
+
+class ConnectionLimits:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.requests: Counter[str] = Counter()  # client connection id → requests begun on it
+        self.in_flight: Counter[str] = Counter()  # client connection id → requests not yet answered
+        self.closing: set[str] = set()  # to be closed once idle
+        self.draining = False
+        self._idle_seen: set[str] = set()  # connections found idle at the previous look
+        self._sweeper: asyncio.Task[None] | None = None
+        _goaway_when_asked(self._goaway_wanted)
+
+    def _limit(self) -> int:
+        return self.runtime.policy.gateway.max_requests_per_connection
+
+    def _goaway_wanted(self, client: connection.Client, streams: int) -> bool:
+        return self.draining or streams >= self._limit()
+
+    # -- hooks ------------------------------------------------------------------------------------
+    async def running(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="govgate connection sweeper")
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        cid = flow.client_conn.id
+        self.requests[cid] += 1
+        self.in_flight[cid] += 1
+        if self.draining or self.requests[cid] >= self._limit():
+            self.closing.add(cid)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        self._last_answer(flow)  # a streamed answer's head goes out right after this hook
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._answered(flow.client_conn.id)
+        self._last_answer(flow)  # an answer another addon replaced after `responseheaders`
+        if flow.request.method.upper() == "HEAD" and flow.response is not None and flow.response.raw_content:
+            # A page the gate made carries its body; an answer to HEAD must not (on a kept-alive HTTP/1.1
+            # connection the client would read those bytes as the next answer). Content-Length stays, as for GET.
+            flow.response.raw_content = b""
+
+    def _last_answer(self, flow: http.HTTPFlow) -> None:
+        if (flow.client_conn.id in self.closing and flow.response is not None
+                and flow.request.http_version.startswith("HTTP/1")):
+            flow.response.headers["Connection"] = "close"  # mitmproxy closes the connection after this answer
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._answered(flow.client_conn.id)
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self.requests.pop(client.id, None)
+        self.in_flight.pop(client.id, None)
+        self.closing.discard(client.id)
+
+    async def done(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+
+    def _answered(self, cid: str) -> None:
+        if self.in_flight[cid] > 0:
+            self.in_flight[cid] -= 1
+
+    # -- closing ----------------------------------------------------------------------------------
+    def _proxyserver(self) -> Proxyserver | None:
+        found: Proxyserver | None = ctx.master.addons.get("proxyserver")  # type: ignore[no-untyped-call]
+        return found
+
+    def _close_idle(self, *, everything: bool = False) -> int:
+        """Close the connections marked closing (all of them while draining) that are idle; with ``everything``,
+        close whatever is left. Returns how many client connections remain."""
+        proxyserver = self._proxyserver()
+        if proxyserver is None:
+            return 0
+        remaining = 0
+        seen: set[str] = set()
+        for cid, handler in list(proxyserver.connections.items()):
+            if not isinstance(cid, str):
+                continue
+            remaining += 1
+            if not (everything or self.draining or cid in self.closing):
+                continue
+            io = handler.transports.get(handler.client)
+            if io is None or io.handler is None:
+                continue
+            buffered = 0
+            writer = io.writer
+            transport = getattr(writer, "transport", None)
+            if transport is not None:
+                buffered = transport.get_write_buffer_size()
+            idle = self.in_flight[cid] == 0 and buffered == 0
+            # Idle on two looks in a row: the answer is counted at the `response` hook, a moment before mitmproxy
+            # writes it, so one look could fall between the two.
+            if everything or (idle and cid in self._idle_seen):
+                io.handler.cancel("closing gracefully")
+            if idle:
+                seen.add(cid)
+        self._idle_seen = seen
+        return remaining
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                if self.closing or self.draining:
+                    self._close_idle()
+            except Exception:
+                logger.exception("connections.sweep error")
+
+    async def drain(self, seconds: float) -> bool:
+        """SIGTERM: stop accepting, let requests in flight finish for up to ``seconds``, close every connection
+        as it becomes idle. True when everything finished in time."""
+        self.draining = True
+        proxyserver = self._proxyserver()
+        if proxyserver is not None:
+            for instance in list(proxyserver.servers):
+                with contextlib.suppress(Exception):
+                    await instance.stop()
+        deadline = time.monotonic() + seconds
+        logger.info("gateway.drain connections=%d in_flight=%d timeout=%.0fs",
+                    len(proxyserver.connections) if proxyserver else 0, sum(self.in_flight.values()), seconds)
+        while time.monotonic() < deadline:
+            if self._close_idle() == 0:
+                return True
+            await asyncio.sleep(0.05)
+        left = self._close_idle(everything=True)
+        logger.warning("gateway.drain timeout: %d connection(s) closed with requests in flight", left)
+        await asyncio.sleep(0.1)
+        return False

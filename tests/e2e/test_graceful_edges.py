@@ -1,0 +1,173 @@
+"""Connections that end gracefully (contract: at the edges): SIGTERM lets requests in flight finish and exits 0
+without a traceback; idle keep-alive connections close at once; `drain_timeout` bounds the wait; and a
+connection is closed gracefully after `max_requests_per_connection` (Connection: close, HTTP/2 GOAWAY)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.harness import GOVGATE, Gateway, base_policy, start_gateway, write_policy
+from tests.pki import TestCA
+
+pytestmark = pytest.mark.e2e
+
+
+class SlowHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        if "/slow/" in self.path:
+            time.sleep(float(self.path.rsplit("/", 1)[1]))
+        body = b"done " + self.path.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def slow_portal() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def gateway(workdir: Path, upstream: str, **gateway_keys: object) -> Gateway:
+    (workdir / "secrets").mkdir(exist_ok=True)
+    data = base_policy(workdir, upstream)
+    gw = data["gateway"]
+    assert isinstance(gw, dict)
+    gw.update(gateway_keys)
+    write_policy(workdir / "policy.yaml", data)
+    return start_gateway(workdir / "policy.yaml")
+
+
+def sigterm_and_wait(gw: Gateway, within: float) -> tuple[int, float]:
+    started = time.monotonic()
+    gw.proc.send_signal(signal.SIGTERM)
+    code = gw.proc.wait(within)
+    gw.output.join()
+    return code, time.monotonic() - started
+
+
+def test_sigterm_lets_slow_requests_in_flight_finish_and_exits_0(slow_portal: str, workdir: Path) -> None:
+    gw = gateway(workdir, slow_portal)
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(httpx.get, f"{gw.url}/news/slow/3", timeout=30) for _ in range(6)]
+        time.sleep(1.0)
+        code, took = sigterm_and_wait(gw, 15)
+        answers = [f.result() for f in futures]
+    assert code == 0
+    assert [a.status_code for a in answers] == [200] * 6
+    assert all(a.text == "done /news/slow/3" for a in answers)
+    assert took < 5
+    output = gw.output.text()
+    assert "Traceback" not in output
+    assert "CancelledError" not in output
+    # After the drain, nothing listens any more, and the audit log is whole.
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", int(gw.url.rsplit(":", 1)[1])), timeout=2)
+    verify = subprocess.run([str(GOVGATE), "audit", "verify", "-p", str(gw.policy_path)],
+                            capture_output=True, text=True, cwd=workdir, timeout=60)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_new_connections_are_refused_while_draining(slow_portal: str, workdir: Path) -> None:
+    gw = gateway(workdir, slow_portal)
+    port = int(gw.url.rsplit(":", 1)[1])
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(httpx.get, f"{gw.url}/news/slow/2", timeout=30)
+        time.sleep(0.5)
+        gw.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2)
+        assert slow.result().status_code == 200
+    assert gw.proc.wait(15) == 0
+    gw.output.join()
+
+
+def test_an_idle_keep_alive_connection_does_not_hold_up_the_shutdown(slow_portal: str, workdir: Path) -> None:
+    gw = gateway(workdir, slow_portal, drain_timeout="20s")
+    with socket.create_connection(("127.0.0.1", int(gw.url.rsplit(":", 1)[1])), timeout=10) as s:
+        s.sendall(b"GET /news/a HTTP/1.1\r\nHost: portal.example.gov.cn\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"done /news/a"):
+            answer += s.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200")
+        code, took = sigterm_and_wait(gw, 15)  # the connection stays open and idle on our side
+        assert s.recv(1) == b""  # closed by the gateway
+    assert code == 0
+    assert took < 3
+
+
+def test_drain_timeout_bounds_how_long_a_hanging_request_holds_the_shutdown(slow_portal: str, workdir: Path) -> None:
+    gw = gateway(workdir, slow_portal, drain_timeout="1s")
+    with ThreadPoolExecutor(1) as pool:
+        stuck = pool.submit(httpx.get, f"{gw.url}/news/slow/10", timeout=30)
+        time.sleep(0.5)
+        code, took = sigterm_and_wait(gw, 15)
+        with pytest.raises(httpx.HTTPError):
+            stuck.result()
+    assert code == 0
+    assert took < 4
+    assert "Traceback" not in gw.output.text()
+
+
+def test_http1_connection_is_closed_gracefully_after_max_requests(slow_portal: str, workdir: Path) -> None:
+    gw = gateway(workdir, slow_portal, max_requests_per_connection=3)
+    try:
+        with httpx.Client(base_url=gw.url, timeout=10) as client:
+            answers = [client.get(f"/news/{i}") for i in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        assert [a.headers.get("connection") for a in answers] == [None, None, "close"]
+        with socket.create_connection(("127.0.0.1", int(gw.url.rsplit(":", 1)[1])), timeout=10) as s:
+            s.sendall(b"GET /news/a HTTP/1.1\r\nHost: x.gov.cn\r\n\r\n" * 3)
+            received = b""
+            while chunk := s.recv(65536):
+                received += chunk
+        assert received.count(b"HTTP/1.1 200") == 3  # all three answered, then the connection closed
+    finally:
+        assert gw.stop() == 0
+
+
+def test_http2_connection_gets_a_goaway_after_max_requests(slow_portal: str, workdir: Path) -> None:
+    ca = TestCA()
+    (workdir / "secrets").mkdir(exist_ok=True)
+    pem = ca.server("portal.example.gov.cn", "127.0.0.1").write_key_and_chain(workdir / "secrets" / "gw.pem")
+    ca_file = ca.write(workdir / "ca.pem")
+    gw = gateway(workdir, slow_portal, max_requests_per_connection=3, insecure=False,
+                 tls={"cert": str(pem), "request_client_cert": False})
+    port = int(gw.url.rsplit(":", 1)[1])
+    try:
+        # curl, one HTTP/2 connection reused for consecutive URLs until the gateway's GOAWAY after the third.
+        urls = [f"https://portal.example.gov.cn:{port}/news/{i}" for i in range(5)]
+        out = subprocess.run(["curl", "-s", "--http2", "--cacert", str(ca_file), "--resolve",
+                              f"portal.example.gov.cn:{port}:127.0.0.1",
+                              "-w", "%{http_code} %{http_version} %{num_connects}\n",
+                              *(arg for url in urls for arg in ("-o", "/dev/null", url))],
+                             capture_output=True, text=True, timeout=60)
+        lines = out.stdout.split()
+        rows = [tuple(lines[i:i + 3]) for i in range(0, len(lines), 3)]
+        assert [r[0] for r in rows] == ["200"] * 5, out
+        assert {r[1] for r in rows} == {"2"}
+        assert [r[2] for r in rows] == ["1", "0", "0", "1", "0"]  # a new connection after the third request
+    finally:
+        assert gw.stop() == 0
