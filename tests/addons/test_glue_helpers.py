@@ -69,7 +69,7 @@ def test_attempts_for_one_account_run_one_at_a_time_and_locks_are_dropped_after(
         async with locks.hold("account:a", f"client:{client}"):
             inside += 1
             most = max(most, inside)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # let the other attempts run: the interleaving is what is under test
             inside -= 1
 
     async def main() -> None:

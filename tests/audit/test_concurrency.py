@@ -29,8 +29,9 @@ from govgate.core.policy.model import (
     State,
     UnknownCountry,
 )
+from tests.waiting import wait_for
 
-from .conftest import TZ, Clock, access_event, audit_config, wait_until
+from .conftest import TZ, Clock, access_event, audit_config
 
 MakeWriter = Callable[..., AuditWriter]
 
@@ -99,7 +100,7 @@ def test_admin_events_from_other_processes_interleave_safely_with_the_writer(
             writer.emit(access_event(n, datetime.now(TZ)))
             n += 1
             if n % 16 == 0:
-                wait_until(lambda: writer.queued < 64)
+                wait_for(lambda: writer.queued < 64)
 
     traffic = threading.Thread(target=gateway_traffic)
     traffic.start()
@@ -141,17 +142,17 @@ def test_a_backup_taken_while_the_gateway_writes_verifies(
             if n % 200 == 0:
                 clock.advance(timedelta(hours=7))  # days roll over while backups run
             if n % 8 == 0:
-                wait_until(lambda: writer.queued < 32)
+                wait_for(lambda: writer.queued < 32)
 
     thread = threading.Thread(target=traffic)
     thread.start()
     try:
-        wait_until(lambda: writer.written > 50)
+        wait_for(lambda: writer.written > 50)
         counts = []
         for _ in range(8):
             report = backup_dir(source, dest, keys)
             counts.append(report.count)
-        wait_until(lambda: len(list(source.glob("audit-*.jsonl"))) >= 2)
+        wait_for(lambda: len(list(source.glob("audit-*.jsonl"))) >= 2)
         counts.append(backup_dir(source, dest, keys).count)
     finally:
         stop.set()

@@ -20,9 +20,9 @@ from tests.e2e.harness import (
     base_policy,
     start_gateway,
     start_upstream,
-    wait_for,
     write_policy,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -6,6 +6,7 @@ tests talk to it over real sockets (plain HTTP or TLS with certificates made by 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,6 +23,8 @@ from typing import Any
 import pyotp
 import pytest
 import yaml
+
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 GOVGATE = REPO / ".venv" / "bin" / "govgate"
@@ -39,13 +41,27 @@ OFFICE_ADDRESS = "10.1.2.3"
 STORE_PARAMS = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+def read_records(audit_dir: Path) -> list[dict[str, Any]]:
+    """Every record of the audit log in ``audit_dir``, oldest first."""
+    records = []
+    for path in sorted(audit_dir.glob("audit-*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                records.append(json.loads(line))
+    return records
+
+
+def wait_for_record(audit_dir: Path, what: str, match: Callable[[dict[str, Any]], bool],
+                    timeout: float = 10) -> dict[str, Any]:
+    """The newest record matching ``match``, once the gateway's audit writer has put one on disk."""
+    found: list[dict[str, Any]] = []
+
+    def seen() -> bool:
+        found[:] = [r for r in read_records(audit_dir) if match(r)]
+        return bool(found)
+
+    wait_for(seen, timeout, what)
+    return found[-1]
 
 
 class OutputReader:

@@ -29,11 +29,13 @@ from tests.e2e.harness import (
     Upstream,
     add_account,
     base_policy,
+    read_records,
     start_gateway,
-    wait_for,
+    wait_for_record,
     write_policy,
 )
 from tests.e2e.login import Browser, fresh_code, wrong_code
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -58,26 +60,6 @@ class Scenario:
     lock_page_request_id: str = ""
     deny_page_request_id: str = ""
     verify: subprocess.CompletedProcess[str] | None = None
-
-
-def read_records(audit_dir: Path) -> list[dict[str, Any]]:
-    records = []
-    for path in sorted(audit_dir.glob("audit-*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                records.append(json.loads(line))
-    return records
-
-
-def wait_for_record(audit_dir: Path, what: str, match: Any, timeout: float = 10) -> dict[str, Any]:
-    found: list[dict[str, Any]] = []
-
-    def seen() -> bool:
-        found[:] = [r for r in read_records(audit_dir) if match(r)]
-        return bool(found)
-
-    wait_for(seen, timeout, what)
-    return found[-1]
 
 
 def cookie_value(browser: Browser, name: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +20,10 @@ from tests.e2e.harness import (
     Upstream,
     base_policy,
     start_gateway,
-    wait_for,
+    wait_for_record,
     write_policy,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -162,7 +163,12 @@ def test_malformed_requests_get_a_4xx_or_a_closed_connection_never_a_crash(
     # The gateway is still serving afterwards: public pages, and staff paths, whose audit records must
     # still be written (a record the log cannot hold would stop it, and fail every staff path closed).
     assert get(gateway, "/news/").status_code == 200
-    time.sleep(0.6)  # three of the audit writer's 200 ms rounds
+    # The audit writer appends in order: once a later refusal's record is on disk, whatever the malformed
+    # request queued before it has been written (or has stopped the log, and this wait fails).
+    probe = f"/probe/{uuid.uuid4().hex}"
+    assert get(gateway, probe).status_code == 403
+    wait_for_record(gateway.workdir / "audit", "the audit record of a request after the malformed one",
+                    lambda r: r["path"] == probe)
     health = get(gateway, "/__govgate/health")
     assert health.status_code == 200, health.text
     assert health.json()["audit"]["writable"] is True

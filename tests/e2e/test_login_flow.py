@@ -216,7 +216,7 @@ def run_cli(gw: Gateway, *args: str, stdin: str = "") -> None:
 
 
 def test_an_admin_unlock_really_unlocks_and_failures_count_again_afterwards(gw: Gateway) -> None:
-    from tests.e2e.harness import wait_for
+    from tests.waiting import wait_for
 
     gw.add_account("unlockme", PASSWORD)
     b = browser(gw, "10.9.2.1")
@@ -232,7 +232,7 @@ def test_an_admin_unlock_really_unlocks_and_failures_count_again_afterwards(gw: 
 
 
 def test_a_half_done_login_is_void_after_the_password_is_changed(gw: Gateway) -> None:
-    from tests.e2e.harness import wait_for
+    from tests.waiting import wait_for
 
     secret = gw.add_account("halfway", PASSWORD)
     attacker = browser(gw, "10.9.3.1")

@@ -17,10 +17,10 @@ from tests.e2e.harness import (
     Upstream,
     base_policy,
     start_gateway,
-    wait_for,
     write_policy,
 )
 from tests.e2e.login import Browser
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.harness import OFFICE_ADDRESS, Upstream, add_account, base_policy, start_gateway, wait_for, write_policy
+from tests.e2e.harness import OFFICE_ADDRESS, Upstream, add_account, base_policy, start_gateway, write_policy
 from tests.e2e.login import Browser
 from tests.redis_server import RedisServer
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
