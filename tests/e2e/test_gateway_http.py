@@ -23,6 +23,7 @@ from tests.e2e.harness import (
     wait_for_record,
     write_policy,
 )
+from tests.ports import free_port
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -224,11 +225,7 @@ def test_overseas_address_without_any_grant_is_refused_before_login(
 
 
 def test_metrics_are_served_on_their_own_port_and_count_decisions(upstream: Upstream, workdir: Path) -> None:
-    import socket as _socket
-
-    with _socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     policy = workdir / "policy.yaml"
     write_policy(policy, base_policy(workdir, upstream.url, metrics={"listen": f"127.0.0.1:{port}"}))
     gw = start_gateway(policy)
