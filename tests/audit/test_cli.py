@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from govgate.cli.main import run_cli
 from govgate.core.keys import GatewayKeys
+from tests.command import GOVGATE
 
 from .conftest import write_days
-
-GOVGATE = Path(sys.executable).parent / "govgate"
 
 
 @pytest.fixture
@@ -57,7 +55,7 @@ def test_the_real_command_exits_1_on_tamper(log: tuple[Path, Path]) -> None:
     directory, key_file = log
     (directory / "audit-2026-11-23.jsonl").unlink()
     done = subprocess.run(
-        [GOVGATE, "audit", "verify", "--dir", str(directory), "--key-file", str(key_file)],
+        [*GOVGATE, "audit", "verify", "--dir", str(directory), "--key-file", str(key_file)],
         capture_output=True,
         text=True,
         check=False,

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.command import GOVGATE
 from tests.e2e.harness import (
-    GOVGATE,
     OFFICE_ADDRESS,
     Upstream,
     add_account,
@@ -66,7 +66,7 @@ def staff(url: str) -> httpx.Response:
 
 def verify(policy: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(GOVGATE), "audit", "verify", "-p", str(policy)], capture_output=True, text=True, timeout=60, check=False
+        [*GOVGATE, "audit", "verify", "-p", str(policy)], capture_output=True, text=True, timeout=60, check=False
     )
 
 

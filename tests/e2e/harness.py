@@ -1,7 +1,7 @@
 """Real processes for end-to-end tests: the sample portal as upstream, `govgate run` as the gateway.
 
-Nothing here is a mock: the gateway is the installed `govgate` command, started on port 0, and the
-tests talk to it over real sockets (plain HTTP or TLS with certificates made by trustme).
+Nothing here is a mock: the gateway is the `govgate` command (``python -m govgate run``), started on
+port 0, and the tests talk to it over real sockets (plain HTTP or TLS with certificates made by trustme).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import pyotp
 import pytest
 import yaml
 
+from tests.command import GOVGATE
 from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-GOVGATE = REPO / ".venv" / "bin" / "govgate"
 GEOIP = REPO / "geoip" / "GeoLite2-Country-Test.mmdb"
 
 # Addresses the bundled MaxMind test database knows (tests/data/geoip/GeoLite2-Country-Test.json).
@@ -203,7 +203,7 @@ class Gateway:
 
 def start_gateway(policy_path: Path, *, timeout: float = 30.0) -> Gateway:
     env = dict(os.environ)
-    proc = subprocess.Popen([str(GOVGATE), "run", "-p", str(policy_path)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*GOVGATE, "run", "-p", str(policy_path)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=policy_path.parent, env=env)
     reader = OutputReader(proc.stdout)
     try:
@@ -216,7 +216,7 @@ def start_gateway(policy_path: Path, *, timeout: float = 30.0) -> Gateway:
 
 def add_account(policy_path: Path, name: str, password: str, groups: str = "staff") -> str:
     """Create an account with the real CLI; returns its TOTP secret (parsed from the otpauth URI)."""
-    out = subprocess.run([str(GOVGATE), "account", "add", name, "--groups", groups, "--password-stdin",
+    out = subprocess.run([*GOVGATE, "account", "add", name, "--groups", groups, "--password-stdin",
                           "-p", str(policy_path)], input=password + "\n", capture_output=True, text=True,
                          check=True, cwd=policy_path.parent)
     m = re.search(r"otpauth://\S+", out.stdout)

@@ -22,8 +22,8 @@ import pytest
 
 from govgate.core.keys import load_key_file
 from govgate.core.leave_link import leave_url
+from tests.command import GOVGATE
 from tests.e2e.harness import (
-    GOVGATE,
     OFFICE_ADDRESS,
     Gateway,
     Upstream,
@@ -139,7 +139,7 @@ def scenario(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Sc
     finally:
         assert gw.stop() == 0  # SIGTERM flushes the audit queue
     s.records = read_records(s.audit_dir)
-    s.verify = subprocess.run([str(GOVGATE), "audit", "verify", "--dir", str(s.audit_dir), "-p", str(policy)],
+    s.verify = subprocess.run([*GOVGATE, "audit", "verify", "--dir", str(s.audit_dir), "-p", str(policy)],
                               capture_output=True, text=True, cwd=workdir, timeout=60)
     return s
 

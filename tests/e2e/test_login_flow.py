@@ -209,9 +209,9 @@ def test_a_compressed_login_form_is_refused_before_it_is_inflated(gw: Gateway) -
 def run_cli(gw: Gateway, *args: str, stdin: str = "") -> None:
     import subprocess
 
-    from tests.e2e.harness import GOVGATE
+    from tests.command import GOVGATE
 
-    subprocess.run([str(GOVGATE), *args, "-p", str(gw.policy_path)], input=stdin, capture_output=True, text=True,
+    subprocess.run([*GOVGATE, *args, "-p", str(gw.policy_path)], input=stdin, capture_output=True, text=True,
                    check=True, cwd=gw.policy_path.parent)
 
 
