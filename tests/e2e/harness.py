@@ -22,13 +22,12 @@ from typing import Any
 
 import pyotp
 import pytest
-import yaml
 
 from tests.command import GOVGATE
+from tests.policies import policy_data, write_policy
 from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-GEOIP = REPO / "geoip" / "GeoLite2-Country-Test.mmdb"
 
 # Addresses the bundled MaxMind test database knows (tests/data/geoip/GeoLite2-Country-Test.json).
 GB_ADDRESS = "81.2.69.160"
@@ -117,47 +116,6 @@ def start_upstream() -> Upstream:
     reader = OutputReader(proc.stdout)
     m = reader.wait_for_line(r"sample portal on (http://\S+?)/$")
     return Upstream(proc, m.group(1))
-
-
-def base_policy(workdir: Path, upstream: str, **overrides: object) -> dict[str, object]:
-    """A valid policy for tests: plain HTTP, loopback trusted as a proxy so tests choose client addresses
-    with X-Forwarded-For, an office network, public/staff/deny rules."""
-    policy: dict[str, object] = {
-        "version": 1,
-        "gateway": {
-            "listen": "127.0.0.1:0",
-            "upstream": upstream,
-            "public_hosts": ["portal.example.gov.cn", "127.0.0.1", "localhost"],
-            "insecure": True,
-            "trusted_proxies": ["127.0.0.0/8"],
-            "timezone": "Asia/Shanghai",
-            "key_file": str(workdir / "secrets" / "gateway.key"),
-        },
-        "geoip": {"database": str(GEOIP), "home_countries": ["CN"], "unknown": "overseas"},
-        "networks": {"office": ["10.0.0.0/8", "2001:db8::/32"]},
-        "accounts_file": str(workdir / "accounts.yaml"),
-        "access": [
-            {"name": "public site", "paths": ["/", "/news/**", "/static/**", "/echo/public/**", "/redirect-out"],
-             "allow": "public"},
-            {"name": "office system", "paths": ["/oa/**", "/echo/staff/**"], "allow": "staff",
-             "networks": ["office"]},
-            {"name": "the rest", "paths": ["/**"], "allow": "deny"},
-        ],
-        "login": {"max_failures": 3, "failure_window": "15m", "lockout": "30m", "ip_max_failures": 10},
-        "session": {"idle_timeout": "15m", "absolute_timeout": "8h"},
-        "outbound": {"government_suffixes": ["gov.cn", "政务"], "allow_hosts": ["www.12377.cn"],
-                     "redirects": "warn"},
-        "audit": {"dir": str(workdir / "audit"), "retention_days": 365},
-    }
-    for key, value in overrides.items():
-        policy[key] = value
-    return policy
-
-
-def write_policy(path: Path, policy: dict[str, object]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(policy, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -251,7 +209,7 @@ class AccountTemplates:
             template = self.root / f"accounts-{len(self._made)}"
             (template / "secrets").mkdir(parents=True)
             policy = template / "policy.yaml"
-            write_policy(policy, base_policy(template, "http://127.0.0.1:9"))
+            write_policy(policy, policy_data(template, "http://127.0.0.1:9"))
             secrets = {name: add_account(policy, name, password, groups)
                        for name, (password, groups) in accounts.items()}
             self._backdate(template / "accounts.yaml")
@@ -282,7 +240,7 @@ def start_store_gateway(workdir: Path, upstream: str, store: str, redis_url: str
     """A gateway on ``store`` with ``accounts`` (name → (password, groups)) in place before it starts (no
     reload wait per account); returns it and each account's TOTP secret. Checks that it really uses ``store``."""
     policy = workdir / "policy.yaml"
-    data = base_policy(workdir, upstream, **overrides)
+    data = policy_data(workdir, upstream, **overrides)
     state = store_state(store, redis_url)
     if state is not None:
         data["state"] = state

@@ -18,11 +18,10 @@ from tests.e2e.harness import (
     US_ADDRESS,
     Gateway,
     Upstream,
-    base_policy,
     start_gateway,
     wait_for_record,
-    write_policy,
 )
+from tests.policies import GEOIP_DB, GEOIP_DIR, policy_data, write_policy
 from tests.ports import free_port
 from tests.waiting import wait_for
 
@@ -34,7 +33,7 @@ def gateway(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Ite
     workdir = tmp_path_factory.mktemp("gw")
     (workdir / "secrets").mkdir()
     policy = workdir / "policy.yaml"
-    write_policy(policy, base_policy(workdir, upstream.url))
+    write_policy(policy, policy_data(workdir, upstream.url))
     gw = start_gateway(policy)
     yield gw
     assert gw.stop() == 0
@@ -209,9 +208,9 @@ def test_overseas_address_without_any_grant_is_refused_before_login(
     upstream: Upstream, workdir: Path
 ) -> None:
     policy = workdir / "policy.yaml"
-    data = base_policy(workdir, upstream.url)
-    data["access"][1]["networks"] = []  # type: ignore[index]
-    del data["access"][1]["networks"]  # type: ignore[index]
+    data = policy_data(workdir, upstream.url)
+    data["access"][1]["networks"] = []
+    del data["access"][1]["networks"]
     write_policy(policy, data)
     gw = start_gateway(policy)
     try:
@@ -227,7 +226,7 @@ def test_overseas_address_without_any_grant_is_refused_before_login(
 def test_metrics_are_served_on_their_own_port_and_count_decisions(upstream: Upstream, workdir: Path) -> None:
     port = free_port()
     policy = workdir / "policy.yaml"
-    write_policy(policy, base_policy(workdir, upstream.url, metrics={"listen": f"127.0.0.1:{port}"}))
+    write_policy(policy, policy_data(workdir, upstream.url, metrics={"listen": f"127.0.0.1:{port}"}))
     gw = start_gateway(policy)
     try:
         assert get(gw, "/news/").status_code == 200
@@ -248,19 +247,17 @@ def test_the_geoip_database_is_reloaded_when_replaced_and_a_broken_one_is_refuse
 ) -> None:
     import shutil
 
-    from tests.e2e.harness import GEOIP
-
     database = workdir / "geo.mmdb"
-    shutil.copyfile(GEOIP, database)
-    data = base_policy(workdir, upstream.url)
+    shutil.copyfile(GEOIP_DB, database)
+    data = policy_data(workdir, upstream.url)
     data["geoip"] = {"database": str(database), "home_countries": ["CN"], "unknown": "overseas"}
-    del data["access"][1]["networks"]  # type: ignore[index]
+    del data["access"][1]["networks"]
     policy = workdir / "policy.yaml"
     write_policy(policy, data)
     gw = start_gateway(policy)
     try:
         version = gw.policy_version()
-        broken = Path(GEOIP).parent.parent / "tests" / "data" / "geoip" / "GeoIP2-City-Test-Invalid-Node-Count.mmdb"
+        broken = GEOIP_DIR / "GeoIP2-City-Test-Invalid-Node-Count.mmdb"
         tmp = workdir / "geo.tmp"
         shutil.copyfile(broken, tmp)
         tmp.replace(database)  # as geoipupdate does: an atomic rename
@@ -269,7 +266,7 @@ def test_the_geoip_database_is_reloaded_when_replaced_and_a_broken_one_is_refuse
         # Still deciding with the last good database: GB is overseas, CN is home.
         assert get(gw, "/oa/", client=GB_ADDRESS).status_code == 403
         assert get(gw, "/oa/", client=CN_ADDRESS).status_code == 303
-        shutil.copyfile(Path(GEOIP).parent.parent / "tests" / "data" / "geoip" / "GeoIP2-Country-Test.mmdb", tmp)
+        shutil.copyfile(GEOIP_DIR / "GeoIP2-Country-Test.mmdb", tmp)
         tmp.replace(database)
         wait_for(lambda: gw.policy_version() > version, 5, "the good database to be loaded")
         assert get(gw, "/oa/", client=CN_ADDRESS).status_code == 303

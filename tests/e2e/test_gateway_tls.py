@@ -16,7 +16,8 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tests.e2e.harness import CN_ADDRESS, Gateway, Upstream, base_policy, start_gateway, write_policy
+from tests.e2e.harness import CN_ADDRESS, Gateway, Upstream, start_gateway
+from tests.policies import policy_data, write_policy
 from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
@@ -82,7 +83,7 @@ def tls_gateway_in_front_of(upstream_url: str, tmp_path_factory: pytest.TempPath
     server.private_key_and_cert_chain_pem.write_to_path(str(pem))
     device_cert = ca.issue_cert("zs-laptop.devices.example.gov.cn")
     stranger = trustme.CA().issue_cert("stranger.example")
-    data = base_policy(workdir, upstream_url)
+    data = policy_data(workdir, upstream_url)
     gateway = data["gateway"]
     assert isinstance(gateway, dict)
     gateway["insecure"] = False

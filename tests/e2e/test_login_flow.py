@@ -14,12 +14,11 @@ from tests.e2e.harness import (
     Gateway,
     Upstream,
     add_account,
-    base_policy,
     start_gateway,
     start_store_gateway,
-    write_policy,
 )
 from tests.e2e.login import Browser, fresh_code
+from tests.policies import policy_data, write_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -155,7 +154,7 @@ def test_account_login_across_two_instances_sharing_nothing_is_independent(
 ) -> None:
     # With the memory store each instance keeps its own sessions: a session from one is unknown to another.
     policy = workdir / "policy.yaml"
-    write_policy(policy, base_policy(workdir, upstream.url))
+    write_policy(policy, policy_data(workdir, upstream.url))
     secret = add_account(policy, "solo", PASSWORD)
     one, two = start_gateway(policy), start_gateway(policy)
     try:

@@ -15,11 +15,10 @@ from tests.e2e.harness import (
     US_ADDRESS,
     Gateway,
     Upstream,
-    base_policy,
     start_gateway,
-    write_policy,
 )
 from tests.e2e.login import Browser
+from tests.policies import policy_data, write_policy
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +31,7 @@ def gw(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     workdir = tmp_path_factory.mktemp("trip")
     (workdir / "secrets").mkdir()
     now = datetime.now(ZoneInfo("Asia/Shanghai"))
-    data = base_policy(workdir, upstream.url)
+    data = policy_data(workdir, upstream.url)
     data["overseas"] = {"grants": [{
         "account": "traveller", "countries": ["GB"],
         "from": (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
@@ -40,7 +39,7 @@ def gw(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "reason": "参加国际会议",
     }]}
     # Staff may come from anywhere here; the overseas check still applies outside the listed networks.
-    del data["access"][1]["networks"]  # type: ignore[index]
+    del data["access"][1]["networks"]
     data["session"] = {"idle_timeout": "3s", "absolute_timeout": "8h"}
     policy = workdir / "policy.yaml"
     write_policy(policy, data)

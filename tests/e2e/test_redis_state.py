@@ -7,8 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.harness import OFFICE_ADDRESS, Upstream, add_account, base_policy, start_gateway, write_policy
+from tests.e2e.harness import OFFICE_ADDRESS, Upstream, add_account, start_gateway
 from tests.e2e.login import Browser
+from tests.policies import policy_data, write_policy
 from tests.redis_server import RedisServer
 from tests.waiting import wait_for
 
@@ -19,7 +20,7 @@ PASSWORD = "Common-redis-key-42"
 
 def redis_policy(workdir: Path, upstream: Upstream, url: str) -> Path:
     policy = workdir / "policy.yaml"
-    data = base_policy(workdir, upstream.url)
+    data = policy_data(workdir, upstream.url)
     data["state"] = {"redis": url, "timeout": "1s"}
     write_policy(policy, data)
     return policy

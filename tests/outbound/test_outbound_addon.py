@@ -15,7 +15,7 @@ from addons.outbound_links import OutboundLinks
 from govgate.core.leave_link import verify_leave
 from govgate.core.policy.model import Policy, RedirectMode
 
-from .conftest import TinyRuntime, make_policy
+from .conftest import TinyRuntime, outbound_policy
 
 
 @pytest.fixture
@@ -270,7 +270,7 @@ def test_refresh_header_to_external_site_is_rewritten(addon: OutboundLinks, runt
 
 
 def test_redirects_allow_leaves_location_alone(runtime: TinyRuntime) -> None:
-    addon = OutboundLinks(runtime.with_policy(make_policy(redirects=RedirectMode.ALLOW)))
+    addon = OutboundLinks(runtime.with_policy(outbound_policy(redirects=RedirectMode.ALLOW)))
     with taddons.context(addon):
         f = run(addon, flow_with(b"", {"location": "http://evil.example/"}, status=302))
     assert f.response is not None
@@ -278,7 +278,7 @@ def test_redirects_allow_leaves_location_alone(runtime: TinyRuntime) -> None:
 
 
 def test_insecure_gateway_makes_http_leave_links(runtime: TinyRuntime) -> None:
-    addon = OutboundLinks(runtime.with_policy(make_policy(insecure=True)))
+    addon = OutboundLinks(runtime.with_policy(outbound_policy(insecure=True)))
     with taddons.context(addon):
         f = run(addon, flow_with(b'<a href="http://evil.example/">', {"content-type": "text/html"}))
     assert f.response is not None
@@ -431,14 +431,14 @@ class _Context:
 
 def test_the_request_snapshot_policy_is_used_over_a_newer_one(addon: OutboundLinks, runtime: TinyRuntime) -> None:
     f = flow_with(b"", {"location": "http://evil.example/"}, status=302)
-    f.metadata["govgate"] = _Context(_Snapshot(make_policy(redirects=RedirectMode.ALLOW)))
+    f.metadata["govgate"] = _Context(_Snapshot(outbound_policy(redirects=RedirectMode.ALLOW)))
     run(addon, f)
     assert f.response is not None
     assert f.response.headers["location"] == "http://evil.example/"
     f = flow_with(b"", {"content-type": "text/html"})
     assert f.response is not None
     f.response.headers["content-length"] = str(10 * 1024 * 1024)
-    f.metadata["govgate"] = _Context(_Snapshot(make_policy()))
+    f.metadata["govgate"] = _Context(_Snapshot(outbound_policy()))
     addon.responseheaders(f)
     assert [e.request_id for e in runtime.audit.events] == ["req-1"]
 
