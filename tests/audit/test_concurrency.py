@@ -17,9 +17,10 @@ from govgate.core.audit_event import AuditEvent
 from govgate.core.keys import GatewayKeys, load_key_file
 from govgate.core.policy.model import Policy
 from tests import policies
+from tests.runtime import Clock
 from tests.waiting import wait_for
 
-from .conftest import TZ, Clock, access_event, audit_config
+from .conftest import TZ, access_event, audit_config
 
 MakeWriter = Callable[..., AuditWriter]
 

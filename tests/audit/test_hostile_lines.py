@@ -21,8 +21,9 @@ from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import AuditAlgorithm
 from govgate.errors import AuditChainBroken
 from tests.command import GOVGATE
+from tests.runtime import Clock
 
-from .conftest import START, TZ, Clock, access_event, audit_config, write_days
+from .conftest import START, TZ, access_event, audit_config, write_days
 from .test_writer import MakeWriter
 
 DAY1 = "audit-2026-11-23.jsonl"

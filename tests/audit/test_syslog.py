@@ -15,8 +15,9 @@ from govgate.audit.verify import verify_dir
 from govgate.audit.writer import AuditWriter
 from govgate.core.keys import GatewayKeys
 from tests.ports import free_port
+from tests.runtime import Clock
 
-from .conftest import Clock, access_event, audit_config
+from .conftest import access_event, audit_config
 
 MakeWriter = Callable[..., AuditWriter]
 RFC5424 = re.compile(rb"<(\d+)>1 (\S+) (\S+) govgate (\d+) (\S+) - \xef\xbb\xbf(\{.*\})\Z", re.S)

@@ -19,9 +19,10 @@ from govgate.core.audit_event import AuditEvent
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Audit, AuditAlgorithm
 from govgate.errors import AuditChainBroken
+from tests.runtime import Clock
 from tests.waiting import wait_for
 
-from .conftest import Clock, access_event, audit_config, write_days
+from .conftest import access_event, audit_config, write_days
 
 MakeWriter = Callable[..., AuditWriter]
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from govgate.core.audit_event import ListSink
 from govgate.core.keys import GatewayKeys
 from govgate.core.leave_link import leave_url
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy, RedirectMode
 from tests.policies import load, policy_data
+from tests.runtime import InProcessRuntime, fixed_keys
 
 # mitmproxy's addon package imports ldap3, which trips a pyasn1 DeprecationWarning at import time
 # (warnings are errors in this suite): import it once here with that one warning silenced.
@@ -23,7 +20,6 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="typeMap is deprecated", category=DeprecationWarning)
     import mitmproxy.test.taddons  # noqa: F401
 
-TZ = ZoneInfo("Asia/Shanghai")
 PREFIX = "/__govgate"
 DOC_URL = "https://portal.example.gov.cn/news/index.html"
 
@@ -40,25 +36,9 @@ def outbound_policy(*, redirects: RedirectMode | str = RedirectMode.WARN, insecu
     return load(data)
 
 
-@dataclass(frozen=True)
-class TinyRuntime:
-    """A real (if small) Runtime: fixed clock, in-memory audit sink."""
-
-    policy: Policy
-    keys: GatewayKeys
-    audit: ListSink = field(default_factory=ListSink)
-    at: datetime = datetime(2026, 11, 25, 10, 0, tzinfo=TZ)
-
-    def now(self) -> datetime:
-        return self.at
-
-    def with_policy(self, policy: Policy) -> TinyRuntime:
-        return replace(self, policy=policy)
-
-
 @pytest.fixture
 def keys() -> GatewayKeys:
-    return GatewayKeys.from_bytes(bytes(range(32)))
+    return fixed_keys()
 
 
 @pytest.fixture
@@ -72,8 +52,8 @@ def classifier(policy: Policy) -> HostClassifier:
 
 
 @pytest.fixture
-def runtime(policy: Policy, keys: GatewayKeys) -> TinyRuntime:
-    return TinyRuntime(policy=policy, keys=keys)
+def runtime(policy: Policy, keys: GatewayKeys) -> InProcessRuntime:
+    return InProcessRuntime(policy=policy, keys=keys)
 
 
 def absolute_leave_maker(origin: str, keys: GatewayKeys) -> object:
