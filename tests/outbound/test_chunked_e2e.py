@@ -47,10 +47,9 @@ def proxy_url() -> Iterator[str]:
     upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     port = free_port()
-    code = (f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'scripts')!r}]\n"
-            f"from bench_rewrite import _run_proxy\n_run_proxy({port}, {upstream.server_address[1]}, True)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "tests.outbound.rewrite_proxy", str(port),
+                             str(upstream.server_address[1])], cwd=ROOT, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, 30, process=proc)
         yield f"http://127.0.0.1:{port}"
