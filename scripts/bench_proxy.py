@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,25 +29,10 @@ from pathlib import Path
 import httpx
 import pyotp
 import yaml
+from benchlib import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = REPO / ".venv" / "bin"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"nothing listening on {port} after {timeout}s")
 
 
 def wrk(url: str, seconds: int, cookie: str | None = None) -> float:
@@ -134,7 +118,7 @@ def main() -> int:
         up_port = free_port()
         procs.append(subprocess.Popen([sys.executable, "-m", "govgate.sample_portal", str(up_port)],
                                       stdout=subprocess.DEVNULL, cwd=REPO))
-        wait_port(up_port)
+        wait_for_port(up_port)
         upstream = f"http://127.0.0.1:{up_port}"
 
         bare_port = free_port()
@@ -147,8 +131,8 @@ def main() -> int:
                                                                                          None))],
                                       stdout=subprocess.DEVNULL))
         targets: dict[str, tuple[str, str | None]] = {}
-        wait_port(bare_port)
-        wait_port(gw_port)
+        wait_for_port(bare_port)
+        wait_for_port(gw_port)
         targets["bare mitmdump"] = (f"http://127.0.0.1:{bare_port}/static/app.css", None)
         targets["gateway public"] = (f"http://127.0.0.1:{gw_port}/static/app.css", None)
         # An HTML page goes through the Art. 15 link rewriting as well (the sample home page has 5 links).
@@ -163,13 +147,13 @@ def main() -> int:
             redis_port = free_port()
             procs.append(subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
                                            "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL))
-            wait_port(redis_port)
+            wait_for_port(redis_port)
             redis_dir = tmp / "redis"
             redis_dir.mkdir()
             gw2 = free_port()
             pol = policy_for(redis_dir, upstream, gw2, f"redis://127.0.0.1:{redis_port}/0")
             procs.append(subprocess.Popen([str(BIN / "govgate"), "run", "-p", str(pol)], stdout=subprocess.DEVNULL))
-            wait_port(gw2)
+            wait_for_port(gw2)
             targets["gateway public, echo (redis)"] = (f"http://127.0.0.1:{gw2}/echo/public/x", None)
             targets["gateway staff (redis)"] = (f"http://127.0.0.1:{gw2}/echo/x", login(f"http://127.0.0.1:{gw2}", pol))
         for url, cookie in targets.values():  # warm up

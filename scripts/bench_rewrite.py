@@ -17,7 +17,6 @@ import multiprocessing
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchlib import free_port, wait_for_port
 
 from govgate.core.keys import GatewayKeys
 from govgate.core.leave_link import leave_url
@@ -130,23 +131,6 @@ def main() -> int:
 
 # ---------------------------------------------------------------------------- proxy throughput
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_port(port: int, deadline_s: float = 20.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on port {port}")
-
-
 def _serve_page(port: int, body: bytes) -> None:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -238,19 +222,19 @@ def bench_proxy(body: bytes, seconds: float) -> None:
     if shutil.which("wrk") is None:
         print("proxy: wrk is not installed; skipped")
         return
-    upstream_port = _free_port()
+    upstream_port = free_port()
     ctx = multiprocessing.get_context("spawn")
     upstream = ctx.Process(target=_serve_page, args=(upstream_port, body), daemon=True)
     upstream.start()
-    _wait_for_port(upstream_port)
+    wait_for_port(upstream_port)
     results: dict[bool, float] = {}
     try:
         for rewrite in (False, True):
-            port = _free_port()
+            port = free_port()
             proxy = ctx.Process(target=_run_proxy, args=(port, upstream_port, rewrite), daemon=True)
             proxy.start()
             try:
-                _wait_for_port(port)
+                wait_for_port(port)
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=10) as reply:
                     leave_links = reply.read().count(b"/__govgate/leave?url=")
                 print(f"proxy ({'with' if rewrite else 'without'} rewriting): {leave_links} leave links in the page")
@@ -279,11 +263,11 @@ def bench_gateway(body: bytes, seconds: float) -> None:
         print("gateway: wrk is not installed; skipped")
         return
     repo = Path(__file__).resolve().parent.parent
-    upstream_port, port = _free_port(), _free_port()
+    upstream_port, port = free_port(), free_port()
     ctx = multiprocessing.get_context("spawn")
     upstream = ctx.Process(target=_serve_page, args=(upstream_port, body), daemon=True)
     upstream.start()
-    _wait_for_port(upstream_port)
+    wait_for_port(upstream_port)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         policy = {
@@ -300,7 +284,7 @@ def bench_gateway(body: bytes, seconds: float) -> None:
         command = [str(Path(sys.executable).with_name("govgate")), "run", "-p", str(work / "policy.yaml")]
         gateway = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            _wait_for_port(port)
+            wait_for_port(port)
             results: dict[str, float] = {}
             for path in ("/index.html", "/raw.html"):
                 url = f"http://127.0.0.1:{port}{path}"

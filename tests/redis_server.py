@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from tests.ports import free_port
+
 START_DEADLINE = 10.0  # seconds
 POLL = 0.01  # seconds between polls (spent waiting on the process, so an early exit is seen at once)
 
@@ -31,13 +33,6 @@ def find_redis_server() -> str:
         "redis-server is not installed (nor valkey-server): the Redis tests need a real server. "
         "Install it with `scripts/setup --test` (or `apt-get install redis-server`)."
     )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def answers_ping(port: int, timeout: float = 0.2) -> bool:

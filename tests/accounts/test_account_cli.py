@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 import pyotp
 import pytest
-import yaml
 
 from govgate.accounts_file import load_accounts, update_accounts
 from govgate.cli.main import run_cli
@@ -25,33 +24,21 @@ from govgate.core.passwords import verify_password
 from govgate.core.policy.model import Login, SessionLimits
 from govgate.store.base import Session
 from govgate.store.redis import RedisStore
+from tests.policies import policy_data, write_policy
 
 PASSWORD = "Correct-horse-battery-9"
 OTHER_PASSWORD = "Another-long-secret-42"
 TZ = ZoneInfo("Asia/Shanghai")
 
 
-def write_policy(folder: Path, **extra: object) -> Path:
-    policy: dict[str, object] = {
-        "version": 1,
-        "gateway": {"listen": "127.0.0.1:0", "upstream": "http://127.0.0.1:8080",
-                    "public_hosts": ["portal.example.gov.cn"], "insecure": True, "timezone": "Asia/Shanghai",
-                    "key_file": "secrets/gateway.key"},
-        "geoip": {"database": "geoip/absent.mmdb", "home_countries": ["CN"]},
-        "accounts_file": "accounts.yaml",
-        "access": [{"name": "the rest", "paths": ["/**"], "allow": "deny"}],
-        "login": {"max_failures": 3, "failure_window": "15m", "lockout": "30m", "ip_max_failures": 10},
-        "audit": {"dir": "audit/", "retention_days": 365},
-        **extra,
-    }
-    path = folder / "policy.yaml"
-    path.write_text(yaml.safe_dump(policy, sort_keys=False), encoding="utf-8")
-    return path
+def policy_file(folder: Path, **sections: object) -> Path:
+    """The test policy in ``folder``, its files (key, accounts, audit log) beside it."""
+    return write_policy(folder / "policy.yaml", policy_data(**sections))
 
 
 @pytest.fixture
 def policy(tmp_path: Path) -> Path:
-    return write_policy(tmp_path)
+    return policy_file(tmp_path)
 
 
 class Cli:
@@ -185,7 +172,7 @@ def test_an_expiry_in_the_past_or_malformed_is_refused(cli: Cli) -> None:
 
 def test_groups_must_be_declared_when_the_policy_declares_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    cli = Cli(write_policy(tmp_path, groups=["staff", "finance"]), monkeypatch, capsys)
+    cli = Cli(policy_file(tmp_path, groups=["staff", "finance"]), monkeypatch, capsys)
     assert cli.add("zhangsan", "--groups", "staff,hr") == 1
     assert "hr not declared" in cli.err
     assert cli.add("zhangsan", "--groups", "staff") == 0
@@ -319,7 +306,7 @@ def test_an_invalid_accounts_file_is_reported_and_left_alone(cli: Cli, policy: P
 @pytest.fixture
 def redis_cli(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch,
               capsys: pytest.CaptureFixture[str]) -> tuple[Cli, str]:
-    return Cli(write_policy(tmp_path, state={"redis": redis_url}), monkeypatch, capsys), redis_url
+    return Cli(policy_file(tmp_path, state={"redis": redis_url}), monkeypatch, capsys), redis_url
 
 
 def _on_store[T](url: str, action: Callable[[RedisStore], Awaitable[T]]) -> T:
@@ -388,7 +375,7 @@ def test_logout_ends_every_session_of_the_account_in_redis(redis_cli: tuple[Cli,
 
 def test_an_unreachable_redis_makes_unlock_fail_and_list_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    cli = Cli(write_policy(tmp_path, state={"redis": "redis://127.0.0.1:1/0", "timeout": "1s"}), monkeypatch, capsys)
+    cli = Cli(policy_file(tmp_path, state={"redis": "redis://127.0.0.1:1/0", "timeout": "1s"}), monkeypatch, capsys)
     assert cli.add("zhangsan") == 0
     assert cli("account", "list") == 0
     assert "cannot be reached" in cli.err
@@ -403,12 +390,9 @@ def test_an_unreachable_redis_makes_unlock_fail_and_list_say_so(tmp_path: Path, 
 
 # -- `govgate check` covers the accounts file --------------------------------------------------------
 
-GEOIP = Path(__file__).resolve().parents[2] / "geoip" / "GeoLite2-Country-Test.mmdb"
-
-
 def test_check_lists_the_accounts_files_problems_with_their_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    cli = Cli(write_policy(tmp_path, geoip={"database": str(GEOIP), "home_countries": ["CN"]}), monkeypatch, capsys)
+    cli = Cli(policy_file(tmp_path), monkeypatch, capsys)
     assert cli("check") == 0
     accounts_file(cli.policy).write_text("version: 1\naccounts:\n  zhangsan:\n    disabled: maybe\n", encoding="utf-8")
     assert cli("check") == 1
@@ -417,14 +401,13 @@ def test_check_lists_the_accounts_files_problems_with_their_lines(tmp_path: Path
 
 def test_check_finds_undeclared_groups_and_secrets_under_another_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    geoip = {"database": str(GEOIP), "home_countries": ["CN"]}
-    cli = Cli(write_policy(tmp_path, geoip=geoip), monkeypatch, capsys)
+    cli = Cli(policy_file(tmp_path), monkeypatch, capsys)
     assert cli.add("zhangsan", "--groups", "staff,hr") == 0
     assert cli("check") == 0
-    write_policy(tmp_path, geoip=geoip, groups=["staff"])
+    policy_file(tmp_path, groups=["staff"])
     assert cli("check") == 1
     assert "accounts.zhangsan.groups[1]: group 'hr' is not declared" in cli.out
-    write_policy(tmp_path, geoip=geoip)
+    policy_file(tmp_path)
     (tmp_path / "secrets" / "gateway.key").write_text(bytes(range(32)).hex() + "\n", encoding="ascii")
     assert cli("check") == 1
     assert "accounts.zhangsan.totp_secret: does not decrypt under gateway.key_file" in cli.out

@@ -74,9 +74,12 @@ def test_an_unknown_account_takes_about_as_long_as_a_wrong_password() -> None:
             runs.append(time.perf_counter() - start)
         return statistics.median(runs)
 
+    # Equal work by construction: the dummy hash has the very parameters of a real one.
+    assert parameters_of(DUMMY_HASH) == parameters_of(real)
     dummy_time, real_time = median(DUMMY_HASH), median(real)
-    # Loose on purpose (a shared 2-core machine); a missing dummy verification would be ~1000x faster.
-    assert 0.33 < dummy_time / real_time < 3.0
+    # Loose on purpose (a shared 2-core machine, other test workers running); a missing dummy verification would
+    # be ~1000x faster. The time itself is measured by scripts/bench_login.py.
+    assert 0.1 < dummy_time / real_time < 10.0
 
 
 @pytest.mark.parametrize(

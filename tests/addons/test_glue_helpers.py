@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from ipaddress import ip_address
+from pathlib import Path
 
 import pytest
 from mitmproxy.test import tflow
 
 from addons.context import strip_client_headers, strip_gate_cookies, valid_headers, valid_target
 from addons.login_pages import AttemptLocks, client_key
+from tests.runtime import live_runtime
 
 
 @pytest.mark.parametrize(("target", "ok"), [
@@ -69,7 +71,7 @@ def test_attempts_for_one_account_run_one_at_a_time_and_locks_are_dropped_after(
         async with locks.hold("account:a", f"client:{client}"):
             inside += 1
             most = max(most, inside)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # let the other attempts run: the interleaving is what is under test
             inside -= 1
 
     async def main() -> None:
@@ -96,22 +98,18 @@ def test_the_portal_cannot_set_the_gates_cookies() -> None:
     assert response.headers.get_all("set-cookie") == ["portal=kept; Path=/"]
 
 
-def test_the_gates_own_pages_keep_their_cookies() -> None:
+def test_the_gates_own_pages_keep_their_cookies(tmp_path: Path) -> None:
     from addons.context import LOCAL_KEY
     from addons.security_headers import SecurityHeaders
-
-    class Runtime:
-        class policy:
-            class gateway:
-                insecure = True
-                upstream = "http://127.0.0.1:1"
 
     f = tflow.tflow(resp=True)
     assert f.response is not None
     f.response.headers["Set-Cookie"] = "govgate-csrf=ours"
     f.metadata[LOCAL_KEY] = True
-    SecurityHeaders(Runtime()).responseheaders(f)  # type: ignore[arg-type]
-    assert f.response.headers["set-cookie"] == "govgate-csrf=ours"
-    f.metadata.pop(LOCAL_KEY)
-    SecurityHeaders(Runtime()).responseheaders(f)  # type: ignore[arg-type]
-    assert "set-cookie" not in f.response.headers
+    with live_runtime(tmp_path) as runtime:  # SecurityHeaders asks for the gateway's LiveRuntime
+        headers = SecurityHeaders(runtime)
+        headers.responseheaders(f)
+        assert f.response.headers["set-cookie"] == "govgate-csrf=ours"
+        f.metadata.pop(LOCAL_KEY)
+        headers.responseheaders(f)
+        assert "set-cookie" not in f.response.headers

@@ -11,7 +11,7 @@ from mitmproxy.test import tflow
 
 from addons.context import RequestContextAddon, context_of
 from govgate.core.policy.model import Policy
-from tests.outbound.conftest import make_policy
+from tests.outbound.conftest import outbound_policy
 
 LOOPBACK_SPELLINGS = ["[::1]", "[0:0:0:0:0:0:0:1]", "[0::01]", "[::0001]", "[0:0:0:0:0:0:0.0.0.1]"]
 
@@ -30,7 +30,7 @@ class _Runtime:
 
 @pytest.fixture
 def addon() -> RequestContextAddon:
-    policy = make_policy(public_hosts=("portal.example.gov.cn", "[::1]"))
+    policy = outbound_policy(public_hosts=("portal.example.gov.cn", "[::1]"))
     return RequestContextAddon(_Runtime(_Snapshot(policy)))  # type: ignore[arg-type]
 
 

@@ -1,8 +1,8 @@
-"""Fixtures for the audit log tests: a fixed key, a settable clock, real directories in tmp_path."""
+"""Fixtures for the audit log tests: a fixed key, a settable clock (from 2026-11-23 09:00), real directories in
+tmp_path."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,31 +15,10 @@ from govgate.audit.writer import AuditWriter
 from govgate.core.audit_event import AuditEvent
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Audit, AuditAlgorithm
+from tests.runtime import Clock, fixed_keys
 
 TZ = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 23, 9, 0, tzinfo=TZ)
-
-
-class Clock:
-    """A clock the test moves by hand; safe to read from the writer thread."""
-
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now = self.now + delta
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``condition`` until it holds or the deadline passes (never a bare sleep)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.01)
 
 
 def access_event(n: int, when: datetime, **kw: object) -> AuditEvent:
@@ -64,12 +43,12 @@ def access_event(n: int, when: datetime, **kw: object) -> AuditEvent:
 
 @pytest.fixture
 def keys() -> GatewayKeys:
-    return GatewayKeys.from_bytes(bytes(range(32)))
+    return fixed_keys()
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 def audit_config(directory: Path, **kw: object) -> Audit:

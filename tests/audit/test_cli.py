@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from govgate.cli.main import run_cli
 from govgate.core.keys import GatewayKeys
+from tests.command import GOVGATE
+from tests.policies import policy_data, write_policy
 
 from .conftest import write_days
-
-GOVGATE = Path(sys.executable).parent / "govgate"
 
 
 @pytest.fixture
@@ -57,7 +56,7 @@ def test_the_real_command_exits_1_on_tamper(log: tuple[Path, Path]) -> None:
     directory, key_file = log
     (directory / "audit-2026-11-23.jsonl").unlink()
     done = subprocess.run(
-        [GOVGATE, "audit", "verify", "--dir", str(directory), "--key-file", str(key_file)],
+        [*GOVGATE, "audit", "verify", "--dir", str(directory), "--key-file", str(key_file)],
         capture_output=True,
         text=True,
         check=False,
@@ -118,31 +117,10 @@ def test_show_rejects_a_bad_address(log: tuple[Path, Path]) -> None:
     assert info.value.code == 2
 
 
-POLICY = """\
-version: 1
-gateway:
-  listen: "127.0.0.1:8443"
-  upstream: "http://127.0.0.1:8080"
-  public_hosts: [portal.example.gov.cn]
-  insecure: true
-  timezone: Asia/Shanghai
-  key_file: secrets/gateway.key
-geoip:
-  database: geoip/GeoLite2-Country.mmdb
-  home_countries: [CN]
-accounts_file: accounts.yaml
-access:
-  - {name: the rest, paths: ["/**"], allow: deny}
-audit:
-  dir: audit/
-  retention_days: 365
-"""
-
-
 def test_the_commands_take_the_directory_and_key_from_the_policy(
     tmp_path: Path, keys: GatewayKeys, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "policy.yaml").write_text(POLICY)
+    write_policy(tmp_path / "policy.yaml", policy_data())  # audit log in audit/, key in secrets/, beside it
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "gateway.key").write_text(bytes(range(32)).hex() + "\n")
     write_days(tmp_path / "audit", keys, days=2, per_day=2)

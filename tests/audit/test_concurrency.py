@@ -15,56 +15,14 @@ from govgate.audit.verify import verify_dir
 from govgate.audit.writer import AuditWriter
 from govgate.core.audit_event import AuditEvent
 from govgate.core.keys import GatewayKeys, load_key_file
-from govgate.core.policy.model import (
-    Audit,
-    Gateway,
-    GeoIP,
-    HostPort,
-    Login,
-    Metrics,
-    Outbound,
-    Policy,
-    RedirectMode,
-    SessionLimits,
-    State,
-    UnknownCountry,
-)
+from govgate.core.policy.model import Policy
+from tests import policies
+from tests.runtime import Clock
+from tests.waiting import wait_for
 
-from .conftest import TZ, Clock, access_event, audit_config, wait_until
+from .conftest import TZ, access_event, audit_config
 
 MakeWriter = Callable[..., AuditWriter]
-
-
-def make_policy(base: Path, audit: Audit) -> Policy:
-    return Policy(
-        version=1,
-        source=base / "policy.yaml",
-        sha256="0" * 64,
-        gateway=Gateway(
-            listen=HostPort("127.0.0.1", 8443),
-            upstream="http://127.0.0.1:8080",
-            public_hosts=("portal.example.gov.cn",),
-            tls_cert=None,
-            insecure=True,
-            trusted_proxies=(),
-            timezone=TZ,
-            prefix="/__govgate",
-            key_file=base / "secrets" / "gateway.key",
-        ),
-        state=State(redis_url=None),
-        geoip=GeoIP(database=base / "geo.mmdb", home_countries=frozenset({"CN"}), unknown=UnknownCountry.OVERSEAS),
-        networks=(),
-        groups=None,
-        accounts_file=base / "accounts.yaml",
-        devices=(),
-        access=(),
-        grants=(),
-        login=Login(),
-        session=SessionLimits(),
-        outbound=Outbound(government_suffixes=("gov.cn",), allow_hosts=(), redirects=RedirectMode.WARN),
-        audit=audit,
-        metrics=Metrics(listen=None),
-    )
 
 
 def admin_process(policy: Policy, worker: int, count: int) -> None:
@@ -85,7 +43,7 @@ def admin_process(policy: Policy, worker: int, count: int) -> None:
 def test_admin_events_from_other_processes_interleave_safely_with_the_writer(
     tmp_path: Path, make_writer: MakeWriter
 ) -> None:
-    policy = make_policy(tmp_path, audit_config(tmp_path / "audit"))
+    policy = policies.policy(tmp_path)  # its audit log in tmp_path / "audit", its key in tmp_path / "secrets"
     keys = load_key_file(policy.gateway.key_file)  # creates it, as `govgate run` would
     writer = AuditWriter(policy.audit, keys, TZ, flush_interval=0.001, batch_size=16)
     writer.start()
@@ -99,7 +57,7 @@ def test_admin_events_from_other_processes_interleave_safely_with_the_writer(
             writer.emit(access_event(n, datetime.now(TZ)))
             n += 1
             if n % 16 == 0:
-                wait_until(lambda: writer.queued < 64)
+                wait_for(lambda: writer.queued < 64)
 
     traffic = threading.Thread(target=gateway_traffic)
     traffic.start()
@@ -141,17 +99,17 @@ def test_a_backup_taken_while_the_gateway_writes_verifies(
             if n % 200 == 0:
                 clock.advance(timedelta(hours=7))  # days roll over while backups run
             if n % 8 == 0:
-                wait_until(lambda: writer.queued < 32)
+                wait_for(lambda: writer.queued < 32)
 
     thread = threading.Thread(target=traffic)
     thread.start()
     try:
-        wait_until(lambda: writer.written > 50)
+        wait_for(lambda: writer.written > 50)
         counts = []
         for _ in range(8):
             report = backup_dir(source, dest, keys)
             counts.append(report.count)
-        wait_until(lambda: len(list(source.glob("audit-*.jsonl"))) >= 2)
+        wait_for(lambda: len(list(source.glob("audit-*.jsonl"))) >= 2)
         counts.append(backup_dir(source, dest, keys).count)
     finally:
         stop.set()

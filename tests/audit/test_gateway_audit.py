@@ -12,17 +12,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.command import GOVGATE
 from tests.e2e.harness import (
-    GOVGATE,
     OFFICE_ADDRESS,
     Upstream,
     add_account,
-    base_policy,
     start_gateway,
     start_upstream,
-    wait_for,
-    write_policy,
 )
+from tests.policies import policy_data, write_policy
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -66,7 +65,7 @@ def staff(url: str) -> httpx.Response:
 
 def verify(policy: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(GOVGATE), "audit", "verify", "-p", str(policy)], capture_output=True, text=True, timeout=60, check=False
+        [*GOVGATE, "audit", "verify", "-p", str(policy)], capture_output=True, text=True, timeout=60, check=False
     )
 
 
@@ -75,7 +74,7 @@ def test_a_full_disk_refuses_staff_paths_with_503_and_recovers_by_itself(
 ) -> None:
     (tmp_path / "secrets").mkdir()
     policy = tmp_path / "policy.yaml"
-    write_policy(policy, base_policy(tmp_path, upstream.url))
+    write_policy(policy, policy_data(tmp_path, upstream.url))
     gw = start_gateway(policy)
     try:
         assert staff(gw.url).status_code == 303  # to login: the log is writable
@@ -104,7 +103,7 @@ def test_a_full_disk_refuses_staff_paths_with_503_and_recovers_by_itself(
 def test_admin_commands_write_beside_a_running_gateway_and_sigterm_flushes(upstream: Upstream, tmp_path: Path) -> None:
     (tmp_path / "secrets").mkdir()
     policy = tmp_path / "policy.yaml"
-    write_policy(policy, base_policy(tmp_path, upstream.url))
+    write_policy(policy, policy_data(tmp_path, upstream.url))
     gw = start_gateway(policy)
     try:
         for n in range(3):

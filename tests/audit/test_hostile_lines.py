@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,12 +20,13 @@ from govgate.core.audit_chain import event_record
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import AuditAlgorithm
 from govgate.errors import AuditChainBroken
+from tests.command import GOVGATE
+from tests.runtime import Clock
 
-from .conftest import START, TZ, Clock, access_event, audit_config, write_days
+from .conftest import START, TZ, access_event, audit_config, write_days
 from .test_writer import MakeWriter
 
 DAY1 = "audit-2026-11-23.jsonl"
-GOVGATE = Path(sys.executable).parent / "govgate"
 
 
 def with_mac(line: bytes, mac: str) -> bytes:
@@ -107,7 +107,7 @@ def test_the_verify_command_names_a_hostile_line_without_a_traceback(tmp_path: P
     key_file = tmp_path / "gateway.key"
     key_file.write_text(bytes(range(32)).hex() + "\n")
     done = subprocess.run(
-        [GOVGATE, "audit", "verify", "--dir", str(directory), "--key-file", str(key_file)],
+        [*GOVGATE, "audit", "verify", "--dir", str(directory), "--key-file", str(key_file)],
         capture_output=True,
         text=True,
         check=False,

@@ -10,7 +10,7 @@ from pathlib import Path
 from govgate.audit.verify import verify_dir
 from govgate.core.keys import load_key_file
 from govgate.live_runtime import LiveRuntime
-from tests.e2e.harness import base_policy, write_policy
+from tests.policies import policy_data, write_policy
 
 
 def sha256(path: Path) -> str:
@@ -20,7 +20,7 @@ def sha256(path: Path) -> str:
 def test_load_reload_and_refusal_records_carry_the_hash_of_the_file_they_judged(tmp_path: Path) -> None:
     (tmp_path / "secrets").mkdir()
     policy_file = tmp_path / "policy.yaml"
-    data = base_policy(tmp_path, "http://127.0.0.1:9")
+    data = policy_data(tmp_path, "http://127.0.0.1:9")
     write_policy(policy_file, data)
     loaded = sha256(policy_file)
 

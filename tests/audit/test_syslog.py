@@ -14,8 +14,10 @@ from govgate.audit.syslog import format_message, parse_syslog_url
 from govgate.audit.verify import verify_dir
 from govgate.audit.writer import AuditWriter
 from govgate.core.keys import GatewayKeys
+from tests.ports import free_port
+from tests.runtime import Clock
 
-from .conftest import Clock, access_event, audit_config
+from .conftest import access_event, audit_config
 
 MakeWriter = Callable[..., AuditWriter]
 RFC5424 = re.compile(rb"<(\d+)>1 (\S+) (\S+) govgate (\d+) (\S+) - \xef\xbb\xbf(\{.*\})\Z", re.S)
@@ -54,9 +56,7 @@ def test_every_record_is_mirrored_as_an_rfc5424_message(
 def test_an_absent_collector_does_not_stop_the_local_log(
     tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # nobody listens here once closed
+    port = free_port()  # nobody listens here
     writer = make_writer(audit_config(tmp_path, syslog=f"tcp://127.0.0.1:{port}"))
     writer.start()
     for n in range(20):

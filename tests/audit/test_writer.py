@@ -19,8 +19,10 @@ from govgate.core.audit_event import AuditEvent
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Audit, AuditAlgorithm
 from govgate.errors import AuditChainBroken
+from tests.runtime import Clock
+from tests.waiting import wait_for
 
-from .conftest import Clock, access_event, audit_config, wait_until, write_days
+from .conftest import access_event, audit_config, write_days
 
 MakeWriter = Callable[..., AuditWriter]
 
@@ -76,7 +78,7 @@ def test_records_are_written_within_the_flush_interval_without_close(
     writer = make_writer(audit_config(tmp_path), flush_interval=0.05)
     writer.start()
     writer.emit(access_event(1, clock.now))
-    wait_until(lambda: len(access_records(tmp_path)) == 1, timeout=2)
+    wait_for(lambda: len(access_records(tmp_path)) == 1, timeout=2)
     assert writer.healthy, writer.last_error
 
 
@@ -147,7 +149,7 @@ def test_midnight_seals_the_day_and_opens_the_next_with_a_link(
     writer.emit(access_event(1, clock.now))
     assert writer.flush()
     clock.advance(timedelta(days=1))  # no event at all on the new day: the rotation still happens
-    wait_until(lambda: (tmp_path / "audit-2026-11-24.jsonl").exists())
+    wait_for(lambda: (tmp_path / "audit-2026-11-24.jsonl").exists())
     day1 = (tmp_path / "audit-2026-11-23.jsonl").read_text().splitlines()
     assert json.loads(day1[-1])["event"] == "audit.seal"
     day2 = (tmp_path / "audit-2026-11-24.jsonl").read_text().splitlines()
@@ -175,7 +177,7 @@ def test_a_start_after_midnight_seals_the_closed_day_even_without_requests(
     clock.advance(timedelta(days=1))
     writer = make_writer(audit_config(tmp_path))
     writer.start()
-    wait_until(lambda: (tmp_path / "audit-2026-11-24.jsonl").exists())
+    wait_for(lambda: (tmp_path / "audit-2026-11-24.jsonl").exists())
     assert writer.close(timeout=5)
     last = json.loads((tmp_path / "audit-2026-11-23.jsonl").read_text().splitlines()[-1])
     assert last["event"] == "audit.seal"
@@ -261,12 +263,12 @@ def test_a_write_failure_makes_the_writer_unhealthy_and_it_recovers_by_itself(
     writer = make_writer(audit_config(target), flush_interval=0.02, retry_interval=0.02)
     writer.start()
     writer.emit(access_event(1, clock.now))
-    wait_until(lambda: not writer.healthy)
+    wait_for(lambda: not writer.healthy)
     assert writer.last_error is not None
     assert str(target) in writer.last_error
     writer.emit(access_event(2, clock.now))
     target.unlink()
-    wait_until(lambda: writer.healthy and writer.queued == 0)
+    wait_for(lambda: writer.healthy and writer.queued == 0)
     assert writer.last_error is None
     assert [r["request_id"] for r in access_records(target)] == ["req-1", "req-2"]
     verify_dir(target, keys)
@@ -290,13 +292,13 @@ def test_a_full_disk_fails_closed_and_writing_resumes_when_space_returns(
             writer.emit(access_event(n, clock.now, path="/oa/" + "x" * 400))
             n += 1
             if n % 64 == 0:
-                wait_until(lambda: writer.queued == 0 or not writer.healthy)
+                wait_for(lambda: writer.queued == 0 or not writer.healthy)
             assert n < 10_000
         assert writer.last_error is not None
         assert "No space" in writer.last_error
         verify_dir(target, keys)  # what made it to disk is intact: a failed batch is cut back
         subprocess.run(["mount", "-o", "remount,size=4m", str(target)], check=True)
-        wait_until(lambda: writer.healthy and writer.queued == 0)
+        wait_for(lambda: writer.healthy and writer.queued == 0)
         assert writer.close(timeout=5)
         assert len(access_records(target)) == n
         verify_dir(target, keys)
@@ -314,7 +316,7 @@ def test_a_full_queue_drops_new_events_counts_them_and_says_so_when_writing_resu
     for n in range(30):
         writer.emit(access_event(n, clock.now))
     assert writer.lost > 0
-    wait_until(lambda: not writer.healthy)
+    wait_for(lambda: not writer.healthy)
     target.unlink()
     assert writer.close(timeout=5)
     got = records(target)
@@ -348,7 +350,7 @@ def test_reconfigure_switches_directory_and_algorithm(
     writer.emit(access_event(1, clock.now))
     assert writer.flush()
     writer.reconfigure(audit_config(second, algorithm=AuditAlgorithm.HMAC_SM3))
-    wait_until(lambda: writer._new_audit is None)  # applied by the thread
+    wait_for(lambda: writer._new_audit is None)  # applied by the thread
     writer.emit(access_event(2, clock.now))
     assert writer.close(timeout=5)
     assert verify_dir(first, keys).count == 2
@@ -368,7 +370,7 @@ def test_files_younger_than_retention_are_kept_and_older_pruned_only_when_asked(
     prune = make_writer(audit_config(tmp_path, prune=True))
     prune.start()
     assert prune.flush()
-    wait_until(lambda: not (tmp_path / "audit-2026-11-23.jsonl").exists())
+    wait_for(lambda: not (tmp_path / "audit-2026-11-23.jsonl").exists())
     assert prune.close(timeout=5)
     assert (tmp_path / "audit-2026-11-24.jsonl").exists()
     assert [r["files"] for r in records(tmp_path) if r["event"] == "audit.prune"] == ["audit-2026-11-23.jsonl"]

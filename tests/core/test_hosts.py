@@ -3,6 +3,7 @@ that compares hosts (rules, public_hosts, link classification, the policy) agree
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 import ada_url
@@ -14,7 +15,8 @@ from govgate.core.decide import CompiledPolicy, compile_policy, decide
 from govgate.core.hosts import host_of, parse_host, split_host_port
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Outbound, RedirectMode
-from tests.decide.builder import NOW, compiled, facts, rule
+from tests.decide.facts import facts
+from tests.policies import NOW, policy, rule
 from tests.policy.texts import BASE, load, problems, replace
 
 SETTINGS = settings(max_examples=300, deadline=None)
@@ -202,10 +204,14 @@ def test_any_spelling_of_a_rule_host_meets_any_spelling_of_the_request_host(
 ) -> None:
     written = data.draw(ipv6_spelling(pieces))
     sent = data.draw(ipv6_spelling(pieces))
-    # A policy built in code (no loader): the rule's host stays as written until the rules are compiled.
-    policy = compiled(access=(rule("v6", ["/**"], "public", hosts=(f"[{written}]",), index=0),
-                              rule("the rest", ["/**"], "deny", index=1)))
-    assert rule_for(policy, f"[{sent}]" + ("" if port is None else f":{port}")) == "v6"
+    # The rule's host as written, not as the loader stores it: compiling the rules must read it the same way.
+    base = POLICY_WITH_TWO_RULES
+    v6 = dataclasses.replace(base.access[0], hosts=(f"[{written}]",))
+    built = compile_policy(dataclasses.replace(base, access=(v6, base.access[1])))
+    assert rule_for(built, f"[{sent}]" + ("" if port is None else f":{port}")) == "v6"
+
+
+POLICY_WITH_TWO_RULES = policy(access=[rule("v6", ["/**"], "public"), rule("the rest", ["/**"], "deny")])
 
 
 def test_the_policy_stores_an_ipv6_literal_in_the_canonical_form() -> None:

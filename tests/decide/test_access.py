@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from govgate.core.access import compile_rules, glob_to_regex, match_rule, normalise_path
 from govgate.core.hosts import host_of
-from tests.decide.builder import rule
+from tests.policies import access_rules, rule
 
 
 def reference_match(glob: str, path: str) -> bool:
@@ -107,13 +108,14 @@ def test_paths_are_normalised_as_the_upstream_will_see_them(raw: str, normal: st
 ])
 def test_paths_that_cannot_be_judged_safely_have_no_rule(raw: str) -> None:
     assert normalise_path(raw) is None
-    compiled = compile_rules([rule("everything", ["/**"], "public")])
+    compiled = compile_rules(access_rules(rule("everything", ["/**"], "public")))
     assert match_rule(compiled, "portal.example.gov.cn", raw, "GET") is None
 
 
 def test_public_rule_cannot_be_used_to_reach_a_staff_path() -> None:
-    compiled = compile_rules([rule("public", ["/public/**"], "public", index=0),
-                              rule("staff", ["/oa/**"], "staff", index=1)])
+    rules = access_rules(rule("public", ["/public/**"], "public"),
+                         rule("staff", ["/oa/**"], "staff", networks=("office",)))
+    compiled = compile_rules(rules)
     for raw in ("/public/../oa/x", "/public/%2e%2e/oa/x", "/public/./../oa/x", "/public//../oa/x"):
         found = match_rule(compiled, "h", raw, "GET")
         assert found is not None
@@ -124,7 +126,8 @@ def test_public_rule_cannot_be_used_to_reach_a_staff_path() -> None:
 def test_hosts_compare_without_case_port_and_trailing_dot() -> None:
     assert host_of("Portal.Example.GOV.cn.:8443") == "portal.example.gov.cn"
     assert host_of("[2001:db8::1]:443") == "[2001:db8::1]"
-    compiled = compile_rules([rule("r", ["/**"], "public", hosts=("portal.example.gov.cn", "*.intra.gov.cn"))])
+    hosts = ("portal.example.gov.cn", "*.intra.gov.cn")
+    compiled = compile_rules(access_rules(rule("r", ["/**"], "public", hosts=hosts)))
     assert match_rule(compiled, "PORTAL.example.gov.cn.:443", "/x", "GET") is not None
     assert match_rule(compiled, "a.intra.gov.cn", "/x", "GET") is not None
     assert match_rule(compiled, "intra.gov.cn", "/x", "GET") is None
@@ -132,13 +135,15 @@ def test_hosts_compare_without_case_port_and_trailing_dot() -> None:
 
 
 def test_methods_compare_upper_case() -> None:
-    compiled = compile_rules([rule("r", ["/**"], "public", methods=frozenset({"GET"}))])
+    compiled = compile_rules(access_rules(rule("r", ["/**"], "public", methods=frozenset({"GET"}))))
     assert match_rule(compiled, "h", "/x", "get") is not None
     assert match_rule(compiled, "h", "/x", "DELETE") is None
 
 
 def test_rule_without_paths_matches_nothing() -> None:
-    compiled = compile_rules([rule("empty", [], "public")])
+    # The loader refuses a rule without paths; the matcher must still match nothing with one.
+    (one,) = access_rules(rule("empty", ["/x"], "public"))
+    compiled = compile_rules([dataclasses.replace(one, paths=())])
     assert match_rule(compiled, "h", "/", "GET") is None
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from govgate.core.client_address import client_address, forwarded_chain, parse_hop
 from govgate.core.networks import NetworkSet
-from tests.decide.builder import nets
+from tests.policies import nets
 
 TRUSTED = nets("127.0.0.0/8", "10.0.0.0/8", "fd00::/8")
 ip = ipaddress.ip_address

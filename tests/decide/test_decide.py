@@ -9,24 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from govgate.core.decide import Outcome, Reason, compile_policy, decide
-from govgate.core.policy.model import NetworkGroup
-from tests.decide.builder import (
-    NOW,
-    OFFICE,
-    VPN,
-    account,
-    compiled,
-    facts,
-    grant,
-    make_policy,
-    nets,
-    rule,
-    standard_rules,
-)
+from tests.decide.facts import account, facts
+from tests.policies import NOW, OFFICE, VPN, compiled, device, geoip, grant, policy, rule, standard_access
 
 GB = "81.2.69.142"
 US = "216.160.83.56"
 CN = "111.235.160.1"
+ZS_LAPTOP = device("zs-laptop", "zhangsan", token="zs-enrolment")  # for grants that name the device
 
 
 def names(decision: object) -> list[tuple[str, bool]]:
@@ -60,7 +49,7 @@ def test_deny_rule_refuses_with_denied() -> None:
 
 
 def test_unmatched_request_is_denied_without_a_rule() -> None:
-    c = compiled(access=(rule("news", ["/news/**"], "public"),))
+    c = compiled(access=[rule("news", ["/news/**"], "public")])
     d = decide(facts("10.1.2.3", "/elsewhere"), c, NOW)
     assert d.outcome is Outcome.REFUSE
     assert d.reason is Reason.DENIED
@@ -69,8 +58,8 @@ def test_unmatched_request_is_denied_without_a_rule() -> None:
 
 
 def test_first_matching_rule_wins() -> None:
-    c = compiled(access=(rule("deny oa", ["/oa/secret/**"], "deny", index=0),
-                         rule("oa public", ["/oa/**"], "public", index=1)))
+    c = compiled(access=(rule("deny oa", ["/oa/secret/**"], "deny"),
+                         rule("oa public", ["/oa/**"], "public")))
     assert decide(facts(GB, "/oa/secret/x"), c, NOW).reason is Reason.DENIED
     assert decide(facts(GB, "/oa/other"), c, NOW).outcome is Outcome.FORWARD
 
@@ -95,8 +84,8 @@ def test_encoded_slash_after_dots_is_denied() -> None:
 
 
 def test_rule_with_hosts_only_matches_those_hosts() -> None:
-    c = compiled(access=(rule("intranet", ["/**"], "public", index=0, hosts=("intranet.example.gov.cn", "*.oa.gov.cn")),
-                         rule("rest", ["/**"], "deny", index=1)))
+    c = compiled(access=(rule("intranet", ["/**"], "public", hosts=("intranet.example.gov.cn", "*.oa.gov.cn")),
+                         rule("rest", ["/**"], "deny")))
     assert decide(facts(GB, "/x", host="Intranet.Example.gov.cn."), c, NOW).outcome is Outcome.FORWARD
     assert decide(facts(GB, "/x", host="a.b.oa.gov.cn"), c, NOW).outcome is Outcome.FORWARD
     assert decide(facts(GB, "/x", host="oa.gov.cn"), c, NOW).reason is Reason.DENIED
@@ -104,8 +93,8 @@ def test_rule_with_hosts_only_matches_those_hosts() -> None:
 
 
 def test_rule_with_methods_only_matches_those_methods() -> None:
-    c = compiled(access=(rule("read only", ["/**"], "public", index=0, methods=frozenset({"GET", "HEAD"})),
-                         rule("rest", ["/**"], "deny", index=1)))
+    c = compiled(access=(rule("read only", ["/**"], "public", methods=frozenset({"GET", "HEAD"})),
+                         rule("rest", ["/**"], "deny")))
     assert decide(facts(GB, "/x", method="get"), c, NOW).outcome is Outcome.FORWARD
     assert decide(facts(GB, "/x", method="POST"), c, NOW).reason is Reason.DENIED
 
@@ -150,19 +139,19 @@ def test_allowlisted_device_satisfies_the_network_check() -> None:
 
 
 def test_device_does_not_help_when_the_rule_forbids_devices() -> None:
-    c = compiled(access=standard_rules(devices="none"))
+    c = compiled(access=standard_access(devices="none"))
     d = decide(facts(CN, "/oa/", country="CN", device="zs-laptop"), c, NOW)
     assert d.reason is Reason.NETWORK
 
 
 def test_rule_with_networks_any_admits_any_home_address() -> None:
-    c = compiled(access=standard_rules(networks="any"))
+    c = compiled(access=standard_access(networks="any"))
     d = decide(facts(CN, "/oa/", country="CN"), c, NOW)
     assert d.outcome is Outcome.LOGIN
 
 
 def test_rule_with_networks_any_still_applies_the_overseas_check() -> None:
-    c = compiled(access=standard_rules(networks="any"))
+    c = compiled(access=standard_access(networks="any"))
     d = decide(facts(GB, "/oa/", country="GB"), c, NOW)
     assert d.reason is Reason.OVERSEAS
     assert d.article == "Art. 19"
@@ -171,7 +160,7 @@ def test_rule_with_networks_any_still_applies_the_overseas_check() -> None:
 # -- overseas ---------------------------------------------------------------------------------------
 
 def test_overseas_request_without_grant_is_denied() -> None:
-    c = compiled(access=standard_rules(networks="any"))
+    c = compiled(access=standard_access(networks="any"))
     d = decide(facts(US, "/oa/", country="US", account=account()), c, NOW)
     assert d.reason is Reason.OVERSEAS
     assert names(d)[-1] == ("overseas", False)
@@ -184,33 +173,33 @@ def test_overseas_device_user_inside_a_rule_network_is_not_overseas() -> None:
 
 
 def test_private_address_is_always_home_even_when_unknown_is_overseas() -> None:
-    c = compiled(access=standard_rules(networks="any"))
+    c = compiled(access=standard_access(networks="any"))
     for ip in ("192.168.1.5", "127.0.0.1", "169.254.1.1", "fd00::1", "fe80::1", "::1"):
         assert decide(facts(ip, "/oa/", country=None), c, NOW).outcome is Outcome.LOGIN, ip
 
 
 def test_unknown_country_is_overseas_by_default() -> None:
-    c = compiled(access=standard_rules(networks="any"))
+    c = compiled(access=standard_access(networks="any"))
     d = decide(facts("1.1.1.1", "/oa/", country=None), c, NOW)
     assert d.reason is Reason.OVERSEAS
     assert "unknown country" in d.checks[-1].detail
 
 
 def test_unknown_country_is_home_when_the_policy_says_so() -> None:
-    c = compiled(access=standard_rules(networks="any"), unknown="home")
+    c = compiled(access=standard_access(networks="any"), geoip=geoip(unknown="home"))
     assert decide(facts("1.1.1.1", "/oa/", country=None), c, NOW).outcome is Outcome.LOGIN
 
 
 def test_home_countries_are_the_operators_call() -> None:
-    rules = standard_rules(networks="any")
+    rules = standard_access(networks="any")
     hk = "1.2.3.4"
     assert decide(facts(hk, "/oa/", country="HK"), compiled(access=rules), NOW).reason is Reason.OVERSEAS
-    with_hk = compiled(access=rules, home=frozenset({"CN", "HK"}))
+    with_hk = compiled(access=rules, geoip=geoip(home=("CN", "HK")))
     assert decide(facts(hk, "/oa/", country="HK"), with_hk, NOW).outcome is Outcome.LOGIN
 
 
 def test_overseas_client_before_login_goes_to_login_when_a_grant_could_admit_it() -> None:
-    c = compiled(access=standard_rules(networks="any"), grants=(grant(account="zhangsan"),))
+    c = compiled(access=standard_access(networks="any"), overseas={"grants": [grant(account="zhangsan")]})
     d = decide(facts(GB, "/oa/", country="GB"), c, NOW)
     assert d.outcome is Outcome.LOGIN
     assert d.grant is not None
@@ -219,30 +208,30 @@ def test_overseas_client_before_login_goes_to_login_when_a_grant_could_admit_it(
 
 
 def test_overseas_client_before_login_is_refused_when_no_grant_is_active() -> None:
-    c = compiled(access=standard_rules(networks="any"), grants=(grant(account="zhangsan", start="2027-01-01 00:00",
-                                                                   end="2027-01-31 00:00"),))
+    c = compiled(access=standard_access(networks="any"),
+                 overseas={"grants": [grant(account="zhangsan", start="2027-01-01 00:00", end="2027-01-31 00:00")]})
     d = decide(facts(GB, "/oa/", country="GB"), c, NOW)
     assert d.reason is Reason.OVERSEAS
     assert "no active grant could admit" in d.checks[-1].detail
 
 
 def test_overseas_client_before_login_is_refused_when_grants_name_other_countries() -> None:
-    c = compiled(access=standard_rules(networks="any"),
-                 grants=(grant(account="zhangsan", countries=frozenset({"JP"})),))
+    c = compiled(access=standard_access(networks="any"),
+                 overseas={"grants": [grant(account="zhangsan", countries=frozenset({"JP"}))]})
     assert decide(facts(GB, "/oa/", country="GB"), c, NOW).reason is Reason.OVERSEAS
 
 
 def test_overseas_client_before_login_needs_the_grants_device() -> None:
-    c = compiled(access=standard_rules(networks="any"),
-                 grants=(grant(account="zhangsan", devices=("zs-laptop",)),))
+    c = compiled(access=standard_access(networks="any"), devices=[ZS_LAPTOP],
+                 overseas={"grants": [grant(account="zhangsan", devices=("zs-laptop",))]})
     assert decide(facts(GB, "/oa/", country="GB"), c, NOW).reason is Reason.OVERSEAS
     d = decide(facts(GB, "/oa/", country="GB", device="zs-laptop"), c, NOW)
     assert d.outcome is Outcome.LOGIN
 
 
 def test_overseas_account_with_an_active_grant_is_forwarded() -> None:
-    c = compiled(access=standard_rules(networks="any"),
-                 grants=(grant(account="zhangsan", countries=frozenset({"GB"})),))
+    c = compiled(access=standard_access(networks="any"),
+                 overseas={"grants": [grant(account="zhangsan", countries=frozenset({"GB"}))]})
     d = decide(facts(GB, "/oa/x", country="GB", account=account("zhangsan")), c, NOW)
     assert d.outcome is Outcome.FORWARD
     assert d.status == 200
@@ -250,33 +239,36 @@ def test_overseas_account_with_an_active_grant_is_forwarded() -> None:
 
 
 def test_overseas_grant_for_another_account_does_not_admit() -> None:
-    c = compiled(access=standard_rules(networks="any"), grants=(grant(account="lisi"),))
+    c = compiled(access=standard_access(networks="any"), overseas={"grants": [grant(account="lisi")]})
     d = decide(facts(GB, "/oa/", country="GB", account=account("zhangsan")), c, NOW)
     assert d.reason is Reason.OVERSEAS
 
 
 def test_overseas_grant_ends_an_open_session_when_it_expires() -> None:
-    c = compiled(access=standard_rules(networks="any"), grants=(grant(account="zhangsan"),))
+    c = compiled(access=standard_access(networks="any"), overseas={"grants": [grant(account="zhangsan")]})
     f = facts(GB, "/oa/", country="GB", account=account("zhangsan"))
     assert decide(f, c, NOW).outcome is Outcome.FORWARD
     assert decide(f, c, NOW + timedelta(days=30)).reason is Reason.OVERSEAS
 
 
 def test_overseas_grant_outside_its_daily_hours_does_not_admit() -> None:
-    c = compiled(access=standard_rules(networks="any"), grants=(grant(account="zhangsan", daily=("08:00", "22:00")),))
+    c = compiled(access=standard_access(networks="any"),
+                 overseas={"grants": [grant(account="zhangsan", daily=("08:00", "22:00"))]})
     f = facts(GB, "/oa/", country="GB", account=account("zhangsan"))
     assert decide(f, c, NOW.replace(hour=9)).outcome is Outcome.FORWARD
     assert decide(f, c, NOW.replace(hour=23)).reason is Reason.OVERSEAS
 
 
 def test_overseas_device_only_grant_admits_any_account_on_that_device() -> None:
-    c = compiled(access=standard_rules(networks="any"), grants=(grant(devices=("kiosk",)),))
+    c = compiled(access=standard_access(networks="any"), devices=[device("kiosk", "wangwu", token="kiosk-enrolment")],
+                 overseas={"grants": [grant(devices=("kiosk",))]})
     assert decide(facts(GB, "/oa/", country="GB", device="kiosk", account=account("lisi")), c, NOW).allowed
     assert decide(facts(GB, "/oa/", country="GB", account=account("lisi")), c, NOW).reason is Reason.OVERSEAS
 
 
 def test_overseas_grant_naming_account_and_devices_requires_both() -> None:
-    c = compiled(access=standard_rules(networks="any"), grants=(grant(account="zhangsan", devices=("zs-laptop",)),))
+    c = compiled(access=standard_access(networks="any"), devices=[ZS_LAPTOP],
+                 overseas={"grants": [grant(account="zhangsan", devices=("zs-laptop",))]})
     assert decide(facts(GB, "/oa/", country="GB", device="zs-laptop", account=account("zhangsan")), c, NOW).allowed
     assert decide(facts(GB, "/oa/", country="GB", account=account("zhangsan")), c, NOW).reason is Reason.OVERSEAS
     assert decide(facts(GB, "/oa/", country="GB", device="zs-laptop", account=account("lisi")),
@@ -328,12 +320,12 @@ def test_account_outside_the_rules_groups_is_refused_for_group() -> None:
 
 
 def test_rule_without_groups_admits_any_account() -> None:
-    c = compiled(access=standard_rules(groups=None))
+    c = compiled(access=standard_access(groups=None))
     assert decide(facts("10.1.2.3", "/oa/", account=account(groups=frozenset())), c, NOW).allowed
 
 
 def test_bound_account_on_a_foreign_device_is_refused_for_device() -> None:
-    c = compiled(access=standard_rules(bind_devices=True))
+    c = compiled(access=standard_access(bind_devices=True))
     mine = account(devices=frozenset({"zs-laptop"}))
     assert decide(facts("10.1.2.3", "/oa/", device="ls-browser", account=mine), c, NOW).reason is Reason.DEVICE
     assert decide(facts("10.1.2.3", "/oa/", device=None, account=mine), c, NOW).reason is Reason.DEVICE
@@ -347,15 +339,15 @@ def test_checks_run_in_contract_order_network_before_account() -> None:
 
 
 def test_account_problems_are_reported_before_group_and_device() -> None:
-    c = compiled(access=standard_rules(bind_devices=True))
+    c = compiled(access=standard_access(bind_devices=True))
     d = decide(facts("10.1.2.3", "/oa/", account=account(disabled=True, groups=frozenset())), c, NOW)
     assert d.reason is Reason.ACCOUNT
 
 
 def test_compiled_policy_handles_rules_it_was_not_compiled_with() -> None:
-    policy = make_policy()
-    c = compile_policy(policy)
-    assert len(c.rule_networks) == len(policy.access)
+    p = policy()
+    c = compile_policy(p)
+    assert len(c.rule_networks) == len(p.access)
 
 
 # -- properties -------------------------------------------------------------------------------------
@@ -373,9 +365,9 @@ def test_adding_a_network_never_turns_an_allow_into_a_deny_for_addresses_in_it(
     ip = extra.network_address + (offset % extra.num_addresses)
     f = facts(ip, "/oa/x", country=country, account=account() if with_account else None,
               device="zs-laptop" if with_device else None)
-    before = make_policy(networks=(OFFICE, VPN), access=standard_rules(networks=("office", "vpn")))
-    bigger_vpn = NetworkGroup("vpn", (*VPN.cidrs, extra))
-    after = make_policy(networks=(OFFICE, bigger_vpn), access=standard_rules(networks=("office", "vpn")))
+    before = policy(access=standard_access(networks=("office", "vpn")))
+    after = policy(networks={"office": OFFICE, "vpn": [*VPN, str(extra)]},
+                   access=standard_access(networks=("office", "vpn")))
     d_before = decide(f, compile_policy(before), NOW)
     d_after = decide(f, compile_policy(after), NOW)
     if d_before.outcome is not Outcome.REFUSE:
@@ -385,9 +377,8 @@ def test_adding_a_network_never_turns_an_allow_into_a_deny_for_addresses_in_it(
 
 
 def test_adding_a_network_to_a_policy_without_it_admits_the_address() -> None:
-    plain = make_policy(networks=(OFFICE,), access=standard_rules(networks=("office",)))
-    wider = make_policy(networks=(NetworkGroup("office", (*OFFICE.cidrs, *nets("81.2.69.0/24"))),),
-                        access=standard_rules(networks=("office",)))
+    plain = policy(networks={"office": OFFICE})
+    wider = policy(networks={"office": [*OFFICE, "81.2.69.0/24"]})
     f = facts(GB, "/oa/", country="GB", account=account())
     assert decide(f, compile_policy(plain), NOW).reason is Reason.NETWORK
     assert decide(f, compile_policy(wider), NOW).allowed

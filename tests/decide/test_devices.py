@@ -12,18 +12,18 @@ from govgate.core.devices import (
     device_for_cert_sha256,
     device_for_token,
 )
-from tests.decide.builder import at, device, make_policy
+from tests.policies import at, device, policy
 
 DER = b"0\x82\x01\x0a fake DER bytes of a client certificate"
 TOKEN = "f3b1c0de-enrolment-token"
 
 
 def devices() -> DeviceIndex:
-    return DeviceIndex([
+    return DeviceIndex(policy(devices=[
         device("zs-laptop", "zhangsan", cert_sha256=hashlib.sha256(DER).digest()),
         device("ls-browser", "lisi", token=TOKEN, expires=date(2026, 12, 31)),
         device("old-pc", "lisi", cert_sha256=hashlib.sha256(b"old").digest(), expires=date(2026, 1, 1)),
-    ])
+    ]).devices)
 
 
 def test_fingerprint_is_the_sha256_of_the_der_certificate() -> None:
@@ -62,8 +62,8 @@ def test_device_works_through_its_expiry_day_and_never_after() -> None:
 
 
 def test_lookups_accept_a_policy_as_well_as_an_index() -> None:
-    policy = make_policy(devices=(device("zs-laptop", "zhangsan", cert_sha256=hashlib.sha256(DER).digest()),))
-    found = device_for_cert(policy, DER, at("2026-12-05 10:00"))
+    p = policy(devices=[device("zs-laptop", "zhangsan", cert_sha256=hashlib.sha256(DER).digest())])
+    found = device_for_cert(p, DER, at("2026-12-05 10:00"))
     assert found is not None
     assert found.account == "zhangsan"
 

@@ -3,60 +3,30 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from govgate.cli.main import run_cli
-from tests.decide.builder import GEOIP_DIR
+from tests.policies import device, grant, policy_data, write_policy
 
-POLICY = """\
-version: 1
-gateway:
-  listen: "127.0.0.1:8443"
-  upstream: "http://127.0.0.1:8080"
-  public_hosts: [portal.example.gov.cn]
-  insecure: true
-  timezone: Asia/Shanghai
-  key_file: gateway.key
-geoip:
-  database: geo.mmdb
-  home_countries: [CN]
-networks:
-  office: [10.0.0.0/8, "2001:db8::/32"]
-devices:
-  - {id: zs-laptop, account: zhangsan, cert_sha256: "%s"}
-  - {id: old-pc, account: zhangsan, token: "tok-1", expires: 2026-01-01}
-access:
-  - {name: public site, paths: ["/", "/news/**"], allow: public}
-  - name: office system
-    paths: ["/oa/**"]
-    allow: staff
-    networks: [office]
-    groups: [staff]
-  - {name: the rest, paths: ["/**"], allow: deny}
-overseas:
-  grants:
-    - account: zhangsan
-      countries: [GB]
-      from: 2026-12-01T00:00
-      until: 2026-12-15T23:59
-      reason: 参加国际会议
-audit:
-  dir: audit/
-  retention_days: 365
-""" % ("ab" * 32)
+
+def explain_policy() -> dict[str, Any]:
+    """The test policy with two of zhangsan's devices (one expired) and a grant for him in Great Britain."""
+    return policy_data(
+        devices=[device("zs-laptop", "zhangsan", cert_sha256=bytes.fromhex("ab" * 32)),
+                 device("old-pc", "zhangsan", token="tok-1", expires=date(2026, 1, 1))],
+        overseas={"grants": [grant(account="zhangsan", countries=frozenset({"GB"}))]},
+    )
 
 
 @pytest.fixture
 def policy(tmp_path: Path) -> Path:
-    shutil.copy(GEOIP_DIR / "GeoLite2-Country-Test.mmdb", tmp_path / "geo.mmdb")
-    path = tmp_path / "policy.yaml"
-    path.write_text(POLICY, encoding="utf-8")
-    return path
+    return write_policy(tmp_path / "policy.yaml", explain_policy())
 
 
 def explain(policy: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -163,9 +133,9 @@ def test_missing_ip_is_a_usage_error(policy: Path) -> None:
 
 
 def test_invalid_policy_exits_1_listing_its_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bad = tmp_path / "policy.yaml"
-    bad.write_text(POLICY.replace("networks: [office]", "networks: [ofice]"), encoding="utf-8")
-    shutil.copy(GEOIP_DIR / "GeoLite2-Country-Test.mmdb", tmp_path / "geo.mmdb")
+    data = explain_policy()
+    data["access"][1]["networks"] = ["ofice"]
+    bad = write_policy(tmp_path / "policy.yaml", data)
     code, _out, err = explain(bad, "--ip", "10.1.2.3", capsys=capsys)
     assert code == 1
     assert "ofice" in err
@@ -187,7 +157,7 @@ def write_accounts_file(folder: Path, **accounts: dict[str, object]) -> None:
     from govgate.core.accounts import Account, Accounts
     from govgate.core.keys import GatewayKeys
     from govgate.core.totp import encrypt_secret, new_totp_secret
-    from tests.decide.builder import TZ
+    from tests.policies import TZ
 
     keys = GatewayKeys.from_bytes(bytes(range(32)))
 
@@ -201,16 +171,9 @@ def write_accounts_file(folder: Path, **accounts: dict[str, object]) -> None:
     write_accounts(folder / "accounts.yaml", Accounts(items))
 
 
-def with_accounts_file(policy: Path) -> Path:
-    text = policy.read_text(encoding="utf-8").replace("audit:\n", "accounts_file: accounts.yaml\naudit:\n")
-    policy.write_text(text, encoding="utf-8")
-    return policy
-
-
 def test_account_details_come_from_the_accounts_file(policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_accounts_file(policy.parent, zhangsan={"groups": ("staff",)}, wangwu={"disabled": True},
                         zhaoliu={"groups": ("guests",)})
-    with_accounts_file(policy)
     common = ["--ip", "10.1.2.3", "--path", "/oa/", "--at", "2026-12-05T10:00", "--json"]
     code, out, err = explain(policy, "--account", "zhangsan", *common, capsys=capsys)
     assert code == 0, err
@@ -226,7 +189,6 @@ def test_account_details_come_from_the_accounts_file(policy: Path, capsys: pytes
 def test_account_missing_from_the_accounts_file_is_a_bad_argument(
         policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_accounts_file(policy.parent, zhangsan={})
-    with_accounts_file(policy)
     code, _, err = explain(policy, "--ip", "10.1.2.3", "--account", "nobody", capsys=capsys)
     assert code == 2
     assert "unknown account 'nobody'" in err
@@ -241,7 +203,8 @@ def test_explain_names_the_grant_that_admits_a_traveller_through_the_office_only
     assert report["decision"] == "forward"
     assert report["grant"]["index"] == 0
     assert report["grant"]["reason"] == "参加国际会议"
-    assert report["grants_checked"] == [{"index": 0, "line": 27, "reason": "参加国际会议", "failed": []}]
+    assert report["grants_checked"] == [{"index": 0, "line": grant_line(policy), "reason": "参加国际会议",
+                                         "failed": []}]
 
 
 @pytest.mark.parametrize(("args", "failed"), [
@@ -255,4 +218,11 @@ def test_explain_says_which_condition_of_each_grant_failed(
                            capsys=capsys)
     assert code == 0
     assert "decision: REFUSE (403)  reason: network" in out
-    assert f"✗ #0 (line 27, 参加国际会议): {failed}" in out
+    assert f"✗ #0 (line {grant_line(policy)}, 参加国际会议): {failed}" in out
+
+
+def grant_line(policy: Path) -> int:
+    """The line of the policy's first grant, as the loader numbers it."""
+    from govgate.core.policy.load import load_policy_text
+
+    return load_policy_text(policy.read_text(encoding="utf-8"), policy, check_files=False).grants[0].line

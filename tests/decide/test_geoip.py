@@ -11,7 +11,7 @@ import pytest
 
 from govgate.core.geoip import CountryLookup, GeoIPDatabaseError, country_of_record, is_always_home
 from govgate.errors import GovGateError
-from tests.decide.builder import GEOIP_DIR
+from tests.policies import GEOIP_DIR
 
 ip = ipaddress.ip_address
 

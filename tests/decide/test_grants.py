@@ -14,11 +14,11 @@ from govgate.core.grants import (
     grant_admits,
     grant_could_admit,
 )
-from tests.decide.builder import TZ, at, grant
+from tests.policies import TZ, at, make_grant
 
 
 def test_grant_is_active_inside_its_window_bounds_included() -> None:
-    g = grant(start="2026-12-01 00:00", end="2026-12-15 23:59")
+    g = make_grant(start="2026-12-01 00:00", end="2026-12-15 23:59")
     assert grant_active(g, at("2026-12-01 00:00"))
     assert grant_active(g, at("2026-12-15 23:59"))
     assert not grant_active(g, at("2026-11-30 23:59"))
@@ -26,14 +26,14 @@ def test_grant_is_active_inside_its_window_bounds_included() -> None:
 
 
 def test_grant_window_is_compared_as_instants_whatever_the_timezone_of_now() -> None:
-    g = grant(start="2026-12-01 08:00", end="2026-12-02 08:00")
+    g = make_grant(start="2026-12-01 08:00", end="2026-12-02 08:00")
     # 2026-12-01 00:30 UTC is 08:30 in Shanghai.
     assert grant_active(g, datetime(2026, 12, 1, 0, 30, tzinfo=UTC))
     assert not grant_active(g, datetime(2026, 11, 30, 23, 30, tzinfo=UTC))
 
 
 def test_daily_hours_are_read_on_the_gateways_wall_clock() -> None:
-    g = grant(daily=("08:00", "22:00"))
+    g = make_grant(daily=("08:00", "22:00"))
     assert grant_active(g, at("2026-12-05 08:00"))
     assert grant_active(g, at("2026-12-05 22:00"))
     assert not grant_active(g, at("2026-12-05 07:59"))
@@ -42,14 +42,14 @@ def test_daily_hours_are_read_on_the_gateways_wall_clock() -> None:
 
 
 def test_daily_hours_may_cross_midnight() -> None:
-    g = grant(daily=("22:00", "06:00"))
+    g = make_grant(daily=("22:00", "06:00"))
     assert grant_active(g, at("2026-12-05 23:30"))
     assert grant_active(g, at("2026-12-06 05:59"))
     assert not grant_active(g, at("2026-12-05 12:00"))
 
 
 def test_grant_naming_only_an_account_admits_that_account_from_any_device() -> None:
-    g = grant(account="zhangsan")
+    g = make_grant(account="zhangsan")
     now = at("2026-12-05 10:00")
     assert grant_admits(g, "zhangsan", None, "GB", now)
     assert grant_admits(g, "zhangsan", "any-device", "GB", now)
@@ -58,7 +58,7 @@ def test_grant_naming_only_an_account_admits_that_account_from_any_device() -> N
 
 
 def test_grant_naming_only_devices_admits_any_account_on_one_of_them() -> None:
-    g = grant(devices=("kiosk-1", "kiosk-2"))
+    g = make_grant(devices=("kiosk-1", "kiosk-2"))
     now = at("2026-12-05 10:00")
     assert grant_admits(g, "lisi", "kiosk-2", "GB", now)
     assert not grant_admits(g, "lisi", "laptop", "GB", now)
@@ -66,7 +66,7 @@ def test_grant_naming_only_devices_admits_any_account_on_one_of_them() -> None:
 
 
 def test_grant_naming_account_and_devices_requires_both() -> None:
-    g = grant(account="zhangsan", devices=("zs-laptop",))
+    g = make_grant(account="zhangsan", devices=("zs-laptop",))
     now = at("2026-12-05 10:00")
     assert grant_admits(g, "zhangsan", "zs-laptop", "GB", now)
     assert not grant_admits(g, "zhangsan", None, "GB", now)
@@ -74,7 +74,7 @@ def test_grant_naming_account_and_devices_requires_both() -> None:
 
 
 def test_grant_with_countries_admits_only_from_them() -> None:
-    g = grant(account="zhangsan", countries=frozenset({"GB", "FR"}))
+    g = make_grant(account="zhangsan", countries=frozenset({"GB", "FR"}))
     now = at("2026-12-05 10:00")
     assert grant_admits(g, "zhangsan", None, "FR", now)
     assert not grant_admits(g, "zhangsan", None, "US", now)
@@ -83,15 +83,15 @@ def test_grant_with_countries_admits_only_from_them() -> None:
 
 def test_before_login_a_grant_could_admit_when_its_device_condition_is_met() -> None:
     now = at("2026-12-05 10:00")
-    assert grant_could_admit(grant(account="zhangsan"), None, "GB", now)
-    assert not grant_could_admit(grant(account="zhangsan", devices=("zs-laptop",)), None, "GB", now)
-    assert grant_could_admit(grant(account="zhangsan", devices=("zs-laptop",)), "zs-laptop", "GB", now)
-    assert not grant_could_admit(grant(account="zhangsan", countries=frozenset({"JP"})), None, "GB", now)
-    assert not grant_could_admit(grant(account="zhangsan"), None, "GB", at("2027-01-01 00:00"))
+    assert grant_could_admit(make_grant(account="zhangsan"), None, "GB", now)
+    assert not grant_could_admit(make_grant(account="zhangsan", devices=("zs-laptop",)), None, "GB", now)
+    assert grant_could_admit(make_grant(account="zhangsan", devices=("zs-laptop",)), "zs-laptop", "GB", now)
+    assert not grant_could_admit(make_grant(account="zhangsan", countries=frozenset({"JP"})), None, "GB", now)
+    assert not grant_could_admit(make_grant(account="zhangsan"), None, "GB", at("2027-01-01 00:00"))
 
 
 def test_could_admit_before_login_returns_the_first_possible_grant() -> None:
-    grants = [grant(index=0, account="a", countries=frozenset({"JP"})), grant(index=1, account="b")]
+    grants = [make_grant(index=0, account="a", countries=frozenset({"JP"})), make_grant(index=1, account="b")]
     found = could_admit_before_login(grants, None, "GB", at("2026-12-05 10:00"))
     assert found is not None
     assert found.index == 1
@@ -100,9 +100,9 @@ def test_could_admit_before_login_returns_the_first_possible_grant() -> None:
 
 def test_index_finds_the_first_admitting_grant_in_policy_order() -> None:
     index = GrantIndex([
-        grant(index=0, account="zhangsan", countries=frozenset({"JP"})),
-        grant(index=1, devices=("zs-laptop",)),
-        grant(index=2, account="zhangsan"),
+        make_grant(index=0, account="zhangsan", countries=frozenset({"JP"})),
+        make_grant(index=1, devices=("zs-laptop",)),
+        make_grant(index=2, account="zhangsan"),
     ])
     now = at("2026-12-05 10:00")
     found = index.admitting("zhangsan", "zs-laptop", "GB", now)
@@ -116,8 +116,8 @@ def test_index_finds_the_first_admitting_grant_in_policy_order() -> None:
 
 def test_index_before_login_considers_account_grants_by_country_and_device_grants() -> None:
     index = GrantIndex([
-        grant(index=0, account="zhangsan", countries=frozenset({"JP"})),
-        grant(index=1, devices=("zs-laptop",)),
+        make_grant(index=0, account="zhangsan", countries=frozenset({"JP"})),
+        make_grant(index=1, devices=("zs-laptop",)),
     ])
     now = at("2026-12-05 10:00")
     assert index.could_admit(None, "GB", now) is None
@@ -130,7 +130,7 @@ def test_index_before_login_considers_account_grants_by_country_and_device_grant
 
 
 def test_index_with_a_thousand_grants_agrees_with_a_plain_scan() -> None:
-    grants = [grant(index=i, account=f"user{i % 300}" if i % 3 else None,
+    grants = [make_grant(index=i, account=f"user{i % 300}" if i % 3 else None,
                     devices=(f"dev{i % 200}",) if i % 2 else (),
                     countries=frozenset({["GB", "US", "JP"][i % 3]}) if i % 5 else None,
                     start=f"2026-12-{1 + i % 20:02d} 00:00", end=f"2026-12-{5 + i % 20:02d} 12:00")
@@ -155,7 +155,7 @@ hours = st.times().map(lambda t: t.replace(second=0, microsecond=0).isoformat(ti
 def test_a_grant_never_admits_outside_its_window(start: datetime, length: timedelta, now: datetime,
                                                  daily: tuple[str, str] | None, device: str | None) -> None:
     end = start + length
-    g = grant(account="zhangsan", devices=("zs-laptop",), start=start.replace(tzinfo=None).isoformat(),
+    g = make_grant(account="zhangsan", devices=("zs-laptop",), start=start.replace(tzinfo=None).isoformat(),
               end=end.replace(tzinfo=None).isoformat(), daily=daily)
     admitted = grant_admits(g, "zhangsan", device, "GB", now)
     could = grant_could_admit(g, device, "GB", now)
@@ -169,7 +169,7 @@ def test_a_grant_never_admits_outside_its_window(start: datetime, length: timede
 
 
 def test_daily_hours_follow_the_gateway_timezone_even_for_a_grant_written_in_utc() -> None:
-    g = grant(daily=("08:00", "22:00"))
+    g = make_grant(daily=("08:00", "22:00"))
     utc_grant = type(g)(index=0, line=1, account="zhangsan", devices=(), countries=None,
                         start=g.start.astimezone(UTC), end=g.end.astimezone(UTC), daily=g.daily, reason="r")
     # 23:00 in Shanghai is 15:00 UTC: outside the hours on the gateway's clock.

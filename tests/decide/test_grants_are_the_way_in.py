@@ -3,14 +3,17 @@ never admits a home-country address; and nobody may try a password from where no
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from ipaddress import ip_address
+from typing import Any
 
 import pytest
 
-from govgate.core.decide import CompiledPolicy, Outcome, Reason, account_admitted, decide, login_gate
+from govgate.core.decide import CompiledPolicy, Outcome, Reason, account_admitted, compile_policy, decide, login_gate
 from govgate.core.grants import grant_shortfalls
-from tests.decide.builder import NOW, account, compiled, facts, grant, standard_rules
+from tests.decide.facts import account, facts
+from tests.policies import NOW, compiled, device, geoip, grant, make_grant, policy, standard_access
 
 GB = "81.2.69.142"
 US = "216.160.83.56"
@@ -19,21 +22,24 @@ OFFICE = "10.1.2.3"
 UNKNOWN = "198.51.100.7"  # a public address the test database does not know
 
 TRIP = grant(account="zhangsan", countries=frozenset({"GB"}), daily=("08:00", "22:00"))
+ZS_LAPTOP = device("zs-laptop", "zhangsan", token="zs-enrolment")
 
 
-def office_only(**kwargs: object) -> CompiledPolicy:
+def office_only(*grants: dict[str, Any], devices: str | None = None, **sections: Any) -> CompiledPolicy:
     """The shipped sample's shape: the staff rule names only the office network."""
-    return compiled(access=standard_rules(networks=("office",)), **kwargs)
+    return compiled(access=standard_access(networks=("office",), devices=devices),
+                    overseas={"grants": list(grants)}, devices=[ZS_LAPTOP], **sections)
 
 
 def test_a_granted_account_abroad_reaches_a_rule_that_names_only_office_networks() -> None:
-    c = office_only(grants=(TRIP,))
+    c = office_only(TRIP)
     before = decide(facts(GB, "/oa/", country="GB"), c, NOW)
     assert before.outcome is Outcome.LOGIN
-    assert before.grant is TRIP
+    assert before.grant is not None
+    assert before.grant.index == 0
     after = decide(facts(GB, "/oa/x", country="GB", account=account("zhangsan")), c, NOW)
     assert after.outcome is Outcome.FORWARD
-    assert after.grant is TRIP
+    assert after.grant == before.grant
     network = next(ch for ch in after.checks if ch.name == "network")
     assert network.passed
     assert "grant #0" in network.detail
@@ -41,8 +47,7 @@ def test_a_granted_account_abroad_reaches_a_rule_that_names_only_office_networks
 
 
 def test_a_grant_never_admits_a_home_country_address_outside_the_networks() -> None:
-    any_country = grant(account="zhangsan")
-    c = office_only(grants=(any_country,))
+    c = office_only(grant(account="zhangsan"))
     d = decide(facts(CN, "/oa/x", country="CN", account=account("zhangsan")), c, NOW)
     assert d.reason is Reason.NETWORK
     assert d.grant is None
@@ -50,17 +55,17 @@ def test_a_grant_never_admits_a_home_country_address_outside_the_networks() -> N
 
 def test_an_unknown_country_counts_as_overseas_and_a_grant_without_countries_admits_it() -> None:
     open_grant = grant(account="zhangsan")
-    c = office_only(grants=(open_grant,))
+    c = office_only(open_grant)
     d = decide(facts(UNKNOWN, "/oa/", country=None, account=account("zhangsan")), c, NOW)
     assert d.outcome is Outcome.FORWARD
     # ... but not when unknown addresses are home: then they are simply outside the networks.
-    home = office_only(grants=(open_grant,), unknown="home")
+    home = office_only(open_grant, geoip=geoip(unknown="home"))
     d = decide(facts(UNKNOWN, "/oa/", country=None, account=account("zhangsan")), home, NOW)
     assert d.reason is Reason.NETWORK
 
 
 def test_another_account_from_the_granted_country_is_refused_after_login() -> None:
-    c = office_only(grants=(TRIP,))
+    c = office_only(TRIP)
     d = decide(facts(GB, "/oa/", country="GB", account=account("lisi")), c, NOW)
     assert d.outcome is Outcome.REFUSE
     assert d.reason is Reason.NETWORK
@@ -69,19 +74,19 @@ def test_another_account_from_the_granted_country_is_refused_after_login() -> No
 
 @pytest.mark.parametrize("when", [NOW.replace(hour=23), NOW + timedelta(days=30)])
 def test_a_grant_outside_its_hours_or_window_lets_nobody_in(when: datetime) -> None:
-    c = office_only(grants=(TRIP,))
+    c = office_only(TRIP)
     d = decide(facts(GB, "/oa/", country="GB", account=account("zhangsan")), c, when)
     assert d.reason is Reason.NETWORK
 
 
 def test_a_grant_is_the_way_in_even_where_devices_are_not_accepted() -> None:
-    c = compiled(access=standard_rules(networks=("office",), devices="none"), grants=(TRIP,))
+    c = office_only(TRIP, devices="none")
     d = decide(facts(GB, "/oa/", country="GB", account=account("zhangsan")), c, NOW)
     assert d.outcome is Outcome.FORWARD
 
 
 def test_a_device_outside_the_networks_abroad_still_needs_a_grant() -> None:
-    c = office_only(grants=(grant(devices=("zs-laptop",), countries=frozenset({"GB"})),))
+    c = office_only(grant(devices=("zs-laptop",), countries=frozenset({"GB"})))
     refused = decide(facts(US, "/oa/", country="US", device="zs-laptop"), c, NOW)
     assert refused.outcome is Outcome.REFUSE
     assert refused.reason is Reason.OVERSEAS  # the device passed the network step; no grant for the US
@@ -91,7 +96,9 @@ def test_a_device_outside_the_networks_abroad_still_needs_a_grant() -> None:
 
 def test_a_rule_with_no_networks_and_no_any_admits_no_address() -> None:
     # Only reachable by building a rule by hand (the validator requires `networks`): never read as "any".
-    c = compiled(access=standard_rules(networks=()))
+    loaded = policy()
+    bare = replace(loaded.access[1], networks=(), any_network=False)
+    c = compile_policy(replace(loaded, access=(loaded.access[0], bare, loaded.access[2])))
     d = decide(facts(OFFICE, "/oa/", account=account("zhangsan")), c, NOW)
     assert d.reason is Reason.NETWORK
 
@@ -99,7 +106,7 @@ def test_a_rule_with_no_networks_and_no_any_admits_no_address() -> None:
 # -- what explain shows about each grant -----------------------------------------------------------------
 
 def test_grant_shortfalls_name_every_condition_that_failed() -> None:
-    g = grant(account="zhangsan", devices=("zs-laptop",), countries=frozenset({"GB"}), daily=("08:00", "22:00"))
+    g = make_grant(account="zhangsan", devices=("zs-laptop",), countries=frozenset({"GB"}), daily=("08:00", "22:00"))
     late = NOW.replace(hour=23) + timedelta(days=30)
     found = grant_shortfalls(g, "lisi", None, "US", late)
     assert [f.split(":", 1)[0] for f in found] == ["window", "daily hours", "country", "account", "device"]
@@ -111,7 +118,7 @@ def test_grant_shortfalls_name_every_condition_that_failed() -> None:
 # -- no password guessing from where nobody may enter (contract §5) --------------------------------------
 
 def test_login_gate_is_closed_to_an_address_no_staff_rule_could_admit() -> None:
-    c = office_only(grants=(TRIP,))
+    c = office_only(TRIP)
     home = login_gate(ip_address(CN), "CN", None, c, NOW)
     assert (home.open, home.reason) == (False, Reason.NETWORK)
     abroad = login_gate(ip_address(US), "US", None, c, NOW)
@@ -119,7 +126,7 @@ def test_login_gate_is_closed_to_an_address_no_staff_rule_could_admit() -> None:
 
 
 def test_login_gate_is_open_in_the_office_for_every_account() -> None:
-    c = office_only(grants=(TRIP,))
+    c = office_only(TRIP)
     gate = login_gate(ip_address(OFFICE), None, None, c, NOW)
     assert gate.open
     assert not gate.overseas
@@ -127,7 +134,7 @@ def test_login_gate_is_open_in_the_office_for_every_account() -> None:
 
 
 def test_from_a_granted_country_only_the_granted_account_may_try_its_password() -> None:
-    c = office_only(grants=(TRIP,))
+    c = office_only(TRIP)
     ip = ip_address(GB)
     gate = login_gate(ip, "GB", None, c, NOW)
     assert gate.open
@@ -139,7 +146,7 @@ def test_from_a_granted_country_only_the_granted_account_may_try_its_password() 
 
 def test_login_gate_opens_for_an_allowlisted_device_only_where_a_rule_accepts_devices() -> None:
     ip = ip_address(CN)
-    accepts = compiled(access=standard_rules(networks=("office",)))
+    accepts = office_only()
     assert login_gate(ip, "CN", "zs-laptop", accepts, NOW).open
-    refuses = compiled(access=standard_rules(networks=("office",), devices="none"))
+    refuses = office_only(devices="none")
     assert not login_gate(ip, "CN", "zs-laptop", refuses, NOW).open

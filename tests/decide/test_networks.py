@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from govgate.core.networks import NamedNetworks, NetworkSet
-from tests.decide.builder import nets
+from tests.policies import nets
 
 ip = ipaddress.ip_address
 

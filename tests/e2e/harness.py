@@ -1,7 +1,7 @@
 """Real processes for end-to-end tests: the sample portal as upstream, `govgate run` as the gateway.
 
-Nothing here is a mock: the gateway is the installed `govgate` command, started on port 0, and the
-tests talk to it over real sockets (plain HTTP or TLS with certificates made by trustme).
+Nothing here is a mock: the gateway is the `govgate` command (``python -m govgate run``), started on
+port 0, and the tests talk to it over real sockets (plain HTTP or TLS with certificates made by trustme).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,11 +22,12 @@ from typing import Any
 
 import pyotp
 import pytest
-import yaml
+
+from tests.command import GOVGATE
+from tests.policies import policy_data, write_policy
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-GOVGATE = REPO / ".venv" / "bin" / "govgate"
-GEOIP = REPO / "geoip" / "GeoLite2-Country-Test.mmdb"
 
 # Addresses the bundled MaxMind test database knows (tests/data/geoip/GeoLite2-Country-Test.json).
 GB_ADDRESS = "81.2.69.160"
@@ -40,13 +40,27 @@ OFFICE_ADDRESS = "10.1.2.3"
 STORE_PARAMS = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+def read_records(audit_dir: Path) -> list[dict[str, Any]]:
+    """Every record of the audit log in ``audit_dir``, oldest first."""
+    records = []
+    for path in sorted(audit_dir.glob("audit-*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                records.append(json.loads(line))
+    return records
+
+
+def wait_for_record(audit_dir: Path, what: str, match: Callable[[dict[str, Any]], bool],
+                    timeout: float = 10) -> dict[str, Any]:
+    """The newest record matching ``match``, once the gateway's audit writer has put one on disk."""
+    found: list[dict[str, Any]] = []
+
+    def seen() -> bool:
+        found[:] = [r for r in read_records(audit_dir) if match(r)]
+        return bool(found)
+
+    wait_for(seen, timeout, what)
+    return found[-1]
 
 
 class OutputReader:
@@ -104,47 +118,6 @@ def start_upstream() -> Upstream:
     return Upstream(proc, m.group(1))
 
 
-def base_policy(workdir: Path, upstream: str, **overrides: object) -> dict[str, object]:
-    """A valid policy for tests: plain HTTP, loopback trusted as a proxy so tests choose client addresses
-    with X-Forwarded-For, an office network, public/staff/deny rules."""
-    policy: dict[str, object] = {
-        "version": 1,
-        "gateway": {
-            "listen": "127.0.0.1:0",
-            "upstream": upstream,
-            "public_hosts": ["portal.example.gov.cn", "127.0.0.1", "localhost"],
-            "insecure": True,
-            "trusted_proxies": ["127.0.0.0/8"],
-            "timezone": "Asia/Shanghai",
-            "key_file": str(workdir / "secrets" / "gateway.key"),
-        },
-        "geoip": {"database": str(GEOIP), "home_countries": ["CN"], "unknown": "overseas"},
-        "networks": {"office": ["10.0.0.0/8", "2001:db8::/32"]},
-        "accounts_file": str(workdir / "accounts.yaml"),
-        "access": [
-            {"name": "public site", "paths": ["/", "/news/**", "/static/**", "/echo/public/**", "/redirect-out"],
-             "allow": "public"},
-            {"name": "office system", "paths": ["/oa/**", "/echo/staff/**"], "allow": "staff",
-             "networks": ["office"]},
-            {"name": "the rest", "paths": ["/**"], "allow": "deny"},
-        ],
-        "login": {"max_failures": 3, "failure_window": "15m", "lockout": "30m", "ip_max_failures": 10},
-        "session": {"idle_timeout": "15m", "absolute_timeout": "8h"},
-        "outbound": {"government_suffixes": ["gov.cn", "政务"], "allow_hosts": ["www.12377.cn"],
-                     "redirects": "warn"},
-        "audit": {"dir": str(workdir / "audit"), "retention_days": 365},
-    }
-    for key, value in overrides.items():
-        policy[key] = value
-    return policy
-
-
-def write_policy(path: Path, policy: dict[str, object]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(policy, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 @dataclass
 class Gateway:
     proc: subprocess.Popen[str]
@@ -188,7 +161,7 @@ class Gateway:
 
 def start_gateway(policy_path: Path, *, timeout: float = 30.0) -> Gateway:
     env = dict(os.environ)
-    proc = subprocess.Popen([str(GOVGATE), "run", "-p", str(policy_path)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*GOVGATE, "run", "-p", str(policy_path)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=policy_path.parent, env=env)
     reader = OutputReader(proc.stdout)
     try:
@@ -201,7 +174,7 @@ def start_gateway(policy_path: Path, *, timeout: float = 30.0) -> Gateway:
 
 def add_account(policy_path: Path, name: str, password: str, groups: str = "staff") -> str:
     """Create an account with the real CLI; returns its TOTP secret (parsed from the otpauth URI)."""
-    out = subprocess.run([str(GOVGATE), "account", "add", name, "--groups", groups, "--password-stdin",
+    out = subprocess.run([*GOVGATE, "account", "add", name, "--groups", groups, "--password-stdin",
                           "-p", str(policy_path)], input=password + "\n", capture_output=True, text=True,
                          check=True, cwd=policy_path.parent)
     m = re.search(r"otpauth://\S+", out.stdout)
@@ -236,7 +209,7 @@ class AccountTemplates:
             template = self.root / f"accounts-{len(self._made)}"
             (template / "secrets").mkdir(parents=True)
             policy = template / "policy.yaml"
-            write_policy(policy, base_policy(template, "http://127.0.0.1:9"))
+            write_policy(policy, policy_data(template, "http://127.0.0.1:9"))
             secrets = {name: add_account(policy, name, password, groups)
                        for name, (password, groups) in accounts.items()}
             self._backdate(template / "accounts.yaml")
@@ -267,7 +240,7 @@ def start_store_gateway(workdir: Path, upstream: str, store: str, redis_url: str
     """A gateway on ``store`` with ``accounts`` (name → (password, groups)) in place before it starts (no
     reload wait per account); returns it and each account's TOTP secret. Checks that it really uses ``store``."""
     policy = workdir / "policy.yaml"
-    data = base_policy(workdir, upstream, **overrides)
+    data = policy_data(workdir, upstream, **overrides)
     state = store_state(store, redis_url)
     if state is not None:
         data["state"] = state
@@ -279,26 +252,3 @@ def start_store_gateway(workdir: Path, upstream: str, store: str, redis_url: str
         gateway.stop()
         raise AssertionError(f"the gateway runs on the {kind} store, not {store}")
     return gateway, secrets
-
-
-def read_records(audit_dir: Path) -> list[dict[str, Any]]:
-    """Every record of the audit log in ``audit_dir``, in file order (the log's JSON Lines, read back)."""
-    records = []
-    for path in sorted(audit_dir.glob("audit-*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                records.append(json.loads(line))
-    return records
-
-
-def wait_for_record(audit_dir: Path, what: str, match: Callable[[dict[str, Any]], bool],
-                    timeout: float = 10) -> dict[str, Any]:
-    """The newest record ``match`` accepts, once the writer has written one (within ``timeout``)."""
-    found: list[dict[str, Any]] = []
-
-    def seen() -> bool:
-        found[:] = [r for r in read_records(audit_dir) if match(r)]
-        return bool(found)
-
-    wait_for(seen, timeout, what)
-    return found[-1]

@@ -8,6 +8,8 @@ import time
 import httpx
 import pyotp
 
+from tests.waiting import wait_for
+
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -53,16 +55,20 @@ def fresh_code(secret: str) -> str:
     """A valid code of a later time step than any returned before for ``secret`` in this test run: the gateway
     accepts a code once only, and only of a step after the last one used (the current step or the next)."""
     totp = pyotp.TOTP(secret)
-    deadline = time.monotonic() + 35
-    while time.monotonic() < deadline:
+    code: list[str] = []
+
+    def unused_step() -> bool:
         now = time.time()
         for offset in (0, 30):
             step = int((now + offset) // 30)
             if step > _last_step.get(secret, -1):
                 _last_step[secret] = step
-                return totp.at(now + offset)
-        time.sleep(0.5)
-    raise AssertionError("no fresh TOTP step within 35 s")
+                code.append(totp.at(now + offset))
+                return True
+        return False
+
+    wait_for(unused_step, 35, "a TOTP step later than the last one used")
+    return code[0]
 
 
 def wrong_code(secret: str) -> str:

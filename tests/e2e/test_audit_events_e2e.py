@@ -22,20 +22,19 @@ import pytest
 
 from govgate.core.keys import load_key_file
 from govgate.core.leave_link import leave_url
+from tests.command import GOVGATE
 from tests.e2e.harness import (
-    GOVGATE,
     OFFICE_ADDRESS,
     Gateway,
     Upstream,
     add_account,
-    base_policy,
     read_records,
     start_gateway,
-    wait_for,
     wait_for_record,
-    write_policy,
 )
 from tests.e2e.login import Browser, fresh_code, wrong_code
+from tests.policies import policy_data, write_policy
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -73,7 +72,7 @@ def scenario(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Sc
     workdir = tmp_path_factory.mktemp("audit-e2e")
     (workdir / "secrets").mkdir()
     policy = workdir / "policy.yaml"
-    data = base_policy(workdir, upstream.url, session={"idle_timeout": f"{IDLE_SECONDS}s", "absolute_timeout": "8h"})
+    data = policy_data(workdir, upstream.url, session={"idle_timeout": f"{IDLE_SECONDS}s", "absolute_timeout": "8h"})
     write_policy(policy, data)
     totp = {name: add_account(policy, name, PASSWORD) for name in ("auditee", "lockme", "sleeper")}
     gw = start_gateway(policy)
@@ -124,7 +123,7 @@ def scenario(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Sc
         assert leave.status_code == 200
         assert "www.example.com" in leave.text
         # A good policy edit, a broken one (refused, last good kept), then the good one back.
-        data["access"][0]["paths"].append("/about/**")  # type: ignore[index]
+        data["access"][0]["paths"].append("/about/**")
         write_policy(policy, data)
         s.good_policy_sha256 = hashlib.sha256(policy.read_bytes()).hexdigest()
         wait_for_record(s.audit_dir, "the reload of the edited policy",
@@ -139,7 +138,7 @@ def scenario(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Sc
     finally:
         assert gw.stop() == 0  # SIGTERM flushes the audit queue
     s.records = read_records(s.audit_dir)
-    s.verify = subprocess.run([str(GOVGATE), "audit", "verify", "--dir", str(s.audit_dir), "-p", str(policy)],
+    s.verify = subprocess.run([*GOVGATE, "audit", "verify", "--dir", str(s.audit_dir), "-p", str(policy)],
                               capture_output=True, text=True, cwd=workdir, timeout=60)
     return s
 

@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 
 import httpx
 import pytest
 
-from tests.e2e.harness import GOVGATE, OutputReader
+from tests.command import GOVGATE
+from tests.e2e.harness import OutputReader
 from tests.e2e.login import Browser
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_demo_prints_what_a_first_user_needs_logs_in_and_exits_0_on_sigterm() -> None:
     port = free_port()
-    proc = subprocess.Popen([str(GOVGATE), "demo", "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*GOVGATE, "demo", "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     out = OutputReader(proc.stdout)
     try:

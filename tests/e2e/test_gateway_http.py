@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +18,12 @@ from tests.e2e.harness import (
     US_ADDRESS,
     Gateway,
     Upstream,
-    base_policy,
     start_gateway,
-    wait_for,
-    write_policy,
+    wait_for_record,
 )
+from tests.policies import GEOIP_DB, GEOIP_DIR, policy_data, write_policy
+from tests.ports import free_port
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +33,7 @@ def gateway(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Ite
     workdir = tmp_path_factory.mktemp("gw")
     (workdir / "secrets").mkdir()
     policy = workdir / "policy.yaml"
-    write_policy(policy, base_policy(workdir, upstream.url))
+    write_policy(policy, policy_data(workdir, upstream.url))
     gw = start_gateway(policy)
     yield gw
     assert gw.stop() == 0
@@ -162,7 +163,12 @@ def test_malformed_requests_get_a_4xx_or_a_closed_connection_never_a_crash(
     # The gateway is still serving afterwards: public pages, and staff paths, whose audit records must
     # still be written (a record the log cannot hold would stop it, and fail every staff path closed).
     assert get(gateway, "/news/").status_code == 200
-    time.sleep(0.6)  # three of the audit writer's 200 ms rounds
+    # The audit writer appends in order: once a later refusal's record is on disk, whatever the malformed
+    # request queued before it has been written (or has stopped the log, and this wait fails).
+    probe = f"/probe/{uuid.uuid4().hex}"
+    assert get(gateway, probe).status_code == 403
+    wait_for_record(gateway.workdir / "audit", "the audit record of a request after the malformed one",
+                    lambda r: r["path"] == probe)
     health = get(gateway, "/__govgate/health")
     assert health.status_code == 200, health.text
     assert health.json()["audit"]["writable"] is True
@@ -202,8 +208,8 @@ def test_overseas_address_without_any_grant_is_refused_before_login(
     upstream: Upstream, workdir: Path
 ) -> None:
     policy = workdir / "policy.yaml"
-    data = base_policy(workdir, upstream.url)
-    data["access"][1]["networks"] = "any"  # type: ignore[index]
+    data = policy_data(workdir, upstream.url)
+    data["access"][1]["networks"] = "any"
     write_policy(policy, data)
     gw = start_gateway(policy)
     try:
@@ -217,13 +223,9 @@ def test_overseas_address_without_any_grant_is_refused_before_login(
 
 
 def test_metrics_are_served_on_their_own_port_and_count_decisions(upstream: Upstream, workdir: Path) -> None:
-    import socket as _socket
-
-    with _socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     policy = workdir / "policy.yaml"
-    write_policy(policy, base_policy(workdir, upstream.url, metrics={"listen": f"127.0.0.1:{port}"}))
+    write_policy(policy, policy_data(workdir, upstream.url, metrics={"listen": f"127.0.0.1:{port}"}))
     gw = start_gateway(policy)
     try:
         assert get(gw, "/news/").status_code == 200
@@ -244,19 +246,17 @@ def test_the_geoip_database_is_reloaded_when_replaced_and_a_broken_one_is_refuse
 ) -> None:
     import shutil
 
-    from tests.e2e.harness import GEOIP
-
     database = workdir / "geo.mmdb"
-    shutil.copyfile(GEOIP, database)
-    data = base_policy(workdir, upstream.url)
+    shutil.copyfile(GEOIP_DB, database)
+    data = policy_data(workdir, upstream.url)
     data["geoip"] = {"database": str(database), "home_countries": ["CN"], "unknown": "overseas"}
-    data["access"][1]["networks"] = "any"  # type: ignore[index]
+    data["access"][1]["networks"] = "any"
     policy = workdir / "policy.yaml"
     write_policy(policy, data)
     gw = start_gateway(policy)
     try:
         version = gw.policy_version()
-        broken = Path(GEOIP).parent.parent / "tests" / "data" / "geoip" / "GeoIP2-City-Test-Invalid-Node-Count.mmdb"
+        broken = GEOIP_DIR / "GeoIP2-City-Test-Invalid-Node-Count.mmdb"
         tmp = workdir / "geo.tmp"
         shutil.copyfile(broken, tmp)
         tmp.replace(database)  # as geoipupdate does: an atomic rename
@@ -265,7 +265,7 @@ def test_the_geoip_database_is_reloaded_when_replaced_and_a_broken_one_is_refuse
         # Still deciding with the last good database: GB is overseas, CN is home.
         assert get(gw, "/oa/", client=GB_ADDRESS).status_code == 403
         assert get(gw, "/oa/", client=CN_ADDRESS).status_code == 303
-        shutil.copyfile(Path(GEOIP).parent.parent / "tests" / "data" / "geoip" / "GeoIP2-Country-Test.mmdb", tmp)
+        shutil.copyfile(GEOIP_DIR / "GeoIP2-Country-Test.mmdb", tmp)
         tmp.replace(database)
         wait_for(lambda: gw.policy_version() > version, 5, "the good database to be loaded")
         assert get(gw, "/oa/", client=CN_ADDRESS).status_code == 303

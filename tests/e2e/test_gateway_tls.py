@@ -16,7 +16,9 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tests.e2e.harness import CN_ADDRESS, Gateway, Upstream, base_policy, start_gateway, write_policy
+from tests.e2e.harness import CN_ADDRESS, Gateway, Upstream, start_gateway
+from tests.policies import policy_data, write_policy
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -55,13 +57,6 @@ def der_sha256(cert: trustme.LeafCert) -> str:
     return hashlib.sha256(x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)).hexdigest()
 
 
-def closed_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def tls_gateway(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsGateway]:
     yield from tls_gateway_in_front_of(upstream.url, tmp_path_factory)
@@ -69,7 +64,7 @@ def tls_gateway(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="module")
 def unreachable_upstream_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsGateway]:
-    yield from tls_gateway_in_front_of(f"http://127.0.0.1:{closed_port()}", tmp_path_factory)
+    yield from tls_gateway_in_front_of(f"http://127.0.0.1:{free_port()}", tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +83,7 @@ def tls_gateway_in_front_of(upstream_url: str, tmp_path_factory: pytest.TempPath
     server.private_key_and_cert_chain_pem.write_to_path(str(pem))
     device_cert = ca.issue_cert("zs-laptop.devices.example.gov.cn")
     stranger = trustme.CA().issue_cert("stranger.example")
-    data = base_policy(workdir, upstream_url)
+    data = policy_data(workdir, upstream_url)
     gateway = data["gateway"]
     assert isinstance(gateway, dict)
     gateway["insecure"] = False

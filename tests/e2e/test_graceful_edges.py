@@ -17,8 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.harness import GOVGATE, Gateway, base_policy, start_gateway, write_policy
+from tests.e2e.harness import GOVGATE, Gateway, start_gateway
 from tests.pki import TestCA
+from tests.policies import policy_data, write_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +52,7 @@ def slow_portal() -> Iterator[str]:
 
 def gateway(workdir: Path, upstream: str, **gateway_keys: object) -> Gateway:
     (workdir / "secrets").mkdir(exist_ok=True)
-    data = base_policy(workdir, upstream)
+    data = policy_data(workdir, upstream)
     gw = data["gateway"]
     assert isinstance(gw, dict)
     gw.update(gateway_keys)
@@ -84,7 +85,7 @@ def test_sigterm_lets_slow_requests_in_flight_finish_and_exits_0(slow_portal: st
     # After the drain, nothing listens any more, and the audit log is whole.
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", int(gw.url.rsplit(":", 1)[1])), timeout=2)
-    verify = subprocess.run([str(GOVGATE), "audit", "verify", "-p", str(gw.policy_path)],
+    verify = subprocess.run([*GOVGATE, "audit", "verify", "-p", str(gw.policy_path)],
                             capture_output=True, text=True, cwd=workdir, timeout=60)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 

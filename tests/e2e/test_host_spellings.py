@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.harness import Gateway, Upstream, base_policy, start_gateway, write_policy
+from tests.e2e.harness import Gateway, Upstream, start_gateway
+from tests.policies import policy_data, write_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -17,7 +18,7 @@ def gateway(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Ite
     workdir = tmp_path_factory.mktemp("gw")
     (workdir / "secrets").mkdir()
     policy = workdir / "policy.yaml"
-    write_policy(policy, base_policy(workdir, upstream.url, access=[
+    write_policy(policy, policy_data(workdir, upstream.url, access=[
         {"name": "loopback v6", "paths": ["/echo/**"], "hosts": ["[::1]"], "allow": "public"},
         {"name": "the rest", "paths": ["/**"], "allow": "deny"},
     ]))

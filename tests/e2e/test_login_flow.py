@@ -14,12 +14,11 @@ from tests.e2e.harness import (
     Gateway,
     Upstream,
     add_account,
-    base_policy,
     start_gateway,
     start_store_gateway,
-    write_policy,
 )
 from tests.e2e.login import Browser, fresh_code
+from tests.policies import policy_data, write_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -155,7 +154,7 @@ def test_account_login_across_two_instances_sharing_nothing_is_independent(
 ) -> None:
     # With the memory store each instance keeps its own sessions: a session from one is unknown to another.
     policy = workdir / "policy.yaml"
-    write_policy(policy, base_policy(workdir, upstream.url))
+    write_policy(policy, policy_data(workdir, upstream.url))
     secret = add_account(policy, "solo", PASSWORD)
     one, two = start_gateway(policy), start_gateway(policy)
     try:
@@ -209,14 +208,14 @@ def test_a_compressed_login_form_is_refused_before_it_is_inflated(gw: Gateway) -
 def run_cli(gw: Gateway, *args: str, stdin: str = "") -> None:
     import subprocess
 
-    from tests.e2e.harness import GOVGATE
+    from tests.command import GOVGATE
 
-    subprocess.run([str(GOVGATE), *args, "-p", str(gw.policy_path)], input=stdin, capture_output=True, text=True,
+    subprocess.run([*GOVGATE, *args, "-p", str(gw.policy_path)], input=stdin, capture_output=True, text=True,
                    check=True, cwd=gw.policy_path.parent)
 
 
 def test_an_admin_unlock_really_unlocks_and_failures_count_again_afterwards(gw: Gateway) -> None:
-    from tests.e2e.harness import wait_for
+    from tests.waiting import wait_for
 
     gw.add_account("unlockme", PASSWORD)
     b = browser(gw, "10.9.2.1")
@@ -232,7 +231,7 @@ def test_an_admin_unlock_really_unlocks_and_failures_count_again_afterwards(gw: 
 
 
 def test_a_half_done_login_is_void_after_the_password_is_changed(gw: Gateway) -> None:
-    from tests.e2e.harness import wait_for
+    from tests.waiting import wait_for
 
     secret = gw.add_account("halfway", PASSWORD)
     attacker = browser(gw, "10.9.3.1")

@@ -24,13 +24,12 @@ from tests.e2e.harness import (
     US_ADDRESS,
     Gateway,
     Upstream,
-    base_policy,
     read_records,
     start_gateway,
     wait_for_record,
-    write_policy,
 )
 from tests.e2e.login import Browser
+from tests.policies import policy_data, write_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +46,7 @@ def gw(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     workdir = tmp_path_factory.mktemp("no-guessing")
     (workdir / "secrets").mkdir()
     now = datetime.now(ZoneInfo("Asia/Shanghai"))
-    data = base_policy(workdir, upstream.url)
+    data = policy_data(workdir, upstream.url)
     window = {"from": (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
               "until": (now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")}
     data["overseas"] = {"grants": [

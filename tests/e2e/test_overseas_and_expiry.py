@@ -15,12 +15,11 @@ from tests.e2e.harness import (
     US_ADDRESS,
     Gateway,
     Upstream,
-    base_policy,
     start_gateway,
-    wait_for,
-    write_policy,
 )
 from tests.e2e.login import Browser
+from tests.policies import policy_data, write_policy
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +31,7 @@ def gw(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     workdir = tmp_path_factory.mktemp("trip")
     (workdir / "secrets").mkdir()
     now = datetime.now(ZoneInfo("Asia/Shanghai"))
-    data = base_policy(workdir, upstream.url)
+    data = policy_data(workdir, upstream.url)
     data["overseas"] = {"grants": [{
         "account": "traveller", "countries": ["GB"],
         "from": (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),

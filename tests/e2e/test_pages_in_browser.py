@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from tests.e2e.harness import Gateway, Upstream, base_policy, start_gateway, write_policy
+from tests.e2e.harness import Gateway, Upstream, start_gateway
 from tests.e2e.login import fresh_code
+from tests.policies import policy_data, write_policy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -35,10 +36,10 @@ def gw(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     workdir = tmp_path_factory.mktemp("browser")
     (workdir / "secrets").mkdir()
     policy = workdir / "policy.yaml"
-    data = base_policy(workdir, upstream.url)
+    data = policy_data(workdir, upstream.url)
     data["networks"] = {"office": ["10.0.0.0/8"], "loopback": ["127.0.0.0/8"]}
-    data["access"][1]["networks"] = ["office", "loopback"]  # type: ignore[index]
-    data["gateway"]["trusted_proxies"] = []  # type: ignore[index]
+    data["access"][1]["networks"] = ["office", "loopback"]
+    data["gateway"]["trusted_proxies"] = []
     write_policy(policy, data)
     g = start_gateway(policy)
     yield g

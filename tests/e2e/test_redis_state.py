@@ -7,9 +7,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.harness import OFFICE_ADDRESS, Upstream, add_account, base_policy, start_gateway, wait_for, write_policy
+from tests.e2e.harness import OFFICE_ADDRESS, Upstream, add_account, start_gateway
 from tests.e2e.login import Browser
+from tests.policies import policy_data, write_policy
 from tests.redis_server import RedisServer
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -18,7 +20,7 @@ PASSWORD = "Common-redis-key-42"
 
 def redis_policy(workdir: Path, upstream: Upstream, url: str) -> Path:
     policy = workdir / "policy.yaml"
-    data = base_policy(workdir, upstream.url)
+    data = policy_data(workdir, upstream.url)
     data["state"] = {"redis": url, "timeout": "1s"}
     write_policy(policy, data)
     return policy

@@ -19,13 +19,12 @@ import yaml
 
 from tests.e2e.harness import (
     Upstream,
-    base_policy,
     read_records,
     start_gateway,
     wait_for,
     wait_for_record,
-    write_policy,
 )
+from tests.policies import policy_data, write_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +37,7 @@ def texts(workdir: Path, upstream: str) -> tuple[str, str, str]:
     """(before, the first half, the whole): `access` comes last, so the half ends after a complete rule.
 
     before: b 403, c 403 · half: b 200, c 403 · whole: b 200, c 200."""
-    data = base_policy(workdir, upstream)
+    data = policy_data(workdir, upstream)
     del data["access"]
     head = yaml.safe_dump(data, allow_unicode=True, sort_keys=False) + "access:\n"
     return head + RULE_NEWS, head + RULE_B + RULE_NEWS, head + RULE_B + RULE_NEWS + RULE_C
@@ -102,7 +101,7 @@ def test_a_policy_saved_atomically_is_applied_at_the_next_poll(upstream: Upstrea
 def test_a_staff_rule_cut_before_its_networks_is_refused_and_the_last_good_policy_stays(
         upstream: Upstream, workdir: Path) -> None:
     policy = workdir / "policy.yaml"
-    data = base_policy(workdir, upstream.url)
+    data = policy_data(workdir, upstream.url)
     write_policy(policy, data)
     gw = start_gateway(policy)
     try:

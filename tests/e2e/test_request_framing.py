@@ -15,8 +15,9 @@ import h11
 import pytest
 
 from tests.e2e.h2client import h2_request
-from tests.e2e.harness import Gateway, base_policy, start_gateway, write_policy
+from tests.e2e.harness import Gateway, start_gateway
 from tests.pki import TestCA
+from tests.policies import policy_data, write_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +97,7 @@ def portal() -> Iterator[RecordingPortal]:
 def gw(portal: RecordingPortal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     workdir = tmp_path_factory.mktemp("framing")
     (workdir / "secrets").mkdir()
-    data = base_policy(workdir, portal.url)
+    data = policy_data(workdir, portal.url)
     policy = workdir / "policy.yaml"
     write_policy(policy, data)
     g = start_gateway(policy)
@@ -207,7 +208,7 @@ def test_http2_get_with_a_body_is_refused(tmp_path: Path, portal: RecordingPorta
     (tmp_path / "secrets").mkdir()
     ca = TestCA()
     pem = ca.server("portal.example.gov.cn", "127.0.0.1").write_key_and_chain(tmp_path / "secrets" / "gw.pem")
-    data = base_policy(tmp_path, portal.url)
+    data = policy_data(tmp_path, portal.url)
     gateway = data["gateway"]
     assert isinstance(gateway, dict)
     gateway.update({"insecure": False, "tls": {"cert": str(pem), "request_client_cert": False}})

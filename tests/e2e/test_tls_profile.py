@@ -17,8 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.harness import REPO, Gateway, Upstream, base_policy, start_gateway, wait_for, write_policy
+from tests.e2e.harness import REPO, Gateway, Upstream, start_gateway, wait_for
 from tests.pki import TestCA
+from tests.policies import policy_data, write_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +53,7 @@ def start_tls_gateway(upstream: str, workdir: Path, **gateway_keys: object) -> T
     # Mozilla: at most 366 days (recommended 90), ECDSA P-256 with SHA-256.
     pem = ca.server("localhost", "127.0.0.1", "portal.example.gov.cn").write_key_and_chain(
         workdir / "secrets" / "gateway.pem")
-    data = base_policy(workdir, upstream)
+    data = policy_data(workdir, upstream)
     gw = data["gateway"]
     assert isinstance(gw, dict)
     gw["insecure"] = False

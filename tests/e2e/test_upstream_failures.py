@@ -16,7 +16,8 @@ import pytest
 import trustme
 
 from tests.e2e.h2client import h2_request
-from tests.e2e.harness import Gateway, base_policy, read_records, start_gateway, wait_for_record, write_policy
+from tests.e2e.harness import Gateway, read_records, start_gateway, wait_for_record
+from tests.policies import policy_data, write_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -73,7 +74,7 @@ def closed_port() -> int:
 
 
 def gateway(workdir: Path, upstream: str, *, tls: bool) -> tuple[Gateway, trustme.CA | None]:
-    data = base_policy(workdir, upstream)
+    data = policy_data(workdir, upstream)
     gw = data["gateway"]
     assert isinstance(gw, dict)
     gw["upstream_timeout"] = f"{TIMEOUT_S}s"

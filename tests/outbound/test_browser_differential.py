@@ -40,7 +40,7 @@ from .browser_corpus import (
     charset_page,
     xhtml_page,
 )
-from .conftest import PREFIX, make_policy
+from .conftest import PREFIX, outbound_policy
 from .wpt_urls import KNOWN_CHROMIUM_DEVIATIONS, WPT_GLOB, WptCase, wpt_page
 from .wpt_urls import load as load_wpt
 
@@ -168,7 +168,7 @@ def build_pages(site: Site) -> list[Served]:
     for i, (base, cases) in enumerate(by_base.items()):
         pages.append(Served(f"/wpt/{i}/dir/page.html", wpt_page(base, cases), "text/html",
                             label=f"wpt base {base!r}", inputs=tuple(c.input for c in cases), wpt=tuple(cases)))
-    classifier = HostClassifier.from_policy(make_policy())
+    classifier = HostClassifier.from_policy(outbound_policy())
     for page in pages:
         rewrite = rewrite_xhtml if page.content_type == "application/xhtml+xml" else rewrite_html
         result = rewrite(page.original, content_type=page.content_type, document_url=site.origin + page.path,
@@ -206,7 +206,7 @@ def test_rewritten_links_lead_where_the_browser_would_have_gone_or_to_the_leave_
     from playwright.sync_api import sync_playwright
 
     pages = build_pages(site)
-    classifier = HostClassifier.from_policy(make_policy()).with_internal("127.0.0.1")
+    classifier = HostClassifier.from_policy(outbound_policy()).with_internal("127.0.0.1")
 
     def external(href: str | None) -> bool:
         # Only http(s) destinations are ever signed; any other scheme is left as written.

@@ -8,11 +8,9 @@ a byte of the page, only the "not shown" notice.
 from __future__ import annotations
 
 import http.server
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,15 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.ports import free_port, wait_for_port
+
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = b'<!doctype html><p>hello</p><a href="http://evil.example/">x</a>'
 LARGE_CHUNK = b'<a href="http://evil.example/big">x</a>' + b"y" * 65536  # 160 of them: past the 8 MiB limit
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _Upstream(http.server.BaseHTTPRequestHandler):
@@ -52,21 +46,12 @@ class _Upstream(http.server.BaseHTTPRequestHandler):
 def proxy_url() -> Iterator[str]:
     upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    port = _free_port()
-    code = (f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'scripts')!r}]\n"
-            f"from bench_rewrite import _run_proxy\n_run_proxy({port}, {upstream.server_address[1]}, True)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.outbound.rewrite_proxy", str(port),
+                             str(upstream.server_address[1])], cwd=ROOT, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the proxy did not start") from None
-                time.sleep(0.05)
+        wait_for_port(port, 30, process=proc)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

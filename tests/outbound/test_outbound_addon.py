@@ -14,12 +14,13 @@ from mitmproxy.test import taddons, tflow
 from addons.outbound_links import OutboundLinks
 from govgate.core.leave_link import verify_leave
 from govgate.core.policy.model import Policy, RedirectMode
+from tests.runtime import InProcessRuntime
 
-from .conftest import TinyRuntime, make_policy
+from .conftest import outbound_policy
 
 
 @pytest.fixture
-def addon(runtime: TinyRuntime) -> Iterator[OutboundLinks]:
+def addon(runtime: InProcessRuntime) -> Iterator[OutboundLinks]:
     a = OutboundLinks(runtime, max_rewrite_bytes=64 * 1024)
     with taddons.context(a):
         yield a
@@ -40,7 +41,7 @@ def run(addon: OutboundLinks, f: http.HTTPFlow) -> http.HTTPFlow:
     return f
 
 
-def leave_target(href: str, runtime: TinyRuntime) -> str:
+def leave_target(href: str, runtime: InProcessRuntime) -> str:
     parts = urlsplit(href)
     assert parts.scheme == "https"
     assert parts.netloc == "portal.example.gov.cn"
@@ -50,7 +51,7 @@ def leave_target(href: str, runtime: TinyRuntime) -> str:
     return q["url"][0]
 
 
-def test_html_response_has_external_links_rewritten(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+def test_html_response_has_external_links_rewritten(addon: OutboundLinks, runtime: InProcessRuntime) -> None:
     f = run(addon, flow_with(b'<a href="http://evil.example/">x</a><a href="/oa/">y</a>',
                              {"content-type": "text/html; charset=utf-8"}))
     assert f.response is not None
@@ -61,7 +62,7 @@ def test_html_response_has_external_links_rewritten(addon: OutboundLinks, runtim
     assert f.response.headers["content-length"] == str(len(body))
 
 
-def test_a_large_page_under_the_cap_is_rewritten(runtime: TinyRuntime) -> None:
+def test_a_large_page_under_the_cap_is_rewritten(runtime: InProcessRuntime) -> None:
     from addons.outbound_links import MAX_REWRITE_BYTES
 
     addon = OutboundLinks(runtime)  # the default cap (8 MiB), unlike this module's small-cap fixture
@@ -109,7 +110,8 @@ def test_head_and_304_stream(addon: OutboundLinks) -> None:
     assert f.response.stream is True
 
 
-def test_oversized_html_streams_and_is_audited_as_not_rewritten(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+def test_oversized_html_streams_and_is_audited_as_not_rewritten(addon: OutboundLinks,
+                                                                runtime: InProcessRuntime) -> None:
     f = flow_with(b"", {"content-type": "text/html"})
     assert f.response is not None
     f.response.headers["content-length"] = str(10 * 1024 * 1024)
@@ -121,7 +123,7 @@ def test_oversized_html_streams_and_is_audited_as_not_rewritten(addon: OutboundL
     assert event.article == "Art. 15"
 
 
-def test_undecodable_body_gets_502_and_an_audit_record(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+def test_undecodable_body_gets_502_and_an_audit_record(addon: OutboundLinks, runtime: InProcessRuntime) -> None:
     f = flow_with(b"", {"content-type": "text/html", "content-encoding": "gzip"})
     assert f.response is not None
     f.response.raw_content = b"this is not gzip <a href=http://evil.example/>"
@@ -131,7 +133,7 @@ def test_undecodable_body_gets_502_and_an_audit_record(addon: OutboundLinks, run
 
 
 @pytest.mark.parametrize("codings", [["gzip", "gzip"], ["gzip", "br"], ["deflate", "identity", "zstd"]])
-def test_stacked_content_encodings_are_undone_and_redone_in_order(addon: OutboundLinks, runtime: TinyRuntime,
+def test_stacked_content_encodings_are_undone_and_redone_in_order(addon: OutboundLinks, runtime: InProcessRuntime,
                                                                   codings: list[str]) -> None:
     body = b'<a href="http://evil.example/">x</a>'
     raw = body
@@ -154,7 +156,7 @@ def test_stacked_content_encodings_are_undone_and_redone_in_order(addon: Outboun
     assert not runtime.audit.events
 
 
-def test_unknown_content_encoding_gets_502(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+def test_unknown_content_encoding_gets_502(addon: OutboundLinks, runtime: InProcessRuntime) -> None:
     f = flow_with(b'<a href="http://evil.example/">x</a>', {"content-type": "text/html"})
     assert f.response is not None
     f.response.headers["content-encoding"] = "gzip, x-custom"
@@ -164,7 +166,7 @@ def test_unknown_content_encoding_gets_502(addon: OutboundLinks, runtime: TinyRu
     assert [e.reason for e in runtime.audit.events] == ["undecodable"]
 
 
-def test_xhtml_is_rewritten_by_xml_rules(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+def test_xhtml_is_rewritten_by_xml_rules(addon: OutboundLinks, runtime: InProcessRuntime) -> None:
     body = (b'<html xmlns="http://www.w3.org/1999/xhtml"><body><xmp><a href="http://evil.example/">x</a></xmp>'
             b'</body></html>')
     f = run(addon, flow_with(body, {"content-type": "application/xhtml+xml"}))
@@ -174,7 +176,7 @@ def test_xhtml_is_rewritten_by_xml_rules(addon: OutboundLinks, runtime: TinyRunt
     assert not runtime.audit.events
 
 
-def test_xhtml_with_an_internal_dtd_subset_gets_502(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+def test_xhtml_with_an_internal_dtd_subset_gets_502(addon: OutboundLinks, runtime: InProcessRuntime) -> None:
     body = (b'<!DOCTYPE html [<!ENTITY e "&#60;a href=\'http://evil.example/\'>x&#60;/a>">]>'
             b'<html xmlns="http://www.w3.org/1999/xhtml"><body>&e;</body></html>')
     f = run(addon, flow_with(body, {"content-type": "application/xhtml+xml"}))
@@ -184,7 +186,7 @@ def test_xhtml_with_an_internal_dtd_subset_gets_502(addon: OutboundLinks, runtim
     assert [(e.event, e.reason) for e in runtime.audit.events] == [("outbound.not_rewritten", "xhtml")]
 
 
-def test_deeply_nested_srcdoc_fails_closed_with_502(runtime: TinyRuntime) -> None:
+def test_deeply_nested_srcdoc_fails_closed_with_502(runtime: InProcessRuntime) -> None:
     doc = '<a href="http://evil.example/">x</a>'
     for _ in range(400):
         doc = '<iframe srcdoc="' + doc.replace("&", "&amp;").replace('"', "&quot;") + '"></iframe>'
@@ -197,7 +199,7 @@ def test_deeply_nested_srcdoc_fails_closed_with_502(runtime: TinyRuntime) -> Non
     assert [(e.decision, e.reason) for e in runtime.audit.events] == [("deny", "nesting")]
 
 
-def test_any_unexpected_error_in_the_rewrite_fails_closed(runtime: TinyRuntime) -> None:
+def test_any_unexpected_error_in_the_rewrite_fails_closed(runtime: InProcessRuntime) -> None:
     class Broken(OutboundLinks):
         def _urls(self, flow: http.HTTPFlow, policy: Policy) -> tuple[str, Callable[[str], str]]:
             def boom(url: str) -> str:
@@ -218,7 +220,7 @@ def test_any_unexpected_error_in_the_rewrite_fails_closed(runtime: TinyRuntime) 
 
 @pytest.mark.parametrize("location", ["javascript:alert(1)", "data:text/html,<script>alert(1)</script>",
                                       "ftp://evil.example/x"])
-def test_redirects_to_non_http_schemes_are_not_signed(addon: OutboundLinks, runtime: TinyRuntime,
+def test_redirects_to_non_http_schemes_are_not_signed(addon: OutboundLinks, runtime: InProcessRuntime,
                                                       location: str) -> None:
     f = run(addon, flow_with(b"", {"location": location, "refresh": f"0;url={location}"}, status=302))
     assert f.response is not None
@@ -245,7 +247,7 @@ def test_responses_made_by_the_gate_are_left_alone(addon: OutboundLinks) -> None
     assert f.response.content == body
 
 
-def test_external_redirect_goes_through_the_leave_page(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+def test_external_redirect_goes_through_the_leave_page(addon: OutboundLinks, runtime: InProcessRuntime) -> None:
     f = run(addon, flow_with(b"", {"location": "//evil.example/x?y=1", "content-type": "text/html"}, status=302))
     assert f.response is not None
     assert leave_target(f.response.headers["location"], runtime) == "https://evil.example/x?y=1"
@@ -260,7 +262,7 @@ def test_internal_redirects_are_untouched(addon: OutboundLinks, location: str) -
     assert f.response.headers["location"] == location
 
 
-def test_refresh_header_to_external_site_is_rewritten(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+def test_refresh_header_to_external_site_is_rewritten(addon: OutboundLinks, runtime: InProcessRuntime) -> None:
     f = run(addon, flow_with(b"ok", {"refresh": "3; url=http://evil.example/", "content-type": "text/plain"}))
     assert f.response is not None
     assert f.response.stream is True  # headers are rewritten even when the body streams
@@ -269,23 +271,23 @@ def test_refresh_header_to_external_site_is_rewritten(addon: OutboundLinks, runt
     assert leave_target(url_part, runtime) == "http://evil.example/"
 
 
-def test_redirects_allow_leaves_location_alone(runtime: TinyRuntime) -> None:
-    addon = OutboundLinks(runtime.with_policy(make_policy(redirects=RedirectMode.ALLOW)))
+def test_redirects_allow_leaves_location_alone(runtime: InProcessRuntime) -> None:
+    addon = OutboundLinks(runtime.with_policy(outbound_policy(redirects=RedirectMode.ALLOW)))
     with taddons.context(addon):
         f = run(addon, flow_with(b"", {"location": "http://evil.example/"}, status=302))
     assert f.response is not None
     assert f.response.headers["location"] == "http://evil.example/"
 
 
-def test_insecure_gateway_makes_http_leave_links(runtime: TinyRuntime) -> None:
-    addon = OutboundLinks(runtime.with_policy(make_policy(insecure=True)))
+def test_insecure_gateway_makes_http_leave_links(runtime: InProcessRuntime) -> None:
+    addon = OutboundLinks(runtime.with_policy(outbound_policy(insecure=True)))
     with taddons.context(addon):
         f = run(addon, flow_with(b'<a href="http://evil.example/">', {"content-type": "text/html"}))
     assert f.response is not None
     assert b'href="http://portal.example.gov.cn/__govgate/leave?url=' in (f.response.content or b"")
 
 
-def test_html_streamed_by_another_addon_is_audited(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+def test_html_streamed_by_another_addon_is_audited(addon: OutboundLinks, runtime: InProcessRuntime) -> None:
     f = flow_with(b"", {"content-type": "text/html"})
     assert f.response is not None
     f.response.stream = True
@@ -313,7 +315,7 @@ def untyped_length_flow(headers: dict[str, str]) -> http.HTTPFlow:
 
 
 def test_html_without_content_length_is_collected_and_rewritten(addon: OutboundLinks,
-                                                                runtime: TinyRuntime) -> None:
+                                                                runtime: InProcessRuntime) -> None:
     f = untyped_length_flow({"content-type": "text/html"})
     addon.responseheaders(f)
     out = stream_through(f, [b'<p>x</p><a href="http://evil', b'.example/">y</a>'])
@@ -332,7 +334,7 @@ def test_gzipped_html_without_content_length_is_rewritten_and_stays_gzipped(addo
 
 
 def test_html_without_content_length_past_the_limit_is_dropped_not_forwarded(addon: OutboundLinks,
-                                                                              runtime: TinyRuntime) -> None:
+                                                                              runtime: InProcessRuntime) -> None:
     f = untyped_length_flow({"content-type": "text/html"})
     addon.responseheaders(f)
     chunk = b'<a href="http://evil.example/">y</a>' + b"x" * 8000
@@ -344,7 +346,7 @@ def test_html_without_content_length_past_the_limit_is_dropped_not_forwarded(add
 
 
 def test_a_failure_while_collecting_sends_the_notice_not_the_page(addon: OutboundLinks,
-                                                                  runtime: TinyRuntime) -> None:
+                                                                  runtime: InProcessRuntime) -> None:
     f = untyped_length_flow({"content-type": "application/xhtml+xml"})
     addon.responseheaders(f)
     out = stream_through(f, [b'<!DOCTYPE html [<!ENTITY e "x">]><a href="http://evil.example/">y</a>'])
@@ -353,7 +355,7 @@ def test_a_failure_while_collecting_sends_the_notice_not_the_page(addon: Outboun
 
 
 def test_a_buffered_body_without_content_length_past_the_limit_gets_502(addon: OutboundLinks,
-                                                                        runtime: TinyRuntime) -> None:
+                                                                        runtime: InProcessRuntime) -> None:
     body = b"<p>" + b"x" * (100 * 1024) + b'</p><a href="http://evil.example/">'
     f = flow_with(body, {"content-type": "text/html"})
     assert f.response is not None
@@ -378,7 +380,7 @@ def test_a_malformed_host_header_never_ends_up_in_leave_links(addon: OutboundLin
     ("//www.gov.cn％2eevil.example/", "https://www.gov.cn.evil.example/"),
 ])
 def test_a_redirect_the_spec_rejects_but_chromium_follows_goes_through_the_leave_page(
-    addon: OutboundLinks, runtime: TinyRuntime, location: str, destination: str
+    addon: OutboundLinks, runtime: InProcessRuntime, location: str, destination: str
 ) -> None:
     f = run(addon, flow_with(b"", {"location": location}, status=302))
     assert f.response is not None
@@ -425,8 +427,8 @@ def test_a_public_host_in_the_host_header_is_kept_with_the_port_it_reached(
     ("[::ffff:7f00:1]", "portal.example.gov.cn"),  # not [::1]: not a public host
     ("[1:2]", "portal.example.gov.cn"),
 ])
-def test_a_public_ipv6_host_is_recognised_in_any_spelling(runtime: TinyRuntime, host: str, origin: str) -> None:
-    addon = OutboundLinks(runtime.with_policy(make_policy(public_hosts=("portal.example.gov.cn", "[::1]"))))
+def test_a_public_ipv6_host_is_recognised_in_any_spelling(runtime: InProcessRuntime, host: str, origin: str) -> None:
+    addon = OutboundLinks(runtime.with_policy(outbound_policy(public_hosts=("portal.example.gov.cn", "[::1]"))))
     with taddons.context(addon):
         f = flow_with(b'<a href="http://evil.example/">e</a>', {"content-type": "text/html"})
         f.client_conn.sockname = ("::1", 8443)
@@ -447,21 +449,21 @@ class _Context:
     request_id: str = "req-1"
 
 
-def test_the_request_snapshot_policy_is_used_over_a_newer_one(addon: OutboundLinks, runtime: TinyRuntime) -> None:
+def test_the_request_snapshot_policy_is_used_over_a_newer_one(addon: OutboundLinks, runtime: InProcessRuntime) -> None:
     f = flow_with(b"", {"location": "http://evil.example/"}, status=302)
-    f.metadata["govgate"] = _Context(_Snapshot(make_policy(redirects=RedirectMode.ALLOW)))
+    f.metadata["govgate"] = _Context(_Snapshot(outbound_policy(redirects=RedirectMode.ALLOW)))
     run(addon, f)
     assert f.response is not None
     assert f.response.headers["location"] == "http://evil.example/"
     f = flow_with(b"", {"content-type": "text/html"})
     assert f.response is not None
     f.response.headers["content-length"] = str(10 * 1024 * 1024)
-    f.metadata["govgate"] = _Context(_Snapshot(make_policy()))
+    f.metadata["govgate"] = _Context(_Snapshot(outbound_policy()))
     addon.responseheaders(f)
     assert [e.request_id for e in runtime.audit.events] == ["req-1"]
 
 
-def test_an_error_while_rewriting_a_redirect_fails_closed(runtime: TinyRuntime) -> None:
+def test_an_error_while_rewriting_a_redirect_fails_closed(runtime: InProcessRuntime) -> None:
     class Broken(OutboundLinks):
         def _urls(self, flow: http.HTTPFlow, policy: Policy) -> tuple[str, Callable[[str], str]]:
             def boom(url: str) -> str:

@@ -36,7 +36,7 @@ from pathlib import Path
 import ada_url
 
 WPT_GLOB = "/usr/share/cargo/registry/url-*/tests/urltestdata.json"
-INTERNAL_HOST = "www.gov.cn"  # internal by make_policy() (government suffix gov.cn)
+INTERNAL_HOST = "www.gov.cn"  # internal by outbound_policy() (government suffix gov.cn)
 
 # Known disagreements between Chromium and the spec (and so ada-url, which the rewriter uses), by
 # (input, base as served, None: the page's own URL). Only cases where the rewritten page still sends the

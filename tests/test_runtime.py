@@ -1,0 +1,53 @@
+"""``InProcessRuntime``, the runtime the tests build addons with, is a whole ``govgate.runtime.Runtime``."""
+
+from __future__ import annotations
+
+import inspect
+from datetime import UTC, datetime, timedelta
+
+from govgate.core.audit_event import AuditEvent
+from govgate.core.keys import GatewayKeys
+from govgate.core.policy.model import Policy
+from govgate.runtime import Runtime
+from tests.policies import NOW, TZ, policy
+from tests.runtime import InProcessRuntime
+
+
+def protocol_members(protocol: type) -> dict[str, object]:
+    return {name: value for name, value in vars(protocol).items() if not name.startswith("_")}
+
+
+def test_the_in_process_runtime_has_every_member_of_the_runtime_protocol() -> None:
+    # When the Protocol grows (a store, metrics, …), this fails until the test runtime has the new member too.
+    runtime = InProcessRuntime()
+    members = protocol_members(Runtime)
+    assert set(members) >= {"policy", "keys", "audit", "now"}
+    for name, declared in members.items():
+        assert hasattr(runtime, name), f"InProcessRuntime lacks {name!r} of govgate.runtime.Runtime"
+        if inspect.isfunction(declared):
+            assert callable(getattr(runtime, name)), name
+    assert isinstance(runtime.policy, Policy)
+    assert isinstance(runtime.keys, GatewayKeys)
+
+
+def test_now_is_the_tests_clock_in_the_policys_timezone() -> None:
+    runtime = InProcessRuntime()
+    assert runtime.now() == NOW
+    runtime.clock.set(datetime(2026, 12, 31, 20, 0, tzinfo=UTC))
+    assert runtime.now() == datetime(2027, 1, 1, 4, 0, tzinfo=TZ)
+    assert runtime.now().tzinfo == TZ
+    runtime.clock.advance(timedelta(minutes=5))
+    assert runtime.now() == datetime(2027, 1, 1, 4, 5, tzinfo=TZ)
+
+
+def test_emitted_events_are_kept_in_order_and_shared_under_another_policy() -> None:
+    runtime = InProcessRuntime()
+    other = runtime.with_policy(policy(session={"idle_timeout": "5m", "absolute_timeout": "8h"}))
+    runtime.audit.emit(AuditEvent(event="a", time=runtime.now()))
+    other.audit.emit(AuditEvent(event="b", time=other.now()))
+    assert [e.event for e in runtime.events] == ["a", "b"]
+    assert other.policy.session.idle_timeout == timedelta(minutes=5)
+    assert runtime.policy.session.idle_timeout == timedelta(minutes=15)
+    assert other.keys is runtime.keys
+    assert other.store is runtime.store
+    assert other.clock is runtime.clock
