@@ -31,6 +31,7 @@ from govgate.core.policy.model import Allow, AuditOnFailure
 from govgate.errors import StoreUnavailable
 from govgate.live_runtime import LiveRuntime, Snapshot
 from govgate.pages.refusal import forbidden, unavailable
+from govgate.repeated import REPEATED
 from govgate.store.base import SessionLookup
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ class Gate:
         try:
             await self._judge(flow, ctx)
         except StoreUnavailable as exc:
-            logger.warning("store.unavailable request_id=%s error=%s", ctx.request_id, exc)
+            REPEATED.warning(logger, "store.unavailable", "store.unavailable request_id=%s error=%s", ctx.request_id,
+                             exc)
             self._audit(ctx, flow, None, "unavailable", reason="store", account=None, device=None)
             respond(flow, unavailable(ctx.request_id, "store", as_json=ctx.as_json))
         except Exception:

@@ -47,6 +47,7 @@ from govgate.pages import login as login_pages
 from govgate.pages.layout import PAGE_HEADERS, Page, html_page
 from govgate.pages.leave import leave_page
 from govgate.pages.refusal import bad_request, forbidden, too_many, unavailable
+from govgate.repeated import REPEATED
 from govgate.store.base import LockState, PendingLogin, Session
 
 logger = logging.getLogger(__name__)
@@ -166,7 +167,8 @@ class GatePages:
             else:
                 respond(flow, _not_found(ctx.request_id))
         except StoreUnavailable as exc:
-            logger.warning("store.unavailable request_id=%s page=%s error=%s", ctx.request_id, page, exc)
+            REPEATED.warning(logger, "store.unavailable", "store.unavailable request_id=%s page=%s error=%s",
+                             ctx.request_id, page, exc)
             respond(flow, unavailable(ctx.request_id, "store", as_json=ctx.as_json))
         except Exception:
             logger.exception("pages.error request_id=%s page=%s", ctx.request_id, page)

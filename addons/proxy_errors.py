@@ -31,6 +31,7 @@ from addons.security_headers import HSTS
 from govgate.core.audit_event import AuditEvent
 from govgate.live_runtime import LiveRuntime
 from govgate.pages.refusal import proxy_error
+from govgate.repeated import REPEATED
 
 logger = logging.getLogger(__name__)
 _CLIENT_GONE = ("Client disconnected", "Connection killed")  # flow errors that say nothing about the portal
@@ -213,8 +214,8 @@ class ProxyErrors:
             logger.info("request.malformed request_id=%s error=%s", request_id, flow.error.msg[:200])
             return
         timed_out = bool(flow.metadata.get(UPSTREAM_TIMEOUT_KEY))
-        logger.warning("upstream.error request_id=%s reason=%s error=%s", request_id,
-                       "timeout" if timed_out else "unreachable", flow.error.msg)
+        REPEATED.warning(logger, "upstream.error", "upstream.error request_id=%s reason=%s error=%s", request_id,
+                         "timeout" if timed_out else "unreachable", flow.error.msg)
         if isinstance(ctx, RequestContext):
             self.runtime.audit.emit(AuditEvent(
                 event="upstream.error", time=self.runtime.now(), request_id=ctx.request_id, client=str(ctx.client),

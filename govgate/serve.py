@@ -36,6 +36,7 @@ from addons.tls import ClientTls
 from addons.upstream_timeout import UpstreamTimeout
 from govgate.core.policy.model import Policy
 from govgate.live_runtime import LiveRuntime
+from govgate.repeated import REPEATED
 
 logger = logging.getLogger(__name__)
 
@@ -156,4 +157,5 @@ async def serve(runtime: LiveRuntime, *, confdir: Path,
     try:
         await master.run()
     finally:
+        REPEATED.flush()
         await runtime.close()

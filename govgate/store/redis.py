@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 from govgate.core.policy.model import Login, SessionLimits
 from govgate.core.sessions import session_expires_at
 from govgate.errors import StoreUnavailable
+from govgate.repeated import REPEATED
 from govgate.store.base import LockState, PendingLogin, Session, SessionLookup
 
 logger = logging.getLogger(__name__)
@@ -300,7 +301,8 @@ class RedisStore:
                 return await call
         except (RedisError, OSError, TimeoutError) as exc:
             # Never log the arguments: they may hold session hashes or account names.
-            logger.warning("store.unavailable operation=%s error=%s", operation, type(exc).__name__)
+            REPEATED.warning(logger, "store.unavailable.redis", "store.unavailable operation=%s error=%s", operation,
+                             type(exc).__name__)
             raise StoreUnavailable(f"Redis {operation} failed: {type(exc).__name__}") from None
 
     async def ping(self) -> None:
