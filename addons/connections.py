@@ -29,7 +29,9 @@ import h2.events
 from hyperframe.frame import GoAwayFrame
 from mitmproxy import connection, ctx, http
 from mitmproxy.addons.proxyserver import Proxyserver
-from mitmproxy.proxy import commands, layer
+from mitmproxy.connection import ConnectionState
+from mitmproxy.proxy import commands, events, layer
+from mitmproxy.proxy.layers import http as http_layer
 from mitmproxy.proxy.layers.http import _http2
 
 from govgate.runtime import Runtime
@@ -72,6 +74,32 @@ def _goaway_when_asked(wanted: Callable[[connection.Client, int], bool]) -> None
     server.handle_h2_event = handle_h2_event  # type: ignore[method-assign]
 
 
+def _forget_closed_server_connections() -> None:
+    """mitmproxy's ``HttpLayer`` keeps every portal connection it ever opened for a client connection in its
+    ``connections`` dict, closed ones included (mitmproxy 12.3). Over HTTP/2 each request gets a portal
+    connection of its own, so one long client connection grew by ~6 KB per request (the Server object and its
+    layer stack), and each new request scanned all of them for one to reuse (CPU per request grew with the
+    count). A portal connection that failed to open stayed there too, with its error, and every later
+    request on the same client connection got that error without a new attempt. ``_handle_event`` is wrapped
+    to drop closed portal connections once their close has been handled. The same retention is in a bare
+    ``mitmdump`` (``scripts/bench_h2_soak.py`` measures both)."""
+    layer_class = http_layer.HttpLayer
+    original = layer_class._handle_event
+    if getattr(original, "_govgate_forgets", False):
+        return
+
+    def _handle_event(self: http_layer.HttpLayer, event: events.Event) -> layer.CommandGenerator[None]:
+        yield from original(self, event)
+        if isinstance(event, events.ConnectionClosed | events.CommandCompleted):
+            client = self.context.client
+            for conn in [c for c in self.connections if c is not client and c.state is ConnectionState.CLOSED
+                         and c not in self.waiting_for_establishment]:
+                del self.connections[conn]
+
+    _handle_event._govgate_forgets = True  # type: ignore[attr-defined]
+    layer_class._handle_event = _handle_event  # type: ignore[method-assign]
+
+
 class ConnectionLimits:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -82,6 +110,7 @@ class ConnectionLimits:
         self._idle_seen: set[str] = set()  # connections found idle at the previous look
         self._sweeper: asyncio.Task[None] | None = None
         _goaway_when_asked(self._goaway_wanted)
+        _forget_closed_server_connections()
 
     def _limit(self) -> int:
         return self.runtime.policy.gateway.max_requests_per_connection

@@ -176,3 +176,37 @@ def test_an_unreachable_portal_gets_a_502_page_with_the_request_id(workdir: Path
         assert [r for r in read_records(workdir / "audit") if r["event"] == "access"][-1]["request_id"] == rid
     finally:
         assert gw.stop() == 0
+
+
+def test_a_kept_alive_connection_reaches_the_portal_again_once_it_is_back(workdir: Path) -> None:
+    # mitmproxy kept a portal connection that failed to open, with its error, for the life of the client's
+    # connection: every later request on it got the same error without a new attempt.
+    port = closed_port()
+    gw, _ = gateway(workdir, f"http://127.0.0.1:{port}", tls=False)
+    portal = None
+    try:
+        with httpx.Client(base_url=gw.url, timeout=30) as client:
+            assert client.get("/news/a").status_code == 502
+            from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+            class Ok(BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+
+                def do_GET(self) -> None:
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+
+                def log_message(self, *args: object) -> None:
+                    pass
+
+            portal = ThreadingHTTPServer(("127.0.0.1", port), Ok)
+            threading.Thread(target=portal.serve_forever, daemon=True).start()
+            again = client.get("/news/a")  # the same keep-alive connection
+            assert again.status_code == 200
+            assert again.text == "ok"
+    finally:
+        if portal is not None:
+            portal.shutdown()
+        assert gw.stop() == 0
