@@ -23,9 +23,9 @@ from govgate.core.client_address import client_address, forwarded_chain
 from govgate.core.hosts import split_host_port
 from govgate.core.https_redirect import https_location
 from govgate.core.policy.model import IPAddress
-from govgate.live_runtime import LiveRuntime, Snapshot
 from govgate.pages.layout import Page
 from govgate.pages.refusal import bad_request, wants_json
+from govgate.runtime import PolicySnapshot, Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class RequestContext:
     client: IPAddress
     host: str  # the client-sent Host in canonical form (``govgate.core.hosts``), no port; "" when none
     path: str  # path and query as sent
-    snapshot: Snapshot  # the policy this request is judged by, from start to end
+    snapshot: PolicySnapshot  # the policy this request is judged by, from start to end
     cert_sha256: bytes | None  # SHA-256 of the client certificate's DER, if one was presented
     as_json: bool  # the client asked for JSON
 
@@ -231,7 +231,7 @@ def _peer_address(flow: http.HTTPFlow) -> IPAddress:
 
 
 class RequestContextAddon:
-    def __init__(self, runtime: LiveRuntime) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
     def request(self, flow: http.HTTPFlow) -> None:

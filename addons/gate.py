@@ -29,9 +29,9 @@ from govgate.core.decide import AccountFacts, Decision, Outcome, Reason, Request
 from govgate.core.devices import device_for_cert_sha256, device_for_token
 from govgate.core.policy.model import Allow, AuditOnFailure
 from govgate.errors import StoreUnavailable
-from govgate.live_runtime import LiveRuntime, Snapshot
 from govgate.pages.refusal import forbidden, unavailable
 from govgate.repeated import REPEATED
+from govgate.runtime import PolicySnapshot, Runtime
 from govgate.store.base import SessionLookup
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 SESSION_COOKIE = "govgate-session"
 
 
-def account_facts(snapshot: Snapshot, name: str, locked_until: datetime | None) -> AccountFacts:
+def account_facts(snapshot: PolicySnapshot, name: str, locked_until: datetime | None) -> AccountFacts:
     account = snapshot.accounts.get(name)
     owned = snapshot.compiled.devices.owned_by(name)
     if account is None:
@@ -66,7 +66,7 @@ def device_of(ctx: RequestContext, flow: http.HTTPFlow, now: datetime) -> str | 
 
 
 class Gate:
-    def __init__(self, runtime: LiveRuntime) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
     async def request(self, flow: http.HTTPFlow) -> None:

@@ -42,12 +42,12 @@ from govgate.core.next_path import safe_next
 from govgate.core.passwords import DUMMY_HASH, verify_password
 from govgate.core.sessions import new_session_id
 from govgate.errors import AccountError, StoreUnavailable
-from govgate.live_runtime import LiveRuntime
 from govgate.pages import login as login_pages
 from govgate.pages.layout import PAGE_HEADERS, Page, html_page
 from govgate.pages.leave import leave_page
 from govgate.pages.refusal import bad_request, forbidden, too_many, unavailable
 from govgate.repeated import REPEATED
+from govgate.runtime import Runtime
 from govgate.store.base import LockState, PendingLogin, Session
 
 logger = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class AttemptLocks:
 
 
 class GatePages:
-    def __init__(self, runtime: LiveRuntime) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.attempts = AttemptLocks()
 

@@ -29,9 +29,9 @@ from mitmproxy.proxy.layers.http._hooks import HttpErrorHook
 from addons.context import LOCAL_KEY, METADATA_KEY, RequestContext
 from addons.security_headers import HSTS
 from govgate.core.audit_event import AuditEvent
-from govgate.live_runtime import LiveRuntime
 from govgate.pages.refusal import proxy_error
 from govgate.repeated import REPEATED
+from govgate.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 _CLIENT_GONE = ("Client disconnected", "Connection killed")  # flow errors that say nothing about the portal
@@ -194,7 +194,7 @@ def _answer_malformed_bodies() -> None:
 
 
 class ProxyErrors:
-    def __init__(self, runtime: LiveRuntime) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         _install(lambda: not runtime.policy.gateway.insecure)
         _answer_portal_failures_with_pages()

@@ -13,7 +13,7 @@ from mitmproxy import http
 from mitmproxy.proxy import server_hooks
 
 from addons.context import LOCAL_KEY
-from govgate.live_runtime import LiveRuntime
+from govgate.runtime import Runtime
 
 HSTS = "max-age=63072000; includeSubDomains"  # two years, as Mozilla recommends
 # Cookie names only the gate sets, with and without the prefixes browsers give meaning to (any case).
@@ -36,7 +36,7 @@ def strip_gate_set_cookies(response: http.Response) -> None:
 
 
 class SecurityHeaders:
-    def __init__(self, runtime: LiveRuntime) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
     def _harden(self, flow: http.HTTPFlow) -> None:

@@ -37,6 +37,7 @@ from addons.upstream_timeout import UpstreamTimeout
 from govgate.core.policy.model import Policy
 from govgate.live_runtime import LiveRuntime
 from govgate.repeated import REPEATED
+from govgate.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def static_options(confdir: Path) -> dict[str, Any]:
 
 
 class StartupReport:
-    def __init__(self, runtime: LiveRuntime, ready: Callable[[list[str]], None] | None) -> None:
+    def __init__(self, runtime: Runtime, ready: Callable[[list[str]], None] | None) -> None:
         self.runtime = runtime
         self.ready = ready
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from ipaddress import ip_address
-from pathlib import Path
 
 import pytest
 from mitmproxy.test import tflow
 
 from addons.context import strip_client_headers, strip_gate_cookies, valid_headers, valid_target
 from addons.login_pages import AttemptLocks, client_key
-from tests.runtime import live_runtime
+from tests.runtime import InProcessRuntime
 
 
 @pytest.mark.parametrize(("target", "ok"), [
@@ -98,7 +97,7 @@ def test_the_portal_cannot_set_the_gates_cookies() -> None:
     assert response.headers.get_all("set-cookie") == ["portal=kept; Path=/"]
 
 
-def test_the_gates_own_pages_keep_their_cookies(tmp_path: Path) -> None:
+def test_the_gates_own_pages_keep_their_cookies() -> None:
     from addons.context import LOCAL_KEY
     from addons.security_headers import SecurityHeaders
 
@@ -106,10 +105,9 @@ def test_the_gates_own_pages_keep_their_cookies(tmp_path: Path) -> None:
     assert f.response is not None
     f.response.headers["Set-Cookie"] = "govgate-csrf=ours"
     f.metadata[LOCAL_KEY] = True
-    with live_runtime(tmp_path) as runtime:  # SecurityHeaders asks for the gateway's LiveRuntime
-        headers = SecurityHeaders(runtime)
-        headers.responseheaders(f)
-        assert f.response.headers["set-cookie"] == "govgate-csrf=ours"
-        f.metadata.pop(LOCAL_KEY)
-        headers.responseheaders(f)
-        assert "set-cookie" not in f.response.headers
+    headers = SecurityHeaders(InProcessRuntime())
+    headers.responseheaders(f)
+    assert f.response.headers["set-cookie"] == "govgate-csrf=ours"
+    f.metadata.pop(LOCAL_KEY)
+    headers.responseheaders(f)
+    assert "set-cookie" not in f.response.headers
