@@ -19,6 +19,7 @@ from urllib.parse import unquote_to_bytes
 
 from mitmproxy import http
 
+from govgate.cookies import GateCookie, is_gate_cookie, read_cookie
 from govgate.core.client_address import client_address, forwarded_chain
 from govgate.core.hosts import split_host_port
 from govgate.core.https_redirect import https_location
@@ -42,8 +43,6 @@ SPOOFABLE_HEADERS = ("forwarded", "x-real-ip", "x-forwarded-host", "x-forwarded-
                      "x-user", "x-username", "x-original-url", "x-rewrite-url", "x-original-uri")
 _TOKEN_PUNCTUATION = b"!#$%&'*+-.^_`|~"  # all a header name (an RFC 9110 token) may hold besides letters and digits
 _SPOOFABLE_KEYS = frozenset(name.encode().translate(None, _TOKEN_PUNCTUATION) for name in SPOOFABLE_HEADERS)
-DEVICE_COOKIE = "govgate-device"
-GATE_COOKIE_PREFIXES = ("govgate-", "__Host-govgate-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,28 +58,10 @@ class RequestContext:
     as_json: bool  # the client asked for JSON
 
 
-def cookie_name(base: str, insecure: bool) -> str:
-    # `__Host-` cookies must be Secure, so plain-HTTP trial mode uses the bare name.
-    return base if insecure else f"__Host-{base}"
-
-
-def set_cookie(name: str, value: str, *, insecure: bool, max_age: int | None = None) -> str:
-    parts = [f"{cookie_name(name, insecure)}={value}", "Path=/", "HttpOnly", "SameSite=Lax"]
-    if not insecure:
-        parts.append("Secure")
-    if max_age is not None:
-        parts.append(f"Max-Age={max_age}")
-    return "; ".join(parts)
-
-
-def clear_cookie(name: str, *, insecure: bool) -> str:
-    return set_cookie(name, "", insecure=insecure, max_age=0)
-
-
 def strip_gate_cookies(request: http.Request) -> None:
     """The gate's cookies (session id, device token, CSRF id, pending login) never reach the portal."""
     cookies = request.cookies
-    names = {name for name in cookies if name.startswith(GATE_COOKIE_PREFIXES)}
+    names = {name for name in cookies if is_gate_cookie(name)}
     if names:
         for name in names:
             del cookies[name]
@@ -88,9 +69,9 @@ def strip_gate_cookies(request: http.Request) -> None:
             request.headers.pop("cookie", None)
 
 
-def get_cookie(flow: http.HTTPFlow, name: str, insecure: bool) -> str | None:
-    value = flow.request.cookies.get(cookie_name(name, insecure))
-    return value if value else None
+def gate_cookie(flow: http.HTTPFlow, ctx: RequestContext, cookie: GateCookie) -> str | None:
+    """The value of one of the gate's cookies in this request (``govgate.cookies``), under the request's policy."""
+    return read_cookie(flow.request.cookies, cookie, insecure=ctx.snapshot.policy.gateway.insecure)
 
 
 def respond(flow: http.HTTPFlow, page: Page) -> None:

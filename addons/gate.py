@@ -15,15 +15,8 @@ from datetime import datetime
 
 from mitmproxy import http
 
-from addons.context import (
-    RequestContext,
-    clear_cookie,
-    context_of,
-    get_cookie,
-    redirect,
-    respond,
-    strip_gate_cookies,
-)
+from addons.context import RequestContext, context_of, gate_cookie, redirect, respond, strip_gate_cookies
+from govgate.cookies import GateCookie, clear_cookie
 from govgate.core.audit_event import AuditEvent
 from govgate.core.decide import AccountFacts, Decision, Outcome, Reason, RequestFacts, decide
 from govgate.core.devices import device_for_cert_sha256, device_for_token
@@ -35,8 +28,6 @@ from govgate.runtime import PolicySnapshot, Runtime
 from govgate.store.base import SessionLookup
 
 logger = logging.getLogger(__name__)
-
-SESSION_COOKIE = "govgate-session"
 
 
 def account_facts(snapshot: PolicySnapshot, name: str, locked_until: datetime | None) -> AccountFacts:
@@ -57,7 +48,7 @@ def device_of(ctx: RequestContext, flow: http.HTTPFlow, now: datetime) -> str | 
         device = device_for_cert_sha256(compiled.devices, ctx.cert_sha256, now)
         if device is not None:
             return device.id
-    token = get_cookie(flow, "govgate-device", ctx.snapshot.policy.gateway.insecure)
+    token = gate_cookie(flow, ctx, GateCookie.DEVICE)
     if token:
         device = device_for_token(compiled.devices, token, now)
         if device is not None:
@@ -111,7 +102,7 @@ class Gate:
 
         device = device_of(ctx, flow, now)
         facts = replace(facts, device=device)
-        session_id = get_cookie(flow, SESSION_COOKIE, policy.gateway.insecure)
+        session_id = gate_cookie(flow, ctx, GateCookie.SESSION)
         lookup = SessionLookup(session=None, expired=False, account_locked_until=None)
         if session_id:
             lookup = await self.runtime.store.touch_session(session_id, now, policy.session)
@@ -156,7 +147,7 @@ class Gate:
             return
         if decision.outcome is Outcome.LOGIN:
             target = f"{policy.gateway.prefix}/login?next=" + urllib.parse.quote(flow.request.path, safe="/")
-            cleared = (("Set-Cookie", clear_cookie(SESSION_COOKIE, insecure=insecure)),) if clear_session else ()
+            cleared = (("Set-Cookie", clear_cookie(GateCookie.SESSION, insecure=insecure)),) if clear_session else ()
             redirect(flow, target, headers=cleared)
             self._audit(ctx, flow, rule_name, "login", reason="session", account=None, device=facts.device,
                         article=decision.article)
@@ -164,7 +155,7 @@ class Gate:
         reason = decision.reason.value if decision.reason is not None else "denied"
         page = forbidden(reason, ctx.request_id, as_json=ctx.as_json)
         if clear_session:
-            clear_header: tuple[str, str] = ("Set-Cookie", clear_cookie(SESSION_COOKIE, insecure=insecure))
+            clear_header: tuple[str, str] = ("Set-Cookie", clear_cookie(GateCookie.SESSION, insecure=insecure))
             page = replace(page, headers=(*page.headers, clear_header))
         respond(flow, page)
         self._audit(ctx, flow, rule_name, "refuse", reason=reason, account=account, device=facts.device,

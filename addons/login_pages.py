@@ -22,16 +22,9 @@ from ipaddress import IPv6Address, IPv6Network
 
 from mitmproxy import http
 
-from addons.context import (
-    RequestContext,
-    clear_cookie,
-    context_of,
-    get_cookie,
-    redirect,
-    respond,
-    set_cookie,
-)
-from addons.gate import SESSION_COOKIE, device_of
+from addons.context import RequestContext, context_of, gate_cookie, redirect, respond
+from addons.gate import device_of
+from govgate.cookies import GateCookie, clear_cookie, set_cookie
 from govgate.core import totp
 from govgate.core.accounts import Account
 from govgate.core.audit_event import AuditEvent
@@ -52,8 +45,6 @@ from govgate.store.base import LockState, PendingLogin, Session
 
 logger = logging.getLogger(__name__)
 
-CSRF_COOKIE = "govgate-csrf"
-PENDING_COOKIE = "govgate-pending"
 
 
 def _is_text(value: str) -> bool:
@@ -186,12 +177,12 @@ class GatePages:
         ))
 
     def _browser_id(self, flow: http.HTTPFlow, ctx: RequestContext) -> tuple[str, list[tuple[str, str]]]:
-        insecure = ctx.snapshot.policy.gateway.insecure
-        browser_id = get_cookie(flow, CSRF_COOKIE, insecure)
+        browser_id = gate_cookie(flow, ctx, GateCookie.CSRF)
         if browser_id and 20 <= len(browser_id) <= 64:
             return browser_id, []
         browser_id = new_browser_id()
-        return browser_id, [("Set-Cookie", set_cookie(CSRF_COOKIE, browser_id, insecure=insecure))]
+        insecure = ctx.snapshot.policy.gateway.insecure
+        return browser_id, [("Set-Cookie", set_cookie(GateCookie.CSRF, browser_id, insecure=insecure))]
 
     def _form(self, flow: http.HTTPFlow) -> dict[str, str] | None:
         content = flow.request.raw_content or b""
@@ -214,7 +205,7 @@ class GatePages:
         return fields
 
     def _csrf_ok(self, flow: http.HTTPFlow, ctx: RequestContext, name: str, form: dict[str, str]) -> bool:
-        browser_id = get_cookie(flow, CSRF_COOKIE, ctx.snapshot.policy.gateway.insecure)
+        browser_id = gate_cookie(flow, ctx, GateCookie.CSRF)
         return csrf_valid(self.runtime.keys, browser_id, name, form.get("csrf"))
 
     def _locked_page(self, ctx: RequestContext, until: datetime) -> Page:
@@ -359,14 +350,14 @@ class GatePages:
         await self.runtime.store.put_pending_login(pending, timedelta(seconds=PENDING_TTL_SECONDS))
         self._event(ctx, flow, "login.password", "ok", account=account.name)
         redirect(flow, f"{prefix}/mfa", headers=(
-            ("Set-Cookie", set_cookie(PENDING_COOKIE, pending.id, insecure=policy.gateway.insecure,
+            ("Set-Cookie", set_cookie(GateCookie.PENDING, pending.id, insecure=policy.gateway.insecure,
                                       max_age=PENDING_TTL_SECONDS)),
             *headers,
         ))
 
     # -- mfa --------------------------------------------------------------------------------------
     async def _pending(self, flow: http.HTTPFlow, ctx: RequestContext) -> PendingLogin | None:
-        pending_id = get_cookie(flow, PENDING_COOKIE, ctx.snapshot.policy.gateway.insecure)
+        pending_id = gate_cookie(flow, ctx, GateCookie.PENDING)
         if not pending_id or len(pending_id) > 64:
             return None
         pending = await self.runtime.store.get_pending_login(pending_id)
@@ -386,7 +377,7 @@ class GatePages:
     def _back_to_login(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         policy = ctx.snapshot.policy
         redirect(flow, f"{policy.gateway.prefix}/login",
-                 headers=(("Set-Cookie", clear_cookie(PENDING_COOKIE, insecure=policy.gateway.insecure)),))
+                 headers=(("Set-Cookie", clear_cookie(GateCookie.PENDING, insecure=policy.gateway.insecure)),))
 
     async def _mfa_get(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         if await self._pending(flow, ctx) is None:
@@ -475,8 +466,8 @@ class GatePages:
         self._event(ctx, flow, "login.success", "allow", account=pending.account, device=device)
         insecure = policy.gateway.insecure
         redirect(flow, safe_next(pending.next, prefix), headers=(
-            ("Set-Cookie", set_cookie(SESSION_COOKIE, session.id, insecure=insecure)),
-            ("Set-Cookie", clear_cookie(PENDING_COOKIE, insecure=insecure)),
+            ("Set-Cookie", set_cookie(GateCookie.SESSION, session.id, insecure=insecure)),
+            ("Set-Cookie", clear_cookie(GateCookie.PENDING, insecure=insecure)),
         ))
 
     # -- logout -----------------------------------------------------------------------------------
@@ -499,20 +490,20 @@ class GatePages:
             respond(flow, bad_request(ctx.request_id, as_json=ctx.as_json, what="csrf"))
             return
         insecure = policy.gateway.insecure
-        session_id = get_cookie(flow, SESSION_COOKIE, insecure)
+        session_id = gate_cookie(flow, ctx, GateCookie.SESSION)
         account = None
         if session_id:
             lookup = await self.runtime.store.touch_session(session_id, self.runtime.now(), policy.session)
             account = lookup.session.account if lookup.session else None
             await self.runtime.store.delete_session(session_id)
-        pending_id = get_cookie(flow, PENDING_COOKIE, insecure)
+        pending_id = gate_cookie(flow, ctx, GateCookie.PENDING)
         if pending_id:  # signing out also ends a login half done in this browser (password given, no code yet)
             await self.runtime.store.delete_pending_login(pending_id)
         self._event(ctx, flow, "logout", "ok", account=account)
         page = login_pages.logged_out(policy.gateway.prefix)
         respond(flow, replace(page, headers=(*page.headers,
-                                             ("Set-Cookie", clear_cookie(SESSION_COOKIE, insecure=insecure)),
-                                             ("Set-Cookie", clear_cookie(PENDING_COOKIE, insecure=insecure)))))
+                                             ("Set-Cookie", clear_cookie(GateCookie.SESSION, insecure=insecure)),
+                                             ("Set-Cookie", clear_cookie(GateCookie.PENDING, insecure=insecure)))))
 
     # -- leave (Art. 15) --------------------------------------------------------------------------
     def _leave(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
