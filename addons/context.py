@@ -13,13 +13,16 @@ import logging
 import re
 import secrets
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from ipaddress import IPv6Address, ip_address
 from urllib.parse import unquote_to_bytes
 
 from mitmproxy import http
 
 from govgate.cookies import GateCookie, is_gate_cookie, read_cookie
+from govgate.core.audit_event import AuditDecision, AuditEvent
 from govgate.core.client_address import client_address, forwarded_chain
 from govgate.core.hosts import split_host_port
 from govgate.core.https_redirect import https_location
@@ -51,11 +54,32 @@ class RequestContext:
 
     request_id: str
     client: IPAddress
+    country: str | None  # the client's country by the snapshot's GeoIP database; None: unknown
     host: str  # the client-sent Host in canonical form (``govgate.core.hosts``), no port; "" when none
     path: str  # path and query as sent
     snapshot: PolicySnapshot  # the policy this request is judged by, from start to end
     cert_sha256: bytes | None  # SHA-256 of the client certificate's DER, if one was presented
     as_json: bool  # the client asked for JSON
+
+
+AUDIT_PATH_LENGTH = 1024  # characters of a path kept in an audit record
+
+
+def request_event(ctx: RequestContext | None, flow: http.HTTPFlow, event: str, decision: AuditDecision, *,
+                  time: datetime, reason: str | None = None, rule: str | None = None, account: str | None = None,
+                  device: str | None = None, article: str | None = None,
+                  extra: Mapping[str, str | int | bool | None] | None = None) -> AuditEvent:
+    """The audit record of something that happened to this request (Art. 20), its request fields filled the
+    one way every addon fills them: request id, client and country from the context, the host as the rules
+    read it (canonical, no port), the method, and the path without its query, cut at ``AUDIT_PATH_LENGTH``.
+    Without a context (a flow the context addon never saw) only the method and path are known."""
+    return AuditEvent(
+        event=event, time=time, request_id=ctx.request_id if ctx else None,
+        client=str(ctx.client) if ctx else None, country=ctx.country if ctx else None, device=device,
+        account=account, method=flow.request.method, host=ctx.host if ctx else None,
+        path=flow.request.path.split("?", 1)[0][:AUDIT_PATH_LENGTH], rule=rule, decision=decision, reason=reason,
+        article=article, extra=extra or {},
+    )
 
 
 def strip_gate_cookies(request: http.Request) -> None:
@@ -250,6 +274,7 @@ class RequestContextAddon:
         ctx = RequestContext(
             request_id=request_id,
             client=client,
+            country=snapshot.geoip.country(client),
             host=authority[0] if authority is not None else "",
             path=request.path,
             snapshot=snapshot,

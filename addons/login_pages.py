@@ -22,12 +22,12 @@ from ipaddress import IPv6Address, IPv6Network
 
 from mitmproxy import http
 
-from addons.context import RequestContext, context_of, gate_cookie, redirect, respond
+from addons.context import RequestContext, context_of, gate_cookie, redirect, request_event, respond
 from addons.gate import device_of
 from govgate.cookies import GateCookie, clear_cookie, set_cookie
 from govgate.core import totp
 from govgate.core.accounts import Account
-from govgate.core.audit_event import AuditEvent
+from govgate.core.audit_event import AuditDecision
 from govgate.core.csrf import csrf_token, csrf_valid, new_browser_id
 from govgate.core.decide import LoginGate, account_admitted, login_gate
 from govgate.core.keys import Purpose
@@ -166,15 +166,11 @@ class GatePages:
             respond(flow, forbidden("denied", ctx.request_id, as_json=ctx.as_json))
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _event(self, ctx: RequestContext, flow: http.HTTPFlow, event: str, decision: str, *,
+    def _event(self, ctx: RequestContext, flow: http.HTTPFlow, event: str, decision: AuditDecision, *,
                account: str | None = None, reason: str | None = None, article: str | None = "Art. 30",
                device: str | None = None, extra: dict[str, str | int | bool | None] | None = None) -> None:
-        self.runtime.audit.emit(AuditEvent(
-            event=event, time=self.runtime.now(), request_id=ctx.request_id, client=str(ctx.client),
-            country=ctx.snapshot.geoip.country(ctx.client), device=device, account=account,
-            method=flow.request.method, host=ctx.host, path=flow.request.path.split("?", 1)[0][:256], rule=None,
-            decision=decision, reason=reason, article=article, extra=extra or {},
-        ))
+        self.runtime.audit.emit(request_event(ctx, flow, event, decision, time=self.runtime.now(), reason=reason,
+                                              account=account, device=device, article=article, extra=extra))
 
     def _browser_id(self, flow: http.HTTPFlow, ctx: RequestContext) -> tuple[str, list[tuple[str, str]]]:
         browser_id = gate_cookie(flow, ctx, GateCookie.CSRF)
@@ -224,19 +220,20 @@ class GatePages:
         anyone (by network, device or any active grant) is refused with 403 before anything is checked or
         counted. Returns the gate when the attempt may go on; otherwise answers and returns None."""
         snapshot = ctx.snapshot
-        gate = login_gate(ctx.client, snapshot.geoip.country(ctx.client), device_of(ctx, flow, now),
+        gate = login_gate(ctx.client, ctx.country, device_of(ctx, flow, now),
                           snapshot.compiled, now)
         if gate.open:
             return gate
         reason = gate.reason.value if gate.reason is not None else "denied"
-        self._event(ctx, flow, f"{stage}.refused", "refuse", account=account, reason=reason, article="Art. 19")
+        self._event(ctx, flow, f"{stage}.refused", AuditDecision.REFUSE, account=account, reason=reason,
+                    article="Art. 19")
         respond(flow, forbidden(reason, ctx.request_id, as_json=ctx.as_json))
         return None
 
     def _account_may_enter(self, flow: http.HTTPFlow, ctx: RequestContext, gate: LoginGate, account: str,
                            now: datetime) -> bool:
         snapshot = ctx.snapshot
-        return account_admitted(gate, account, device_of(ctx, flow, now), snapshot.geoip.country(ctx.client),
+        return account_admitted(gate, account, device_of(ctx, flow, now), ctx.country,
                                 snapshot.compiled, now)
 
     async def _count_failure(self, flow: http.HTTPFlow, ctx: RequestContext, account: str, stage: str,
@@ -245,10 +242,10 @@ class GatePages:
         # Unknown names are counted under their own name too, so lockout behaves the same for every
         # name and cannot be used to find out which accounts exist.
         state = await self.runtime.store.record_failure(account, client_key(ctx), self.runtime.now(), policy.login)
-        self._event(ctx, flow, f"{stage}.failure", "refuse", account=account if known else None,
+        self._event(ctx, flow, f"{stage}.failure", AuditDecision.REFUSE, account=account if known else None,
                     reason="credentials", extra=self._username_hash(account, known=known) or None)
         if state.account_lock_started or state.client_lock_started:
-            self._event(ctx, flow, "lockout", "refuse", account=account if known else None, reason="locked",
+            self._event(ctx, flow, "lockout", AuditDecision.REFUSE, account=account if known else None, reason="locked",
                         extra={"until": state.locked_until.isoformat() if state.locked_until else None})
         return state
 
@@ -299,7 +296,7 @@ class GatePages:
         browser_id, headers = self._browser_id(flow, ctx)
         token = csrf_token(self.runtime.keys, browser_id, "login")
         if not self._csrf_ok(flow, ctx, "login", form):
-            self._event(ctx, flow, "login.csrf", "refuse", reason="csrf")
+            self._event(ctx, flow, "login.csrf", AuditDecision.REFUSE, reason="csrf")
             respond(flow, login_pages.login_form(prefix, token, next_path, message=login_pages.CSRF_FAILED,
                                                  status=400, headers=tuple(headers)))
             return
@@ -313,7 +310,7 @@ class GatePages:
         # Locked: answer 429 before looking at the credentials (Art. 30).
         lock = await self.runtime.store.lock_state(username or None, client_key(ctx), now)
         if lock.locked and lock.locked_until is not None:
-            self._event(ctx, flow, "login.locked", "refuse", account=account.name if account else None,
+            self._event(ctx, flow, "login.locked", AuditDecision.REFUSE, account=account.name if account else None,
                         reason="locked")
             respond(flow, self._locked_page(ctx, lock.locked_until))
             return
@@ -324,7 +321,7 @@ class GatePages:
             # checked and nothing counts towards a lockout.
             await asyncio.to_thread(verify_password, password, DUMMY_HASH)
             await self.runtime.store.lock_state(username or None, client_key(ctx), now)
-            self._event(ctx, flow, "login.failure", "refuse", account=account.name if account else None,
+            self._event(ctx, flow, "login.failure", AuditDecision.REFUSE, account=account.name if account else None,
                         reason="overseas", article="Art. 19", extra={"counted": False, **self._username_hash(
                             username, known=account is not None)})
             respond(flow, login_pages.login_form(prefix, token, next_path, message=login_pages.LOGIN_FAILED,
@@ -342,13 +339,13 @@ class GatePages:
             return
         if account.disabled or account.is_expired(now.date()):
             # Art. 25: authorisation withdrawn when it expires. The password was right, so saying so leaks nothing.
-            self._event(ctx, flow, "login.failure", "refuse", account=account.name, reason="account")
+            self._event(ctx, flow, "login.failure", AuditDecision.REFUSE, account=account.name, reason="account")
             respond(flow, forbidden("account", ctx.request_id, as_json=ctx.as_json))
             return
         pending = PendingLogin(id=secrets.token_urlsafe(32), account=account.name, next=next_path,
                                client=str(ctx.client), created=now)
         await self.runtime.store.put_pending_login(pending, timedelta(seconds=PENDING_TTL_SECONDS))
-        self._event(ctx, flow, "login.password", "ok", account=account.name)
+        self._event(ctx, flow, "login.password", AuditDecision.OK, account=account.name)
         redirect(flow, f"{prefix}/mfa", headers=(
             ("Set-Cookie", set_cookie(GateCookie.PENDING, pending.id, insecure=policy.gateway.insecure,
                                       max_age=PENDING_TTL_SECONDS)),
@@ -400,7 +397,7 @@ class GatePages:
         browser_id, headers = self._browser_id(flow, ctx)
         token = csrf_token(self.runtime.keys, browser_id, "mfa")
         if not self._csrf_ok(flow, ctx, "mfa", form):
-            self._event(ctx, flow, "mfa.csrf", "refuse", reason="csrf")
+            self._event(ctx, flow, "mfa.csrf", AuditDecision.REFUSE, reason="csrf")
             respond(flow, login_pages.mfa_form(prefix, token, message=login_pages.CSRF_FAILED, status=400,
                                                headers=tuple(headers)))
             return
@@ -425,14 +422,14 @@ class GatePages:
             return
         lock = await self.runtime.store.lock_state(pending.account, client_key(ctx), now)
         if lock.locked and lock.locked_until is not None:
-            self._event(ctx, flow, "mfa.locked", "refuse", account=pending.account, reason="locked")
+            self._event(ctx, flow, "mfa.locked", AuditDecision.REFUSE, account=pending.account, reason="locked")
             respond(flow, self._locked_page(ctx, lock.locked_until))
             return
         if not self._account_may_enter(flow, ctx, gate, pending.account, now):
             # The grant ended (or the policy changed) since the password step: a code is not checked, nothing
             # counts, and no session is opened that could not be used (Art. 19, Art. 30).
             await self.runtime.store.lock_state(pending.account, client_key(ctx), now)
-            self._event(ctx, flow, "mfa.failure", "refuse", account=pending.account, reason="overseas",
+            self._event(ctx, flow, "mfa.failure", AuditDecision.REFUSE, account=pending.account, reason="overseas",
                         article="Art. 19", extra={"counted": False})
             respond(flow, login_pages.mfa_form(prefix, token, message=login_pages.MFA_FAILED,
                                                headers=tuple(headers)))
@@ -463,7 +460,7 @@ class GatePages:
         session = Session(id=new_session_id(), account=pending.account, device=device, client=str(ctx.client),
                           created=now, last_seen=now)
         await self.runtime.store.create_session(session, policy.session)
-        self._event(ctx, flow, "login.success", "allow", account=pending.account, device=device)
+        self._event(ctx, flow, "login.success", AuditDecision.ALLOW, account=pending.account, device=device)
         insecure = policy.gateway.insecure
         redirect(flow, safe_next(pending.next, prefix), headers=(
             ("Set-Cookie", set_cookie(GateCookie.SESSION, session.id, insecure=insecure)),
@@ -499,7 +496,7 @@ class GatePages:
         pending_id = gate_cookie(flow, ctx, GateCookie.PENDING)
         if pending_id:  # signing out also ends a login half done in this browser (password given, no code yet)
             await self.runtime.store.delete_pending_login(pending_id)
-        self._event(ctx, flow, "logout", "ok", account=account)
+        self._event(ctx, flow, "logout", AuditDecision.OK, account=account)
         page = login_pages.logged_out(policy.gateway.prefix)
         respond(flow, replace(page, headers=(*page.headers,
                                              ("Set-Cookie", clear_cookie(GateCookie.SESSION, insecure=insecure)),
@@ -508,6 +505,7 @@ class GatePages:
     # -- leave (Art. 15) --------------------------------------------------------------------------
     def _leave(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         result = leave_page(ctx.snapshot.policy, self.runtime.keys, flow.request.query)
-        self._event(ctx, flow, "leave.view", "allow" if result.valid else "refuse", reason=result.reason,
-                    article="Art. 15", extra={"destination_host": result.destination_host})
+        decision = AuditDecision.ALLOW if result.valid else AuditDecision.REFUSE
+        self._event(ctx, flow, "leave.view", decision, reason=result.reason, article="Art. 15",
+                    extra={"destination_host": result.destination_host})
         respond(flow, result.page)

@@ -26,9 +26,9 @@ from mitmproxy.proxy.layers.http import _http1, _http2, _http3
 from mitmproxy.proxy.layers.http._events import RequestProtocolError, ResponseProtocolError
 from mitmproxy.proxy.layers.http._hooks import HttpErrorHook
 
-from addons.context import LOCAL_KEY, METADATA_KEY, RequestContext
+from addons.context import LOCAL_KEY, context_of, request_event
 from addons.security_headers import HSTS
-from govgate.core.audit_event import AuditEvent
+from govgate.core.audit_event import AuditDecision
 from govgate.pages.refusal import proxy_error
 from govgate.repeated import REPEATED
 from govgate.runtime import Runtime
@@ -118,9 +118,9 @@ def _answer_portal_failures_with_pages() -> None:
                               event: RequestProtocolError | ResponseProtocolError) -> layer.CommandGenerator[None]:
         flow = getattr(self, "flow", None)
         status = event.code.http_status_code() if isinstance(event, ResponseProtocolError) else None
-        ctx = flow.metadata.get(METADATA_KEY) if flow is not None else None
+        ctx = context_of(flow) if flow is not None else None
         if (flow is None or status is None or status < 500 or flow.response is not None or flow.error is not None
-                or not isinstance(ctx, RequestContext) or self.client_state != self.state_done):
+                or ctx is None or self.client_state != self.state_done):
             yield from original(self, event)
             return
         timed_out = bool(flow.metadata.get(UPSTREAM_TIMEOUT_KEY))
@@ -205,8 +205,8 @@ class ProxyErrors:
         # The detail mitmproxy would have shown the client (upstream address, OS error) is for the operator.
         if flow.error is None or flow.response is not None:
             return
-        ctx = flow.metadata.get(METADATA_KEY)
-        request_id = ctx.request_id if isinstance(ctx, RequestContext) else "-"
+        ctx = context_of(flow)
+        request_id = ctx.request_id if ctx is not None else "-"
         if flow.error.msg.startswith(_CLIENT_GONE):  # the browser went away: routine, not worth a warning each
             logger.debug("request.aborted request_id=%s error=%s", request_id, flow.error.msg)
             return
@@ -216,10 +216,7 @@ class ProxyErrors:
         timed_out = bool(flow.metadata.get(UPSTREAM_TIMEOUT_KEY))
         REPEATED.warning(logger, "upstream.error", "upstream.error request_id=%s reason=%s error=%s", request_id,
                          "timeout" if timed_out else "unreachable", flow.error.msg)
-        if isinstance(ctx, RequestContext):
-            self.runtime.audit.emit(AuditEvent(
-                event="upstream.error", time=self.runtime.now(), request_id=ctx.request_id, client=str(ctx.client),
-                country=ctx.snapshot.geoip.country(ctx.client), method=flow.request.method, host=ctx.host,
-                path=flow.request.path.split("?", 1)[0][:1024], decision="error",
-                reason="timeout" if timed_out else "unreachable",
-                extra={"status": 504 if timed_out else 502}))
+        if ctx is not None:
+            self.runtime.audit.emit(request_event(
+                ctx, flow, "upstream.error", AuditDecision.ERROR, time=self.runtime.now(),
+                reason="timeout" if timed_out else "unreachable", extra={"status": 504 if timed_out else 502}))
