@@ -1,24 +1,21 @@
-"""The gate's own pages under ``prefix`` (contract §5): login, mfa, logout, leave, health.
+"""The gate's own pages under ``gateway.prefix``: login, mfa, logout, leave, health.
 
-Art. 30 (第三十条): multi-factor login (password, then TOTP), login-failure limits, timeout logout.
-Password and TOTP failures both count towards the lock; while an account or address is locked,
-``POST login`` and ``POST mfa`` answer 429 with the time the lock ends, before looking at the
-credentials, so the answer never tells whether they were right. Unknown account and wrong password
-get the same message and the same work (a dummy Argon2id verification).
+Glue, as the gate is: each page reads the request (form, cookies, context), asks the core what follows
+(``govgate.core.login`` for a password or TOTP attempt, in the order it documents; ``govgate.core.csrf``;
+``govgate.core.next_path``), makes the store calls, audits, and answers with a page from ``govgate.pages``.
+
+Art. 30 (第三十条): multi-factor login (password, then TOTP), login-failure limits, timeout logout. Art. 19
+(第十九条): no attempt from where no staff rule could admit anyone (``docs/decisions.md``, "No password
+guessing from where nobody may enter"). Anything unexpected fails closed: the store down → 503, else 403.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hmac
-import json
 import logging
 import secrets
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime, timedelta
-from ipaddress import IPv6Address, IPv6Network
+from datetime import datetime
 
 from mitmproxy import http
 
@@ -30,21 +27,40 @@ from govgate.core.accounts import Account
 from govgate.core.audit_event import AuditDecision
 from govgate.core.csrf import csrf_token, csrf_valid, new_browser_id
 from govgate.core.decide import LoginGate, account_admitted, login_gate
-from govgate.core.keys import Purpose
+from govgate.core.login import (
+    PENDING_TTL,
+    Attempt,
+    AttemptLocks,
+    AttemptSteps,
+    Outcome,
+    PendingState,
+    account_usable,
+    attempt,
+    client_key,
+    failure_key,
+    pending_state,
+    typed_name,
+    unknown_name_hash,
+)
 from govgate.core.next_path import safe_next
 from govgate.core.passwords import DUMMY_HASH, verify_password
 from govgate.core.sessions import new_session_id
 from govgate.errors import AccountError, StoreUnavailable
 from govgate.pages import login as login_pages
-from govgate.pages.layout import PAGE_HEADERS, Page, html_page
+from govgate.pages.health import health
+from govgate.pages.layout import Page
 from govgate.pages.leave import leave_page
-from govgate.pages.refusal import bad_request, forbidden, too_many, unavailable
+from govgate.pages.refusal import bad_request, forbidden, method_not_allowed, not_found, too_many, unavailable
 from govgate.repeated import REPEATED
 from govgate.runtime import Runtime
-from govgate.store.base import LockState, PendingLogin, Session
+from govgate.store.base import PendingLogin, Session
 
 logger = logging.getLogger(__name__)
 
+MAX_FORM_BYTES = 16 * 1024
+PENDING_SECONDS = int(PENDING_TTL.total_seconds())
+
+type Extra = dict[str, str | int | bool | None]
 
 
 def _is_text(value: str) -> bool:
@@ -56,75 +72,27 @@ def _is_text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-PENDING_TTL_SECONDS = 300  # the pre-MFA state lives 5 minutes
-MAX_FORM_BYTES = 16 * 1024
-MAX_USERNAME = 64
 
 
-def _not_found(request_id: str) -> Page:
-    return html_page("未找到 Not found", "<h1>未找到</h1><p>页面不存在。</p>",
-                     f"<h2>Not found</h2><p>request id: <code>{request_id}</code></p>", status=404,
-                     headers=PAGE_HEADERS)
-
-
-def _method_not_allowed() -> Page:
-    return html_page("方法不允许 Method not allowed", "<h1>方法不允许</h1>", "<h2>Method not allowed</h2>",
-                     status=405, headers=PAGE_HEADERS)
-
-
-def pending_still_valid(account: Account, pending: PendingLogin, now: datetime) -> bool:
-    """A password step done before the account was disabled, expired, logged out by an administrator, or given a
-    new password (passwd, reset-totp and disable also log out) must not turn into a session (Art. 30)."""
-    if account.disabled or account.is_expired(now.date()):
-        return False
-    for changed in (account.logged_out_at, account.password_changed):
-        if changed is not None and changed >= pending.created:
-            return False
-    return True
-
-
-def client_key(ctx: RequestContext) -> str:
-    """The address failures count against (Art. 30): IPv4 as is, IPv6 by its /64, since one
-    subscriber usually holds a whole /64 and could otherwise rotate addresses freely."""
-    if isinstance(ctx.client, IPv6Address):
-        return str(IPv6Network((int(ctx.client) >> 64 << 64, 64)))
-    return str(ctx.client)
-
-
-class AttemptLocks:
-    """Serialises login and MFA attempts per account name and per client address in this instance.
-
-    Check-lock → verify → count must not interleave: otherwise a burst of concurrent attempts all pass
-    the lock check before the first failure is counted, and many passwords are tried per lockout
-    window. Locks are created on demand and dropped when nobody holds or waits for them. Across
-    several instances sharing Redis, at most one extra attempt per instance can slip past the limit.
-    """
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, *names: str) -> AsyncIterator[None]:
-        keys = sorted({n for n in names if n})  # one global order: no deadlocks
-        for key in keys:
-            lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-        acquired: list[asyncio.Lock] = []
-        try:
-            for key in keys:
-                lock = self._locks[key][0]
-                await lock.acquire()
-                acquired.append(lock)
-            yield
-        finally:
-            for lock in acquired:
-                lock.release()
-            for key in keys:
-                lock, users = self._locks[key]
-                if users <= 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
+def read_form(request: http.Request) -> dict[str, str] | None:
+    """The fields of a small ``application/x-www-form-urlencoded`` body; None for anything else."""
+    content = request.raw_content or b""
+    if len(content) > MAX_FORM_BYTES:
+        return None
+    if request.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
+        return None  # never inflate a body before login: a 500-byte brotli bomb is gigabytes
+    if "application/x-www-form-urlencoded" not in request.headers.get("content-type", "").lower():
+        return None
+    try:
+        form = request.urlencoded_form
+    except (ValueError, UnicodeDecodeError):
+        return None
+    fields = {k: v for k, v in form.items(multi=False)}
+    # Bytes that are not UTF-8 arrive as lone surrogates: refused here (400), so no name, code or token that
+    # cannot be hashed, stored, counted or audited goes further.
+    if not all(_is_text(k) and _is_text(v) for k, v in fields.items()):
+        return None
+    return fields
 
 
 class GatePages:
@@ -147,6 +115,8 @@ class GatePages:
         try:
             if page == "health" and method in ("GET", "HEAD"):
                 await self._health(flow, ctx)
+            elif page in ("login", "mfa", "logout") and method not in ("GET", "POST"):
+                respond(flow, method_not_allowed())
             elif page == "login":
                 await (self._login_get(flow, ctx) if method == "GET" else self._login_post(flow, ctx))
             elif page == "mfa":
@@ -156,7 +126,7 @@ class GatePages:
             elif page == "leave" and method in ("GET", "HEAD"):
                 self._leave(flow, ctx)
             else:
-                respond(flow, _not_found(ctx.request_id))
+                respond(flow, not_found(ctx.request_id))
         except StoreUnavailable as exc:
             REPEATED.warning(logger, "store.unavailable", "store.unavailable request_id=%s page=%s error=%s",
                              ctx.request_id, page, exc)
@@ -168,86 +138,62 @@ class GatePages:
     # -- helpers ----------------------------------------------------------------------------------
     def _event(self, ctx: RequestContext, flow: http.HTTPFlow, event: str, decision: AuditDecision, *,
                account: str | None = None, reason: str | None = None, article: str | None = "Art. 30",
-               device: str | None = None, extra: dict[str, str | int | bool | None] | None = None) -> None:
+               device: str | None = None, extra: Extra | None = None) -> None:
         self.runtime.audit.emit(request_event(ctx, flow, event, decision, time=self.runtime.now(), reason=reason,
                                               account=account, device=device, article=article, extra=extra))
 
-    def _browser_id(self, flow: http.HTTPFlow, ctx: RequestContext) -> tuple[str, list[tuple[str, str]]]:
+    def _browser_id(self, flow: http.HTTPFlow, ctx: RequestContext) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """The browser id CSRF tokens are bound to, and the header that sets it when the browser has none."""
         browser_id = gate_cookie(flow, ctx, GateCookie.CSRF)
         if browser_id and 20 <= len(browser_id) <= 64:
-            return browser_id, []
+            return browser_id, ()
         browser_id = new_browser_id()
         insecure = ctx.snapshot.policy.gateway.insecure
-        return browser_id, [("Set-Cookie", set_cookie(GateCookie.CSRF, browser_id, insecure=insecure))]
-
-    def _form(self, flow: http.HTTPFlow) -> dict[str, str] | None:
-        content = flow.request.raw_content or b""
-        if len(content) > MAX_FORM_BYTES:
-            return None
-        if flow.request.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
-            return None  # never inflate a body before login: a 500-byte brotli bomb is gigabytes
-        ctype = flow.request.headers.get("content-type", "")
-        if "application/x-www-form-urlencoded" not in ctype.lower():
-            return None
-        try:
-            form = flow.request.urlencoded_form
-        except (ValueError, UnicodeDecodeError):
-            return None
-        fields = {k: v for k, v in form.items(multi=False)}
-        # Bytes that are not UTF-8 arrive as lone surrogates: refused here (400), so no name, code or token
-        # that cannot be hashed, stored, counted or audited goes further.
-        if not all(_is_text(k) and _is_text(v) for k, v in fields.items()):
-            return None
-        return fields
+        return browser_id, (("Set-Cookie", set_cookie(GateCookie.CSRF, browser_id, insecure=insecure)),)
 
     def _csrf_ok(self, flow: http.HTTPFlow, ctx: RequestContext, name: str, form: dict[str, str]) -> bool:
-        browser_id = gate_cookie(flow, ctx, GateCookie.CSRF)
-        return csrf_valid(self.runtime.keys, browser_id, name, form.get("csrf"))
+        return csrf_valid(self.runtime.keys, gate_cookie(flow, ctx, GateCookie.CSRF), name, form.get("csrf"))
 
     def _locked_page(self, ctx: RequestContext, until: datetime) -> Page:
         return too_many(ctx.request_id, until.astimezone(ctx.snapshot.policy.gateway.timezone), self.runtime.now(),
                         as_json=ctx.as_json)
 
-    def _username_hash(self, username: str, *, known: bool) -> dict[str, str | int | bool | None]:
-        """For a name that is no account: a keyed hash instead of the name (it may be a mistyped password)."""
-        if known:
-            return {}
-        return {"username_hash": self.runtime.keys.mac(Purpose.IDENTIFIER_HASH, username.encode()).hex()[:16]}
+    def _gate(self, flow: http.HTTPFlow, ctx: RequestContext, now: datetime) -> tuple[LoginGate, str | None]:
+        """Could any staff rule admit this client (Art. 19), and the allowlisted device it comes from."""
+        device = device_of(ctx, flow, now)
+        return login_gate(ctx.client, ctx.country, device, ctx.snapshot.compiled, now), device
 
-    def _login_gate(self, flow: http.HTTPFlow, ctx: RequestContext, now: datetime, account: str | None,
-                    stage: str) -> LoginGate | None:
-        """Art. 19 + Art. 30 (contract §5): a password or TOTP attempt from where no staff rule could admit
-        anyone (by network, device or any active grant) is refused with 403 before anything is checked or
-        counted. Returns the gate when the attempt may go on; otherwise answers and returns None."""
-        snapshot = ctx.snapshot
-        gate = login_gate(ctx.client, ctx.country, device_of(ctx, flow, now),
-                          snapshot.compiled, now)
-        if gate.open:
-            return gate
-        reason = gate.reason.value if gate.reason is not None else "denied"
-        self._event(ctx, flow, f"{stage}.refused", AuditDecision.REFUSE, account=account, reason=reason,
-                    article="Art. 19")
-        respond(flow, forbidden(reason, ctx.request_id, as_json=ctx.as_json))
-        return None
-
-    def _account_may_enter(self, flow: http.HTTPFlow, ctx: RequestContext, gate: LoginGate, account: str,
-                           now: datetime) -> bool:
-        snapshot = ctx.snapshot
-        return account_admitted(gate, account, device_of(ctx, flow, now), ctx.country,
-                                snapshot.compiled, now)
+    async def _locked_until(self, ctx: RequestContext, account: str | None, now: datetime) -> datetime | None:
+        lock = await self.runtime.store.lock_state(account, client_key(ctx.client), now)
+        return lock.locked_until if lock.locked else None
 
     async def _count_failure(self, flow: http.HTTPFlow, ctx: RequestContext, account: str, stage: str,
-                             known: bool) -> LockState:
-        policy = ctx.snapshot.policy
-        # Unknown names are counted under their own name too, so lockout behaves the same for every
-        # name and cannot be used to find out which accounts exist.
-        state = await self.runtime.store.record_failure(account, client_key(ctx), self.runtime.now(), policy.login)
-        self._event(ctx, flow, f"{stage}.failure", AuditDecision.REFUSE, account=account if known else None,
-                    reason="credentials", extra=self._username_hash(account, known=known) or None)
+                             known: bool) -> datetime | None:
+        """Count one failed attempt against ``account`` and the address; audit it, and the lock it may start."""
+        state = await self.runtime.store.record_failure(account, client_key(ctx.client), self.runtime.now(),
+                                                        ctx.snapshot.policy.login)
+        named = account if known else None
+        self._event(ctx, flow, f"{stage}.failure", AuditDecision.REFUSE, account=named, reason="credentials",
+                    extra=None if known else {"username_hash": unknown_name_hash(self.runtime.keys, account)})
         if state.account_lock_started or state.client_lock_started:
-            self._event(ctx, flow, "lockout", AuditDecision.REFUSE, account=account if known else None, reason="locked",
+            self._event(ctx, flow, "lockout", AuditDecision.REFUSE, account=named, reason="locked",
                         extra={"until": state.locked_until.isoformat() if state.locked_until else None})
-        return state
+        return state.locked_until if state.locked else None
+
+    def _refused_or_locked(self, flow: http.HTTPFlow, ctx: RequestContext, result: Attempt, stage: str,
+                           account: str | None) -> bool:
+        """Answer the outcomes both steps answer alike: REFUSED (403, Art. 19) and LOCKED (429). True if answered."""
+        if result.outcome is Outcome.REFUSED:
+            reason = str(result.reason)
+            self._event(ctx, flow, f"{stage}.refused", AuditDecision.REFUSE, account=account, reason=reason,
+                        article="Art. 19")
+            respond(flow, forbidden(reason, ctx.request_id, as_json=ctx.as_json))
+            return True
+        if result.outcome is Outcome.LOCKED and result.locked_until is not None:
+            self._event(ctx, flow, f"{stage}.locked", AuditDecision.REFUSE, account=account, reason="locked")
+            respond(flow, self._locked_page(ctx, result.locked_until))
+            return True
+        return False
 
     # -- health -----------------------------------------------------------------------------------
     async def _health(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
@@ -256,39 +202,27 @@ class GatePages:
             await self.runtime.store.ping()
         except StoreUnavailable:
             store_ok = False
-        writer = self.runtime.audit_writer
         policy = ctx.snapshot.policy
-        body = {
-            "status": "ok" if store_ok and writer.healthy else "degraded",
-            "policy_version": self.runtime.policy_version,
-            "policy_sha256": policy.sha256,
-            "store": {"reachable": store_ok, "kind": "redis" if policy.state.redis_url else "memory"},
-            "audit": {"writable": writer.healthy},
-        }
-        respond(flow, Page(status=200 if store_ok and writer.healthy else 503,
-                           body=json.dumps(body).encode(), content_type="application/json",
-                           headers=(("Cache-Control", "no-store"),)))
+        respond(flow, health(policy_version=self.runtime.policy_version, policy_sha256=policy.sha256,
+                             store_kind="redis" if policy.state.redis_url else "memory", store_reachable=store_ok,
+                             audit_writable=self.runtime.audit_writer.healthy))
 
-    # -- login ------------------------------------------------------------------------------------
+    # -- login: the password step -----------------------------------------------------------------
     async def _login_get(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
-        policy = ctx.snapshot.policy
+        prefix = ctx.snapshot.policy.gateway.prefix
         browser_id, headers = self._browser_id(flow, ctx)
-        next_path = safe_next(flow.request.query.get("next"), policy.gateway.prefix)
-        respond(flow, login_pages.login_form(policy.gateway.prefix, csrf_token(self.runtime.keys, browser_id, "login"),
-                                             next_path, headers=tuple(headers)))
+        next_path = safe_next(flow.request.query.get("next"), prefix)
+        respond(flow, login_pages.login_form(prefix, csrf_token(self.runtime.keys, browser_id, "login"), next_path,
+                                             headers=headers))
 
     async def _login_post(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
-        if flow.request.method != "POST":
-            respond(flow, _method_not_allowed())
-            return
-        form = self._form(flow)
-        username = (form or {}).get("username", "").strip()[:MAX_USERNAME]
-        async with self.attempts.hold(f"account:{username}" if username else "", f"client:{client_key(ctx)}"):
+        form = read_form(flow.request)
+        username = typed_name((form or {}).get("username"))
+        async with self.attempts.hold(*AttemptLocks.keys(username, ctx.client)):
             await self._login_attempt(flow, ctx, form)
 
     async def _login_attempt(self, flow: http.HTTPFlow, ctx: RequestContext, form: dict[str, str] | None) -> None:
-        policy = ctx.snapshot.policy
-        prefix = policy.gateway.prefix
+        prefix = ctx.snapshot.policy.gateway.prefix
         if form is None:
             respond(flow, bad_request(ctx.request_id, as_json=ctx.as_json, what="form"))
             return
@@ -298,83 +232,83 @@ class GatePages:
         if not self._csrf_ok(flow, ctx, "login", form):
             self._event(ctx, flow, "login.csrf", AuditDecision.REFUSE, reason="csrf")
             respond(flow, login_pages.login_form(prefix, token, next_path, message=login_pages.CSRF_FAILED,
-                                                 status=400, headers=tuple(headers)))
+                                                 status=400, headers=headers))
             return
-        username = form.get("username", "").strip()[:MAX_USERNAME]
+        username = typed_name(form.get("username"))
         password = form.get("password", "")
         now = self.runtime.now()
         account = ctx.snapshot.accounts.get(username) if username else None
-        gate = self._login_gate(flow, ctx, now, account.name if account else None, "login")
-        if gate is None:
-            return
-        # Locked: answer 429 before looking at the credentials (Art. 30).
-        lock = await self.runtime.store.lock_state(username or None, client_key(ctx), now)
-        if lock.locked and lock.locked_until is not None:
-            self._event(ctx, flow, "login.locked", AuditDecision.REFUSE, account=account.name if account else None,
-                        reason="locked")
-            respond(flow, self._locked_page(ctx, lock.locked_until))
-            return
-        if not self._account_may_enter(flow, ctx, gate, username, now):
-            # Art. 19 + Art. 30: from abroad, only an account a grant admits may try its password. Anyone else
-            # gets exactly what a failed login gets (same page, status and work: a dummy Argon2id verification
-            # and a store read stand in for the real ones), so grant holders cannot be enumerated; nothing is
-            # checked and nothing counts towards a lockout.
+        named = account.name if account else None
+        failed_form = login_pages.login_form(prefix, token, next_path, message=login_pages.LOGIN_FAILED,
+                                             username=username, headers=headers)
+        gate, device = self._gate(flow, ctx, now)
+
+        async def stand_in() -> None:
+            # The work a real failure costs: a dummy Argon2id verification and the store read it would make.
             await asyncio.to_thread(verify_password, password, DUMMY_HASH)
-            await self.runtime.store.lock_state(username or None, client_key(ctx), now)
-            self._event(ctx, flow, "login.failure", AuditDecision.REFUSE, account=account.name if account else None,
-                        reason="overseas", article="Art. 19", extra={"counted": False, **self._username_hash(
-                            username, known=account is not None)})
-            respond(flow, login_pages.login_form(prefix, token, next_path, message=login_pages.LOGIN_FAILED,
-                                                 username=username, headers=tuple(headers)))
+            await self.runtime.store.lock_state(username or None, client_key(ctx.client), now)
+
+        async def verify() -> bool:
+            encoded = account.password_hash if account is not None else DUMMY_HASH
+            return await asyncio.to_thread(verify_password, password, encoded) and account is not None
+
+        steps = AttemptSteps(
+            locked_until=lambda: self._locked_until(ctx, username or None, now),
+            stand_in=stand_in,
+            verify=verify,
+            count_failure=lambda: self._count_failure(flow, ctx, failure_key(username), "login", account is not None),
+        )
+        admitted = account_admitted(gate, username, device, ctx.country, ctx.snapshot.compiled, now)
+        result = await attempt(gate, admitted, steps)
+        if self._refused_or_locked(flow, ctx, result, "login", named):
             return
-        encoded = account.password_hash if account is not None else DUMMY_HASH
-        ok = await asyncio.to_thread(verify_password, password, encoded)
-        if not ok or account is None:
-            state = await self._count_failure(flow, ctx, username or "-", "login", known=account is not None)
-            if state.locked and state.locked_until is not None:
-                respond(flow, self._locked_page(ctx, state.locked_until))
-                return
-            respond(flow, login_pages.login_form(prefix, token, next_path, message=login_pages.LOGIN_FAILED,
-                                                 username=username, headers=tuple(headers)))
+        if result.outcome is Outcome.NOT_ADMITTED:
+            # Art. 19 + Art. 30: from abroad, an account no grant admits gets exactly what a failed login gets, its
+            # password unchecked and nothing counted (grant holders cannot be enumerated, nobody locked out).
+            extra: Extra = {"counted": False}
+            if account is None:
+                extra["username_hash"] = unknown_name_hash(self.runtime.keys, username)
+            self._event(ctx, flow, "login.failure", AuditDecision.REFUSE, account=named, reason="overseas",
+                        article="Art. 19", extra=extra)
+            respond(flow, failed_form)
             return
-        if account.disabled or account.is_expired(now.date()):
+        if result.outcome is Outcome.FAILED or account is None:
+            respond(flow, self._locked_page(ctx, result.locked_until) if result.locked_until else failed_form)
+            return
+        if not account_usable(account, now):
             # Art. 25: authorisation withdrawn when it expires. The password was right, so saying so leaks nothing.
             self._event(ctx, flow, "login.failure", AuditDecision.REFUSE, account=account.name, reason="account")
             respond(flow, forbidden("account", ctx.request_id, as_json=ctx.as_json))
             return
         pending = PendingLogin(id=secrets.token_urlsafe(32), account=account.name, next=next_path,
                                client=str(ctx.client), created=now)
-        await self.runtime.store.put_pending_login(pending, timedelta(seconds=PENDING_TTL_SECONDS))
+        await self.runtime.store.put_pending_login(pending, PENDING_TTL)
         self._event(ctx, flow, "login.password", AuditDecision.OK, account=account.name)
+        insecure = ctx.snapshot.policy.gateway.insecure
         redirect(flow, f"{prefix}/mfa", headers=(
-            ("Set-Cookie", set_cookie(GateCookie.PENDING, pending.id, insecure=policy.gateway.insecure,
-                                      max_age=PENDING_TTL_SECONDS)),
+            ("Set-Cookie", set_cookie(GateCookie.PENDING, pending.id, insecure=insecure, max_age=PENDING_SECONDS)),
             *headers,
         ))
 
-    # -- mfa --------------------------------------------------------------------------------------
+    # -- mfa: the TOTP step -------------------------------------------------------------------------
     async def _pending(self, flow: http.HTTPFlow, ctx: RequestContext) -> PendingLogin | None:
+        """The login this browser half did from this address, if it may still be finished."""
         pending_id = gate_cookie(flow, ctx, GateCookie.PENDING)
         if not pending_id or len(pending_id) > 64:
             return None
         pending = await self.runtime.store.get_pending_login(pending_id)
         if pending is None:
             return None
-        if not hmac.compare_digest(pending.client.encode(), str(ctx.client).encode()):
-            return None  # the password step was done from another address: start again
-        account = ctx.snapshot.accounts.get(pending.account)
-        if account is None or not pending_still_valid(account, pending, self.runtime.now()):
+        state = pending_state(pending.client, pending.created, ctx.client, ctx.snapshot.accounts.get(pending.account),
+                              self.runtime.now())
+        if state is PendingState.VOID:
             await self.runtime.store.delete_pending_login(pending_id)
-            return None
-        if (self.runtime.now() - pending.created).total_seconds() > PENDING_TTL_SECONDS:
-            await self.runtime.store.delete_pending_login(pending_id)
-            return None
-        return pending
+        return pending if state is PendingState.USABLE else None
 
     def _back_to_login(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
-        policy = ctx.snapshot.policy
-        redirect(flow, f"{policy.gateway.prefix}/login",
-                 headers=(("Set-Cookie", clear_cookie(GateCookie.PENDING, insecure=policy.gateway.insecure)),))
+        gw = ctx.snapshot.policy.gateway
+        redirect(flow, f"{gw.prefix}/login",
+                 headers=(("Set-Cookie", clear_cookie(GateCookie.PENDING, insecure=gw.insecure)),))
 
     async def _mfa_get(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         if await self._pending(flow, ctx) is None:
@@ -382,15 +316,11 @@ class GatePages:
             return
         browser_id, headers = self._browser_id(flow, ctx)
         respond(flow, login_pages.mfa_form(ctx.snapshot.policy.gateway.prefix,
-                                           csrf_token(self.runtime.keys, browser_id, "mfa"), headers=tuple(headers)))
+                                           csrf_token(self.runtime.keys, browser_id, "mfa"), headers=headers))
 
     async def _mfa_post(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
-        if flow.request.method != "POST":
-            respond(flow, _method_not_allowed())
-            return
-        policy = ctx.snapshot.policy
-        prefix = policy.gateway.prefix
-        form = self._form(flow)
+        prefix = ctx.snapshot.policy.gateway.prefix
+        form = read_form(flow.request)
         if form is None:
             respond(flow, bad_request(ctx.request_id, as_json=ctx.as_json, what="form"))
             return
@@ -399,68 +329,74 @@ class GatePages:
         if not self._csrf_ok(flow, ctx, "mfa", form):
             self._event(ctx, flow, "mfa.csrf", AuditDecision.REFUSE, reason="csrf")
             respond(flow, login_pages.mfa_form(prefix, token, message=login_pages.CSRF_FAILED, status=400,
-                                               headers=tuple(headers)))
+                                               headers=headers))
             return
         pending = await self._pending(flow, ctx)
         if pending is None:
             self._back_to_login(flow, ctx)
             return
-        async with self.attempts.hold(f"account:{pending.account}", f"client:{client_key(ctx)}"):
+        async with self.attempts.hold(*AttemptLocks.keys(pending.account, ctx.client)):
             await self._mfa_attempt(flow, ctx, form, pending, token, headers)
 
+    def _totp_step(self, ctx: RequestContext, account: Account | None, code: str, now: datetime) -> int | None:
+        """The time step ``code`` is right for, if any (a disabled or unknown account has none)."""
+        if account is None or account.disabled:
+            return None
+        try:
+            secret = totp.decrypt_secret(self.runtime.keys, account.name, account.totp_secret)
+        except AccountError:
+            # The secret does not decrypt (key file replaced?): no code can match; `govgate check` says why.
+            logger.error("mfa.secret_undecryptable request_id=%s", ctx.request_id)
+            return None
+        return totp.matching_step(secret, code, now)
+
     async def _mfa_attempt(self, flow: http.HTTPFlow, ctx: RequestContext, form: dict[str, str],
-                           pending: PendingLogin, token: str, headers: list[tuple[str, str]]) -> None:
+                           pending: PendingLogin, token: str, headers: tuple[tuple[str, str], ...]) -> None:
         policy = ctx.snapshot.policy
         prefix = policy.gateway.prefix
         if await self._pending(flow, ctx) is None:  # used up by a concurrent attempt while we waited
             self._back_to_login(flow, ctx)
             return
         now = self.runtime.now()
-        account = ctx.snapshot.accounts.get(pending.account)
-        gate = self._login_gate(flow, ctx, now, pending.account, "mfa")
-        if gate is None:
+        name = pending.account
+        gate, device = self._gate(flow, ctx, now)
+
+        async def stand_in() -> None:
+            await self.runtime.store.lock_state(name, client_key(ctx.client), now)
+
+        async def verify() -> bool:
+            # Art. 30: each code is accepted once only (the last used step is stored atomically).
+            step = self._totp_step(ctx, ctx.snapshot.accounts.get(name), form.get("code", "").strip(), now)
+            return step is not None and await self.runtime.store.use_totp_step(name, step)
+
+        steps = AttemptSteps(
+            locked_until=lambda: self._locked_until(ctx, name, now),
+            stand_in=stand_in,
+            verify=verify,
+            count_failure=lambda: self._count_failure(flow, ctx, name, "mfa", known=True),
+        )
+        admitted = account_admitted(gate, name, device, ctx.country, ctx.snapshot.compiled, now)
+        result = await attempt(gate, admitted, steps)
+        if self._refused_or_locked(flow, ctx, result, "mfa", name):
             return
-        lock = await self.runtime.store.lock_state(pending.account, client_key(ctx), now)
-        if lock.locked and lock.locked_until is not None:
-            self._event(ctx, flow, "mfa.locked", AuditDecision.REFUSE, account=pending.account, reason="locked")
-            respond(flow, self._locked_page(ctx, lock.locked_until))
-            return
-        if not self._account_may_enter(flow, ctx, gate, pending.account, now):
+        failed_form = login_pages.mfa_form(prefix, token, message=login_pages.MFA_FAILED, headers=headers)
+        if result.outcome is Outcome.NOT_ADMITTED:
             # The grant ended (or the policy changed) since the password step: a code is not checked, nothing
             # counts, and no session is opened that could not be used (Art. 19, Art. 30).
-            await self.runtime.store.lock_state(pending.account, client_key(ctx), now)
-            self._event(ctx, flow, "mfa.failure", AuditDecision.REFUSE, account=pending.account, reason="overseas",
+            self._event(ctx, flow, "mfa.failure", AuditDecision.REFUSE, account=name, reason="overseas",
                         article="Art. 19", extra={"counted": False})
-            respond(flow, login_pages.mfa_form(prefix, token, message=login_pages.MFA_FAILED,
-                                               headers=tuple(headers)))
+            respond(flow, failed_form)
             return
-        code = form.get("code", "").strip()
-        step = None
-        if account is not None and not account.disabled:
-            try:
-                secret = totp.decrypt_secret(self.runtime.keys, account.name, account.totp_secret)
-            except AccountError:
-                # The secret does not decrypt (key file replaced?): no code can match; `govgate check` says why.
-                logger.error("mfa.secret_undecryptable request_id=%s", ctx.request_id)
-            else:
-                step = totp.matching_step(secret, code, now)
-        # Art. 30: each code is accepted once only (the last used step is stored atomically).
-        if step is None or not await self.runtime.store.use_totp_step(pending.account, step):
-            state = await self._count_failure(flow, ctx, pending.account, "mfa", known=True)
-            if state.locked and state.locked_until is not None:
-                respond(flow, self._locked_page(ctx, state.locked_until))
-                return
-            respond(flow, login_pages.mfa_form(prefix, token, message=login_pages.MFA_FAILED,
-                                               headers=tuple(headers)))
+        if result.outcome is Outcome.FAILED:
+            respond(flow, self._locked_page(ctx, result.locked_until) if result.locked_until else failed_form)
             return
         await self.runtime.store.delete_pending_login(pending.id)
-        await self.runtime.store.clear_failures(pending.account)
-        device = device_of(ctx, flow, now)
+        await self.runtime.store.clear_failures(name)
         # A new id at every login: no session fixation.
-        session = Session(id=new_session_id(), account=pending.account, device=device, client=str(ctx.client),
-                          created=now, last_seen=now)
+        session = Session(id=new_session_id(), account=name, device=device, client=str(ctx.client), created=now,
+                          last_seen=now)
         await self.runtime.store.create_session(session, policy.session)
-        self._event(ctx, flow, "login.success", AuditDecision.ALLOW, account=pending.account, device=device)
+        self._event(ctx, flow, "login.success", AuditDecision.ALLOW, account=name, device=device)
         insecure = policy.gateway.insecure
         redirect(flow, safe_next(pending.next, prefix), headers=(
             ("Set-Cookie", set_cookie(GateCookie.SESSION, session.id, insecure=insecure)),
@@ -469,24 +405,16 @@ class GatePages:
 
     # -- logout -----------------------------------------------------------------------------------
     async def _logout_get(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
-        prefix = ctx.snapshot.policy.gateway.prefix
         browser_id, headers = self._browser_id(flow, ctx)
-        token = csrf_token(self.runtime.keys, browser_id, "logout")
-        form = (f"<form method=\"post\" action=\"{prefix}/logout\"><input type=\"hidden\" name=\"csrf\" "
-                f"value=\"{token}\"><button type=\"submit\">退出登录 Sign out</button></form>")
-        respond(flow, html_page("退出 Sign out", f"<h1>退出登录</h1>{form}", "<h2>Sign out</h2>",
-                                headers=(*PAGE_HEADERS, *headers)))
+        respond(flow, login_pages.logout_form(ctx.snapshot.policy.gateway.prefix,
+                                              csrf_token(self.runtime.keys, browser_id, "logout"), headers=headers))
 
     async def _logout_post(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
-        if flow.request.method != "POST":
-            respond(flow, _method_not_allowed())
-            return
         policy = ctx.snapshot.policy
-        form = self._form(flow)
+        form = read_form(flow.request)
         if form is None or not self._csrf_ok(flow, ctx, "logout", form):
             respond(flow, bad_request(ctx.request_id, as_json=ctx.as_json, what="csrf"))
             return
-        insecure = policy.gateway.insecure
         session_id = gate_cookie(flow, ctx, GateCookie.SESSION)
         account = None
         if session_id:
@@ -497,6 +425,7 @@ class GatePages:
         if pending_id:  # signing out also ends a login half done in this browser (password given, no code yet)
             await self.runtime.store.delete_pending_login(pending_id)
         self._event(ctx, flow, "logout", AuditDecision.OK, account=account)
+        insecure = policy.gateway.insecure
         page = login_pages.logged_out(policy.gateway.prefix)
         respond(flow, replace(page, headers=(*page.headers,
                                              ("Set-Cookie", clear_cookie(GateCookie.SESSION, insecure=insecure)),

@@ -34,7 +34,7 @@ from govgate.core.leave_link import leave_url
 from govgate.core.link_rewrite import RewriteRefused, host_of_href, refresh_url, rewrite_html, rewrite_xhtml
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy, RedirectMode
-from govgate.pages.layout import PAGE_HEADERS, Page, html_page
+from govgate.pages.refusal import not_rewritten
 from govgate.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -294,7 +294,7 @@ class OutboundLinks:
 
     def _notice_body(self, response: http.Response) -> bytes:
         """The refusal page's body, in the codings the response headers already announced (else empty)."""
-        body = _refusal_page().body
+        body = not_rewritten().body
         try:
             codings = _codings(response)
             return _encode(body, codings) if codings else body
@@ -309,7 +309,7 @@ class OutboundLinks:
     def _fail_closed(self, flow: http.HTTPFlow, reason: str, **extra: str | int | bool | None) -> None:
         """502 instead of a page that could not be rewritten: Art. 15 links are never let through unwarned."""
         self._deny(flow, reason, **extra)
-        page = _refusal_page()
+        page = not_rewritten()
         headers = [(b"content-type", page.content_type.encode())]
         headers.extend((k.encode(), v.encode()) for k, v in page.headers)
         flow.response = http.Response.make(page.status, page.body, headers)
@@ -356,12 +356,3 @@ class OutboundLinks:
                     self._audit(flow, "outbound.redirect", AuditDecision.WARN, "external_refresh",
                                 destination_host=host_of_href(href))
 
-
-def _refusal_page() -> Page:
-    return html_page(
-        "页面无法显示 Page unavailable",
-        "<h1>页面无法显示</h1><p>网关无法安全地处理此页面中的外部链接，因此未予显示。请稍后重试或联系网站管理员。</p>",
-        "<h2>Page unavailable</h2><p>The gateway could not safely process the external links on this page, "
-        "so it is not shown. Try again later or contact the site administrator.</p>",
-        status=502, headers=PAGE_HEADERS,
-    )

@@ -1,16 +1,11 @@
-"""Small pieces of the glue, tested without a proxy: target validation, header and cookie hygiene,
-attempt serialisation, the address failures count against."""
+"""Small pieces of the glue, tested without a proxy: target validation, header and cookie hygiene."""
 
 from __future__ import annotations
-
-import asyncio
-from ipaddress import ip_address
 
 import pytest
 from mitmproxy.test import tflow
 
 from addons.context import strip_client_headers, strip_gate_cookies, valid_headers, valid_target
-from addons.login_pages import AttemptLocks, client_key
 from tests.runtime import InProcessRuntime
 
 
@@ -49,36 +44,6 @@ def test_gate_cookies_are_removed_and_others_kept() -> None:
     f.request.headers["cookie"] = "govgate-session=s"
     strip_gate_cookies(f.request)
     assert "cookie" not in f.request.headers
-
-
-def test_ipv6_failures_count_against_the_whole_slash_64() -> None:
-    class Ctx:
-        client = ip_address("2001:db8:1:2:aaaa:bbbb:cccc:dddd")
-
-    assert client_key(Ctx()) == "2001:db8:1:2::/64"  # type: ignore[arg-type]
-    Ctx.client = ip_address("10.1.2.3")  # type: ignore[assignment]
-    assert client_key(Ctx()) == "10.1.2.3"  # type: ignore[arg-type]
-
-
-def test_attempts_for_one_account_run_one_at_a_time_and_locks_are_dropped_after() -> None:
-    locks = AttemptLocks()
-    inside = 0
-    most = 0
-
-    async def attempt(client: str) -> None:
-        nonlocal inside, most
-        async with locks.hold("account:a", f"client:{client}"):
-            inside += 1
-            most = max(most, inside)
-            await asyncio.sleep(0)  # let the other attempts run: the interleaving is what is under test
-            inside -= 1
-
-    async def main() -> None:
-        await asyncio.gather(*(attempt(str(i)) for i in range(20)))
-
-    asyncio.run(main())
-    assert most == 1
-    assert locks._locks == {}
 
 
 def test_the_portal_cannot_set_the_gates_cookies() -> None:

@@ -22,7 +22,7 @@ import pyotp
 import pytest
 import redis
 
-from addons.login_pages import PENDING_TTL_SECONDS
+from govgate.core.login import PENDING_TTL
 from govgate.store.base import PendingLogin
 from govgate.store.memory import MemoryStore
 from tests.e2e.harness import OFFICE_ADDRESS, AccountTemplates, Gateway, Upstream, start_store_gateway
@@ -42,6 +42,7 @@ ACCOUNTS = {
     "pendingttl": "staff", "fixation": "staff", "headers": "staff,finance", "roundtrip": "staff", "napper": "staff",
     "sessionlock": "staff",
 }
+PENDING_TTL_SECONDS = int(PENDING_TTL.total_seconds())
 LOCK_BODY_NOISE = re.compile(r"<code>[^<]*</code>")  # the request id differs per answer
 
 
