@@ -22,18 +22,18 @@ from mitmproxy import options
 from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
 
-from addons.connections import ConnectionLimits
-from addons.context import RequestContextAddon
-from addons.gate import Gate
-from addons.https_redirect import HttpsRedirect
-from addons.login_pages import GatePages
-from addons.metrics import MetricsEndpoint
-from addons.outbound_links import OutboundLinks
-from addons.policy_watch import PolicyWatch
-from addons.proxy_errors import ProxyErrors
-from addons.security_headers import SecurityHeaders
-from addons.tls import ClientTls
-from addons.upstream_timeout import UpstreamTimeout
+from govgate.addons.connections import ConnectionLimits
+from govgate.addons.context import RequestContextAddon
+from govgate.addons.gate import Gate
+from govgate.addons.https_redirect import HttpsRedirect
+from govgate.addons.login_pages import GatePages
+from govgate.addons.metrics import MetricsEndpoint
+from govgate.addons.outbound_links import OutboundLinks
+from govgate.addons.policy_watch import PolicyWatch
+from govgate.addons.proxy_errors import ProxyErrors
+from govgate.addons.security_headers import SecurityHeaders
+from govgate.addons.tls import ClientTls
+from govgate.addons.upstream_timeout import UpstreamTimeout
 from govgate.core.policy.model import Policy
 from govgate.live_runtime import LiveRuntime
 from govgate.repeated import REPEATED
@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 def mitm_options(policy: Policy) -> dict[str, Any]:
     """The options that follow from the policy; re-applied after a reload when they change. TLS towards the
-    browser is not among them: ``addons/tls.py`` gives every connection the policy's own context."""
+    browser is not among them: ``govgate/addons/tls.py`` gives every connection the policy's own context."""
     gw = policy.gateway
     host = gw.listen.host
     listen = f"[{host}]:{gw.listen.port}" if ":" in host else f"{host}:{gw.listen.port}"
@@ -56,7 +56,7 @@ def static_options(confdir: Path) -> dict[str, Any]:
         "confdir": str(confdir),
         "keep_host_header": True,  # rules and link classification need the Host the client sent
         "connection_strategy": "lazy",  # pages the gate answers never open an upstream connection
-        "tls_version_client_min": "TLS1_2",  # Art. 29: TLS 1.2+ only (addons/tls.py sets the whole profile)
+        "tls_version_client_min": "TLS1_2",  # Art. 29: TLS 1.2+ only (govgate/addons/tls.py sets the whole profile)
         "http3": False,
         "rawtcp": False,
         "body_size_limit": "64m",

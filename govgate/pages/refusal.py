@@ -123,7 +123,7 @@ def too_many(request_id: str, until: datetime, now: datetime, *, as_json: bool) 
     )
 
 
-# Errors that mitmproxy itself answers below the addon hooks (see addons/proxy_errors.py): status → texts.
+# Errors that mitmproxy itself answers below the addon hooks (see govgate/addons/proxy_errors.py): status → texts.
 _PROXY_ERRORS: dict[int, tuple[str, str, str, str]] = {
     400: ("请求无效", "请求格式不正确，网关无法处理。", "Bad request", "The request is malformed."),
     413: ("请求过大", "请求内容超出网关允许的大小。", "Request too large",

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from mitmproxy import http
 from mitmproxy.test import tflow
 
-from addons.context import RequestContext, RequestContextAddon, context_of
+from govgate.addons.context import RequestContext, RequestContextAddon, context_of
 from govgate.runtime import Runtime
 
 PORTAL_HOST = "portal.example.gov.cn"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mitmproxy.test import tflow
 
-from addons.context import strip_client_headers, strip_gate_cookies, valid_headers, valid_target
+from govgate.addons.context import strip_client_headers, strip_gate_cookies, valid_headers, valid_target
 from tests.runtime import InProcessRuntime
 
 
@@ -49,7 +49,7 @@ def test_gate_cookies_are_removed_and_others_kept() -> None:
 def test_the_portal_cannot_set_the_gates_cookies() -> None:
     from mitmproxy import http
 
-    from addons.security_headers import strip_gate_set_cookies
+    from govgate.addons.security_headers import strip_gate_set_cookies
 
     response = http.Response.make(200, b"", [
         (b"Set-Cookie", b"__Host-govgate-session=planted; Path=/; Secure"),
@@ -63,8 +63,8 @@ def test_the_portal_cannot_set_the_gates_cookies() -> None:
 
 
 def test_the_gates_own_pages_keep_their_cookies() -> None:
-    from addons.context import LOCAL_KEY
-    from addons.security_headers import SecurityHeaders
+    from govgate.addons.context import LOCAL_KEY
+    from govgate.addons.security_headers import SecurityHeaders
 
     f = tflow.tflow(resp=True)
     assert f.response is not None

@@ -7,7 +7,7 @@ import pytest
 from mitmproxy import http
 from mitmproxy.test import tflow
 
-from addons.context import RequestContextAddon, context_of
+from govgate.addons.context import RequestContextAddon, context_of
 from tests.outbound.conftest import outbound_policy
 from tests.runtime import InProcessRuntime
 

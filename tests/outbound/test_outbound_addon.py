@@ -10,8 +10,8 @@ from mitmproxy import http
 from mitmproxy.net.encoding import decode, encode
 from mitmproxy.test import taddons, tflow
 
-from addons.context import RequestContext
-from addons.outbound_links import OutboundLinks
+from govgate.addons.context import RequestContext
+from govgate.addons.outbound_links import OutboundLinks
 from govgate.core.leave_link import verify_leave
 from govgate.core.policy.model import Policy, RedirectMode
 from tests.addons.flows import judged, request_flow, response_to
@@ -64,7 +64,7 @@ def test_html_response_has_external_links_rewritten(addon: OutboundLinks, runtim
 
 
 def test_a_large_page_under_the_cap_is_rewritten(runtime: InProcessRuntime) -> None:
-    from addons.outbound_links import MAX_REWRITE_BYTES
+    from govgate.addons.outbound_links import MAX_REWRITE_BYTES
 
     addon = OutboundLinks(runtime)  # the default cap (8 MiB), unlike this module's small-cap fixture
     assert addon.max_rewrite_bytes == MAX_REWRITE_BYTES

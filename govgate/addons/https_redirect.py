@@ -15,7 +15,7 @@ import logging
 from mitmproxy import ctx
 from mitmproxy.addons.proxyserver import Proxyserver
 
-from addons.context import valid_target
+from govgate.addons.context import valid_target
 from govgate.core.hosts import split_host_port
 from govgate.core.https_redirect import https_location
 from govgate.runtime import Runtime

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from mitmproxy import http
 from mitmproxy.proxy import server_hooks
 
-from addons.context import LOCAL_KEY
+from govgate.addons.context import LOCAL_KEY
 from govgate.cookies import sets_gate_cookie
 from govgate.runtime import Runtime
 

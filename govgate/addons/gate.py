@@ -1,4 +1,4 @@
-"""The access gate: every request outside the gate's own pages is judged by ``decide`` (contract §4).
+"""The access gate: every request outside the gate's own pages is judged by ``decide`` (``docs/decisions.md``).
 
 Glue only: it turns the flow and the session into ``RequestFacts``, calls the pure core, and applies
 the ``Decision`` (forward with identity headers, 403 page, or 303 to login), auditing each decision.
@@ -15,7 +15,7 @@ from datetime import datetime
 
 from mitmproxy import http
 
-from addons.context import (
+from govgate.addons.context import (
     RequestContext,
     context_of,
     gate_cookie,

@@ -26,7 +26,7 @@ import ada_url
 from mitmproxy import http
 from mitmproxy.net import encoding
 
-from addons.context import LOCAL_KEY, context_of, request_event
+from govgate.addons.context import LOCAL_KEY, context_of, request_event
 from govgate.core.audit_event import AuditDecision
 from govgate.core.chromium_urls import chromium_reading
 from govgate.core.hosts import split_host_port

@@ -19,8 +19,8 @@ from datetime import datetime
 
 from mitmproxy import http
 
-from addons.context import RequestContext, context_of, gate_cookie, redirect, request_event, respond
-from addons.gate import device_of
+from govgate.addons.context import RequestContext, context_of, gate_cookie, redirect, request_event, respond
+from govgate.addons.gate import device_of
 from govgate.cookies import GateCookie, clear_cookie, set_cookie
 from govgate.core import totp
 from govgate.core.accounts import Account

@@ -1,6 +1,6 @@
 """Turns each request into a ``RequestContext``: request id, client address, client-sent host, device.
 
-Runs first. It also does the header hygiene every later step relies on (contract §4.1, §4.7):
+Runs first. It also does the header hygiene every later step relies on (``docs/decisions.md`` §1):
 client-sent ``X-GovGate-*`` headers are removed, and ``X-Forwarded-For`` towards the upstream becomes
 the chain the gate believes, never an unverified client value. Plain-HTTP requests are redirected to
 HTTPS unless the policy is ``insecure`` (Art. 29: secure connections).
@@ -212,7 +212,7 @@ def valid_headers(fields: tuple[tuple[bytes, bytes], ...]) -> bool:
 def strip_client_headers(headers: http.Headers) -> None:
     """Remove every client-sent header the gate owns or a portal might trust: ``X-GovGate-*`` and the
     ``SPOOFABLE_HEADERS`` in any spelling (``X_GovGate_User`` reaches CGI/WSGI portals as the same variable,
-    ``X.GovGate.User`` or ``X-GovGateUser`` may reach others; contract §4.7)."""
+    ``X.GovGate.User`` or ``X-GovGateUser`` may reach others)."""
     doomed = {name for name, _ in headers.fields
               if (key := name.lower().translate(None, _TOKEN_PUNCTUATION)).startswith(b"xgovgate")
               or key in _SPOOFABLE_KEYS}
@@ -257,7 +257,7 @@ class RequestContextAddon:
         trusted = policy.gateway.trusted_proxies
         client = client_address(peer, xff, trusted)
 
-        # Contract §4.7: identity headers come only from the gate; XFF is the chain the gate believes.
+        # Identity headers come only from the gate; XFF is the chain the gate believes (docs/decisions.md §1).
         strip_client_headers(request.headers)
         request.headers["X-Forwarded-For"] = ", ".join(str(a) for a in forwarded_chain(peer, xff, trusted))
         request.headers["X-Forwarded-Proto"] = "http" if policy.gateway.insecure else "https"

@@ -26,8 +26,8 @@ from mitmproxy.proxy.layers.http import _http1, _http2, _http3
 from mitmproxy.proxy.layers.http._events import RequestProtocolError, ResponseProtocolError
 from mitmproxy.proxy.layers.http._hooks import HttpErrorHook
 
-from addons.context import LOCAL_KEY, context_of, request_event
-from addons.security_headers import HSTS
+from govgate.addons.context import LOCAL_KEY, context_of, request_event
+from govgate.addons.security_headers import HSTS
 from govgate.core.audit_event import AuditDecision
 from govgate.pages.refusal import proxy_error
 from govgate.repeated import REPEATED
