@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from ipaddress import IPv6Address, ip_address
-from urllib.parse import unquote_to_bytes
 
 from mitmproxy import http
 
 from govgate.cookies import GateCookie, is_gate_cookie, read_cookie
+from govgate.core import request_shape
 from govgate.core.audit_event import AuditDecision, AuditEvent
 from govgate.core.client_address import client_address, forwarded_chain
 from govgate.core.hosts import split_host_port
@@ -35,18 +33,6 @@ logger = logging.getLogger(__name__)
 
 METADATA_KEY = "govgate"
 LOCAL_KEY = "govgate.local"  # set when the gate answered the request itself
-# Headers the portal might trust for identity, client address, its own name or the path it serves (IIS and
-# some frameworks honour X-Original-URL/X-Rewrite-URL over the request line): only the gate sets any of
-# them. Compared with every non-alphanumeric character removed, so ``X.Real_IP`` or ``Remote_User`` go too.
-SPOOFABLE_HEADERS = ("forwarded", "x-real-ip", "x-forwarded-host", "x-forwarded-port", "x-forwarded-proto",
-                     "x-forwarded-for", "x-client-ip", "true-client-ip", "client-ip", "x-cluster-client-ip",
-                     "x-original-forwarded-for", "x-forwarded-server", "x-forwarded-prefix", "x-forwarded-user",
-                     "x-forwarded-email", "x-forwarded-groups", "remote-user", "x-remote-user", "x-remote-group",
-                     "x-auth-user", "x-auth-request-user", "x-auth-request-email", "x-authenticated-user",
-                     "x-user", "x-username", "x-original-url", "x-rewrite-url", "x-original-uri")
-_TOKEN_PUNCTUATION = b"!#$%&'*+-.^_`|~"  # all a header name (an RFC 9110 token) may hold besides letters and digits
-_SPOOFABLE_KEYS = frozenset(name.encode().translate(None, _TOKEN_PUNCTUATION) for name in SPOOFABLE_HEADERS)
-
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
@@ -114,108 +100,17 @@ def redirect(flow: http.HTTPFlow, location: str, *, status: int = 303,
     flow.metadata[LOCAL_KEY] = True
 
 
-_TARGET = re.compile(rb"/[\x21\x22\x24-\x7e]*")  # printable ASCII without "#"
-_DOT_SEGMENT = re.compile(rb"(?:^|/)(?:\.|%2e){1,2}(?:[/;]|$)", re.IGNORECASE)
-
-
-def valid_target(raw: bytes) -> bool:
-    """An origin-form request target of printable ASCII without fragment or dot-segments.
-
-    The rules judge a normalised path, but the portal receives the path as sent, so anything the two
-    could read differently is refused rather than guessed at: absolute- and asterisk-form targets, raw
-    non-ASCII bytes, a ``#`` (never sent by browsers), and ``.``/``..`` segments, plain or
-    percent-encoded (browsers resolve those before sending: ``/oa/../news/`` would be judged as
-    ``/news/`` while a portal routing on the raw prefix serves ``/oa/``).
-    """
-    if _TARGET.fullmatch(raw) is None:
-        return False
-    path = raw.split(b"?", 1)[0]
-    if _DOT_SEGMENT.search(path) is not None:
-        return False
-    return b"%" not in path or _decoded_segments_ok(path)
-
-
-_OVERLONG = re.compile(rb"[\xc0\xc1][\x80-\xbf]|\xe0[\x80-\x9f][\x80-\xbf]|\xf0[\x80-\x8f][\x80-\xbf]{2}")
-
-
-def _lenient(data: bytes) -> str:
-    """``data`` as a lenient decoder reads it: overlong UTF-8 forms of ASCII become that ASCII."""
-    def ascii_of(m: re.Match[bytes]) -> bytes:
-        seq = m.group()
-        cp = 0
-        for i, byte in enumerate(seq):
-            cp = (cp << 6) | (byte & (0x3F if i else (0x1F, 0x0F, 0x07)[len(seq) - 2]))
-        return bytes([cp]) if cp < 0x80 else b"?"
-
-    return _OVERLONG.sub(ascii_of, data).decode("utf-8", "replace")
-
-
-def _decoded_segments_ok(path: bytes) -> bool:
-    """No segment may decode, in any way a portal might decode it, to a dot-segment or hide a slash.
-
-    Portals decode in different ways: overlong UTF-8 (``%c0%ae`` for ".", ``%c0%af`` for "/"), an
-    encoded ``;`` before path parameters are cut (``..%3b``, Tomcat's ``..;``), or Unicode
-    compatibility forms (``%ef%bc%8e``, FULLWIDTH FULL STOP) could all turn a segment the gate read
-    as a name into ``..`` for the portal. Escapes that are simply not UTF-8 (a legacy portal's GBK
-    file names) stay allowed.
-    """
-    for segment in path.split(b"/"):
-        if b"%" not in segment:
-            continue
-        text = _lenient(unquote_to_bytes(segment))
-        if "/" in text or "\\" in text:
-            return False
-        if unicodedata.normalize("NFKC", text.split(";", 1)[0]).strip() in (".", ".."):
-            return False
-    return True
-
-
-_BAD_FIELD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-_METHOD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}")  # an RFC 9110 token
-# reg-name or IP literal, optional port; browsers send IDNs as punycode
-_AUTHORITY = re.compile(rb"(?:[A-Za-z0-9._~-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?")
-HTTP_VERSIONS = frozenset({"HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/3"})
-
-
-def valid_request_line(method: bytes, http_version: str, host: str | None) -> bool:
-    """A token method, a version we speak and an ASCII host: anything else is refused with a 400 (never
-    passed on, and never let into the rules, the page links or the audit log as odd text)."""
-    if _METHOD.fullmatch(method) is None or http_version not in HTTP_VERSIONS:
-        return False
-    if host is None:
-        return http_version == "HTTP/1.0"  # HTTP/1.1 requires Host (RFC 9112 §3.2); HTTP/2 has :authority
-    try:
-        raw = host.encode("ascii")
-    except UnicodeEncodeError:  # mitmproxy keeps bytes that are not UTF-8 as lone surrogates
-        return False
-    return _AUTHORITY.fullmatch(raw) is not None
-
-
-_BODYLESS_METHODS = frozenset({"GET", "HEAD"})
-
-
 def body_allowed(request: http.Request) -> bool:
-    """A ``GET`` or ``HEAD`` carries no body (no ``Transfer-Encoding``, no ``Content-Length`` other than 0, no
-    bytes): portals that ignore such a body would read it as the next request (request smuggling)."""
-    if request.method.upper() not in _BODYLESS_METHODS:
-        return True
-    if request.raw_content or "transfer-encoding" in request.headers:
-        return False
-    return all(value.strip() == "0" for value in request.headers.get_all("content-length"))
-
-
-def valid_headers(fields: tuple[tuple[bytes, bytes], ...]) -> bool:
-    """No control characters (NUL, CR, LF…) in header values (RFC 9110 §5.5): refuse, don't pass them on."""
-    return not any(_BAD_FIELD_VALUE.search(value) for _, value in fields)
+    """No body on a ``GET`` or ``HEAD`` (``govgate.core.request_shape.body_allowed``)."""
+    return request_shape.body_allowed(request.method, has_bytes=bool(request.raw_content),
+                                      transfer_encoding="transfer-encoding" in request.headers,
+                                      content_lengths=request.headers.get_all("content-length"))
 
 
 def strip_client_headers(headers: http.Headers) -> None:
     """Remove every client-sent header the gate owns or a portal might trust: ``X-GovGate-*`` and the
-    ``SPOOFABLE_HEADERS`` in any spelling (``X_GovGate_User`` reaches CGI/WSGI portals as the same variable,
-    ``X.GovGate.User`` or ``X-GovGateUser`` may reach others)."""
-    doomed = {name for name, _ in headers.fields
-              if (key := name.lower().translate(None, _TOKEN_PUNCTUATION)).startswith(b"xgovgate")
-              or key in _SPOOFABLE_KEYS}
+    headers a portal might trust for identity, address or path, in any spelling (``govgate.core.request_shape``)."""
+    doomed = {name for name, _ in headers.fields if request_shape.only_the_gate_sets(name)}
     for name in doomed:
         headers.pop(name.decode("utf-8", "surrogateescape"), None)
 
@@ -284,10 +179,11 @@ class RequestContextAddon:
         flow.metadata[METADATA_KEY] = ctx
 
         origin_form = not (request.http_version.startswith("HTTP/1") and request.data.authority)
-        if not origin_form or not valid_target(request.data.path) or not valid_headers(request.headers.fields):
+        if (not origin_form or not request_shape.valid_target(request.data.path)
+                or not request_shape.valid_headers(request.headers.fields)):
             respond(flow, bad_request(request_id, as_json=as_json, what="request target"))
             return
-        if (not valid_request_line(request.data.method, request.http_version, request.host_header)
+        if (not request_shape.valid_request_line(request.data.method, request.http_version, request.host_header)
                 or (request.host_header and authority is None)):
             respond(flow, bad_request(request_id, as_json=as_json, what="method, version or host"))
             return
