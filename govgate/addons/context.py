@@ -1,9 +1,11 @@
-"""Turns each request into a ``RequestContext``: request id, client address, client-sent host, device.
+"""Turns each request into a ``RequestContext``: request id, client address and country, client-sent host,
+client certificate; and owns how the gate answers (``respond``, ``redirect``) and audits (``request_event``).
 
 Runs first. It also does the header hygiene every later step relies on (``docs/decisions.md`` §1):
-client-sent ``X-GovGate-*`` headers are removed, and ``X-Forwarded-For`` towards the upstream becomes
-the chain the gate believes, never an unverified client value. Plain-HTTP requests are redirected to
-HTTPS unless the policy is ``insecure`` (Art. 29: secure connections).
+client-sent ``X-GovGate-*`` and other headers a portal might trust are removed, and ``X-Forwarded-For``
+towards the upstream becomes the chain the gate believes, never an unverified client value. Requests the rules
+and the portal could read differently get a 400 (``govgate.core.request_shape``). Plain-HTTP requests are
+redirected to HTTPS unless the policy is ``insecure`` (Art. 29: secure connections).
 """
 
 from __future__ import annotations

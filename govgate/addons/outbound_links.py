@@ -26,7 +26,7 @@ import ada_url
 from mitmproxy import http
 from mitmproxy.net import encoding
 
-from govgate.addons.context import LOCAL_KEY, context_of, request_event
+from govgate.addons.context import LOCAL_KEY, context_of, request_event, respond
 from govgate.core.audit_event import AuditDecision
 from govgate.core.chromium_urls import chromium_reading
 from govgate.core.hosts import split_host_port
@@ -309,11 +309,7 @@ class OutboundLinks:
     def _fail_closed(self, flow: http.HTTPFlow, reason: str, **extra: str | int | bool | None) -> None:
         """502 instead of a page that could not be rewritten: Art. 15 links are never let through unwarned."""
         self._deny(flow, reason, **extra)
-        page = not_rewritten()
-        headers = [(b"content-type", page.content_type.encode())]
-        headers.extend((k.encode(), v.encode()) for k, v in page.headers)
-        flow.response = http.Response.make(page.status, page.body, headers)
-        flow.metadata[LOCAL_KEY] = True
+        respond(flow, not_rewritten())
 
     def _redirects(self, flow: http.HTTPFlow, response: http.Response, document_url: str,
                    classifier: HostClassifier, make_leave_url: Callable[[str], str]) -> None:

@@ -26,7 +26,7 @@ from mitmproxy.proxy.layers.http import _http1, _http2, _http3
 from mitmproxy.proxy.layers.http._events import RequestProtocolError, ResponseProtocolError
 from mitmproxy.proxy.layers.http._hooks import HttpErrorHook
 
-from govgate.addons.context import LOCAL_KEY, context_of, request_event
+from govgate.addons.context import context_of, request_event, respond
 from govgate.addons.security_headers import HSTS
 from govgate.core.audit_event import AuditDecision
 from govgate.pages.refusal import proxy_error
@@ -126,10 +126,7 @@ def _answer_portal_failures_with_pages() -> None:
         timed_out = bool(flow.metadata.get(UPSTREAM_TIMEOUT_KEY))
         flow.error = mitm_flow.Error(event.message)
         yield HttpErrorHook(flow)  # logged and audited by ProxyErrors.error
-        page = proxy_error(504 if timed_out else 502, ctx.request_id, as_json=ctx.as_json)
-        headers = [(b"content-type", page.content_type.encode()), *((k.encode(), v.encode()) for k, v in page.headers)]
-        flow.response = http.Response.make(page.status, page.body, headers)
-        flow.metadata[LOCAL_KEY] = True
+        respond(flow, proxy_error(504 if timed_out else 502, ctx.request_id, as_json=ctx.as_json))
         yield from self.send_response()
 
     handle_protocol_error._govgate_pages = True  # type: ignore[attr-defined]
