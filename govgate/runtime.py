@@ -1,36 +1,129 @@
-"""What every addon reads: the current policy and the services built from it.
+"""What every addon reads: the current policy and the services built from it, as a narrow interface.
 
-The gateway holds one ``Runtime``. A policy reload swaps ``policy`` (and what is compiled from
-it) in one assignment, so a request sees either the old policy or the new one, never a mix.
-Addons take the runtime in their constructor; tests build one with ``MemoryStore`` and ``ListSink``.
+The gateway holds one ``Runtime`` (``govgate.live_runtime.LiveRuntime``); tests hold an in-process one
+(``tests/runtime.py``). A policy reload swaps the ``snapshot`` (the policy and what is compiled from it) in
+one assignment, so a request that keeps the snapshot it started with (``RequestContext.snapshot``) sees
+either the old policy or the new one, never a mix. Addons take the runtime in their constructor and use
+nothing of it beyond these members:
+
+- ``snapshot``, ``policy``: what requests are judged by;
+- ``keys``: the gateway's purpose-bound keys (CSRF tokens, leave links, TOTP secrets);
+- ``store``: sessions, pending logins, failure counts and locks (``govgate.store.base.Store``);
+- ``audit``: where audit events go (Art. 20); ``audit_writer``: whether they are being written;
+  ``counting``: how many of each there were (``/metrics``);
+- ``server_tls``: the TLS context browsers connect with (Art. 29);
+- ``now()``: the clock; ``policy_version``: good loads so far (``health``);
+- ``changed_files()`` and ``reload()``: what the policy watcher calls.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from govgate.core.accounts import Accounts
 from govgate.core.audit_event import AuditSink
+from govgate.core.decide import CompiledPolicy
 from govgate.core.keys import GatewayKeys
-from govgate.core.policy.model import Policy
+from govgate.core.policy.model import IPAddress, Policy
+from govgate.store.base import Store
 from govgate.tls_server import ServerTls
+
+if TYPE_CHECKING:
+    from govgate.live_runtime import FileChanges
+
+
+class Countries(Protocol):
+    """The GeoIP database as requests use it (``govgate.core.geoip.CountryLookup``)."""
+
+    def country(self, ip: IPAddress) -> str | None: ...
+
+
+class PolicySnapshot(Protocol):
+    """Everything built from one good policy load that a request is judged by, from its start to its end."""
+
+    @property
+    def policy(self) -> Policy: ...
+
+    @property
+    def compiled(self) -> CompiledPolicy: ...
+
+    @property
+    def geoip(self) -> Countries: ...
+
+    @property
+    def accounts(self) -> Accounts: ...
+
+
+class AuditHealth(Protocol):
+    """The audit writer as the gate, ``health`` and ``/metrics`` see it (Art. 20)."""
+
+    @property
+    def healthy(self) -> bool:
+        """False while records cannot be written: staff paths then fail closed (``audit.on_failure: deny``)."""
+        ...
+
+    @property
+    def queued(self) -> int: ...
+
+    @property
+    def lost(self) -> int: ...
+
+
+class EventCounts(Protocol):
+    """Audit events counted by (event, decision, reason) on their way to the log (``govgate.metrics``)."""
+
+    @property
+    def counts(self) -> Counter[tuple[str, str, str]]: ...
 
 
 class Runtime(Protocol):
     @property
-    def policy(self) -> Policy: ...
+    def snapshot(self) -> PolicySnapshot:
+        """The current snapshot; a request keeps the one it started with."""
+        ...
+
+    @property
+    def policy(self) -> Policy:
+        """The current snapshot's policy."""
+        ...
 
     @property
     def keys(self) -> GatewayKeys: ...
 
     @property
+    def store(self) -> Store: ...
+
+    @property
     def audit(self) -> AuditSink: ...
+
+    @property
+    def audit_writer(self) -> AuditHealth: ...
+
+    @property
+    def counting(self) -> EventCounts: ...
 
     @property
     def server_tls(self) -> ServerTls | None:
         """The TLS context browsers connect with (None: plain HTTP, ``insecure: true``)."""
         ...
 
+    @property
+    def policy_version(self) -> int:
+        """Good policy loads since start (1 after the first)."""
+        ...
+
     def now(self) -> datetime:
         """The current time, aware, in ``policy.gateway.timezone``."""
+        ...
+
+    def changed_files(self) -> FileChanges | None:
+        """Blocking (call in a thread): the policy, accounts file or GeoIP database changed and settled since
+        the snapshot; None when nothing did."""
+        ...
+
+    async def reload(self, *, why: str, force: bool = False, changes: FileChanges | None = None) -> bool:
+        """Apply ``changes`` (or, with ``force``, policy.yaml as it is now); True when a new snapshot is in force.
+        A broken file is refused and the last good snapshot stays."""
         ...

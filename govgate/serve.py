@@ -1,5 +1,5 @@
 """The gateway's entry point: a mitmproxy master with only the built-in addons a reverse proxy needs,
-and GovGate's addons in order (context → pages → gate → outbound links → security headers).
+and GovGate's addons in their order (``govgate.addons.chain``).
 
 Loading only what we need (instead of mitmdump's ~30 default addons) keeps event dispatch cheap.
 Not loading mitmproxy's ``block`` addon means connections from public addresses are served (its
@@ -22,40 +22,37 @@ from mitmproxy import options
 from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
 
-from addons.connections import ConnectionLimits
-from addons.context import RequestContextAddon
-from addons.gate import Gate
-from addons.https_redirect import HttpsRedirect
-from addons.login_pages import GatePages
-from addons.metrics import MetricsEndpoint
-from addons.outbound_links import OutboundLinks
-from addons.policy_watch import PolicyWatch
-from addons.proxy_errors import ProxyErrors
-from addons.security_headers import SecurityHeaders
-from addons.tls import ClientTls
-from addons.upstream_timeout import UpstreamTimeout
+from govgate.addons.chain import gateway_addons
 from govgate.core.policy.model import Policy
 from govgate.live_runtime import LiveRuntime
 from govgate.repeated import REPEATED
+from govgate.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 
 def mitm_options(policy: Policy) -> dict[str, Any]:
     """The options that follow from the policy; re-applied after a reload when they change. TLS towards the
-    browser is not among them: ``addons/tls.py`` gives every connection the policy's own context."""
+    browser is not among them: ``govgate/addons/tls.py`` gives every connection the policy's own context."""
     gw = policy.gateway
     host = gw.listen.host
     listen = f"[{host}]:{gw.listen.port}" if ":" in host else f"{host}:{gw.listen.port}"
     return {"mode": [f"reverse:{gw.upstream}@{listen}"]}
 
 
-def static_options(confdir: Path) -> dict[str, Any]:
+def changed_options(before: Policy, after: Policy) -> dict[str, Any]:
+    """The options a reload from ``before`` to ``after`` changes."""
+    old, new = mitm_options(before), mitm_options(after)
+    return {k: v for k, v in new.items() if old.get(k) != v}
+
+
+def static_options(confdir: Path | None = None) -> dict[str, Any]:
+    """The options every GovGate proxy runs with; ``confdir`` (mitmproxy's own folder) when given."""
     return {
-        "confdir": str(confdir),
+        **({"confdir": str(confdir)} if confdir is not None else {}),
         "keep_host_header": True,  # rules and link classification need the Host the client sent
         "connection_strategy": "lazy",  # pages the gate answers never open an upstream connection
-        "tls_version_client_min": "TLS1_2",  # Art. 29: TLS 1.2+ only (addons/tls.py sets the whole profile)
+        "tls_version_client_min": "TLS1_2",  # Art. 29: TLS 1.2+ only (govgate/addons/tls.py sets the whole profile)
         "http3": False,
         "rawtcp": False,
         "body_size_limit": "64m",
@@ -64,7 +61,7 @@ def static_options(confdir: Path) -> dict[str, Any]:
 
 
 class StartupReport:
-    def __init__(self, runtime: LiveRuntime, ready: Callable[[list[str]], None] | None) -> None:
+    def __init__(self, runtime: Runtime, ready: Callable[[list[str]], None] | None) -> None:
         self.runtime = runtime
         self.ready = ready
 
@@ -108,39 +105,25 @@ async def serve(runtime: LiveRuntime, *, confdir: Path,
     raise_open_file_limit()
     opts = options.Options()
     master = Master(opts, with_termlog=False)
-    master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(),
-                      ClientTls(runtime),  # before tlsconfig: browsers get the gateway's own TLS context (Art. 29)
-                      tlsconfig.TlsConfig(), errorcheck.ErrorCheck(repeat_errors_on_stderr=True))
-    opts.update(**static_options(confdir), **mitm_options(runtime.policy))
 
     def on_reload(before: Policy, after: Policy) -> None:
-        old, new = mitm_options(before), mitm_options(after)
-        changed = {k: v for k, v in new.items() if old.get(k) != v}
+        changed = changed_options(before, after)
         if changed:
             logger.info("policy.reload applying options=%s", ",".join(sorted(changed)))
             opts.update(**changed)
 
-    limits = ConnectionLimits(runtime)
-    master.addons.add(
-        RequestContextAddon(runtime),
-        GatePages(runtime),
-        Gate(runtime),
-        OutboundLinks(runtime),
-        SecurityHeaders(runtime),
-        ProxyErrors(runtime),
-        UpstreamTimeout(runtime),  # after the gate: its `request` hook sees forwarded flows only
-        limits,  # last: its `response` hook marks the final answer of a connection after every other change
-        PolicyWatch(runtime, on_reload),
-        MetricsEndpoint(runtime),
-        HttpsRedirect(runtime),
-        StartupReport(runtime, ready),
-    )
+    govgate = gateway_addons(runtime, on_reload)
+    master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(),
+                      govgate.client_tls,  # before tlsconfig: browsers get the gateway's own TLS context (Art. 29)
+                      tlsconfig.TlsConfig(), errorcheck.ErrorCheck(repeat_errors_on_stderr=True))
+    opts.update(**static_options(confdir), **mitm_options(runtime.policy))
+    master.addons.add(*govgate.chain, StartupReport(runtime, ready))
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
 
     async def drain_then_stop() -> None:
         try:
-            await limits.drain(runtime.policy.gateway.drain_timeout.total_seconds())
+            await govgate.limits.drain(runtime.policy.gateway.drain_timeout.total_seconds())
         finally:
             master.shutdown()
 

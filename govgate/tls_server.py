@@ -3,7 +3,7 @@
 ``ServerTls.load(policy)`` reads ``gateway.tls.cert`` (one PEM file: private key and certificate chain in
 any order) and ``gateway.tls.client_ca`` once per policy load — in the reload thread, never per
 connection — and builds one OpenSSL context to Mozilla's "intermediate" profile, which
-``addons/tls.py`` hands to every client connection:
+``govgate/addons/tls.py`` hands to every client connection:
 
 - TLS 1.2 and 1.3 only; TLS 1.2 offers only forward-secret AEAD suites with ECDHE (no DHE at all, so no
   weak or oversized finite-field groups); the client chooses the cipher order (no server preference);
@@ -13,7 +13,7 @@ connection — and builds one OpenSSL context to Mozilla's "intermediate" profil
   no ticket key that would need rotating) under one session-id context, so a returning browser skips
   the full handshake;
 - a client certificate is asked for (device identity, Art. 30) and, with ``client_ca``, the CA names are
-  sent; the handshake accepts any certificate: ``addons/tls.py`` verifies it once per connection.
+  sent; the handshake accepts any certificate: ``govgate/addons/tls.py`` verifies it once per connection.
 
 Errors (unreadable file, no private key, key and certificate that do not match) are ``PolicyError``s
 naming the file, so a bad certificate is refused like any bad policy and the last good one stays.
@@ -119,7 +119,7 @@ def build_context(key: PrivateKey, leaf: x509.Certificate, chain: Sequence[x509.
     ctx.set_alpn_select_callback(alpn_select_callback)
     if request_client_cert:
         # Art. 30: a client certificate identifies a device. The handshake accepts any certificate (a browser
-        # without one, or with another, still reaches the public pages); addons/tls.py verifies it.
+        # without one, or with another, still reaches the public pages); govgate/addons/tls.py verifies it.
         ctx.set_verify(SSL.VERIFY_PEER, _accept_any)
         if client_cas:
             ctx.set_client_ca_list([crypto.X509.from_cryptography(c).get_subject() for c in client_cas])

@@ -184,7 +184,7 @@ def _run_proxy(port: int, upstream_port: int, rewrite: bool) -> None:
     from mitmproxy import options
     from mitmproxy.tools.dump import DumpMaster
 
-    from addons.outbound_links import OutboundLinks
+    from govgate.addons.outbound_links import OutboundLinks
     from govgate.core.audit_event import ListSink
 
     @dataclass(frozen=True)

@@ -6,15 +6,18 @@ condition (PING answered, port closed) with a deadline, never sleeping.
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
 
 from tests.ports import free_port
+from tests.waiting import wait_for
 
 START_DEADLINE = 10.0  # seconds
 POLL = 0.01  # seconds between polls (spent waiting on the process, so an early exit is seen at once)
@@ -143,3 +146,51 @@ class RedisServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class RedisMonitor:
+    """Every command a Redis server executes, as MONITOR reports it: (client address or "lua", command)."""
+
+    LINE = re.compile(r'^\+\d+\.\d+ \[\d+ ([^\]]+)\] "([^"]+)"')
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.commands: list[tuple[str, str]] = []
+        self._sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self._sock.sendall(b"MONITOR\r\n")
+        self._file = self._sock.makefile("rb")
+        assert self._file.readline() == b"+OK\r\n"
+        self._marker = socket.create_connection(("127.0.0.1", port), timeout=10)
+        host, port_ = self._marker.getsockname()[:2]
+        self.own = {f"{host}:{port_}"}
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for raw in self._file:
+                m = self.LINE.match(raw.decode("utf-8", "replace"))
+                if m:
+                    self.commands.append((m.group(1), m.group(2).upper()))
+        except (OSError, ValueError):
+            pass  # closed by close()
+
+    def mark(self) -> int:
+        """Run a marker command and wait until MONITOR has shown it: every command before it is in
+        ``commands``, in order. Returns its position."""
+        before = len(self.commands)
+        self._marker.sendall(b"PING\r\n")
+        assert self._marker.recv(64).startswith(b"+PONG")
+        wait_for(lambda: any(addr in self.own for addr, _ in self.commands[before:]), 10, "the MONITOR marker")
+        return next(i for i in range(before, len(self.commands)) if self.commands[i][0] in self.own)
+
+    def client_commands(self, start: int, end: int) -> list[str]:
+        """Commands sent by clients other than us between two marks (those run by scripts excluded)."""
+        return [cmd for addr, cmd in self.commands[start + 1:end] if addr != "lua" and addr not in self.own]
+
+    def close(self) -> None:
+        self._marker.close()
+        self._sock.shutdown(socket.SHUT_RDWR)  # ends the reader's loop (EOF) before anything is closed
+        self._thread.join(5)
+        self._file.close()
+        self._sock.close()

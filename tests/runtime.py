@@ -1,20 +1,25 @@
 """The runtime addons are built with, for tests: ``InProcessRuntime``, a real in-process implementation of
 ``govgate.runtime.Runtime`` (the way httpx's ``MockTransport`` is a real transport, not a mock object).
 
-It holds the test policy (``tests.policies``), keys from fixed bytes, an audit sink that keeps every
-``AuditEvent`` in a list, a clock the test sets and moves, and a ``MemoryStore``. Fields are plain
-dataclass fields, so a test swaps any of them (``runtime.policy = …``, as a reload does) and a wider
-Protocol needs one more field here (``tests/test_runtime.py`` fails until the stub has every member).
+It holds the test policy (``tests.policies``), the accounts the test gives it, keys from fixed bytes, an
+audit sink that keeps every ``AuditEvent`` in a list (and counts them, as the gateway's does for
+``/metrics``), the audit writer's health as plain values, a clock the test sets and moves, and a
+``MemoryStore`` (or any other ``Store``: a ``RedisStore`` on a real server). Fields are plain dataclass
+fields, so a test swaps any of them (``runtime.policy = …``, as a reload does); the snapshot requests are
+judged by is built from ``policy`` and ``accounts`` whenever they change. A wider Protocol needs one more
+member here (``tests/test_runtime.py`` fails until the stub has every member).
 
 ``Clock`` is the one hand-moved clock of the suite (the audit writer takes it too).
 
-Some addons still ask for the gateway's concrete ``LiveRuntime`` in their constructor rather than the
-Protocol; ``live_runtime`` starts that one on the test policy in a folder of the test's own.
+Nothing here watches files: ``changed_files`` finds nothing and ``reload`` keeps what is in force. The policy
+watcher is tested with ``live_runtime``, the gateway's own ``LiveRuntime`` started on the test policy in a
+folder of the test's own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -22,11 +27,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from govgate.core.accounts import Accounts
 from govgate.core.audit_event import AuditEvent, ListSink
+from govgate.core.decide import CompiledPolicy, compile_policy
+from govgate.core.geoip import CountryLookup
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Policy
-from govgate.live_runtime import LiveRuntime
+from govgate.live_runtime import FileChanges, LiveRuntime
+from govgate.metrics import CountingSink
 from govgate.runtime import Runtime
+from govgate.store.base import Store
 from govgate.store.memory import MemoryStore
 from govgate.tls_server import ServerTls
 from tests.policies import NOW, policy, policy_data, write_policy
@@ -55,20 +65,82 @@ class Clock:
         self.now = self.now + delta
 
 
+class RecordingSink(CountingSink):
+    """The test runtime's audit sink: keeps every event, in order, and counts them as the gateway's sink does."""
+
+    def __init__(self) -> None:
+        self.kept = ListSink()
+        super().__init__(self.kept)
+
+    @property
+    def events(self) -> list[AuditEvent]:
+        return self.kept.events
+
+
+@dataclass(slots=True)
+class AuditWriterState:
+    """The audit writer's health as the addons read it; a test sets ``healthy = False`` for a full disk."""
+
+    healthy: bool = True
+    queued: int = 0
+    lost: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InProcessSnapshot:
+    """What requests are judged by (``govgate.runtime.PolicySnapshot``), from the runtime's policy and accounts."""
+
+    policy: Policy
+    compiled: CompiledPolicy
+    geoip: CountryLookup
+    accounts: Accounts
+
+
+@functools.lru_cache(maxsize=16)
+def _country_lookup(database: Path) -> CountryLookup:
+    return CountryLookup(database)
+
+
 @dataclass(slots=True)
 class InProcessRuntime:
     """``govgate.runtime.Runtime`` in process. ``InProcessRuntime()`` is the test policy at ``tests.policies.NOW``."""
 
     policy: Policy = field(default_factory=policy)
+    accounts: Accounts = field(default_factory=Accounts)
     keys: GatewayKeys = field(default_factory=fixed_keys)
-    audit: ListSink = field(default_factory=ListSink)
+    audit: RecordingSink = field(default_factory=RecordingSink)
+    audit_writer: AuditWriterState = field(default_factory=AuditWriterState)
     clock: Clock = field(default_factory=Clock)
-    store: MemoryStore = field(default_factory=MemoryStore)
+    store: Store = field(default_factory=MemoryStore)
     server_tls: ServerTls | None = None  # plain HTTP, as the test policy is
+    policy_version: int = 1
+    _built: InProcessSnapshot | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def snapshot(self) -> InProcessSnapshot:
+        """The snapshot of the current ``policy`` and ``accounts`` (rebuilt when either is replaced)."""
+        built = self._built
+        if built is None or built.policy is not self.policy or built.accounts is not self.accounts:
+            built = InProcessSnapshot(policy=self.policy, compiled=compile_policy(self.policy),
+                                      geoip=_country_lookup(self.policy.geoip.database), accounts=self.accounts)
+            self._built = built
+        return built
+
+    @property
+    def counting(self) -> RecordingSink:
+        return self.audit
 
     def now(self) -> datetime:
         """The clock's time in the policy's timezone, as the Protocol promises."""
         return self.clock().astimezone(self.policy.gateway.timezone)
+
+    def changed_files(self) -> FileChanges | None:
+        """No files are watched: the test replaces ``policy`` or ``accounts`` itself."""
+        return None
+
+    async def reload(self, *, why: str, force: bool = False, changes: FileChanges | None = None) -> bool:
+        """Nothing on disk to read again: what is in force stays (False, as for a refused reload)."""
+        return False
 
     @property
     def events(self) -> list[AuditEvent]:
@@ -76,7 +148,7 @@ class InProcessRuntime:
         return self.audit.events
 
     def with_policy(self, policy: Policy) -> InProcessRuntime:
-        """This runtime under another policy: keys, audit sink, clock and store are shared."""
+        """This runtime under another policy: accounts, keys, audit sink, clock and store are shared."""
         return replace(self, policy=policy)
 
 

@@ -9,7 +9,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
+
+
+class AuditDecision(StrEnum):
+    """What the gateway did, as the ``decision`` of a record says it (the JSON holds the value)."""
+
+    ALLOW = "allow"  # let through: a request forwarded, a login completed, a leave page shown
+    REFUSE = "refuse"  # refused: a 403 or 429 page, a failed login or MFA step, a refused policy file
+    LOGIN = "login"  # sent to the login page: no valid session, or the session just expired
+    OK = "ok"  # done as asked: the password step, a logout, a policy load or reload, an admin command
+    UNAVAILABLE = "unavailable"  # failed closed: the state store or the audit log is down (503)
+    ERROR = "error"  # the portal could not be reached or did not answer in time (502, 504)
+    WARN = "warn"  # an off-site redirect sent through the leave page (Art. 15)
+    PASSED = "pass"  # an HTML page passed on with its off-site links not rewritten (too large, streamed)
+    DENY = "deny"  # a page not shown because its off-site links could not be rewritten (502)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""The login and MFA forms (contract §5): fields ``username``, ``password``, ``csrf``, ``next``; ``code``, ``csrf``.
+"""The login, MFA and sign-out forms (Art. 30): fields ``username``, ``password``, ``csrf``, ``next``; ``code``,
+``csrf``; ``csrf``. Each posts to the page it came from, under the gate's prefix.
 
 No JavaScript, no external assets. Unknown account and wrong password get the same message.
 """
@@ -59,6 +60,13 @@ def mfa_form(prefix: str, csrf: str, *, message: tuple[str, str] | None = None, 
         f"<h2>Enter your one-time code</h2>{en_msg}<p>Enter the 6-digit code shown in your authenticator app.</p>",
         status=status, headers=(*PAGE_HEADERS, *headers),
     )
+
+
+def logout_form(prefix: str, csrf: str, *, headers: tuple[tuple[str, str], ...] = ()) -> Page:
+    form = (f"<form method=\"post\" action=\"{esc(prefix)}/logout\"><input type=\"hidden\" name=\"csrf\" "
+            f"value=\"{esc(csrf)}\"><button type=\"submit\">退出登录 Sign out</button></form>")
+    return html_page("退出 Sign out", f"<h1>退出登录</h1>{form}", "<h2>Sign out</h2>",
+                     headers=(*PAGE_HEADERS, *headers))
 
 
 def logged_out(prefix: str, headers: tuple[tuple[str, str], ...] = ()) -> Page:

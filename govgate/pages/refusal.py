@@ -1,4 +1,4 @@
-"""Refusal pages: 403 with a reason category, and 400/429/503. HTML (Chinese first) or JSON on request.
+"""Refusal pages: 403 with a reason category, and 400/404/405/429/502/503. HTML (Chinese first) or JSON on request.
 
 They name the reason category and the request id, and nothing an attacker could use: no rule names,
 no network names, no account state beyond the category.
@@ -66,6 +66,30 @@ def bad_request(request_id: str, *, as_json: bool, what: str = "") -> Page:
     )
 
 
+def not_found(request_id: str) -> Page:
+    """404: a path under the gate's prefix that is none of its pages."""
+    return html_page("未找到 Not found", "<h1>未找到</h1><p>页面不存在。</p>",
+                     f"<h2>Not found</h2><p>request id: <code>{esc(request_id)}</code></p>", status=404,
+                     headers=PAGE_HEADERS)
+
+
+def method_not_allowed() -> Page:
+    """405: a method one of the gate's pages does not take."""
+    return html_page("方法不允许 Method not allowed", "<h1>方法不允许</h1>", "<h2>Method not allowed</h2>",
+                     status=405, headers=PAGE_HEADERS)
+
+
+def not_rewritten() -> Page:
+    """502 instead of a portal page whose off-site links could not be rewritten safely (Art. 15)."""
+    return html_page(
+        "页面无法显示 Page unavailable",
+        "<h1>页面无法显示</h1><p>网关无法安全地处理此页面中的外部链接，因此未予显示。请稍后重试或联系网站管理员。</p>",
+        "<h2>Page unavailable</h2><p>The gateway could not safely process the external links on this page, "
+        "so it is not shown. Try again later or contact the site administrator.</p>",
+        status=502, headers=PAGE_HEADERS,
+    )
+
+
 def unavailable(request_id: str, what: str, *, as_json: bool) -> Page:
     """503: a dependency the gate needs to decide safely (state store, audit log) is down: fail closed."""
     if as_json:
@@ -99,7 +123,7 @@ def too_many(request_id: str, until: datetime, now: datetime, *, as_json: bool) 
     )
 
 
-# Errors that mitmproxy itself answers below the addon hooks (see addons/proxy_errors.py): status → texts.
+# Errors that mitmproxy itself answers below the addon hooks (see govgate/addons/proxy_errors.py): status → texts.
 _PROXY_ERRORS: dict[int, tuple[str, str, str, str]] = {
     400: ("请求无效", "请求格式不正确，网关无法处理。", "Bad request", "The request is malformed."),
     413: ("请求过大", "请求内容超出网关允许的大小。", "Request too large",

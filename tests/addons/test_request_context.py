@@ -3,35 +3,21 @@ host every later step compares, the 400 for a Host that is not one, the HTTPS re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from mitmproxy import http
 from mitmproxy.test import tflow
 
-from addons.context import RequestContextAddon, context_of
-from govgate.core.policy.model import Policy
+from govgate.addons.context import RequestContextAddon, context_of
 from tests.outbound.conftest import outbound_policy
+from tests.runtime import InProcessRuntime
 
 LOOPBACK_SPELLINGS = ["[::1]", "[0:0:0:0:0:0:0:1]", "[0::01]", "[::0001]", "[0:0:0:0:0:0:0.0.0.1]"]
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    policy: Policy
-
-
-@dataclass(frozen=True)
-class _Runtime:
-    """All the context addon reads of the runtime: the current snapshot's policy."""
-
-    snapshot: _Snapshot
 
 
 @pytest.fixture
 def addon() -> RequestContextAddon:
     policy = outbound_policy(public_hosts=("portal.example.gov.cn", "[::1]"))
-    return RequestContextAddon(_Runtime(_Snapshot(policy)))  # type: ignore[arg-type]
+    return RequestContextAddon(InProcessRuntime(policy=policy))
 
 
 def request_with_host(addon: RequestContextAddon, host: str, *, tls: bool = True) -> http.HTTPFlow:

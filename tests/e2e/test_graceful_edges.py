@@ -20,14 +20,19 @@ import pytest
 from tests.e2e.harness import GOVGATE, Gateway, start_gateway
 from tests.pki import TestCA
 from tests.policies import policy_data, write_policy
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
+
+
+ARRIVED: list[str] = []  # paths of the requests that reached the portal, in order (list.append is atomic)
 
 
 class SlowHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        ARRIVED.append(self.path)
         if "/slow/" in self.path:
             time.sleep(float(self.path.rsplit("/", 1)[1]))
         body = b"done " + self.path.encode()
@@ -68,11 +73,17 @@ def sigterm_and_wait(gw: Gateway, within: float) -> tuple[int, float]:
     return code, time.monotonic() - started
 
 
+def in_flight(count: int, path: str) -> None:
+    """Wait until ``count`` requests for ``path`` have reached the portal: they are in flight at the gateway."""
+    wait_for(lambda: ARRIVED.count(path) >= count, 15, f"{count} requests for {path} at the portal")
+
+
 def test_sigterm_lets_slow_requests_in_flight_finish_and_exits_0(slow_portal: str, workdir: Path) -> None:
     gw = gateway(workdir, slow_portal)
+    ARRIVED.clear()
     with ThreadPoolExecutor(6) as pool:
         futures = [pool.submit(httpx.get, f"{gw.url}/news/slow/3", timeout=30) for _ in range(6)]
-        time.sleep(1.0)
+        in_flight(6, "/news/slow/3")
         code, took = sigterm_and_wait(gw, 15)
         answers = [f.result() for f in futures]
     assert code == 0
@@ -93,13 +104,20 @@ def test_sigterm_lets_slow_requests_in_flight_finish_and_exits_0(slow_portal: st
 def test_new_connections_are_refused_while_draining(slow_portal: str, workdir: Path) -> None:
     gw = gateway(workdir, slow_portal)
     port = int(gw.url.rsplit(":", 1)[1])
+    ARRIVED.clear()
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(httpx.get, f"{gw.url}/news/slow/2", timeout=30)
-        time.sleep(0.5)
+        in_flight(1, "/news/slow/2")
         gw.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        with pytest.raises(ConnectionRefusedError):
-            socket.create_connection(("127.0.0.1", port), timeout=2)
+
+        def refused() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            except ConnectionRefusedError:
+                return True
+            return False
+
+        wait_for(refused, 5, "the gateway to stop accepting while the slow request is in flight")
         assert slow.result().status_code == 200
     assert gw.proc.wait(15) == 0
     gw.output.join()
@@ -121,9 +139,10 @@ def test_an_idle_keep_alive_connection_does_not_hold_up_the_shutdown(slow_portal
 
 def test_drain_timeout_bounds_how_long_a_hanging_request_holds_the_shutdown(slow_portal: str, workdir: Path) -> None:
     gw = gateway(workdir, slow_portal, drain_timeout="1s")
+    ARRIVED.clear()
     with ThreadPoolExecutor(1) as pool:
         stuck = pool.submit(httpx.get, f"{gw.url}/news/slow/10", timeout=30)
-        time.sleep(0.5)
+        in_flight(1, "/news/slow/10")
         code, took = sigterm_and_wait(gw, 15)
         with pytest.raises(httpx.HTTPError):
             stuck.result()

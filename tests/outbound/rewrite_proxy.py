@@ -17,7 +17,7 @@ def run(port: int, upstream_port: int) -> None:
     from mitmproxy import options
     from mitmproxy.tools.dump import DumpMaster
 
-    from addons.outbound_links import OutboundLinks
+    from govgate.addons.outbound_links import OutboundLinks
     from tests.runtime import InProcessRuntime
 
     async def main() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -11,9 +10,11 @@ from mitmproxy import http
 from mitmproxy.net.encoding import decode, encode
 from mitmproxy.test import taddons, tflow
 
-from addons.outbound_links import OutboundLinks
+from govgate.addons.context import RequestContext
+from govgate.addons.outbound_links import OutboundLinks
 from govgate.core.leave_link import verify_leave
 from govgate.core.policy.model import Policy, RedirectMode
+from tests.addons.flows import judged, request_flow, response_to
 from tests.runtime import InProcessRuntime
 
 from .conftest import outbound_policy
@@ -63,7 +64,7 @@ def test_html_response_has_external_links_rewritten(addon: OutboundLinks, runtim
 
 
 def test_a_large_page_under_the_cap_is_rewritten(runtime: InProcessRuntime) -> None:
-    from addons.outbound_links import MAX_REWRITE_BYTES
+    from govgate.addons.outbound_links import MAX_REWRITE_BYTES
 
     addon = OutboundLinks(runtime)  # the default cap (8 MiB), unlike this module's small-cap fixture
     assert addon.max_rewrite_bytes == MAX_REWRITE_BYTES
@@ -438,29 +439,37 @@ def test_a_public_ipv6_host_is_recognised_in_any_spelling(runtime: InProcessRunt
     assert f'href="https://{origin}/__govgate/leave?url='.encode() in (f.response.content or b"")
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    policy: Policy
-
-
-@dataclass(frozen=True)
-class _Context:
-    snapshot: _Snapshot
-    request_id: str = "req-1"
+def judged_under(policy: Policy, runtime: InProcessRuntime, status: int, headers: dict[str, str]) -> tuple[
+        http.HTTPFlow, RequestContext]:
+    """A request judged under ``policy`` (its context's snapshot), answered by the portal."""
+    f = request_flow("GET", "/news/")
+    ctx = judged(runtime.with_policy(policy), f)
+    return response_to(f, status, b"", headers), ctx
 
 
 def test_the_request_snapshot_policy_is_used_over_a_newer_one(addon: OutboundLinks, runtime: InProcessRuntime) -> None:
-    f = flow_with(b"", {"location": "http://evil.example/"}, status=302)
-    f.metadata["govgate"] = _Context(_Snapshot(outbound_policy(redirects=RedirectMode.ALLOW)))
+    f, _ = judged_under(outbound_policy(redirects=RedirectMode.ALLOW), runtime, 302,
+                        {"location": "http://evil.example/"})
     run(addon, f)
     assert f.response is not None
     assert f.response.headers["location"] == "http://evil.example/"
-    f = flow_with(b"", {"content-type": "text/html"})
+    f, ctx = judged_under(outbound_policy(), runtime, 200, {"content-type": "text/html"})
     assert f.response is not None
     f.response.headers["content-length"] = str(10 * 1024 * 1024)
-    f.metadata["govgate"] = _Context(_Snapshot(outbound_policy()))
     addon.responseheaders(f)
-    assert [e.request_id for e in runtime.audit.events] == ["req-1"]
+    assert [e.request_id for e in runtime.audit.events] == [ctx.request_id]
+
+
+def test_outbound_records_carry_the_request_fields_every_addon_fills(addon: OutboundLinks,
+                                                                    runtime: InProcessRuntime) -> None:
+    f = request_flow("GET", "/news/a?q=secret", client="81.2.69.160", host="PORTAL.example.gov.cn:443")
+    ctx = judged(runtime, f)
+    response_to(f, 302, b"", {"location": "http://evil.example/"})
+    run(addon, f)
+    [event] = runtime.audit.events
+    assert (event.request_id, event.client, event.country) == (ctx.request_id, "81.2.69.160", "GB")
+    assert (event.method, event.host, event.path) == ("GET", "portal.example.gov.cn", "/news/a")
+    assert (event.event, event.decision, event.reason) == ("outbound.redirect", "warn", "external_redirect")
 
 
 def test_an_error_while_rewriting_a_redirect_fails_closed(runtime: InProcessRuntime) -> None:

@@ -12,12 +12,11 @@ from urllib.parse import urlsplit
 from mitmproxy import http
 from mitmproxy.proxy import server_hooks
 
-from addons.context import LOCAL_KEY
-from govgate.live_runtime import LiveRuntime
+from govgate.addons.context import LOCAL_KEY
+from govgate.cookies import sets_gate_cookie
+from govgate.runtime import Runtime
 
 HSTS = "max-age=63072000; includeSubDomains"  # two years, as Mozilla recommends
-# Cookie names only the gate sets, with and without the prefixes browsers give meaning to (any case).
-_GATE_COOKIE_PREFIXES = ("govgate-", "__host-govgate-", "__secure-govgate-")
 logger = logging.getLogger(__name__)
 
 
@@ -29,14 +28,14 @@ def strip_gate_set_cookies(response: http.Response) -> None:
     values = response.headers.get_all("set-cookie")
     if not values:
         return
-    keep = [v for v in values if not v.split("=", 1)[0].strip().lower().startswith(_GATE_COOKIE_PREFIXES)]
+    keep = [v for v in values if not sets_gate_cookie(v)]
     if len(keep) != len(values):
         logger.warning("upstream.set_cookie.dropped count=%d (a gate cookie name)", len(values) - len(keep))
         response.headers.set_all("set-cookie", keep)
 
 
 class SecurityHeaders:
-    def __init__(self, runtime: LiveRuntime) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
     def _harden(self, flow: http.HTTPFlow) -> None:

@@ -1,4 +1,4 @@
-"""The access gate: every request outside the gate's own pages is judged by ``decide`` (contract §4).
+"""The access gate: every request outside the gate's own pages is judged by ``decide`` (``docs/decisions.md``).
 
 Glue only: it turns the flow and the session into ``RequestFacts``, calls the pure core, and applies
 the ``Decision`` (forward with identity headers, 403 page, or 303 to login), auditing each decision.
@@ -15,31 +15,30 @@ from datetime import datetime
 
 from mitmproxy import http
 
-from addons.context import (
+from govgate.addons.context import (
     RequestContext,
-    clear_cookie,
     context_of,
-    get_cookie,
+    gate_cookie,
     redirect,
+    request_event,
     respond,
     strip_gate_cookies,
 )
-from govgate.core.audit_event import AuditEvent
+from govgate.cookies import GateCookie, clear_cookie
+from govgate.core.audit_event import AuditDecision
 from govgate.core.decide import AccountFacts, Decision, Outcome, Reason, RequestFacts, decide
 from govgate.core.devices import device_for_cert_sha256, device_for_token
 from govgate.core.policy.model import Allow, AuditOnFailure
 from govgate.errors import StoreUnavailable
-from govgate.live_runtime import LiveRuntime, Snapshot
 from govgate.pages.refusal import forbidden, unavailable
 from govgate.repeated import REPEATED
+from govgate.runtime import PolicySnapshot, Runtime
 from govgate.store.base import SessionLookup
 
 logger = logging.getLogger(__name__)
 
-SESSION_COOKIE = "govgate-session"
 
-
-def account_facts(snapshot: Snapshot, name: str, locked_until: datetime | None) -> AccountFacts:
+def account_facts(snapshot: PolicySnapshot, name: str, locked_until: datetime | None) -> AccountFacts:
     account = snapshot.accounts.get(name)
     owned = snapshot.compiled.devices.owned_by(name)
     if account is None:
@@ -57,7 +56,7 @@ def device_of(ctx: RequestContext, flow: http.HTTPFlow, now: datetime) -> str | 
         device = device_for_cert_sha256(compiled.devices, ctx.cert_sha256, now)
         if device is not None:
             return device.id
-    token = get_cookie(flow, "govgate-device", ctx.snapshot.policy.gateway.insecure)
+    token = gate_cookie(flow, ctx, GateCookie.DEVICE)
     if token:
         device = device_for_token(compiled.devices, token, now)
         if device is not None:
@@ -66,7 +65,7 @@ def device_of(ctx: RequestContext, flow: http.HTTPFlow, now: datetime) -> str | 
 
 
 class Gate:
-    def __init__(self, runtime: LiveRuntime) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -81,7 +80,7 @@ class Gate:
         except StoreUnavailable as exc:
             REPEATED.warning(logger, "store.unavailable", "store.unavailable request_id=%s error=%s", ctx.request_id,
                              exc)
-            self._audit(ctx, flow, None, "unavailable", reason="store", account=None, device=None)
+            self._audit(ctx, flow, None, AuditDecision.UNAVAILABLE, reason="store", account=None, device=None)
             respond(flow, unavailable(ctx.request_id, "store", as_json=ctx.as_json))
         except Exception:
             # Fail closed (403), never a traceback page; the log has the details.
@@ -94,7 +93,7 @@ class Gate:
         now = self.runtime.now()
         request = flow.request
         facts = RequestFacts(
-            client=ctx.client, country=snapshot.geoip.country(ctx.client), host=ctx.host,
+            client=ctx.client, country=ctx.country, host=ctx.host,
             path=request.path, method=request.method, device=None, account=None,
         )
         decision = decide(facts, snapshot.compiled, now)
@@ -105,13 +104,13 @@ class Gate:
 
         # Staff path: the audit log must be writable before we let anyone in (Art. 20).
         if policy.audit.on_failure is AuditOnFailure.DENY and not self.runtime.audit_writer.healthy:
-            self._audit(ctx, flow, rule.name, "unavailable", reason="audit", account=None, device=None)
+            self._audit(ctx, flow, rule.name, AuditDecision.UNAVAILABLE, reason="audit", account=None, device=None)
             respond(flow, unavailable(ctx.request_id, "audit", as_json=ctx.as_json))
             return
 
         device = device_of(ctx, flow, now)
         facts = replace(facts, device=device)
-        session_id = get_cookie(flow, SESSION_COOKIE, policy.gateway.insecure)
+        session_id = gate_cookie(flow, ctx, GateCookie.SESSION)
         lookup = SessionLookup(session=None, expired=False, account_locked_until=None)
         if session_id:
             lookup = await self.runtime.store.touch_session(session_id, now, policy.session)
@@ -128,9 +127,9 @@ class Gate:
         decision = decide(facts, snapshot.compiled, now)
         clear = lookup.expired or (session_id is not None and lookup.session is None)
         if lookup.expired:
-            self.runtime.audit.emit(self._event(ctx, flow, "session.expired", rule.name, "login",
-                                                reason="timeout", account=lookup.expired_account, device=device,
-                                                article="Art. 30"))
+            self.runtime.audit.emit(request_event(
+                ctx, flow, "session.expired", AuditDecision.LOGIN, time=self.runtime.now(), rule=rule.name,
+                reason="timeout", account=lookup.expired_account, device=device, article="Art. 30"))
         session = lookup.session
         if decision.outcome is Outcome.REFUSE and decision.reason is Reason.ACCOUNT and session is not None:
             # A disabled, expired or deleted account loses its session (Art. 25, Art. 30).
@@ -151,35 +150,26 @@ class Gate:
                 flow.request.headers["X-GovGate-Groups"] = ",".join(sorted(facts.account.groups))
             if facts.device is not None:
                 flow.request.headers["X-GovGate-Device"] = facts.device
-            self._audit(ctx, flow, rule_name, "allow", reason=None, account=account, device=facts.device,
+            self._audit(ctx, flow, rule_name, AuditDecision.ALLOW, reason=None, account=account, device=facts.device,
                         article=decision.article)
             return
         if decision.outcome is Outcome.LOGIN:
             target = f"{policy.gateway.prefix}/login?next=" + urllib.parse.quote(flow.request.path, safe="/")
-            cleared = (("Set-Cookie", clear_cookie(SESSION_COOKIE, insecure=insecure)),) if clear_session else ()
+            cleared = (("Set-Cookie", clear_cookie(GateCookie.SESSION, insecure=insecure)),) if clear_session else ()
             redirect(flow, target, headers=cleared)
-            self._audit(ctx, flow, rule_name, "login", reason="session", account=None, device=facts.device,
+            self._audit(ctx, flow, rule_name, AuditDecision.LOGIN, reason="session", account=None, device=facts.device,
                         article=decision.article)
             return
         reason = decision.reason.value if decision.reason is not None else "denied"
         page = forbidden(reason, ctx.request_id, as_json=ctx.as_json)
         if clear_session:
-            clear_header: tuple[str, str] = ("Set-Cookie", clear_cookie(SESSION_COOKIE, insecure=insecure))
+            clear_header: tuple[str, str] = ("Set-Cookie", clear_cookie(GateCookie.SESSION, insecure=insecure))
             page = replace(page, headers=(*page.headers, clear_header))
         respond(flow, page)
-        self._audit(ctx, flow, rule_name, "refuse", reason=reason, account=account, device=facts.device,
+        self._audit(ctx, flow, rule_name, AuditDecision.REFUSE, reason=reason, account=account, device=facts.device,
                     article=decision.article)
 
-    def _event(self, ctx: RequestContext, flow: http.HTTPFlow, event: str, rule: str | None, decision: str, *,
-               reason: str | None, account: str | None, device: str | None, article: str | None = None) -> AuditEvent:
-        return AuditEvent(
-            event=event, time=self.runtime.now(), request_id=ctx.request_id, client=str(ctx.client),
-            country=ctx.snapshot.geoip.country(ctx.client), device=device, account=account,
-            method=flow.request.method, host=ctx.host, path=flow.request.path.split("?", 1)[0][:1024], rule=rule,
-            decision=decision, reason=reason, article=article,
-        )
-
-    def _audit(self, ctx: RequestContext, flow: http.HTTPFlow, rule: str | None, decision: str, *,
+    def _audit(self, ctx: RequestContext, flow: http.HTTPFlow, rule: str | None, decision: AuditDecision, *,
                reason: str | None, account: str | None, device: str | None, article: str | None = None) -> None:
-        self.runtime.audit.emit(self._event(ctx, flow, "access", rule, decision, reason=reason, account=account,
-                                            device=device, article=article))
+        self.runtime.audit.emit(request_event(ctx, flow, "access", decision, time=self.runtime.now(), rule=rule,
+                                              reason=reason, account=account, device=device, article=article))

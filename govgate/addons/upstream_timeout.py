@@ -4,7 +4,7 @@ mitmproxy's only timeout is ``tcp_timeout`` (600 s of silence), so a portal that
 never answers held both connections for ten minutes and then gave the client an empty reply. Here every
 forwarded request gets one timer, from the ``request`` hook (the whole request read; connecting to the portal
 counts) to ``responseheaders``. When it fires, the flow is marked and its portal connection is closed (a
-connect still in progress is cancelled): mitmproxy reports the failure and ``addons/proxy_errors.py``
+connect still in progress is cancelled): mitmproxy reports the failure and ``govgate/addons/proxy_errors.py``
 answers with the gate's 504 page, logged and audited as ``upstream.error`` with ``reason: timeout``.
 """
 
@@ -16,7 +16,7 @@ import logging
 from mitmproxy import ctx, http
 from mitmproxy.addons.proxyserver import Proxyserver
 
-from addons.proxy_errors import UPSTREAM_TIMEOUT_KEY
+from govgate.addons.proxy_errors import UPSTREAM_TIMEOUT_KEY
 from govgate.runtime import Runtime
 
 logger = logging.getLogger(__name__)

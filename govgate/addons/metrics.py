@@ -11,14 +11,14 @@ import contextlib
 import logging
 
 from govgate.errors import StoreUnavailable
-from govgate.live_runtime import LiveRuntime
 from govgate.metrics import render
+from govgate.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 
 class MetricsEndpoint:
-    def __init__(self, runtime: LiveRuntime) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.server: asyncio.Server | None = None
 

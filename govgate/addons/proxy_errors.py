@@ -26,12 +26,12 @@ from mitmproxy.proxy.layers.http import _http1, _http2, _http3
 from mitmproxy.proxy.layers.http._events import RequestProtocolError, ResponseProtocolError
 from mitmproxy.proxy.layers.http._hooks import HttpErrorHook
 
-from addons.context import LOCAL_KEY, METADATA_KEY, RequestContext
-from addons.security_headers import HSTS
-from govgate.core.audit_event import AuditEvent
-from govgate.live_runtime import LiveRuntime
+from govgate.addons.context import context_of, request_event, respond
+from govgate.addons.security_headers import HSTS
+from govgate.core.audit_event import AuditDecision
 from govgate.pages.refusal import proxy_error
 from govgate.repeated import REPEATED
+from govgate.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 _CLIENT_GONE = ("Client disconnected", "Connection killed")  # flow errors that say nothing about the portal
@@ -118,18 +118,15 @@ def _answer_portal_failures_with_pages() -> None:
                               event: RequestProtocolError | ResponseProtocolError) -> layer.CommandGenerator[None]:
         flow = getattr(self, "flow", None)
         status = event.code.http_status_code() if isinstance(event, ResponseProtocolError) else None
-        ctx = flow.metadata.get(METADATA_KEY) if flow is not None else None
+        ctx = context_of(flow) if flow is not None else None
         if (flow is None or status is None or status < 500 or flow.response is not None or flow.error is not None
-                or not isinstance(ctx, RequestContext) or self.client_state != self.state_done):
+                or ctx is None or self.client_state != self.state_done):
             yield from original(self, event)
             return
         timed_out = bool(flow.metadata.get(UPSTREAM_TIMEOUT_KEY))
         flow.error = mitm_flow.Error(event.message)
         yield HttpErrorHook(flow)  # logged and audited by ProxyErrors.error
-        page = proxy_error(504 if timed_out else 502, ctx.request_id, as_json=ctx.as_json)
-        headers = [(b"content-type", page.content_type.encode()), *((k.encode(), v.encode()) for k, v in page.headers)]
-        flow.response = http.Response.make(page.status, page.body, headers)
-        flow.metadata[LOCAL_KEY] = True
+        respond(flow, proxy_error(504 if timed_out else 502, ctx.request_id, as_json=ctx.as_json))
         yield from self.send_response()
 
     handle_protocol_error._govgate_pages = True  # type: ignore[attr-defined]
@@ -194,7 +191,7 @@ def _answer_malformed_bodies() -> None:
 
 
 class ProxyErrors:
-    def __init__(self, runtime: LiveRuntime) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         _install(lambda: not runtime.policy.gateway.insecure)
         _answer_portal_failures_with_pages()
@@ -205,8 +202,8 @@ class ProxyErrors:
         # The detail mitmproxy would have shown the client (upstream address, OS error) is for the operator.
         if flow.error is None or flow.response is not None:
             return
-        ctx = flow.metadata.get(METADATA_KEY)
-        request_id = ctx.request_id if isinstance(ctx, RequestContext) else "-"
+        ctx = context_of(flow)
+        request_id = ctx.request_id if ctx is not None else "-"
         if flow.error.msg.startswith(_CLIENT_GONE):  # the browser went away: routine, not worth a warning each
             logger.debug("request.aborted request_id=%s error=%s", request_id, flow.error.msg)
             return
@@ -216,10 +213,7 @@ class ProxyErrors:
         timed_out = bool(flow.metadata.get(UPSTREAM_TIMEOUT_KEY))
         REPEATED.warning(logger, "upstream.error", "upstream.error request_id=%s reason=%s error=%s", request_id,
                          "timeout" if timed_out else "unreachable", flow.error.msg)
-        if isinstance(ctx, RequestContext):
-            self.runtime.audit.emit(AuditEvent(
-                event="upstream.error", time=self.runtime.now(), request_id=ctx.request_id, client=str(ctx.client),
-                country=ctx.snapshot.geoip.country(ctx.client), method=flow.request.method, host=ctx.host,
-                path=flow.request.path.split("?", 1)[0][:1024], decision="error",
-                reason="timeout" if timed_out else "unreachable",
-                extra={"status": 504 if timed_out else 502}))
+        if ctx is not None:
+            self.runtime.audit.emit(request_event(
+                ctx, flow, "upstream.error", AuditDecision.ERROR, time=self.runtime.now(),
+                reason="timeout" if timed_out else "unreachable", extra={"status": 504 if timed_out else 502}))

@@ -15,9 +15,9 @@ import logging
 from mitmproxy import ctx
 from mitmproxy.addons.proxyserver import Proxyserver
 
-from addons.context import valid_target
 from govgate.core.hosts import split_host_port
 from govgate.core.https_redirect import https_location
+from govgate.core.request_shape import valid_target
 from govgate.runtime import Runtime
 
 logger = logging.getLogger(__name__)

@@ -26,20 +26,20 @@ import ada_url
 from mitmproxy import http
 from mitmproxy.net import encoding
 
-from govgate.core.audit_event import AuditEvent
+from govgate.addons.context import LOCAL_KEY, context_of, request_event, respond
+from govgate.core.audit_event import AuditDecision
 from govgate.core.chromium_urls import chromium_reading
 from govgate.core.hosts import split_host_port
 from govgate.core.leave_link import leave_url
 from govgate.core.link_rewrite import RewriteRefused, host_of_href, refresh_url, rewrite_html, rewrite_xhtml
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy, RedirectMode
-from govgate.pages.layout import PAGE_HEADERS, Page, html_page
+from govgate.pages.refusal import not_rewritten
 from govgate.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 MAX_REWRITE_BYTES = 8 * 1024 * 1024
-LOCAL_KEY = "govgate.local"  # set by the gate on responses it made itself
 ARTICLE = "Art. 15"
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _XHTML = "application/xhtml+xml"
@@ -104,9 +104,8 @@ class OutboundLinks:
 
     def _policy(self, flow: http.HTTPFlow) -> Policy:
         """The policy this request is judged by (the request context's snapshot), else the current one."""
-        snapshot = getattr(flow.metadata.get("govgate"), "snapshot", None)
-        policy = getattr(snapshot, "policy", None)
-        return policy if isinstance(policy, Policy) else self.runtime.policy
+        ctx = context_of(flow)
+        return ctx.snapshot.policy if ctx is not None else self.runtime.policy
 
     def _classifier(self, policy: Policy) -> HostClassifier:
         compiled = self._compiled
@@ -143,24 +142,21 @@ class OutboundLinks:
 
         return origin + flow.request.path, make_leave_url
 
-    def _audit(self, flow: http.HTTPFlow, event: str, decision: str, reason: str,
+    def _audit(self, flow: http.HTTPFlow, event: str, decision: AuditDecision, reason: str,
                **extra: str | int | bool | None) -> None:
-        ctx = flow.metadata.get("govgate")
-        client = getattr(ctx, "client", None)
-        self.runtime.audit.emit(AuditEvent(
-            event=event, time=self.runtime.now(), request_id=getattr(ctx, "request_id", None),
-            client=str(client) if client is not None else None, method=flow.request.method,
-            host=flow.request.host_header, path=flow.request.path.split("?", 1)[0], decision=decision,
-            reason=reason, article=ARTICLE, extra=extra,
-        ))
+        self.runtime.audit.emit(request_event(context_of(flow), flow, event, decision, time=self.runtime.now(),
+                                              reason=reason, article=ARTICLE, extra=extra))
+
+    @staticmethod
+    def _request_id(flow: http.HTTPFlow) -> str | None:
+        ctx = context_of(flow)
+        return ctx.request_id if ctx is not None else None
 
     def _not_rewritten(self, flow: http.HTTPFlow, reason: str, **extra: str | int | bool | None) -> None:
-        # Issue 5 §6: a page that cannot be rewritten safely is said so in the log and the audit.
-        ctx = flow.metadata.get("govgate")
-        logger.warning("outbound.not_rewritten request_id=%s host=%s path=%s reason=%s",
-                       getattr(ctx, "request_id", None), flow.request.host_header,
-                       flow.request.path.split("?", 1)[0], reason)
-        self._audit(flow, "outbound.not_rewritten", "pass", reason, **extra)
+        # A page that cannot be rewritten safely is said so in the log and the audit (docs/outbound-links.md).
+        logger.warning("outbound.not_rewritten request_id=%s host=%s path=%s reason=%s", self._request_id(flow),
+                       flow.request.host_header, flow.request.path.split("?", 1)[0], reason)
+        self._audit(flow, "outbound.not_rewritten", AuditDecision.PASSED, reason, **extra)
 
     # ------------------------------------------------------------------ hooks
 
@@ -232,8 +228,7 @@ class OutboundLinks:
         if isinstance(exc, _Undecodable):
             logger.debug("outbound.undecodable coding=%s", exc)
             return "undecodable", {"content_encoding": response.headers.get("content-encoding", "")}
-        logger.error("outbound.rewrite_error request_id=%s", getattr(flow.metadata.get("govgate"), "request_id", None),
-                     exc_info=exc)
+        logger.error("outbound.rewrite_error request_id=%s", self._request_id(flow), exc_info=exc)
         return "error", {}
 
     def _transform(self, flow: http.HTTPFlow, response: http.Response, raw: bytes) -> bytes | None:
@@ -299,7 +294,7 @@ class OutboundLinks:
 
     def _notice_body(self, response: http.Response) -> bytes:
         """The refusal page's body, in the codings the response headers already announced (else empty)."""
-        body = _refusal_page().body
+        body = not_rewritten().body
         try:
             codings = _codings(response)
             return _encode(body, codings) if codings else body
@@ -307,20 +302,14 @@ class OutboundLinks:
             return b""
 
     def _deny(self, flow: http.HTTPFlow, reason: str, **extra: str | int | bool | None) -> None:
-        ctx = flow.metadata.get("govgate")
         logger.warning("outbound.not_rewritten request_id=%s host=%s path=%s reason=%s decision=deny",
-                       getattr(ctx, "request_id", None), flow.request.host_header,
-                       flow.request.path.split("?", 1)[0], reason)
-        self._audit(flow, "outbound.not_rewritten", "deny", reason, **extra)
+                       self._request_id(flow), flow.request.host_header, flow.request.path.split("?", 1)[0], reason)
+        self._audit(flow, "outbound.not_rewritten", AuditDecision.DENY, reason, **extra)
 
     def _fail_closed(self, flow: http.HTTPFlow, reason: str, **extra: str | int | bool | None) -> None:
         """502 instead of a page that could not be rewritten: Art. 15 links are never let through unwarned."""
         self._deny(flow, reason, **extra)
-        page = _refusal_page()
-        headers = [(b"content-type", page.content_type.encode())]
-        headers.extend((k.encode(), v.encode()) for k, v in page.headers)
-        flow.response = http.Response.make(page.status, page.body, headers)
-        flow.metadata[LOCAL_KEY] = True
+        respond(flow, not_rewritten())
 
     def _redirects(self, flow: http.HTTPFlow, response: http.Response, document_url: str,
                    classifier: HostClassifier, make_leave_url: Callable[[str], str]) -> None:
@@ -351,7 +340,8 @@ class OutboundLinks:
             href = external(location)
             if href is not None:
                 response.headers["location"] = make_leave_url(href)
-                self._audit(flow, "outbound.redirect", "warn", "external_redirect", destination_host=host_of_href(href))
+                self._audit(flow, "outbound.redirect", AuditDecision.WARN, "external_redirect",
+                            destination_host=host_of_href(href))
         refresh = response.headers.get("refresh")
         if refresh:
             parsed = refresh_url(refresh)
@@ -359,15 +349,6 @@ class OutboundLinks:
                 href = external(parsed[1])
                 if href is not None:
                     response.headers["refresh"] = f"{parsed[0] or '0'};url={make_leave_url(href)}"
-                    self._audit(flow, "outbound.redirect", "warn", "external_refresh",
+                    self._audit(flow, "outbound.redirect", AuditDecision.WARN, "external_refresh",
                                 destination_host=host_of_href(href))
 
-
-def _refusal_page() -> Page:
-    return html_page(
-        "页面无法显示 Page unavailable",
-        "<h1>页面无法显示</h1><p>网关无法安全地处理此页面中的外部链接，因此未予显示。请稍后重试或联系网站管理员。</p>",
-        "<h2>Page unavailable</h2><p>The gateway could not safely process the external links on this page, "
-        "so it is not shown. Try again later or contact the site administrator.</p>",
-        status=502, headers=PAGE_HEADERS,
-    )

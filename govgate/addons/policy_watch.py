@@ -5,7 +5,7 @@ written in place once it has stopped changing for 1.5 s (``govgate.core.settle``
 policy is never in force.
 
 A broken edit is refused (every problem logged and audited) and the last good policy stays in force
-(see ``LiveRuntime.reload``). Changes to where the gateway listens or what it forwards to are applied
+(see ``Runtime.reload``). Changes to where the gateway listens or what it forwards to are applied
 to mitmproxy's options after a good reload.
 """
 
@@ -16,9 +16,13 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from govgate.core.policy.model import Policy
-from govgate.live_runtime import FileChanges, LiveRuntime
+from govgate.runtime import Runtime
+
+if TYPE_CHECKING:
+    from govgate.live_runtime import FileChanges
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +30,7 @@ POLL_SECONDS = 0.5
 
 
 class PolicyWatch:
-    def __init__(self, runtime: LiveRuntime, on_reload: Callable[[Policy, Policy], None]) -> None:
+    def __init__(self, runtime: Runtime, on_reload: Callable[[Policy, Policy], None]) -> None:
         self.runtime = runtime
         self.on_reload = on_reload
         self._task: asyncio.Task[None] | None = None

@@ -1,6 +1,8 @@
 """Client-side TLS (Art. 29, 第二十九条: access must use secure connections): every browser connection gets
 the gateway's own context (``govgate.tls_server.ServerTls``, Mozilla "intermediate"), built once per policy
-load. Registered before mitmproxy's ``tlsconfig``, which then only handles TLS towards the portal.
+load. Registered before mitmproxy's ``tlsconfig``, which then only handles TLS towards the portal; inside a
+stock mitmproxy, where ``tlsconfig`` comes first, it replaces the connection ``tlsconfig`` made
+(``replace_mitmproxy_tls``).
 
 Session resumption: OpenSSL drops a session from its cache when the connection is freed without a TLS
 shutdown, and browsers (and mitmproxy, on a client's EOF) often just close the socket. As nginx does, a
@@ -22,12 +24,13 @@ from govgate.runtime import Runtime
 
 
 class ClientTls:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, replace_mitmproxy_tls: bool = False) -> None:
         self.runtime = runtime
+        self.replace_mitmproxy_tls = replace_mitmproxy_tls
         self._open: weakref.WeakKeyDictionary[connection.Client, SSL.Connection] = weakref.WeakKeyDictionary()
 
     def tls_start_client(self, data: tls.TlsData) -> None:
-        if data.ssl_conn is not None:
+        if data.ssl_conn is not None and not self.replace_mitmproxy_tls:
             return
         server_tls = self.runtime.server_tls
         if server_tls is None:

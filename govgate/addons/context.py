@@ -1,0 +1,212 @@
+"""Turns each request into a ``RequestContext``: request id, client address and country, client-sent host,
+client certificate; and owns how the gate answers (``respond``, ``redirect``) and audits (``request_event``).
+
+Runs first. It also does the header hygiene every later step relies on (``docs/decisions.md`` §1):
+client-sent ``X-GovGate-*`` and other headers a portal might trust are removed, and ``X-Forwarded-For``
+towards the upstream becomes the chain the gate believes, never an unverified client value. Requests the rules
+and the portal could read differently get a 400 (``govgate.core.request_shape``). Plain-HTTP requests are
+redirected to HTTPS unless the policy is ``insecure`` (Art. 29: secure connections).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from ipaddress import IPv6Address, ip_address
+
+from mitmproxy import http
+
+from govgate.cookies import GateCookie, is_gate_cookie, read_cookie
+from govgate.core import request_shape
+from govgate.core.audit_event import AuditDecision, AuditEvent
+from govgate.core.client_address import client_address, forwarded_chain
+from govgate.core.hosts import split_host_port
+from govgate.core.https_redirect import https_location
+from govgate.core.policy.model import IPAddress
+from govgate.pages.layout import Page
+from govgate.pages.refusal import bad_request, wants_json
+from govgate.runtime import PolicySnapshot, Runtime
+
+logger = logging.getLogger(__name__)
+
+METADATA_KEY = "govgate"
+LOCAL_KEY = "govgate.local"  # set when the gate answered the request itself
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """The facts about one request that every addon reads; one per flow under ``flow.metadata['govgate']``."""
+
+    request_id: str
+    client: IPAddress
+    country: str | None  # the client's country by the snapshot's GeoIP database; None: unknown
+    host: str  # the client-sent Host in canonical form (``govgate.core.hosts``), no port; "" when none
+    path: str  # path and query as sent
+    snapshot: PolicySnapshot  # the policy this request is judged by, from start to end
+    cert_sha256: bytes | None  # SHA-256 of the client certificate's DER, if one was presented
+    as_json: bool  # the client asked for JSON
+
+
+AUDIT_PATH_LENGTH = 1024  # characters of a path kept in an audit record
+
+
+def request_event(ctx: RequestContext | None, flow: http.HTTPFlow, event: str, decision: AuditDecision, *,
+                  time: datetime, reason: str | None = None, rule: str | None = None, account: str | None = None,
+                  device: str | None = None, article: str | None = None,
+                  extra: Mapping[str, str | int | bool | None] | None = None) -> AuditEvent:
+    """The audit record of something that happened to this request (Art. 20), its request fields filled the
+    one way every addon fills them: request id, client and country from the context, the host as the rules
+    read it (canonical, no port), the method, and the path without its query, cut at ``AUDIT_PATH_LENGTH``.
+    Without a context (a flow the context addon never saw) only the method and path are known."""
+    return AuditEvent(
+        event=event, time=time, request_id=ctx.request_id if ctx else None,
+        client=str(ctx.client) if ctx else None, country=ctx.country if ctx else None, device=device,
+        account=account, method=flow.request.method, host=ctx.host if ctx else None,
+        path=flow.request.path.split("?", 1)[0][:AUDIT_PATH_LENGTH], rule=rule, decision=decision, reason=reason,
+        article=article, extra=extra or {},
+    )
+
+
+def strip_gate_cookies(request: http.Request) -> None:
+    """The gate's cookies (session id, device token, CSRF id, pending login) never reach the portal."""
+    cookies = request.cookies
+    names = {name for name in cookies if is_gate_cookie(name)}
+    if names:
+        for name in names:
+            del cookies[name]
+        if not cookies:
+            request.headers.pop("cookie", None)
+
+
+def gate_cookie(flow: http.HTTPFlow, ctx: RequestContext, cookie: GateCookie) -> str | None:
+    """The value of one of the gate's cookies in this request (``govgate.cookies``), under the request's policy."""
+    return read_cookie(flow.request.cookies, cookie, insecure=ctx.snapshot.policy.gateway.insecure)
+
+
+def respond(flow: http.HTTPFlow, page: Page) -> None:
+    """Answer the request from the gate; later addons step aside (``flow.response`` is set)."""
+    headers: list[tuple[bytes, bytes]] = [(b"content-type", page.content_type.encode())]
+    headers.extend((k.encode(), v.encode()) for k, v in page.headers)
+    flow.response = http.Response.make(page.status, page.body, headers)
+    flow.metadata[LOCAL_KEY] = True
+
+
+def redirect(flow: http.HTTPFlow, location: str, *, status: int = 303,
+             headers: tuple[tuple[str, str], ...] = ()) -> None:
+    """Answer with a redirect made by the gate (never cached)."""
+    pairs = [("Location", location), ("Cache-Control", "no-store"), *headers]
+    flow.response = http.Response.make(status, b"", [(k.encode(), v.encode()) for k, v in pairs])
+    flow.metadata[LOCAL_KEY] = True
+
+
+def body_allowed(request: http.Request) -> bool:
+    """No body on a ``GET`` or ``HEAD`` (``govgate.core.request_shape.body_allowed``)."""
+    return request_shape.body_allowed(request.method, has_bytes=bool(request.raw_content),
+                                      transfer_encoding="transfer-encoding" in request.headers,
+                                      content_lengths=request.headers.get_all("content-length"))
+
+
+def strip_client_headers(headers: http.Headers) -> None:
+    """Remove every client-sent header the gate owns or a portal might trust: ``X-GovGate-*`` and the
+    headers a portal might trust for identity, address or path, in any spelling (``govgate.core.request_shape``)."""
+    doomed = {name for name, _ in headers.fields if request_shape.only_the_gate_sets(name)}
+    for name in doomed:
+        headers.pop(name.decode("utf-8", "surrogateescape"), None)
+
+
+def context_of(flow: http.HTTPFlow) -> RequestContext | None:
+    ctx = flow.metadata.get(METADATA_KEY)
+    return ctx if isinstance(ctx, RequestContext) else None
+
+
+def _peer_address(flow: http.HTTPFlow) -> IPAddress:
+    peer = flow.client_conn.peername
+    raw = peer[0] if peer else "0.0.0.0"  # noqa: S104 (a placeholder address, nothing binds to it)
+    raw = raw.split("%", 1)[0]  # IPv6 zone id
+    addr = ip_address(raw)
+    if isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+class RequestContextAddon:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        snapshot = self.runtime.snapshot
+        policy = snapshot.policy
+        request = flow.request
+        request_id = secrets.token_hex(8)
+        as_json = wants_json(request.headers.get("accept"))
+
+        try:
+            peer = _peer_address(flow)
+        except ValueError:
+            respond(flow, bad_request(request_id, as_json=as_json))
+            return
+        xff = request.headers.get_all("x-forwarded-for")
+        trusted = policy.gateway.trusted_proxies
+        client = client_address(peer, xff, trusted)
+
+        # Identity headers come only from the gate; XFF is the chain the gate believes (docs/decisions.md §1).
+        strip_client_headers(request.headers)
+        request.headers["X-Forwarded-For"] = ", ".join(str(a) for a in forwarded_chain(peer, xff, trusted))
+        request.headers["X-Forwarded-Proto"] = "http" if policy.gateway.insecure else "https"
+
+        certs = flow.client_conn.certificate_list
+        cert_sha256 = None
+        if certs:
+            from cryptography.hazmat.primitives.serialization import Encoding
+
+            cert_sha256 = hashlib.sha256(certs[0].to_cryptography().public_bytes(Encoding.DER)).digest()
+
+        # One reading of the Host for the rules, redirects and links (None: not a host; refused below).
+        authority = split_host_port(request.host_header) if request.host_header else None
+        ctx = RequestContext(
+            request_id=request_id,
+            client=client,
+            country=snapshot.geoip.country(client),
+            host=authority[0] if authority is not None else "",
+            path=request.path,
+            snapshot=snapshot,
+            cert_sha256=cert_sha256,
+            as_json=as_json,
+        )
+        flow.metadata[METADATA_KEY] = ctx
+
+        origin_form = not (request.http_version.startswith("HTTP/1") and request.data.authority)
+        if (not origin_form or not request_shape.valid_target(request.data.path)
+                or not request_shape.valid_headers(request.headers.fields)):
+            respond(flow, bad_request(request_id, as_json=as_json, what="request target"))
+            return
+        if (not request_shape.valid_request_line(request.data.method, request.http_version, request.host_header)
+                or (request.host_header and authority is None)):
+            respond(flow, bad_request(request_id, as_json=as_json, what="method, version or host"))
+            return
+        if not body_allowed(request):
+            # A body a portal may ignore (CL.0) could carry a second request the gate never judged: refuse it, and
+            # close the connection after the answer so nothing after it is read as a request either.
+            page = bad_request(request_id, as_json=as_json, what="body on GET/HEAD")
+            if request.http_version.startswith("HTTP/1"):  # HTTP/2 frames each request: nothing to desync
+                page = replace(page, headers=(*page.headers, ("Connection", "close")))
+            respond(flow, page)
+            return
+        # Art. 29 (第二十九条): access must use secure connections.
+        if not policy.gateway.insecure and not flow.client_conn.tls_established:
+            # The same port serves TLS: keep the one the client used with a public name, but only the port it
+            # reached us on (a made-up one is never sent back).
+            public = ctx.host in policy.gateway.public_hosts
+            port = authority[1] if public and authority is not None else None
+            reached = flow.client_conn.sockname[1]
+            location = https_location(ctx.host, request.path, policy.gateway.public_hosts,
+                                      reached if port == reached else None)
+            if location is None:  # nowhere safe to send it (the validator requires public_hosts; belt and braces)
+                respond(flow, bad_request(request_id, as_json=as_json, what="https required"))
+                return
+            redirect(flow, location, status=308)

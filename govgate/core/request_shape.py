@@ -1,0 +1,133 @@
+"""The shape of a request the gate reads: what it refuses with 400 rather than guess at, and the headers only it sets.
+
+The rules judge a normalised path, host and method, but the portal receives the request as sent. Anything the two
+could read differently is refused before it is judged (``docs/decisions.md`` §4): a request target that is not
+plain origin-form (``valid_target``), an odd method, version or Host (``valid_request_line``), control
+characters in a header value (``valid_headers``), a body on a ``GET`` or ``HEAD`` that a portal might read as
+the next request (``body_allowed``). And the client never speaks for the gate: the headers a portal might trust
+for identity, address or path are removed in any spelling (``only_the_gate_sets``, ``docs/decisions.md`` §1).
+
+Pure functions of bytes and strings; ``govgate.addons.context`` applies them to each request.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from urllib.parse import unquote_to_bytes
+
+# Headers the portal might trust for identity, client address, its own name or the path it serves (IIS and
+# some frameworks honour X-Original-URL/X-Rewrite-URL over the request line): only the gate sets any of
+# them. Compared with every non-alphanumeric character removed, so ``X.Real_IP`` or ``Remote_User`` go too.
+SPOOFABLE_HEADERS = ("forwarded", "x-real-ip", "x-forwarded-host", "x-forwarded-port", "x-forwarded-proto",
+                     "x-forwarded-for", "x-client-ip", "true-client-ip", "client-ip", "x-cluster-client-ip",
+                     "x-original-forwarded-for", "x-forwarded-server", "x-forwarded-prefix", "x-forwarded-user",
+                     "x-forwarded-email", "x-forwarded-groups", "remote-user", "x-remote-user", "x-remote-group",
+                     "x-auth-user", "x-auth-request-user", "x-auth-request-email", "x-authenticated-user",
+                     "x-user", "x-username", "x-original-url", "x-rewrite-url", "x-original-uri")
+_TOKEN_PUNCTUATION = b"!#$%&'*+-.^_`|~"  # all a header name (an RFC 9110 token) may hold besides letters and digits
+_SPOOFABLE_KEYS = frozenset(name.encode().translate(None, _TOKEN_PUNCTUATION) for name in SPOOFABLE_HEADERS)
+
+
+def only_the_gate_sets(name: bytes) -> bool:
+    """A header name only the gate may send the portal: ``X-GovGate-*`` or one of ``SPOOFABLE_HEADERS``, in any
+    spelling (``X_GovGate_User`` reaches CGI/WSGI portals as the same variable, ``X.GovGate.User`` or
+    ``X-GovGateUser`` may reach others)."""
+    key = name.lower().translate(None, _TOKEN_PUNCTUATION)
+    return key.startswith(b"xgovgate") or key in _SPOOFABLE_KEYS
+
+
+_TARGET = re.compile(rb"/[\x21\x22\x24-\x7e]*")  # printable ASCII without "#"
+_DOT_SEGMENT = re.compile(rb"(?:^|/)(?:\.|%2e){1,2}(?:[/;]|$)", re.IGNORECASE)
+
+
+def valid_target(raw: bytes) -> bool:
+    """An origin-form request target of printable ASCII without fragment or dot-segments.
+
+    The rules judge a normalised path, but the portal receives the path as sent, so anything the two
+    could read differently is refused rather than guessed at: absolute- and asterisk-form targets, raw
+    non-ASCII bytes, a ``#`` (never sent by browsers), and ``.``/``..`` segments, plain or
+    percent-encoded (browsers resolve those before sending: ``/oa/../news/`` would be judged as
+    ``/news/`` while a portal routing on the raw prefix serves ``/oa/``).
+    """
+    if _TARGET.fullmatch(raw) is None:
+        return False
+    path = raw.split(b"?", 1)[0]
+    if _DOT_SEGMENT.search(path) is not None:
+        return False
+    return b"%" not in path or _decoded_segments_ok(path)
+
+
+_OVERLONG = re.compile(rb"[\xc0\xc1][\x80-\xbf]|\xe0[\x80-\x9f][\x80-\xbf]|\xf0[\x80-\x8f][\x80-\xbf]{2}")
+
+
+def _lenient(data: bytes) -> str:
+    """``data`` as a lenient decoder reads it: overlong UTF-8 forms of ASCII become that ASCII."""
+    def ascii_of(m: re.Match[bytes]) -> bytes:
+        seq = m.group()
+        cp = 0
+        for i, byte in enumerate(seq):
+            cp = (cp << 6) | (byte & (0x3F if i else (0x1F, 0x0F, 0x07)[len(seq) - 2]))
+        return bytes([cp]) if cp < 0x80 else b"?"
+
+    return _OVERLONG.sub(ascii_of, data).decode("utf-8", "replace")
+
+
+def _decoded_segments_ok(path: bytes) -> bool:
+    """No segment may decode, in any way a portal might decode it, to a dot-segment or hide a slash.
+
+    Portals decode in different ways: overlong UTF-8 (``%c0%ae`` for ".", ``%c0%af`` for "/"), an
+    encoded ``;`` before path parameters are cut (``..%3b``, Tomcat's ``..;``), or Unicode
+    compatibility forms (``%ef%bc%8e``, FULLWIDTH FULL STOP) could all turn a segment the gate read
+    as a name into ``..`` for the portal. Escapes that are simply not UTF-8 (a legacy portal's GBK
+    file names) stay allowed.
+    """
+    for segment in path.split(b"/"):
+        if b"%" not in segment:
+            continue
+        text = _lenient(unquote_to_bytes(segment))
+        if "/" in text or "\\" in text:
+            return False
+        if unicodedata.normalize("NFKC", text.split(";", 1)[0]).strip() in (".", ".."):
+            return False
+    return True
+
+
+_BAD_FIELD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_METHOD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}")  # an RFC 9110 token
+# reg-name or IP literal, optional port; browsers send IDNs as punycode
+_AUTHORITY = re.compile(rb"(?:[A-Za-z0-9._~-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?")
+HTTP_VERSIONS = frozenset({"HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/3"})
+
+
+def valid_request_line(method: bytes, http_version: str, host: str | None) -> bool:
+    """A token method, a version we speak and an ASCII host: anything else is refused with a 400 (never
+    passed on, and never let into the rules, the page links or the audit log as odd text)."""
+    if _METHOD.fullmatch(method) is None or http_version not in HTTP_VERSIONS:
+        return False
+    if host is None:
+        return http_version == "HTTP/1.0"  # HTTP/1.1 requires Host (RFC 9112 §3.2); HTTP/2 has :authority
+    try:
+        raw = host.encode("ascii")
+    except UnicodeEncodeError:  # mitmproxy keeps bytes that are not UTF-8 as lone surrogates
+        return False
+    return _AUTHORITY.fullmatch(raw) is not None
+
+
+_BODYLESS_METHODS = frozenset({"GET", "HEAD"})
+
+
+def body_allowed(method: str, *, has_bytes: bool, transfer_encoding: bool, content_lengths: Iterable[str]) -> bool:
+    """A ``GET`` or ``HEAD`` carries no body (no ``Transfer-Encoding``, no ``Content-Length`` other than 0, no
+    bytes): portals that ignore such a body would read it as the next request (request smuggling)."""
+    if method.upper() not in _BODYLESS_METHODS:
+        return True
+    if has_bytes or transfer_encoding:
+        return False
+    return all(value.strip() == "0" for value in content_lengths)
+
+
+def valid_headers(fields: tuple[tuple[bytes, bytes], ...]) -> bool:
+    """No control characters (NUL, CR, LF…) in header values (RFC 9110 §5.5): refuse, don't pass them on."""
+    return not any(_BAD_FIELD_VALUE.search(value) for _, value in fields)

@@ -1,0 +1,103 @@
+"""The gate's pages other than the login steps, in process: health, the Art. 15 leave page, sign-out form, 404 and
+405 under the prefix, and the 503 when the store is down."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from govgate.core.leave_link import leave_url
+from govgate.store.redis import RedisStore
+from tests.addons.gateway import PREFIX, Browser, InProcessGateway
+from tests.ports import free_port
+from tests.runtime import InProcessRuntime
+
+
+@pytest.fixture
+def runtime() -> InProcessRuntime:
+    return InProcessRuntime()
+
+
+@pytest.fixture
+async def gateway(runtime: InProcessRuntime) -> AsyncIterator[InProcessGateway]:
+    async with InProcessGateway(runtime) as gw:
+        yield gw
+
+
+async def test_health_reports_policy_and_store(gateway: InProcessGateway, runtime: InProcessRuntime) -> None:
+    r = await Browser(gateway).get(f"{PREFIX}/health")
+    assert r.status_code == 200
+    assert r.headers["cache-control"] == "no-store"
+    assert r.json() == {"status": "ok", "policy_version": 1, "policy_sha256": runtime.policy.sha256,
+                        "store": {"reachable": True, "kind": "memory"}, "audit": {"writable": True}}
+    assert len(r.json()["policy_sha256"]) == 64
+
+
+async def test_health_is_503_and_degraded_while_the_audit_log_or_the_store_is_down(
+        gateway: InProcessGateway, runtime: InProcessRuntime) -> None:
+    runtime.audit_writer.healthy = False
+    r = await Browser(gateway).get(f"{PREFIX}/health")
+    assert (r.status_code, r.json()["status"], r.json()["audit"]) == (503, "degraded", {"writable": False})
+    store = RedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0", timedelta(seconds=1))  # nothing listens
+    try:
+        async with InProcessGateway(replace(runtime, store=store)) as down:
+            runtime.audit_writer.healthy = True
+            r = await Browser(down).get(f"{PREFIX}/health")
+            assert (r.status_code, r.json()["store"]["reachable"]) == (503, False)
+            # Pages that need the store fail closed with 503 too.
+            r = await Browser(down, cookies={"govgate-pending": "x" * 43}).get(f"{PREFIX}/mfa")
+            assert r.status_code == 503
+            assert r.headers["retry-after"] == "5"
+    finally:
+        await store.close()
+
+
+async def test_the_leave_page_warns_before_an_off_site_destination_and_is_audited(
+        gateway: InProcessGateway, runtime: InProcessRuntime) -> None:
+    r = await Browser(gateway).get(leave_url(PREFIX, "https://www.example.com/reports?q=1", runtime.keys))
+    assert r.status_code == 200
+    assert "www.example.com" in r.text
+    [event] = runtime.events
+    assert (event.event, event.decision, event.article, event.extra["destination_host"]) == (
+        "leave.view", "allow", "Art. 15", "www.example.com")
+    assert event.path == f"{PREFIX}/leave"
+
+
+async def test_a_leave_link_the_gateway_did_not_sign_gets_400_without_the_destination(
+        gateway: InProcessGateway, runtime: InProcessRuntime) -> None:
+    r = await Browser(gateway).get(f"{PREFIX}/leave?url=https://evil.example/&sig=forged")
+    assert r.status_code == 400
+    assert "evil.example" not in r.text
+    [event] = runtime.events
+    assert (event.decision, event.reason) == ("refuse", "bad_signature")
+
+
+async def test_the_sign_out_form_posts_with_a_csrf_token_and_a_post_without_one_is_refused(
+        gateway: InProcessGateway) -> None:
+    b = Browser(gateway)
+    token = await b.csrf(f"{PREFIX}/logout")
+    assert f'action="{PREFIX}/logout"' in (await b.get(f"{PREFIX}/logout")).text
+    assert (await b.post(f"{PREFIX}/logout", {"csrf": "forged"})).status_code == 400
+    assert (await b.post(f"{PREFIX}/logout", {"csrf": token})).status_code == 200
+
+
+@pytest.mark.parametrize("path", [PREFIX, f"{PREFIX}/", f"{PREFIX}/nothing", f"{PREFIX}/login/more"])
+async def test_anything_else_under_the_prefix_is_404(gateway: InProcessGateway, path: str) -> None:
+    r = await Browser(gateway).get(path)
+    assert r.status_code == 404
+    assert "未找到" in r.text
+
+
+@pytest.mark.parametrize(("method", "page"), [("PUT", "login"), ("DELETE", "mfa"), ("HEAD", "logout"),
+                                              ("PATCH", "login")])
+async def test_the_login_pages_take_only_get_and_post(gateway: InProcessGateway, method: str, page: str) -> None:
+    assert (await Browser(gateway).send(method, f"{PREFIX}/{page}")).status_code == 405
+
+
+async def test_the_gates_pages_are_answered_from_where_staff_rules_would_refuse(gateway: InProcessGateway) -> None:
+    # The pages never reach the access decision: a client no rule admits still gets the login form and health.
+    assert (await Browser(gateway, "111.235.160.1").get(f"{PREFIX}/login")).status_code == 200
+    assert (await Browser(gateway, "216.160.83.57").get(f"{PREFIX}/health")).status_code == 200
