@@ -6,10 +6,15 @@ only enqueues. The tamper-evident chain itself lives in ``govgate.core.audit_cha
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+
+# What an event's extra fields may hold: JSON scalars, a list of strings (``listen`` of ``gateway.start``) or a
+# small object of scalars (``grant``: its index and reason).
+type AuditScalar = str | int | bool | None
+type AuditValue = AuditScalar | Sequence[str] | Mapping[str, AuditScalar]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +33,7 @@ class AuditEvent:
     decision: str | None = None  # "allow" | "refuse" | "login" | ...
     reason: str | None = None
     article: str | None = None  # e.g. "Art. 19"
-    extra: Mapping[str, str | int | bool | None] = field(default_factory=dict)
+    extra: Mapping[str, AuditValue] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, object]:
         """The JSON object written for this event (contract §7 field names; extra fields after)."""
