@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Literal
 from govgate.accounts_file import load_accounts
 from govgate.audit.writer import AuditWriter
 from govgate.core.accounts import Accounts, admin_marks
-from govgate.core.audit_event import AuditEvent, AuditSink
+from govgate.core.audit_event import AuditEvent, AuditScalar, AuditSink
 from govgate.core.decide import CompiledPolicy, compile_policy
 from govgate.core.geoip import CountryLookup
 from govgate.core.keys import GatewayKeys, load_key_file
@@ -142,6 +143,7 @@ class LiveRuntime:
         self._reload_lock = asyncio.Lock()
         self._watched: dict[Path, _Watched] = {}
         self.policy_version = 1  # counts good loads; shown by `health`
+        self._started: float | None = None  # monotonic time of `record_start`
 
     @classmethod
     def load(cls, policy_path: Path, *, clock: Callable[[], datetime] | None = None) -> LiveRuntime:
@@ -313,7 +315,21 @@ class LiveRuntime:
         # while policy.yaml is broken is still picked up (against the last good policy).
         self.snapshot = replace(previous, policy_sig=text[1] if text is not None else file_signature(source))
 
-    async def close(self) -> None:
+    def record_start(self, listen: list[str], tls: Mapping[str, AuditScalar]) -> None:
+        """Art. 20 (第二十条): the gateway's start is a record: its version, the policy in force and where it listens
+        (Art. 29: with the TLS settings it serves)."""
+        from govgate import __version__
+
+        self._started = time.monotonic()
+        event = self._policy_event("gateway.start", "ok")
+        self.audit.emit(replace(event, extra={**event.extra, "version": __version__, "listen": list(listen),
+                                              "tls": dict(tls), "pid": os.getpid()}))
+
+    async def close(self, reason: str = "shutdown") -> None:
+        """Stop: the ``gateway.stop`` record is written and flushed (with everything queued) before this returns."""
+        event = self._policy_event("gateway.stop", "ok", reason)
+        uptime = None if self._started is None else round(time.monotonic() - self._started)
+        self.audit.emit(replace(event, extra={**event.extra, "uptime_seconds": uptime, "pid": os.getpid()}))
         await self.store.close()
         await asyncio.to_thread(self.audit_writer.close)
 

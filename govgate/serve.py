@@ -61,6 +61,18 @@ CLIENT_CIPHERS = ":".join((
 ))
 
 
+def tls_settings(policy: Policy) -> dict[str, str | bool | None]:
+    """Art. 29: the TLS settings the gateway serves with, for its ``gateway.start`` audit record."""
+    gw = policy.gateway
+    if gw.insecure:
+        return {"insecure": True, "min_version": None, "ciphers_tls12": None, "client_certificates": False,
+                "client_ca": None, "certificate": None}
+    return {"insecure": False, "min_version": "TLS1.2", "ciphers_tls12": CLIENT_CIPHERS,
+            "client_certificates": bool(gw.request_client_cert),
+            "client_ca": str(gw.client_ca) if gw.client_ca else None,
+            "certificate": str(gw.tls_cert) if gw.tls_cert else None}
+
+
 def static_options(confdir: Path) -> dict[str, Any]:
     return {
         "confdir": str(confdir),
@@ -94,6 +106,7 @@ class StartupReport:
         if policy.gateway.insecure:
             print("govgate: WARNING: insecure: true — serving PLAIN HTTP without TLS. For local trials only; "
                   "Art. 29 requires secure connections in production.", file=sys.stderr, flush=True)
+        self.runtime.record_start(urls, tls_settings(policy))
         for url in urls:
             print(f"govgate: listening on {url} → {policy.gateway.upstream}", flush=True)
         if self.ready is not None:
@@ -143,10 +156,17 @@ async def serve(runtime: LiveRuntime, *, confdir: Path,
         StartupReport(runtime, ready),
     )
     loop = asyncio.get_running_loop()
+    stopped_by: list[str] = []
+
+    def stop(sig: signal.Signals) -> None:
+        stopped_by.append(sig.name)
+        master.shutdown()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, master.shutdown)
+            loop.add_signal_handler(sig, stop, sig)
     try:
         await master.run()
     finally:
-        await runtime.close()
+        # Art. 20: the `gateway.stop` record is written and flushed before the process exits.
+        await runtime.close(stopped_by[0] if stopped_by else "shutdown")
