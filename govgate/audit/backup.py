@@ -16,14 +16,14 @@ from pathlib import Path
 from govgate.audit.log_dir import replace_file
 from govgate.audit.verify import snapshot_with_head, verify_dir
 from govgate.core.audit_chain import HEAD_NAME, Tamper, VerifyReport
-from govgate.core.keys import GatewayKeys
+from govgate.core.audit_keys import AuditKey
 from govgate.core.policy.model import AuditAlgorithm
 from govgate.errors import AuditChainBroken, GovGateError
 
 _CHUNK = 1 << 20
 
 
-def backup_dir(source: Path, dest: Path, keys: GatewayKeys, algorithm: AuditAlgorithm | None = None) -> VerifyReport:
+def backup_dir(source: Path, dest: Path, keys: AuditKey, algorithm: AuditAlgorithm | None = None) -> VerifyReport:
     """Copy ``source``'s daily files into ``dest`` at one consistent point; verify and report the copy."""
     if dest.resolve() == source.resolve():
         raise GovGateError(f"{dest}: the backup folder must not be the audit directory itself")

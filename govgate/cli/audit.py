@@ -18,17 +18,20 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from govgate.audit.backup import backup_dir
+from govgate.audit.key_file import export_key, load_audit_key
 from govgate.audit.show import RecordFilter, find_records, format_row, parse_client, parse_time
 from govgate.audit.verify import verify_dir
 from govgate.core.audit_chain import VerifyReport
+from govgate.core.audit_keys import AuditKey, verify_key_of
 from govgate.core.keys import GatewayKeys, load_key_file
 from govgate.core.policy.load import load_policy
-from govgate.core.policy.model import AuditAlgorithm
-from govgate.errors import AuditChainBroken
+from govgate.core.policy.model import Policy
+from govgate.errors import AuditChainBroken, GovGateError
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -49,6 +52,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     backup.add_argument("dest", type=Path, metavar="DEST")
     with_source(backup)
     backup.set_defaults(func=run_backup)
+
+    export = commands.add_parser(
+        "export-key", parents=[common],
+        help="write the public key that checks the log (for an auditor; it cannot sign, decrypt or write records)")
+    export.add_argument("file", type=Path, metavar="FILE")
+    export.set_defaults(func=run_export_key)
 
     show = commands.add_parser("show", parents=[common], help="print records matching filters")
     with_source(show)
@@ -72,19 +81,45 @@ def _client_arg(text: str) -> object:
 @dataclass(frozen=True, slots=True)
 class _Source:
     directory: Path
-    keys: GatewayKeys
-    algorithm: AuditAlgorithm | None
+    key: AuditKey
     tz: ZoneInfo
+    policy: Policy | None  # the policy (-p), when the command could read it
+    own_log: bool  # the directory is the policy's own audit.dir (not a copy named with --dir)
+
+
+DEFAULT_TZ = "Asia/Shanghai"
 
 
 def _source(args: argparse.Namespace) -> _Source:
     directory: Path | None = args.dir
     key_file: Path | None = args.key_file
     if directory is not None and key_file is not None:
-        return _Source(directory, load_key_file(key_file, create=False), None, ZoneInfo("Asia/Shanghai"))
+        # An auditor with a copy of the log and a key: no policy is needed (one is used for its timezone if present).
+        key = load_audit_key(key_file)
+        policy = _policy_if_readable(args.policy)
+        tz = policy.gateway.timezone if policy is not None else _zone(getattr(key, "timezone", None))
+        own = policy is not None and directory.resolve() == policy.audit.dir.resolve()
+        return _Source(directory, key, tz, policy, own)
     policy = load_policy(args.policy, check_files=False)
-    keys = load_key_file(key_file or policy.gateway.key_file, create=False)
-    return _Source(directory or policy.audit.dir, keys, policy.audit.algorithm, policy.gateway.timezone)
+    key = load_audit_key(key_file) if key_file is not None else load_key_file(policy.gateway.key_file, create=False)
+    chosen = directory or policy.audit.dir
+    return _Source(chosen, key, policy.gateway.timezone, policy, chosen.resolve() == policy.audit.dir.resolve())
+
+
+def _policy_if_readable(path: Path) -> Policy | None:
+    if not path.is_file():
+        return None
+    try:
+        return load_policy(path, check_files=False)
+    except GovGateError:
+        return None
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or DEFAULT_TZ)
+    except (ValueError, KeyError):
+        return ZoneInfo(DEFAULT_TZ)
 
 
 def _describe(report: VerifyReport) -> str:
@@ -102,13 +137,19 @@ def _broken(directory: Path, exc: AuditChainBroken) -> int:
     return 1
 
 
+def _checked_with(key: AuditKey) -> str:
+    if isinstance(key, GatewayKeys):
+        return "gateway key: MACs and signatures"
+    return f"exported audit key {key.key_id}: signatures"
+
+
 def run_verify(args: argparse.Namespace) -> int:
     src = _source(args)
     try:
-        report = verify_dir(src.directory, src.keys, src.algorithm)
+        report = verify_dir(src.directory, src.key)
     except AuditChainBroken as exc:
         return _broken(src.directory, exc)
-    print(f"OK {src.directory}: {_describe(report)}")
+    print(f"OK {src.directory}: {_describe(report)} [checked with the {_checked_with(src.key)}]")
     return 0
 
 
@@ -116,10 +157,24 @@ def run_backup(args: argparse.Namespace) -> int:
     src = _source(args)
     dest: Path = args.dest
     try:
-        report = backup_dir(src.directory, dest, src.keys, src.algorithm)
+        report = backup_dir(src.directory, dest, src.key)
     except AuditChainBroken as exc:
         return _broken(dest, exc)
     print(f"backed up to {dest} and verified: {_describe(report)}")
+    return 0
+
+
+def run_export_key(args: argparse.Namespace) -> int:
+    """Art. 20: the key an auditor checks the log with, which cannot sign, decrypt or write records that verify."""
+    policy = load_policy(args.policy, check_files=False)
+    keys = load_key_file(policy.gateway.key_file, create=False)
+    out: Path = args.file
+    tz = policy.gateway.timezone
+    export_key(keys, out, timezone=tz.key, now=datetime.now(tz))
+    key = verify_key_of(keys)
+    print(f"wrote the audit verification key {key.key_id} to {out} (public: it checks the log's signatures; it "
+          "cannot sign cookies or links, decrypt TOTP secrets, or write records that verify)")
+    print(f"an auditor runs: govgate audit verify --key-file {out.name} --dir COPY-OF-{policy.audit.dir.name}")
     return 0
 
 

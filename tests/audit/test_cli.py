@@ -166,3 +166,38 @@ def test_a_backup_of_a_log_that_lost_its_anchor_is_not_vouched_for_by_an_earlier
     capsys.readouterr()
     assert cli("audit", "backup", str(dest), "--dir", str(directory), "--key-file", str(key_file)) == 1
     assert "head anchor" in capsys.readouterr().out
+
+
+def test_export_key_writes_a_public_key_file_0644_once_that_verify_takes_instead_of_the_gateway_key(
+    tmp_path: Path, keys: GatewayKeys, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "gateway.key").write_text(bytes(range(32)).hex() + "\n")
+    write_days(tmp_path / "audit", keys, days=2, per_day=2)
+    policy = str(tmp_path / "policy.yaml")
+    exported = tmp_path / "for-the-auditor.json"
+    assert cli("audit", "export-key", str(exported), "-p", policy) == 0
+    assert exported.stat().st_mode & 0o777 == 0o644
+    assert "for-the-auditor.json" in capsys.readouterr().out
+    assert bytes(range(32)).hex() not in exported.read_text()
+    # Never over an existing file (not even its own).
+    before = exported.read_bytes()
+    assert cli("audit", "export-key", str(exported), "-p", policy) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert exported.read_bytes() == before
+    # An auditor's copy, with no gateway key next to it.
+    copy = tmp_path / "elsewhere" / "audit-copy"
+    assert cli("audit", "backup", str(copy), "-p", policy) == 0
+    capsys.readouterr()
+    assert cli("audit", "verify", "--dir", str(copy), "--key-file", str(exported), "-p", str(tmp_path / "none")) == 0
+    out = capsys.readouterr().out
+    assert "7 records in 2 files" in out
+    assert "exported audit key" in out
+    day = copy / "audit-2026-11-24.jsonl"
+    data = bytearray(day.read_bytes())
+    data[40] ^= 0x01
+    day.chmod(0o640)
+    day.write_bytes(bytes(data))
+    assert cli("audit", "verify", "--dir", str(copy), "--key-file", str(exported), "-p", str(tmp_path / "none")) == 1
+    assert f"{day}:1: modified" in capsys.readouterr().out
