@@ -39,8 +39,8 @@ def keep_policy_text(audit_dir: Path, data: bytes) -> str:
         log.error("audit.policy_text.altered file=%s (written again from the policy in force)", path)
     except FileNotFoundError:
         pass
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True, mode=0o750)
+    audit_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    path.parent.mkdir(exist_ok=True, mode=0o750)
     replace_file(path, data)
     os.chmod(path, 0o440)
     return name
