@@ -38,8 +38,14 @@ def progress_bar(total: int, what: str, *, stream: TextIO | None = None) -> Iter
         delay = float(os.environ.get("GOVGATE_PROGRESS_DELAY", "0.5"))
     except ValueError:
         delay = 0.5
+    try:
+        size = os.get_terminal_size(stream.fileno())
+        sized = size.lines > 1 and size.columns > 20
+    except (OSError, ValueError, AttributeError):
+        sized = False  # a terminal that does not say its size: tqdm would draw nothing, so give it one
     bar = tqdm(total=total, desc=what, unit="B", unit_scale=True, unit_divisor=1024, file=stream, leave=False,
-               delay=delay, dynamic_ncols=True, mininterval=0.2)
+               delay=delay, dynamic_ncols=sized, mininterval=0.2, ncols=None if sized else 80,
+               nrows=None if sized else 24)
 
     def step(n: int) -> None:
         if n < 0:

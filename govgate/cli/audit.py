@@ -108,6 +108,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
                       help="print nothing (exit 1) if the part of the log read does not verify")
     show.set_defaults(func=run_show)
 
+    report = commands.add_parser(
+        "report", parents=[common],
+        help="the evidence per article (15, 19, 20, 25, 29, 30) over a period: an HTML page (--out) or a summary")
+    with_source(report)
+    report.add_argument("--since", default="30d", metavar="30d|ISO", help="from this time (default: 30 days ago)")
+    report.add_argument("--until", metavar="ISO", help="up to this time (default: now)")
+    report.add_argument("--out", type=Path, metavar="FILE.html", help="write the report as one self-contained HTML "
+                                                                       "page (without: a text summary)")
+    report.set_defaults(func=run_report)
+
     policy = commands.add_parser("policy", parents=[common],
                                  help="print the exact policy text in force at a time, and its SHA-256")
     with_source(policy)
@@ -218,6 +228,16 @@ def run_backup(args: argparse.Namespace) -> int:
     except AuditChainBroken as exc:
         return _broken(dest, exc)
     print(f"backed up to {dest} and verified: {_describe(report)}")
+    if src.own_log and src.policy is not None and isinstance(src.key, GatewayKeys):
+        # Art. 20 (第二十条): backups made are evidence too (`audit report` lists them). Written after the copy, into
+        # the log itself (never into a copy), so the next backup carries it.
+        from govgate.audit.admin import record_admin_event
+        from govgate.core.audit_event import AuditEvent
+
+        record_admin_event(src.policy, AuditEvent(
+            event="audit.backup", time=datetime.now(src.tz), decision="ok", article="Art. 20",
+            extra={"dest": str(dest.resolve()), "records": report.count, "last_seq": report.last_seq,
+                   "files": report.files}))
     return 0
 
 
@@ -296,6 +316,39 @@ def run_show(args: argparse.Namespace) -> int:
     if result.unjudged:
         print(f"govgate audit show: --overseas: {result.unjudged} record(s) could not be judged (no kept policy for "
               "their time; give the policy then in force with -p)", file=sys.stderr)
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Art. 15, 19, 20, 25, 29, 30: the evidence over a period, from the log itself."""
+    from govgate.audit.report import build_report
+    from govgate.pages.audit_report import render_html, render_text
+
+    src = _source(args)
+    now = datetime.now(src.tz)
+    try:
+        since = _when(args.since, src, "--since") if args.since else None
+        until = _when(args.until, src, "--until") if args.until else now
+    except _BadArgument as exc:
+        print(f"govgate audit report: {exc}", file=sys.stderr)
+        return 2
+    with progress_bar(log_size(src.directory), "audit report") as progress:
+        report = build_report(src.directory, src.key, since, until, now=now, fallback=src.policy, progress=progress)
+    out: Path | None = args.out
+    if out is None:
+        sys.stdout.write(render_text(report))
+        sys.stdout.flush()
+    else:
+        out.write_text(render_html(report), encoding="utf-8")
+        print(f"wrote {out}: {report.evidence.records} records from {report.since.isoformat() if report.since else '-'}"
+              f" to {report.until.isoformat() if report.until else '-'}; the log "
+              + ("verifies" if report.verified else "DOES NOT verify"))
+    if not report.verified:
+        for finding in report.findings[:5]:
+            print(f"{src.directory / finding.file}:{finding.line}: {finding.what}", file=sys.stderr)
+        print("govgate audit report: the log does not verify (see the report's Art. 20 section, or govgate audit "
+              "verify)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -201,3 +201,25 @@ def test_export_key_writes_a_public_key_file_0644_once_that_verify_takes_instead
     day.write_bytes(bytes(data))
     assert cli("audit", "verify", "--dir", str(copy), "--key-file", str(exported), "-p", str(tmp_path / "none")) == 1
     assert f"{day}:1: modified" in capsys.readouterr().out
+
+
+def test_a_backup_of_the_policys_own_log_is_recorded_in_it_and_a_backup_of_a_copy_writes_nothing(
+    tmp_path: Path, keys: GatewayKeys, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "gateway.key").write_text(bytes(range(32)).hex() + "\n")
+    write_days(tmp_path / "audit", keys, days=2, per_day=2)
+    policy = str(tmp_path / "policy.yaml")
+    assert cli("audit", "backup", str(tmp_path / "first"), "-p", policy) == 0
+    records = [json.loads(line) for p in sorted((tmp_path / "audit").glob("audit-*.jsonl"))
+               for line in p.read_text().splitlines()]
+    backup = records[-1]
+    assert backup["event"] == "audit.backup"
+    assert backup["article"] == "Art. 20"
+    assert (backup["dest"], backup["records"]) == (str((tmp_path / "first").resolve()), 7)
+    assert cli("audit", "verify", "-p", policy) == 0  # recorded through the chain
+    copy_before = sorted((p.name, p.read_bytes()) for p in (tmp_path / "first").iterdir() if p.is_file())
+    assert cli("audit", "backup", str(tmp_path / "second"), "--dir", str(tmp_path / "first"), "-p", policy) == 0
+    assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "first").iterdir() if p.is_file()) == copy_before
+    capsys.readouterr()

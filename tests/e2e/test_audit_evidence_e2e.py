@@ -441,3 +441,85 @@ def test_records_written_with_the_exported_key_alone_do_not_verify(handed_over: 
     assert done.returncode == 1
     # The genuine records still verify; the first line the writer added with the exported key is refused.
     assert done.stdout.decode().startswith(f"{day}:{genuine + 1}: ")
+
+
+# -- the report per article ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def report(evidence: Evidence, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    done = govgate("audit", "report", "-p", str(evidence.policy), "--since", "1d", "--out", str(out),
+                   cwd=evidence.workdir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert b"verifies" in done.stdout
+    return out
+
+
+def test_the_report_holds_the_evidence_of_each_article(evidence: Evidence, report: Path) -> None:
+    page = report.read_text(encoding="utf-8")
+    for section in ("art15", "art19", "art20", "art30", "art29"):
+        body = page[page.index(f'id="{section}"'):]
+        body = body[:body.index("</section>")]
+        assert body.index('lang="zh-CN"') < body.index('class="en" lang="en"')  # Chinese first, English below
+    # Art. 19: the traveller's accesses under grant #0, with its reason, and the grant in force.
+    assert f"<td>#0</td><td>{GRANT_REASON}</td><td>traveller</td><td>GB</td><td class=\"n\">3</td>" in page
+    # Art. 30: one idle and one absolute timeout; four logins.
+    assert "空闲超时 idle 1" in page
+    assert "绝对超时 absolute 1" in page
+    logins = sum(1 for r in evidence.records if r["event"] == "login.success")
+    assert f"<b>{logins}</b> logins" in page
+    # Art. 20: verified, the policy loads, and the start and stop.
+    assert "intact: verified" in page
+    for text in evidence.texts:
+        assert hashlib.sha256(text).hexdigest() in page
+    assert "SIGTERM" in page
+    # Art. 29: this gateway served plain HTTP (insecure: true): said plainly.
+    assert "not compliant" in page
+    # Self-contained: nothing fetched, nothing executed.
+    for outside in ('src="', "href=\"http", "url(", "@import", "<script", "<link"):
+        assert outside not in page
+
+
+def test_the_report_without_out_is_a_text_summary(evidence: Evidence) -> None:
+    done = govgate("audit", "report", "-p", str(evidence.policy), "--since", "1d", cwd=evidence.workdir)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout.decode()
+    for heading in ("第十五条 Art. 15", "第十九条 Art. 19", "第二十条 Art. 20", "Art. 25 & 30", "第二十九条 Art. 29"):
+        assert heading in text
+    assert f"#0 {GRANT_REASON} · traveller from GB: 3" in text
+
+
+@pytest.mark.browser
+def test_the_report_renders_in_a_browser_with_no_errors_and_no_requests(report: Path, tmp_path: Path) -> None:
+    """The same check scripts/screenshots.py makes before it writes docs/screenshots/audit-report.png."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.test_pages_in_browser import CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(locale="zh-CN", viewport={"width": 1100, "height": 900})
+            errors: list[str] = []
+            requests: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(report.as_uri())
+            page.wait_for_load_state("networkidle")
+            assert requests == [report.as_uri()]
+            assert errors == []
+            assert page.locator("h1").first.inner_text().startswith("审计证据报告")
+            assert page.locator("section.article").count() == 5
+            assert page.locator("svg").count() >= 3
+            box = page.locator("#art19 svg").first.bounding_box()
+            assert box is not None
+            assert box["width"] > 300
+            assert box["height"] > 100
+            page.screenshot(path=str(tmp_path / "audit-report.png"), full_page=True)
+            page.emulate_media(media="print")
+            pdf = page.pdf(format="A4")  # printable: Chromium lays it out on A4 pages
+            assert pdf.startswith(b"%PDF")
+        finally:
+            browser.close()

@@ -1,0 +1,185 @@
+"""`govgate audit report`: the evidence per article over a period, from the log itself (Art. 15, 19, 20, 25, 29, 30).
+
+One checked walk of the whole log (``scan_log``: every line verified, problems collected): the records of
+the period go to an ``EvidenceCollector`` as they pass — an ordinary admitted access (the bulk of any log)
+is only counted, from its bytes, everything else is parsed — and the policy timeline comes out of the same
+walk. The grants in force and the retention come from the kept policy texts of the period; the TLS
+settings from the gateway's start records. Memory stays flat: nothing but counters and capped lists is
+kept. Rendering (HTML, text) is ``govgate.pages.audit_report``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from govgate.audit.history import PolicyTexts, scan_log
+from govgate.audit.verify import Progress, snapshot_with_head
+from govgate.core.audit_chain import VerifyReport, file_day
+from govgate.core.audit_history import PolicyPeriod
+from govgate.core.audit_keys import AuditKey
+from govgate.core.audit_report import Evidence, EvidenceCollector
+from govgate.core.audit_walk import Finding
+from govgate.core.keys import GatewayKeys
+from govgate.core.policy.model import Grant, Policy
+
+
+@dataclass(frozen=True, slots=True)
+class GrantInForce:
+    """An overseas grant of a policy in force during the period whose window meets the period (Art. 19)."""
+
+    index: int
+    account: str | None
+    devices: tuple[str, ...]
+    countries: tuple[str, ...] | None
+    start: datetime
+    end: datetime
+    daily: str | None
+    reason: str
+    policies: tuple[str, ...]  # SHA-256 (first 12) of the policies that held it
+
+
+@dataclass(slots=True)
+class Report:
+    directory: Path
+    since: datetime | None
+    until: datetime | None
+    generated: datetime
+    checked_with: str
+    evidence: Evidence
+    verify: VerifyReport
+    findings: list[Finding]
+    unverified: int  # lines no signature vouches for (exported key only)
+    periods: list[PolicyPeriod]
+    texts_missing: list[str]
+    grants: list[GrantInForce]
+    retention_days: int | None
+    prune: bool | None
+    oldest_day: date | None
+    newest_day: date | None
+    files: int
+    tls_policy: list[tuple[str, Mapping[str, object]]] = field(default_factory=list)  # (policy sha, settings)
+    last_start_tls: tuple[str, Mapping[str, object]] | None = None  # the start record in force at the period's start
+
+    @property
+    def verified(self) -> bool:
+        return not self.findings and not self.unverified
+
+
+_ACCESS = b'"event":"access"'
+_ALLOW = b'"decision":"allow"'
+_GRANT = b'"grant":{'
+_START = b'"event":"gateway.start"'
+
+
+def build_report(directory: Path, key: AuditKey, since: datetime | None, until: datetime | None, *,
+                 now: datetime, fallback: Policy | None = None, progress: Progress | None = None) -> Report:
+    listing, head = snapshot_with_head(directory)
+    in_window = {name for name, _ in listing if _may_hold(name, since, until)}
+    collector = EvidenceCollector(since, until)
+    count_allowed = collector.count_allowed_access
+    add = collector.add
+    last_start: list[tuple[str, Mapping[str, object]]] = []
+
+    def visit(name: str, lineno: int, ordinal: int, line: bytes) -> None:
+        if name not in in_window:
+            if line.find(_START) >= 0:
+                _remember_start(line, last_start, since)
+            return
+        t = line.find(b'"time":"')
+        if t < 0:
+            return
+        end = line.find(b'"', t + 8)
+        try:
+            when = datetime.fromisoformat(line[t + 8:end].decode("ascii"))
+        except (ValueError, UnicodeDecodeError):
+            return
+        if when.utcoffset() is None:
+            return
+        if (since is not None and when < since) or (until is not None and when > until):
+            if since is not None and when < since and line.find(_START) >= 0:
+                _remember_start(line, last_start, since)
+            return
+        if line.find(_ACCESS) >= 0 and line.find(_ALLOW) >= 0 and line.find(_GRANT) < 0:
+            count_allowed(when.date())
+            return
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            return  # the walk reports it
+        if isinstance(record, dict):
+            add(record)
+
+    scan = scan_log(directory, key, visit=visit, progress=progress, files=(listing, head))
+    texts = PolicyTexts(directory, fallback)
+    periods = scan.timeline.overlapping(since, until)
+    policies = [(p, texts.policy(p)) for p in periods]
+    latest = next((pol for _, pol in reversed(policies) if pol is not None), fallback)
+    days = [d for name, _ in listing if (d := file_day(name)) is not None]
+    unverified = sum(u.end - u.start for u in scan.result.unverified)
+    return Report(
+        directory=directory, since=since, until=until, generated=now,
+        checked_with="the gateway key (MACs and signatures)" if isinstance(key, GatewayKeys)
+        else f"the exported audit key {key.key_id} (signatures)",
+        evidence=collector.evidence, verify=scan.result.report, findings=scan.findings, unverified=unverified,
+        periods=periods, texts_missing=sorted(texts.missing),
+        grants=_grants_in_force(policies, since, until),
+        retention_days=latest.audit.retention_days if latest is not None else None,
+        prune=latest.audit.prune if latest is not None else None,
+        oldest_day=min(days) if days else None, newest_day=max(days) if days else None, files=len(days),
+        tls_policy=[(p.sha256[:12], _tls_of(pol)) for p, pol in policies if pol is not None],
+        last_start_tls=last_start[-1] if last_start else None,
+    )
+
+
+def _remember_start(line: bytes, into: list[tuple[str, Mapping[str, object]]], since: datetime | None) -> None:
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return
+    tls = record.get("tls") if isinstance(record, dict) else None
+    if isinstance(tls, Mapping):
+        into[:] = [(str(record.get("time")), tls)]
+
+
+def _may_hold(name: str, since: datetime | None, until: datetime | None) -> bool:
+    day = file_day(name)
+    if day is None:
+        return True
+    if since is not None and day.toordinal() < since.date().toordinal() - 1:
+        return False
+    return not (until is not None and day.toordinal() > until.date().toordinal() + 1)
+
+
+def _tls_of(policy: Policy) -> Mapping[str, object]:
+    gw = policy.gateway
+    return {"insecure": gw.insecure, "certificate": str(gw.tls_cert) if gw.tls_cert else None,
+            "client_certificates": gw.request_client_cert and not gw.insecure,
+            "client_ca": str(gw.client_ca) if gw.client_ca else None, "listen": str(gw.listen)}
+
+
+def _grants_in_force(policies: list[tuple[PolicyPeriod, Policy | None]], since: datetime | None,
+                     until: datetime | None) -> list[GrantInForce]:
+    found: dict[tuple[object, ...], GrantInForce] = {}
+    for period, policy in policies:
+        if policy is None:
+            continue
+        for grant in policy.grants:
+            if (until is not None and grant.start > until) or (since is not None and grant.end < since):
+                continue
+            key = _grant_key(grant)
+            old = found.get(key)
+            shas = (*old.policies, period.sha256[:12]) if old is not None else (period.sha256[:12],)
+            found[key] = GrantInForce(
+                grant.index, grant.account, grant.devices,
+                tuple(sorted(grant.countries)) if grant.countries is not None else None, grant.start, grant.end,
+                f"{grant.daily.start:%H:%M}-{grant.daily.end:%H:%M}" if grant.daily else None, grant.reason,
+                tuple(dict.fromkeys(shas)))
+    return sorted(found.values(), key=lambda g: (g.start, g.index))
+
+
+def _grant_key(grant: Grant) -> tuple[object, ...]:
+    return (grant.account, grant.devices, grant.countries, grant.start, grant.end, grant.daily, grant.reason)
