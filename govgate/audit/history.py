@@ -9,8 +9,7 @@ each against the hash its record holds, and turns one into the ``OverseasRule`` 
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from govgate.audit.kept_policies import read_kept
@@ -20,8 +19,6 @@ from govgate.core.audit_keys import AuditKey
 from govgate.core.audit_walk import Finding, Unverified
 from govgate.core.policy.model import Policy
 
-_TIMELINE_EVENTS = (b"policy.", b"gateway.")
-
 
 @dataclass(slots=True)
 class Scan:
@@ -29,11 +26,14 @@ class Scan:
 
     result: WalkResult
     timeline: PolicyTimeline
-    first_ordinal: dict[str, int] = field(default_factory=dict)  # file → ordinal of its line 1
 
     @property
     def findings(self) -> list[Finding]:
         return self.result.findings
+
+    @property
+    def first_ordinal(self) -> dict[str, int]:
+        return self.result.file_starts
 
     def problems_by_ordinal(self) -> tuple[dict[int, str], list[Unverified]]:
         """What to mark each shown line with: findings by the line they name, and the unverified ranges."""
@@ -45,24 +45,9 @@ def scan_log(directory: Path, key: AuditKey, *, start: str | None = None, visit:
              files: tuple[list[tuple[str, int]], bytes | None] | None = None) -> Scan:
     """Walk the log from the file ``start`` on (every file when None), collecting problems and the timeline."""
     timeline = PolicyTimeline()
-    first: dict[str, int] = {}
-
-    def each(name: str, lineno: int, ordinal: int, line: bytes) -> None:
-        if lineno == 1:
-            first[name] = ordinal
-        e = line.find(b'"event":"')
-        if e >= 0 and line.startswith(_TIMELINE_EVENTS, e + 9):
-            try:
-                record = json.loads(line)
-            except (ValueError, RecursionError):
-                record = None
-            if isinstance(record, dict):
-                timeline.add(record)
-        if visit is not None:
-            visit(name, lineno, ordinal, line)
-
-    result = walk_dir(directory, key, collect=True, start=start, visit=each, progress=progress, files=files)
-    return Scan(result, timeline, first)
+    result = walk_dir(directory, key, collect=True, start=start, visit=visit, progress=progress, files=files,
+                      seen=timeline.add)
+    return Scan(result, timeline)
 
 
 def last_timeline_file(directory: Path, names: list[str], before: str) -> str | None:

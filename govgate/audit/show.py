@@ -107,34 +107,98 @@ def find_records(directory: Path, key: AuditKey, flt: RecordFilter, tz: ZoneInfo
     marks = Marks(scan)
     texts = PolicyTexts(directory, fallback)
 
+    verdicts: dict[tuple[str, object, object], bool] = {}
+
+    def judged(client: object, country: object, when: datetime | None) -> bool | None:
+        """Overseas by the policy in force at ``when`` (None: no policy known for then); remembered per address."""
+        period = scan.timeline.in_force(when) if when is not None else None
+        key = (period.sha256 if period is not None else "", client, country)
+        verdict = verdicts.get(key)
+        if verdict is None:
+            rule = texts.overseas_rule(period)
+            if rule is None:
+                return None
+            if len(verdicts) > 200_000:
+                verdicts.clear()
+            verdict = verdicts[key] = rule.overseas(client, country)
+        return verdict
+
     def overseas(record: Mapping[str, object], when: datetime | None) -> bool:
-        rule = texts.overseas_rule(scan.timeline.in_force(when) if when is not None else None)
-        if rule is None:
+        verdict = judged(record.get("client"), record.get("country"), when)
+        if verdict is None:
             out.unjudged += 1
             return False
-        return rule.overseas(record.get("client"), record.get("country"))
+        return verdict
+
+    rules = [texts.overseas_rule(p) for p in scan.timeline.periods] or [texts.overseas_rule(None)]
+    # Home whatever policy was in force: a home country of every policy (a private or loopback address is always).
+    home_always = frozenset.intersection(*(r.compiled.home_countries for r in rules if r is not None)) \
+        if rules and all(r is not None for r in rules) else frozenset()
+
+    def may_be_overseas(line: bytes) -> bool:
+        """Judged from the line's bytes, before it is parsed: most records of a log are from home."""
+        if b"\\" in line:
+            return True  # escapes: let the parsed record decide
+        client = _raw_str(line, b'"client":')
+        if client is None or client.startswith(_PRIVATE_V4):
+            return False
+        country = _raw_str(line, b'"country":')
+        if country is not None and country.upper() in home_always:
+            return False
+        stamp = _raw_str(line, b'"time":')
+        try:
+            when = datetime.fromisoformat(stamp) if stamp is not None else None
+        except ValueError:
+            return True  # let the parsed record decide
+        return judged(client, country, when) is not False
+
+    candidate = flt.candidate
+    if flt.overseas:
+        def candidate(line: bytes) -> bool:
+            return flt.candidate(line) and may_be_overseas(line)
 
     for name, size in window:
         first = scan.first_ordinal.get(name)
 
-        def visit(lines: Sequence[bytes], index: int, lineno: int, name: str = name, first: int | None = first) -> None:
-            line = lines[index]
-            if not flt.candidate(line):
-                return
-            try:
-                record = json.loads(line)
-            except (ValueError, RecursionError):
-                return  # the walk names it (and `verify` does)
-            if not isinstance(record, dict) or not flt.matches(record, overseas):
-                return
-            problem = marks.problem(first + lineno - 1) if first is not None else "unverified: not walked"
-            out.shown += 1
-            if problem is not None:
-                out.marked += 1
-            each(Shown(name, lineno, record, problem))
+        def visit(lines: Sequence[bytes], start: int, stop: int, lineno: int, name: str = name,
+                  first: int | None = first) -> None:
+            for index in range(start, stop):
+                line = lines[index]
+                if not candidate(line):
+                    continue
+                try:
+                    record = json.loads(line)
+                except (ValueError, RecursionError):
+                    continue  # the walk names it (and `verify` does)
+                if not isinstance(record, dict) or not flt.matches(record, overseas):
+                    continue
+                at = lineno + index - start
+                problem = marks.problem(first + at - 1) if first is not None else "unverified: not walked"
+                out.shown += 1
+                if problem is not None:
+                    out.marked += 1
+                each(Shown(name, at, record, problem))
 
         read_lines(directory / name, size, visit, progress)
     return out
+
+
+# Private and loopback IPv4 addresses are home whatever the policy (Art. 19 as ``geoip.is_always_home`` has it):
+# the common ones, recognised from their text alone. Anything else is judged by the policy in force.
+_PRIVATE_V4 = ("10.", "127.", "192.168.", *(f"172.{n}." for n in range(16, 32)))
+
+
+def _raw_str(line: bytes, key: bytes) -> str | None:
+    """A plain string value (no escapes) of a top-level key of a canonical line; None when null, absent or escaped."""
+    i = line.find(key)
+    if i < 0 or line[i + len(key): i + len(key) + 1] != b'"':
+        return None
+    start = i + len(key) + 1
+    end = line.find(b'"', start)
+    value = line[start:end]
+    if end < 0 or b"\\" in value:
+        return None
+    return value.decode("utf-8", "replace")
 
 
 # -- rendering -------------------------------------------------------------------------------------

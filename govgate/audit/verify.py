@@ -16,7 +16,7 @@ import fcntl
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from govgate.audit.kept_policies import kept_sha256
@@ -30,8 +30,10 @@ from govgate.errors import AuditChainBroken, GovGateError
 
 CHUNK = 4 << 20  # bytes read at a time
 
-# A visitor sees each complete line: (file, line number, ordinal among all lines walked, the line's bytes).
-type Visitor = Callable[[str, int, int, bytes], None]
+# A visitor sees the complete lines in batches: (file, lines, start, stop, line number of lines[start], its ordinal
+# among all lines walked); lines[start:stop] are the batch.
+type Visitor = Callable[[str, Sequence[bytes], int, int, int, int], None]
+type Batch = Callable[[Sequence[bytes], int, int, int], None]  # (lines, start, stop, line number of lines[start])
 type Progress = Callable[[int], None]  # told how many more bytes were read
 
 
@@ -73,11 +75,10 @@ def read_upto(path: Path, size: int) -> bytes:
         return f.read(size)
 
 
-def read_lines(path: Path, size: int, each: Callable[[Sequence[bytes], int, int], None],
-               progress: Progress | None = None) -> tuple[int, bool]:
-    """Call ``each(lines, index, lineno)`` for every complete line of the first ``size`` bytes of ``path``, with
-    at least ``LOOKAHEAD`` lines after ``index`` in ``lines`` unless the file ends first. Returns (complete lines,
-    whether an incomplete last line followed them)."""
+def read_lines(path: Path, size: int, each: Batch, progress: Progress | None = None) -> tuple[int, bool]:
+    """Call ``each(lines, start, stop, lineno)`` for every batch of complete lines of the first ``size`` bytes of
+    ``path`` (``lines[start]`` is line ``lineno``), with at least ``LOOKAHEAD`` lines after ``stop`` in ``lines``
+    unless the file ends first. Returns (complete lines, whether an incomplete last line followed them)."""
     pending: list[bytes] = []
     carry = b""
     done = 0
@@ -99,9 +100,8 @@ def read_lines(path: Path, size: int, each: Callable[[Sequence[bytes], int, int]
             if not pending:
                 break
             n = len(pending) if eof else len(pending) - LOOKAHEAD
-            for index in range(n):
-                done += 1
-                each(pending, index, done)
+            each(pending, 0, n, done + 1)
+            done += n
             del pending[:n]
     return done, carry != b""
 
@@ -112,17 +112,20 @@ class WalkResult:
     findings: list[Finding]  # every problem, in order (only with collect=True; else the first one was raised)
     unverified: list[Unverified]  # public key only: lines no signature vouches for
     public: bool  # checked with the exported public key (no MACs)
+    file_starts: dict[str, int] = field(default_factory=dict)  # file → ordinal of its first line
 
 
 def walk_dir(directory: Path, key: AuditKey, *, collect: bool = False, start: str | None = None,
              visit: Visitor | None = None, progress: Progress | None = None,
-             files: tuple[list[tuple[str, int]], bytes | None] | None = None) -> WalkResult:
+             files: tuple[list[tuple[str, int]], bytes | None] | None = None,
+             seen: Callable[[dict[str, object]], None] | None = None) -> WalkResult:
     """Check the log in ``directory`` (from the file ``start`` on, when given: the part `show` reads) and hand each
     line to ``visit``. ``collect=False`` raises ``AuditChainBroken`` at the first problem.
 
     With the gateway key, the log is first walked the quick way (the signed chain vouches for every record);
     only when that finds anything (or the log predates signatures) is it walked again checking every MAC, which
-    names the broken record exactly. ``visit`` sees each line once, in the first walk."""
+    names the broken record exactly. ``visit`` sees each line once, in the first walk, and ``seen`` each chain,
+    policy and gateway record (parsed)."""
     listing, head = files if files is not None else snapshot_with_head(directory)
     if start is not None:
         listing = [(name, size) for name, size in listing if name >= start]
@@ -133,9 +136,10 @@ def walk_dir(directory: Path, key: AuditKey, *, collect: bool = False, start: st
             kept_cache[name] = kept_sha256(directory, name)
         return kept_cache[name]
 
-    def walk(macs: bool, seen: Visitor | None) -> WalkResult:
-        chain = ChainWalk(key, head, collect=collect, whole_log=start is None, kept=kept, macs=macs)
-        return _walk_files(directory, listing, chain, seen, progress)
+    def walk(macs: bool, visitor: Visitor | None) -> WalkResult:
+        chain = ChainWalk(key, head, collect=collect, whole_log=start is None, kept=kept, macs=macs,
+                          seen=None if macs else seen)
+        return _walk_files(directory, listing, chain, visitor, progress)
 
     if not isinstance(key, GatewayKeys):
         return walk(False, visit)
@@ -143,7 +147,7 @@ def walk_dir(directory: Path, key: AuditKey, *, collect: bool = False, start: st
     try:
         quick = walk(False, visit)
         if not quick.findings and not quick.unverified:
-            return WalkResult(quick.report, [], [], public=False)
+            return WalkResult(quick.report, [], [], public=False, file_starts=quick.file_starts)
     except AuditChainBroken:
         pass
     if progress is not None:
@@ -153,25 +157,21 @@ def walk_dir(directory: Path, key: AuditKey, *, collect: bool = False, start: st
 
 def _walk_files(directory: Path, listing: list[tuple[str, int]], walk: ChainWalk, visit: Visitor | None,
                 progress: Progress | None) -> WalkResult:
-    check = walk.line
     current = [""]
 
-    def each(lines: Sequence[bytes], index: int, lineno: int) -> None:
-        check(lines, index, lineno)
-
-    def each_visited(lines: Sequence[bytes], index: int, lineno: int) -> None:
+    def each_visited(lines: Sequence[bytes], start: int, stop: int, lineno: int) -> None:
         ordinal = walk.ordinal
-        check(lines, index, lineno)
+        walk.lines(lines, start, stop, lineno)
         assert visit is not None
-        visit(current[0], lineno, ordinal, lines[index])
+        visit(current[0], lines, start, stop, lineno, ordinal)
 
     for name, size in listing:
         current[0] = name
         walk.begin_file(name)
-        count, partial = read_lines(directory / name, size, each if visit is None else each_visited, progress)
+        count, partial = read_lines(directory / name, size, walk.lines if visit is None else each_visited, progress)
         walk.end_file(count, partial)
     report = walk.finish()
-    return WalkResult(report, walk.findings, walk.unverified, walk.public)
+    return WalkResult(report, walk.findings, walk.unverified, walk.public, walk.file_starts)
 
 
 def verify_dir(directory: Path, keys: AuditKey, algorithm: AuditAlgorithm | None = None, *,

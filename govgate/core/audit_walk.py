@@ -65,7 +65,9 @@ from govgate.core.policy.model import AuditAlgorithm
 from govgate.errors import AuditChainBroken
 
 LOOKAHEAD = 64  # lines after a broken one looked at to tell "inserted" from "modified", "reordered" from "missing"
-_PARSED = ("audit.", "policy.")  # events whose records the chain itself needs (links, seals, prunes, kept policies)
+# Events whose records are read whole: the chain needs them (links, seals, prunes, kept policies), and the gateway's
+# starts and stops tell when which policy was in force.
+_PARSED = ("audit.", "policy.", "gateway.")
 _PARSED_BYTES = tuple(p.encode("ascii") for p in _PARSED)
 KEPT_POLICY = re.compile(r"policies/([0-9a-f]{64})\.yaml")  # `policy_text` of policy records: the kept text's name
 
@@ -172,8 +174,11 @@ class ChainWalk:
     ``finish``. ``head`` is the head anchor's content (None: there is none)."""
 
     def __init__(self, key: AuditKey, head: bytes | None, *, collect: bool = False, whole_log: bool = True,
-                 kept: Callable[[str], str | None] | None = None, macs: bool = True) -> None:
+                 kept: Callable[[str], str | None] | None = None, macs: bool = True,
+                 seen: Callable[[dict[str, object]], None] | None = None) -> None:
         self.collect = collect
+        self.seen = seen  # told every parsed chain, policy and gateway record (`show` builds its timeline from them)
+        self.file_starts: dict[str, int] = {}  # file → ordinal of its first line
         self.whole_log = whole_log  # False: the walk starts at a later file (`show`), not at the oldest
         self.kept = kept
         self.verify_key: AuditVerifyKey = verify_key_of(key)
@@ -253,6 +258,7 @@ class ChainWalk:
         self.last_name = self.name
         self.name = name
         self.file_start = self.ordinal
+        self.file_starts[name] = self.ordinal
         self.sealed = False
 
     def end_file(self, lines: int, partial: bool) -> None:
@@ -266,32 +272,58 @@ class ChainWalk:
         self.prev_sealed = self.sealed
         self.prev_lines = lines
 
+    def lines(self, lines: Sequence[bytes], start: int, stop: int, lineno: int) -> None:
+        """Check ``lines[start:stop]``, the first being line ``lineno`` of the current file (the lines after
+        ``stop``, up to ``LOOKAHEAD``, are only looked at to name a problem)."""
+        if self.macs:
+            for index in range(start, stop):
+                self.line(lines, index, lineno + index - start)
+            return
+        index = start
+        sha256 = hashlib.sha256
+        while index < stop:
+            # The quick way, in local variables, for the ordinary records that link to the line before: the chain's
+            # signatures vouch for them, nothing in them needs reading. Chain and policy records, the head anchor's
+            # record and what follows it, and anything that does not link take the full way (``line``).
+            first = index
+            needle, last, before, expected = self.needle, self.last_hash, self.before_last_hash, self.expected_seq
+            head = self.head
+            head_hash = head.hash if head is not None else ""
+            head_seq = head.seq if head is not None else -1
+            ready = bool(needle) and not self.sealed and not (self.head_seen and self.after_head is None) \
+                and lineno + index - start != 1
+            while ready and index < stop:
+                line = lines[index]
+                if line.find(needle) < 0 or line.find(b'"alg":"hmac-sha256"', 0, 256) < 0:
+                    break
+                e = line.find(b'"event":"')
+                if e < 0 or line.startswith(_PARSED_BYTES, e + 9) or expected == head_seq:
+                    break
+                digest = sha256(line).hexdigest()
+                if digest == head_hash:
+                    break
+                before, last = last, digest
+                needle = b'"prev":"' + digest.encode("ascii") + b'"'
+                if expected is not None:
+                    expected += 1
+                index += 1
+            quick = index - first
+            if quick:
+                self.needle, self.last_hash, self.before_last_hash, self.expected_seq = needle, last, before, expected
+                self.count += quick
+                self.ordinal += quick
+                self.last_at = (lineno + index - 1 - start, self.ordinal - 1)
+                self.last_line = lines[index - 1]
+            if index < stop:
+                self.line(lines, index, lineno + index - start)
+                index += 1
+
     def line(self, lines: Sequence[bytes], index: int, lineno: int) -> bool:
-        """Check ``lines[index]`` (line ``lineno`` of the current file); the lines after it (up to
+        """Check ``lines[index]`` (line ``lineno`` of the current file) the full way; the lines after it (up to
         ``LOOKAHEAD``) are only looked at to name a problem. True when no problem was found at it."""
         line = lines[index]
         ordinal = self.ordinal
         self.ordinal += 1
-        if not self.macs and lineno != 1 and not self.sealed and self.needle and line.find(self.needle) >= 0 \
-                and line.find(b'"alg":"hmac-sha256"', 0, 256) >= 0:
-            # The quick way for an ordinary record that links to the line before: the chain's signatures vouch for
-            # it, nothing in it needs reading. Chain records, the head anchor's record and what follows it take
-            # the full way below.
-            e = line.find(b'"event":"')
-            if e >= 0 and not line.startswith(_PARSED_BYTES, e + 9):
-                digest = hashlib.sha256(line).hexdigest()
-                head = self.head
-                if head is None or (digest != head.hash and self.expected_seq != head.seq
-                                    and not (self.head_seen and self.after_head is None)):
-                    self.before_last_hash = self.last_hash
-                    self.last_hash = digest
-                    self.needle = b'"prev":"' + digest.encode("ascii") + b'"'
-                    self.last_at = (lineno, ordinal)
-                    if self.expected_seq is not None:
-                        self.expected_seq += 1
-                    self.count += 1
-                    self.last_line = line
-                    return True
         fields = raw_fields(line)
         try:
             if self.sealed:
@@ -360,7 +392,7 @@ class ChainWalk:
                 digest: str) -> None:
         rec: dict[str, object] | None = None
         event = f.event
-        if event is not None and (event.startswith("audit.") or event.startswith("policy.")):
+        if event is not None and event.startswith(_PARSED):
             rec = _json(line)
             if rec is None:
                 raise _Problem(self.name, lineno, f"{Tamper.MODIFIED}: not a well-formed record", ordinal)
@@ -389,6 +421,8 @@ class ChainWalk:
             raise _Problem(self.name, lineno, f"{Tamper.MISSING}: the first record does not start the chain", ordinal)
         if rec is not None:
             self._chain_record(rec, event, lineno, ordinal)
+            if self.seen is not None:
+                self.seen(rec)
         head = self.head
         if head is not None and f.seq == head.seq:
             if head.file != self.name or not hmac.compare_digest(head.hash, digest):
@@ -588,7 +622,6 @@ def verify_files(
     for name, data in files:
         walk.begin_file(name)
         lines, partial = split_lines(data)
-        for index in range(len(lines)):
-            walk.line(lines, index, index + 1)
+        walk.lines(lines, 0, len(lines), 1)
         walk.end_file(len(lines), partial)
     return walk.finish()
