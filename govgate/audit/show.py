@@ -6,8 +6,9 @@ Two passes over one consistent snapshot of the log (sizes and head anchor taken 
 1. a checked walk (``govgate.audit.history.scan_log``) from the first file that may hold a match — or,
    for ``--overseas``, from the last policy load before it, so the policy in force is known — to the end
    of the log, collecting every problem instead of stopping at the first;
-2. the files that may hold matches, each line filtered on its bytes first, then parsed and matched,
-   and printed with a mark when the walk found it broken or (with the exported key) not vouched for.
+2. the lines that may match (filtered on their bytes first, during the walk, up to ``KEEP_BYTES``; beyond
+   that the files are read again), parsed and matched, and printed with a mark when the walk found them
+   broken or (with the exported key) not vouched for.
    ``strict`` refuses to print anything from a log in which the walk found a problem.
 
 Formats: a table for a terminal, one line per record otherwise (grep-able, ``key=value``), JSON Lines,
@@ -41,6 +42,7 @@ from govgate.core.policy.model import Policy
 CONTRACT_FIELDS = ("time", "event", "request_id", "client", "country", "device", "account", "method", "host",
                    "path", "rule", "decision", "reason", "article")
 CHAIN_FIELDS = ("seq", "prev", "alg", "mac", "signature")
+KEEP_BYTES = 32 << 20  # candidate lines kept from the checking walk (beyond: the files are read again)
 
 
 class Format(StrEnum):
@@ -98,8 +100,26 @@ def find_records(directory: Path, key: AuditKey, flt: RecordFilter, tz: ZoneInfo
     start = window[0][0]
     if flt.overseas:
         start = last_timeline_file(directory, names, start) or start
+    # Lines the filter's bytes let through are kept from the walk (up to KEEP_BYTES), so a selective query reads
+    # the log once; past that, they are dropped and the files are read a second time.
+    kept: list[tuple[str, int, bytes]] = []
+    kept_bytes = [0]
+    in_window = {name for name, _ in window}
+    raw = flt.candidate
+
+    def keep(name: str, lines: Sequence[bytes], start: int, stop: int, lineno: int, ordinal: int) -> None:
+        if kept_bytes[0] > KEEP_BYTES or name not in in_window:
+            return
+        for index in range(start, stop):
+            line = lines[index]
+            if raw(line):
+                kept.append((name, lineno + index - start, line))
+                kept_bytes[0] += len(line)
+        if kept_bytes[0] > KEEP_BYTES:
+            kept.clear()
+
     scan = scan_log(directory, key, start=None if start == names[0] else start, progress=progress,
-                    files=(listing, head))
+                    files=(listing, head), visit=keep)
     out.scan = scan
     if strict and scan.findings:
         out.refused = True
@@ -157,27 +177,31 @@ def find_records(directory: Path, key: AuditKey, flt: RecordFilter, tz: ZoneInfo
         def candidate(line: bytes) -> bool:
             return flt.candidate(line) and may_be_overseas(line)
 
-    for name, size in window:
+    def consider(name: str, at: int, line: bytes) -> None:
+        if not candidate(line):
+            return
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            return  # the walk names it (and `verify` does)
+        if not isinstance(record, dict) or not flt.matches(record, overseas):
+            return
         first = scan.first_ordinal.get(name)
+        problem = marks.problem(first + at - 1) if first is not None else "unverified: not walked"
+        out.shown += 1
+        if problem is not None:
+            out.marked += 1
+        each(Shown(name, at, record, problem))
 
-        def visit(lines: Sequence[bytes], start: int, stop: int, lineno: int, name: str = name,
-                  first: int | None = first) -> None:
+    if kept_bytes[0] <= KEEP_BYTES:
+        for name, at, line in kept:
+            consider(name, at, line)
+        return out
+    kept.clear()
+    for name, size in window:
+        def visit(lines: Sequence[bytes], start: int, stop: int, lineno: int, name: str = name) -> None:
             for index in range(start, stop):
-                line = lines[index]
-                if not candidate(line):
-                    continue
-                try:
-                    record = json.loads(line)
-                except (ValueError, RecursionError):
-                    continue  # the walk names it (and `verify` does)
-                if not isinstance(record, dict) or not flt.matches(record, overseas):
-                    continue
-                at = lineno + index - start
-                problem = marks.problem(first + at - 1) if first is not None else "unverified: not walked"
-                out.shown += 1
-                if problem is not None:
-                    out.marked += 1
-                each(Shown(name, at, record, problem))
+                consider(name, lineno + index - start, lines[index])
 
         read_lines(directory / name, size, visit, progress)
     return out

@@ -125,7 +125,7 @@ def identifier_hash(keys: GatewayKeys, value: str) -> str:
 
 
 def event_record(event: AuditEvent, keys: GatewayKeys) -> dict[str, object]:
-    """The record for ``event`` (contract §7 fields), secrets replaced by a keyed hash.
+    """The record for ``event`` (the documented fields), secrets replaced by a keyed hash.
 
     Never a password, TOTP code, session id or key in a record: a value under one of
     ``SECRET_FIELDS`` is replaced by ``identifier_hash`` (correlatable, not revealed).
@@ -364,7 +364,7 @@ def seal_record(time: datetime, file: str) -> dict[str, object]:
 
 
 def chain_record(event: str, time: datetime, **extra: str | int | bool | None) -> dict[str, object]:
-    """A record the log writes about itself (link, seal, prune, lost, repair): contract fields, then ``extra``."""
+    """A record the log writes about itself (link, seal, prune, lost, repair): the documented fields, then ``extra``."""
     return AuditEvent(event=event, time=time, article="Art. 20", extra=extra).to_record()
 
 

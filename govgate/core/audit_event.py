@@ -1,6 +1,6 @@
 """The audit event every part of the gateway emits, and the sink it goes to (Art. 20).
 
-Field names are the contract's (§7), for SIEMs and auditors. Emitting never blocks: a sink
+Field names are the public record format (docs/audit.md), for SIEMs and auditors. Emitting never blocks: a sink
 only enqueues. The tamper-evident chain itself lives in ``govgate.core.audit_chain``.
 """
 
@@ -36,7 +36,7 @@ class AuditEvent:
     extra: Mapping[str, AuditValue] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, object]:
-        """The JSON object written for this event (contract §7 field names; extra fields after)."""
+        """The JSON object written for this event (the documented field names; extra fields after)."""
         record: dict[str, object] = {
             "time": self.time.isoformat(),
             "event": self.event,

@@ -223,3 +223,16 @@ def test_a_backup_of_the_policys_own_log_is_recorded_in_it_and_a_backup_of_a_cop
     assert cli("audit", "backup", str(tmp_path / "second"), "--dir", str(tmp_path / "first"), "-p", policy) == 0
     assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "first").iterdir() if p.is_file()) == copy_before
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("keep_bytes", [0, 600, 32 << 20])
+def test_show_prints_the_same_whether_it_reads_the_log_once_or_twice(
+    log: tuple[Path, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, keep_bytes: int
+) -> None:
+    """Lines the filter lets through are kept from the checking walk up to a bound; past it, show reads again."""
+    directory, key_file = log
+    monkeypatch.setattr("govgate.audit.show.KEEP_BYTES", keep_bytes)
+    args = ["audit", "show", "--dir", str(directory), "--key-file", str(key_file), "--json"]
+    assert cli(*args, "--decision", "allow", "--event", "access") == 0
+    shown = [json.loads(line)["request_id"] for line in capsys.readouterr().out.splitlines()]
+    assert shown == [f"req-{n}" for n in range(15) if n % 3]
