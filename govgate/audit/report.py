@@ -5,69 +5,24 @@ the period go to an ``EvidenceCollector`` as they pass — an ordinary admitted 
 is only counted, from its bytes, everything else is parsed — and the policy timeline comes out of the same
 walk. The grants in force and the retention come from the kept policy texts of the period; the TLS
 settings from the gateway's start records. Memory stays flat: nothing but counters and capped lists is
-kept. Rendering (HTML, text) is ``govgate.pages.audit_report``.
+kept. The result is a ``govgate.core.audit_report.Report``; rendering (HTML, text) is ``govgate.pages.audit_report``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 from govgate.audit.history import PolicyTexts, scan_log
 from govgate.audit.verify import Progress, snapshot_with_head
-from govgate.core.audit_chain import VerifyReport, file_day
+from govgate.core.audit_chain import file_day
 from govgate.core.audit_history import PolicyPeriod
 from govgate.core.audit_keys import AuditKey
-from govgate.core.audit_report import Evidence, EvidenceCollector
-from govgate.core.audit_walk import Finding
+from govgate.core.audit_report import EvidenceCollector, GrantInForce, Report
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Grant, Policy
-
-
-@dataclass(frozen=True, slots=True)
-class GrantInForce:
-    """An overseas grant of a policy in force during the period whose window meets the period (Art. 19)."""
-
-    index: int
-    account: str | None
-    devices: tuple[str, ...]
-    countries: tuple[str, ...] | None
-    start: datetime
-    end: datetime
-    daily: str | None
-    reason: str
-    policies: tuple[str, ...]  # SHA-256 (first 12) of the policies that held it
-
-
-@dataclass(slots=True)
-class Report:
-    directory: Path
-    since: datetime | None
-    until: datetime | None
-    generated: datetime
-    checked_with: str
-    evidence: Evidence
-    verify: VerifyReport
-    findings: list[Finding]
-    unverified: int  # lines no signature vouches for (exported key only)
-    periods: list[PolicyPeriod]
-    texts_missing: list[str]
-    grants: list[GrantInForce]
-    retention_days: int | None
-    prune: bool | None
-    oldest_day: date | None
-    newest_day: date | None
-    files: int
-    tls_policy: list[tuple[str, Mapping[str, object]]] = field(default_factory=list)  # (policy sha, settings)
-    last_start_tls: tuple[str, Mapping[str, object]] | None = None  # the start record in force at the period's start
-
-    @property
-    def verified(self) -> bool:
-        return not self.findings and not self.unverified
-
 
 _ACCESS = b'"event":"access"'
 _ALLOW = b'"decision":"allow"'

@@ -2,8 +2,8 @@
 
 `govgate audit report` feeds every record of the period to ``EvidenceCollector.add`` (or, for the bulk of
 ordinary admitted accesses, only ``count_allowed_access``, so a million records need not all be parsed),
-then adds what the log says about itself (the walk's result, the policy timeline, the kept policies) and
-renders ``Evidence`` (``govgate.pages.audit_report``):
+then adds what the log says about itself (the walk's result, the policy timeline, the kept policies) into a
+``Report``, which ``govgate.pages.audit_report`` renders:
 
 - Art. 15 (第十五条): leave warnings shown, invalid leave links refused, the destinations warned about;
 - Art. 19 (第十九条): access refused by network and as overseas (and logins refused from where no staff
@@ -23,8 +23,11 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 
-from govgate.core.audit_chain import record_time
+from govgate.core.audit_chain import VerifyReport, record_time
+from govgate.core.audit_history import PolicyPeriod
+from govgate.core.audit_walk import Finding
 
 MAX_LISTED = 500  # rows listed individually per table; the rest are counted (and `audit show` lists them)
 
@@ -239,3 +242,45 @@ class EvidenceCollector:
             stamp = str(record.get("time") or "")
             use.first = use.first or stamp
             use.last = stamp
+
+
+@dataclass(frozen=True, slots=True)
+class GrantInForce:
+    """An overseas grant of a policy in force during the period whose window meets the period (Art. 19)."""
+
+    index: int
+    account: str | None
+    devices: tuple[str, ...]
+    countries: tuple[str, ...] | None
+    start: datetime
+    end: datetime
+    daily: str | None
+    reason: str
+    policies: tuple[str, ...]  # SHA-256 (first 12) of the policies that held it
+
+
+@dataclass(slots=True)
+class Report:
+    directory: Path
+    since: datetime | None
+    until: datetime | None
+    generated: datetime
+    checked_with: str
+    evidence: Evidence
+    verify: VerifyReport
+    findings: list[Finding]
+    unverified: int  # lines no signature vouches for (exported key only)
+    periods: list[PolicyPeriod]
+    texts_missing: list[str]
+    grants: list[GrantInForce]
+    retention_days: int | None
+    prune: bool | None
+    oldest_day: date | None
+    newest_day: date | None
+    files: int
+    tls_policy: list[tuple[str, Mapping[str, object]]] = field(default_factory=list)  # (policy sha, settings)
+    last_start_tls: tuple[str, Mapping[str, object]] | None = None  # the start record in force at the period's start
+
+    @property
+    def verified(self) -> bool:
+        return not self.findings and not self.unverified

@@ -12,8 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 
 from govgate import __version__
-from govgate.audit.report import Report
-from govgate.core.audit_report import MAX_LISTED, Listing
+from govgate.core.audit_report import MAX_LISTED, Listing, Report
 from govgate.pages.layout import esc
 
 CSS = """
