@@ -11,17 +11,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from govgate.accounts_file import load_accounts
+from govgate.audit.kept_policies import keep_policy_text
 from govgate.audit.writer import AuditWriter
 from govgate.core.accounts import Accounts, admin_marks
-from govgate.core.audit_event import AuditEvent, AuditSink
+from govgate.core.audit_event import AuditEvent, AuditScalar, AuditSink, AuditValue
 from govgate.core.decide import CompiledPolicy, compile_policy
 from govgate.core.geoip import CountryLookup
 from govgate.core.keys import GatewayKeys, load_key_file
@@ -153,17 +155,24 @@ class LiveRuntime:
         self._reload_lock = asyncio.Lock()
         self._watched: dict[Path, _Watched] = {}
         self.policy_version = 1  # counts good loads; shown by `health`
+        self._started: float | None = None  # monotonic time of `record_start`
+        self._kept: tuple[str | None, str | None] = (None, None)  # the kept policy text's name, or why it is not kept
 
     @classmethod
     def load(cls, policy_path: Path, *, clock: Callable[[], datetime] | None = None) -> LiveRuntime:
         """Blocking start-up load; raises ``PolicyError`` listing every problem."""
-        policy = load_policy(policy_path)
+        try:
+            data: bytes | None = policy_path.read_bytes()
+        except OSError:
+            data = None  # load_policy says why
+        policy = load_policy(policy_path) if data is None else load_policy_bytes(data, policy_path)
         keys = load_key_file(policy.gateway.key_file)
         snapshot = build_snapshot(policy)
         warn_about_key_permissions(policy)
         writer = AuditWriter(policy.audit, keys, policy.gateway.timezone, clock=clock)
         writer.start()
         runtime = cls(snapshot, keys, make_store(policy), writer, clock=clock)
+        runtime._kept = keep_policy(policy, data)
         runtime.audit.emit(runtime._policy_event("policy.load", "ok"))
         return runtime
 
@@ -191,12 +200,15 @@ class LiveRuntime:
 
     # -- reload -----------------------------------------------------------------------------------
     def _policy_event(self, event: str, decision: str, reason: str | None = None) -> AuditEvent:
+        """A record about the policy in force: its file, hash, version and (Art. 20) the kept copy of its text."""
         policy = self.snapshot.policy
-        return AuditEvent(
-            event=event, time=self.now(), decision=decision, reason=reason, article="Art. 20",
-            extra={"policy_file": str(policy.source), "policy_sha256": policy.sha256,
-                   "policy_version": self.policy_version},
-        )
+        name, error = self._kept
+        extra: dict[str, AuditValue] = {"policy_file": str(policy.source), "policy_sha256": policy.sha256,
+                                        "policy_version": self.policy_version, "policy_text": name}
+        if error is not None:
+            extra["policy_text_error"] = error
+        return AuditEvent(event=event, time=self.now(), decision=decision, reason=reason, article="Art. 20",
+                          extra=extra)
 
     def changed_files(self) -> FileChanges | None:
         """Blocking (stat calls, and reading a file that changed): call in a thread.
@@ -277,11 +289,15 @@ class LiveRuntime:
                 logger.error("policy.refused error=%s kept=last-good", exc)
                 self._remember_refused(previous, source, text)
                 event = self._policy_event("policy.refused", "refuse", str(exc)[:500])
-                self.audit.emit(replace(event, extra={**event.extra, "policy_sha256": _sha256_of(source, text)}))
+                self.audit.emit(replace(event, extra={"policy_file": str(source),
+                                                      "policy_sha256": _sha256_of(source, text),
+                                                      "policy_version": self.policy_version}))
                 return False
+            kept = await asyncio.to_thread(keep_policy, policy, text[0] if text is not None else None)
             if snapshot.policy.audit != previous.policy.audit:
                 self.audit_writer.reconfigure(snapshot.policy.audit)
             self.snapshot = snapshot
+            self._kept = kept
             self.policy_version += 1
             logger.info("policy.reload why=%s version=%d sha256=%s", why, self.policy_version, policy.sha256[:12])
             self.audit.emit(self._policy_event("policy.reload", "ok", why))
@@ -329,9 +345,41 @@ class LiveRuntime:
         # while policy.yaml is broken is still picked up (against the last good policy).
         self.snapshot = replace(previous, policy_sig=text[1] if text is not None else file_signature(source))
 
-    async def close(self) -> None:
+    def record_start(self, listen: list[str], tls: Mapping[str, AuditScalar]) -> None:
+        """Art. 20 (第二十条): the gateway's start is a record: its version, the policy in force and where it listens
+        (Art. 29: with the TLS settings it serves)."""
+        from govgate import __version__
+
+        self._started = time.monotonic()
+        event = self._policy_event("gateway.start", "ok")
+        self.audit.emit(replace(event, extra={**event.extra, "version": __version__, "listen": list(listen),
+                                              "tls": dict(tls), "pid": os.getpid()}))
+
+    async def close(self, reason: str = "shutdown") -> None:
+        """Stop: the ``gateway.stop`` record is written and flushed (with everything queued) before this returns."""
+        event = self._policy_event("gateway.stop", "ok", reason)
+        uptime = None if self._started is None else round(time.monotonic() - self._started)
+        self.audit.emit(replace(event, extra={**event.extra, "uptime_seconds": uptime, "pid": os.getpid()}))
         await self.store.close()
         await asyncio.to_thread(self.audit_writer.close)
+
+
+def keep_policy(policy: Policy, data: bytes | None) -> tuple[str | None, str | None]:
+    """Blocking: keep the text ``policy`` was loaded from in its audit directory (Art. 20), so that
+    `govgate audit policy --at` can print it. Returns (its name there, None) or (None, why it is not kept);
+    never raises: a policy is not refused because its copy could not be written (the record says so)."""
+    if data is None:
+        try:
+            data = policy.source.read_bytes()
+        except OSError as exc:
+            return None, f"cannot read {policy.source}: {exc.strerror or exc}"
+    if hashlib.sha256(data).hexdigest() != policy.sha256:
+        return None, "the file changed after it was loaded"
+    try:
+        return keep_policy_text(policy.audit.dir, data), None
+    except OSError as exc:
+        logger.error("audit.policy_text.failed dir=%s error=%s", policy.audit.dir, exc)
+        return None, f"cannot keep the policy text: {exc.strerror or exc}"
 
 
 def _sha256_of(path: Path, text: tuple[bytes, FileSignature] | None = None) -> str:

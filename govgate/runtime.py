@@ -19,11 +19,12 @@ nothing of it beyond these members:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from govgate.core.accounts import Accounts
-from govgate.core.audit_event import AuditSink
+from govgate.core.audit_event import AuditScalar, AuditSink
 from govgate.core.decide import CompiledPolicy
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import IPAddress, Policy
@@ -126,4 +127,8 @@ class Runtime(Protocol):
     async def reload(self, *, why: str, force: bool = False, changes: FileChanges | None = None) -> bool:
         """Apply ``changes`` (or, with ``force``, policy.yaml as it is now); True when a new snapshot is in force.
         A broken file is refused and the last good snapshot stays."""
+        ...
+
+    def record_start(self, listen: list[str], tls: Mapping[str, AuditScalar]) -> None:
+        """Art. 20: the ``gateway.start`` record (where it listens; Art. 29: the TLS settings it serves)."""
         ...

@@ -27,6 +27,7 @@ from govgate.core.policy.model import Policy
 from govgate.live_runtime import LiveRuntime
 from govgate.repeated import REPEATED
 from govgate.runtime import Runtime
+from govgate.tls_server import GROUPS, TLS12_CIPHERS, TLS13_CIPHERS
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,18 @@ def changed_options(before: Policy, after: Policy) -> dict[str, Any]:
     """The options a reload from ``before`` to ``after`` changes."""
     old, new = mitm_options(before), mitm_options(after)
     return {k: v for k, v in new.items() if old.get(k) != v}
+
+
+def tls_settings(policy: Policy) -> dict[str, str | bool | None]:
+    """Art. 29: the TLS settings the gateway serves with, for its ``gateway.start`` audit record."""
+    gw = policy.gateway
+    if gw.insecure:
+        return {"insecure": True, "min_version": None, "ciphers_tls12": None, "groups": None,
+                "client_certificates": False, "client_ca": None, "certificate": None}
+    return {"insecure": False, "min_version": "TLS1.2", "ciphers_tls12": TLS12_CIPHERS, "ciphers_tls13": TLS13_CIPHERS,
+            "groups": GROUPS, "client_certificates": bool(gw.request_client_cert),
+            "client_ca": str(gw.client_ca) if gw.client_ca else None,
+            "certificate": str(gw.tls_cert) if gw.tls_cert else None}
 
 
 def static_options(confdir: Path | None = None) -> dict[str, Any]:
@@ -79,6 +92,7 @@ class StartupReport:
         if policy.gateway.insecure:
             print("govgate: WARNING: insecure: true — serving PLAIN HTTP without TLS. For local trials only; "
                   "Art. 29 requires secure connections in production.", file=sys.stderr, flush=True)
+        self.runtime.record_start(urls, tls_settings(policy))
         for url in urls:
             print(f"govgate: listening on {url} → {policy.gateway.upstream}", flush=True)
         if self.ready is not None:
@@ -120,6 +134,7 @@ async def serve(runtime: LiveRuntime, *, confdir: Path,
     master.addons.add(*govgate.chain, StartupReport(runtime, ready))
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
+    stopped_by: list[str] = []
 
     async def drain_then_stop() -> None:
         try:
@@ -127,18 +142,20 @@ async def serve(runtime: LiveRuntime, *, confdir: Path,
         finally:
             master.shutdown()
 
-    def on_signal() -> None:
+    def on_signal(sig: signal.Signals) -> None:
         if stopping:  # a second signal: stop now
             master.shutdown()
             return
-        logger.info("gateway.stop requested: draining")
+        stopped_by.append(sig.name)
+        logger.info("gateway.stop requested by %s: draining", sig.name)
         stopping.append(loop.create_task(drain_then_stop(), name="govgate drain"))
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_signal)
+            loop.add_signal_handler(sig, on_signal, sig)
     try:
         await master.run()
     finally:
         REPEATED.flush()
-        await runtime.close()
+        # Art. 20: the `gateway.stop` record is written and flushed before the process exits.
+        await runtime.close(stopped_by[0] if stopped_by else "shutdown")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from govgate.core.accounts import Accounts
-from govgate.core.audit_event import AuditEvent, ListSink
+from govgate.core.audit_event import AuditEvent, AuditScalar, ListSink
 from govgate.core.decide import CompiledPolicy, compile_policy
 from govgate.core.geoip import CountryLookup
 from govgate.core.keys import GatewayKeys
@@ -114,6 +114,7 @@ class InProcessRuntime:
     store: Store = field(default_factory=MemoryStore)
     server_tls: ServerTls | None = None  # plain HTTP, as the test policy is
     policy_version: int = 1
+    started: tuple[list[str], dict[str, AuditScalar]] | None = None  # what record_start was told
     _built: InProcessSnapshot | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -141,6 +142,9 @@ class InProcessRuntime:
     async def reload(self, *, why: str, force: bool = False, changes: FileChanges | None = None) -> bool:
         """Nothing on disk to read again: what is in force stays (False, as for a refused reload)."""
         return False
+
+    def record_start(self, listen: list[str], tls: Mapping[str, AuditScalar]) -> None:
+        self.started = (listen, dict(tls))
 
     @property
     def events(self) -> list[AuditEvent]:

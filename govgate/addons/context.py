@@ -22,7 +22,7 @@ from mitmproxy import http
 
 from govgate.cookies import GateCookie, is_gate_cookie, read_cookie
 from govgate.core import request_shape
-from govgate.core.audit_event import AuditDecision, AuditEvent
+from govgate.core.audit_event import AuditDecision, AuditEvent, AuditValue
 from govgate.core.client_address import client_address, forwarded_chain
 from govgate.core.hosts import split_host_port
 from govgate.core.https_redirect import https_location
@@ -56,7 +56,7 @@ AUDIT_PATH_LENGTH = 1024  # characters of a path kept in an audit record
 def request_event(ctx: RequestContext | None, flow: http.HTTPFlow, event: str, decision: AuditDecision, *,
                   time: datetime, reason: str | None = None, rule: str | None = None, account: str | None = None,
                   device: str | None = None, article: str | None = None,
-                  extra: Mapping[str, str | int | bool | None] | None = None) -> AuditEvent:
+                  extra: Mapping[str, AuditValue] | None = None) -> AuditEvent:
     """The audit record of something that happened to this request (Art. 20), its request fields filled the
     one way every addon fills them: request id, client and country from the context, the host as the rules
     read it (canonical, no port), the method, and the path without its query, cut at ``AUDIT_PATH_LENGTH``.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -25,10 +26,11 @@ from govgate.addons.context import (
     strip_gate_cookies,
 )
 from govgate.cookies import GateCookie, clear_cookie
-from govgate.core.audit_event import AuditDecision
+from govgate.core.audit_event import AuditDecision, AuditValue
 from govgate.core.decide import AccountFacts, Decision, Outcome, Reason, RequestFacts, decide
 from govgate.core.devices import device_for_cert_sha256, device_for_token
 from govgate.core.policy.model import Allow, AuditOnFailure
+from govgate.core.sessions import SessionEnd
 from govgate.errors import StoreUnavailable
 from govgate.pages.refusal import forbidden, unavailable
 from govgate.repeated import REPEATED
@@ -121,15 +123,17 @@ class Gate:
                 # `govgate account logout` ended every session opened before it (Art. 30).
                 await self.runtime.store.delete_session(opened.id)
                 lookup = SessionLookup(session=None, expired=True, account_locked_until=None,
-                                       expired_account=opened.account)
+                                       expired_account=opened.account, expired_why=SessionEnd.REVOKED)
             else:
                 facts = replace(facts, account=account_facts(snapshot, opened.account, lookup.account_locked_until))
         decision = decide(facts, snapshot.compiled, now)
         clear = lookup.expired or (session_id is not None and lookup.session is None)
         if lookup.expired:
+            # Art. 30 (第三十条, 超时退出): the record says which timeout ended it (idle or absolute), or a revocation.
+            why = lookup.expired_why or SessionEnd.IDLE
             self.runtime.audit.emit(request_event(
                 ctx, flow, "session.expired", AuditDecision.LOGIN, time=self.runtime.now(), rule=rule.name,
-                reason="timeout", account=lookup.expired_account, device=device, article="Art. 30"))
+                reason=why.value, account=lookup.expired_account, device=device, article="Art. 30"))
         session = lookup.session
         if decision.outcome is Outcome.REFUSE and decision.reason is Reason.ACCOUNT and session is not None:
             # A disabled, expired or deleted account loses its session (Art. 25, Art. 30).
@@ -150,8 +154,12 @@ class Gate:
                 flow.request.headers["X-GovGate-Groups"] = ",".join(sorted(facts.account.groups))
             if facts.device is not None:
                 flow.request.headers["X-GovGate-Device"] = facts.device
+            # Art. 19 (第十九条): an access from abroad names the overseas grant that admitted it.
+            grant = decision.grant
+            extra: dict[str, AuditValue] = {} if grant is None else {
+                "grant": {"index": grant.index, "reason": grant.reason}}
             self._audit(ctx, flow, rule_name, AuditDecision.ALLOW, reason=None, account=account, device=facts.device,
-                        article=decision.article)
+                        article=decision.article, extra=extra)
             return
         if decision.outcome is Outcome.LOGIN:
             target = f"{policy.gateway.prefix}/login?next=" + urllib.parse.quote(flow.request.path, safe="/")
@@ -170,6 +178,8 @@ class Gate:
                     article=decision.article)
 
     def _audit(self, ctx: RequestContext, flow: http.HTTPFlow, rule: str | None, decision: AuditDecision, *,
-               reason: str | None, account: str | None, device: str | None, article: str | None = None) -> None:
+               reason: str | None, account: str | None, device: str | None, article: str | None = None,
+               extra: Mapping[str, AuditValue] | None = None) -> None:
         self.runtime.audit.emit(request_event(ctx, flow, "access", decision, time=self.runtime.now(), rule=rule,
-                                              reason=reason, account=account, device=device, article=article))
+                                              reason=reason, account=account, device=device, article=article,
+                                              extra=extra))

@@ -3,9 +3,11 @@
 Art. 20 (第二十条): access logs are backed up. Safe from cron while the gateway writes: the list
 of files and their sizes is taken under the directory's lock (so at a point between two appends),
 then each file is copied up to that size without holding the lock — writers only ever append, so
-those bytes do not change. Each file is written to a temporary name, fsynced and renamed. The
-copy is then verified on its own, and ``govgate audit verify --dir DEST`` accepts it. A file
-already in DEST is only ever extended, never replaced by different content.
+those bytes do not change. Each file is written to a temporary name, fsynced and renamed. The kept
+policy texts (``policies/``) are copied too; each is written before the record naming it, so every
+text a copied record names is there. The copy is then verified on its own, and
+``govgate audit verify --dir DEST`` accepts it. A file already in DEST is only ever extended, never
+replaced by different content.
 """
 
 from __future__ import annotations
@@ -13,17 +15,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from govgate.audit.kept_policies import POLICIES_DIR
 from govgate.audit.log_dir import replace_file
-from govgate.audit.verify import snapshot_with_head, verify_dir
+from govgate.audit.verify import Progress, snapshot_with_head, verify_dir
 from govgate.core.audit_chain import HEAD_NAME, Tamper, VerifyReport
-from govgate.core.keys import GatewayKeys
+from govgate.core.audit_keys import AuditKey
 from govgate.core.policy.model import AuditAlgorithm
 from govgate.errors import AuditChainBroken, GovGateError
 
 _CHUNK = 1 << 20
 
 
-def backup_dir(source: Path, dest: Path, keys: GatewayKeys, algorithm: AuditAlgorithm | None = None) -> VerifyReport:
+def backup_dir(source: Path, dest: Path, keys: AuditKey, algorithm: AuditAlgorithm | None = None, *,
+               progress: Progress | None = None) -> VerifyReport:
     """Copy ``source``'s daily files into ``dest`` at one consistent point; verify and report the copy."""
     if dest.resolve() == source.resolve():
         raise GovGateError(f"{dest}: the backup folder must not be the audit directory itself")
@@ -32,7 +36,8 @@ def backup_dir(source: Path, dest: Path, keys: GatewayKeys, algorithm: AuditAlgo
     for name, size in files:
         _check_extends_earlier_backup(source / name, dest / name, size)
     for name, size in files:
-        _copy_prefix(source / name, dest / name, size)
+        _copy_prefix(source / name, dest / name, size, progress)
+    _copy_kept_policies(source, dest)
     if head is not None:
         # Taken with the file sizes, under the lock: it names the copy's newest record.
         replace_file(dest / HEAD_NAME, head)
@@ -44,7 +49,7 @@ def backup_dir(source: Path, dest: Path, keys: GatewayKeys, algorithm: AuditAlgo
         os.fsync(fd)
     finally:
         os.close(fd)
-    return verify_dir(dest, keys, algorithm)
+    return verify_dir(dest, keys, algorithm, progress=progress)
 
 
 def _check_extends_earlier_backup(src: Path, dst: Path, size: int) -> None:
@@ -71,7 +76,38 @@ def _check_extends_earlier_backup(src: Path, dst: Path, size: int) -> None:
     raise AuditChainBroken(str(src), line, what)
 
 
-def _copy_prefix(src: Path, dst: Path, size: int) -> None:
+def _copy_kept_policies(source: Path, dest: Path) -> None:
+    """The policy texts the records name (``policies/<sha256>.yaml``): written once, never changed, so a copy in
+    an earlier backup is kept as it is (a source that now differs is reported, not copied over it)."""
+    folder = source / POLICIES_DIR
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return
+    target = dest / POLICIES_DIR
+    target.mkdir(exist_ok=True, mode=0o750)
+    for name in names:
+        if not name.endswith(".yaml"):
+            continue
+        src, dst = folder / name, target / name
+        data = src.read_bytes()
+        try:
+            old = dst.read_bytes()
+        except FileNotFoundError:
+            old = None
+        if old is None:
+            _copy_prefix(src, dst, len(data))
+        elif old != data:
+            raise AuditChainBroken(str(src), 1, f"{Tamper.MODIFIED}: the kept policy text differs from the earlier "
+                                                f"backup in {dest}")
+    fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _copy_prefix(src: Path, dst: Path, size: int, progress: Progress | None = None) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp")
     tmp.unlink(missing_ok=True)
     with open(src, "rb") as fin, open(tmp, "wb") as fout:
@@ -82,6 +118,8 @@ def _copy_prefix(src: Path, dst: Path, size: int) -> None:
                 raise GovGateError(f"{src}: the file shrank while being copied")
             fout.write(chunk)
             remaining -= len(chunk)
+            if progress is not None:
+                progress(len(chunk))
         fout.flush()
         os.fsync(fout.fileno())
     os.chmod(tmp, 0o440)

@@ -359,7 +359,7 @@ class AuditDir:
         if cur_name is None or sealed or vanished or cur_day < today:
             if cur_name is not None and not sealed and not vanished:
                 # Art. 20: a closed day ends with a seal, so a truncated or deleted day is found.
-                line = seal_line(seal_record(now, cur_name), seq, prev, crypto)
+                line = seal_line(seal_record(now, cur_name), seq, prev, crypto, sign=True)
                 seq, prev = seq + 1, crypto.hash(line)
                 plan.append((cur_name, [line]))
             # Sealed but not yet past its day (only if the clock went back): the next file is the next day's.

@@ -107,7 +107,8 @@ def _operator() -> str:
 
 
 def _record(admin: _Admin, action: str, name: str, **extra: str | int | bool | None) -> int:
-    """Art. 20: write the audit record of a completed admin action; exit 1 if it cannot be written."""
+    """Art. 20: write the audit record of a completed admin action; exit 1 if it cannot be written. Called before
+    anything about the action is printed, so a closed output pipe can never lose it."""
     from govgate.audit.admin import record_admin_event
 
     event = AuditEvent(
@@ -288,11 +289,13 @@ def run_add(args: argparse.Namespace) -> int:
         return current.with_account(account)
 
     update_accounts(admin.policy.accounts_file, add)
+    # Art. 20: the record first, then the output — a reader that goes away early (`| head -1`) ends the printing,
+    # never the record.
+    code = _record(admin, "add", name, groups=",".join(groups), expires=expires.isoformat() if expires else None)
     print(f"account {name} created (groups: {', '.join(groups) or '-'}; "
           f"expires: {expires.isoformat() if expires else 'never'})")
     _show_totp(name, secret)
-    return _record(admin, "add", name, groups=",".join(groups),
-                   expires=expires.isoformat() if expires else None)
+    return code
 
 
 def _refuse_taken(accounts: Accounts, name: str) -> None:
@@ -377,12 +380,13 @@ def run_unlock(args: argparse.Namespace) -> int:
         return True
 
     _, store_result = _store_step(admin, name, "unlock", unlock)
+    code = _finish(_record(admin, "unlock", name, store=store_result), store_result)
     if store_result == "ok":
         print(f"account {name} unlocked (failure count cleared in the shared state store)")
     elif store_result == "none":
         print(f"account {name}: unlocked; no state.redis is configured, so the running gateway applies the unlock "
               "(recorded in the accounts file as unlocked_at) when it reloads the file, within a second or two.")
-    return _finish(_record(admin, "unlock", name, store=store_result), store_result)
+    return code
 
 
 def run_disable(args: argparse.Namespace) -> int:
@@ -394,8 +398,9 @@ def run_disable(args: argparse.Namespace) -> int:
         return 0
     # Art. 25/30: disabling also ends every open session, so a later `enable` brings none of them back.
     ended, store_result = _log_out_everywhere(admin, args.name)
+    code = _finish(_record(admin, "disable", args.name, sessions_ended=ended, store=store_result), store_result)
     print(f"account {args.name} disabled; its sessions are ended" + (f" ({ended})" if ended is not None else ""))
-    return _finish(_record(admin, "disable", args.name, sessions_ended=ended, store=store_result), store_result)
+    return code
 
 
 def run_enable(args: argparse.Namespace) -> int:
@@ -405,8 +410,9 @@ def run_enable(args: argparse.Namespace) -> int:
         print(f"account {args.name} was not disabled")
         return 0
     note = " (but it has expired: its expiry date has passed)" if after.is_expired(admin.today) else ""
+    code = _record(admin, "enable", args.name)
     print(f"account {args.name} enabled{note}")
-    return _record(admin, "enable", args.name)
+    return code
 
 
 def run_passwd(args: argparse.Namespace) -> int:
@@ -421,8 +427,9 @@ def run_passwd(args: argparse.Namespace) -> int:
     _change(admin, name, lambda a: replace(a, password_hash=encoded, password_changed=admin.now,
                                            logged_out_at=admin.now))
     ended, store_result = _log_out_everywhere(admin, name)
+    code = _finish(_record(admin, "passwd", name, sessions_ended=ended, store=store_result), store_result)
     print(f"password of account {name} changed; its sessions are ended" + (f" ({ended})" if ended is not None else ""))
-    return _finish(_record(admin, "passwd", name, sessions_ended=ended, store=store_result), store_result)
+    return code
 
 
 def run_reset_totp(args: argparse.Namespace) -> int:
@@ -435,12 +442,12 @@ def run_reset_totp(args: argparse.Namespace) -> int:
     _, after = _change(admin, name, lambda a: replace(a, totp_secret=blob, totp_version=a.totp_version + 1,
                                                       logged_out_at=admin.now))
     ended, store_result = _log_out_everywhere(admin, name)
+    code = _finish(_record(admin, "reset-totp", name, totp_version=after.totp_version, sessions_ended=ended,
+                           store=store_result), store_result)
     print(f"account {name} has a new TOTP secret (version {after.totp_version}); the old codes no longer work and "
           f"its sessions are ended" + (f" ({ended})" if ended is not None else ""))
     _show_totp(name, secret)
-    code = _record(admin, "reset-totp", name, totp_version=after.totp_version, sessions_ended=ended,
-                   store=store_result)
-    return _finish(code, store_result)
+    return code
 
 
 def run_logout(args: argparse.Namespace) -> int:
@@ -448,9 +455,10 @@ def run_logout(args: argparse.Namespace) -> int:
     name: str = args.name
     _change(admin, name, lambda a: replace(a, logged_out_at=admin.now))
     ended, store_result = _log_out_everywhere(admin, name)
+    code = _finish(_record(admin, "logout", name, sessions_ended=ended, store=store_result), store_result)
     if ended is not None:
         print(f"account {name}: {ended} session(s) ended")
     elif store_result == "none":
         print(f"account {name}: logged out; no state.redis is configured, so the running gateway ends the sessions "
               "(recorded in the accounts file as logged_out_at) when it reloads the file, within a second or two.")
-    return _finish(_record(admin, "logout", name, sessions_ended=ended, store=store_result), store_result)
+    return code

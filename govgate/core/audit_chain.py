@@ -1,5 +1,5 @@
-"""The tamper-evident form of audit records (Art. 20): canonical lines, the hash chain, the MAC, and
-verification of a sequence of files.
+"""The tamper-evident form of audit records (Art. 20): canonical lines, the hash chain, the MAC and the
+signatures. Checking a whole log is ``govgate.core.audit_walk``.
 
 Art. 20 (第二十条): access logs kept at least one year, backed up, with their integrity assured;
 graded protection level 3 asks that audit records be protected from deletion, modification and overwrite.
@@ -13,7 +13,10 @@ record carries:
 - ``prev``: the hash (SHA-256, or SM3 for ``hmac-sm3``) of the previous record's whole line;
   the very first record links to ``GENESIS``;
 - ``alg``: ``hmac-sha256`` or ``hmac-sm3``, the family used for ``prev`` and ``mac``;
-- ``mac``: the HMAC of the canonical form under ``keys.derive(Purpose.AUDIT_MAC)``.
+- ``mac``: the HMAC of the canonical form under ``keys.derive(Purpose.AUDIT_MAC)``;
+- on a daily seal, ``signature``: Ed25519 (``govgate.core.audit_keys``) over the canonical form without
+  it. The head anchor is signed the same way. Since each ``prev`` names the line before, a signature
+  vouches for every line before it: the exported public key checks the whole log without the MAC key.
 
 Files are daily (``audit-YYYY-MM-DD.jsonl`` in ``gateway.timezone``). Each file starts with an
 ``audit.link`` record naming the file itself and the file before it (``prev_file``); a closed
@@ -23,9 +26,10 @@ Pruning (only past ``retention_days``, only with ``audit.prune``) is announced f
 ``audit.prune`` record naming the files, so the oldest remaining file's link is still explained.
 
 What the chain alone cannot show is the removal of the newest records of the newest file
-(nothing comes after them); backups and the syslog mirror are the outside anchors for that.
+(nothing comes after them): the head anchor (``HEAD_NAME``) names the newest record; backups and the
+syslog mirror are the outside anchors for the rest.
 
-This module is pure: no clock, no files; ``verify_files`` takes (name, bytes) pairs.
+This module is pure: no clock, no files.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -43,9 +47,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 
 from govgate.core.audit_event import AuditEvent
+from govgate.core.audit_keys import AuditSigner, AuditVerifyKey
 from govgate.core.keys import GatewayKeys, Purpose
 from govgate.core.policy.model import AuditAlgorithm
-from govgate.errors import AuditChainBroken
 
 GENESIS = "0" * 64  # `prev` of the first record of a log (both families give 32-byte digests)
 
@@ -121,7 +125,7 @@ def identifier_hash(keys: GatewayKeys, value: str) -> str:
 
 
 def event_record(event: AuditEvent, keys: GatewayKeys) -> dict[str, object]:
-    """The record for ``event`` (contract §7 fields), secrets replaced by a keyed hash.
+    """The record for ``event`` (the documented fields), secrets replaced by a keyed hash.
 
     Never a password, TOTP code, session id or key in a record: a value under one of
     ``SECRET_FIELDS`` is replaced by ``identifier_hash`` (correlatable, not revealed).
@@ -138,25 +142,38 @@ def event_record(event: AuditEvent, keys: GatewayKeys) -> dict[str, object]:
 
 
 class ChainCrypto:
-    """The MAC and chain hash for one algorithm family, with the derived key bound in."""
+    """The MAC and chain hash for one algorithm family, with the derived key bound in, and the signing key."""
 
-    __slots__ = ("_hash", "_key", "_mac", "algorithm")
+    __slots__ = ("_hash", "_inner", "_key", "_keys", "_mac", "_outer", "_signer", "algorithm")
 
     def __init__(self, keys: GatewayKeys, algorithm: AuditAlgorithm) -> None:
         self.algorithm = algorithm
+        self._keys = keys
         self._key = keys.derive(Purpose.AUDIT_MAC)
+        self._signer: AuditSigner | None = None
         self._mac: Callable[[bytes], str]
         self._hash: Callable[[bytes], str]
         if algorithm is AuditAlgorithm.HMAC_SHA256:
-            key = self._key
-            self._mac = lambda body: hmac.new(key, body, hashlib.sha256).hexdigest()
-            self._hash = lambda line: hashlib.sha256(line).hexdigest()
+            # HMAC (RFC 2104) with the padded key's inner and outer hash states computed once: checking a
+            # million records is then two SHA-256 continuations each, not a fresh HMAC object.
+            padded = self._key.ljust(64, b"\0")
+            self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
+            self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+            self._mac = self._sha256_mac
+            self._hash = _sha256_hash
         elif algorithm is AuditAlgorithm.HMAC_SM3:
             # Art. 17 (第十七条): 商用密码 (国密) — SM3 through `cryptography`.
             self._mac = self._sm3_mac
             self._hash = _sm3_hash
         else:  # pragma: no cover - StrEnum is closed
             raise ValueError(f"unknown audit algorithm {algorithm!r}")
+
+    def _sha256_mac(self, body: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(body)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     def _sm3_mac(self, body: bytes) -> str:
         h = crypto_hmac.HMAC(self._key, hashes.SM3())
@@ -166,8 +183,33 @@ class ChainCrypto:
     def mac(self, body: bytes) -> str:
         return self._mac(body)
 
+    def line_mac_ok(self, line: bytes) -> bool:
+        """Whether ``line`` ends in ``,"mac":"<hex>"}`` and that MAC is this key's over the rest, as written.
+
+        The line on disk is the canonical body with the MAC put before its closing brace, so the body is
+        the line without those 74 bytes plus ``}``: no parsing or re-serialising is needed to check it.
+        """
+        if len(line) < MAC_SUFFIX_LEN + 2 or line[-MAC_SUFFIX_LEN:-66] != b',"mac":"' or line[-2:] != b'"}':
+            return False
+        expected = self._mac(line[:-MAC_SUFFIX_LEN] + b"}").encode("ascii")
+        return hmac.compare_digest(expected, line[-66:-2])
+
     def hash(self, line: bytes) -> str:
         return self._hash(line)
+
+    @property
+    def signer(self) -> AuditSigner:
+        """The Ed25519 signing key (derived on first use)."""
+        if self._signer is None:
+            self._signer = AuditSigner.from_keys(self._keys)
+        return self._signer
+
+
+MAC_SUFFIX_LEN = 74  # len(',"mac":"') + 64 hex digits + len('"}')
+
+
+def _sha256_hash(line: bytes) -> str:
+    return hashlib.sha256(line).hexdigest()
 
 
 def _sm3_hash(line: bytes) -> str:
@@ -176,16 +218,46 @@ def _sm3_hash(line: bytes) -> str:
     return d.finalize().hex()
 
 
-def seal_line(record: Mapping[str, object], seq: int, prev: str, crypto: ChainCrypto) -> bytes:
-    """The line (without newline) for ``record`` at position ``seq`` after a record hashing to ``prev``."""
+def line_hash(algorithm: AuditAlgorithm, line: bytes) -> str:
+    """The chain hash of a whole line (``prev`` of the next record): unkeyed, so anyone can check the links."""
+    return _sha256_hash(line) if algorithm is AuditAlgorithm.HMAC_SHA256 else _sm3_hash(line)
+
+
+def seal_line(record: Mapping[str, object], seq: int, prev: str, crypto: ChainCrypto, *, sign: bool = False) -> bytes:
+    """The line (without newline) for ``record`` at position ``seq`` after a record hashing to ``prev``.
+
+    ``sign`` (daily seals): the record also carries ``signature``, the Ed25519 signature of its canonical form
+    without it, so the exported public key vouches for this line and, through ``prev``, every line before it.
+    """
     body = dict(record)
     for name in CHAIN_FIELDS:
         body.pop(name, None)
+    body.pop(SIGNATURE_FIELD, None)
     body["seq"] = seq
     body["prev"] = prev
     body["alg"] = crypto.algorithm.value
+    if sign:
+        body[SIGNATURE_FIELD] = crypto.signer.sign(canonical(body))
     text = canonical(body)
     return text[:-1] + b',"mac":"' + crypto.mac(text).encode("ascii") + b'"}'
+
+
+SIGNATURE_FIELD = "signature"  # on daily seals and the head anchor: Ed25519, hex
+
+
+def signature_ok(record: Mapping[str, object], key: AuditVerifyKey) -> bool | None:
+    """Whether a parsed record's (or anchor's) ``signature`` is the signing key's over the rest of it, without
+    ``mac``; None when it carries no signature (seals written before signatures)."""
+    body = dict(record)
+    body.pop("mac", None)
+    signature = body.pop(SIGNATURE_FIELD, None)
+    if signature is None:
+        return None
+    try:
+        message = canonical(body)
+    except (ValueError, TypeError, RecursionError):
+        return False
+    return key.verify(message, signature)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,36 +270,89 @@ class Head:
 
 
 def head_line(head: Head, time: datetime, crypto: ChainCrypto) -> bytes:
-    """The head anchor's content: canonical JSON with a MAC, like a record (but never one: no ``prev``)."""
-    body = {"event": HEAD_EVENT, "file": head.file, "seq": head.seq, "hash": head.hash,
-            "alg": crypto.algorithm.value, "time": time.isoformat()}
+    """The head anchor's content: a MACed line like a record (never one: no ``prev``), then a line holding the
+    Ed25519 signature of that first line's exact bytes, so the exported key vouches for every byte of both."""
+    body: dict[str, object] = {"event": HEAD_EVENT, "file": head.file, "seq": head.seq, "hash": head.hash,
+                               "alg": crypto.algorithm.value, "time": time.isoformat()}
     text = canonical(body)
-    return text[:-1] + b',"mac":"' + crypto.mac(text).encode("ascii") + b'"}\n'
+    first = text[:-1] + b',"mac":"' + crypto.mac(text).encode("ascii") + b'"}'
+    return first + b"\n" + canonical({SIGNATURE_FIELD: crypto.signer.sign(first)}) + b"\n"
+
+
+def _head_lines(data: bytes) -> tuple[bytes, bytes | None] | None:
+    """(the anchor line, its signature line or None when written before signatures), or None when malformed."""
+    lines = data.split(b"\n")
+    if len(lines) == 2 and lines[1] == b"":
+        return lines[0], None
+    if len(lines) == 3 and lines[2] == b"":
+        return lines[0], lines[1]
+    return None
+
+
+def _head_fields(first: bytes) -> Head | None:
+    obj = json.loads(first.decode("utf-8"))
+    if not isinstance(obj, dict) or obj.get("event") != HEAD_EVENT:
+        return None
+    file, seq, digest = obj.get("file"), obj.get("seq"), obj.get("hash")
+    if not (isinstance(file, str) and isinstance(digest, str)):
+        return None
+    if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(obj.get("alg"), str):
+        return None
+    return Head(file, seq, digest)
+
+
+def _head_signature_ok(first: bytes, second: bytes, key: AuditVerifyKey) -> bool:
+    obj = json.loads(second.decode("utf-8"))
+    if not isinstance(obj, dict) or set(obj) != {SIGNATURE_FIELD} or canonical(obj) != second:
+        return False
+    return key.verify(first, obj[SIGNATURE_FIELD])
 
 
 def parse_head(data: bytes, keys_crypto: Callable[[AuditAlgorithm], ChainCrypto]) -> Head | None:
-    """The anchor in ``data``, or None when it is malformed or its MAC is wrong (never raises)."""
+    """The anchor in ``data``, or None when it is malformed, its MAC is wrong, or it carries a signature that is
+    wrong (never raises)."""
     try:
-        obj = json.loads(data.decode("utf-8"))
-        if not isinstance(obj, dict) or obj.get("event") != HEAD_EVENT:
+        parts = _head_lines(data)
+        if parts is None:
             return None
-        mac, file, seq, digest = obj.pop("mac", None), obj.get("file"), obj.get("seq"), obj.get("hash")
-        if not (isinstance(mac, str) and isinstance(file, str) and isinstance(digest, str)):
+        first, second = parts
+        head = _head_fields(first)
+        if head is None:
             return None
-        if not isinstance(seq, int) or isinstance(seq, bool) or HEX_DIGEST.fullmatch(mac) is None:
+        obj = json.loads(first)
+        mac = obj.pop("mac", None)
+        if not isinstance(mac, str) or HEX_DIGEST.fullmatch(mac) is None:
             return None
-        alg = obj.get("alg")
-        if not isinstance(alg, str):
-            return None
-        crypto = keys_crypto(AuditAlgorithm(alg))
+        crypto = keys_crypto(AuditAlgorithm(obj["alg"]))
         text = canonical(obj)
-        if data.rstrip(b"\n") != text[:-1] + b',"mac":"' + mac.encode("ascii") + b'"}':
+        if first != text[:-1] + b',"mac":"' + mac.encode("ascii") + b'"}':
             return None
         if not hmac.compare_digest(crypto.mac(text).encode("ascii"), mac.encode("ascii")):
             return None
-        return Head(file, seq, digest)
+        if second is not None and not _head_signature_ok(first, second, crypto.signer.verify_key()):
+            return None
+        return head
     except (ValueError, RecursionError, TypeError, OverflowError):
         return None
+
+
+def parse_signed_head(data: bytes, key: AuditVerifyKey) -> tuple[Head | None, str | None]:
+    """The anchor in ``data`` checked by its signature alone (the exported key has no MAC key): (head, None), or
+    (None, why) when it is malformed, unsigned (written before signatures) or its signature is wrong. Never raises."""
+    try:
+        parts = _head_lines(data)
+        head = None if parts is None else _head_fields(parts[0])
+        if parts is None or head is None:
+            return None, "not a well-formed head anchor"
+        first, second = parts
+        if second is None:
+            return None, ("the head anchor is not signed (written before audit signatures): check this log with "
+                          "the gateway key, or let the gateway write once so that it signs the anchor")
+        if not _head_signature_ok(first, second, key):
+            return None, "the head anchor's signature does not verify with this key"
+        return head, None
+    except (ValueError, RecursionError, TypeError, OverflowError):
+        return None, "not a well-formed head anchor"
 
 
 def link_record(time: datetime, file: str, prev_file: str | None) -> dict[str, object]:
@@ -239,7 +364,7 @@ def seal_record(time: datetime, file: str) -> dict[str, object]:
 
 
 def chain_record(event: str, time: datetime, **extra: str | int | bool | None) -> dict[str, object]:
-    """A record the log writes about itself (link, seal, prune, lost, repair): contract fields, then ``extra``."""
+    """A record the log writes about itself (link, seal, prune, lost, repair): the documented fields, then ``extra``."""
     return AuditEvent(event=event, time=time, article="Art. 20", extra=extra).to_record()
 
 
@@ -261,6 +386,7 @@ class ParsedLine:
 
 
 HEX_DIGEST = re.compile(r"[0-9a-f]{64}")  # `mac` and `prev`: lower-case hex of a 32-byte digest (both families)
+HEX_DIGEST_BYTES = re.compile(rb"[0-9a-f]{64}")
 
 
 def parse_line(line: bytes, keys_crypto: Callable[[AuditAlgorithm], ChainCrypto]) -> ParsedLine | None:
@@ -317,219 +443,11 @@ class VerifyReport:
     tail: Tail | None  # where the next record would go
 
 
-class _Cryptos:
-    def __init__(self, keys: GatewayKeys) -> None:
-        self._keys = keys
-        self._by_alg: dict[AuditAlgorithm, ChainCrypto] = {}
-
-    def __call__(self, algorithm: AuditAlgorithm) -> ChainCrypto:
-        crypto = self._by_alg.get(algorithm)
-        if crypto is None:
-            crypto = self._by_alg[algorithm] = ChainCrypto(self._keys, algorithm)
-        return crypto
-
-
 def split_lines(data: bytes) -> tuple[list[bytes], bool]:
     """The complete lines of ``data`` and whether an incomplete last line followed them."""
     lines = data.split(b"\n")
     partial = lines.pop() != b""
     return lines, partial
-
-
-def verify_files(
-    files: Iterable[tuple[str, bytes]],
-    keys: GatewayKeys,
-    algorithm: AuditAlgorithm | None = None,
-    *,
-    head: bytes | None = None,
-) -> VerifyReport:
-    """Verify daily files given in order as (name, content). Raises ``AuditChainBroken`` at the first broken record.
-
-    Every record names its own algorithm (``alg``) and is checked with it, so a log that spans a
-    change of ``audit.algorithm`` verifies; both are keyed, so naming the other one gains a forger
-    nothing. ``algorithm`` (the policy's current choice) is therefore only informative.
-
-    ``head`` is the head anchor's content (``HEAD_NAME``), required once there are records: the
-    record it names must be in the log as it names it, so cutting the newest records is found.
-    """
-    del algorithm
-    cryptos = _Cryptos(keys)
-    anchor = None if head is None else parse_head(head, cryptos)
-    verifier = _Verifier(cryptos, anchor)
-    for name, data in files:  # the records first: a broken record is named before a broken anchor
-        verifier.file(name, data)
-    if head is not None and anchor is None:
-        raise AuditChainBroken(HEAD_NAME, 1, f"{Tamper.MODIFIED}: the head anchor does not match its MAC")
-    report = verifier.finish()
-    if head is None and report.count:
-        raise AuditChainBroken(HEAD_NAME, 1, f"{Tamper.MISSING}: the head anchor (the newest record's seq and hash) "
-                                             "is missing")
-    return report
-
-
-class _Verifier:
-    """Walks the files in order, keeping where the chain should continue."""
-
-    def __init__(self, cryptos: _Cryptos, head: Head | None = None) -> None:
-        self.cryptos = cryptos
-        self.head = head
-        self.head_seen = False
-        self.pruned: set[str] = set()  # files an `audit.prune` record announced
-        self.first_link: tuple[str, str | None] | None = None  # (oldest file, the prev_file it names)
-        self.expected_seq: int | None = None
-        self.last_hash: str | None = None
-        self.prev_name: str | None = None
-        self.prev_sealed = False
-        self.prev_lines = 0
-        self.files = 0
-        self.count = 0
-        self.first_time: datetime | None = None
-        self.last_time: datetime | None = None
-        self.first_seq: int | None = None
-
-    def file(self, name: str, data: bytes) -> None:
-        if self.prev_name is not None and not self.prev_sealed:
-            raise AuditChainBroken(
-                self.prev_name, self.prev_lines + 1, f"{Tamper.TRUNCATED}: the closed day ends without its seal record"
-            )
-        lines, partial = split_lines(data)
-        if not lines and not partial:
-            raise AuditChainBroken(name, 1, f"{Tamper.TRUNCATED}: the file is empty")
-        sealed = False
-        for index in range(len(lines)):
-            if sealed:
-                raise AuditChainBroken(name, index + 1, f"{Tamper.INSERTED}: a record after the day's seal")
-            sealed = self.record(name, lines, index)
-        if partial:
-            raise AuditChainBroken(name, len(lines) + 1, f"{Tamper.TRUNCATED}: the last line is incomplete")
-        self.files += 1
-        self.prev_name = name
-        self.prev_sealed = sealed
-        self.prev_lines = len(lines)
-
-    def record(self, name: str, lines: list[bytes], index: int) -> bool:
-        """Check one record; True when it is the day's seal."""
-        line, lineno = lines[index], index + 1
-        parsed = parse_line(line, self.cryptos)
-        if parsed is None:
-            raise AuditChainBroken(name, lineno, f"{Tamper.MODIFIED}: not a well-formed record")
-        if not parsed.mac_ok:
-            raise AuditChainBroken(name, lineno, self._bad_mac(lines, index))
-        rec = parsed.record
-        event = rec.get("event")
-        if lineno == 1:
-            self._link(name, rec)
-        elif event == LINK_EVENT:
-            raise AuditChainBroken(name, lineno, f"{Tamper.INSERTED}: a link record in the middle of a file")
-        if self.expected_seq is not None and parsed.seq != self.expected_seq:
-            raise AuditChainBroken(name, lineno, self._bad_seq(lines, index, parsed.seq))
-        if self.last_hash is not None and parsed.prev != self.last_hash:
-            raise AuditChainBroken(name, lineno, f"{Tamper.INSERTED}: the record does not link to the record before it")
-        starts_chain = self.last_hash is None and self.first_link is not None and self.first_link[1] is None
-        if starts_chain and (parsed.prev != GENESIS or parsed.seq != 0):
-            raise AuditChainBroken(name, lineno, f"{Tamper.MISSING}: the first record does not start the chain")
-        if event == SEAL_EVENT and rec.get("file") != name:
-            raise AuditChainBroken(name, lineno, f"{Tamper.MODIFIED}: the seal names another file")
-        if event == DAMAGED_EVENT:
-            # The writer found the log tampered with and carried on; what it found stays a finding (usually a
-            # gap or an edit before this record is named first). Without this, a cut made together with
-            # deleting the head anchor would verify once the gateway had started again.
-            raise AuditChainBroken(name, lineno, f"{Tamper.MISSING}: records may be missing or altered: the gateway "
-                                                 f"found {rec.get('found')!r} in {rec.get('file')!r}")
-        if event == PRUNE_EVENT and isinstance(files := rec.get("files"), str):
-            self.pruned.update(f for f in files.split(",") if f)
-        self.last_hash = self.cryptos(parsed.algorithm).hash(line)
-        head = self.head
-        if head is not None and parsed.seq == head.seq:
-            if head.file != name or not hmac.compare_digest(head.hash, self.last_hash):
-                raise AuditChainBroken(name, lineno, f"{Tamper.MODIFIED}: not the record the head anchor names "
-                                                     f"(seq {head.seq} in {head.file})")
-            self.head_seen = True
-        self.expected_seq = parsed.seq + 1
-        if self.first_seq is None:
-            self.first_seq = parsed.seq
-        self.count += 1
-        t = record_time(rec)
-        if t is not None:
-            self.first_time = self.first_time or t
-            self.last_time = t
-        return event == SEAL_EVENT
-
-    def _link(self, name: str, rec: Mapping[str, object]) -> None:
-        """A file's first record links it to the file before it."""
-        if rec.get("event") != LINK_EVENT:
-            raise AuditChainBroken(name, 1, f"{Tamper.MISSING}: the file does not start with its link record")
-        if rec.get("file") != name:
-            said = rec.get("file")
-            raise AuditChainBroken(name, 1, f"{Tamper.MODIFIED}: the file was renamed (it says {said!r})")
-        link_prev = rec.get("prev_file")
-        if link_prev is not None and not isinstance(link_prev, str):
-            raise AuditChainBroken(name, 1, f"{Tamper.MODIFIED}: bad prev_file")
-        prev_name = self.prev_name
-        if prev_name is None:
-            self.first_link = (name, link_prev)
-        elif link_prev != prev_name:
-            if link_prev is None:
-                raise AuditChainBroken(name, 1, f"{Tamper.INSERTED}: a second chain starts here")
-            if link_prev > prev_name:
-                raise AuditChainBroken(name, 1, f"{Tamper.MISSING}: the file before this one, {link_prev}, is missing")
-            raise AuditChainBroken(name, 1, f"{Tamper.INSERTED}: the file {prev_name} does not belong here")
-
-    def finish(self) -> VerifyReport:
-        if self.prev_name is not None and self.prev_sealed:
-            # The writer opens the next day's file in the same locked step as it seals a day.
-            raise AuditChainBroken(
-                self.prev_name, self.prev_lines + 1, f"{Tamper.MISSING}: the file after this sealed day is missing"
-            )
-        first = self.first_link
-        if first is not None and first[1] is not None and first[1] not in self.pruned:
-            raise AuditChainBroken(
-                first[0], 1, f"{Tamper.MISSING}: the file before this one, {first[1]}, is missing (never pruned)"
-            )
-        head = self.head
-        if head is not None and not self.head_seen:
-            last = -1 if self.expected_seq is None else self.expected_seq - 1
-            if head.seq > last:
-                name, line = (self.prev_name, self.prev_lines + 1) if self.prev_name is not None else (head.file, 1)
-                raise AuditChainBroken(name, line, f"{Tamper.TRUNCATED}: the log ends at seq {last}, but the head "
-                                                   f"anchor names seq {head.seq} in {head.file}: "
-                                                   f"{head.seq - last} newest record(s) are missing")
-            raise AuditChainBroken(HEAD_NAME, 1, f"{Tamper.MODIFIED}: the head anchor names seq {head.seq}, "
-                                                 "which is not in the log")
-        tail = None
-        if self.expected_seq is not None and self.last_hash is not None:
-            tail = Tail(self.expected_seq, self.last_hash)
-        return VerifyReport(
-            files=self.files,
-            count=self.count,
-            first_time=self.first_time,
-            last_time=self.last_time,
-            first_seq=self.first_seq,
-            last_seq=None if self.expected_seq is None else self.expected_seq - 1,
-            tail=tail,
-        )
-
-    def _bad_mac(self, lines: list[bytes], index: int) -> str:
-        """A record with a wrong MAC: forged and slipped in (the next record links past it), or edited."""
-        nxt = next(_later(lines, index, self.cryptos, limit=1), None)
-        if (
-            nxt is not None
-            and self.last_hash is not None
-            and nxt.prev == self.last_hash
-            and nxt.seq == self.expected_seq
-        ):
-            return f"{Tamper.INSERTED}: a record without a valid MAC (forged without the key)"
-        return f"{Tamper.MODIFIED}: the record does not match its MAC"
-
-    def _bad_seq(self, lines: list[bytes], index: int, found: int) -> str:
-        expected = self.expected_seq
-        assert expected is not None
-        if found < expected:
-            return f"{Tamper.REORDERED}: record #{found} appears after record #{expected - 1}"
-        if any(p.seq == expected for p in _later(lines, index, self.cryptos)):
-            return f"{Tamper.REORDERED}: record #{found} appears before record #{expected}"
-        gap = found - expected
-        return f"{Tamper.MISSING}: {gap} record{'s' if gap != 1 else ''} before this one (#{expected}–#{found - 1})"
 
 
 def record_time(rec: Mapping[str, object]) -> datetime | None:
@@ -542,12 +460,3 @@ def record_time(rec: Mapping[str, object]) -> datetime | None:
     except ValueError:
         return None
     return when if when.utcoffset() is not None else None
-
-
-def _later(
-    lines: list[bytes], index: int, cryptos: Callable[[AuditAlgorithm], ChainCrypto], limit: int = 64
-) -> Iterator[ParsedLine]:
-    for line in lines[index + 1 : index + 1 + limit]:
-        parsed = parse_line(line, cryptos)
-        if parsed is not None and parsed.mac_ok:
-            yield parsed

@@ -1,16 +1,21 @@
 """The audit event every part of the gateway emits, and the sink it goes to (Art. 20).
 
-Field names are the contract's (§7), for SIEMs and auditors. Emitting never blocks: a sink
+Field names are the public record format (docs/audit.md), for SIEMs and auditors. Emitting never blocks: a sink
 only enqueues. The tamper-evident chain itself lives in ``govgate.core.audit_chain``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
+
+# What an event's extra fields may hold: JSON scalars, a list of strings (``listen`` of ``gateway.start``) or a
+# small object of scalars (``grant``: its index and reason).
+type AuditScalar = str | int | bool | None
+type AuditValue = AuditScalar | Sequence[str] | Mapping[str, AuditScalar]
 
 
 class AuditDecision(StrEnum):
@@ -43,10 +48,10 @@ class AuditEvent:
     decision: str | None = None  # "allow" | "refuse" | "login" | ...
     reason: str | None = None
     article: str | None = None  # e.g. "Art. 19"
-    extra: Mapping[str, str | int | bool | None] = field(default_factory=dict)
+    extra: Mapping[str, AuditValue] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, object]:
-        """The JSON object written for this event (contract §7 field names; extra fields after)."""
+        """The JSON object written for this event (the documented field names; extra fields after)."""
         record: dict[str, object] = {
             "time": self.time.isoformat(),
             "event": self.event,

@@ -42,6 +42,14 @@ class SessionStatus(StrEnum):
     ABSOLUTE_EXPIRED = "absolute_expired"
 
 
+class SessionEnd(StrEnum):
+    """Why a session a request carried is over: the ``reason`` of its ``session.expired`` audit record (Art. 20)."""
+
+    IDLE = "idle"  # Art. 30: idle_timeout passed since the last request
+    ABSOLUTE = "absolute"  # Art. 30: absolute_timeout passed since login
+    REVOKED = "revoked"  # `govgate account logout` (or passwd, reset-totp, disable) ended it
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     status: SessionStatus
@@ -49,6 +57,15 @@ class Verdict:
     @property
     def valid(self) -> bool:
         return self.status is SessionStatus.VALID
+
+    @property
+    def end(self) -> SessionEnd | None:
+        """Which timeout ended the session (None while it is valid)."""
+        if self.status is SessionStatus.ABSOLUTE_EXPIRED:
+            return SessionEnd.ABSOLUTE
+        if self.status is SessionStatus.IDLE_EXPIRED:
+            return SessionEnd.IDLE
+        return None
 
 
 def new_session_id() -> str:

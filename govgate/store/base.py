@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from govgate.core.policy.model import Login, SessionLimits
+from govgate.core.sessions import SessionEnd
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class SessionLookup:
     expired: bool  # it existed but passed its idle or absolute timeout; it is now deleted
     account_locked_until: datetime | None  # the session's account is locked until then (None: not locked)
     expired_account: str | None = None  # whose session just expired (for the audit record, Art. 20)
+    expired_why: SessionEnd | None = None  # idle or absolute timeout (for the audit record, Art. 20)
 
 
 @dataclass(frozen=True, slots=True)

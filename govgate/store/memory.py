@@ -71,11 +71,12 @@ class MemoryStore:
         stored = self._sessions.get(session_id)
         if stored is None:
             return SessionLookup(session=None, expired=False, account_locked_until=None)
-        if not session_verdict(stored.session, now, limits).valid:
+        verdict = session_verdict(stored.session, now, limits)
+        if not verdict.valid:
             self._forget_session(session_id)
             self._wrote(now)
             return SessionLookup(session=None, expired=True, account_locked_until=None,
-                                 expired_account=stored.session.account)
+                                 expired_account=stored.session.account, expired_why=verdict.end)
         session = touched(stored.session, now)
         self._sessions[session_id] = _StoredSession(session, session_expires_at(session, limits))
         self._wrote(now)

@@ -36,7 +36,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from govgate.core.policy.model import Login, SessionLimits
-from govgate.core.sessions import session_expires_at
+from govgate.core.sessions import SessionEnd, session_expires_at
 from govgate.errors import StoreUnavailable
 from govgate.repeated import REPEATED
 from govgate.store.base import LockState, PendingLogin, Session, SessionLookup
@@ -126,7 +126,8 @@ local last = tonumber(s[5])
 if now >= created + absolute or now >= last + idle then
   redis.call('DEL', KEYS[1])
   redis.call('SREM', ARGV[6] .. s[1], ARGV[7])
-  return {2, s[1]}
+  if now >= created + absolute then return {2, s[1], 'absolute'} end
+  return {2, s[1], 'idle'}
 end
 local last_text = s[5]
 if now > last then
@@ -354,7 +355,8 @@ class RedisStore:
                 return SessionLookup(session=None, expired=False, account_locked_until=None)
             if status == 2:
                 return SessionLookup(session=None, expired=True, account_locked_until=None,
-                                     expired_account=str(reply[1]) if len(reply) > 1 else None)
+                                     expired_account=str(reply[1]) if len(reply) > 1 else None,
+                                     expired_why=SessionEnd(str(reply[2])) if len(reply) > 2 else None)
             account, device, client, created, last_seen, lock = (str(v) for v in reply[1:7])
             session = Session(
                 id=session_id,

@@ -144,3 +144,73 @@ def test_a_backup_of_a_log_that_lost_its_anchor_is_not_vouched_for_by_an_earlier
     capsys.readouterr()
     assert cli("audit", "backup", str(dest), "--dir", str(directory), "--key-file", str(key_file)) == 1
     assert "head anchor" in capsys.readouterr().out
+
+
+def test_export_key_writes_a_public_key_file_0644_once_that_verify_takes_instead_of_the_gateway_key(
+    tmp_path: Path, keys: GatewayKeys, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_policy(tmp_path / "policy.yaml", policy_data())  # audit log in audit/, key in secrets/, beside it
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "gateway.key").write_text(bytes(range(32)).hex() + "\n")
+    write_days(tmp_path / "audit", keys, days=2, per_day=2)
+    policy = str(tmp_path / "policy.yaml")
+    exported = tmp_path / "for-the-auditor.json"
+    assert cli("audit", "export-key", str(exported), "-p", policy) == 0
+    assert exported.stat().st_mode & 0o777 == 0o644
+    assert "for-the-auditor.json" in capsys.readouterr().out
+    assert bytes(range(32)).hex() not in exported.read_text()
+    # Never over an existing file (not even its own).
+    before = exported.read_bytes()
+    assert cli("audit", "export-key", str(exported), "-p", policy) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert exported.read_bytes() == before
+    # An auditor's copy, with no gateway key next to it.
+    copy = tmp_path / "elsewhere" / "audit-copy"
+    assert cli("audit", "backup", str(copy), "-p", policy) == 0
+    capsys.readouterr()
+    assert cli("audit", "verify", "--dir", str(copy), "--key-file", str(exported), "-p", str(tmp_path / "none")) == 0
+    out = capsys.readouterr().out
+    assert "7 records in 2 files" in out
+    assert "exported audit key" in out
+    day = copy / "audit-2026-11-24.jsonl"
+    data = bytearray(day.read_bytes())
+    data[40] ^= 0x01
+    day.chmod(0o640)
+    day.write_bytes(bytes(data))
+    assert cli("audit", "verify", "--dir", str(copy), "--key-file", str(exported), "-p", str(tmp_path / "none")) == 1
+    assert f"{day}:1: modified" in capsys.readouterr().out
+
+
+def test_a_backup_of_the_policys_own_log_is_recorded_in_it_and_a_backup_of_a_copy_writes_nothing(
+    tmp_path: Path, keys: GatewayKeys, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_policy(tmp_path / "policy.yaml", policy_data())  # audit log in audit/, key in secrets/, beside it
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "gateway.key").write_text(bytes(range(32)).hex() + "\n")
+    write_days(tmp_path / "audit", keys, days=2, per_day=2)
+    policy = str(tmp_path / "policy.yaml")
+    assert cli("audit", "backup", str(tmp_path / "first"), "-p", policy) == 0
+    records = [json.loads(line) for p in sorted((tmp_path / "audit").glob("audit-*.jsonl"))
+               for line in p.read_text().splitlines()]
+    backup = records[-1]
+    assert backup["event"] == "audit.backup"
+    assert backup["article"] == "Art. 20"
+    assert (backup["dest"], backup["records"]) == (str((tmp_path / "first").resolve()), 7)
+    assert cli("audit", "verify", "-p", policy) == 0  # recorded through the chain
+    copy_before = sorted((p.name, p.read_bytes()) for p in (tmp_path / "first").iterdir() if p.is_file())
+    assert cli("audit", "backup", str(tmp_path / "second"), "--dir", str(tmp_path / "first"), "-p", policy) == 0
+    assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "first").iterdir() if p.is_file()) == copy_before
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("keep_bytes", [0, 600, 32 << 20])
+def test_show_prints_the_same_whether_it_reads_the_log_once_or_twice(
+    log: tuple[Path, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, keep_bytes: int
+) -> None:
+    """Lines the filter lets through are kept from the checking walk up to a bound; past it, show reads again."""
+    directory, key_file = log
+    monkeypatch.setattr("govgate.audit.show.KEEP_BYTES", keep_bytes)
+    args = ["audit", "show", "--dir", str(directory), "--key-file", str(key_file), "--json"]
+    assert cli(*args, "--decision", "allow", "--event", "access") == 0
+    shown = [json.loads(line)["request_id"] for line in capsys.readouterr().out.splitlines()]
+    assert shown == [f"req-{n}" for n in range(15) if n % 3]

@@ -223,7 +223,7 @@ def test_logout_and_idle_expiry_are_recorded(scenario: Scenario) -> None:
     expired = events(scenario, "session.expired")
     assert len(expired) == 1
     assert_request_event(expired[0], OFFICE_ADDRESS, "login", "Art. 30")
-    assert expired[0]["reason"] == "timeout"
+    assert expired[0]["reason"] == "idle"  # which timeout (Art. 30): idle, not absolute
     assert expired[0]["path"] == "/oa/"
     assert expired[0]["account"] == "sleeper"  # whose session timed out
 

@@ -6,7 +6,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from govgate.core.policy.model import Login, SessionLimits
-from govgate.core.sessions import new_session_id
+from govgate.core.sessions import SessionEnd, new_session_id
 from govgate.store.base import PendingLogin, Session, Store
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -53,6 +53,7 @@ async def test_session_idle_for_exactly_the_idle_timeout_expires_and_is_deleted(
     assert lookup.session is None
     assert lookup.expired
     assert lookup.expired_account == session.account  # whose session ended, for the audit record
+    assert lookup.expired_why is SessionEnd.IDLE  # and which timeout ended it
     again = await store.touch_session(session.id, idle_end, LIMITS)
     assert again.session is None
     assert not again.expired
@@ -68,6 +69,15 @@ async def test_touching_keeps_a_session_alive_until_its_absolute_timeout(store: 
     lookup = await store.touch_session(session.id, T0 + LIMITS.absolute_timeout, LIMITS)
     assert lookup.session is None
     assert lookup.expired
+    assert lookup.expired_why is SessionEnd.ABSOLUTE  # touched ten minutes ago: not idle
+
+
+async def test_a_session_past_both_timeouts_ended_by_the_absolute_one(store: Store) -> None:
+    session = make_session()
+    await store.create_session(session, LIMITS)
+    lookup = await store.touch_session(session.id, T0 + LIMITS.absolute_timeout + LIMITS.idle_timeout, LIMITS)
+    assert lookup.expired
+    assert lookup.expired_why is SessionEnd.ABSOLUTE
 
 
 async def test_an_older_now_never_moves_last_seen_backwards(store: Store) -> None:
