@@ -90,11 +90,15 @@ def _forget_closed_server_connections() -> None:
 
     def _handle_event(self: http_layer.HttpLayer, event: events.Event) -> layer.CommandGenerator[None]:
         yield from original(self, event)
-        if isinstance(event, events.ConnectionClosed | events.CommandCompleted):
-            client = self.context.client
-            for conn in [c for c in self.connections if c is not client and c.state is ConnectionState.CLOSED
-                         and c not in self.waiting_for_establishment]:
-                del self.connections[conn]
+        # The last event a portal connection can get: its close (now handled), or the failure to open it.
+        gone = None
+        if isinstance(event, events.ConnectionClosed) and event.connection.state is ConnectionState.CLOSED:
+            gone = event.connection
+        elif (isinstance(event, events.OpenConnectionCompleted) and event.reply
+              and isinstance(event.command, commands.OpenConnection)):
+            gone = event.command.connection
+        if gone is not None and gone is not self.context.client and gone not in self.waiting_for_establishment:
+            self.connections.pop(gone, None)
 
     _handle_event._govgate_forgets = True  # type: ignore[attr-defined]
     layer_class._handle_event = _handle_event  # type: ignore[method-assign]

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.accounts.test_account_cli import OTHER_PASSWORD, PASSWORD, write_policy
+from tests.accounts.test_account_cli import OTHER_PASSWORD, PASSWORD
+from tests.policies import policy_data, write_policy
 
-GOVGATE = Path(sys.executable).parent / "govgate"
+GOVGATE = (str(Path(sys.executable).parent / "govgate"),)  # the installed command, as an operator runs it
 
 
 def run_into_a_closed_pipe(policy: Path, *argv: str, stdin: str = "") -> int:
@@ -24,7 +25,7 @@ def run_into_a_closed_pipe(policy: Path, *argv: str, stdin: str = "") -> int:
     read, write = os.pipe()
     os.close(read)
     try:
-        done = subprocess.run([str(GOVGATE), *argv, "-p", str(policy)], stdout=write, stderr=subprocess.PIPE,
+        done = subprocess.run([*GOVGATE, *argv, "-p", str(policy)], stdout=write, stderr=subprocess.PIPE,
                               input=stdin.encode(), timeout=60, cwd=policy.parent)
     finally:
         os.close(write)
@@ -38,8 +39,9 @@ def admin_records(policy: Path) -> list[tuple[str, str]]:
 
 
 def test_head_1_after_account_add_still_records_the_account_it_created(tmp_path: Path) -> None:
-    policy = write_policy(tmp_path)
-    shell = f"printf '%s\\n' '{PASSWORD}' | {GOVGATE} account add zhangsan --password-stdin -p {policy} | head -1"
+    (tmp_path / "secrets").mkdir(exist_ok=True)
+    policy = write_policy(tmp_path / "policy.yaml", policy_data(tmp_path))
+    shell = f"printf '%s\\n' '{PASSWORD}' | {GOVGATE[0]} account add zhangsan --password-stdin -p {policy} | head -1"
     done = subprocess.run(["bash", "-c", f"set -o pipefail; {shell}"], capture_output=True, text=True, timeout=60)
     assert done.stdout.startswith("account zhangsan created")
     assert done.returncode == 141  # the pipe closed under it: the shell sees it, as before
@@ -48,7 +50,8 @@ def test_head_1_after_account_add_still_records_the_account_it_created(tmp_path:
 
 @pytest.mark.parametrize("action", ["disable", "enable", "unlock", "reset-totp", "logout", "passwd"])
 def test_every_action_records_itself_whatever_happens_to_its_output(tmp_path: Path, action: str) -> None:
-    policy = write_policy(tmp_path)
+    (tmp_path / "secrets").mkdir(exist_ok=True)
+    policy = write_policy(tmp_path / "policy.yaml", policy_data(tmp_path))
     assert run_into_a_closed_pipe(policy, "account", "add", "lisi", "--password-stdin", stdin=PASSWORD + "\n") == 141
     if action == "enable":
         assert run_into_a_closed_pipe(policy, "account", "disable", "lisi") == 141
@@ -56,5 +59,5 @@ def test_every_action_records_itself_whatever_happens_to_its_output(tmp_path: Pa
     extra = ("--password-stdin",) if action == "passwd" else ()
     assert run_into_a_closed_pipe(policy, "account", action, "lisi", *extra, stdin=stdin) == 141
     assert admin_records(policy)[-1] == (f"admin.account.{action}", "lisi")
-    verify = subprocess.run([str(GOVGATE), "audit", "verify", "-p", str(policy)], capture_output=True, timeout=60)
+    verify = subprocess.run([*GOVGATE, "audit", "verify", "-p", str(policy)], capture_output=True, timeout=60)
     assert verify.returncode == 0, verify.stdout

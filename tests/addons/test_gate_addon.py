@@ -160,7 +160,7 @@ async def test_an_idle_session_ends_its_cookie_is_cleared_and_the_expiry_is_audi
     assert any(c.startswith("govgate-session=;") for c in r.set_cookies)
     expired = [e for e in runtime.events if e.event == "session.expired"]
     assert [(e.account, e.decision, e.reason, e.article, e.path) for e in expired] == [
-        ("napper", "login", "timeout", "Art. 30", "/oa/")]
+        ("napper", "login", "idle", "Art. 30", "/oa/")]
 
 
 async def test_a_session_ends_at_its_absolute_timeout_however_busy(gateway: InProcessGateway,

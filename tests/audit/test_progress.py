@@ -13,7 +13,7 @@ from govgate.core.keys import GatewayKeys
 
 from .conftest import write_days
 
-GOVGATE = Path(sys.executable).parent / "govgate"
+GOVGATE = (str(Path(sys.executable).parent / "govgate"),)  # the installed command, as an operator runs it
 
 
 def run_with_stderr_on_a_terminal(argv: list[str]) -> tuple[int, bytes, bytes]:
@@ -54,12 +54,12 @@ def test_verify_backup_show_and_report_draw_a_bar_on_a_terminal_and_nothing_in_a
         "audit report": ["audit", "report", *source, "--since", "3650d"],
     }
     for what, argv in commands.items():
-        code, out, terminal = run_with_stderr_on_a_terminal([str(GOVGATE), *argv])
+        code, out, terminal = run_with_stderr_on_a_terminal([*GOVGATE, *argv])
         assert code == 0, (what, out, terminal)
         assert what.encode() in terminal, (what, terminal)
         assert b"B/s" in terminal or b"%|" in terminal
         assert b"%|" not in out  # the bar never goes to stdout
-        piped = subprocess.run([str(GOVGATE), *argv], capture_output=True, timeout=60,
+        piped = subprocess.run([*GOVGATE, *argv], capture_output=True, timeout=60,
                                env={**os.environ, "GOVGATE_PROGRESS_DELAY": "0"})
         assert piped.returncode == 0
         assert piped.stderr == b"", (what, piped.stderr)

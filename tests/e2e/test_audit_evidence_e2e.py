@@ -39,13 +39,12 @@ from tests.e2e.harness import (
     US_ADDRESS,
     Upstream,
     add_account,
-    base_policy,
     read_records,
     start_gateway,
     wait_for_record,
-    write_policy,
 )
 from tests.e2e.login import Browser
+from tests.policies import policy_data, write_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -67,9 +66,9 @@ class Evidence:
     stopped_at: datetime | None = None
 
 
-def policy_data(workdir: Path, upstream: str, version: int) -> dict[str, object]:
+def evidence_policy(workdir: Path, upstream: str, version: int) -> dict[str, object]:
     now = datetime.now(TZ)
-    data = base_policy(workdir, upstream)
+    data = policy_data(workdir, upstream)
     data["overseas"] = {"grants": [{
         "account": "traveller", "countries": ["GB"],
         "from": (now - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
@@ -105,7 +104,7 @@ def evidence(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Ev
     workdir = tmp_path_factory.mktemp("evidence")
     (workdir / "secrets").mkdir()
     ev = Evidence(workdir, workdir / "policy.yaml", workdir / "audit")
-    write_policy(ev.policy, policy_data(workdir, upstream.url, 1))
+    write_policy(ev.policy, evidence_policy(workdir, upstream.url, 1))
     secrets = {name: add_account(ev.policy, name, PASSWORD) for name in ("staffer", "traveller", "sleeper",
                                                                          "marathon")}
     ev.texts.append(ev.policy.read_bytes())
@@ -139,13 +138,13 @@ def evidence(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Ev
             time.sleep(0.5)  # a busy user: never idle for IDLE seconds
         assert slept
         assert staff_get(marathon) == 303
-        reload_to(ev, policy_data(workdir, upstream.url, 2))
+        reload_to(ev, evidence_policy(workdir, upstream.url, 2))
         assert staff_get(Browser(gw.url, US_ADDRESS)) == 403
         assert staff_get(Browser(gw.url, UNKNOWN_ADDRESS)) == 403
         again = Browser(gw.url, GB_ADDRESS)
         assert again.login("traveller", PASSWORD, secrets["traveller"]).status_code == 303
         assert staff_get(again, "/oa/after-reload") == 200
-        reload_to(ev, policy_data(workdir, upstream.url, 3))
+        reload_to(ev, evidence_policy(workdir, upstream.url, 3))
     finally:
         assert gw.stop() == 0
     ev.records = read_records(ev.audit)
@@ -156,7 +155,7 @@ def evidence(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Ev
 
 
 def govgate(*args: str, cwd: Path, input_bytes: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([str(GOVGATE), *args], capture_output=True, cwd=cwd, timeout=120, input=input_bytes)
+    return subprocess.run([*GOVGATE, *args], capture_output=True, cwd=cwd, timeout=120, input=input_bytes)
 
 
 def show(ev: Evidence, *filters: str, directory: Path | None = None, key: Path | None = None) -> list[dict[str, Any]]:
