@@ -27,7 +27,6 @@ from govgate.core.countries import country_problem
 from govgate.core.durations import parse_duration
 from govgate.core.hosts import parse_host
 from govgate.core.policy import schema
-from govgate.core.policy.load import YMap, YNode, YScalar, YSeq
 from govgate.core.policy.model import (
     SCHEMA_VERSION,
     AccessRule,
@@ -53,6 +52,7 @@ from govgate.core.policy.model import (
     State,
     UnknownCountry,
 )
+from govgate.core.yaml_tree import YMap, YNode, YScalar, YSeq
 from govgate.errors import PolicyError, PolicyProblem
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
