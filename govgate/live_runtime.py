@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -26,10 +27,10 @@ from govgate.core.decide import CompiledPolicy, compile_policy
 from govgate.core.geoip import CountryLookup
 from govgate.core.keys import GatewayKeys, load_key_file
 from govgate.core.outbound import HostClassifier
-from govgate.core.policy.load import load_policy, load_policy_bytes
 from govgate.core.policy.model import Policy
 from govgate.core.settle import FileLook, settled
 from govgate.errors import GovGateError, PolicyError, StoreUnavailable
+from govgate.files import load_policy
 from govgate.metrics import CountingSink
 from govgate.store.base import Store
 from govgate.store.memory import MemoryStore
@@ -260,7 +261,7 @@ class LiveRuntime:
                     policy = await asyncio.to_thread(load_policy, source)  # unreadable: says why
                     sig = file_signature(source)
                 else:
-                    policy = await asyncio.to_thread(load_policy_bytes, text[0], source)
+                    policy = await asyncio.to_thread(partial(load_policy, source, data=text[0]))
                     sig = text[1]
                 snapshot = await asyncio.to_thread(build_snapshot, policy, previous=previous, policy_sig=sig)
             except PolicyError as exc:

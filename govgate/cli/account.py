@@ -93,7 +93,7 @@ class _Admin:
 
 
 def _admin(args: argparse.Namespace) -> _Admin:
-    from govgate.core.policy.load import load_policy
+    from govgate.files import load_policy
 
     policy = load_policy(args.policy, check_files=False)
     return _Admin(policy, datetime.now(policy.gateway.timezone))

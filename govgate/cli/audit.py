@@ -26,9 +26,9 @@ from govgate.audit.show import RecordFilter, find_records, format_row, parse_cli
 from govgate.audit.verify import verify_dir
 from govgate.core.audit_chain import VerifyReport
 from govgate.core.keys import GatewayKeys, load_key_file
-from govgate.core.policy.load import load_policy
 from govgate.core.policy.model import AuditAlgorithm
 from govgate.errors import AuditChainBroken
+from govgate.files import load_policy
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:

@@ -125,7 +125,7 @@ def _in_prefix(path: str, prefix: str) -> bool:
 
 
 def explain(args: argparse.Namespace) -> int:
-    from govgate.core.policy.load import load_policy
+    from govgate.files import load_policy
 
     policy_path: Path = args.policy
     try:

@@ -2,7 +2,9 @@
 to the typed ``Policy`` (``validate.py``).
 
 Every problem on the way, from a byte that is not UTF-8 to an unknown network name, becomes a
-``PolicyProblem`` with its line, and all of them are raised together in one ``PolicyError``.
+``PolicyProblem`` with its line, all collected in one ``PolicyReading`` (``policy_or_error()`` raises
+them together in one ``PolicyError``). The bytes come from the files layer (``govgate.files``), which
+also reads and checks the files the policy names (``reading.named_files``).
 """
 
 from __future__ import annotations
@@ -10,10 +12,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from govgate.core.policy.model import Policy
-from govgate.core.policy.validate import build_policy
+from govgate.core.policy.validate import PolicyReading, build_policy
 from govgate.core.yaml_tree import YamlSyntaxError, YNode, read_yaml_tree
-from govgate.errors import PolicyError, PolicyProblem
+from govgate.errors import PolicyProblem
 
 
 def _policy_tree(text: str, file: str) -> tuple[YNode | None, list[PolicyProblem]]:
@@ -27,48 +28,30 @@ def _policy_tree(text: str, file: str) -> tuple[YNode | None, list[PolicyProblem
     return tree, problems
 
 
-def load_policy_text(text: str, source: Path, *, check_files: bool = True, sha256: str | None = None) -> Policy:
-    """The validated policy in ``text``, as if read from ``source`` (paths resolve against its folder).
-
-    Raises ``PolicyError`` listing every problem. ``check_files=False`` skips the checks that touch
-    the filesystem (GeoIP database, TLS files).
-    """
+def read_policy_text(text: str, source: Path, *, sha256: str | None = None) -> PolicyReading:
+    """Validate ``text`` as if read from ``source`` (relative paths resolve against its folder). Never raises:
+    the reading holds the policy, or every problem found."""
     file = str(source)
     digest = sha256 if sha256 is not None else hashlib.sha256(text.encode("utf-8")).hexdigest()
     tree, problems = _policy_tree(text, file)
     if tree is None:
-        raise PolicyError(problems)
+        return PolicyReading(None, tuple(problems))
     try:
-        return build_policy(tree, file=file, source=source.absolute(), sha256=digest, check_files=check_files,
-                            yaml_problems=problems)
-    except PolicyError:
-        raise
+        return build_policy(tree, file=file, source=source.absolute(), sha256=digest, yaml_problems=problems)
     except (ValueError, TypeError, OverflowError, RecursionError, ArithmeticError) as exc:
         # A value the validator did not foresee must still be a refusal, never a crash: the running gateway
         # keeps its last good policy and `govgate check` prints a message, not a traceback.
-        raise PolicyError([*problems, PolicyProblem(file, 0, "", f"cannot validate this policy: {type(exc).__name__}: "
-                                                                 f"{str(exc)[:200]}")]) from None
+        return PolicyReading(None, (*problems, PolicyProblem(file, 0, "", f"cannot validate this policy: "
+                                                                          f"{type(exc).__name__}: {str(exc)[:200]}")))
 
 
-def load_policy(path: Path, *, check_files: bool = True) -> Policy:
-    """Read, parse and validate ``path``. Raises ``PolicyError`` listing every problem."""
-    file = str(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise PolicyError([PolicyProblem(file, 0, "", f"cannot read the policy file: {reason}")]) from None
-    return load_policy_bytes(data, path, check_files=check_files)
-
-
-def load_policy_bytes(data: bytes, path: Path, *, check_files: bool = True) -> Policy:
-    """Parse and validate the bytes read from ``path`` (the gateway's reload reads them once, when the
-    file has settled, and loads exactly those). Raises ``PolicyError`` listing every problem."""
-    file = str(path)
+def read_policy_bytes(data: bytes, source: Path) -> PolicyReading:
+    """Validate the bytes of the policy file ``source`` (UTF-8, a byte order mark allowed). Never raises."""
+    file = str(source)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise PolicyError([PolicyProblem(file, line, "", f"expected UTF-8 text; found the byte "
-                                                          f"0x{data[exc.start]:02x} that is not UTF-8")]) from None
-    return load_policy_text(text, path, check_files=check_files, sha256=hashlib.sha256(data).hexdigest())
+        return PolicyReading(None, (PolicyProblem(file, line, "", f"expected UTF-8 text; found the byte "
+                                                                  f"0x{data[exc.start]:02x} that is not UTF-8"),))
+    return read_policy_text(text, source, sha256=hashlib.sha256(data).hexdigest())

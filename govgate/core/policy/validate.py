@@ -21,8 +21,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import maxminddb
-
 from govgate.core.countries import country_problem
 from govgate.core.durations import parse_duration
 from govgate.core.hosts import parse_host
@@ -52,6 +50,7 @@ from govgate.core.policy.model import (
     State,
     UnknownCountry,
 )
+from govgate.core.policy.named_files import FileKind, NamedFile
 from govgate.core.yaml_tree import YMap, YNode, YScalar, YSeq
 from govgate.errors import PolicyError, PolicyProblem
 
@@ -139,12 +138,29 @@ class Section:
         return join(self.path, name)
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyReading:
+    """What validating one policy found: the policy (None when anything is wrong), every problem, and the
+    files it names that the files layer must read and check before the policy is used."""
+
+    policy: Policy | None
+    problems: tuple[PolicyProblem, ...]
+    named_files: tuple[NamedFile, ...] = ()
+
+    def policy_or_error(self, more: list[PolicyProblem] | None = None) -> Policy:
+        """The policy; or ``PolicyError`` listing every problem, with ``more`` (found in the named files)."""
+        problems = [*self.problems, *(more or [])]
+        if problems or self.policy is None:
+            raise PolicyError(problems)
+        return self.policy
+
+
 class Validator:
-    def __init__(self, file: str, source: Path, check_files: bool) -> None:
+    def __init__(self, file: str, source: Path) -> None:
         self.p = Problems(file)
         self.base = source.parent
-        self.check_files = check_files
         self.tz = ZoneInfo(DEFAULT_TIMEZONE)
+        self.named_files: list[NamedFile] = []
 
     # ----------------------------------------------------------------- structure
 
@@ -258,14 +274,9 @@ class Validator:
         p = Path(text)
         return p if p.is_absolute() else self.base / p
 
-    def readable(self, node: YNode, path: str, file: Path, what: str) -> bytes | None:
-        try:
-            return file.read_bytes()
-        except IsADirectoryError:
-            self.p.add(node, path, f"expected {what}; found a folder at {file}")
-        except OSError as exc:
-            self.p.add(node, path, f"expected {what} at {file}; cannot read it: {exc.strerror or type(exc).__name__}")
-        return None
+    def name_file(self, node: YNode, path: str, file: Path, kind: FileKind) -> None:
+        """``file`` must be read and checked (by the files layer) before the policy is used."""
+        self.named_files.append(NamedFile(file, kind, node.line, path))
 
     # ----------------------------------------------------------------- value types
 
@@ -536,18 +547,12 @@ class Validator:
             return None, None, True
         cert_node = tls.get("cert")
         cert = self.path_value(cert_node, tls.at("cert"), "") if cert_node is not None else None
-        if cert is not None and cert_node is not None and self.check_files and not insecure:
-            data = self.readable(cert_node, tls.at("cert"), cert, "a PEM file with the private key and certificate")
-            if data is not None and (b"PRIVATE KEY-----" not in data or b"CERTIFICATE-----" not in data):
-                lacks = "the private key" if b"PRIVATE KEY-----" not in data else "a certificate"
-                self.p.add(cert_node, tls.at("cert"), f"expected one PEM file holding the private key and the "
-                                                      f"certificate chain; {cert} lacks {lacks}")
+        if cert is not None and cert_node is not None and not insecure:
+            self.name_file(cert_node, tls.at("cert"), cert, FileKind.TLS_CERT)
         ca_node = tls.get("client_ca")
         client_ca = self.path_value(ca_node, tls.at("client_ca"), "") if ca_node is not None else None
-        if client_ca is not None and ca_node is not None and self.check_files and not insecure:
-            data = self.readable(ca_node, tls.at("client_ca"), client_ca, "a PEM file with CA certificates")
-            if data is not None and b"CERTIFICATE-----" not in data:
-                self.p.add(ca_node, tls.at("client_ca"), f"expected PEM CA certificate(s); {client_ca} has none")
+        if client_ca is not None and ca_node is not None and not insecure:
+            self.name_file(ca_node, tls.at("client_ca"), client_ca, FileKind.CLIENT_CA)
         request = self.boolean(tls.get("request_client_cert"), tls.at("request_client_cert"), True)
         return cert, client_ca, request
 
@@ -589,9 +594,9 @@ class Validator:
             return None
         node = sec.get("database")
         database = self.path_value(node, sec.at("database"), "")
-        if node is not None and self.check_files:
+        if node is not None:
             # Art. 19 (第十九条): the overseas check needs a country for every address; refuse to start blind.
-            self.check_geoip(node, sec.at("database"), database)
+            self.name_file(node, sec.at("database"), database, FileKind.GEOIP_DATABASE)
         home = ["CN"]
         home_node = sec.get("home_countries")
         if home_node is not None:
@@ -603,16 +608,6 @@ class Validator:
         if node is None:
             return None
         return GeoIP(database=database, home_countries=frozenset(home), unknown=unknown)
-
-    def check_geoip(self, node: YNode, path: str, database: Path) -> None:
-        if self.readable(node, path, database, "a MaxMind DB (.mmdb) file") is None:
-            return
-        try:
-            reader = maxminddb.open_database(str(database))
-        except (maxminddb.InvalidDatabaseError, OSError, ValueError, RuntimeError) as exc:
-            self.p.add(node, path, f"expected a MaxMind DB (.mmdb) file; {database} is not a valid database ({exc})")
-            return
-        reader.close()
 
     def networks(self, top: Section) -> tuple[NetworkGroup, ...]:
         node = top.get("networks")
@@ -1096,15 +1091,15 @@ def glob_problem(text: str) -> str:
     return ""
 
 
-def build_policy(tree: YNode, *, file: str, source: Path, sha256: str, check_files: bool,
-                 yaml_problems: list[PolicyProblem] | None = None) -> Policy:
-    """Validate the YAML tree into a ``Policy``. Raises ``PolicyError`` with every problem found."""
-    v = Validator(file, source, check_files)
+def build_policy(tree: YNode, *, file: str, source: Path, sha256: str,
+                 yaml_problems: list[PolicyProblem] | None = None) -> PolicyReading:
+    """Validate the YAML tree into a ``Policy``: the reading holds it, or every problem found."""
+    v = Validator(file, source)
     v.p.items.extend(yaml_problems or [])
     policy = v.build(tree, source, sha256)
     if v.p.items or policy is None:
         if not v.p.items:
             v.p.add(tree, "", "the policy is incomplete")  # defensive: every None above reported a problem
-        raise PolicyError(v.p.items)
-    return policy
+        policy = None
+    return PolicyReading(policy, tuple(v.p.items), tuple(v.named_files))
 
