@@ -23,9 +23,9 @@ from pathlib import Path
 
 from govgate.core import totp
 from govgate.core.accounts import Accounts, dump_accounts, parse_accounts
-from govgate.core.keys import load_key_file
 from govgate.core.policy.model import Policy
 from govgate.errors import AccountError, GovGateError, KeyFileError, PolicyError, PolicyProblem
+from govgate.files import load_key_file
 
 logger = logging.getLogger(__name__)
 

@@ -7,6 +7,8 @@ the core reports:
 - ``load_policy(path)``: read policy.yaml (or take the bytes a caller already read), validate them
   with ``govgate.core.policy.load``, then read and check the files the policy names (TLS certificate
   and device CA, GeoIP database). Every problem, the core's and the disk's, in one ``PolicyError``.
+- ``load_key_file(path)``: the gateway key (``govgate.core.keys``); on first use the file is created
+  with mode 0600 (its folder, if new, 0700), never overwritten, and fsynced before the key is used.
 
 The accounts file's part of this layer is ``govgate.accounts_file``: it is the one file GovGate writes
 while it may be read (`govgate account` beside a running gateway), and its lock, atomic replace and
@@ -15,14 +17,16 @@ fsync protocol is a unit of its own that its tests exercise as one.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import maxminddb
 
+from govgate.core.keys import GatewayKeys, new_key_text, parse_key_text
 from govgate.core.policy.load import read_policy_bytes
 from govgate.core.policy.model import Policy
 from govgate.core.policy.named_files import FileKind, NamedFile, content_problem
-from govgate.errors import PolicyError, PolicyProblem
+from govgate.errors import KeyFileError, PolicyError, PolicyProblem
 
 # -- policy.yaml ----------------------------------------------------------------------------------------
 
@@ -72,3 +76,38 @@ def _named_file_problem(named: NamedFile) -> str | None:
         reader.close()
         return None
     return content_problem(named, data)
+
+
+# -- the gateway key --------------------------------------------------------------------------------------
+
+KEY_FILE_MODE = 0o600
+
+
+def load_key_file(path: Path, *, create: bool = True) -> GatewayKeys:
+    """Read the key file, creating it (mode 0600, never overwriting) if absent and ``create`` is set."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        if not create:
+            raise KeyFileError(f"{path}: key file does not exist") from None
+        return _create_key_file(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"{path}: cannot read key file: {exc}") from None
+    return parse_key_text(text, str(path))
+
+
+def _create_key_file(path: Path) -> GatewayKeys:
+    text = new_key_text()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
+    except FileExistsError:
+        # Another process created it between our read and our create: use theirs.
+        return load_key_file(path, create=False)
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot create key file: {exc}") from None
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    return parse_key_text(text, str(path))

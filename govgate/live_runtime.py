@@ -25,12 +25,12 @@ from govgate.core.accounts import Accounts, admin_marks
 from govgate.core.audit_event import AuditEvent, AuditSink
 from govgate.core.decide import CompiledPolicy, compile_policy
 from govgate.core.geoip import CountryLookup
-from govgate.core.keys import GatewayKeys, load_key_file
+from govgate.core.keys import GatewayKeys
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy
 from govgate.core.settle import FileLook, settled
 from govgate.errors import GovGateError, PolicyError, StoreUnavailable
-from govgate.files import load_policy
+from govgate.files import load_key_file, load_policy
 from govgate.metrics import CountingSink
 from govgate.store.base import Store
 from govgate.store.memory import MemoryStore

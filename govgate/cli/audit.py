@@ -25,10 +25,10 @@ from govgate.audit.backup import backup_dir
 from govgate.audit.show import RecordFilter, find_records, format_row, parse_client, parse_time
 from govgate.audit.verify import verify_dir
 from govgate.core.audit_chain import VerifyReport
-from govgate.core.keys import GatewayKeys, load_key_file
+from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import AuditAlgorithm
 from govgate.errors import AuditChainBroken
-from govgate.files import load_policy
+from govgate.files import load_key_file, load_policy
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ from govgate.audit.backup import backup_dir
 from govgate.audit.verify import verify_dir
 from govgate.audit.writer import AuditWriter
 from govgate.core.audit_event import AuditEvent
-from govgate.core.keys import GatewayKeys, load_key_file
+from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import (
     Audit,
     Gateway,
@@ -29,6 +29,7 @@ from govgate.core.policy.model import (
     State,
     UnknownCountry,
 )
+from govgate.files import load_key_file
 
 from .conftest import TZ, Clock, access_event, audit_config, wait_until
 
