@@ -9,6 +9,7 @@ the core reports:
   and device CA, GeoIP database). Every problem, the core's and the disk's, in one ``PolicyError``.
 - ``load_key_file(path)``: the gateway key (``govgate.core.keys``); on first use the file is created
   with mode 0600 (its folder, if new, 0700), never overwritten, and fsynced before the key is used.
+- ``open_country_lookup(path)``: the GeoIP database opened (memory-mapped) for ``govgate.core.geoip``.
 
 The accounts file's part of this layer is ``govgate.accounts_file``: it is the one file GovGate writes
 while it may be read (`govgate account` beside a running gateway), and its lock, atomic replace and
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import maxminddb
 
+from govgate.core.geoip import CountryLookup, GeoIPDatabaseError, invalid_database
 from govgate.core.keys import GatewayKeys, new_key_text, parse_key_text
 from govgate.core.policy.load import read_policy_bytes
 from govgate.core.policy.model import Policy
@@ -111,3 +113,24 @@ def _create_key_file(path: Path) -> GatewayKeys:
         f.flush()
         os.fsync(f.fileno())
     return parse_key_text(text, str(path))
+
+
+# -- the GeoIP database -----------------------------------------------------------------------------------
+
+
+def open_country_lookup(path: Path) -> CountryLookup:
+    """The country lookup of the MaxMind database at ``path``, opened once (memory-mapped where possible).
+
+    Raises ``GeoIPDatabaseError`` naming the file when it is missing, unreadable or not a valid database.
+    """
+    try:
+        reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
+    except FileNotFoundError as exc:
+        raise GeoIPDatabaseError(f"{path}: GeoIP database not found") from exc
+    except (maxminddb.InvalidDatabaseError, OSError, ValueError) as exc:
+        raise invalid_database(str(path), exc) from exc
+    try:
+        return CountryLookup(reader, str(path))
+    except GeoIPDatabaseError:
+        reader.close()
+        raise

@@ -30,7 +30,7 @@ from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy
 from govgate.core.settle import FileLook, settled
 from govgate.errors import GovGateError, PolicyError, StoreUnavailable
-from govgate.files import load_key_file, load_policy
+from govgate.files import load_key_file, load_policy, open_country_lookup
 from govgate.metrics import CountingSink
 from govgate.store.base import Store
 from govgate.store.memory import MemoryStore
@@ -112,7 +112,7 @@ def build_snapshot(policy: Policy, *, previous: Snapshot | None = None,
     if previous is not None and same_file and previous.geoip_sig == geoip_sig:
         geoip = previous.geoip
     else:
-        geoip = CountryLookup(policy.geoip.database)
+        geoip = open_country_lookup(policy.geoip.database)
     accounts_sig = file_signature(policy.accounts_file)
     gw = policy.gateway
     tls_sig = (gw.insecure, gw.tls_cert, gw.client_ca, gw.request_client_cert,

@@ -28,7 +28,7 @@ from govgate.core.decide import (
 )
 from govgate.core.geoip import CountryLookup
 from govgate.errors import PolicyError
-from govgate.files import load_policy
+from govgate.files import load_policy, open_country_lookup
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "policy.yaml"
@@ -70,7 +70,7 @@ def answers(compiled: CompiledPolicy, geoip: CountryLookup) -> dict[tuple[object
 def test_the_shipped_policy_cut_after_any_line_never_admits_more_than_the_whole() -> None:
     text = SHIPPED.read_text(encoding="utf-8")
     whole = load_policy(SHIPPED, data=text.encode("utf-8"))
-    geoip = CountryLookup(whole.geoip.database)
+    geoip = open_country_lookup(whole.geoip.database)
     try:
         full = answers(compile_policy(whole), geoip)
         lines = text.splitlines(keepends=True)
