@@ -10,6 +10,8 @@ the core reports:
 - ``load_key_file(path)``: the gateway key (``govgate.core.keys``); on first use the file is created
   with mode 0600 (its folder, if new, 0700), never overwritten, and fsynced before the key is used.
 - ``open_country_lookup(path)``: the GeoIP database opened (memory-mapped) for ``govgate.core.geoip``.
+- ``file_signature(path)`` and ``look_at(path)``: what the gateway's reload polling sees of a file
+  (one ``stat``; the bytes with the look ``govgate.core.settle`` judges).
 
 The accounts file's part of this layer is ``govgate.accounts_file``: it is the one file GovGate writes
 while it may be read (`govgate account` beside a running gateway), and its lock, atomic replace and
@@ -18,6 +20,7 @@ fsync protocol is a unit of its own that its tests exercise as one.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from govgate.core.keys import GatewayKeys, new_key_text, parse_key_text
 from govgate.core.policy.load import read_policy_bytes
 from govgate.core.policy.model import Policy
 from govgate.core.policy.named_files import FileKind, NamedFile, content_problem
+from govgate.core.settle import FileLook
 from govgate.errors import KeyFileError, PolicyError, PolicyProblem
 
 # -- policy.yaml ----------------------------------------------------------------------------------------
@@ -134,3 +138,39 @@ def open_country_lookup(path: Path) -> CountryLookup:
     except GeoIPDatabaseError:
         reader.close()
         raise
+
+
+# -- what the reload polling sees ---------------------------------------------------------------------------
+
+type FileSignature = tuple[int, int, int] | None  # (mtime_ns, size, inode); None: absent
+
+
+def file_signature(path: Path) -> FileSignature:
+    """A cheap fingerprint of the file's current version (one ``stat``); None if it is absent. ``os.replace``
+    gives a new inode, so even a same-second, same-size rewrite (``govgate account``) is seen."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def look_at(path: Path) -> tuple[FileLook, bytes] | None:
+    """Blocking: one look at ``path`` and its bytes; None when it is absent, unreadable, or changed while
+    being read (a writer is still at work)."""
+    try:
+        before = path.stat()
+        data = path.read_bytes()
+        after = path.stat()
+    except OSError:
+        return None
+    if (before.st_ino, before.st_size, before.st_mtime_ns) != (after.st_ino, after.st_size, after.st_mtime_ns) \
+            or len(data) != after.st_size:
+        return None
+    return FileLook(mtime_ns=after.st_mtime_ns, ctime_ns=after.st_ctime_ns, size=after.st_size, inode=after.st_ino,
+                    sha256=hashlib.sha256(data).hexdigest()), data
+
+
+def signature_of(look: FileLook) -> FileSignature:
+    """The signature of the version ``look`` saw."""
+    return (look.mtime_ns, look.size, look.inode)

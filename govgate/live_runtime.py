@@ -30,7 +30,15 @@ from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy
 from govgate.core.settle import FileLook, settled
 from govgate.errors import GovGateError, PolicyError, StoreUnavailable
-from govgate.files import load_key_file, load_policy, open_country_lookup
+from govgate.files import (
+    FileSignature,
+    file_signature,
+    load_key_file,
+    load_policy,
+    look_at,
+    open_country_lookup,
+    signature_of,
+)
 from govgate.metrics import CountingSink
 from govgate.store.base import Store
 from govgate.store.memory import MemoryStore
@@ -38,37 +46,6 @@ from govgate.store.redis import RedisStore
 from govgate.tls_server import ServerTls, warn_about_key_permissions
 
 logger = logging.getLogger(__name__)
-
-type FileSignature = tuple[int, int, int] | None  # (mtime_ns, size, inode); None: absent
-
-
-def file_signature(path: Path) -> FileSignature:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
-def look_at(path: Path) -> tuple[FileLook, bytes] | None:
-    """Blocking: one look at ``path`` and its bytes; None when it is absent, unreadable, or changed while
-    being read (a writer is still at work)."""
-    try:
-        before = path.stat()
-        data = path.read_bytes()
-        after = path.stat()
-    except OSError:
-        return None
-    if (before.st_ino, before.st_size, before.st_mtime_ns) != (after.st_ino, after.st_size, after.st_mtime_ns) \
-            or len(data) != after.st_size:
-        return None
-    return FileLook(mtime_ns=after.st_mtime_ns, ctime_ns=after.st_ctime_ns, size=after.st_size, inode=after.st_ino,
-                    sha256=hashlib.sha256(data).hexdigest()), data
-
-
-def signature_of(look: FileLook) -> FileSignature:
-    return (look.mtime_ns, look.size, look.inode)
-
 
 @dataclass(slots=True)
 class _Watched:
