@@ -39,7 +39,7 @@ from govgate.core.csrf import csrf_token, csrf_valid, new_browser_id
 from govgate.core.decide import LoginGate, account_admitted, login_gate
 from govgate.core.keys import Purpose
 from govgate.core.next_path import safe_next
-from govgate.core.passwords import DUMMY_HASH, verify_password
+from govgate.core.passwords import dummy_hash, verify_password
 from govgate.core.sessions import new_session_id
 from govgate.errors import AccountError, StoreUnavailable
 from govgate.live_runtime import LiveRuntime
@@ -329,7 +329,7 @@ class GatePages:
             # gets exactly what a failed login gets (same page, status and work: a dummy Argon2id verification
             # and a store read stand in for the real ones), so grant holders cannot be enumerated; nothing is
             # checked and nothing counts towards a lockout.
-            await asyncio.to_thread(verify_password, password, DUMMY_HASH)
+            await asyncio.to_thread(verify_password, password, dummy_hash())
             await self.runtime.store.lock_state(username or None, client_key(ctx), now)
             self._event(ctx, flow, "login.failure", "refuse", account=account.name if account else None,
                         reason="overseas", article="Art. 19", extra={"counted": False, **self._username_hash(
@@ -337,7 +337,7 @@ class GatePages:
             respond(flow, login_pages.login_form(prefix, token, next_path, message=login_pages.LOGIN_FAILED,
                                                  username=username, headers=tuple(headers)))
             return
-        encoded = account.password_hash if account is not None else DUMMY_HASH
+        encoded = account.password_hash if account is not None else dummy_hash()
         ok = await asyncio.to_thread(verify_password, password, encoded)
         if not ok or account is None:
             state = await self._count_failure(flow, ctx, username or "-", "login", known=account is not None)

@@ -27,6 +27,7 @@ from govgate.core.decide import CompiledPolicy, compile_policy
 from govgate.core.geoip import CountryLookup
 from govgate.core.keys import GatewayKeys
 from govgate.core.outbound import HostClassifier
+from govgate.core.passwords import dummy_hash
 from govgate.core.policy.model import Policy
 from govgate.core.settle import FileLook, settled
 from govgate.errors import GovGateError, PolicyError, StoreUnavailable
@@ -138,6 +139,7 @@ class LiveRuntime:
         policy = load_policy(policy_path)
         keys = load_key_file(policy.gateway.key_file)
         snapshot = build_snapshot(policy)
+        dummy_hash()  # made now, not by the first login of an unknown account on the event loop
         warn_about_key_permissions(policy)
         writer = AuditWriter(policy.audit, keys, policy.gateway.timezone, clock=clock)
         writer.start()

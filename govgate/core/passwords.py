@@ -16,6 +16,7 @@ them through ``asyncio.to_thread``, never on the event loop.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import secrets
@@ -127,13 +128,18 @@ def _burn(data: bytes) -> None:
     """Do one verification's work against the dummy hash and throw the result away."""
     # InvalidKey is the expected outcome: this call exists only to spend the same time.
     with contextlib.suppress(InvalidKey):
-        Argon2id.verify_phc_encoded(data, DUMMY_HASH)
+        Argon2id.verify_phc_encoded(data, dummy_hash())
 
 
-# A valid hash of a random password nobody knows, made once at import with today's parameters.
-# Art. 30: an unknown account name is verified against it, so unknown account and wrong password
-# cost the same work and the answer's timing does not tell which accounts exist.
-DUMMY_HASH: str = hash_password(secrets.token_urlsafe(32))
+@functools.cache
+def dummy_hash() -> str:
+    """A valid hash of a random password nobody knows, with today's parameters: made on the first call (one
+    hash's work; the gateway calls this at start), the same string afterwards.
+
+    Art. 30: an unknown account name is verified against it, so unknown account and wrong password
+    cost the same work and the answer's timing does not tell which accounts exist.
+    """
+    return hash_password(secrets.token_urlsafe(32))
 
 
 # -- weak passwords ------------------------------------------------------------------------------

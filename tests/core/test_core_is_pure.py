@@ -139,6 +139,20 @@ def test_core_modules_import_neither_mitmproxy_nor_redis() -> None:
     assert out == ""
 
 
+def test_importing_the_core_does_no_costly_work() -> None:
+    # The dummy password hash (tens of milliseconds of Argon2id) is made on first use, not at import.
+    code = (
+        "import importlib, pkgutil\n"
+        "import govgate.core as core\n"
+        "for m in pkgutil.walk_packages(core.__path__, 'govgate.core.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "from govgate.core.passwords import dummy_hash\n"
+        "print(dummy_hash.cache_info().currsize)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "0"
+
+
 CLOCK_CALLS = {("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today"),
                ("time", "time"), ("time", "monotonic"), ("time", "time_ns"), ("time", "perf_counter")}
 
