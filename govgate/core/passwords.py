@@ -4,10 +4,11 @@ Art. 30 (第三十条): staff log in with strong identity authentication; passwo
 
 Hashes are PHC strings (``$argon2id$v=19$m=…,t=…,p=…$salt$hash``) made by the ``cryptography``
 package's Argon2id. A verification reads the parameters from the stored string, so hashes made
-with older parameters keep working (``needs_rehash`` tells the CLI to renew them at the next
-``passwd``). Parameters (docs/accounts.md): 19 MiB of memory, 2 passes, 1 lane, 16-byte salt,
-32-byte hash: OWASP's recommended Argon2id setting, about 20 ms per verification on the 2-core
-reference machine, so a flood of logins cannot exhaust memory or CPU as quickly as 64 MiB would.
+with older parameters keep working; a hash is only ever made with today's, so ``govgate account
+passwd`` renews an old one (nothing rehashes at login). Parameters (docs/accounts.md): 19 MiB of
+memory, 2 passes, 1 lane, 16-byte salt, 32-byte hash: OWASP's recommended Argon2id setting, about
+20 ms per verification on the 2-core reference machine, so a flood of logins cannot exhaust memory
+or CPU as quickly as 64 MiB would.
 
 Both ``hash_password`` and ``verify_password`` cost tens of milliseconds of CPU: the gateway calls
 them through ``asyncio.to_thread``, never on the event loop.
@@ -92,16 +93,6 @@ def parameters_of(encoded: str) -> Argon2Parameters | None:
 def is_password_hash(encoded: str) -> bool:
     """True if ``encoded`` looks like a hash this module made (for the accounts-file parser)."""
     return parameters_of(encoded) is not None
-
-
-def needs_rehash(encoded: str) -> bool:
-    """True if ``encoded`` was made with other parameters than today's."""
-    params = parameters_of(encoded)
-    return params is None or (params.memory_kib, params.iterations, params.lanes) != (
-        PARAMETERS.memory_kib,
-        PARAMETERS.iterations,
-        PARAMETERS.lanes,
-    )
 
 
 def verify_password(pw: str, encoded: str) -> bool:

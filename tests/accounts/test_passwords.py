@@ -13,13 +13,22 @@ from govgate.core.passwords import (
     PARAMETERS,
     dummy_hash,
     hash_password,
-    needs_rehash,
     parameters_of,
     password_problems,
     verify_password,
 )
 
 GOOD = "Correct-horse-battery-9"
+
+
+def needs_rehash(encoded: str) -> bool:
+    """True if ``encoded`` was made with other parameters than today's (what `account passwd` renews)."""
+    params = parameters_of(encoded)
+    return params is None or (params.memory_kib, params.iterations, params.lanes) != (
+        PARAMETERS.memory_kib,
+        PARAMETERS.iterations,
+        PARAMETERS.lanes,
+    )
 
 
 def test_a_hashed_password_verifies_and_a_wrong_one_does_not() -> None:
