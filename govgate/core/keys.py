@@ -26,7 +26,10 @@ KEY_BYTES = 32
 class Purpose(StrEnum):
     """What a derived key is for. The value is the HKDF ``info`` label; never change one."""
 
-    COOKIE = "govgate/v1/cookie"  # signs session-independent cookies (pre-MFA state, device cookie)
+    # Unused: no cookie is signed. The session and pre-MFA cookies carry random ids looked up in the store,
+    # the CSRF cookie a random browser id (the CSRF purpose MACs the form token), the device cookie an
+    # enrolment token the policy lists. Kept so that its label is never given to another use.
+    COOKIE = "govgate/v1/cookie"
     CSRF = "govgate/v1/csrf"  # CSRF tokens bound to a browser
     LEAVE_LINK = "govgate/v1/leave-link"  # Art. 15 warning-page `sig`
     TOTP_SECRET = "govgate/v1/totp-secret"  # noqa: S105 (a label, not a secret) — AES-GCM key for TOTP secrets in the accounts file
