@@ -1,5 +1,6 @@
-"""The core never imports mitmproxy, redis or the files layer, and never reads the clock itself (STYLE.md);
-govgate's modules import one another without cycles."""
+"""The core never imports mitmproxy, redis or the files layer, never touches the filesystem or reads the
+clock itself, and does no costly work at import (STYLE.md); govgate's modules import one another without
+cycles."""
 
 from __future__ import annotations
 
@@ -166,4 +167,32 @@ def test_core_never_reads_the_clock() -> None:
                 name = base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else ""
                 if (name, node.func.attr) in CLOCK_CALLS:
                     offenders.append(f"{path.relative_to(CORE)}:{node.lineno}: {name}.{node.func.attr}()")
+    assert offenders == []
+
+
+FILE_METHODS = {"read_bytes", "read_text", "write_bytes", "write_text", "open", "mkdir", "rmdir", "unlink", "rename",
+                "touch", "stat", "lstat", "exists", "is_file", "is_dir", "iterdir", "glob", "rglob",
+                "chmod", "fsync", "listdir", "scandir", "remove", "makedirs", "open_database"}
+OS_CALLS_ALLOWED = {"urandom"}
+FILE_MODULES = {"shutil", "tempfile", "fcntl", "glob", "mmap", "govgate.files", "govgate.accounts_file"}
+
+
+def test_core_never_touches_the_filesystem() -> None:
+    # Reading and writing files is the files layer's (govgate.files, govgate.accounts_file); the core gets bytes.
+    offenders = []
+    for path in CORE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            where = f"{path.relative_to(CORE)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Call):
+                func = node.func
+                if isinstance(func, ast.Name) and func.id == "open":
+                    offenders.append(f"{where}: open()")
+                elif isinstance(func, ast.Attribute) and func.attr in FILE_METHODS:
+                    offenders.append(f"{where}: .{func.attr}()")
+                elif (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "os"
+                      and func.attr not in OS_CALLS_ALLOWED):
+                    offenders.append(f"{where}: os.{func.attr}()")
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                offenders.extend(f"{where}: import {n}" for n in names if n in FILE_MODULES)
     assert offenders == []
