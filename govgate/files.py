@@ -1,4 +1,4 @@
-"""The thin layer between the disk and the core: every file GovGate reads or writes for the core.
+"""The thin layer between the disk and the core: reading (and creating) the files whose bytes the core works on.
 
 The core (``govgate.core``) is functions of bytes and values; this module does the reading around it
 and turns what the disk says (missing, unreadable, a folder) into the same kind of problem or error
@@ -51,11 +51,11 @@ def load_policy(path: Path, *, data: bytes | None = None, check_files: bool = Tr
             reason = exc.strerror or type(exc).__name__
             raise PolicyError([PolicyProblem(str(path), 0, "", f"cannot read the policy file: {reason}")]) from None
     reading = read_policy_bytes(data, path)
-    more = named_file_problems(reading.named_files, str(path)) if check_files else []
+    more = _named_files_problems(reading.named_files, str(path)) if check_files else []
     return reading.policy_or_error(more)
 
 
-def named_file_problems(named_files: tuple[NamedFile, ...], policy_file: str) -> list[PolicyProblem]:
+def _named_files_problems(named_files: tuple[NamedFile, ...], policy_file: str) -> list[PolicyProblem]:
     """Read each file the policy names and check what it holds; the problems point at the policy's lines."""
     problems: list[PolicyProblem] = []
     for named in named_files:

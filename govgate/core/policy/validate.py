@@ -1,8 +1,8 @@
 """Validation: the YAML tree (with line numbers) to the frozen, typed ``Policy``, collecting every problem.
 
 ``build_policy`` is the one entry (``load.py`` calls it). It reads the top-level mapping against the
-key table in ``schema.py`` (so ``govgate schema`` and this validator agree), then every section in
-file order of meaning:
+key table in ``schema.py`` (so ``govgate schema`` and this validator agree), then every section, in
+this order:
 
 1. ``version``, then ``gateway`` first of the rest: grant times are read in ``gateway.timezone``
    (``service_sections.py``);
