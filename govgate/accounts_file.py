@@ -1,10 +1,13 @@
-"""The accounts file on disk: loading, a cheap change signature, and locked, atomic updates.
+"""The accounts file on disk: loading, and locked, atomic updates — the accounts part of the files layer.
 
 Art. 30 (第三十条): the credentials of staff accounts; only hashes and encrypted secrets are stored.
 
+The rest of the layer between the disk and the core is ``govgate.files`` (policy, key file, GeoIP
+database); the accounts file keeps a module of its own because it is the one file GovGate writes while
+another process may be reading or writing it, and the lock, atomic replace and fsync steps below only
+make sense together. Parsing and serialising are the core's (``govgate.core.accounts``).
+
 - ``load_accounts(path)``: a missing file means no accounts; an invalid one raises ``PolicyError``.
-- ``accounts_file_signature(path)``: ``(mtime_ns, size, inode)`` or None, for the gateway's reload
-  polling (``os.replace`` gives a new inode, so even a same-second, same-size rewrite is seen).
 - ``update_accounts(path, change)``: read-modify-write under an exclusive ``fcntl.flock`` on
   ``<file>.lock`` beside it, so two ``govgate account`` runs at once both take effect; the new text is
   written to a temporary file in the same folder (mode 0600), fsynced, and ``os.replace``d over the
@@ -23,24 +26,13 @@ from pathlib import Path
 
 from govgate.core import totp
 from govgate.core.accounts import Accounts, dump_accounts, parse_accounts
-from govgate.core.keys import load_key_file
 from govgate.core.policy.model import Policy
 from govgate.errors import AccountError, GovGateError, KeyFileError, PolicyError, PolicyProblem
+from govgate.files import load_key_file
 
 logger = logging.getLogger(__name__)
 
-type AccountsSignature = tuple[int, int, int] | None  # (mtime_ns, size, inode); None: no file
-
 FILE_MODE = 0o600
-
-
-def accounts_file_signature(path: Path) -> AccountsSignature:
-    """A cheap fingerprint of the file's current version (one ``stat``); None if it does not exist."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def load_accounts(path: Path) -> Accounts:

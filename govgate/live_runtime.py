@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -26,12 +27,21 @@ from govgate.core.accounts import Accounts, admin_marks
 from govgate.core.audit_event import AuditEvent, AuditScalar, AuditSink, AuditValue
 from govgate.core.decide import CompiledPolicy, compile_policy
 from govgate.core.geoip import CountryLookup
-from govgate.core.keys import GatewayKeys, load_key_file
+from govgate.core.keys import GatewayKeys
 from govgate.core.outbound import HostClassifier
-from govgate.core.policy.load import load_policy, load_policy_bytes
+from govgate.core.passwords import dummy_hash
 from govgate.core.policy.model import Policy
 from govgate.core.settle import FileLook, settled
 from govgate.errors import GovGateError, PolicyError, StoreUnavailable
+from govgate.files import (
+    FileSignature,
+    file_signature,
+    load_key_file,
+    load_policy,
+    look_at,
+    open_country_lookup,
+    signature_of,
+)
 from govgate.metrics import CountingSink
 from govgate.store.base import Store
 from govgate.store.memory import MemoryStore
@@ -39,37 +49,6 @@ from govgate.store.redis import RedisStore
 from govgate.tls_server import ServerTls, warn_about_key_permissions
 
 logger = logging.getLogger(__name__)
-
-type FileSignature = tuple[int, int, int] | None  # (mtime_ns, size, inode); None: absent
-
-
-def file_signature(path: Path) -> FileSignature:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
-def look_at(path: Path) -> tuple[FileLook, bytes] | None:
-    """Blocking: one look at ``path`` and its bytes; None when it is absent, unreadable, or changed while
-    being read (a writer is still at work)."""
-    try:
-        before = path.stat()
-        data = path.read_bytes()
-        after = path.stat()
-    except OSError:
-        return None
-    if (before.st_ino, before.st_size, before.st_mtime_ns) != (after.st_ino, after.st_size, after.st_mtime_ns) \
-            or len(data) != after.st_size:
-        return None
-    return FileLook(mtime_ns=after.st_mtime_ns, ctime_ns=after.st_ctime_ns, size=after.st_size, inode=after.st_ino,
-                    sha256=hashlib.sha256(data).hexdigest()), data
-
-
-def signature_of(look: FileLook) -> FileSignature:
-    return (look.mtime_ns, look.size, look.inode)
-
 
 @dataclass(slots=True)
 class _Watched:
@@ -113,7 +92,7 @@ def build_snapshot(policy: Policy, *, previous: Snapshot | None = None,
     if previous is not None and same_file and previous.geoip_sig == geoip_sig:
         geoip = previous.geoip
     else:
-        geoip = CountryLookup(policy.geoip.database)
+        geoip = open_country_lookup(policy.geoip.database)
     accounts_sig = file_signature(policy.accounts_file)
     gw = policy.gateway
     tls_sig = (gw.insecure, gw.tls_cert, gw.client_ca, gw.request_client_cert,
@@ -165,9 +144,10 @@ class LiveRuntime:
             data: bytes | None = policy_path.read_bytes()
         except OSError:
             data = None  # load_policy says why
-        policy = load_policy(policy_path) if data is None else load_policy_bytes(data, policy_path)
+        policy = load_policy(policy_path, data=data)
         keys = load_key_file(policy.gateway.key_file)
         snapshot = build_snapshot(policy)
+        dummy_hash()  # made now, not by the first login of an unknown account on the event loop
         warn_about_key_permissions(policy)
         writer = AuditWriter(policy.audit, keys, policy.gateway.timezone, clock=clock)
         writer.start()
@@ -272,7 +252,7 @@ class LiveRuntime:
                     policy = await asyncio.to_thread(load_policy, source)  # unreadable: says why
                     sig = file_signature(source)
                 else:
-                    policy = await asyncio.to_thread(load_policy_bytes, text[0], source)
+                    policy = await asyncio.to_thread(partial(load_policy, source, data=text[0]))
                     sig = text[1]
                 snapshot = await asyncio.to_thread(build_snapshot, policy, previous=previous, policy_sig=sig)
             except PolicyError as exc:

@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from govgate.core.keys import load_key_file  # noqa: E402
 from govgate.core.leave_link import leave_url  # noqa: E402
+from govgate.files import load_key_file  # noqa: E402
 from tests.e2e.harness import (  # noqa: E402
     CN_ADDRESS,
     GB_ADDRESS,

@@ -9,7 +9,7 @@ From that one description:
 
 * ``write_policy(path, data)`` gives it to the real ``govgate`` command (end-to-end and CLI tests);
 * ``policy(**sections)`` (or ``load(data)``) returns the typed ``Policy`` for core and addon tests, read from
-  the same YAML by the production loader (``load_policy_text``). A test policy thereby gets the defaults,
+  the same YAML by the production loader (``read_policy_text``). A test policy thereby gets the defaults,
   normalisation and validation an operator's gets, and a policy production would refuse cannot be built
   by accident. Loading costs a few milliseconds; the same text is loaded once (a ``Policy`` is frozen, so
   tests can share it).
@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from govgate.core.decide import CompiledPolicy, compile_policy
-from govgate.core.policy.load import load_policy_text
+from govgate.core.policy.load import read_policy_text
 from govgate.core.policy.model import AccessRule, DailyHours, Grant, Policy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -205,7 +205,7 @@ def load(data: Data, *, source: Path = SOURCE) -> Policy:
 
 @functools.lru_cache(maxsize=256)
 def _load_text(text: str, source: Path) -> Policy:
-    return load_policy_text(text, source, check_files=False)
+    return read_policy_text(text, source).policy_or_error()
 
 
 def policy(workdir: Path | None = None, upstream: str = UPSTREAM, **sections: Any) -> Policy:

@@ -33,6 +33,7 @@ from govgate.core.decide import CompiledPolicy, compile_policy
 from govgate.core.geoip import CountryLookup
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Policy
+from govgate.files import open_country_lookup
 from govgate.live_runtime import FileChanges, LiveRuntime
 from govgate.metrics import CountingSink
 from govgate.runtime import Runtime
@@ -98,7 +99,7 @@ class InProcessSnapshot:
 
 @functools.lru_cache(maxsize=16)
 def _country_lookup(database: Path) -> CountryLookup:
-    return CountryLookup(database)
+    return open_country_lookup(database)
 
 
 @dataclass(slots=True)

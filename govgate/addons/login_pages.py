@@ -43,7 +43,7 @@ from govgate.core.login import (
     unknown_name_hash,
 )
 from govgate.core.next_path import safe_next
-from govgate.core.passwords import DUMMY_HASH, verify_password
+from govgate.core.passwords import dummy_hash, verify_password
 from govgate.core.sessions import new_session_id
 from govgate.errors import AccountError, StoreUnavailable
 from govgate.pages import login as login_pages
@@ -245,11 +245,11 @@ class GatePages:
 
         async def stand_in() -> None:
             # The work a real failure costs: a dummy Argon2id verification and the store read it would make.
-            await asyncio.to_thread(verify_password, password, DUMMY_HASH)
+            await asyncio.to_thread(verify_password, password, dummy_hash())
             await self.runtime.store.lock_state(username or None, client_key(ctx.client), now)
 
         async def verify() -> bool:
-            encoded = account.password_hash if account is not None else DUMMY_HASH
+            encoded = account.password_hash if account is not None else dummy_hash()
             return await asyncio.to_thread(verify_password, password, encoded) and account is not None
 
         steps = AttemptSteps(

@@ -13,8 +13,8 @@ from datetime import datetime
 from govgate.audit.log_dir import AuditDir
 from govgate.core.audit_chain import event_record
 from govgate.core.audit_event import AuditEvent
-from govgate.core.keys import load_key_file
 from govgate.core.policy.model import Policy
+from govgate.files import load_key_file
 
 
 def record_admin_event(policy: Policy, event: AuditEvent) -> None:

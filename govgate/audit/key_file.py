@@ -12,8 +12,9 @@ from datetime import datetime
 from pathlib import Path
 
 from govgate.core.audit_keys import AuditKey, export_document, parse_document
-from govgate.core.keys import GatewayKeys, load_key_file
+from govgate.core.keys import GatewayKeys
 from govgate.errors import KeyFileError
+from govgate.files import load_key_file
 
 
 def load_audit_key(path: Path) -> AuditKey:

@@ -33,10 +33,10 @@ from govgate.cli.check import EXTRA_CHECKS
 from govgate.core import totp
 from govgate.core.accounts import Account, Accounts, account_name_problem, parse_groups
 from govgate.core.audit_event import AuditEvent
-from govgate.core.keys import load_key_file
 from govgate.core.passwords import hash_password, password_problems, verify_password
 from govgate.core.policy.model import Policy
 from govgate.errors import AccountError, GovGateError, StoreUnavailable
+from govgate.files import load_key_file
 from govgate.store.base import Store
 
 ARTICLE = "Art. 30"
@@ -93,7 +93,7 @@ class _Admin:
 
 
 def _admin(args: argparse.Namespace) -> _Admin:
-    from govgate.core.policy.load import load_policy
+    from govgate.files import load_policy
 
     policy = load_policy(args.policy, check_files=False)
     return _Admin(policy, datetime.now(policy.gateway.timezone))

@@ -46,10 +46,10 @@ from govgate.audit.verify import log_size, verify_dir
 from govgate.core.audit_chain import VerifyReport
 from govgate.core.audit_keys import AuditKey, verify_key_of
 from govgate.core.audit_query import GrantFilter, RecordFilter, parse_client, parse_when
-from govgate.core.keys import GatewayKeys, load_key_file
-from govgate.core.policy.load import load_policy
+from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Policy
 from govgate.errors import AuditChainBroken, GovGateError
+from govgate.files import load_key_file, load_policy
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from govgate.accounts_file import accounts_problems, load_accounts
 from govgate.core.grants import grant_warnings
-from govgate.core.policy.load import load_policy
 from govgate.core.policy.model import Policy
 from govgate.errors import PolicyError, PolicyProblem
+from govgate.files import load_policy
 
 # A checker gets the validated policy and returns the problems of the file it owns (empty: fine).
 type ExtraCheck = Callable[[Policy], list[PolicyProblem]]

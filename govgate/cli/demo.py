@@ -20,9 +20,9 @@ from govgate.cli.account import _show_totp as show_totp
 from govgate.cli.run import quiet_mitmproxy
 from govgate.core import totp
 from govgate.core.accounts import Account, Accounts
-from govgate.core.keys import load_key_file
 from govgate.core.passwords import hash_password, password_problems
 from govgate.errors import GovGateError
+from govgate.files import load_key_file
 
 GEOIP = Path(__file__).resolve().parents[2] / "geoip" / "GeoLite2-Country-Test.mmdb"
 

@@ -24,12 +24,12 @@ from govgate.accounts_file import load_accounts
 from govgate.core.accounts import Account
 from govgate.core.decide import AccountFacts, Decision, RequestFacts, compile_policy, decide, whereabouts
 from govgate.core.devices import device_expired
-from govgate.core.geoip import CountryLookup
 from govgate.core.grants import grant_shortfalls
 from govgate.core.hosts import split_host_port
 from govgate.core.networks import unmapped
 from govgate.core.policy.model import Allow, IPAddress, Policy
 from govgate.errors import GovGateError, PolicyError
+from govgate.files import open_country_lookup
 
 GRANTS_SHOWN = 20  # in the text output; --json lists every grant
 
@@ -111,7 +111,7 @@ def _country(args: argparse.Namespace, policy: Policy, ip: IPAddress) -> str | N
         if len(code) != 2 or not code.isalpha():
             raise BadArgument(f"--country: not an ISO 3166-1 alpha-2 code: {args.country!r}")
         return code
-    lookup = CountryLookup(policy.geoip.database)
+    lookup = open_country_lookup(policy.geoip.database)
     try:
         found: str | None = lookup.country(ip)
         return found
@@ -125,7 +125,7 @@ def _in_prefix(path: str, prefix: str) -> bool:
 
 
 def explain(args: argparse.Namespace) -> int:
-    from govgate.core.policy.load import load_policy
+    from govgate.files import load_policy
 
     policy_path: Path = args.policy
     try:

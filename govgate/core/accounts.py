@@ -22,8 +22,9 @@ replace) lives in ``govgate.accounts_file``; this module never touches the disk 
         unlocked_at: '…'                          # last `account unlock` (the gateway clears its lock)
         logged_out_at: '…'                        # last `account logout`: sessions opened before end
 
-Problems are reported like the policy loader's: ``accounts.yaml:7: accounts.zhangsan.groups[0]: …``,
-every one of them, in a ``PolicyError``.
+The text is read by the policy's YAML reader (``govgate.core.yaml_tree``: plain tags only, duplicate
+keys refused, aliases bounded). Problems are reported like the policy loader's:
+``accounts.yaml:7: accounts.zhangsan.groups[0]: …``, every one of them, in a ``PolicyError``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import yaml
 
 from govgate.core.passwords import is_password_hash
 from govgate.core.totp import is_secret_blob
+from govgate.core.yaml_tree import YamlSyntaxError, YMap, YNode, YScalar, YSeq, plain_value, read_yaml_tree
 from govgate.errors import PolicyError, PolicyProblem
 
 FILE_VERSION = 1
@@ -226,61 +228,32 @@ _REQUIRED_KEYS = ("password", "totp_secret", "created")
 
 
 class _Parser:
-    def __init__(self, text: str, source: str) -> None:
-        self.text = text
+    def __init__(self, source: str) -> None:
         self.source = source
         self.problems: list[PolicyProblem] = []
-        self._loader = yaml.SafeLoader(text)
 
-    def problem(self, node: yaml.Node | None, key_path: str, message: str) -> None:
-        line = node.start_mark.line + 1 if node is not None else 0
-        self.problems.append(PolicyProblem(self.source, line, key_path, message))
+    def problem(self, node: YNode, key_path: str, message: str) -> None:
+        self.problems.append(PolicyProblem(self.source, node.line, key_path, message))
 
-    def value(self, node: yaml.Node) -> Any:
-        return self._loader.construct_object(node, deep=True)
-
-    def mapping(self, node: yaml.Node, key_path: str) -> list[tuple[str, yaml.ScalarNode, yaml.Node]] | None:
-        """The (key, key node, value node) pairs of a mapping with string keys; reports duplicates."""
-        if not isinstance(node, yaml.MappingNode):
+    def mapping(self, node: YNode, key_path: str) -> list[tuple[str, YScalar, YNode]] | None:
+        """The (key, key node, value node) pairs of a mapping (the tree has reported duplicate keys)."""
+        if not isinstance(node, YMap):
             self.problem(node, key_path, "expected a mapping")
             return None
-        pairs: list[tuple[str, yaml.ScalarNode, yaml.Node]] = []
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                self.problem(key_node, key_path, "keys must be plain names")
-                continue
-            key = str(self.value(key_node))
-            if key in seen:
-                self.problem(key_node, _join(key_path, key), "duplicate key")
-                continue
-            seen.add(key)
-            pairs.append((key, key_node, value_node))
-        return pairs
+        return [(key.text, key, value) for key, value in node.items]
 
-    def parse(self) -> Accounts:
+    def parse(self, text: str) -> Accounts:
         try:
-            root = self._loader.get_single_node()
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark is not None else 0
-            self.problems.append(PolicyProblem(self.source, line, "", f"not valid YAML: {exc.problem or exc}"))
+            root, problems = read_yaml_tree(text, self.source, document="an accounts file")
+        except YamlSyntaxError as exc:
+            self.problems.append(PolicyProblem(self.source, exc.line, "", f"not valid YAML: {exc.reason}"))
             return Accounts()
-        except yaml.YAMLError as exc:
-            self.problems.append(PolicyProblem(self.source, 0, "", f"not valid YAML: {exc}"))
+        self.problems.extend(problems)
+        if root is None:  # empty file (or one beyond the tree's limits, reported above)
             return Accounts()
-        try:
-            return self._parse_root(root)
-        except yaml.YAMLError as exc:  # a scalar the constructor cannot build (bad date, …)
-            mark = getattr(exc, "problem_mark", None)
-            self.problems.append(PolicyProblem(self.source, mark.line + 1 if mark else 0, "", f"invalid value: {exc}"))
-            return Accounts()
-        finally:
-            self._loader.dispose()
+        return self._parse_root(root)
 
-    def _parse_root(self, root: yaml.Node | None) -> Accounts:
-        if root is None:  # empty file
-            return Accounts()
+    def _parse_root(self, root: YNode) -> Accounts:
         pairs = self.mapping(root, "")
         if pairs is None:
             return Accounts()
@@ -289,11 +262,11 @@ class _Parser:
         for key, key_node, value_node in pairs:
             if key == "version":
                 version_seen = True
-                version = self.value(value_node)
+                version = plain_value(value_node)
                 if version != FILE_VERSION or isinstance(version, bool):
                     self.problem(value_node, "version", f"unsupported accounts file version {version!r} (expected 1)")
             elif key == "accounts":
-                if isinstance(value_node, yaml.ScalarNode) and self.value(value_node) is None:
+                if _is_null(value_node):
                     continue
                 accounts.extend(self._parse_accounts(value_node))
             else:
@@ -302,7 +275,7 @@ class _Parser:
             self.problem(root, "version", "missing (expected version: 1)")
         return Accounts(tuple(accounts))
 
-    def _parse_accounts(self, node: yaml.Node) -> list[Account]:
+    def _parse_accounts(self, node: YNode) -> list[Account]:
         pairs = self.mapping(node, "accounts")
         if pairs is None:
             return []
@@ -324,13 +297,13 @@ class _Parser:
                 accounts.append(account)
         return accounts
 
-    def _parse_account(self, name: str, node: yaml.Node, path: str) -> Account | None:
+    def _parse_account(self, name: str, node: YNode, path: str) -> Account | None:
         pairs = self.mapping(node, path)
         if pairs is None:
             return None
         before = len(self.problems)
         fields: dict[str, Any] = {}
-        nodes: dict[str, yaml.Node] = {}
+        nodes: dict[str, YNode] = {}
         for key, key_node, value_node in pairs:
             if key not in _ACCOUNT_KEYS:
                 expected = ", ".join(sorted(_ACCOUNT_KEYS))
@@ -357,10 +330,10 @@ class _Parser:
             logged_out_at=fields.get("logged_out_at"),
         )
 
-    def _field(self, key: str, node: yaml.Node, path: str) -> Any:
+    def _field(self, key: str, node: YNode, path: str) -> Any:
         if key == "groups":
             return self._groups(node, path)
-        value = self.value(node)
+        value = plain_value(node)
         if key == "password":
             if not isinstance(value, str) or not is_password_hash(value):
                 self.problem(node, path, "expected an Argon2id hash ($argon2id$v=19$m=…,t=…,p=…$salt$hash)")
@@ -392,15 +365,15 @@ class _Parser:
             self.problem(node, path, "expected an ISO 8601 time with a UTC offset")
         return moment
 
-    def _groups(self, node: yaml.Node, path: str) -> tuple[str, ...]:
-        if isinstance(node, yaml.ScalarNode) and self.value(node) is None:
+    def _groups(self, node: YNode, path: str) -> tuple[str, ...]:
+        if _is_null(node):
             return ()
-        if not isinstance(node, yaml.SequenceNode):
+        if not isinstance(node, YSeq):
             self.problem(node, path, "expected a list of group names")
             return ()
         groups: list[str] = []
-        for index, item in enumerate(node.value):
-            value = self.value(item)
+        for index, item in enumerate(node.items):
+            value = plain_value(item)
             item_path = f"{path}[{index}]"
             if not isinstance(value, str) or not GROUP_NAME.fullmatch(value):
                 self.problem(item, item_path, f"invalid group name {value!r}")
@@ -409,6 +382,10 @@ class _Parser:
             else:
                 groups.append(value)
         return tuple(groups)
+
+
+def _is_null(node: YNode) -> bool:
+    return isinstance(node, YScalar) and node.value is None
 
 
 def _as_date(value: object) -> date | None:
@@ -442,8 +419,8 @@ def parse_accounts(text: str, source: str) -> Accounts:
 
     Raises ``PolicyError`` listing every problem (``file:line: key.path: message``).
     """
-    parser = _Parser(text, source)
-    accounts = parser.parse()
+    parser = _Parser(source)
+    accounts = parser.parse(text)
     if parser.problems:
         raise PolicyError(parser.problems)
     return accounts

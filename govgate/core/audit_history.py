@@ -27,9 +27,8 @@ from pathlib import Path
 from govgate.core.audit_chain import record_time
 from govgate.core.decide import CompiledPolicy, compile_policy, whereabouts
 from govgate.core.networks import unmapped
-from govgate.core.policy.load import load_policy_text
+from govgate.core.policy.load import read_policy_text
 from govgate.core.policy.model import Policy
-from govgate.errors import PolicyError
 
 LOAD_EVENTS = frozenset({"policy.load", "policy.reload"})
 START_EVENT = "gateway.start"
@@ -98,8 +97,8 @@ def policy_from_text(text: bytes, source: str) -> Policy | None:
     """The policy a kept text holds (files it names are not checked: they may be long gone); None if it no
     longer loads (a kept text from an older release, say)."""
     try:
-        return load_policy_text(text.decode("utf-8-sig"), Path(source), check_files=False)
-    except (PolicyError, UnicodeDecodeError):
+        return read_policy_text(text.decode("utf-8-sig"), Path(source)).policy
+    except UnicodeDecodeError:
         return None
 
 

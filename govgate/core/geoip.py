@@ -1,13 +1,14 @@
 """The country of a client address (Art. 19's "outside the country"), from a MaxMind-format database.
 
-``CountryLookup`` opens the ``.mmdb`` once (memory-mapped, at configure time, never per request)
-and answers ``country(ip) -> "GB" | None`` from ``country.iso_code``, falling back to
-``registered_country.iso_code``; it reads GeoLite2/GeoIP2 Country and City databases alike. A file
-that is missing, not a MaxMind database, or has a corrupt data section is refused at load with a
+``CountryLookup`` wraps a database reader that the files layer opened once (``govgate.files``:
+memory-mapped, at configure time, never per request) and answers ``country(ip) -> "GB" | None`` from
+``country.iso_code``, falling back to ``registered_country.iso_code``; it reads GeoLite2/GeoIP2 Country
+and City databases alike. A database with a corrupt data section is refused when the lookup is built
+(as a missing file or one that is not a MaxMind database is when it is opened), with a
 ``GeoIPDatabaseError`` naming the file.
 
 ``is_always_home(ip)`` owns the other half of the rule: private, loopback, link-local, unique-local
-and carrier-grade-NAT addresses never leave the country, whatever the database says (contract §3).
+and carrier-grade-NAT addresses never leave the country, whatever the database says.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import ipaddress
 import itertools
 import logging
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import maxminddb
@@ -49,8 +49,14 @@ class GeoIPDatabaseError(GovGateError, ValueError):
     """The GeoIP database is missing, unreadable or corrupt."""
 
 
+def invalid_database(source: str, exc: Exception) -> GeoIPDatabaseError:
+    """The error for a database at ``source`` that does not read as a MaxMind DB, saying why (``exc``)."""
+    return GeoIPDatabaseError(f"{source}: not a valid MaxMind DB (.mmdb) file: {exc}")
+
+
 def is_always_home(ip: IPAddress) -> bool:
-    """Private, loopback, link-local, ULA and CGNAT addresses are always home (contract §3 ``geoip``)."""
+    """Private, loopback, link-local, ULA and CGNAT addresses are always home (Art. 19: they never leave the
+    country, whatever a database says)."""
     return ALWAYS_HOME.contains(ip)
 
 
@@ -66,20 +72,20 @@ def country_of_record(record: Any) -> str | None:
 
 
 class CountryLookup:
-    """Country of an address from one ``.mmdb`` file, opened once."""
+    """Country of an address from one opened MaxMind database; ``source`` names it in errors and logs.
 
-    def __init__(self, path: Path | str, *, cache_size: int = 4096) -> None:
-        self.path = Path(path)
+    The lookup owns ``reader`` from here on (``close`` closes it)."""
+
+    def __init__(self, reader: maxminddb.Reader, source: str, *, cache_size: int = 4096) -> None:
+        self.source = source
+        self._reader = reader
         try:
-            self._reader = maxminddb.open_database(str(self.path), maxminddb.MODE_AUTO)
-            self.database_type: str = str(self._reader.metadata().database_type)
+            self.database_type: str = str(reader.metadata().database_type)
             # Decode a sample of records: a corrupt data section is refused now, not per request.
-            for _ in itertools.islice(iter(self._reader), VALIDATE_RECORDS):
+            for _ in itertools.islice(iter(reader), VALIDATE_RECORDS):
                 pass
-        except FileNotFoundError as exc:
-            raise GeoIPDatabaseError(f"{self.path}: GeoIP database not found") from exc
         except (InvalidDatabaseError, OSError, ValueError) as exc:
-            raise GeoIPDatabaseError(f"{self.path}: not a valid MaxMind DB (.mmdb) file: {exc}") from exc
+            raise invalid_database(source, exc) from exc
         self._cached = lru_cache(maxsize=cache_size)(self._lookup)
 
     def _lookup(self, ip: IPAddress) -> str | None:
@@ -87,7 +93,7 @@ class CountryLookup:
             record = self._reader.get(ip)
         except (InvalidDatabaseError, ValueError) as exc:
             # Unknown, which the policy's `geoip.unknown` decides (overseas by default: fail closed).
-            logger.warning("geoip.lookup_failed file=%s error=%s", self.path, exc)
+            logger.warning("geoip.lookup_failed file=%s error=%s", self.source, exc)
             return None
         if record is None:
             return None
@@ -101,4 +107,4 @@ class CountryLookup:
         self._reader.close()
 
     def __repr__(self) -> str:
-        return f"CountryLookup({str(self.path)!r}, {self.database_type})"
+        return f"CountryLookup({self.source!r}, {self.database_type})"

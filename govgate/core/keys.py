@@ -1,6 +1,7 @@
 """The gateway key (``gateway.key_file``) and the purpose-bound keys derived from it.
 
-One 256-bit master key, kept hex-encoded in a file of mode 0600 that is created on first use.
+One 256-bit master key, kept hex-encoded in a file of mode 0600 that is created on first use (the
+file itself is read and written by ``govgate.files``; this module parses and makes its text).
 Every use gets its own key through HKDF-SHA256 with a purpose label, so a MAC made for one
 purpose (say, a leave-page ``sig``) can never be replayed as another (say, a session cookie).
 The master key and derived keys are never logged or printed.
@@ -10,11 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -27,7 +26,10 @@ KEY_BYTES = 32
 class Purpose(StrEnum):
     """What a derived key is for. The value is the HKDF ``info`` label; never change one."""
 
-    COOKIE = "govgate/v1/cookie"  # signs session-independent cookies (pre-MFA state, device cookie)
+    # Unused: no cookie is signed. The session and pre-MFA cookies carry random ids looked up in the store,
+    # the CSRF cookie a random browser id (the CSRF purpose MACs the form token), the device cookie an
+    # enrolment token the policy lists. Kept so that its label is never given to another use.
+    COOKIE = "govgate/v1/cookie"
     CSRF = "govgate/v1/csrf"  # CSRF tokens bound to a browser
     LEAVE_LINK = "govgate/v1/leave-link"  # Art. 15 warning-page `sig`
     TOTP_SECRET = "govgate/v1/totp-secret"  # noqa: S105 (a label, not a secret) — AES-GCM key for TOTP secrets in the accounts file
@@ -72,37 +74,18 @@ class GatewayKeys:
         return cls(master)
 
 
-def load_key_file(path: Path, *, create: bool = True) -> GatewayKeys:
-    """Read the key file, creating it (mode 0600, never overwriting) if absent and ``create`` is set."""
+def parse_key_text(text: str, source: str) -> GatewayKeys:
+    """The keys held in a key file's text: the master key as hex, white space around it ignored. ``source``
+    names the file in a ``KeyFileError``."""
     try:
-        text = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        if not create:
-            raise KeyFileError(f"{path}: key file does not exist") from None
-        return _create_key_file(path)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"{path}: cannot read key file: {exc}") from None
-    try:
-        master = bytes.fromhex(text)
+        master = bytes.fromhex(text.strip())
     except ValueError:
-        raise KeyFileError(f"{path}: key file must hold {KEY_BYTES} bytes as hex") from None
+        raise KeyFileError(f"{source}: key file must hold {KEY_BYTES} bytes as hex") from None
     if len(master) != KEY_BYTES:
-        raise KeyFileError(f"{path}: key file must hold {KEY_BYTES} bytes as hex, found {len(master)} bytes")
+        raise KeyFileError(f"{source}: key file must hold {KEY_BYTES} bytes as hex, found {len(master)} bytes")
     return GatewayKeys(master)
 
 
-def _create_key_file(path: Path) -> GatewayKeys:
-    master = secrets.token_bytes(KEY_BYTES)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        # Another process created it between our read and our create: use theirs.
-        return load_key_file(path, create=False)
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot create key file: {exc}") from None
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(master.hex() + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    return GatewayKeys(master)
+def new_key_text() -> str:
+    """The text of a new key file: a fresh random master key, as hex."""
+    return secrets.token_bytes(KEY_BYTES).hex() + "\n"

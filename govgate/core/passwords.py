@@ -4,10 +4,11 @@ Art. 30 (第三十条): staff log in with strong identity authentication; passwo
 
 Hashes are PHC strings (``$argon2id$v=19$m=…,t=…,p=…$salt$hash``) made by the ``cryptography``
 package's Argon2id. A verification reads the parameters from the stored string, so hashes made
-with older parameters keep working (``needs_rehash`` tells the CLI to renew them at the next
-``passwd``). Parameters (docs/accounts.md): 19 MiB of memory, 2 passes, 1 lane, 16-byte salt,
-32-byte hash: OWASP's recommended Argon2id setting, about 20 ms per verification on the 2-core
-reference machine, so a flood of logins cannot exhaust memory or CPU as quickly as 64 MiB would.
+with older parameters keep working; a hash is only ever made with today's, so ``govgate account
+passwd`` renews an old one (nothing rehashes at login). Parameters (docs/accounts.md): 19 MiB of
+memory, 2 passes, 1 lane, 16-byte salt, 32-byte hash: OWASP's recommended Argon2id setting, about
+20 ms per verification on the 2-core reference machine, so a flood of logins cannot exhaust memory
+or CPU as quickly as 64 MiB would.
 
 Both ``hash_password`` and ``verify_password`` cost tens of milliseconds of CPU: the gateway calls
 them through ``asyncio.to_thread``, never on the event loop.
@@ -16,6 +17,7 @@ them through ``asyncio.to_thread``, never on the event loop.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import secrets
@@ -93,16 +95,6 @@ def is_password_hash(encoded: str) -> bool:
     return parameters_of(encoded) is not None
 
 
-def needs_rehash(encoded: str) -> bool:
-    """True if ``encoded`` was made with other parameters than today's."""
-    params = parameters_of(encoded)
-    return params is None or (params.memory_kib, params.iterations, params.lanes) != (
-        PARAMETERS.memory_kib,
-        PARAMETERS.iterations,
-        PARAMETERS.lanes,
-    )
-
-
 def verify_password(pw: str, encoded: str) -> bool:
     """True if ``pw`` matches ``encoded``. The comparison inside Argon2id's verify is constant-time.
 
@@ -127,13 +119,18 @@ def _burn(data: bytes) -> None:
     """Do one verification's work against the dummy hash and throw the result away."""
     # InvalidKey is the expected outcome: this call exists only to spend the same time.
     with contextlib.suppress(InvalidKey):
-        Argon2id.verify_phc_encoded(data, DUMMY_HASH)
+        Argon2id.verify_phc_encoded(data, dummy_hash())
 
 
-# A valid hash of a random password nobody knows, made once at import with today's parameters.
-# Art. 30: an unknown account name is verified against it, so unknown account and wrong password
-# cost the same work and the answer's timing does not tell which accounts exist.
-DUMMY_HASH: str = hash_password(secrets.token_urlsafe(32))
+@functools.cache
+def dummy_hash() -> str:
+    """A valid hash of a random password nobody knows, with today's parameters: made on the first call (one
+    hash's work; the gateway calls this at start), the same string afterwards.
+
+    Art. 30: an unknown account name is verified against it, so unknown account and wrong password
+    cost the same work and the answer's timing does not tell which accounts exist.
+    """
+    return hash_password(secrets.token_urlsafe(32))
 
 
 # -- weak passwords ------------------------------------------------------------------------------

@@ -19,9 +19,9 @@ from govgate.accounts_file import load_accounts, update_accounts
 from govgate.cli.main import run_cli
 from govgate.core import totp
 from govgate.core.accounts import Account
-from govgate.core.keys import load_key_file
 from govgate.core.passwords import verify_password
 from govgate.core.policy.model import Login, SessionLimits
+from govgate.files import load_key_file
 from govgate.store.base import Session
 from govgate.store.redis import RedisStore
 from tests.policies import policy_data, write_policy

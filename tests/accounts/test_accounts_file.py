@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from govgate.accounts_file import accounts_file_signature, load_accounts, lock_path, locked, update_accounts
+from govgate.accounts_file import load_accounts, lock_path, locked, update_accounts
 from govgate.core.accounts import Accounts
 from govgate.errors import AccountError, PolicyError
+from govgate.files import file_signature
 from tests.accounts.builders import make_account
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_a_missing_file_means_no_accounts(tmp_path: Path) -> None:
     assert len(load_accounts(tmp_path / "accounts.yaml")) == 0
-    assert accounts_file_signature(tmp_path / "accounts.yaml") is None
+    assert file_signature(tmp_path / "accounts.yaml") is None
 
 
 def test_an_invalid_file_is_a_policy_error_naming_the_file_and_line(tmp_path: Path) -> None:
@@ -49,13 +50,13 @@ def test_an_update_writes_a_0600_file_that_loads_back(tmp_path: Path) -> None:
 def test_an_update_replaces_the_file_so_a_reader_never_sees_half_of_it(tmp_path: Path) -> None:
     path = tmp_path / "accounts.yaml"
     update_accounts(path, lambda a: a.with_account(make_account("zhangsan")))
-    before = accounts_file_signature(path)
+    before = file_signature(path)
     old_inode = path.stat().st_ino
     with path.open("rb") as reader:  # an open reader keeps the old version whole
         update_accounts(path, lambda a: a.with_account(make_account("lisi")))
         assert b"lisi" not in reader.read()
     assert path.stat().st_ino != old_inode
-    assert accounts_file_signature(path) != before
+    assert file_signature(path) != before
 
 
 def test_a_failing_change_writes_nothing(tmp_path: Path) -> None:

@@ -146,6 +146,16 @@ def test_structural_problems_are_named(text: str, expected: str) -> None:
     assert any(expected in p for p in problems_of(text)), problems_of(text)
 
 
+def test_the_file_is_read_like_the_policy_without_tags_or_alias_bombs() -> None:
+    tagged = "version: 1\naccounts:\n  zhangsan: !!python/object/apply:os.system [echo pwned]\n"
+    assert any(p.startswith("accounts.yaml:3: accounts.zhangsan: unsupported YAML tag") for p in problems_of(tagged))
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for i, name in enumerate("bcdefghij"):
+        prev = "abcdefghij"[i]
+        bomb += f"{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+    assert any("expected an accounts file of ordinary size" in p for p in problems_of(bomb))
+
+
 def test_two_names_differing_only_in_case_are_refused() -> None:
     text = dump_accounts(Accounts((make_account("zhangsan"), make_account("ZhangSan"))))
     assert any("differs only in letter case" in p for p in problems_of(text))

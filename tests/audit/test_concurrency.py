@@ -14,8 +14,9 @@ from govgate.audit.backup import backup_dir
 from govgate.audit.verify import verify_dir
 from govgate.audit.writer import AuditWriter
 from govgate.core.audit_event import AuditEvent
-from govgate.core.keys import GatewayKeys, load_key_file
+from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Policy
+from govgate.files import load_key_file
 from tests import policies
 from tests.runtime import Clock
 from tests.waiting import wait_for

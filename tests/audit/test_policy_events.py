@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from govgate.audit.verify import verify_dir
-from govgate.core.keys import load_key_file
+from govgate.files import load_key_file
 from govgate.live_runtime import LiveRuntime
 from tests.policies import policy_data, write_policy
 

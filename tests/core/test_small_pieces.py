@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from govgate.core.csrf import csrf_token, csrf_valid, new_browser_id
 from govgate.core.durations import format_duration, parse_duration
-from govgate.core.keys import GatewayKeys, Purpose, load_key_file
+from govgate.core.keys import GatewayKeys, Purpose
 from govgate.errors import KeyFileError
+from govgate.files import load_key_file
 
 
 @pytest.mark.parametrize(("text", "value"), [

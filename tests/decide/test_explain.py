@@ -223,6 +223,6 @@ def test_explain_says_which_condition_of_each_grant_failed(
 
 def grant_line(policy: Path) -> int:
     """The line of the policy's first grant, as the loader numbers it."""
-    from govgate.core.policy.load import load_policy_text
+    from govgate.core.policy.load import read_policy_text
 
-    return load_policy_text(policy.read_text(encoding="utf-8"), policy, check_files=False).grants[0].line
+    return read_policy_text(policy.read_text(encoding="utf-8"), policy).policy_or_error().grants[0].line

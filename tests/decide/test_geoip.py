@@ -1,16 +1,20 @@
-"""GeoIP country lookup against MaxMind's real test databases (and their broken variants)."""
+"""GeoIP country lookup against MaxMind's real test databases (and their broken variants), opened by the
+files layer or from bytes."""
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import shutil
 from pathlib import Path
 
+import maxminddb
 import pytest
 
 from govgate.core.geoip import CountryLookup, GeoIPDatabaseError, country_of_record, is_always_home
 from govgate.errors import GovGateError
+from govgate.files import open_country_lookup
 from tests.policies import GEOIP_DIR
 
 ip = ipaddress.ip_address
@@ -31,7 +35,7 @@ def expected_from_json(name: str) -> list[tuple[ipaddress.IPv4Address | ipaddres
 
 @pytest.fixture(scope="module")
 def lite() -> CountryLookup:
-    return CountryLookup(GEOIP_DIR / "GeoLite2-Country-Test.mmdb")
+    return open_country_lookup(GEOIP_DIR / "GeoLite2-Country-Test.mmdb")
 
 
 def test_country_database_agrees_with_its_source_json(lite: CountryLookup) -> None:
@@ -42,7 +46,7 @@ def test_country_database_agrees_with_its_source_json(lite: CountryLookup) -> No
 
 
 def test_geoip2_country_database_agrees_with_its_source_json() -> None:
-    lookup = CountryLookup(GEOIP_DIR / "GeoIP2-Country-Test.mmdb")
+    lookup = open_country_lookup(GEOIP_DIR / "GeoIP2-Country-Test.mmdb")
     for address, code in expected_from_json("GeoIP2-Country-Test.json"):
         assert lookup.country(address) == code, address
 
@@ -63,7 +67,7 @@ def test_unknown_address_has_no_country(lite: CountryLookup) -> None:
 
 
 def test_city_database_gives_countries_too() -> None:
-    city = CountryLookup(GEOIP_DIR / "GeoIP2-City-Test.mmdb")
+    city = open_country_lookup(GEOIP_DIR / "GeoIP2-City-Test.mmdb")
     assert city.country(ip("81.2.69.142")) == "GB"
     assert city.country(ip("2001:218::1")) == "JP"
     assert "City" in city.database_type
@@ -84,30 +88,38 @@ def test_network_with_a_continent_only_has_no_country(lite: CountryLookup) -> No
 
 def test_database_with_a_corrupt_data_section_is_refused_at_load() -> None:
     with pytest.raises(GeoIPDatabaseError, match="Broken-Double-Format"):
-        CountryLookup(GEOIP_DIR / "GeoIP2-City-Test-Broken-Double-Format.mmdb")
+        open_country_lookup(GEOIP_DIR / "GeoIP2-City-Test-Broken-Double-Format.mmdb")
 
 
 def test_database_with_a_bad_node_count_is_refused_at_load() -> None:
     with pytest.raises(GovGateError, match="not a valid MaxMind DB"):
-        CountryLookup(GEOIP_DIR / "GeoIP2-City-Test-Invalid-Node-Count.mmdb")
+        open_country_lookup(GEOIP_DIR / "GeoIP2-City-Test-Invalid-Node-Count.mmdb")
 
 
 def test_missing_database_is_refused_with_its_name(tmp_path: Path) -> None:
     with pytest.raises(GeoIPDatabaseError, match="not found"):
-        CountryLookup(tmp_path / "nope.mmdb")
+        open_country_lookup(tmp_path / "nope.mmdb")
 
 
 def test_a_text_file_is_not_a_database(tmp_path: Path) -> None:
     fake = tmp_path / "fake.mmdb"
     fake.write_text("hello", encoding="utf-8")
     with pytest.raises(ValueError, match=r"fake\.mmdb"):
-        CountryLookup(fake)
+        open_country_lookup(fake)
+
+
+def test_a_lookup_is_built_from_a_reader_opened_elsewhere_even_from_bytes() -> None:
+    data = (GEOIP_DIR / "GeoLite2-Country-Test.mmdb").read_bytes()
+    lookup = CountryLookup(maxminddb.open_database(io.BytesIO(data), maxminddb.MODE_FD), "in-memory copy")
+    assert lookup.country(ip("81.2.69.142")) == "GB"
+    assert "in-memory copy" in repr(lookup)
+    lookup.close()
 
 
 def test_lookup_keeps_working_from_a_copied_file(tmp_path: Path) -> None:
     copy = tmp_path / "geo.mmdb"
     shutil.copy(GEOIP_DIR / "GeoLite2-Country-Test.mmdb", copy)
-    lookup = CountryLookup(copy)
+    lookup = open_country_lookup(copy)
     assert lookup.country(ip("81.2.69.142")) == "GB"
     lookup.close()
 

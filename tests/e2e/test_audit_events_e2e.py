@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from govgate.core.keys import load_key_file
 from govgate.core.leave_link import leave_url
+from govgate.files import load_key_file
 from tests.command import GOVGATE
 from tests.e2e.harness import (
     OFFICE_ADDRESS,

@@ -27,8 +27,8 @@ from govgate.core.decide import (
     login_gate,
 )
 from govgate.core.geoip import CountryLookup
-from govgate.core.policy.load import load_policy_text
 from govgate.errors import PolicyError
+from govgate.files import load_policy, open_country_lookup
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "policy.yaml"
@@ -69,15 +69,15 @@ def answers(compiled: CompiledPolicy, geoip: CountryLookup) -> dict[tuple[object
 
 def test_the_shipped_policy_cut_after_any_line_never_admits_more_than_the_whole() -> None:
     text = SHIPPED.read_text(encoding="utf-8")
-    whole = load_policy_text(text, SHIPPED)
-    geoip = CountryLookup(whole.geoip.database)
+    whole = load_policy(SHIPPED, data=text.encode("utf-8"))
+    geoip = open_country_lookup(whole.geoip.database)
     try:
         full = answers(compile_policy(whole), geoip)
         lines = text.splitlines(keepends=True)
         loaded = 0
         for cut in range(len(lines)):
             try:
-                part = load_policy_text("".join(lines[:cut]), SHIPPED)
+                part = load_policy(SHIPPED, data="".join(lines[:cut]).encode("utf-8"))
             except PolicyError:
                 continue
             loaded += 1
@@ -94,5 +94,5 @@ def test_the_cut_that_used_to_open_staff_paths_to_every_address_is_refused(cut_a
     text = SHIPPED.read_text(encoding="utf-8")
     head = text[: text.index(cut_after) + len(cut_after)] + "\n"
     with pytest.raises(PolicyError) as info:
-        load_policy_text(head, SHIPPED)
+        load_policy(SHIPPED, data=head.encode("utf-8"))
     assert any(p.key_path.startswith("access[1]") for p in info.value.problems), info.value.problems

@@ -192,6 +192,11 @@ def test_invalid_geoip_database_is_an_error() -> None:
     expect_problem(text, "database", "geoip.database", "is not a valid database", check_files=True)
 
 
+def test_a_file_path_no_file_can_have_is_a_located_problem() -> None:
+    text = replace(BASE, "geoip/GeoLite2-Country-Test.mmdb", '"\\x00"')
+    expect_problem(text, "database", "geoip.database", "cannot read it", "null", check_files=True)
+
+
 def test_geoip_database_that_is_a_folder_is_an_error(tmp_path: Path) -> None:
     text = replace(BASE, "geoip/GeoLite2-Country-Test.mmdb", str(tmp_path))
     expect_problem(text, "database", "geoip.database", "found a folder", check_files=True)

@@ -7,9 +7,9 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from govgate.core.policy.load import load_policy_text
 from govgate.core.policy.model import Policy
 from govgate.errors import PolicyError
+from govgate.files import load_policy
 from tests.policy.test_valid_policies import FULL
 from tests.policy.texts import BASE, REPO
 
@@ -55,7 +55,7 @@ def mutated(draw: st.DrawFn) -> str:
 def load_or_error(text: str, *, check_files: bool) -> Policy | PolicyError:
     """The policy, or the PolicyError; any other exception escapes and fails the test."""
     try:
-        return load_policy_text(text, REPO / "policy.yaml", check_files=check_files)
+        return load_policy(REPO / "policy.yaml", data=text.encode("utf-8"), check_files=check_files)
     except PolicyError as exc:
         return exc
 

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 import trustme
 
-from govgate.core.policy.load import load_policy, load_policy_text
 from govgate.core.policy.model import (
     Allow,
     AuditAlgorithm,
@@ -22,6 +21,7 @@ from govgate.core.policy.model import (
     RedirectMode,
     UnknownCountry,
 )
+from govgate.files import load_policy
 from tests.policy.texts import GEOIP_DB, REPO, load, replace
 
 FINGERPRINT = "0123456789ABCDEF" * 4
@@ -243,14 +243,14 @@ def test_full_policy_passes_the_file_checks_when_its_files_exist(tmp_path: Path)
 def test_contract_example_validates() -> None:
     text = replace(CONTRACT_EXAMPLE, "<SHA-256 of the DER certificate, hex, colons and case ignored>",
                    ":".join(["ab"] * 32))
-    policy = load_policy_text(text, REPO / "policy.yaml", check_files=False)
+    policy = load_policy(REPO / "policy.yaml", data=text.encode("utf-8"), check_files=False)
     assert [r.name for r in policy.access] == ["public site", "office system", "the rest"]
     assert policy.grants[0].end == datetime(2026, 12, 15, 23, 59, 59, 999999, tzinfo=ZoneInfo("Asia/Shanghai"))
     assert policy.device("ls-browser") is not None
     # With files checked, only the files that the example names but this repo lacks are reported.
     adapted = replace(replace(text, "GeoLite2-Country.mmdb", "GeoLite2-Country-Test.mmdb"),
                       "insecure: false", "insecure: true")
-    assert load_policy_text(adapted, REPO / "policy.yaml", check_files=True).gateway.insecure
+    assert load_policy(REPO / "policy.yaml", data=adapted.encode("utf-8"), check_files=True).gateway.insecure
 
 
 def test_shipped_policy_validates_with_its_files() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from govgate.core.policy.load import load_policy
 from govgate.errors import PolicyError
+from govgate.files import load_policy
 from tests.policy.texts import BASE, line_of, load, problems, replace
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from govgate.core.policy.load import load_policy_text
 from govgate.core.policy.model import Policy
 from govgate.errors import PolicyError
+from govgate.files import load_policy
 
 REPO = Path(__file__).resolve().parents[2]
 GEOIP_DB = REPO / "geoip" / "GeoLite2-Country-Test.mmdb"
@@ -37,7 +37,7 @@ access:
 
 
 def load(text: str, *, check_files: bool = False, source: Path = SOURCE) -> Policy:
-    return load_policy_text(text, source, check_files=check_files)
+    return load_policy(source, data=text.encode("utf-8"), check_files=check_files)
 
 
 def problems(text: str, *, check_files: bool = False, source: Path = SOURCE) -> list[str]:

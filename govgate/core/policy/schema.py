@@ -128,7 +128,7 @@ GATEWAY = Obj(
         Key("timezone", _s("IANA time zone name"), "for grant windows and daily hours", default="Asia/Shanghai"),
         Key("prefix", _s("path prefix of the gate's own pages", pattern=r"^/[^?#]*[^/?#]$"),
             "the gate's own pages live under this path", default="/__govgate"),
-        Key("key_file", PATH, "signs cookies and links, encrypts TOTP secrets, MACs the audit log",
+        Key("key_file", PATH, "MACs CSRF tokens and leave links, encrypts TOTP secrets, MACs the audit log",
             default="secrets/gateway.key"),
         Key("upstream_timeout", DURATION, "no response head from the portal within this: the gate's 504 page",
             default="60s"),

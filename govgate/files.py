@@ -1,0 +1,176 @@
+"""The thin layer between the disk and the core: reading (and creating) the files whose bytes the core works on.
+
+The core (``govgate.core``) is functions of bytes and values; this module does the reading around it
+and turns what the disk says (missing, unreadable, a folder) into the same kind of problem or error
+the core reports:
+
+- ``load_policy(path)``: read policy.yaml (or take the bytes a caller already read), validate them
+  with ``govgate.core.policy.load``, then read and check the files the policy names (TLS certificate
+  and device CA, GeoIP database). Every problem, the core's and the disk's, in one ``PolicyError``.
+- ``load_key_file(path)``: the gateway key (``govgate.core.keys``); on first use the file is created
+  with mode 0600 (its folder, if new, 0700), never overwritten, and fsynced before the key is used.
+- ``open_country_lookup(path)``: the GeoIP database opened (memory-mapped) for ``govgate.core.geoip``.
+- ``file_signature(path)`` and ``look_at(path)``: what the gateway's reload polling sees of a file
+  (one ``stat``; the bytes with the look ``govgate.core.settle`` judges).
+
+The accounts file's part of this layer is ``govgate.accounts_file``: it is the one file GovGate writes
+while it may be read (`govgate account` beside a running gateway), and its lock, atomic replace and
+fsync protocol is a unit of its own that its tests exercise as one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import maxminddb
+
+from govgate.core.geoip import CountryLookup, GeoIPDatabaseError, invalid_database
+from govgate.core.keys import GatewayKeys, new_key_text, parse_key_text
+from govgate.core.policy.load import read_policy_bytes
+from govgate.core.policy.model import Policy
+from govgate.core.policy.named_files import FileKind, NamedFile, content_problem
+from govgate.core.settle import FileLook
+from govgate.errors import KeyFileError, PolicyError, PolicyProblem
+
+# -- policy.yaml ----------------------------------------------------------------------------------------
+
+
+def load_policy(path: Path, *, data: bytes | None = None, check_files: bool = True) -> Policy:
+    """The validated policy in ``path``; raises ``PolicyError`` listing every problem.
+
+    ``data``: the bytes already read from ``path`` (the gateway's reload reads a settled file once and
+    loads exactly those bytes). ``check_files=False`` skips reading the files the policy names, for
+    commands that do not use them (`govgate account`, `govgate audit`).
+    """
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise PolicyError([PolicyProblem(str(path), 0, "", f"cannot read the policy file: {reason}")]) from None
+    reading = read_policy_bytes(data, path)
+    more = _named_files_problems(reading.named_files, str(path)) if check_files else []
+    return reading.policy_or_error(more)
+
+
+def _named_files_problems(named_files: tuple[NamedFile, ...], policy_file: str) -> list[PolicyProblem]:
+    """Read each file the policy names and check what it holds; the problems point at the policy's lines."""
+    problems: list[PolicyProblem] = []
+    for named in named_files:
+        problem = _named_file_problem(named)
+        if problem is not None:
+            problems.append(PolicyProblem(policy_file, named.line, named.key_path, problem))
+    return problems
+
+
+def _named_file_problem(named: NamedFile) -> str | None:
+    try:
+        data = named.path.read_bytes()
+    except IsADirectoryError:
+        return f"expected {named.expected}; found a folder at {named.path}"
+    except OSError as exc:
+        return f"expected {named.expected} at {named.path}; cannot read it: {exc.strerror or type(exc).__name__}"
+    except ValueError as exc:  # a path no file can have, e.g. with a NUL character
+        return f"expected {named.expected} at {str(named.path)!r}; cannot read it: {exc}"
+    if named.kind is FileKind.GEOIP_DATABASE:
+        try:
+            reader = maxminddb.open_database(str(named.path))
+        except (maxminddb.InvalidDatabaseError, OSError, ValueError, RuntimeError) as exc:
+            return f"expected {named.expected}; {named.path} is not a valid database ({exc})"
+        reader.close()
+        return None
+    return content_problem(named, data)
+
+
+# -- the gateway key --------------------------------------------------------------------------------------
+
+KEY_FILE_MODE = 0o600
+
+
+def load_key_file(path: Path, *, create: bool = True) -> GatewayKeys:
+    """Read the key file, creating it (mode 0600, never overwriting) if absent and ``create`` is set."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        if not create:
+            raise KeyFileError(f"{path}: key file does not exist") from None
+        return _create_key_file(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"{path}: cannot read key file: {exc}") from None
+    return parse_key_text(text, str(path))
+
+
+def _create_key_file(path: Path) -> GatewayKeys:
+    text = new_key_text()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
+    except FileExistsError:
+        # Another process created it between our read and our create: use theirs.
+        return load_key_file(path, create=False)
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot create key file: {exc}") from None
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    return parse_key_text(text, str(path))
+
+
+# -- the GeoIP database -----------------------------------------------------------------------------------
+
+
+def open_country_lookup(path: Path) -> CountryLookup:
+    """The country lookup of the MaxMind database at ``path``, opened once (memory-mapped where possible).
+
+    Raises ``GeoIPDatabaseError`` naming the file when it is missing, unreadable or not a valid database.
+    """
+    try:
+        reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
+    except FileNotFoundError as exc:
+        raise GeoIPDatabaseError(f"{path}: GeoIP database not found") from exc
+    except (maxminddb.InvalidDatabaseError, OSError, ValueError) as exc:
+        raise invalid_database(str(path), exc) from exc
+    try:
+        return CountryLookup(reader, str(path))
+    except GeoIPDatabaseError:
+        reader.close()
+        raise
+
+
+# -- what the reload polling sees ---------------------------------------------------------------------------
+
+type FileSignature = tuple[int, int, int] | None  # (mtime_ns, size, inode); None: absent
+
+
+def file_signature(path: Path) -> FileSignature:
+    """A cheap fingerprint of the file's current version (one ``stat``); None if it is absent. ``os.replace``
+    gives a new inode, so even a same-second, same-size rewrite (``govgate account``) is seen."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def look_at(path: Path) -> tuple[FileLook, bytes] | None:
+    """Blocking: one look at ``path`` and its bytes; None when it is absent, unreadable, or changed while
+    being read (a writer is still at work)."""
+    try:
+        before = path.stat()
+        data = path.read_bytes()
+        after = path.stat()
+    except OSError:
+        return None
+    if (before.st_ino, before.st_size, before.st_mtime_ns) != (after.st_ino, after.st_size, after.st_mtime_ns) \
+            or len(data) != after.st_size:
+        return None
+    return FileLook(mtime_ns=after.st_mtime_ns, ctime_ns=after.st_ctime_ns, size=after.st_size, inode=after.st_ino,
+                    sha256=hashlib.sha256(data).hexdigest()), data
+
+
+def signature_of(look: FileLook) -> FileSignature:
+    """The signature of the version ``look`` saw."""
+    return (look.mtime_ns, look.size, look.inode)
