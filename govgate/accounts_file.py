@@ -71,24 +71,30 @@ def locked(path: Path) -> Iterator[None]:
 
 def write_accounts(path: Path, accounts: Accounts) -> None:
     """Replace the file atomically with ``accounts`` (callers hold ``locked(path)``)."""
-    text = dump_accounts(accounts).encode("utf-8")
+    write_atomically(path, dump_accounts(accounts).encode("utf-8"), what="the accounts file", error=AccountError)
+
+
+def write_atomically(path: Path, data: bytes, *, what: str, error: type[GovGateError] = GovGateError,
+                     mode: int = FILE_MODE) -> None:
+    """Replace ``path`` with ``data``: a temporary file in the same folder, fsynced, renamed over it, then the
+    folder fsynced — a reader sees the old file or the new, never half (the gateway applies it at once)."""
     directory = path.parent
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise AccountError(f"{path}: cannot write the accounts file: {exc.strerror}") from None
+        raise error(f"{path}: cannot write {what}: {exc.strerror}") from None
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), FILE_MODE)
-            f.write(text)
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        raise AccountError(f"{path}: cannot write the accounts file: {exc.strerror}") from None
+        raise error(f"{path}: cannot write {what}: {exc.strerror}") from None
     _fsync_directory(directory)
 
 

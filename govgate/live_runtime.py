@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -26,12 +26,15 @@ from govgate.audit.writer import AuditWriter
 from govgate.core.accounts import Accounts, admin_marks
 from govgate.core.audit_event import AuditEvent, AuditScalar, AuditSink, AuditValue
 from govgate.core.decide import CompiledPolicy, compile_policy
+from govgate.core.device_registry import DeviceRegistry, RegisteredDevice
 from govgate.core.geoip import CountryLookup
 from govgate.core.keys import GatewayKeys
 from govgate.core.outbound import HostClassifier
 from govgate.core.passwords import dummy_hash
 from govgate.core.policy.model import Policy
 from govgate.core.settle import FileLook, settled
+from govgate.device_ca import ca_files, load_ca_cert
+from govgate.devices_file import load_registry
 from govgate.errors import GovGateError, PolicyError, StoreUnavailable
 from govgate.files import (
     FileSignature,
@@ -81,6 +84,9 @@ class Snapshot:
     accounts_sig: FileSignature
     tls: ServerTls | None = None  # Art. 29: the context browsers connect with; None in plain-HTTP trial mode
     tls_sig: tuple[object, ...] = ()  # what `tls` was built from (settings and file signatures)
+    devices: DeviceRegistry = field(default_factory=DeviceRegistry)  # issued and enrolled devices (Art. 19, 30)
+    devices_sig: FileSignature = None
+    device_ca_sig: FileSignature = None  # the device CA certificate, once `govgate device ca init` made it
 
 
 def build_snapshot(policy: Policy, *, previous: Snapshot | None = None,
@@ -94,15 +100,24 @@ def build_snapshot(policy: Policy, *, previous: Snapshot | None = None,
     else:
         geoip = open_country_lookup(policy.geoip.database)
     accounts_sig = file_signature(policy.accounts_file)
+    devices_sig = file_signature(policy.devices_file)
+    registry = load_registry(policy.devices_file)
+    ca_path = ca_files(policy).cert
+    device_ca_sig = file_signature(ca_path)
     gw = policy.gateway
-    tls_sig = (gw.insecure, gw.tls_cert, gw.client_ca, gw.request_client_cert,
+    tls_sig = (gw.insecure, gw.tls_cert, gw.client_ca, gw.request_client_cert, ca_path, device_ca_sig,
                file_signature(gw.tls_cert) if gw.tls_cert else None,
                file_signature(gw.client_ca) if gw.client_ca else None)
     # The same certificate: keep the context, and with it the TLS session cache (resumption survives reloads).
-    server_tls = previous.tls if previous is not None and previous.tls_sig == tls_sig else ServerTls.load(policy)
+    if previous is not None and previous.tls_sig == tls_sig:
+        server_tls = previous.tls
+    else:
+        # Art. 30: the gateway's own device CA, once made, is a CA client certificates must chain to.
+        device_ca = load_ca_cert(policy)
+        server_tls = ServerTls.load(policy, extra_cas=[device_ca] if device_ca is not None else [])
     return Snapshot(
         policy=policy,
-        compiled=compile_policy(policy),
+        compiled=compile_policy(policy, registry.active()),
         geoip=geoip,
         accounts=load_accounts(policy.accounts_file),
         classifier=HostClassifier.from_policy(policy),
@@ -111,6 +126,9 @@ def build_snapshot(policy: Policy, *, previous: Snapshot | None = None,
         accounts_sig=accounts_sig,
         tls=server_tls,
         tls_sig=tls_sig,
+        devices=registry,
+        devices_sig=devices_sig,
+        device_ca_sig=device_ca_sig,
     )
 
 
@@ -173,6 +191,16 @@ class LiveRuntime:
     def server_tls(self) -> ServerTls | None:
         return self.snapshot.tls
 
+    @property
+    def devices(self) -> DeviceRegistry:
+        return self.snapshot.devices
+
+    def enrol_device(self, device: RegisteredDevice) -> None:
+        from govgate.devices_file import update_registry
+
+        policy = self.snapshot.policy
+        update_registry(policy.devices_file, lambda reg: reg.with_new(device, frozenset(d.id for d in policy.devices)))
+
     def now(self) -> datetime:
         if self._clock is not None:
             return self._clock()
@@ -203,7 +231,9 @@ class LiveRuntime:
             if found is not None:
                 policy = (found[1], signature_of(found[0]))
         data = False
-        for path, sig in ((snap.policy.geoip.database, snap.geoip_sig), (snap.policy.accounts_file, snap.accounts_sig)):
+        watched = ((snap.policy.geoip.database, snap.geoip_sig), (snap.policy.accounts_file, snap.accounts_sig),
+                   (snap.policy.devices_file, snap.devices_sig), (ca_files(snap.policy).cert, snap.device_ca_sig))
+        for path, sig in watched:
             now_sig = file_signature(path)
             if now_sig != sig and (now_sig is None or self._settled(path, sig) is not None):
                 data = True
@@ -291,7 +321,9 @@ class LiveRuntime:
             logger.error("policy.refused error=%s kept=last-good", exc)
             # Seen: wait for the next change of these files before trying again.
             self.snapshot = replace(previous, accounts_sig=file_signature(previous.policy.accounts_file),
-                                    geoip_sig=file_signature(previous.policy.geoip.database))
+                                    geoip_sig=file_signature(previous.policy.geoip.database),
+                                    devices_sig=file_signature(previous.policy.devices_file),
+                                    device_ca_sig=file_signature(ca_files(previous.policy).cert))
             self.audit.emit(self._policy_event("policy.refused", "refuse", str(exc)[:500]))
             return False
         self.snapshot = replace(snapshot, policy_sig=previous.policy_sig)

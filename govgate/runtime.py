@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 from govgate.core.accounts import Accounts
 from govgate.core.audit_event import AuditScalar, AuditSink
 from govgate.core.decide import CompiledPolicy
+from govgate.core.device_registry import DeviceRegistry, RegisteredDevice
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import IPAddress, Policy
 from govgate.store.base import Store
@@ -127,6 +128,15 @@ class Runtime(Protocol):
     async def reload(self, *, why: str, force: bool = False, changes: FileChanges | None = None) -> bool:
         """Apply ``changes`` (or, with ``force``, policy.yaml as it is now); True when a new snapshot is in force.
         A broken file is refused and the last good snapshot stays."""
+        ...
+
+    @property
+    def devices(self) -> DeviceRegistry:
+        """The device registry in force (issued certificates, enrolled browsers)."""
+        ...
+
+    def enrol_device(self, device: RegisteredDevice) -> None:
+        """Blocking (call in a thread): add a pending enrolled browser to the registry; ``DeviceError`` if not."""
         ...
 
     def record_start(self, listen: list[str], tls: Mapping[str, AuditScalar]) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 from govgate.core.accounts import Accounts
 from govgate.core.audit_event import AuditEvent, AuditScalar, ListSink
 from govgate.core.decide import CompiledPolicy, compile_policy
+from govgate.core.device_registry import DeviceRegistry, RegisteredDevice
 from govgate.core.geoip import CountryLookup
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Policy
@@ -116,6 +117,7 @@ class InProcessRuntime:
     server_tls: ServerTls | None = None  # plain HTTP, as the test policy is
     policy_version: int = 1
     started: tuple[list[str], dict[str, AuditScalar]] | None = None  # what record_start was told
+    devices: DeviceRegistry = field(default_factory=DeviceRegistry)
     _built: InProcessSnapshot | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -143,6 +145,9 @@ class InProcessRuntime:
     async def reload(self, *, why: str, force: bool = False, changes: FileChanges | None = None) -> bool:
         """Nothing on disk to read again: what is in force stays (False, as for a refused reload)."""
         return False
+
+    def enrol_device(self, device: RegisteredDevice) -> None:
+        self.devices = self.devices.with_new(device, frozenset(d.id for d in self.policy.devices))
 
     def record_start(self, listen: list[str], tls: Mapping[str, AuditScalar]) -> None:
         self.started = (listen, dict(tls))

@@ -4,7 +4,7 @@
 both take their addons from ``gateway_addons``, so the order is written once:
 
 1. ``context`` — request id, client address, country, header hygiene; 400s; plain HTTP → HTTPS;
-2. ``login_pages`` — the gate's own pages under ``gateway.prefix``;
+2. ``enrolment``, ``login_pages`` — the gate's own pages under ``gateway.prefix``;
 3. ``gate`` — the access decision for everything else, identity headers;
 4. ``outbound_links`` — Art. 15 on the way out: links and redirects to non-government sites;
 5. ``security_headers`` — HSTS, the portal's attempts to set the gate's cookies dropped, SNI upstream;
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from govgate.addons.connections import ConnectionLimits
 from govgate.addons.context import RequestContextAddon
+from govgate.addons.enrolment import Enrolment
 from govgate.addons.gate import Gate
 from govgate.addons.https_redirect import HttpsRedirect
 from govgate.addons.login_pages import GatePages
@@ -53,6 +54,7 @@ def gateway_addons(runtime: Runtime, on_reload: Callable[[Policy, Policy], None]
     limits = ConnectionLimits(runtime)
     chain = (
         RequestContextAddon(runtime),
+        Enrolment(runtime),  # {prefix}/enroll, before the other pages under the prefix
         GatePages(runtime),
         Gate(runtime),
         OutboundLinks(runtime),

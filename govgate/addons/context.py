@@ -10,7 +10,6 @@ redirected to HTTPS unless the policy is ``insecure`` (Art. 29: secure connectio
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from collections.abc import Mapping
@@ -20,10 +19,12 @@ from ipaddress import IPv6Address, ip_address
 
 from mitmproxy import http
 
+from govgate.addons.tls import device_certificate
 from govgate.cookies import GateCookie, is_gate_cookie, read_cookie
 from govgate.core import request_shape
 from govgate.core.audit_event import AuditDecision, AuditEvent, AuditValue
 from govgate.core.client_address import client_address, forwarded_chain
+from govgate.core.device_certs import DeviceCertificate
 from govgate.core.hosts import split_host_port
 from govgate.core.https_redirect import https_location
 from govgate.core.policy.model import IPAddress
@@ -46,7 +47,7 @@ class RequestContext:
     host: str  # the client-sent Host in canonical form (``govgate.core.hosts``), no port; "" when none
     path: str  # path and query as sent
     snapshot: PolicySnapshot  # the policy this request is judged by, from start to end
-    cert_sha256: bytes | None  # SHA-256 of the client certificate's DER, if one was presented
+    device_cert: DeviceCertificate | None  # the client certificate presented, as examined at the TLS handshake
     as_json: bool  # the client asked for JSON
 
 
@@ -159,12 +160,7 @@ class RequestContextAddon:
         request.headers["X-Forwarded-For"] = ", ".join(str(a) for a in forwarded_chain(peer, xff, trusted))
         request.headers["X-Forwarded-Proto"] = "http" if policy.gateway.insecure else "https"
 
-        certs = flow.client_conn.certificate_list
-        cert_sha256 = None
-        if certs:
-            from cryptography.hazmat.primitives.serialization import Encoding
-
-            cert_sha256 = hashlib.sha256(certs[0].to_cryptography().public_bytes(Encoding.DER)).digest()
+        device_cert = device_certificate(flow.client_conn)
 
         # One reading of the Host for the rules, redirects and links (None: not a host; refused below).
         authority = split_host_port(request.host_header) if request.host_header else None
@@ -175,7 +171,7 @@ class RequestContextAddon:
             host=authority[0] if authority is not None else "",
             path=request.path,
             snapshot=snapshot,
-            cert_sha256=cert_sha256,
+            device_cert=device_cert,
             as_json=as_json,
         )
         flow.metadata[METADATA_KEY] = ctx

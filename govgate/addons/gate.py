@@ -54,8 +54,10 @@ def account_facts(snapshot: PolicySnapshot, name: str, locked_until: datetime | 
 def device_of(ctx: RequestContext, flow: http.HTTPFlow, now: datetime) -> str | None:
     """The allowlisted device this request comes from: client certificate first, then the enrolled cookie."""
     compiled = ctx.snapshot.compiled
-    if ctx.cert_sha256 is not None:
-        device = device_for_cert_sha256(compiled.devices, ctx.cert_sha256, now)
+    # Art. 30: a certificate identifies a device only while valid and, when a CA is in use, chained to it;
+    # revoked devices are not in the index at all.
+    if ctx.device_cert is not None and ctx.device_cert.usable(now):
+        device = device_for_cert_sha256(compiled.devices, ctx.device_cert.sha256, now)
         if device is not None:
             return device.id
     token = gate_cookie(flow, ctx, GateCookie.DEVICE)

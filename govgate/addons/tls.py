@@ -9,18 +9,39 @@ shutdown, and browsers (and mitmproxy, on a client's EOF) often just close the s
 connection that ended without a TLS error is marked shut down when the client disconnects, so its session
 stays resumable.
 
+Device certificates (Art. 19, Art. 30): a client certificate is examined once, when the connection's TLS is
+set up (``tls_established_client``) — its chain to the CAs in use (``gateway.tls.client_ca`` and the gateway's
+own device CA), validity and clientAuth usage (``govgate.core.device_certs``) — and the verdict is kept for the
+connection; requests read it with ``device_certificate``. A resumed TLS session shows only the leaf: its
+verdict from the full handshake, kept by fingerprint, stands (the chain it was verified with is the same).
+
 Plain-HTTP trial mode (``insecure: true``) has no context: nothing is done here.
 """
 
 from __future__ import annotations
 
+import logging
 import weakref
+from collections import OrderedDict
 
 from mitmproxy import connection, ctx, tls
 from mitmproxy.addons.tlsconfig import AppData
 from OpenSSL import SSL
 
+from govgate.core.device_certs import DeviceCertificate, examine
+from govgate.repeated import REPEATED
 from govgate.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+_VERDICTS: weakref.WeakKeyDictionary[connection.Client, DeviceCertificate] = weakref.WeakKeyDictionary()
+_CHAINED_LEAVES: OrderedDict[bytes, DeviceCertificate] = OrderedDict()  # fingerprint → verdict of a full chain
+_CHAINED_LEAVES_KEPT = 4096
+
+
+def device_certificate(client: connection.Client) -> DeviceCertificate | None:
+    """The verdict on the client certificate this connection presented (None: none presented)."""
+    return _VERDICTS.get(client)
 
 
 class ClientTls:
@@ -42,6 +63,28 @@ class ClientTls:
         data.ssl_conn = conn
         if isinstance(data.conn, connection.Client):
             self._open[data.conn] = conn
+
+    def tls_established_client(self, data: tls.TlsData) -> None:
+        client = data.conn
+        if not isinstance(client, connection.Client) or not client.certificate_list:
+            return
+        server_tls = self.runtime.server_tls
+        cas = server_tls.client_cas if server_tls is not None else ()
+        chain = [c.to_cryptography() for c in client.certificate_list]
+        verdict = examine(chain, cas, self.runtime.now())
+        if verdict.chained is False and len(chain) == 1:
+            known = _CHAINED_LEAVES.get(verdict.sha256)  # a resumed session: the leaf alone, verified before
+            if known is not None:
+                verdict = known
+        elif verdict.chained:
+            _CHAINED_LEAVES[verdict.sha256] = verdict
+            _CHAINED_LEAVES.move_to_end(verdict.sha256)
+            while len(_CHAINED_LEAVES) > _CHAINED_LEAVES_KEPT:
+                _CHAINED_LEAVES.popitem(last=False)
+        if verdict.chained is False:
+            REPEATED.warning(logger, "device.certificate_refused", "device.certificate_refused sha256=%s reason=%s",
+                             verdict.sha256.hex()[:16], verdict.problem)
+        _VERDICTS[client] = verdict
 
     def client_disconnected(self, client: connection.Client) -> None:
         conn = self._open.pop(client, None)

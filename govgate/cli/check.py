@@ -17,12 +17,22 @@ from pathlib import Path
 from govgate.accounts_file import accounts_problems, load_accounts
 from govgate.core.grants import grant_warnings
 from govgate.core.policy.model import Policy
+from govgate.devices_file import load_registry
 from govgate.errors import PolicyError, PolicyProblem
 from govgate.files import load_policy
 
 # A checker gets the validated policy and returns the problems of the file it owns (empty: fine).
 type ExtraCheck = Callable[[Policy], list[PolicyProblem]]
-EXTRA_CHECKS: list[ExtraCheck] = [accounts_problems]
+def devices_problems(policy: Policy) -> list[PolicyProblem]:
+    """The device registry's own problems (an unreadable or invalid devices file)."""
+    try:
+        load_registry(policy.devices_file)
+    except PolicyError as exc:
+        return list(exc.problems)
+    return []
+
+
+EXTRA_CHECKS: list[ExtraCheck] = [accounts_problems, devices_problems]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -49,7 +59,11 @@ def policy_warnings(policy: Policy, file: str) -> list[PolicyProblem]:
                                            if policy.accounts_file.exists() else None)
     except PolicyError:
         accounts = frozenset()  # its problems are listed as errors by accounts_problems
-    devices = frozenset(d.id for d in policy.devices)
+    try:
+        registered = frozenset(d.id for d in load_registry(policy.devices_file))
+    except PolicyError:
+        registered = frozenset()  # its problems are listed as errors by devices_problems
+    devices = frozenset(d.id for d in policy.devices) | registered
     return grant_warnings(policy, accounts, devices, datetime.now(policy.gateway.timezone), file=file)
 
 

@@ -24,6 +24,7 @@ A refusal is a ``Decision``, never an exception.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -34,7 +35,16 @@ from govgate.core.geoip import is_always_home
 from govgate.core.grants import GrantIndex
 from govgate.core.hosts import host_of
 from govgate.core.networks import NamedNetworks, NetworkSet
-from govgate.core.policy.model import AccessRule, Allow, DevicesMode, Grant, IPAddress, Policy, UnknownCountry
+from govgate.core.policy.model import (
+    AccessRule,
+    Allow,
+    Device,
+    DevicesMode,
+    Grant,
+    IPAddress,
+    Policy,
+    UnknownCountry,
+)
 
 ART_19 = "Art. 19"
 ART_30 = "Art. 30"
@@ -118,7 +128,9 @@ class CompiledPolicy:
     unknown_is_home: bool
 
 
-def compile_policy(policy: Policy) -> CompiledPolicy:
+def compile_policy(policy: Policy, registered: Iterable[Device] = ()) -> CompiledPolicy:
+    """Everything ``decide`` needs, once per load. ``registered``: the device registry's active devices
+    (``govgate.core.device_registry``), allowlisted beside the policy's own ``devices``."""
     networks = NamedNetworks(policy.networks)
     return CompiledPolicy(
         policy=policy,
@@ -127,7 +139,7 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
         rule_networks=tuple(networks.union(rule.networks) for rule in policy.access),
         listed=NetworkSet(cidr for group in policy.networks for cidr in group.cidrs),
         grants=GrantIndex(policy.grants, policy.gateway.timezone),
-        devices=DeviceIndex(policy.devices),
+        devices=DeviceIndex((*policy.devices, *registered)),
         home_countries=frozenset(c.upper() for c in policy.geoip.home_countries),
         unknown_is_home=policy.geoip.unknown is UnknownCountry.HOME,
     )
@@ -328,3 +340,14 @@ def account_admitted(gate: LoginGate, account: str, client_device: str | None, c
         return True
     code = country.upper() if country else None
     return compiled.grants.admitting(account, client_device, code, now) is not None
+
+
+def on_allowed_network(client: IPAddress, country: str | None, compiled: CompiledPolicy) -> bool:
+    """Art. 19: whether ``client`` is at home and inside a staff rule's networks (``networks: any`` counts) —
+    where a staff member may enrol a browser as a device. Devices and overseas grants do not count here: a
+    device cannot vouch for itself, and enrolment from abroad is not what a grant allows."""
+    overseas, _where = whereabouts(client, country.upper() if country else None, compiled)
+    if overseas:
+        return False
+    return any(c.rule.allow is Allow.STAFF and (c.rule.any_network or _rule_networks(compiled, c.rule).contains(client))
+               for c in compiled.rules)

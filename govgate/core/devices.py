@@ -44,6 +44,8 @@ class DeviceIndex:
                 self._by_cert.setdefault(bytes(device.cert_sha256), device)
             if device.token:
                 self._by_token_hash.setdefault(_token_hash(device.token), device)
+            elif device.token_sha256 is not None:  # an enrolled browser of the registry: only the hash is kept
+                self._by_token_hash.setdefault(bytes(device.token_sha256), device)
         owned: dict[str, set[str]] = {}
         for device in self._by_id.values():
             owned.setdefault(device.account, set()).add(device.id)
@@ -56,12 +58,15 @@ class DeviceIndex:
         return self._by_cert.get(bytes(fingerprint))
 
     def by_token(self, token: str) -> Device | None:
-        device = self._by_token_hash.get(_token_hash(token))
-        if device is None or device.token is None:
+        digest = _token_hash(token)
+        device = self._by_token_hash.get(digest)
+        if device is None:
             return None
-        if not hmac.compare_digest(device.token.encode("utf-8"), token.encode("utf-8")):
-            return None
-        return device
+        if device.token is not None:
+            return device if hmac.compare_digest(device.token.encode("utf-8"), token.encode("utf-8")) else None
+        if device.token_sha256 is not None and hmac.compare_digest(bytes(device.token_sha256), digest):
+            return device
+        return None
 
     def owned_by(self, account: str) -> frozenset[str]:
         return self._by_account.get(account, frozenset())

@@ -18,7 +18,7 @@ from tests.addons.flows import request_flow
 from tests.policies import UPSTREAM, policy_data, write_policy
 from tests.runtime import InProcessRuntime
 
-ORDER = ["RequestContextAddon", "GatePages", "Gate", "OutboundLinks", "SecurityHeaders", "ProxyErrors",
+ORDER = ["RequestContextAddon", "Enrolment", "GatePages", "Gate", "OutboundLinks", "SecurityHeaders", "ProxyErrors",
          "UpstreamTimeout", "ConnectionLimits", "PolicyWatch", "MetricsEndpoint", "HttpsRedirect"]
 
 

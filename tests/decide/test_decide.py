@@ -15,7 +15,7 @@ from tests.policies import NOW, OFFICE, VPN, compiled, device, geoip, grant, pol
 GB = "81.2.69.142"
 US = "216.160.83.56"
 CN = "111.235.160.1"
-ZS_LAPTOP = device("zs-laptop", "zhangsan", token="zs-enrolment")  # for grants that name the device
+ZS_LAPTOP = device("zs-laptop", "zhangsan", token="zhangsan-laptop-enrolment-0001")  # for grants that name the device
 
 
 def names(decision: object) -> list[tuple[str, bool]]:
@@ -260,7 +260,8 @@ def test_overseas_grant_outside_its_daily_hours_does_not_admit() -> None:
 
 
 def test_overseas_device_only_grant_admits_any_account_on_that_device() -> None:
-    c = compiled(access=standard_access(networks="any"), devices=[device("kiosk", "wangwu", token="kiosk-enrolment")],
+    kiosk = device("kiosk", "wangwu", token="wangwu-kiosk-enrolment-token-1")
+    c = compiled(access=standard_access(networks="any"), devices=[kiosk],
                  overseas={"grants": [grant(devices=("kiosk",))]})
     assert decide(facts(GB, "/oa/", country="GB", device="kiosk", account=account("lisi")), c, NOW).allowed
     assert decide(facts(GB, "/oa/", country="GB", account=account("lisi")), c, NOW).reason is Reason.OVERSEAS

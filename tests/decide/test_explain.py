@@ -19,7 +19,7 @@ def explain_policy() -> dict[str, Any]:
     """The test policy with two of zhangsan's devices (one expired) and a grant for him in Great Britain."""
     return policy_data(
         devices=[device("zs-laptop", "zhangsan", cert_sha256=bytes.fromhex("ab" * 32)),
-                 device("old-pc", "zhangsan", token="tok-1", expires=date(2026, 1, 1))],
+                 device("old-pc", "zhangsan", token="zhangsan-old-pc-enrolment-01", expires=date(2026, 1, 1))],
         overseas={"grants": [grant(account="zhangsan", countries=frozenset({"GB"}))]},
     )
 

@@ -22,7 +22,7 @@ OFFICE = "10.1.2.3"
 UNKNOWN = "198.51.100.7"  # a public address the test database does not know
 
 TRIP = grant(account="zhangsan", countries=frozenset({"GB"}), daily=("08:00", "22:00"))
-ZS_LAPTOP = device("zs-laptop", "zhangsan", token="zs-enrolment")
+ZS_LAPTOP = device("zs-laptop", "zhangsan", token="zhangsan-laptop-enrolment-0001")
 
 
 def office_only(*grants: dict[str, Any], devices: str | None = None, **sections: Any) -> CompiledPolicy:

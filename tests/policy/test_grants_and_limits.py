@@ -92,10 +92,11 @@ def test_a_devices_only_grant_is_valid() -> None:
     assert grant.devices == ("zs-laptop",)
 
 
-def test_grant_naming_an_unknown_device_suggests_the_close_one() -> None:
-    text = with_grant(replace(GOOD, "[zs-laptop]", "[zs-lapto]"))
-    expect_problem(text, "zs-lapto]", "overseas.grants[0].devices[0]", "unknown device 'zs-lapto'; did you mean "
-                                                                       "'zs-laptop'?")
+def test_grant_naming_a_device_not_listed_here_loads_for_the_device_registry_may_hold_it() -> None:
+    # Issued and enrolled devices live in devices_file; `govgate check` warns when a grant names a device that is
+    # neither listed nor issued (tests/policy/test_cli.py).
+    policy = load(with_grant(replace(GOOD, "[zs-laptop]", "[zs-lapto]")))
+    assert policy.grants[0].devices == ("zs-lapto",)
 
 
 def test_grant_naming_another_accounts_device_is_an_error() -> None:
@@ -131,7 +132,8 @@ def test_bad_grant_times_and_countries_are_errors() -> None:
 def test_far_off_years_are_refused_instead_of_overflowing() -> None:
     text = with_grant(replace(GOOD, "until: 2026-12-15", "until: 9999-12-31T23:00-12:00"))
     expect_problem(text, "until:", "overseas.grants[0].until", "expected a year from 1970 to 9998; found 9999")
-    text = replace(BASE, "token: t1}", "token: t1, expires: 0001-01-01}")
+    token = "token: zhangsanEnrolmentToken0001"
+    text = replace(BASE, token + "}", token + ", expires: 0001-01-01}")
     expect_problem(text, "zs-laptop", "devices[0].expires", "expected a year from 1970 to 9998; found 1")
 
 

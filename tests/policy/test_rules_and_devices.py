@@ -16,7 +16,7 @@ def with_rules(*rules: str) -> str:
 
 
 def test_devices_parse_fingerprints_ignoring_colons_and_case() -> None:
-    text = replace(BASE, "{id: zs-laptop, account: zhangsan, token: t1}",
+    text = replace(BASE, "{id: zs-laptop, account: zhangsan, token: zhangsanEnrolmentToken0001}",
                    f'{{id: zs-laptop, account: zhangsan, cert_sha256: "{FINGERPRINT}", expires: 2027-06-30}}')
     device = load(text).device("zs-laptop")
     assert device is not None
@@ -26,12 +26,13 @@ def test_devices_parse_fingerprints_ignoring_colons_and_case() -> None:
 
 
 def test_bad_fingerprint_says_how_many_digits_were_found() -> None:
-    text = replace(BASE, "token: t1}", 'cert_sha256: "abc"}')
+    text = replace(BASE, "token: zhangsanEnrolmentToken0001}", 'cert_sha256: "abc"}')
     expect_problem(text, "zs-laptop", "devices[0].cert_sha256", "64 hex digits", "found 3 characters")
 
 
 def test_device_needs_a_certificate_or_a_token() -> None:
-    text = replace(BASE, "{id: zs-laptop, account: zhangsan, token: t1}", "{id: zs-laptop, account: zhangsan}")
+    listed = "{id: zs-laptop, account: zhangsan"
+    text = replace(BASE, listed + ", token: zhangsanEnrolmentToken0001}", listed + "}")
     expect_problem(text, "zs-laptop", "devices[0]", "expected cert_sha256 or token (or both)")
 
 
@@ -41,10 +42,18 @@ def test_device_ids_are_unique() -> None:
 
 
 def test_device_needs_id_and_account_and_a_real_expiry_date() -> None:
-    text = replace(BASE, "{id: ls-phone, account: lisi, token: t2}", "{token: t2, expires: 2027-02-30}")
-    expect_problem(text, "t2", "devices[1].id", "required key missing")
-    expect_problem(text, "t2", "devices[1].account", "required key missing")
-    expect_problem(text, "t2", "devices[1].expires", "expected a date like 2027-06-30; found the string '2027-02-30'")
+    text = replace(BASE, "{id: ls-phone, account: lisi, token: lisiEnrolmentTokenNumber02}",
+                   "{token: lisiEnrolmentTokenNumber02, expires: 2027-02-30}")
+    expect_problem(text, "Number02,", "devices[1].id", "required key missing")
+    expect_problem(text, "Number02,", "devices[1].account", "required key missing")
+    expect_problem(text, "Number02,", "devices[1].expires",
+                   "expected a date like 2027-06-30; found the string '2027-02-30'")
+
+
+@pytest.mark.parametrize("token", ["t1", "zhangsan-laptop", "x" * 21, "short token with spaces ok?"])
+def test_a_hand_written_enrolment_token_needs_128_bits(token: str) -> None:
+    text = replace(BASE, "token: zhangsanEnrolmentToken0001}", f'token: "{token}"}}')
+    expect_problem(text, "zs-laptop", "devices[0].token", "expected at least 128 bits of randomness")
 
 
 def test_rules_become_typed_with_index_and_line() -> None:

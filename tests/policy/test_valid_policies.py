@@ -58,11 +58,12 @@ networks:
   vpn: [172.16.0.0/12]
 groups: [staff, admins]
 accounts_file: data/accounts.yaml
+devices_file: data/devices.yaml
 devices:
   - id: zs-laptop
     account: zhangsan
     cert_sha256: "{FINGERPRINT}"
-    token: enrol-1
+    token: lisi-browser-enrolment-token-1
     expires: 2027-06-30
 access:
   - name: public site
@@ -200,7 +201,7 @@ def test_full_policy_round_trips_into_typed_values(tmp_path: Path) -> None:
     assert p.accounts_file == tmp_path / "data" / "accounts.yaml"
     (device,) = p.devices
     assert (device.id, device.account, device.cert_sha256, device.token, device.expires) == (
-        "zs-laptop", "zhangsan", bytes.fromhex(FINGERPRINT), "enrol-1", date(2027, 6, 30))
+        "zs-laptop", "zhangsan", bytes.fromhex(FINGERPRINT), "lisi-browser-enrolment-token-1", date(2027, 6, 30))
     public, admin, rest = p.access
     assert (public.hosts, public.methods, public.paths) == (
         ("portal.example.gov.cn",), frozenset({"GET", "HEAD"}), ("/", "/news/**", "/static/*"))
@@ -243,6 +244,7 @@ def test_full_policy_passes_the_file_checks_when_its_files_exist(tmp_path: Path)
 def test_contract_example_validates() -> None:
     text = replace(CONTRACT_EXAMPLE, "<SHA-256 of the DER certificate, hex, colons and case ignored>",
                    ":".join(["ab"] * 32))
+    text = replace(text, "<enrolment id>", "ls-browser-token-from-secrets-token-urlsafe")
     policy = load_policy(REPO / "policy.yaml", data=text.encode("utf-8"), check_files=False)
     assert [r.name for r in policy.access] == ["public site", "office system", "the rest"]
     assert policy.grants[0].end == datetime(2026, 12, 15, 23, 59, 59, 999999, tzinfo=ZoneInfo("Asia/Shanghai"))

@@ -28,8 +28,8 @@ geoip:
 networks:
   office: [10.0.0.0/8]
 devices:
-  - {id: zs-laptop, account: zhangsan, token: t1}
-  - {id: ls-phone, account: lisi, token: t2}
+  - {id: zs-laptop, account: zhangsan, token: zhangsanEnrolmentToken0001}
+  - {id: ls-phone, account: lisi, token: lisiEnrolmentTokenNumber02}
 access:
   - {name: public, paths: ["/"], allow: public}
   - {name: oa, paths: ["/oa/**"], allow: staff, networks: [office]}

@@ -100,6 +100,9 @@ def groups(r: Reader, top: Section) -> list[str] | None:
     return out
 
 
+_STRONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{22,}")  # 22 x 6 bits >= 128 bits
+
+
 def devices(r: Reader, top: Section) -> tuple[Device, ...]:
     out: list[Device] = []
     seen: dict[str, int] = {}
@@ -116,7 +119,14 @@ def devices(r: Reader, top: Section) -> tuple[Device, ...]:
         token: str | None = None
         token_node = sec.get("token")
         if token_node is not None:
-            token = r.string(token_node, sec.at("token"), "an enrolment id")
+            token = r.string(token_node, sec.at("token"), "an enrolment token")
+            if token is not None and not _STRONG_TOKEN.fullmatch(token):
+                # Art. 30: the device cookie is a bearer credential; a guessable one is no binding at all.
+                r.p.add(token_node, sec.at("token"), "expected at least 128 bits of randomness: 22 or more "
+                                                     "characters of A-Z a-z 0-9 _ - (for example from "
+                                                     "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                                                     f"); found {len(token)} characters")
+                token = None
         if cert_node is None and token_node is None:
             r.p.add(item, path, "expected cert_sha256 or token (or both) to identify the device; found neither")
         expires_node = sec.get("expires")
@@ -304,11 +314,9 @@ def _grant(r: Reader, g: Section, index: int, item: YNode, by_id: dict[str, Devi
                 continue
             device = by_id.get(dev_id)
             if device is None:
-                hint = difflib.get_close_matches(dev_id, sorted(by_id), n=1, cutoff=0.6)
-                r.p.add(d_item, d_path, f"unknown device {dev_id!r}"
-                                        + (f"; did you mean {hint[0]!r}?" if hint else
-                                              "; expected an id listed under devices"))
-                ok = False
+                # Not listed here: it may be issued or enrolled (the device registry); `govgate check` warns
+                # when it is neither.
+                grant_devices.append(dev_id)
                 continue
             if account is not None and device.account != account:
                 r.p.add(d_item, d_path, f"device {dev_id!r} belongs to account {device.account!r}, not to "

@@ -103,8 +103,9 @@ class Device:
     id: str
     account: str
     cert_sha256: bytes | None  # 32 bytes, SHA-256 of the DER certificate
-    token: str | None  # enrolment id carried by the enrolled-device cookie
+    token: str | None  # enrolment id carried by the enrolled-device cookie (written in policy.yaml by hand)
     expires: date | None
+    token_sha256: bytes | None = None  # an enrolled browser of the device registry: its token's SHA-256 only
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +207,7 @@ class Policy:
     networks: tuple[NetworkGroup, ...]
     groups: tuple[str, ...] | None  # declared account groups; None: not declared, not checked
     accounts_file: Path
+    devices_file: Path  # the device registry `govgate device` and enrolment write
     devices: tuple[Device, ...]
     access: tuple[AccessRule, ...]
     grants: tuple[Grant, ...]

@@ -168,7 +168,9 @@ DEVICE = Obj(
         Key("account", STRING, "the account this device belongs to", required=True, article="Art. 30"),
         Key("cert_sha256", _s("SHA-256 of the DER client certificate: 64 hex digits, colons and case ignored"),
             "client certificate fingerprint (device identity)", article="Art. 30"),
-        Key("token", STRING, "enrolment id carried by the enrolled-device cookie"),
+        Key("token", {"type": "string", "pattern": r"^[A-Za-z0-9_-]{22,}$"},
+            "enrolment token carried by the device cookie: at least 128 bits of randomness, as 22 or more "
+            "characters of A-Z a-z 0-9 _ -", article="Art. 30"),
         Key("expires", {"type": "string", "format": "date"}, "last day the device is allowlisted", article="Art. 25"),
     ),
     "an allowlisted device; needs cert_sha256 or token (or both)",
@@ -287,7 +289,10 @@ POLICY = Obj(
             "declared account groups; if present, rules may only name these"),
         Key("accounts_file", PATH, "accounts written by `govgate account`", default="accounts.yaml",
             article="Art. 30"),
-        Key("devices", ListOf(DEVICE), "the device allowlist", default="[]", article="Art. 19"),
+        Key("devices_file", PATH, "devices issued by `govgate device` and browsers enrolled at {prefix}/enroll",
+            default="devices.yaml", article="Art. 19"),
+        Key("devices", ListOf(DEVICE), "the device allowlist written by hand (issued and enrolled devices live "
+            "in devices_file)", default="[]", article="Art. 19"),
         Key("access", ListOf(RULE, min_items=1), "access rules; first match wins, unmatched requests are denied",
             required=True, article="Art. 19"),
         Key("overseas", OVERSEAS, "overseas grants", article="Art. 19"),

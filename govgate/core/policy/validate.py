@@ -73,6 +73,7 @@ def _policy(r: Reader, root: YNode, source: Path, sha256: str) -> Policy | None:
     networks = access_sections.networks(r, top)
     groups = access_sections.groups(r, top)
     accounts_file = r.path_value(top.get("accounts_file"), "accounts_file", "accounts.yaml")
+    devices_file = r.path_value(top.get("devices_file"), "devices_file", "devices.yaml")
     devices = access_sections.devices(r, top)
     access = access_sections.access(r, top, networks, groups)
     grants = access_sections.grants(r, top, devices)
@@ -93,6 +94,7 @@ def _policy(r: Reader, root: YNode, source: Path, sha256: str) -> Policy | None:
         networks=networks,
         groups=tuple(groups) if groups is not None else None,
         accounts_file=accounts_file,
+        devices_file=devices_file,
         devices=devices,
         access=access,
         grants=grants,
