@@ -1,4 +1,4 @@
-"""Where the gate may send a browser after login: only a path on this site (contract §5).
+"""Where the gate may send a browser after login: only a path on this site (``docs/pages.md``).
 
 ``next`` comes from the query string, so an attacker chooses it. A browser resolves it with the
 WHATWG URL parser, which turns ``/\\evil``, ``/\\t/evil`` and ``//evil`` into another host; so we
