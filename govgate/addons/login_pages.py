@@ -440,8 +440,8 @@ class GatePages:
         self._left(flow, ctx, result)
 
     def _leave_form(self, flow: http.HTTPFlow, ctx: RequestContext, rest: str) -> None:
-        """A form whose target leaves the site was submitted here instead; its fields are shown on to the
-        destination by the warning page, never forwarded to the portal."""
+        """A form whose target leaves the site was submitted here instead: the warning page passes its fields on to
+        the destination if the user continues; nothing of it is forwarded to the portal."""
         request = flow.request
         _, has_query, query = request.path.partition("?")
         result = leave_form_page(self.runtime.keys, rest, method=request.method, query=query if has_query else None,
