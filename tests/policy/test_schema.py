@@ -225,3 +225,14 @@ def _leaves(value: Any) -> list[Any]:
     if isinstance(value, list):
         return [leaf for v in value for leaf in _leaves(v)]
     return [value]
+
+
+def test_the_complete_example_in_docs_policy_loads_and_satisfies_the_schema() -> None:
+    doc = (_repo() / "docs" / "policy.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## A complete example"):]
+    text = section[section.index("```yaml\n") + len("```yaml\n"):section.index("```\n", section.index("```yaml"))]
+    policy = load(text)
+    assert [rule.name for rule in policy.access] == ["public site", "finance", "office system", "the rest"]
+    assert keys_used(json_of_yaml(text), table.POLICY) >= {f".{k.name}" for k in table.POLICY.keys}  # every section
+    assert [e.message for e in _validator().iter_errors(yaml.safe_load(text))] == []
+    assert [e.message for e in _validator().iter_errors(json_of_yaml(text))] == []
