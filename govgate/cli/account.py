@@ -335,8 +335,8 @@ def run_list(args: argparse.Namespace) -> int:
         locks = parse_locks(ask(path, locks_question(list(accounts.names()))))
         if locks is None:
             note = (f"locks: no state.redis configured, so locks live in the running gateway's memory, and no "
-                    f"gateway answers at {path}: locks are not known (shown as -). If no gateway is running, "
-                    "nothing is locked.")
+                    f"gateway answers at {path} (none runs with this policy, or this user may not reach it): "
+                    "locks are not known (shown as -). If no gateway is running, nothing is locked.")
         else:
             note = "locks: as the running gateway holds them in its memory"
     else:

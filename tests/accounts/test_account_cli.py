@@ -361,6 +361,14 @@ def test_set_refuses_an_unknown_account_a_past_expiry_and_undeclared_groups(
     assert account(cli.policy, "zhangsan").groups == ("staff",)
 
 
+def test_list_without_redis_and_without_a_gateway_says_the_locks_are_not_known(cli: Cli, policy: Path) -> None:
+    assert cli.add("zhangsan") == 0
+    assert cli("account", "list") == 0
+    assert "no gateway answers at" in cli.err
+    assert str(policy.parent / "secrets" / "govgate-admin.sock") in cli.err
+    assert "locks are not known" in cli.err
+
+
 def test_delete_removes_the_account_and_is_audited(cli: Cli, policy: Path) -> None:
     assert cli.add("zhangsan") == 0
     assert cli.add("lisi") == 0
