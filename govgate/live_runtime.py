@@ -45,6 +45,7 @@ from govgate.files import (
     open_country_lookup,
     signature_of,
 )
+from govgate.log_lines import use_timezone
 from govgate.metrics import CountingSink
 from govgate.store.base import Store
 from govgate.store.memory import MemoryStore
@@ -163,6 +164,7 @@ class LiveRuntime:
         except OSError:
             data = None  # load_policy says why
         policy = load_policy(policy_path, data=data)
+        use_timezone(policy.gateway.timezone)  # log lines carry the time as the audit log does
         keys = load_key_file(policy.gateway.key_file)
         snapshot = build_snapshot(policy)
         dummy_hash()  # made now, not by the first login of an unknown account on the event loop
@@ -308,6 +310,7 @@ class LiveRuntime:
                 self.audit_writer.reconfigure(snapshot.policy.audit)
             self.snapshot = snapshot
             self._kept = kept
+            use_timezone(snapshot.policy.gateway.timezone)
             self.policy_version += 1
             logger.info("policy.reload why=%s version=%d sha256=%s", why, self.policy_version, policy.sha256[:12])
             self.audit.emit(self._policy_event("policy.reload", "ok", why))

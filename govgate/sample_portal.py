@@ -4,6 +4,8 @@ It is deliberately tiny and fast (HTTP/1.1 keep-alive on asyncio streams, no fra
 never the bottleneck when the gateway is measured. Pages:
 
 - ``/`` and ``/news/...``: public pages with a few links, some to non-government sites (Art. 15).
+- ``/news/forms.html`` (UTF-8) and ``/news/forms-gbk.html`` (GBK): forms that submit to non-government sites
+  by GET, by POST and as multipart (Art. 15: their targets go through the warning page too).
 - ``/oa/...``: the "staff" office system; shows the identity headers the gate set.
 - ``/echo...``: JSON of the request line and headers, for tests.
 - ``/redirect-out``: a 302 to a non-government site.
@@ -42,6 +44,26 @@ _NEWS = """<!doctype html>
 """
 
 
+_FORMS = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="{charset}"><title>办事表单 Forms</title></head>
+<body><h1>办事表单 Forms</h1>
+<form id="search" action="https://search.example.org/search?site=portal" method="get">
+<label for="q">站外搜索 Search elsewhere</label> <input id="q" name="q">
+<input type="hidden" name="lang" value="中文">
+<button type="submit">搜索 Search</button></form>
+<form id="feedback" action="https://partner.example.org/feedback?form=1" method="post">
+<label for="text">意见 Feedback</label> <textarea id="text" name="text"></textarea>
+<input type="hidden" name="topic" value="办事服务 &amp; 咨询">
+<button type="submit">提交 Send</button></form>
+<form id="signup" action="https://partner.example.org/signup" method="post" enctype="multipart/form-data">
+<label for="name">姓名 Name</label> <input id="name" name="name">
+<button type="submit">报名 Sign up</button></form>
+<form id="local" action="/news/" method="get"><input name="q" aria-label="站内搜索 Search this site">
+<button type="submit">站内搜索 Search this site</button></form>
+<p><a href="/">首页 Home</a></p></body></html>
+"""
+
+
 def _response(status: int, reason: str, body: bytes, content_type: str, extra: list[tuple[str, str]] | None = None,
               *, keep_alive: bool = True) -> bytes:
     head = [f"HTTP/1.1 {status} {reason}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
@@ -61,6 +83,10 @@ def route(method: str, target: str, headers: list[tuple[str, str]]) -> Routed:
         return 200, "OK", body, "application/json", []
     if path == "/":
         return 200, "OK", _HOME.encode(), "text/html; charset=utf-8", []
+    if path == "/news/forms.html":
+        return 200, "OK", _FORMS.format(charset="utf-8").encode(), "text/html; charset=utf-8", []
+    if path == "/news/forms-gbk.html":
+        return 200, "OK", _FORMS.format(charset="gbk").encode("gbk"), "text/html; charset=gbk", []
     if path == "/news" or path.startswith("/news/"):
         return 200, "OK", _NEWS.encode(), "text/html; charset=utf-8", []
     if path == "/static/app.css":

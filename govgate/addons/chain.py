@@ -12,7 +12,8 @@ both take their addons from ``gateway_addons``, so the order is written once:
 7. ``upstream_timeout`` — after the gate: its ``request`` hook sees forwarded flows only;
 8. ``connections`` — last of the request/response hooks: its ``response`` hook marks a connection's final
    answer after every other change;
-9. ``policy_watch``, ``metrics``, ``https_redirect`` — no request hooks: the reload loop and two listeners.
+9. ``policy_watch``, ``metrics``, ``https_redirect`` — no request hooks: the reload loop and two listeners;
+10. ``admin_channel`` — no request hooks: the local socket ``govgate account list`` asks for locks kept in memory.
 
 ``client_tls`` is apart: it must hand browsers the gateway's TLS context before mitmproxy's ``tlsconfig`` makes
 one of its own (``govgate run`` registers it before ``tlsconfig``; under mitmdump it replaces ``tlsconfig``'s).
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from govgate.addons.admin_channel import AdminChannel
 from govgate.addons.connections import ConnectionLimits
 from govgate.addons.context import RequestContextAddon
 from govgate.addons.enrolment import Enrolment
@@ -65,6 +67,7 @@ def gateway_addons(runtime: Runtime, on_reload: Callable[[Policy, Policy], None]
         PolicyWatch(runtime, on_reload),
         MetricsEndpoint(runtime),
         HttpsRedirect(runtime),
+        AdminChannel(runtime),
     )
     return GatewayAddons(client_tls=ClientTls(runtime, replace_mitmproxy_tls=replace_mitmproxy_tls), chain=chain,
                          limits=limits)

@@ -1,4 +1,4 @@
-"""The gate's own pages under ``gateway.prefix``: login, mfa, logout, leave, health.
+"""The gate's own pages under ``gateway.prefix``: login, mfa, logout, leave (and leave-form), health.
 
 Glue, as the gate is: each page reads the request (form, cookies, context), asks the core what follows
 (``govgate.core.login`` for a password or TOTP attempt, in the order it documents; ``govgate.core.csrf``;
@@ -27,6 +27,7 @@ from govgate.core.accounts import Account
 from govgate.core.audit_event import AuditDecision
 from govgate.core.csrf import csrf_token, csrf_valid, new_browser_id
 from govgate.core.decide import LoginGate, account_admitted, login_gate
+from govgate.core.leave_link import FORM_PAGE
 from govgate.core.login import (
     PENDING_TTL,
     Attempt,
@@ -42,14 +43,14 @@ from govgate.core.login import (
     typed_name,
     unknown_name_hash,
 )
-from govgate.core.next_path import safe_next
+from govgate.core.next_path import back_path, safe_next
 from govgate.core.passwords import dummy_hash, verify_password
 from govgate.core.sessions import new_session_id
 from govgate.errors import AccountError, StoreUnavailable
 from govgate.pages import login as login_pages
 from govgate.pages.health import health
 from govgate.pages.layout import Page
-from govgate.pages.leave import leave_page
+from govgate.pages.leave import LeaveView, leave_form_page, leave_page
 from govgate.pages.refusal import bad_request, forbidden, method_not_allowed, not_found, too_many, unavailable
 from govgate.repeated import REPEATED
 from govgate.runtime import Runtime
@@ -125,6 +126,8 @@ class GatePages:
                 await (self._logout_get(flow, ctx) if method == "GET" else self._logout_post(flow, ctx))
             elif page == "leave" and method in ("GET", "HEAD"):
                 self._leave(flow, ctx)
+            elif page.startswith(FORM_PAGE + "/") and method in ("GET", "HEAD", "POST"):
+                self._leave_form(flow, ctx, page[len(FORM_PAGE) + 1:])
             else:
                 respond(flow, not_found(ctx.request_id))
         except StoreUnavailable as exc:
@@ -433,8 +436,31 @@ class GatePages:
 
     # -- leave (Art. 15) --------------------------------------------------------------------------
     def _leave(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
-        result = leave_page(ctx.snapshot.policy, self.runtime.keys, flow.request.query)
+        result = leave_page(ctx.snapshot.policy, self.runtime.keys, flow.request.query, back=self._back(flow, ctx))
+        self._left(flow, ctx, result)
+
+    def _leave_form(self, flow: http.HTTPFlow, ctx: RequestContext, rest: str) -> None:
+        """A form whose target leaves the site was submitted here instead: the warning page passes its fields on to
+        the destination if the user continues; nothing of it is forwarded to the portal."""
+        request = flow.request
+        _, has_query, query = request.path.partition("?")
+        result = leave_form_page(self.runtime.keys, rest, method=request.method, query=query if has_query else None,
+                                 body=(request.raw_content or b"") if request.method == "POST" else b"",
+                                 content_type=request.headers.get("content-type", ""),
+                                 content_encoding=request.headers.get("content-encoding", ""),
+                                 back=self._back(flow, ctx))
+        self._left(flow, ctx, result)
+
+    @staticmethod
+    def _back(flow: http.HTTPFlow, ctx: RequestContext) -> str:
+        """The warning page's "Back": the page the link was on, when the Referer is one of this site's pages."""
+        gateway = ctx.snapshot.policy.gateway
+        return back_path(flow.request.headers.get("referer"), gateway.public_hosts, gateway.prefix)
+
+    def _left(self, flow: http.HTTPFlow, ctx: RequestContext, result: LeaveView) -> None:
         decision = AuditDecision.ALLOW if result.valid else AuditDecision.REFUSE
-        self._event(ctx, flow, "leave.view", decision, reason=result.reason, article="Art. 15",
-                    extra={"destination_host": result.destination_host})
+        extra: Extra = {"destination_host": result.destination_host}
+        if result.form is not None:  # how many fields were passed on, never what they hold
+            extra.update(form=result.form, fields=result.fields, not_carried=result.not_carried)
+        self._event(ctx, flow, "leave.view", decision, reason=result.reason, article="Art. 15", extra=extra)
         respond(flow, result.page)

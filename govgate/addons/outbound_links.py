@@ -30,7 +30,7 @@ from govgate.addons.context import LOCAL_KEY, context_of, request_event, respond
 from govgate.core.audit_event import AuditDecision
 from govgate.core.chromium_urls import chromium_reading
 from govgate.core.hosts import split_host_port
-from govgate.core.leave_link import leave_url
+from govgate.core.leave_link import leave_form_url, leave_url
 from govgate.core.link_rewrite import RewriteRefused, host_of_href, refresh_url, rewrite_html, rewrite_xhtml
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy, RedirectMode
@@ -142,6 +142,18 @@ class OutboundLinks:
 
         return origin + flow.request.path, make_leave_url
 
+    def _form_urls(self, flow: http.HTTPFlow, policy: Policy) -> Callable[[str, str], str]:
+        """The maker of absolute form targets on this origin: a form leaving the site is submitted to the warning
+        page, which passes its fields on (a GET form's query is the browser's own; ``docs/pages.md``)."""
+        origin = self._origin(flow, policy)
+        prefix = policy.gateway.prefix
+        keys = self.runtime.keys
+
+        def make_form_url(url: str, charset: str) -> str:
+            return origin + leave_form_url(prefix, url, charset, keys)
+
+        return make_form_url
+
     def _audit(self, flow: http.HTTPFlow, event: str, decision: AuditDecision, reason: str,
                **extra: str | int | bool | None) -> None:
         self.runtime.audit.emit(request_event(context_of(flow), flow, event, decision, time=self.runtime.now(),
@@ -245,7 +257,8 @@ class OutboundLinks:
         # XHTML is parsed as XML by browsers: scanned by XML rules (rewrite_xhtml refuses what it cannot vouch for).
         rewrite = rewrite_xhtml if mime == _XHTML else rewrite_html
         result = rewrite(body, content_type=response.headers.get("content-type"), document_url=document_url,
-                         classifier=self._classifier(policy), make_leave_url=make_leave_url)
+                         classifier=self._classifier(policy), make_leave_url=make_leave_url,
+                         make_form_url=self._form_urls(flow, policy))
         if not result.rewritten:
             return None
         logger.debug("outbound.rewritten links=%d rewritten=%d encoding=%s", result.links, result.rewritten,

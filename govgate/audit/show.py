@@ -39,7 +39,7 @@ from govgate.core.audit_query import RecordFilter
 from govgate.core.audit_walk import Unverified
 from govgate.core.policy.model import Policy
 
-CONTRACT_FIELDS = ("time", "event", "request_id", "client", "country", "device", "account", "method", "host",
+RECORD_FIELDS = ("time", "event", "request_id", "client", "country", "device", "account", "method", "host",
                    "path", "rule", "decision", "reason", "article")
 CHAIN_FIELDS = ("seq", "prev", "alg", "mac", "signature")
 KEEP_BYTES = 32 << 20  # candidate lines kept from the checking walk (beyond: the files are read again)
@@ -335,11 +335,12 @@ class Table:
         self.out.write(printable(line) + "\n")
 
 
-CSV_COLUMNS = (*CONTRACT_FIELDS, "grant_index", "grant_reason", "extra", "file", "line", "verified")
+CSV_COLUMNS = (*RECORD_FIELDS, "grant_index", "grant_reason", "extra", "file", "line", "verified")
 
 
 class CsvRows:
-    """RFC 4180 CSV with a header row: the contract's fields, the grant, other fields as JSON, and the check."""
+    """RFC 4180 CSV with a header row: the fields every record has (``docs/audit.md``), the grant,
+    other fields as JSON, and the check."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
@@ -354,9 +355,9 @@ class CsvRows:
         r = shown.record
         grant = r.get("grant") if isinstance(r.get("grant"), Mapping) else {}
         assert isinstance(grant, Mapping)
-        extra = {k: v for k, v in r.items() if k not in CONTRACT_FIELDS and k not in CHAIN_FIELDS and k != "grant"}
+        extra = {k: v for k, v in r.items() if k not in RECORD_FIELDS and k not in CHAIN_FIELDS and k != "grant"}
         self.writer.writerow([
-            *("" if r.get(name) is None else _text(r.get(name)) for name in CONTRACT_FIELDS),
+            *("" if r.get(name) is None else _text(r.get(name)) for name in RECORD_FIELDS),
             "" if grant.get("index") is None else grant.get("index"), grant.get("reason") or "",
             json.dumps(extra, ensure_ascii=False, separators=(",", ":"), sort_keys=True) if extra else "",
             shown.file, shown.line, shown.problem or "ok",

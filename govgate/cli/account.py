@@ -1,4 +1,4 @@
-"""`govgate account add | list | unlock | disable | enable | passwd | reset-totp | logout`.
+"""`govgate account add | set | list | unlock | disable | enable | passwd | reset-totp | logout | delete`.
 
 Art. 30 (第三十条): staff accounts with strong authentication (password + TOTP), login-failure locks,
 and the means to end sessions. Art. 25 (第二十五条): accounts of staff who leave are disabled promptly.
@@ -6,9 +6,10 @@ Art. 20 (第二十条): every admin action is an audit record (``admin.account.<
 
 This is the only writer of ``policy.accounts_file`` (see ``govgate.accounts_file`` for the locking and
 atomic replace). Locks and sessions live in the state store: with ``state.redis`` the CLI reaches them
-directly; without it they live in the running gateway's memory, which the CLI cannot reach, so
-``unlock`` and ``logout`` also leave their mark in the accounts file (``unlocked_at``,
-``logged_out_at``) for the gateway to apply when it reloads the file.
+directly; without it they live in the running gateway's memory: ``list`` asks the gateway for them over its
+local admin channel (``govgate.admin_channel``, read-only), and ``unlock``, ``logout`` and ``delete`` leave
+their mark in the accounts file (``unlocked_at``, ``logged_out_at``, the account gone) for the gateway to
+apply when it reloads the file.
 
 Never printed or logged: passwords, password hashes, the gateway key. The TOTP secret is shown once,
 inside the ``otpauth://`` URI and its QR code, by ``add`` and ``reset-totp``.
@@ -29,6 +30,7 @@ from datetime import date, datetime
 import qrcode
 
 from govgate.accounts_file import accounts_problems, load_accounts, update_accounts
+from govgate.admin_channel import ask, locks_question, parse_locks, socket_path
 from govgate.cli.check import EXTRA_CHECKS
 from govgate.core import totp
 from govgate.core.accounts import Account, Accounts, account_name_problem, parse_groups
@@ -58,6 +60,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     add.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
     add.set_defaults(func=run_add)
 
+    change = commands.add_parser("set", parents=[common], help="change an account's groups or expiry")
+    change.add_argument("name", metavar="NAME")
+    change.add_argument("--groups", help="the account's groups from now on, comma-separated (\"\": none)")
+    change.add_argument("--expires", metavar="DATE|never",
+                        help="last day the account works (YYYY-MM-DD), or never")
+    change.set_defaults(func=run_set)
+
     lst = commands.add_parser("list", parents=[common], help="accounts with status, groups, expiry and lock")
     lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lst.set_defaults(func=run_list)
@@ -68,6 +77,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
         ("enable", run_enable, "enable a disabled account"),
         ("reset-totp", run_reset_totp, "give an account a new TOTP secret; prints the URI and QR code"),
         ("logout", run_logout, "end all sessions of an account"),
+        ("delete", run_delete, "delete an account; its sessions end"),
     ):
         p = commands.add_parser(name, parents=[common], help=text)
         p.add_argument("name", metavar="NAME")
@@ -240,6 +250,21 @@ def _log_out_everywhere(admin: _Admin, name: str) -> tuple[int | None, str]:
     return _store_step(admin, name, "logout", end_sessions)
 
 
+def _checked_groups(admin: _Admin, text: str) -> tuple[str, ...]:
+    """``--groups`` as a tuple; refuses bad names, and groups the policy does not declare (when it declares some)."""
+    try:
+        groups = parse_groups(text)
+    except ValueError as exc:
+        raise AccountError(f"--groups: {exc}") from None
+    declared = admin.policy.groups
+    if declared is not None:
+        unknown = [g for g in groups if g not in declared]
+        if unknown:
+            raise AccountError(f"--groups: {', '.join(unknown)} not declared in the policy's groups "
+                               f"({', '.join(declared) or 'none'})")
+    return groups
+
+
 def _parse_expiry(text: str | None, today: date) -> date | None:
     if text is None or text.strip().lower() in ("", "never"):
         return None
@@ -264,16 +289,7 @@ def run_add(args: argparse.Namespace) -> int:
     admin = _admin(args)
     accounts = load_accounts(admin.policy.accounts_file)
     _refuse_taken(accounts, name)
-    try:
-        groups = parse_groups(args.groups)
-    except ValueError as exc:
-        raise AccountError(f"--groups: {exc}") from None
-    declared = admin.policy.groups
-    if declared is not None:
-        unknown = [g for g in groups if g not in declared]
-        if unknown:
-            raise AccountError(f"--groups: {', '.join(unknown)} not declared in the policy's groups "
-                               f"({', '.join(declared) or 'none'})")
+    groups = _checked_groups(admin, args.groups)
     expires = _parse_expiry(args.expires, admin.today)
     password = _checked_password(name, args.password_stdin)
     keys = load_key_file(admin.policy.gateway.key_file)
@@ -311,8 +327,18 @@ def run_list(args: argparse.Namespace) -> int:
     accounts = load_accounts(admin.policy.accounts_file)
     locks: dict[str, datetime | None] | None = None
     note = None
-    if admin.policy.state.redis_url is None:
-        note = "locks: no state.redis configured, so locks live in the running gateway's memory (shown as -)"
+    if len(accounts) == 0:
+        locks = {}
+    elif admin.policy.state.redis_url is None:
+        # The locks are in the running gateway's memory: ask it over its local admin channel.
+        path = socket_path(admin.policy.gateway.key_file)
+        locks = parse_locks(ask(path, locks_question(list(accounts.names()))))
+        if locks is None:
+            note = (f"locks: no state.redis configured, so locks live in the running gateway's memory, and no "
+                    f"gateway answers at {path} (none runs with this policy, or this user may not reach it): "
+                    "locks are not known (shown as -). If no gateway is running, nothing is locked.")
+        else:
+            note = "locks: as the running gateway holds them in its memory"
     else:
         async def read_locks(store: Store) -> dict[str, datetime | None]:
             return {a.name: await store.account_locked_until(a.name, admin.now) for a in accounts}
@@ -461,4 +487,75 @@ def run_logout(args: argparse.Namespace) -> int:
     elif store_result == "none":
         print(f"account {name}: logged out; no state.redis is configured, so the running gateway ends the sessions "
               "(recorded in the accounts file as logged_out_at) when it reloads the file, within a second or two.")
+    return code
+
+
+def run_set(args: argparse.Namespace) -> int:
+    """Change groups and/or expiry. Sessions stay open: the gate reads an account's groups and expiry from the
+    file on every request, so a narrower change applies to them at once (Art. 25)."""
+    name: str = args.name
+    if args.groups is None and args.expires is None:
+        print("govgate account set: say what to change: --groups a,b and/or --expires DATE|never", file=sys.stderr)
+        return 2
+    admin = _admin(args)
+    groups = _checked_groups(admin, args.groups) if args.groups is not None else None
+    expires = _parse_expiry(args.expires, admin.today) if args.expires is not None else None
+
+    def edit(account: Account) -> Account:
+        return replace(account, groups=account.groups if groups is None else groups,
+                       expires=account.expires if args.expires is None else expires)
+
+    before, after = _change(admin, name, edit)
+    if before == after:
+        print(f"account {name}: unchanged (groups: {', '.join(after.groups) or '-'}; "
+              f"expires: {_day(after.expires)})")
+        return 0
+    changed = {}
+    if before.groups != after.groups:
+        changed["groups"] = ",".join(after.groups)
+        changed["groups_before"] = ",".join(before.groups)
+    if before.expires != after.expires:
+        changed["expires"] = _day(after.expires)
+        changed["expires_before"] = _day(before.expires)
+    # Art. 20: the record first, then the output.
+    code = _record(admin, "set", name, **changed)
+    parts = []
+    if "groups" in changed:
+        parts.append(f"groups {', '.join(after.groups) or '-'} (were {', '.join(before.groups) or '-'})")
+    if "expires" in changed:
+        parts.append(f"expires {_day(after.expires)} (was {_day(before.expires)})")
+    print(f"account {name}: " + "; ".join(parts))
+    return code
+
+
+def _day(day: date | None) -> str:
+    return day.isoformat() if day is not None else "never"
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    """Art. 25 (第二十五条): the account of someone who left is cancelled. Removed from the file, its sessions
+    end: the gate refuses a session whose account the file no longer holds at its next request, the running
+    gateway deletes them (and the account's failure counts) from its store when it reloads the file, and with
+    ``state.redis`` the CLI deletes them from Redis at once."""
+    admin = _admin(args)
+    name: str = args.name
+
+    def delete(accounts: Accounts) -> Accounts:
+        _existing(accounts, name)
+        return accounts.without(name)
+
+    update_accounts(admin.policy.accounts_file, delete)
+
+    async def end_everything(store: Store) -> int:
+        ended = await store.delete_account_sessions(name)
+        await store.unlock(name)  # a later account of the same name starts without this one's failures
+        return ended
+
+    ended, store_result = _store_step(admin, name, "deletion", end_everything)
+    code = _finish(_record(admin, "delete", name, sessions_ended=ended, store=store_result), store_result)
+    if ended is not None:
+        print(f"account {name} deleted; {ended} session(s) ended")
+    elif store_result == "none":
+        print(f"account {name} deleted. The running gateway refuses its sessions from their next request, and ends "
+              "them in its memory (no state.redis is configured) when it reloads the file, within a second or two.")
     return code

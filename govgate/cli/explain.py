@@ -79,11 +79,13 @@ def _accounts_record(policy: Policy, name: str) -> tuple[bool, Account | None]:
     return True, load_accounts(policy.accounts_file).get(name)
 
 
-def account_facts(args: argparse.Namespace, policy: Policy, owned: frozenset[str]) -> AccountFacts | None:
+def account_facts(args: argparse.Namespace, policy: Policy,
+                  owned: frozenset[str]) -> tuple[AccountFacts | None, str | None]:
+    """The account's facts, and — when they do not come from the accounts file — why not (for the report)."""
     if not args.account:
         if args.groups:
             raise BadArgument("--groups needs --account")
-        return None
+        return None, None
     name = args.account.strip()
     groups = frozenset(g.strip() for g in args.groups.split(",") if g.strip()) if args.groups else None
     have_file, record = _accounts_record(policy, name)
@@ -91,8 +93,12 @@ def account_facts(args: argparse.Namespace, policy: Policy, owned: frozenset[str
         if have_file and groups is None:
             raise BadArgument(f"--account: unknown account {name!r} in {policy.accounts_file} "
                               "(give --groups to explain it anyway)")
-        return AccountFacts(name=name, groups=groups or frozenset(), disabled=False, expires=None,
-                            locked_until=None, devices=owned)
+        # Nothing says whether such an account is enabled, expired or exists at all: say so, never "enabled".
+        unknown = (f"there is no accounts file ({policy.accounts_file})" if not have_file
+                   else f"{policy.accounts_file} has no account {name!r}")
+        facts = AccountFacts(name=name, groups=groups or frozenset(), disabled=False, expires=None,
+                             locked_until=None, devices=owned)
+        return facts, unknown
     return AccountFacts(
         name=name,
         groups=groups if groups is not None else frozenset(record.groups),
@@ -100,7 +106,7 @@ def account_facts(args: argparse.Namespace, policy: Policy, owned: frozenset[str
         expires=record.expires,
         locked_until=None,  # lockouts live in the state store, not in the policy or accounts file
         devices=owned,
-    )
+    ), None
 
 
 def _country(args: argparse.Namespace, policy: Policy, ip: IPAddress) -> str | None:
@@ -174,7 +180,11 @@ def build_report(args: argparse.Namespace, policy: Policy) -> dict[str, Any]:
         else:
             device_id = device.id
     owned = compiled.devices.owned_by(args.account.strip()) if args.account else frozenset()
-    account = account_facts(args, policy, owned)
+    account, account_unknown = account_facts(args, policy, owned)
+    if account is not None and account_unknown is not None:
+        notes.append(f"account '{account.name}': {account_unknown}, so whether it exists, is enabled or has "
+                     f"expired is not known; explained as an enabled account with the groups given "
+                     f"({', '.join(sorted(account.groups)) or 'none'})")
     country = _country(args, policy, ip)
 
     request = {"client": str(ip), "country": country, "host": host, "method": method, "path": path,
@@ -190,6 +200,11 @@ def build_report(args: argparse.Namespace, policy: Policy) -> dict[str, Any]:
                          account=account)
     decision = decide(facts, compiled, now)
     report = {**base, **decision_dict(decision, policy)}
+    if account is not None and account_unknown is not None:
+        for check in report["checks"]:
+            if check["name"] == "account" and check["passed"]:
+                check["detail"] = (f"account '{account.name}': not known ({account_unknown}); "
+                                   "taken as enabled for this explanation")
     overseas, _where = whereabouts(ip, country.upper() if country else None, compiled)
     if overseas and decision.rule is not None and decision.rule.allow is Allow.STAFF:
         # Art. 19: from abroad a grant is the way in; say, for each grant, which of its conditions failed.

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from govgate.errors import GovGateError
+from govgate.log_lines import configure_logging
 
 # Each module defines `add_parser(sub, common)`; the parser it adds sets `func(args) -> int`.
 COMMAND_MODULES = ("run", "check", "explain", "demo", "account", "device", "schema", "audit")
@@ -46,7 +47,7 @@ def run_cli(argv: list[str]) -> int:
     args = parser.parse_args(argv)  # exits 2 on bad arguments
     if not hasattr(args, "policy"):
         args.policy = Path("policy.yaml")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO)  # times with their offset, in gateway.timezone once a policy is loaded
     try:
         code: int = args.func(args)
     except GovGateError as exc:

@@ -1,4 +1,4 @@
-"""Access rules: which rule a request meets (contract §4.2). First match wins; no match is denied.
+"""Access rules: which rule a request meets (``docs/decisions.md`` §2, §4). First match wins; no match is denied.
 
 A rule matches when one of its path globs matches the request path and, if given, one of its
 ``hosts`` and ``methods`` does. Globs are compiled once, to one regular expression per rule:

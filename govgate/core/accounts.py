@@ -88,7 +88,11 @@ class Account:
         return AccountStatus.ACTIVE
 
     def session_revoked(self, session_created: datetime) -> bool:
-        """True if ``govgate account logout`` ran after a session opened at ``session_created``."""
+        """True if ``govgate account logout`` ran after a session opened at ``session_created``, or if the
+        session is older than the account itself: one left from a deleted account of the same name
+        (``govgate account delete``, then ``add``) never passes for the new account's."""
+        if session_created < self.created:
+            return True
         return self.logged_out_at is not None and session_created <= self.logged_out_at
 
 
@@ -140,16 +144,18 @@ class Accounts:
 class AdminMarks:
     """What a reload of the accounts file asks the running gateway to do in its state store."""
 
-    unlock: tuple[str, ...]  # `account unlock` ran: ``Store.unlock(name)``
-    logout: tuple[str, ...]  # `account logout` ran: ``Store.delete_account_sessions(name)``
+    unlock: tuple[str, ...]  # `account unlock` ran, or the account was deleted: ``Store.unlock(name)``
+    logout: tuple[str, ...]  # `account logout` ran, or the account was deleted: ``Store.delete_account_sessions``
 
 
 def admin_marks(old: Accounts, new: Accounts) -> AdminMarks:
-    """The accounts whose ``unlocked_at`` / ``logged_out_at`` changed between two loads of the file.
+    """The accounts whose ``unlocked_at`` / ``logged_out_at`` changed between two loads of the file, and those
+    the file no longer holds (``govgate account delete``): their sessions end and their failure counts go,
+    so a later account of the same name starts clean.
 
     Without Redis, locks and sessions live in the gateway's memory, out of the CLI's reach; the CLI
     leaves these marks in the file and the gateway applies them on reload (Art. 30: an administrator
-    can end a lock or a session at once).
+    can end a lock or a session at once; Art. 25: a deleted account keeps nothing open).
     """
     unlock: list[str] = []
     logout: list[str] = []
@@ -159,7 +165,8 @@ def admin_marks(old: Accounts, new: Accounts) -> AdminMarks:
             unlock.append(account.name)
         if account.logged_out_at is not None and (before is None or before.logged_out_at != account.logged_out_at):
             logout.append(account.name)
-    return AdminMarks(tuple(unlock), tuple(logout))
+    deleted = tuple(account.name for account in old if account.name not in new)
+    return AdminMarks((*unlock, *deleted), (*logout, *deleted))
 
 
 def account_name_problem(name: str) -> str | None:

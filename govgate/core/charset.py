@@ -129,6 +129,11 @@ def lookup_label(label: str) -> str | None:
     return LABELS.get(label.strip("\t\n\f\r ").lower())
 
 
+def codec_of(name: str) -> str | None:
+    """The Python codec of a WHATWG encoding name (``GBK`` → ``gb18030``); None for a name that is not one."""
+    return _CODECS.get(name)
+
+
 def _make(name: str, source: EncodingSource, bom_length: int = 0) -> Encoding:
     return Encoding(name=name, codec=_CODECS[name], source=source, bom_length=bom_length)
 

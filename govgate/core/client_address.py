@@ -1,4 +1,4 @@
-"""The client address of a request (contract §4.1) and the ``X-Forwarded-For`` chain the gate believes.
+"""The client address of a request (``docs/decisions.md`` §1) and the ``X-Forwarded-For`` chain the gate believes.
 
 The client is the TCP peer, unless the peer is a trusted proxy (``gateway.trusted_proxies``): then
 ``X-Forwarded-For`` is walked from the right, trusted hops are skipped, and the first untrusted hop
@@ -86,7 +86,7 @@ def client_address(peer: IPAddress, forwarded_for: Sequence[str],
 
 def forwarded_chain(peer: IPAddress, forwarded_for: Sequence[str],
                     trusted: NetworkSet | tuple[IPNetwork, ...]) -> tuple[IPAddress, ...]:
-    """The X-Forwarded-For the gate sends upstream (contract §4.7): what it believes, ending with the client.
+    """The X-Forwarded-For the gate sends upstream (``docs/decisions.md`` §1): what it believes, ending with the client.
 
     Only the client is sent: every entry left of it was written by the client and is unverified,
     and the trusted hops right of it are our own infrastructure. So the chain is ``(client,)``.

@@ -1,4 +1,4 @@
-"""The access decision: a pure function of (request facts, compiled policy, now) — contract §4 steps 2–6.
+"""The access decision: a pure function of (request facts, compiled policy, now): ``docs/decisions.md`` §2.
 
 ``compile_policy(policy)`` builds, once per policy load, everything a decision needs (network sets,
 rule matchers, grant and device indexes); ``decide(facts, compiled, now)`` then runs, in order:
@@ -51,7 +51,7 @@ ART_30 = "Art. 30"
 
 
 class Reason(StrEnum):
-    """Refusal categories named on the 403 page and in the audit log (contract §4)."""
+    """Refusal categories named on the 403 page and in the audit log (``docs/decisions.md`` §2)."""
 
     NETWORK = "network"
     OVERSEAS = "overseas"
@@ -161,7 +161,7 @@ def _rule_networks(compiled: CompiledPolicy, rule: AccessRule) -> NetworkSet:
 
 
 def whereabouts(client: IPAddress, country: str | None, compiled: CompiledPolicy) -> tuple[bool, str]:
-    """(whether ``client`` is overseas, a phrase saying why or why not) — contract §4 step 4: outside every
+    """(whether ``client`` is overseas, a phrase saying why or why not) — ``docs/decisions.md`` §2 step 4: outside every
     listed network, not private/loopback, and in no home country (unknown country: ``geoip.unknown``)."""
     if compiled.listed.contains(client):
         return False, "is in a listed network: not overseas"
@@ -293,7 +293,8 @@ def decide(facts: RequestFacts, compiled: CompiledPolicy, now: datetime) -> Deci
 
 @dataclass(frozen=True, slots=True)
 class LoginGate:
-    """Whether a password or TOTP attempt from this client may go ahead at all (contract §5).
+    """Whether a password or TOTP attempt from this client may go ahead at all (``docs/decisions.md`` §3, "No password
+    guessing from where nobody may enter").
 
     Art. 30 counts failed logins and locks accounts; Art. 19 says where staff may come from. Together:
     nobody may guess a password, or lock a staff member out, from where that account could not get in

@@ -7,7 +7,7 @@ A grant is active only inside ``[start, end]`` (both inclusive) and, if it has `
 inside them, evaluated on the wall clock of the grant's timezone (``gateway.timezone``: the
 timezone its ``start`` carries). ``now`` must be aware.
 
-Who a grant admits (contract: "a grant matching the account and/or device"):
+Who a grant admits (``docs/decisions.md`` §3: "a grant matching the account and/or device"):
 
 - a grant naming an account **and** devices admits that account on one of those devices (both);
 - a grant naming only an account admits that account from any device;

@@ -32,6 +32,7 @@ class Purpose(StrEnum):
     COOKIE = "govgate/v1/cookie"
     CSRF = "govgate/v1/csrf"  # CSRF tokens bound to a browser
     LEAVE_LINK = "govgate/v1/leave-link"  # Art. 15 warning-page `sig`
+    LEAVE_FORM = "govgate/v1/leave-form"  # Art. 15 warning page for a form's target: the signed target's `sig`
     TOTP_SECRET = "govgate/v1/totp-secret"  # noqa: S105 (a label, not a secret) — AES-GCM key for TOTP secrets in the accounts file
     AUDIT_MAC = "govgate/v1/audit-mac"  # Art. 20: MAC of each audit record
     AUDIT_SIGNING = "govgate/v1/audit-signing"  # Art. 20: Ed25519 seed signing the audit head anchor and daily seals

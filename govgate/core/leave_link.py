@@ -1,8 +1,17 @@
-"""Signed leave-page URLs (Art. 15): ``{prefix}/leave?url=<percent-encoded>&sig=<base64url HMAC>``.
+"""Signed leave-page URLs (Art. 15): ``{prefix}/leave?url=<percent-encoded>&sig=<base64url HMAC>`` for links,
+and ``{prefix}/leave-form/<charset>/<base64url URL>/<sig>`` for the targets of forms.
 
 Owns making and checking the ``sig``: an HMAC-SHA256 over the UTF-8 bytes of the destination URL
 (its WHATWG serialisation) under the gateway key derived for ``Purpose.LEAVE_LINK``. Only URLs the
 gateway itself rewrote carry a valid ``sig``, so the leave page is never an open redirect.
+
+A form's target cannot carry its destination in the query: a browser submitting a form by GET
+replaces the action URL's query with the form's fields (WHATWG HTML, "mutate action URL"), so
+``leave?url=…&sig=…`` would arrive as ``leave?q=…`` and be refused. The form target therefore
+carries the destination in its path, base64url-encoded, with the encoding the page submits its
+fields in (the page's, which the warning page needs to pass posted fields on unchanged) and a
+``sig`` over both under its own key (``Purpose.LEAVE_FORM``): a link's ``sig`` is no form's, and a
+form's is no link's. The query stays the browser's: the fields a GET form submitted.
 """
 
 from __future__ import annotations
@@ -100,3 +109,54 @@ def leave_params(query: Mapping[str, str] | str) -> tuple[str, str] | None:
         return None
     return url, sig
 
+
+
+# -- form targets --------------------------------------------------------------------------------------
+
+FORM_PAGE = "leave-form"
+_CHARSET_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")  # WHATWG encoding names: UTF-8, GBK, Shift_JIS, windows-1252…
+
+
+def _form_message(url: str, charset: str) -> bytes:
+    return charset.encode("ascii") + b"\n" + url.encode("utf-8", "surrogatepass")
+
+
+def leave_form_url(prefix: str, url: str, charset: str, keys: GatewayKeys) -> str:
+    """The path (under ``prefix``) a form whose target is ``url``, an http(s) URL, is pointed at instead. ``charset``
+    is the WHATWG name of the encoding the page submits its fields in (``UTF-8``, ``GBK``…).
+
+    Raises ``ValueError`` for any other scheme, or a charset that is not an encoding name.
+    """
+    if not url[:8].lower().startswith(("http://", "https://")):
+        raise ValueError("only http(s) destinations are signed")
+    if not _CHARSET_NAME.fullmatch(charset):
+        raise ValueError(f"not an encoding name: {charset!r}")
+    encoded = base64.urlsafe_b64encode(url.encode("utf-8", "surrogatepass")).rstrip(b"=").decode("ascii")
+    tag = keys.mac(Purpose.LEAVE_FORM, _form_message(url, charset))
+    sig = base64.urlsafe_b64encode(tag).rstrip(b"=").decode("ascii")
+    return f"{prefix}/{FORM_PAGE}/{charset}/{encoded}/{sig}"
+
+
+def verify_leave_form(rest: str, keys: GatewayKeys) -> tuple[str, str] | None:
+    """``(url, charset)`` from the part of a form target's path after ``{prefix}/leave-form/``, when its ``sig`` is
+    ours for exactly them (checked in constant time); else None."""
+    # Art. 15 (第十五条): the warning page only ever names destinations the gateway itself rewrote.
+    parts = rest.split("/")
+    if len(parts) != 3:
+        return None
+    charset, encoded, sig = parts
+    if not _CHARSET_NAME.fullmatch(charset) or not encoded or len(encoded) > MAX_URL_LENGTH * 2:
+        return None
+    if not sig or len(sig) > 128 or not sig.isascii() or not encoded.isascii():
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        tag = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+        url = raw.decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    if not url or len(url) > MAX_URL_LENGTH:
+        return None
+    if not keys.verify_mac(Purpose.LEAVE_FORM, _form_message(url, charset), tag):
+        return None
+    return url, charset

@@ -5,8 +5,10 @@ scanner found, resolve it as a browser does (character references, the document'
 ``<base href>``, WHATWG URL parsing by ``ada_url``, the document's encoding for queries, and where
 the spec rejects a URL that Chromium still follows, Chromium's reading), ask the ``HostClassifier``
 whether its host is external, and replace the value of each external one with the signed leave
-URL. Nothing else changes. Only http(s) destinations are signed. Also the URL of a ``Refresh``
-value (``refresh_url``) and the host of a serialised URL (``host_of_href``).
+URL. Nothing else changes. Only http(s) destinations are signed. A form's target (``form action``,
+``formaction``) may get a URL of its own kind (``make_form_url``, given the encoding the page submits
+its fields in): a GET submission replaces a URL's query, so the signed destination must not live there.
+Also the URL of a ``Refresh`` value (``refresh_url``) and the host of a serialised URL (``host_of_href``).
 
 The work is split in three modules:
 
@@ -195,6 +197,10 @@ _PLAIN_HOST = re.compile(
     rb"[\x00-\x20]*+(?:[Hh][Tt][Tt][Pp][Ss]?:)?//([A-Za-z0-9.-]++)(?::[0-9]*+)?(?:[/?#]|[\x00-\x20]*+\Z)"
 )
 _URL_KINDS = frozenset({LinkKind.HREF, LinkKind.ACTION, LinkKind.FORMACTION})  # values that are one URL
+_FORM_KINDS = frozenset({LinkKind.ACTION, LinkKind.FORMACTION})  # a form's target: submitted, not followed
+# The encoding a form submits its fields in is the document's, except that UTF-16 documents submit UTF-8
+# (WHATWG HTML, "pick an encoding for the form"; and a "replacement" document has no forms to submit).
+_FORM_CHARSET_UTF8 = frozenset({"UTF-16LE", "UTF-16BE", "replacement"})
 _ATTR_ESCAPES = {"&": "&amp;", '"': "&quot;", "'": "&#39;", "<": "&lt;", ">": "&gt;", "\t": "&#9;", "\n": "&#10;",
                  "\r": "&#13;", "\f": "&#12;", " ": "&#32;"}
 
@@ -223,13 +229,19 @@ def host_of_href(href: str) -> str:
     return href[start:port if port >= 0 else end]
 
 
+type MakeFormUrl = Callable[[str, str], str]  # (destination, the page's form encoding) -> the form target
+
+
 class _Resolver:
-    __slots__ = ("base", "cache", "classifier", "codec", "collect", "depth", "document_url", "fast",
-                 "make_leave_url", "out_codec", "url_codec")
+    __slots__ = ("base", "cache", "classifier", "codec", "collect", "depth", "document_url", "fast", "form_charset",
+                 "make_form_url", "make_leave_url", "out_codec", "url_codec")
 
     def __init__(self, base: str | None, classifier: HostClassifier, make_leave_url: Callable[[str], str],
-                 codec: str, url_codec: str, document_url: str = "", collect: bool = False, depth: int = 0) -> None:
+                 codec: str, url_codec: str, document_url: str = "", collect: bool = False, depth: int = 0,
+                 make_form_url: MakeFormUrl | None = None, form_charset: str = "UTF-8") -> None:
         self.base = base
+        self.make_form_url = make_form_url
+        self.form_charset = form_charset
         self.depth = depth
         self.document_url = document_url
         self.classifier = classifier
@@ -293,7 +305,7 @@ class _Resolver:
         inner = value.encode("utf-8", "surrogatepass")
         enc = Encoding(name="UTF-8", codec="utf-8", source=EncodingSource.HTTP)
         plan = _plan(inner, 0, enc, "utf-8", "about:srcdoc", self.classifier, self.make_leave_url, False,
-                     fallback_base=self.base, depth=self.depth + 1)
+                     fallback_base=self.base, depth=self.depth + 1, make_form_url=self.make_form_url)
         if not plan.replacements:
             return None
         text = _apply(inner, plan.replacements).decode("utf-8", "surrogatepass")
@@ -330,7 +342,10 @@ class _Resolver:
         # Art. 15 (第十五条): a link that leaves for a non-government site goes through the warning page.
         if not self.classifier.is_external(host):
             return None, self._info(kind, value, href, host, False)
-        new = self.make_leave_url(href)
+        if kind in _FORM_KINDS and self.make_form_url is not None:
+            new = self.make_form_url(href, self.form_charset)
+        else:
+            new = self.make_leave_url(href)
         if kind is LinkKind.REFRESH:
             new = f"{time_text or '0'};url={new}"
         # "&" written as "&amp;" so that the browser reads back exactly ``new``, whatever the quoting.
@@ -339,11 +354,14 @@ class _Resolver:
 
 def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, classifier: HostClassifier,
                  make_leave_url: Callable[[str], str], collect: bool = False,
-                 encoding: Encoding | None = None) -> RewriteResult:
+                 encoding: Encoding | None = None, make_form_url: MakeFormUrl | None = None) -> RewriteResult:
     """Rewrite every external navigation URL in ``body``; all other bytes stay as they were.
 
     ``document_url`` is the URL the browser loaded the page from; its host counts as internal.
-    ``make_leave_url(href)`` returns the (ASCII) warning-page URL for an absolute destination.
+    ``make_leave_url(href)`` returns the (ASCII) warning-page URL for an absolute destination;
+    ``make_form_url(href, charset)``, when given, the one for a form's target (``action``, ``formaction``),
+    told the WHATWG name of the encoding the page submits its fields in; without it forms get
+    ``make_leave_url``'s.
     With ``collect`` the result lists every navigation attribute examined (for tests and diagnostics).
     """
     enc = encoding or sniff_encoding(body, content_type)
@@ -356,13 +374,14 @@ def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, cl
     if doc_host:
         classifier = classifier.with_internal(doc_host)
     if enc.byte_scannable:
-        plan = _plan(body, enc.bom_length, enc, enc.codec, document_url, classifier, make_leave_url, collect)
+        plan = _plan(body, enc.bom_length, enc, enc.codec, document_url, classifier, make_leave_url, collect,
+                     make_form_url=make_form_url)
         out = _apply(body, plan.replacements) if plan.replacements else body
         return RewriteResult(out, len(plan.replacements), enc.name, plan.links, True, plan.base, plan.found)
     errors = "surrogatepass" if enc.name.startswith("UTF-16") else "replace"
     text = body[enc.bom_length:].decode(enc.codec, errors)
     utf8 = text.encode("utf-8", "surrogatepass")
-    plan = _plan(utf8, 0, enc, "utf-8", document_url, classifier, make_leave_url, collect)
+    plan = _plan(utf8, 0, enc, "utf-8", document_url, classifier, make_leave_url, collect, make_form_url=make_form_url)
     if not plan.replacements:
         return RewriteResult(body, 0, enc.name, plan.links, True, plan.base, plan.found)
     if enc.name.startswith("UTF-16"):
@@ -375,7 +394,8 @@ def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, cl
 
 
 def rewrite_xhtml(body: bytes, *, content_type: str | None, document_url: str, classifier: HostClassifier,
-                  make_leave_url: Callable[[str], str], collect: bool = False) -> RewriteResult:
+                  make_leave_url: Callable[[str], str], collect: bool = False,
+                  make_form_url: MakeFormUrl | None = None) -> RewriteResult:
     """``rewrite_html`` for ``application/xhtml+xml``: the same rewriting over a conservative XML scan.
 
     Raises ``RewriteRefused`` for what it cannot vouch for (a non-ASCII-compatible encoding, markup
@@ -390,7 +410,8 @@ def rewrite_xhtml(body: bytes, *, content_type: str | None, document_url: str, c
         doc_host = ""
     if doc_host:
         classifier = classifier.with_internal(doc_host)
-    plan = _plan(body, enc.bom_length, enc, enc.codec, document_url, classifier, make_leave_url, collect, xml=True)
+    plan = _plan(body, enc.bom_length, enc, enc.codec, document_url, classifier, make_leave_url, collect, xml=True,
+                 make_form_url=make_form_url)
     out = _apply(body, plan.replacements) if plan.replacements else body
     return RewriteResult(out, len(plan.replacements), enc.name, plan.links, True, plan.base, plan.found)
 
@@ -405,7 +426,7 @@ class _Plan:
 
 def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, classifier: HostClassifier,
           make_leave_url: Callable[[str], str], collect: bool, *, fallback_base: str | None = None,
-          depth: int = 0, xml: bool = False) -> _Plan:
+          depth: int = 0, xml: bool = False, make_form_url: MakeFormUrl | None = None) -> _Plan:
     if depth > MAX_NESTING:
         # Deeper srcdoc documents than any real page has: refused rather than risk the stack (fail closed).
         raise RewriteRefused(RefusalReason.NESTING)
@@ -427,7 +448,9 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
         href, _ = probe.resolve(unescape_attr(state.base.decode(codec, "replace")))
         if href is not None:
             base = href
-    resolver = _Resolver(base, classifier, make_leave_url, codec, enc.url_codec, document_url, collect, depth)
+    form_charset = "UTF-8" if enc.name in _FORM_CHARSET_UTF8 else enc.name
+    resolver = _Resolver(base, classifier, make_leave_url, codec, enc.url_codec, document_url, collect, depth,
+                         make_form_url, form_charset)
     if skip_same_host and not resolver.fast:
         # The base is not an internal http(s) URL, so a relative href may leave: every link must be looked at.
         state = ScanState()

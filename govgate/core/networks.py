@@ -3,7 +3,7 @@
 Owns the question "is this address in these ranges?". Ranges are turned, once, into sorted,
 merged integer intervals per address family; membership is one ``bisect`` (O(log n)), so 10,000
 ranges cost about as much as ten. IPv4-mapped IPv6 addresses (``::ffff:1.2.3.4``) are looked up
-as their IPv4 address (contract §4.1).
+as their IPv4 address (``docs/decisions.md`` §1).
 """
 
 from __future__ import annotations

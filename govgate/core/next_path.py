@@ -1,4 +1,5 @@
-"""Where the gate may send a browser after login: only a path on this site (contract §5).
+"""Where the gate may send a browser: only a path on this site (``docs/pages.md``). ``safe_next`` after login;
+``back_path`` for the warning page's "Back" link, from the Referer.
 
 ``next`` comes from the query string, so an attacker chooses it. A browser resolves it with the
 WHATWG URL parser, which turns ``/\\evil``, ``/\\t/evil`` and ``//evil`` into another host; so we
@@ -9,6 +10,8 @@ unchanged. Anything else, and any path into the gate's own pages, becomes ``/``.
 from __future__ import annotations
 
 import ada_url
+
+from govgate.core.hosts import parse_host
 
 _ORIGIN = "https://govgate.invalid"
 
@@ -37,3 +40,23 @@ def safe_next(raw: str | None, prefix: str) -> str:
     if not result.startswith("/") or result.startswith("//"):
         return "/"
     return result
+
+
+def back_path(referer: str | None, public_hosts: tuple[str, ...], prefix: str) -> str:
+    """The path (with query) of the page a link was followed from, when the ``Referer`` names one of this site's
+    origins — an http(s) URL on one of ``public_hosts`` (any port: the path is used on the origin the browser
+    is on) — else ``/``. Art. 15: the warning page's "Back" returns where the user was; it is never a way to
+    send a browser to another site, so only the path is kept, and only as ``safe_next`` would keep it (a
+    path into the gate's own pages under ``prefix`` is no page to go back to either).
+    """
+    if not referer or len(referer) > 4096:
+        return "/"
+    try:
+        url = ada_url.URL(referer.strip())
+    except ValueError:
+        return "/"
+    if url.protocol not in ("http:", "https:") or url.username or url.password:
+        return "/"
+    if parse_host(url.hostname) not in public_hosts:
+        return "/"
+    return safe_next(url.pathname + url.search, prefix)

@@ -189,11 +189,49 @@ class _TreeBuilder:
         return YMap(tuple(items), line), size
 
 
-def _yaml_error_line(exc: yaml.YAMLError) -> int:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    if mark is not None:
-        return int(mark.line) + 1
+# Contexts naming a token or flow collection the parser was still inside when it gave up: the mistake is
+# where that began (a key missing its ":", a quote or bracket never closed), while the problem mark is
+# wherever reading stopped (the next line, or the end of the file).
+_STARTED_AT_CONTEXT = ("while scanning", "while parsing a flow")
+
+
+def _yaml_error_line(exc: yaml.YAMLError, text: str) -> int:
+    """The 1-based line an operator should look at (0: unknown).
+
+    PyYAML gives two marks: ``problem_mark``, where it noticed, and ``context_mark``, where the construct it
+    was reading began. For ``gateway`` without its ":" it notices at the next line; for an unclosed quote,
+    at the end of the file. There the construct's start is the line to fix. For a block mapping or list
+    whose indentation goes wrong, the problem mark is the offending line and the context only the
+    mapping's first line — unless a quoted value ran on over lines into it: a quote left open on one line
+    and closed by the next line's first quote reads as one value, and the text after it is what seems out
+    of place; the line to fix is where that value began.
+    """
+    problem = getattr(exc, "problem_mark", None)
+    context = getattr(exc, "context_mark", None)
+    if context is not None and str(getattr(exc, "context", "") or "").startswith(_STARTED_AT_CONTEXT):
+        return int(context.line) + 1
+    if problem is not None:
+        opened = _quoted_value_running_into(text, int(problem.index))
+        return (opened if opened is not None else int(problem.line)) + 1
+    if context is not None:
+        return int(context.line) + 1
     return 0
+
+
+def _quoted_value_running_into(text: str, index: int) -> int | None:
+    """The 0-based first line of a quoted scalar that spans lines and ends just before ``index``, if any."""
+    last: yaml.Token | None = None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if token.start_mark.index >= index:
+                break
+            last = token
+    except yaml.YAMLError:
+        pass  # the scan stops at the same error; the tokens before it are what we need
+    if (isinstance(last, yaml.ScalarToken) and last.style in ("'", '"')
+            and last.start_mark.line != last.end_mark.line):
+        return int(last.start_mark.line)
+    return None
 
 
 def read_yaml_tree(text: str, file: str, *, document: str) -> tuple[YNode | None, list[PolicyProblem]]:
@@ -207,9 +245,9 @@ def read_yaml_tree(text: str, file: str, *, document: str) -> tuple[YNode | None
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         parts = [p for p in (exc.context, exc.problem) if p]
-        raise YamlSyntaxError(_yaml_error_line(exc), "; ".join(parts) if parts else "invalid YAML") from None
+        raise YamlSyntaxError(_yaml_error_line(exc, text), "; ".join(parts) if parts else "invalid YAML") from None
     except yaml.YAMLError as exc:
-        raise YamlSyntaxError(_yaml_error_line(exc), str(exc)) from None
+        raise YamlSyntaxError(_yaml_error_line(exc, text), str(exc)) from None
     except RecursionError:
         raise YamlSyntaxError(0, "nested too deeply to read") from None
     if node is None:

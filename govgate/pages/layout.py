@@ -29,22 +29,32 @@ button,.button{display:inline-block;margin-top:1rem;padding:.5rem 1.25rem;font-s
 
 _CSS_HASH = base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()
 
-CSP = (
-    "default-src 'none'; "
-    f"style-src 'sha256-{_CSS_HASH}'; "
-    "img-src 'self' data:; "
-    "form-action 'self'; "
-    "frame-ancestors 'none'; "
-    "base-uri 'none'"
-)
+def content_security_policy(form_action: str = "'self'") -> str:
+    """The pages' CSP: nothing but the inline stylesheet; forms post to ``form_action``."""
+    return (
+        "default-src 'none'; "
+        f"style-src 'sha256-{_CSS_HASH}'; "
+        "img-src 'self' data:; "
+        f"form-action {form_action}; "
+        "frame-ancestors 'none'; "
+        "base-uri 'none'"
+    )
 
-PAGE_HEADERS: tuple[tuple[str, str], ...] = (
-    ("Content-Security-Policy", CSP),
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
-    ("Cache-Control", "no-store"),
-)
+
+CSP = content_security_policy()
+
+
+def page_headers(form_action: str = "'self'") -> tuple[tuple[str, str], ...]:
+    return (
+        ("Content-Security-Policy", content_security_policy(form_action)),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Cache-Control", "no-store"),
+    )
+
+
+PAGE_HEADERS: tuple[tuple[str, str], ...] = page_headers()
 
 
 @dataclass(frozen=True, slots=True)

@@ -300,6 +300,92 @@ def test_an_invalid_accounts_file_is_reported_and_left_alone(cli: Cli, policy: P
     assert "lisi" not in accounts_file(policy).read_text(encoding="utf-8")
 
 
+# -- set and delete ----------------------------------------------------------------------------------
+
+
+def test_set_changes_groups_and_expiry_and_is_audited_with_before_and_after(cli: Cli, policy: Path) -> None:
+    assert cli.add("zhangsan", "--groups", "staff") == 0
+    assert cli("account", "set", "zhangsan", "--groups", "staff,finance", "--expires", "2099-06-30") == 0
+    assert "groups staff, finance (were staff)" in cli.out
+    assert "expires 2099-06-30 (was never)" in cli.out
+    changed = account(policy, "zhangsan")
+    assert changed.groups == ("staff", "finance")
+    assert changed.expires == date(2099, 6, 30)
+    event = audit_events(policy)[-1]
+    assert (event["event"], event["account"], event["decision"], event["article"]) == (
+        "admin.account.set", "zhangsan", "ok", "Art. 30")
+    assert (event["groups"], event["groups_before"]) == ("staff,finance", "staff")
+    assert (event["expires"], event["expires_before"]) == ("2099-06-30", "never")
+    assert cli("audit", "verify") == 0
+
+
+def test_set_expires_never_and_empty_groups_clear_them_and_keep_the_rest(cli: Cli, policy: Path) -> None:
+    assert cli.add("zhangsan", "--groups", "staff", "--expires", "2099-01-01") == 0
+    before = account(policy, "zhangsan")
+    assert cli("account", "set", "zhangsan", "--expires", "never") == 0
+    assert account(policy, "zhangsan").expires is None
+    assert account(policy, "zhangsan").groups == ("staff",)
+    assert cli("account", "set", "zhangsan", "--groups", "") == 0
+    after = account(policy, "zhangsan")
+    assert after.groups == ()
+    # Nothing else about the account changes: password, secret, sessions.
+    assert (after.password_hash, after.totp_secret, after.logged_out_at) == (
+        before.password_hash, before.totp_secret, before.logged_out_at)
+
+
+def test_set_without_a_change_is_said_and_not_audited(cli: Cli, policy: Path) -> None:
+    assert cli.add("zhangsan", "--groups", "staff") == 0
+    assert cli("account", "set", "zhangsan", "--groups", "staff") == 0
+    assert "unchanged" in cli.out
+    assert [e["event"] for e in audit_events(policy)] == ["admin.account.add"]
+
+
+def test_set_without_options_is_a_bad_argument(cli: Cli) -> None:
+    assert cli.add("zhangsan") == 0
+    assert cli("account", "set", "zhangsan") == 2
+    assert "--groups" in cli.err
+
+
+def test_set_refuses_an_unknown_account_a_past_expiry_and_undeclared_groups(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    cli = Cli(policy_file(tmp_path, groups=["staff", "finance"]), monkeypatch, capsys)
+    assert cli.add("zhangsan", "--groups", "staff") == 0
+    assert cli("account", "set", "nobody", "--groups", "staff") == 1
+    assert "no account named 'nobody'" in cli.err
+    assert cli("account", "set", "zhangsan", "--expires", "2020-01-01") == 1
+    assert "in the past" in cli.err
+    assert cli("account", "set", "zhangsan", "--expires", "soon") == 1
+    assert "YYYY-MM-DD" in cli.err
+    assert cli("account", "set", "zhangsan", "--groups", "staff,hr") == 1
+    assert "hr not declared" in cli.err
+    assert account(cli.policy, "zhangsan").groups == ("staff",)
+
+
+def test_list_without_redis_and_without_a_gateway_says_the_locks_are_not_known(cli: Cli, policy: Path) -> None:
+    assert cli.add("zhangsan") == 0
+    assert cli("account", "list") == 0
+    assert "no gateway answers at" in cli.err
+    assert str(policy.parent / "secrets" / "govgate-admin.sock") in cli.err
+    assert "locks are not known" in cli.err
+
+
+def test_delete_removes_the_account_and_is_audited(cli: Cli, policy: Path) -> None:
+    assert cli.add("zhangsan") == 0
+    assert cli.add("lisi") == 0
+    assert cli("account", "delete", "zhangsan") == 0
+    assert "account zhangsan deleted" in cli.out
+    assert "refuses its sessions" in cli.out  # no Redis: the running gateway applies it
+    assert load_accounts(accounts_file(policy)).names() == ("lisi",)
+    event = audit_events(policy)[-1]
+    assert (event["event"], event["account"], event["decision"], event["store"]) == (
+        "admin.account.delete", "zhangsan", "ok", "none")
+    assert cli("audit", "verify") == 0
+    assert cli("account", "delete", "zhangsan") == 1
+    assert "no account named 'zhangsan'" in cli.err
+    # The name is free again; the new account is a new one (a new secret, a new creation time).
+    assert cli.add("zhangsan") == 0
+
+
 # -- with a real Redis: locks and sessions are reachable from the CLI ------------------------------
 
 
@@ -411,3 +497,30 @@ def test_check_finds_undeclared_groups_and_secrets_under_another_key(tmp_path: P
     (tmp_path / "secrets" / "gateway.key").write_text(bytes(range(32)).hex() + "\n", encoding="ascii")
     assert cli("check") == 1
     assert "accounts.zhangsan.totp_secret: does not decrypt under gateway.key_file" in cli.out
+
+
+@pytest.mark.redis
+def test_delete_ends_the_sessions_and_clears_the_lock_in_redis(redis_cli: tuple[Cli, str]) -> None:
+    cli, url = redis_cli
+    assert cli.add("zhangsan") == 0
+    limits = SessionLimits()
+    now = datetime.now(TZ)
+    login = Login(max_failures=3, failure_window=timedelta(minutes=15), lockout=timedelta(minutes=30),
+                  ip_max_failures=10)
+
+    async def open_and_lock(store: RedisStore) -> None:
+        await store.create_session(Session(id="s0" * 20, account="zhangsan", device=None, client="10.1.2.3",
+                                           created=now, last_seen=now), limits)
+        for _ in range(3):
+            await store.record_failure("zhangsan", "10.1.2.3", now, login)
+
+    _on_store(url, open_and_lock)
+    assert cli("account", "delete", "zhangsan") == 0
+    assert "1 session(s) ended" in cli.out
+    assert audit_events(cli.policy)[-1]["sessions_ended"] == 1
+
+    async def state(store: RedisStore) -> tuple[bool, datetime | None]:
+        lookup = await store.touch_session("s0" * 20, datetime.now(TZ), limits)
+        return lookup.session is None, await store.account_locked_until("zhangsan", datetime.now(TZ))
+
+    assert _on_store(url, state) == (True, None)

@@ -216,3 +216,19 @@ def test_a_reload_reports_the_accounts_an_admin_unlocked_or_logged_out() -> None
     assert marks.unlock == ("a1",)
     assert marks.logout == ("c3", "d4")
     assert admin_marks(new, new) == AdminMarks((), ())
+
+
+def test_a_reload_reports_deleted_accounts_for_both_logout_and_unlock() -> None:
+    old = Accounts((make_account("a1"), make_account("b2"), make_account("c3")))
+    new = Accounts((make_account("b2"),))
+    marks = admin_marks(old, new)
+    assert marks.logout == ("a1", "c3")
+    assert marks.unlock == ("a1", "c3")
+
+
+def test_a_session_older_than_the_account_is_revoked() -> None:
+    # A session left from a deleted account of the same name never passes for the re-created one.
+    account = make_account("zhangsan")
+    assert account.session_revoked(CREATED - timedelta(seconds=1))
+    assert not account.session_revoked(CREATED)
+    assert not account.session_revoked(CREATED + timedelta(days=1))

@@ -61,3 +61,17 @@ def test_every_action_records_itself_whatever_happens_to_its_output(tmp_path: Pa
     assert admin_records(policy)[-1] == (f"admin.account.{action}", "lisi")
     verify = subprocess.run([*GOVGATE, "audit", "verify", "-p", str(policy)], capture_output=True, timeout=60)
     assert verify.returncode == 0, verify.stdout
+
+
+@pytest.mark.parametrize("argv", [("set", "lisi", "--groups", "staff,finance"), ("set", "lisi", "--expires", "never"),
+                                  ("delete", "lisi")])
+def test_set_and_delete_record_themselves_whatever_happens_to_their_output(tmp_path: Path,
+                                                                           argv: tuple[str, ...]) -> None:
+    (tmp_path / "secrets").mkdir(exist_ok=True)
+    policy = write_policy(tmp_path / "policy.yaml", policy_data(tmp_path))
+    assert run_into_a_closed_pipe(policy, "account", "add", "lisi", "--expires", "2099-01-01", "--password-stdin",
+                                  stdin=PASSWORD + "\n") == 141
+    assert run_into_a_closed_pipe(policy, "account", *argv) == 141
+    assert admin_records(policy)[-1] == (f"admin.account.{argv[0]}", "lisi")
+    verify = subprocess.run([*GOVGATE, "audit", "verify", "-p", str(policy)], capture_output=True, timeout=60)
+    assert verify.returncode == 0, verify.stdout

@@ -1,5 +1,5 @@
-"""The gate's pages other than the login steps, in process: health, the Art. 15 leave page, sign-out form, 404 and
-405 under the prefix, and the 503 when the store is down."""
+"""The gate's pages other than the login steps, in process: health, the Art. 15 leave pages (for links and for
+forms' targets), sign-out form, 404 and 405 under the prefix, and the 503 when the store is down."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from govgate.core.leave_link import leave_url
+from govgate.core.leave_link import leave_form_url, leave_url
 from govgate.store.redis import RedisStore
 from tests.addons.gateway import PREFIX, Browser, InProcessGateway
 from tests.ports import free_port
@@ -73,6 +73,59 @@ async def test_a_leave_link_the_gateway_did_not_sign_gets_400_without_the_destin
     assert "evil.example" not in r.text
     [event] = runtime.events
     assert (event.decision, event.reason) == ("refuse", "bad_signature")
+
+
+async def test_back_on_the_leave_page_returns_to_the_page_the_link_was_on(
+        gateway: InProcessGateway, runtime: InProcessRuntime) -> None:
+    link = leave_url(PREFIX, "https://www.example.com/", runtime.keys)
+    r = await Browser(gateway).get(link, headers=[("referer", "http://portal.example.gov.cn/news/2026/a.html?p=2")])
+    assert 'href="/news/2026/a.html?p=2">返回 Back' in r.text
+    r = await Browser(gateway).get(link, headers=[("referer", "https://evil.example/news/2026/a.html")])
+    assert 'href="/">返回 Back' in r.text  # another site's page is no way back: never an open redirect
+    r = await Browser(gateway).get(link)
+    assert 'href="/">返回 Back' in r.text
+
+
+async def test_a_form_leaving_the_site_by_get_is_warned_with_its_fields_and_audited_without_them(
+        gateway: InProcessGateway, runtime: InProcessRuntime) -> None:
+    target = leave_form_url(PREFIX, "https://search.example.org/search?site=portal", "UTF-8", runtime.keys)
+    # The browser replaced the target's query with the form's fields, as it does for every GET form.
+    r = await Browser(gateway).get(target + "?q=%E5%85%AC%E7%A7%AF%E9%87%91&page=1",
+                                   headers=[("referer", "http://portal.example.gov.cn/news/forms.html")])
+    assert r.status_code == 200
+    assert not r.forwarded  # the gate answers it; the portal never sees it
+    assert 'href="https://search.example.org/search?q=%E5%85%AC%E7%A7%AF%E9%87%91&amp;page=1"' in r.text
+    assert 'href="/news/forms.html">返回 Back' in r.text
+    [event] = runtime.events
+    assert (event.event, event.decision, event.article, event.path) == ("leave.view", "allow", "Art. 15", target)
+    assert event.extra["destination_host"] == "search.example.org"
+    assert (event.extra["form"], event.extra["fields"], event.extra["not_carried"]) == ("get", None, None)
+    assert "q=" not in str(event)  # what was typed is not audited
+
+
+async def test_a_form_leaving_the_site_by_post_is_written_into_a_continue_form(
+        gateway: InProcessGateway, runtime: InProcessRuntime) -> None:
+    target = leave_form_url(PREFIX, "https://partner.example.org/feedback?form=1", "UTF-8", runtime.keys)
+    r = await Browser(gateway).post(target, {"text": "满意\r\nthanks", "topic": "办事"})
+    assert r.status_code == 200
+    assert not r.forwarded
+    assert '<form method="post" action="https://partner.example.org/feedback?form=1"' in r.text
+    assert '<input type="hidden" name="text" value="满意&#13;&#10;thanks">' in r.text
+    assert "form-action 'self' http: https:" in r.headers["content-security-policy"]
+    [event] = runtime.events
+    assert (event.extra["form"], event.extra["fields"]) == ("post", 2)
+    assert "满意" not in str(event)
+
+
+async def test_a_form_target_the_gateway_did_not_sign_gets_400_without_the_destination(
+        gateway: InProcessGateway, runtime: InProcessRuntime) -> None:
+    for method in ("GET", "POST"):
+        r = await Browser(gateway).send(method, f"{PREFIX}/leave-form/UTF-8/aHR0cHM6Ly9ldmlsLmV4YW1wbGUv/forged?q=1")
+        assert r.status_code == 400
+        assert "evil.example" not in r.text
+    assert [e.reason for e in runtime.events] == ["bad_signature", "bad_signature"]
+    r = await Browser(gateway).send("PUT", f"{PREFIX}/leave-form/UTF-8/x/y")
+    assert r.status_code == 404
 
 
 async def test_the_sign_out_form_posts_with_a_csrf_token_and_a_post_without_one_is_refused(

@@ -19,7 +19,7 @@ from tests.policies import UPSTREAM, policy_data, write_policy
 from tests.runtime import InProcessRuntime
 
 ORDER = ["RequestContextAddon", "Enrolment", "GatePages", "Gate", "OutboundLinks", "SecurityHeaders", "ProxyErrors",
-         "UpstreamTimeout", "ConnectionLimits", "PolicyWatch", "MetricsEndpoint", "HttpsRedirect"]
+         "UpstreamTimeout", "ConnectionLimits", "PolicyWatch", "MetricsEndpoint", "HttpsRedirect", "AdminChannel"]
 
 
 def write_test_policy(workdir: Path, **sections: object) -> Path:

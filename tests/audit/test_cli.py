@@ -1,4 +1,4 @@
-"""`govgate audit verify | backup | show` as an operator or auditor runs them (contract §2)."""
+"""`govgate audit verify | backup | show` as an operator or auditor runs them (``docs/cli.md``, ``docs/audit.md``)."""
 
 from __future__ import annotations
 

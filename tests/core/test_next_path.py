@@ -1,4 +1,4 @@
-"""`next` only ever leads to a path on this site (contract §5): an open-redirect corpus."""
+"""`next` only ever leads to a path on this site (``docs/pages.md``): an open-redirect corpus."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Client address (contract §4.1): only trusted proxies' X-Forwarded-For is believed."""
+"""Client address (``docs/decisions.md`` §1): only trusted proxies' X-Forwarded-For is believed."""
 
 from __future__ import annotations
 

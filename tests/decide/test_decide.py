@@ -1,4 +1,4 @@
-"""``decide``: contract §4 steps 2–6, every branch and every reason, on real compiled policies."""
+"""``decide``: the steps of ``docs/decisions.md`` §2, every branch and every reason, on real compiled policies."""
 
 from __future__ import annotations
 
@@ -333,7 +333,7 @@ def test_bound_account_on_a_foreign_device_is_refused_for_device() -> None:
     assert decide(facts("10.1.2.3", "/oa/", device="zs-laptop", account=mine), c, NOW).allowed
 
 
-def test_checks_run_in_contract_order_network_before_account() -> None:
+def test_checks_run_in_the_documented_order_network_before_account() -> None:
     # A disabled account from outside every network is refused for the network, the earlier check.
     d = decide(facts(CN, "/oa/", country="CN", account=account(disabled=True)), compiled(), NOW)
     assert d.reason is Reason.NETWORK

@@ -226,3 +226,30 @@ def grant_line(policy: Path) -> int:
     from govgate.core.policy.load import read_policy_text
 
     return read_policy_text(policy.read_text(encoding="utf-8"), policy).policy_or_error().grants[0].line
+
+
+def test_without_an_accounts_file_the_account_is_not_called_enabled(
+        policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert not (policy.parent / "accounts.yaml").exists()
+    common = ["--ip", "10.1.2.3", "--path", "/oa/", "--at", "2026-12-05T10:00", "--account", "zhangsan",
+              "--groups", "staff"]
+    code, out, _ = explain(policy, *common, "--json", capsys=capsys)
+    assert code == 0
+    report = json.loads(out)
+    account = next(c for c in report["checks"] if c["name"] == "account")
+    assert "enabled" not in account["detail"].replace("taken as enabled", "")
+    assert "no accounts file" in account["detail"]
+    assert any("no accounts file" in n and "not known" in n for n in report["notes"])
+    code, out, _ = explain(policy, *common, capsys=capsys)
+    assert "account 'zhangsan' is enabled" not in out
+    assert "note:     account 'zhangsan': there is no accounts file" in out
+
+
+def test_an_account_not_in_the_file_explained_with_groups_says_so(
+        policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_accounts_file(policy.parent, zhangsan={})
+    code, out, _ = explain(policy, "--ip", "10.1.2.3", "--path", "/oa/", "--at", "2026-12-05T10:00",
+                           "--account", "newcomer", "--groups", "staff", capsys=capsys)
+    assert code == 0
+    assert "has no account 'newcomer'" in out
+    assert "account 'newcomer' is enabled" not in out

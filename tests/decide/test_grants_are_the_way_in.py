@@ -115,7 +115,7 @@ def test_grant_shortfalls_name_every_condition_that_failed() -> None:
     assert grant_shortfalls(g, None, "zs-laptop", "GB", NOW, before_login=True) == []
 
 
-# -- no password guessing from where nobody may enter (contract §5) --------------------------------------
+# -- no password guessing from where nobody may enter (docs/decisions.md §3) --------------------------------------
 
 def test_login_gate_is_closed_to_an_address_no_staff_rule_could_admit() -> None:
     c = office_only(TRIP)

@@ -1,7 +1,7 @@
-"""The audit log a real gateway writes (contract §7, Art. 20): one scenario of logins, failures, a lockout, a
+"""The audit log a real gateway writes (``docs/audit.md``, Art. 20): one scenario of logins, failures, a lockout, a
 logout, an idle session, a leave page and policy reloads, then its JSON Lines records are read back.
 
-Checks: each event with the contract's fields (time with its offset, request id, client, account, decision,
+Checks: each event with the fields every record has (time with its offset, request id, client, account, decision,
 reason, article), the policy hash of reload records against the file's bytes, no secret in any record, the
 request id of a refusal page found in the log, and `govgate audit verify` accepting the whole directory.
 """
@@ -40,7 +40,7 @@ pytestmark = pytest.mark.e2e
 
 PASSWORD = "Audit-trail-passphrase-58"
 WRONG_PASSWORD = "Audit-wrong-guess-9931"
-CONTRACT_FIELDS = ("time", "event", "request_id", "client", "country", "device", "account", "method", "host",
+RECORD_FIELDS = ("time", "event", "request_id", "client", "country", "device", "account", "method", "host",
                    "path", "rule", "decision", "reason", "article")
 REQUEST_ID = re.compile(r"<code>([^<]+)</code>")
 IDLE_SECONDS = 3
@@ -149,8 +149,8 @@ def events(s: Scenario, name: str, **fields: object) -> list[dict[str, Any]]:
     return found
 
 
-def assert_contract_fields(record: dict[str, Any]) -> None:
-    missing = [f for f in CONTRACT_FIELDS if f not in record]
+def assert_record_fields(record: dict[str, Any]) -> None:
+    missing = [f for f in RECORD_FIELDS if f not in record]
     assert not missing, f"{record['event']} lacks {missing}: {record}"
     when = datetime.fromisoformat(record["time"])
     assert when.utcoffset() == timedelta(hours=8), record["time"]  # ISO 8601 with the gateway's offset
@@ -158,7 +158,7 @@ def assert_contract_fields(record: dict[str, Any]) -> None:
 
 
 def assert_request_event(record: dict[str, Any], client: str, decision: str, article: str) -> None:
-    assert_contract_fields(record)
+    assert_record_fields(record)
     assert record["request_id"], record
     assert record["client"] == client, record
     assert record["decision"] == decision, record
@@ -167,10 +167,10 @@ def assert_request_event(record: dict[str, Any], client: str, decision: str, art
     assert record["path"], record
 
 
-def test_every_record_has_the_contract_fields(scenario: Scenario) -> None:
+def test_every_record_has_the_documented_fields(scenario: Scenario) -> None:
     assert len(scenario.records) > 20
     for record in scenario.records:
-        assert_contract_fields(record)
+        assert_record_fields(record)
 
 
 def test_login_failures_success_and_mfa_failure_are_recorded(scenario: Scenario) -> None:
@@ -240,12 +240,12 @@ def test_policy_reloads_carry_the_hash_of_the_file_they_read(scenario: Scenario)
     reloads = events(scenario, "policy.reload", policy_sha256=scenario.good_policy_sha256)
     assert len(reloads) == 2  # the edit, and the repair after the broken file
     for record in reloads:
-        assert_contract_fields(record)
+        assert_record_fields(record)
         assert record["decision"] == "ok"
         assert record["article"] == "Art. 20"
     refused = events(scenario, "policy.refused")
     assert len(refused) == 1  # refused once, not again at every poll
-    assert_contract_fields(refused[0])
+    assert_record_fields(refused[0])
     assert refused[0]["decision"] == "refuse"
     assert refused[0]["article"] == "Art. 20"
     assert refused[0]["policy_sha256"] == scenario.broken_policy_sha256

@@ -1,4 +1,4 @@
-"""`govgate demo`: a first look on a fresh machine (contract §2)."""
+"""`govgate demo`: a first look on a fresh machine (``docs/cli.md``, README)."""
 
 from __future__ import annotations
 

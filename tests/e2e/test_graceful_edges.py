@@ -1,4 +1,4 @@
-"""Connections that end gracefully (contract: at the edges): SIGTERM lets requests in flight finish and exits 0
+"""Connections that end gracefully (``docs/operations.md``): SIGTERM lets requests in flight finish and exits 0
 without a traceback; idle keep-alive connections close at once; `drain_timeout` bounds the wait; and a
 connection is closed gracefully after `max_requests_per_connection` (Connection: close, HTTP/2 GOAWAY)."""
 

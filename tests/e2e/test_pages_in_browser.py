@@ -7,10 +7,11 @@ Content-Security-Policy must not block the page's own stylesheet (a CSP violatio
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
 
 from tests.e2e.harness import Gateway, Upstream, start_gateway
 from tests.e2e.login import fresh_code
@@ -89,3 +90,79 @@ def test_pages_render_with_their_styles_under_the_strict_csp(chromium: Browser, 
         page.screenshot(path=str(tmp_path / (path.strip("/").replace("/", "_") + ".png")), full_page=True)
     assert [e for e in errors if "Content Security Policy" in e] == []
     context.close()
+
+
+# -- forms that leave the site (Art. 15) ---------------------------------------------------------------------
+
+EXTERNAL = ("https://search.example.org/**", "https://partner.example.org/**")
+TYPED = {"q": "公积金 提取 😀", "text": "第一行\n第二行 & <b>", "name": "张三 O'Brien"}
+
+
+@dataclass
+class Arrival:
+    """A submission as the destination site receives it (Chromium's request, stopped at the network's edge)."""
+
+    method: str
+    url: str
+    content_type: str
+    body: bytes
+
+
+def _arrivals(context: BrowserContext) -> list[Arrival]:
+    arrived: list[Arrival] = []
+
+    def destination(route: Route) -> None:
+        request = route.request
+        arrived.append(Arrival(request.method, request.url, request.headers.get("content-type", ""),
+                               request.post_data_buffer or b""))
+        route.fulfill(status=200, content_type="text/html", body="<!doctype html><title>received</title>")
+
+    for pattern in EXTERNAL:
+        context.route(pattern, destination)
+    return arrived
+
+
+def _fill_and_submit(page: Page, form: str) -> None:
+    for field in page.locator(f"#{form} input:not([type=hidden]), #{form} textarea").all():
+        page.fill(f"#{form} #{field.get_attribute('id')}", TYPED[str(field.get_attribute("name"))])
+    page.click(f"#{form} button[type=submit]")
+
+
+def _comparable(arrival: Arrival) -> tuple[str, str, str, bytes]:
+    """The arrival with a multipart boundary (random per submission) made equal."""
+    body, ctype = arrival.body, arrival.content_type
+    if ctype.startswith("multipart/form-data"):
+        boundary = ctype.split("boundary=", 1)[1]
+        body, ctype = body.replace(boundary.encode(), b"BOUNDARY"), ctype.replace(boundary, "BOUNDARY")
+    return arrival.method, arrival.url, ctype, body
+
+
+@pytest.mark.parametrize("path", ["/news/forms.html", "/news/forms-gbk.html"])
+@pytest.mark.parametrize("form", ["search", "feedback", "signup"])
+def test_a_form_leaving_the_site_is_warned_and_reaches_its_destination_unchanged(
+        chromium: Browser, gw: Gateway, upstream: Upstream, path: str, form: str) -> None:
+    # Without the gateway: what the destination receives when the form is submitted straight from the portal.
+    direct = chromium.new_context(java_script_enabled=False, locale="zh-CN")
+    straight = _arrivals(direct)
+    page = direct.new_page()
+    page.goto(upstream.url + path)
+    _fill_and_submit(page, form)
+    page.wait_for_url("https://*.example.org/**")
+    direct.close()
+    # Through the gateway, without JavaScript: the warning first, then the same submission.
+    context = chromium.new_context(java_script_enabled=False, locale="zh-CN")
+    warned = _arrivals(context)
+    page = context.new_page()
+    page.goto(gw.url + path)
+    _fill_and_submit(page, form)
+    assert "/__govgate/leave-form/" in page.url
+    assert page.locator("h1").inner_text() == "您即将离开本网站"
+    host = "search.example.org" if form == "search" else "partner.example.org"
+    assert page.locator("p.host").inner_text() == host
+    assert page.locator("a.button.secondary").get_attribute("href") == path  # Back: the page the form was on
+    assert warned == []  # nothing left before the user chose to
+    page.click(".actions :is(a.button:not(.secondary), button[type=submit])")  # 继续访问 / 继续提交 Continue
+    page.wait_for_url("https://*.example.org/**")
+    context.close()
+    assert len(straight) == len(warned) == 1
+    assert _comparable(warned[0]) == _comparable(straight[0])

@@ -1,4 +1,4 @@
-"""A running gateway applies only a complete policy.yaml (Art. 19; contract: reload only a complete file).
+"""A running gateway applies only a complete policy.yaml (Art. 19; ``docs/operations.md``, Hot reload).
 
 A policy written in place in two halves a second apart — the first half a valid policy of its own — is never
 in force half-way: requests made all through the write never see the half's answers, and the audit log's

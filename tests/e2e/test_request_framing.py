@@ -1,4 +1,4 @@
-"""Requests a portal could read differently from the gate (contract: at the edges): a GET or HEAD with a
+"""Requests a portal could read differently from the gate (``docs/operations.md``): a GET or HEAD with a
 body, a malformed chunked body, conflicting framing — the gate's 400 page, nothing of it at the portal; and
 pipelined HTTP/1.1 requests answered in order, never a hang. Raw sockets, a recording portal, h11 as the
 client-side parser of the answers."""

@@ -1,4 +1,4 @@
-"""A portal that hangs or cannot be reached (contract: at the edges): the gate's own 504/502 page, with the
+"""A portal that hangs or cannot be reached (``docs/operations.md``): the gate's own 504/502 page, with the
 request id, over HTTP/1.1 and HTTP/2 alike, logged and audited; the portal connection is not held."""
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Each corpus page (``browser_corpus``) is served from 127.0.0.1 twice at the same
 then as ``rewrite_html`` left it. Chromium reports where each ``a``/``area`` (``href``), ``form``
 (``action``), ``button``/``input`` (``formAction``) and ``meta refresh`` leads. For every one: if the
 original destination is external by the policy, the rewritten one must be the signed leave URL of
-exactly that destination (WHATWG serialisation, as the browser resolved it, query encoding included);
-otherwise it must be unchanged. A link the scanner missed, or resolved differently, fails the test.
+exactly that destination (WHATWG serialisation, as the browser resolved it, query encoding included) —
+for a form's target the signed form target, as the gateway writes it (``leave-form``, the destination
+in its path); otherwise it must be unchanged. A link the scanner missed, or resolved differently, fails the test.
 
 The WHATWG URL test data (``wpt_urls``: web-platform-tests' urltestdata.json, from Debian's
 librust-url-dev) is served the same way, one page per ``<base href>``. Cases listed in
@@ -27,7 +28,7 @@ import ada_url
 import pytest
 
 from govgate.core.keys import GatewayKeys
-from govgate.core.leave_link import leave_url, verify_leave
+from govgate.core.leave_link import leave_form_url, leave_url, verify_leave, verify_leave_form
 from govgate.core.link_rewrite import refresh_url, rewrite_html, rewrite_xhtml
 from govgate.core.outbound import HostClassifier
 
@@ -172,7 +173,8 @@ def build_pages(site: Site) -> list[Served]:
     for page in pages:
         rewrite = rewrite_xhtml if page.content_type == "application/xhtml+xml" else rewrite_html
         result = rewrite(page.original, content_type=page.content_type, document_url=site.origin + page.path,
-                              classifier=classifier, make_leave_url=lambda u: site.origin + leave_url(PREFIX, u, KEYS))
+                         classifier=classifier, make_leave_url=lambda u: site.origin + leave_url(PREFIX, u, KEYS),
+                         make_form_url=lambda u, c: site.origin + leave_form_url(PREFIX, u, c, KEYS))
         page.rewritten = result.body
         site.pages[page.path] = page
     return pages
@@ -221,7 +223,12 @@ def test_rewritten_links_lead_where_the_browser_would_have_gone_or_to_the_leave_
         return bool(host) and classifier.is_external(host)
 
     def leave_destination(href: str) -> str | None:
+        """The destination the warning page would name for ``href``: a link's or, as the gateway writes a form's
+        target, a form's."""
         parts = urlsplit(href)
+        if f"{parts.scheme}://{parts.netloc}" == site.origin and parts.path.startswith(f"{PREFIX}/leave-form/"):
+            signed = verify_leave_form(parts.path.removeprefix(f"{PREFIX}/leave-form/"), KEYS)
+            return None if signed is None or parts.query or parts.fragment else signed[0]
         if f"{parts.scheme}://{parts.netloc}" != site.origin or parts.path != f"{PREFIX}/leave":
             return None
         q = parse_qs(parts.query)

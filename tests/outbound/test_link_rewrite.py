@@ -7,7 +7,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from govgate.core.keys import GatewayKeys
-from govgate.core.leave_link import encode_url_param, leave_url, verify_leave
+from govgate.core.leave_link import encode_url_param, leave_form_url, leave_url, verify_leave
 from govgate.core.link_rewrite import LinkKind, RewriteResult, refresh_url, rewrite_html
 from govgate.core.outbound import HostClassifier
 
@@ -350,3 +350,64 @@ def test_base_href_with_a_fullwidth_percent_host_is_the_base(rw, keys: GatewayKe
     assert r.base_url == "http://evil.example/d/"
     assert leave("http://evil.example/x", keys) in r.body
     assert leave("http://evil.example/d/y", keys) in r.body
+
+
+# -- a form's target gets the form target, told the page's form encoding ------------------------------------
+
+def _form_rw(classifier: HostClassifier, keys: GatewayKeys, body: bytes, content_type: str = "text/html",
+             *, xhtml: bool = False) -> tuple[RewriteResult, list[tuple[str, str]]]:
+    from govgate.core.link_rewrite import rewrite_xhtml
+
+    made: list[tuple[str, str]] = []
+
+    def make_form_url(url: str, charset: str) -> str:
+        made.append((url, charset))
+        return ORIGIN + leave_form_url(PREFIX, url, charset, keys)
+
+    rewrite = rewrite_xhtml if xhtml else rewrite_html
+    result = rewrite(body, content_type=content_type, document_url=DOC_URL, classifier=classifier,
+                     make_leave_url=lambda u: ORIGIN + leave_url(PREFIX, u, keys), make_form_url=make_form_url)
+    return result, made
+
+
+def test_form_targets_get_the_form_target_and_links_the_leave_url(classifier: HostClassifier,
+                                                                   keys: GatewayKeys) -> None:
+    page = (b'<form action="https://search.example.org/s?x=1" method=get><button formaction="//b.example/p">b</button>'
+            b'<input type=submit formaction="http://c.example/">'
+            b'</form><a href="https://search.example.org/s?x=1">link</a><form action="/local"></form>')
+    result, made = _form_rw(classifier, keys, page)
+    # A page without a declared charset is windows-1252 (the HTML default), and submits its forms so.
+    assert made == [("https://search.example.org/s?x=1", "windows-1252"), ("https://b.example/p", "windows-1252"),
+                    ("http://c.example/", "windows-1252")]
+    assert result.body.count(b"/__govgate/leave-form/") == 3
+    assert result.body.count(b"/__govgate/leave?url=") == 1
+    assert b'<form action="/local">' in result.body
+
+
+@pytest.mark.parametrize(("body", "content_type", "charset"), [
+    (b'<meta charset="gbk"><form action="http://e.example/">', "text/html", "GBK"),
+    (b'<form action="http://e.example/">', "text/html; charset=gb2312", "GBK"),
+    (b'<form action="http://e.example/">', "text/html; charset=big5", "Big5"),
+    (b'<form action="http://e.example/">', "text/html; charset=utf-8", "UTF-8"),
+    (b'<form action="http://e.example/">', "text/html", "windows-1252"),  # no charset: the HTML default
+    ('<form action="http://e.example/">'.encode("utf-16-le"), "text/html; charset=utf-16le", "UTF-8"),
+])
+def test_the_form_target_is_told_the_encoding_the_page_submits_in(classifier: HostClassifier, keys: GatewayKeys,
+                                                                  body: bytes, content_type: str, charset: str) -> None:
+    _, made = _form_rw(classifier, keys, body, content_type)
+    assert made == [("http://e.example/", charset)]
+
+
+def test_a_form_inside_srcdoc_submits_utf8(classifier: HostClassifier, keys: GatewayKeys) -> None:
+    body = b'<meta charset="gbk"><iframe srcdoc="&lt;form action=&quot;http://e.example/&quot;&gt;"></iframe>'
+    _, made = _form_rw(classifier, keys, body)
+    assert made == [("http://e.example/", "UTF-8")]
+
+
+def test_xhtml_form_targets_get_the_form_target(classifier: HostClassifier, keys: GatewayKeys) -> None:
+    body = (b'<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml"><body>'
+            b'<form action="http://e.example/"/><a href="http://e.example/">x</a></body></html>')
+    result, made = _form_rw(classifier, keys, body, "application/xhtml+xml", xhtml=True)
+    assert made == [("http://e.example/", "UTF-8")]
+    assert b"/leave-form/UTF-8/" in result.body
+    assert b"/leave?url=" in result.body

@@ -153,3 +153,86 @@ def test_docs_describe_every_key_of_the_table() -> None:
     missing = [path for path in sorted(all_keys(table.POLICY))
                if f"`{path.rsplit('.', 1)[-1]}`" not in doc and f".{path.rsplit('.', 1)[-1]}`" not in doc]
     assert missing == []
+
+
+# -- the schema file shipped for editors, checked by a real JSON Schema validator ---------------------
+
+def _repo() -> Any:
+    from tests.policy.texts import REPO
+
+    return REPO
+
+
+def _validator() -> Any:
+    import jsonschema
+
+    schema = json.loads((_repo() / "docs" / "policy.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+def test_the_shipped_schema_file_is_what_govgate_schema_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    from govgate.cli.main import run_cli
+
+    assert run_cli(["schema"]) == 0
+    printed = capsys.readouterr().out
+    shipped = (_repo() / "docs" / "policy.schema.json").read_text(encoding="utf-8")
+    assert shipped == printed, "regenerate it: .venv/bin/govgate schema > docs/policy.schema.json"
+
+
+def test_the_sample_policy_names_the_schema_for_editors() -> None:
+    sample = (_repo() / "policy.yaml").read_text(encoding="utf-8")
+    first = sample.splitlines()[0]
+    assert first == "# yaml-language-server: $schema=docs/policy.schema.json"
+    assert (_repo() / "docs" / "policy.schema.json").is_file()  # relative to the sample's folder
+
+
+@pytest.mark.parametrize("name", ["the shipped sample", "the full test policy"])
+def test_a_policy_loaded_by_pyyaml_satisfies_the_schema(name: str) -> None:
+    # What a CI script does: yaml.safe_load (YAML 1.1: unquoted dates become date objects), then validate.
+    text = (_repo() / "policy.yaml").read_text(encoding="utf-8") if name == "the shipped sample" else FULL
+    data = yaml.safe_load(text)
+    assert any(isinstance(v, date) for v in _leaves(data)), "the test needs an unquoted date"
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in _validator().iter_errors(data)]
+    assert errors == []
+
+
+def test_the_same_policy_as_an_editor_sees_it_satisfies_the_schema() -> None:
+    # YAML 1.2 (editors): the dates are strings.
+    for text in ((_repo() / "policy.yaml").read_text(encoding="utf-8"), FULL):
+        assert [e.message for e in _validator().iter_errors(json_of_yaml(text))] == []
+
+
+@pytest.mark.parametrize(("where", "value"), [
+    (("overseas", "grants", 0, "until"), 5),
+    (("overseas", "grants", 0, "until"), "next week"),
+    (("overseas", "grants", 0, "from"), ["2026-12-01"]),
+    (("devices", 0, "expires"), "2027-6-30x"),
+    (("devices", 0, "expires"), True),
+])
+def test_dates_of_the_wrong_shape_are_refused_by_the_schema(where: tuple[str | int, ...], value: object) -> None:
+    data = yaml.safe_load(FULL)
+    node = data
+    for part in where[:-1]:
+        node = node[part]
+    node[where[-1]] = value
+    assert [list(e.absolute_path) for e in _validator().iter_errors(data)] == [list(where)]
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
+
+
+def test_the_complete_example_in_docs_policy_loads_and_satisfies_the_schema() -> None:
+    doc = (_repo() / "docs" / "policy.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## A complete example"):]
+    text = section[section.index("```yaml\n") + len("```yaml\n"):section.index("```\n", section.index("```yaml"))]
+    policy = load(text)
+    assert [rule.name for rule in policy.access] == ["public site", "finance", "office system", "the rest"]
+    assert keys_used(json_of_yaml(text), table.POLICY) >= {f".{k.name}" for k in table.POLICY.keys}  # every section
+    assert [e.message for e in _validator().iter_errors(yaml.safe_load(text))] == []
+    assert [e.message for e in _validator().iter_errors(json_of_yaml(text))] == []

@@ -1,4 +1,5 @@
-"""Valid policies load into the expected typed values: a full one, the contract's example, the shipped sample."""
+"""Valid policies load into the expected typed values: a full one, the reference example of ``docs/policy.md``,
+the shipped sample."""
 
 from __future__ import annotations
 
@@ -111,7 +112,7 @@ metrics:
   listen: "127.0.0.1:9464"
 """
 
-CONTRACT_EXAMPLE = """\
+REFERENCE_EXAMPLE = """\
 version: 1
 gateway:
   listen: "0.0.0.0:8443"
@@ -241,8 +242,8 @@ def test_full_policy_passes_the_file_checks_when_its_files_exist(tmp_path: Path)
     assert policy.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_contract_example_validates() -> None:
-    text = replace(CONTRACT_EXAMPLE, "<SHA-256 of the DER certificate, hex, colons and case ignored>",
+def test_the_reference_example_validates() -> None:
+    text = replace(REFERENCE_EXAMPLE, "<SHA-256 of the DER certificate, hex, colons and case ignored>",
                    ":".join(["ab"] * 32))
     text = replace(text, "<enrolment id>", "ls-browser-token-from-secrets-token-urlsafe")
     policy = load_policy(REPO / "policy.yaml", data=text.encode("utf-8"), check_files=False)

@@ -21,6 +21,27 @@ def test_yaml_syntax_error_is_one_problem_with_its_line() -> None:
     assert line >= line_of(text, "insecure: [true")
 
 
+@pytest.mark.parametrize(("old", "new", "marker"), [
+    # A key without its ":": PyYAML notices on the next line; the line to fix is the key's.
+    ("  insecure: true\n", "  insecure\n", "insecure"),
+    ("geoip:\n", "geoip\n", "geoip"),
+    # A quote never closed: PyYAML notices at the end of the file; the line to fix is where it opened.
+    ('  listen: "127.0.0.1:8443"\n', '  listen: "127.0.0.1:8443\n', "listen"),
+    ("  public_hosts: [portal.example.gov.cn]\n", "  public_hosts: 'portal.example.gov.cn\n", "public_hosts"),
+    # A bracket never closed: where it opened.
+    ("  office: [10.0.0.0/8]\n", "  office: [10.0.0.0/8\n", "office"),
+    ("  - {id: ls-phone, account: lisi, token: t2}\n", "  - {id: ls-phone, account: lisi, token: t2\n", "ls-phone"),
+    # An indentation gone wrong: the line that is out of place, not the mapping's first line.
+    ('  upstream: "http://127.0.0.1:8080"\n', ' upstream: "http://127.0.0.1:8080"\n', "upstream"),
+    ('  upstream: "http://127.0.0.1:8080"\n', '  upstream: "http://127.0.0.1:8080" x\n', "upstream"),
+])
+def test_a_yaml_syntax_error_names_the_line_to_fix(old: str, new: str, marker: str) -> None:
+    text = replace(BASE, old, new)
+    found = problems(text)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"policy.yaml:{line_of(text, marker)}: YAML syntax error"), found[0]
+
+
 def test_tab_indentation_is_a_syntax_error_on_its_line() -> None:
     text = replace(BASE, "  insecure: true", "\tinsecure: true")
     found = problems(text)

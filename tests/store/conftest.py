@@ -1,4 +1,4 @@
-"""The store under test: every contract test runs against ``MemoryStore`` and a real-Redis ``RedisStore``."""
+"""The store under test: every store contract test runs against ``MemoryStore`` and a real-Redis ``RedisStore``."""
 
 from __future__ import annotations
 

@@ -94,9 +94,19 @@ HOST: Json = {"type": "string", "description": "a host name (IDN allowed) or IP 
 HOST_OR_WILDCARD: Json = {"type": "string", "description": "a host name, or *.suffix for every name under it"}
 HOSTPORT: Json = {"type": "string", "pattern": HOSTPORT_PATTERN, "description": "HOST:PORT or [IPv6]:PORT"}
 COUNTRY: Json = {"type": "string", "pattern": COUNTRY_PATTERN, "description": "ISO 3166-1 alpha-2 country code"}
+# A YAML 1.1 reader (PyYAML's ``yaml.safe_load``, which CI scripts and checkers often use) turns an unquoted
+# ``2026-12-15`` into a date and ``2026-12-01 08:00:00+08:00`` into a datetime: values of no JSON type at all,
+# which ``"type": "string"`` refuses. GovGate reads both forms alike, so the schema accepts both: the string
+# (what an editor reading YAML 1.2 sees) or such a reader's timestamp — anything that is none of the JSON
+# types. Numbers, booleans, lists and mappings are still refused.
+YAML_TIMESTAMP: Json = {"not": {"type": ["string", "number", "boolean", "null", "array", "object"]}}
 DATE_TIME: Json = {
-    "type": "string",
+    "anyOf": [{"type": "string", "pattern": r"^\d{4}-\d{1,2}-\d{1,2}(?:[Tt ].+)?$"}, YAML_TIMESTAMP],
     "description": "ISO 8601 date-time (or date); without an offset it is in gateway.timezone",
+}
+DATE: Json = {
+    "anyOf": [{"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}, YAML_TIMESTAMP],
+    "description": "a date, YYYY-MM-DD",
 }
 PATH: Json = {"type": "string", "minLength": 1, "description": "a file path, relative to the policy file's folder"}
 
@@ -171,7 +181,7 @@ DEVICE = Obj(
         Key("token", {"type": "string", "pattern": r"^[A-Za-z0-9_-]{22,}$"},
             "enrolment token carried by the device cookie: at least 128 bits of randomness, as 22 or more "
             "characters of A-Z a-z 0-9 _ -", article="Art. 30"),
-        Key("expires", {"type": "string", "format": "date"}, "last day the device is allowlisted", article="Art. 25"),
+        Key("expires", DATE, "last day the device is allowlisted", article="Art. 25"),
     ),
     "an allowlisted device; needs cert_sha256 or token (or both)",
 )
