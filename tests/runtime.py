@@ -96,6 +96,7 @@ class InProcessSnapshot:
     compiled: CompiledPolicy
     geoip: CountryLookup
     accounts: Accounts
+    devices: DeviceRegistry
 
 
 @functools.lru_cache(maxsize=16)
@@ -122,11 +123,13 @@ class InProcessRuntime:
 
     @property
     def snapshot(self) -> InProcessSnapshot:
-        """The snapshot of the current ``policy`` and ``accounts`` (rebuilt when either is replaced)."""
+        """The snapshot of the current ``policy``, ``accounts`` and ``devices`` (rebuilt when one is replaced)."""
         built = self._built
-        if built is None or built.policy is not self.policy or built.accounts is not self.accounts:
-            built = InProcessSnapshot(policy=self.policy, compiled=compile_policy(self.policy),
-                                      geoip=_country_lookup(self.policy.geoip.database), accounts=self.accounts)
+        if (built is None or built.policy is not self.policy or built.accounts is not self.accounts
+                or built.devices is not self.devices):
+            built = InProcessSnapshot(policy=self.policy, compiled=compile_policy(self.policy, self.devices.active()),
+                                      geoip=_country_lookup(self.policy.geoip.database), accounts=self.accounts,
+                                      devices=self.devices)
             self._built = built
         return built
 

@@ -2,7 +2,8 @@
 
 For machines where a certificate cannot be installed. Only a logged-in staff member (a valid session) on an
 allowed network (at home, inside a staff rule's networks: ``on_allowed_network``) may enrol; the browser gets a
-long-lived ``__Host-``/``Secure``/``HttpOnly`` device cookie carrying a token of 256 random bits, and the device
+long-lived ``__Host-``/``Secure``/``HttpOnly`` device cookie carrying a token of 256 random bits signed
+with the gateway key (``govgate.core.device_cookie``), and the device
 registry (``devices_file``) a pending entry holding only the token's SHA-256. The browser is a device once an
 administrator runs ``govgate device approve ID``; approved devices expire and can be revoked like any other.
 Registered before the gate's other pages (``login_pages``), which then step aside.
@@ -21,6 +22,7 @@ from mitmproxy import http
 from govgate.addons.context import RequestContext, context_of, gate_cookie, redirect, request_event, respond
 from govgate.addons.login_pages import read_form
 from govgate.cookies import GateCookie, set_cookie
+from govgate.core import device_cookie
 from govgate.core.audit_event import AuditDecision
 from govgate.core.csrf import csrf_token, csrf_valid, new_browser_id
 from govgate.core.decide import on_allowed_network
@@ -94,10 +96,11 @@ class Enrolment:
         return browser_id, (("Set-Cookie", set_cookie(GateCookie.CSRF, browser_id, insecure=insecure)),)
 
     def _known(self, flow: http.HTTPFlow, ctx: RequestContext, registry: DeviceRegistry) -> RegisteredDevice | None:
-        token = gate_cookie(flow, ctx, GateCookie.DEVICE)
-        if not token:
+        cookie = gate_cookie(flow, ctx, GateCookie.DEVICE)
+        presented = device_cookie.token_of(self.runtime.keys, cookie) if cookie else None
+        if presented is None or not presented.signed:
             return None
-        digest = token_digest(token)
+        digest = token_digest(presented.token)
         return next((d for d in registry if d.token_sha256 is not None
                      and secrets.compare_digest(d.token_sha256, digest) and d.state is not DeviceState.REVOKED), None)
 
@@ -132,7 +135,7 @@ class Enrolment:
             self._form(flow, ctx, account)  # enrolled already: say so, never a second entry for one browser
             return
         now = self.runtime.now()
-        token = secrets.token_urlsafe(32)  # 256 bits; only its SHA-256 is kept
+        token = device_cookie.new_token()  # 256 bits; only its SHA-256 is kept
         device = RegisteredDevice(
             id=f"{_NOT_IN_ID.sub('-', account)[:40]}-browser-{secrets.token_hex(3)}", account=account,
             kind=DeviceKind.BROWSER, state=DeviceState.PENDING, created=now, token_sha256=token_digest(token),
@@ -144,8 +147,8 @@ class Enrolment:
             respond(flow, unavailable(ctx.request_id, "devices", as_json=ctx.as_json))
             return
         self._audit(flow, ctx, "device.enrolled", AuditDecision.OK, account, device.id, now=now)
-        cookie = set_cookie(GateCookie.DEVICE, token, insecure=policy.gateway.insecure,
-                            max_age=DEVICE_COOKIE_DAYS * 86400)
+        cookie = set_cookie(GateCookie.DEVICE, device_cookie.cookie_value(self.runtime.keys, token),
+                            insecure=policy.gateway.insecure, max_age=DEVICE_COOKIE_DAYS * 86400)
         respond(flow, pages.enrolled(device.id, label, device.state.value,
                                      headers=(*headers, ("Set-Cookie", cookie))))
 

@@ -26,9 +26,11 @@ from govgate.addons.context import (
     strip_gate_cookies,
 )
 from govgate.cookies import GateCookie, clear_cookie
+from govgate.core import device_cookie
 from govgate.core.audit_event import AuditDecision, AuditValue
 from govgate.core.decide import AccountFacts, Decision, Outcome, Reason, RequestFacts, decide
 from govgate.core.devices import device_for_cert_sha256, device_for_token
+from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Allow, AuditOnFailure
 from govgate.core.sessions import SessionEnd
 from govgate.errors import StoreUnavailable
@@ -51,7 +53,7 @@ def account_facts(snapshot: PolicySnapshot, name: str, locked_until: datetime | 
                         expires=account.expires, locked_until=locked_until, devices=owned)
 
 
-def device_of(ctx: RequestContext, flow: http.HTTPFlow, now: datetime) -> str | None:
+def device_of(ctx: RequestContext, flow: http.HTTPFlow, keys: GatewayKeys, now: datetime) -> str | None:
     """The allowlisted device this request comes from: client certificate first, then the enrolled cookie."""
     compiled = ctx.snapshot.compiled
     # Art. 30: a certificate identifies a device only while valid and, when a CA is in use, chained to it;
@@ -60,9 +62,10 @@ def device_of(ctx: RequestContext, flow: http.HTTPFlow, now: datetime) -> str | 
         device = device_for_cert_sha256(compiled.devices, ctx.device_cert.sha256, now)
         if device is not None:
             return device.id
-    token = gate_cookie(flow, ctx, GateCookie.DEVICE)
-    if token:
-        device = device_for_token(compiled.devices, token, now)
+    cookie = gate_cookie(flow, ctx, GateCookie.DEVICE)
+    presented = device_cookie.token_of(keys, cookie) if cookie else None
+    if presented is not None:
+        device = device_for_token(compiled.devices, presented.token, now, signed=presented.signed)
         if device is not None:
             return device.id
     return None
@@ -112,7 +115,7 @@ class Gate:
             respond(flow, unavailable(ctx.request_id, "audit", as_json=ctx.as_json))
             return
 
-        device = device_of(ctx, flow, now)
+        device = device_of(ctx, flow, self.runtime.keys, now)
         facts = replace(facts, device=device)
         session_id = gate_cookie(flow, ctx, GateCookie.SESSION)
         lookup = SessionLookup(session=None, expired=False, account_locked_until=None)

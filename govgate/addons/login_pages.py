@@ -163,7 +163,7 @@ class GatePages:
 
     def _gate(self, flow: http.HTTPFlow, ctx: RequestContext, now: datetime) -> tuple[LoginGate, str | None]:
         """Could any staff rule admit this client (Art. 19), and the allowlisted device it comes from."""
-        device = device_of(ctx, flow, now)
+        device = device_of(ctx, flow, self.runtime.keys, now)
         return login_gate(ctx.client, ctx.country, device, ctx.snapshot.compiled, now), device
 
     async def _locked_until(self, ctx: RequestContext, account: str | None, now: datetime) -> datetime | None:

@@ -6,6 +6,9 @@
 A device is recognised by its client certificate (SHA-256 of the DER encoding, as ``cert_sha256``
 in the policy) or by its enrolment token (carried by the enrolled-device cookie). Tokens are
 secrets: they are found through their SHA-256 and then confirmed with ``hmac.compare_digest``.
+A browser enrolled at ``{prefix}/enroll`` (the registry keeps only its token's hash) is recognised only
+by a cookie this gateway signed; a token written by hand in policy.yaml only as it was written
+(``govgate.core.device_cookie``).
 A device past its ``expires`` date (inclusive: it works through that day, on ``now``'s calendar)
 never matches.
 """
@@ -57,14 +60,17 @@ class DeviceIndex:
     def by_cert_sha256(self, fingerprint: bytes) -> Device | None:
         return self._by_cert.get(bytes(fingerprint))
 
-    def by_token(self, token: str) -> Device | None:
+    def by_token(self, token: str, *, signed: bool = False) -> Device | None:
+        """The device of a presented token: a hand-written one unsigned, an enrolled browser's signed."""
         digest = _token_hash(token)
         device = self._by_token_hash.get(digest)
         if device is None:
             return None
         if device.token is not None:
+            if signed:
+                return None
             return device if hmac.compare_digest(device.token.encode("utf-8"), token.encode("utf-8")) else None
-        if device.token_sha256 is not None and hmac.compare_digest(bytes(device.token_sha256), digest):
+        if signed and device.token_sha256 is not None and hmac.compare_digest(bytes(device.token_sha256), digest):
             return device
         return None
 
@@ -97,8 +103,10 @@ def device_for_cert(policy_or_index: Policy | DeviceIndex, der: bytes, now: date
     return device_for_cert_sha256(policy_or_index, cert_fingerprint(der), now)
 
 
-def device_for_token(policy_or_index: Policy | DeviceIndex, token: str, now: datetime) -> Device | None:
-    """The allowlisted, unexpired device enrolled with this token (constant-time confirmation), or None."""
+def device_for_token(policy_or_index: Policy | DeviceIndex, token: str, now: datetime, *,
+                     signed: bool = False) -> Device | None:
+    """The allowlisted, unexpired device enrolled with this token (constant-time confirmation), or None.
+    ``signed``: the token came in a cookie this gateway signed (an enrolled browser's)."""
     if not token:
         return None
-    return _live(_index(policy_or_index).by_token(token), now)
+    return _live(_index(policy_or_index).by_token(token, signed=signed), now)

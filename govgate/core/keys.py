@@ -26,10 +26,11 @@ KEY_BYTES = 32
 class Purpose(StrEnum):
     """What a derived key is for. The value is the HKDF ``info`` label; never change one."""
 
-    # Unused: no cookie is signed. The session and pre-MFA cookies carry random ids looked up in the store,
-    # the CSRF cookie a random browser id (the CSRF purpose MACs the form token), the device cookie an
-    # enrolment token the policy lists. Kept so that its label is never given to another use.
+    # Unused: the session and pre-MFA cookies carry random ids looked up in the store, the CSRF cookie a
+    # random browser id (the CSRF purpose MACs the form token). Kept so that its label is never given to
+    # another use.
     COOKIE = "govgate/v1/cookie"
+    DEVICE_COOKIE = "govgate/v1/device-cookie"  # Art. 30: the enrolled-browser cookie's signature
     CSRF = "govgate/v1/csrf"  # CSRF tokens bound to a browser
     LEAVE_LINK = "govgate/v1/leave-link"  # Art. 15 warning-page `sig`
     LEAVE_FORM = "govgate/v1/leave-form"  # Art. 15 warning page for a form's target: the signed target's `sig`

@@ -74,3 +74,21 @@ def test_index_knows_which_devices_an_account_owns() -> None:
     assert index.owned_by("nobody") == frozenset()
     assert index.by_id("zs-laptop") is not None
     assert len(index) == 3
+
+
+def test_an_enrolled_browser_is_recognised_only_by_a_signed_cookie_and_a_written_token_only_unsigned() -> None:
+    from govgate.core.device_registry import DeviceKind, DeviceState, RegisteredDevice, token_digest
+
+    enrolled_token = "E" * 43
+    browser = RegisteredDevice(id="zs-browser", account="zhangsan", kind=DeviceKind.BROWSER,
+                               state=DeviceState.ACTIVE, created=at("2026-12-01 09:00"),
+                               token_sha256=token_digest(enrolled_token))
+    index = DeviceIndex((*policy(devices=[device("ls-browser", "lisi", token=TOKEN)]).devices,
+                         browser.as_policy_device()))
+    now = at("2026-12-05 10:00")
+    found = device_for_token(index, enrolled_token, now, signed=True)
+    assert found is not None
+    assert found.id == "zs-browser"
+    assert device_for_token(index, enrolled_token, now) is None
+    assert device_for_token(index, TOKEN, now, signed=True) is None
+    assert device_for_token(index, TOKEN, now) is not None
