@@ -215,3 +215,20 @@ def test_bad_country_codes_and_unknown_mode_are_errors() -> None:
                    "  database: geoip/GeoLite2-Country-Test.mmdb\n  home_countries: [CHN]\n  unknown: maybe\n")
     expect_problem(text, "home_countries", "geoip.home_countries[0]", "expected a two-letter country code", "'CHN'")
     expect_problem(text, "unknown", "geoip.unknown", "expected one of home, overseas; found the string 'maybe'")
+
+
+def test_proxy_protocol_is_off_unless_asked_for() -> None:
+    assert load(BASE).gateway.proxy_protocol is False
+
+
+def test_proxy_protocol_with_trusted_proxies_is_read() -> None:
+    text = replace(BASE, "  insecure: true\n", "  insecure: true\n  trusted_proxies: [10.9.0.0/24]\n"
+                   "  proxy_protocol: true\n")
+    gw = load(text).gateway
+    assert gw.proxy_protocol is True
+    assert gw.trusted_proxies == (ipaddress.ip_network("10.9.0.0/24"),)
+
+
+def test_proxy_protocol_without_trusted_proxies_is_an_error() -> None:
+    text = replace(BASE, "  insecure: true\n", "  insecure: true\n  proxy_protocol: true\n")
+    expect_problem(text, "proxy_protocol", "gateway.proxy_protocol", "needs gateway.trusted_proxies")
