@@ -23,7 +23,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final
@@ -260,9 +260,10 @@ def _lock_time(text: str | bytes, now: datetime) -> datetime | None:
 class RedisStore:
     """``Store`` on Redis (or Redis Sentinel). Safe to share between gateway instances."""
 
-    def __init__(self, client: Redis, timeout: timedelta) -> None:
+    def __init__(self, client: Redis, timeout: timedelta, *, on_error: Callable[[], None] | None = None) -> None:
         self._redis = client
         self._timeout = timeout.total_seconds()
+        self._on_error = on_error  # told of each call that failed (``/metrics``)
         self._record_failure = client.register_script(_RECORD_FAILURE)
         self._touch_session = client.register_script(_TOUCH_SESSION)
         self._create_session = client.register_script(_CREATE_SESSION)
@@ -271,7 +272,7 @@ class RedisStore:
         self._use_totp_step = client.register_script(_USE_TOTP_STEP)
 
     @classmethod
-    def from_url(cls, url: str, timeout: timedelta) -> RedisStore:
+    def from_url(cls, url: str, timeout: timedelta, *, on_error: Callable[[], None] | None = None) -> RedisStore:
         """Build the store (no connection is made until the first call). ``ValueError`` on a bad URL."""
         seconds = timeout.total_seconds()
         options: dict[str, Any] = {
@@ -294,7 +295,7 @@ class RedisStore:
             )
         else:
             client = Redis.from_url(url, **options)
-        return cls(client, timeout)
+        return cls(client, timeout, on_error=on_error)
 
     async def _run[T](self, operation: str, call: Awaitable[T]) -> T:
         try:
@@ -304,6 +305,8 @@ class RedisStore:
             # Never log the arguments: they may hold session hashes or account names.
             REPEATED.warning(logger, "store.unavailable.redis", "store.unavailable operation=%s error=%s", operation,
                              type(exc).__name__)
+            if self._on_error is not None:
+                self._on_error()
             raise StoreUnavailable(f"Redis {operation} failed: {type(exc).__name__}") from None
 
     async def ping(self) -> None:
