@@ -5,8 +5,12 @@ lockouts, reloads, the state gauges, process metrics, and the request latency by
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from mitmproxy import http
 from mitmproxy.test import tflow
@@ -19,6 +23,8 @@ from govgate.pages.refusal import forbidden, unavailable
 from tests.addons.flows import judged, request_flow, response_to
 from tests.policies import policy
 from tests.runtime import InProcessRuntime
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 async def fetch(port: int, target: bytes) -> bytes:
@@ -141,3 +147,30 @@ async def test_without_metrics_listen_nothing_is_served() -> None:
     endpoint = MetricsEndpoint(InProcessRuntime())
     await endpoint.running()
     assert endpoint.server is None
+
+
+MULTIPROCESS = """
+import os, sys
+from govgate.core.audit_event import AuditEvent
+from govgate.metrics import GatewayMetrics, GatewayState
+from datetime import datetime, UTC
+metrics = GatewayMetrics()
+metrics.count_event(AuditEvent(event="lockout", time=datetime.now(UTC), decision="refuse", reason="locked"))
+if sys.argv[1] == "scrape":
+    state = GatewayState(store_reachable=True, audit_writable=True, audit_queued=0, audit_lost=0, policy_version=1,
+                         data_version=1, geoip_age_seconds=1.0, policy_refused=False)
+    sys.stdout.write(metrics.exposition(state)[0].decode())
+"""
+
+
+def test_with_prometheus_multiproc_dir_every_process_is_counted_in_one_scrape(tmp_path: Path) -> None:
+    # prometheus-client chooses its multiprocess mode when imported, from the environment: real processes.
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", MULTIPROCESS, "count"], env=env, check=True, cwd=REPO)
+    scrape = subprocess.run([sys.executable, "-c", MULTIPROCESS, "scrape"], env=env, check=True, cwd=REPO,
+                            capture_output=True, text=True).stdout
+    found = {(s.name, frozenset(s.labels.items())): s.value
+             for family in text_string_to_metric_families(scrape) for s in family.samples}
+    assert found[("govgate_lockouts_total", frozenset())] == 3  # two processes before, and the scraping one
+    assert list(tmp_path.glob("counter_*.db"))
