@@ -137,7 +137,9 @@ class LiveRuntime:
         self._watched: dict[Path, _Watched] = {}
         self.policy_version = 1  # good loads of policy.yaml; shown by `health`
         self.data_version = 1  # good loads of the accounts file and GeoIP database (a policy load counts too)
-        self._refused = {"policy": False, "data": False}  # the last reload of each was refused (`health`)
+        # The last reload of policy.yaml, or of the accounts file and GeoIP database alone, was refused (`health`).
+        self._policy_refused = False
+        self._data_refused = False
         self._started: float | None = None  # monotonic time of `record_start`
         self._kept: tuple[str | None, str | None] = (None, None)  # the kept policy text's name, or why it is not kept
 
@@ -176,7 +178,7 @@ class LiveRuntime:
 
     @property
     def policy_refused(self) -> bool:
-        return self._refused["policy"] or self._refused["data"]
+        return self._policy_refused or self._data_refused
 
     @property
     def server_tls(self) -> ServerTls | None:
@@ -293,7 +295,7 @@ class LiveRuntime:
             self._kept = kept
             self.policy_version += 1
             self.data_version += 1  # the accounts file and GeoIP database were read again with it
-            self._refused = {"policy": False, "data": False}
+            self._policy_refused = self._data_refused = False  # the data files were read again with it
             logger.info("policy.reload why=%s version=%d sha256=%s", why, self.policy_version, policy.sha256[:12])
             self.audit.emit(self._policy_event("policy.reload", "ok", why))
             await self._apply_admin_marks(previous, snapshot)
@@ -307,12 +309,12 @@ class LiveRuntime:
             # Seen: wait for the next change of these files before trying again.
             self.snapshot = replace(previous, accounts_sig=file_signature(previous.policy.accounts_file),
                                     geoip_sig=file_signature(previous.policy.geoip.database))
-            self._refused["data"] = True
+            self._data_refused = True
             self.audit.emit(self._policy_event("policy.refused", "refuse", str(exc)[:500], what="data"))
             return False
         self.snapshot = replace(snapshot, policy_sig=previous.policy_sig)
         self.data_version += 1
-        self._refused["data"] = False
+        self._data_refused = False
         logger.info("policy.reload why=%s data_version=%d (accounts/GeoIP)", why, self.data_version)
         self.audit.emit(self._policy_event("policy.reload", "ok", why, what="data"))
         await self._apply_admin_marks(previous, snapshot)
@@ -337,7 +339,7 @@ class LiveRuntime:
                 logger.warning("account.logout not applied account=%s error=%s", name, exc)
 
     def _remember_refused(self, previous: Snapshot, source: Path, text: tuple[bytes, FileSignature] | None) -> None:
-        self._refused["policy"] = True
+        self._policy_refused = True
         # Don't retry the same broken policy bytes every poll: remember their signature as "seen".
         # The accounts file and GeoIP database keep their own signatures, so an account change made
         # while policy.yaml is broken is still picked up (against the last good policy).

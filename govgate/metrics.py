@@ -52,8 +52,6 @@ REASONS: Final = frozenset({
     # the gate's other reasons
     "session", "store", "audit", "credentials", "csrf", "idle", "absolute", "revoked", "timeout", "unreachable",
     "missing", "bad_signature", "bad_url", "policy",
-    # policy reloads (the reason of a good reload is why it happened)
-    "file change", "SIGHUP",
 })
 
 STATE_GAUGES: Final = (
