@@ -46,7 +46,7 @@ from govgate.files import (
     signature_of,
 )
 from govgate.log_lines import use_timezone
-from govgate.metrics import CountingSink
+from govgate.metrics import GatewayMetrics, MetricsSink
 from govgate.store.base import Store
 from govgate.store.memory import MemoryStore
 from govgate.store.redis import RedisStore
@@ -133,9 +133,10 @@ def build_snapshot(policy: Policy, *, previous: Snapshot | None = None,
     )
 
 
-def make_store(policy: Policy) -> Store:
+def make_store(policy: Policy, metrics: GatewayMetrics | None = None) -> Store:
     if policy.state.redis_url:
-        return RedisStore.from_url(policy.state.redis_url, policy.state.timeout)
+        return RedisStore.from_url(policy.state.redis_url, policy.state.timeout,
+                                   on_error=metrics.store_error if metrics is not None else None)
     return MemoryStore()
 
 
@@ -143,16 +144,21 @@ class LiveRuntime:
     """The concrete ``Runtime`` of a running gateway."""
 
     def __init__(self, snapshot: Snapshot, keys: GatewayKeys, store: Store, audit: AuditWriter,
-                 *, clock: Callable[[], datetime] | None = None) -> None:
+                 *, clock: Callable[[], datetime] | None = None, metrics: GatewayMetrics | None = None) -> None:
         self.snapshot = snapshot
         self._keys = keys
         self.store = store
         self.audit_writer = audit
-        self.counting = CountingSink(audit)  # every event is counted for /metrics on its way to the log
+        self.metrics = metrics if metrics is not None else GatewayMetrics()
+        self._sink = MetricsSink(audit, self.metrics)  # every event is counted for /metrics on its way to the log
         self._clock = clock
         self._reload_lock = asyncio.Lock()
         self._watched: dict[Path, _Watched] = {}
-        self.policy_version = 1  # counts good loads; shown by `health`
+        self.policy_version = 1  # good loads of policy.yaml; shown by `health`
+        self.data_version = 1  # good loads of the accounts file and GeoIP database (a policy load counts too)
+        # The last reload of policy.yaml, or of the accounts file and GeoIP database alone, was refused (`health`).
+        self._policy_refused = False
+        self._data_refused = False
         self._started: float | None = None  # monotonic time of `record_start`
         self._kept: tuple[str | None, str | None] = (None, None)  # the kept policy text's name, or why it is not kept
 
@@ -169,9 +175,10 @@ class LiveRuntime:
         snapshot = build_snapshot(policy)
         dummy_hash()  # made now, not by the first login of an unknown account on the event loop
         warn_about_key_permissions(policy)
-        writer = AuditWriter(policy.audit, keys, policy.gateway.timezone, clock=clock)
+        metrics = GatewayMetrics()
+        writer = AuditWriter(policy.audit, keys, policy.gateway.timezone, clock=clock, on_error=metrics.audit_error)
         writer.start()
-        runtime = cls(snapshot, keys, make_store(policy), writer, clock=clock)
+        runtime = cls(snapshot, keys, make_store(policy, metrics), writer, clock=clock, metrics=metrics)
         runtime._kept = keep_policy(policy, data)
         runtime.audit.emit(runtime._policy_event("policy.load", "ok"))
         return runtime
@@ -187,7 +194,11 @@ class LiveRuntime:
 
     @property
     def audit(self) -> AuditSink:
-        return self.counting
+        return self._sink
+
+    @property
+    def policy_refused(self) -> bool:
+        return self._policy_refused or self._data_refused
 
     @property
     def server_tls(self) -> ServerTls | None:
@@ -209,12 +220,16 @@ class LiveRuntime:
         return datetime.now(self.snapshot.policy.gateway.timezone)
 
     # -- reload -----------------------------------------------------------------------------------
-    def _policy_event(self, event: str, decision: str, reason: str | None = None) -> AuditEvent:
-        """A record about the policy in force: its file, hash, version and (Art. 20) the kept copy of its text."""
+    def _policy_event(self, event: str, decision: str, reason: str | None = None, *,
+                      what: str = "policy") -> AuditEvent:
+        """A record about the policy in force: its file, hash, version and (Art. 20) the kept copy of its text;
+        ``what`` was (re)loaded: ``policy`` (policy.yaml, and with it every file it names) or ``data`` (the accounts
+        file and GeoIP database alone)."""
         policy = self.snapshot.policy
         name, error = self._kept
         extra: dict[str, AuditValue] = {"policy_file": str(policy.source), "policy_sha256": policy.sha256,
-                                        "policy_version": self.policy_version, "policy_text": name}
+                                        "policy_version": self.policy_version, "data_version": self.data_version,
+                                        "what": what, "policy_text": name}
         if error is not None:
             extra["policy_text_error"] = error
         return AuditEvent(event=event, time=self.now(), decision=decision, reason=reason, article="Art. 20",
@@ -294,7 +309,7 @@ class LiveRuntime:
                 self._remember_refused(previous, source, text)
                 event = self._policy_event("policy.refused", "refuse", f"{len(exc.problems)} problem(s)")
                 self.audit.emit(replace(event, extra={
-                    "policy_file": str(source), "policy_sha256": _sha256_of(source, text),
+                    "policy_file": str(source), "policy_sha256": _sha256_of(source, text), "what": "policy",
                     "problems": "; ".join(str(p) for p in exc.problems)[:2000]}))
                 return False
             except GovGateError as exc:
@@ -303,7 +318,7 @@ class LiveRuntime:
                 event = self._policy_event("policy.refused", "refuse", str(exc)[:500])
                 self.audit.emit(replace(event, extra={"policy_file": str(source),
                                                       "policy_sha256": _sha256_of(source, text),
-                                                      "policy_version": self.policy_version}))
+                                                      "policy_version": self.policy_version, "what": "policy"}))
                 return False
             kept = await asyncio.to_thread(keep_policy, policy, text[0] if text is not None else None)
             if snapshot.policy.audit != previous.policy.audit:
@@ -312,6 +327,8 @@ class LiveRuntime:
             self._kept = kept
             use_timezone(snapshot.policy.gateway.timezone)
             self.policy_version += 1
+            self.data_version += 1  # the accounts file and GeoIP database were read again with it
+            self._policy_refused = self._data_refused = False  # the data files were read again with it
             logger.info("policy.reload why=%s version=%d sha256=%s", why, self.policy_version, policy.sha256[:12])
             self.audit.emit(self._policy_event("policy.reload", "ok", why))
             await self._apply_admin_marks(previous, snapshot)
@@ -327,12 +344,14 @@ class LiveRuntime:
                                     geoip_sig=file_signature(previous.policy.geoip.database),
                                     devices_sig=file_signature(previous.policy.devices_file),
                                     device_ca_sig=file_signature(ca_files(previous.policy).cert))
-            self.audit.emit(self._policy_event("policy.refused", "refuse", str(exc)[:500]))
+            self._data_refused = True
+            self.audit.emit(self._policy_event("policy.refused", "refuse", str(exc)[:500], what="data"))
             return False
         self.snapshot = replace(snapshot, policy_sig=previous.policy_sig)
-        self.policy_version += 1
-        logger.info("policy.reload why=%s version=%d (accounts/GeoIP)", why, self.policy_version)
-        self.audit.emit(self._policy_event("policy.reload", "ok", why))
+        self.data_version += 1
+        self._data_refused = False
+        logger.info("policy.reload why=%s data_version=%d (accounts/GeoIP)", why, self.data_version)
+        self.audit.emit(self._policy_event("policy.reload", "ok", why, what="data"))
         await self._apply_admin_marks(previous, snapshot)
         return True
 
@@ -355,6 +374,7 @@ class LiveRuntime:
                 logger.warning("account.logout not applied account=%s error=%s", name, exc)
 
     def _remember_refused(self, previous: Snapshot, source: Path, text: tuple[bytes, FileSignature] | None) -> None:
+        self._policy_refused = True
         # Don't retry the same broken policy bytes every poll: remember their signature as "seen".
         # The accounts file and GeoIP database keep their own signatures, so an account change made
         # while policy.yaml is broken is still picked up (against the last good policy).

@@ -10,15 +10,15 @@ nothing of it beyond these members:
 - ``keys``: the gateway's purpose-bound keys (CSRF tokens, leave links, TOTP secrets);
 - ``store``: sessions, pending logins, failure counts and locks (``govgate.store.base.Store``);
 - ``audit``: where audit events go (Art. 20); ``audit_writer``: whether they are being written;
-  ``counting``: how many of each there were (``/metrics``);
+  ``metrics``: the process's Prometheus metrics (``govgate.metrics``), which count the events too;
 - ``server_tls``: the TLS context browsers connect with (Art. 29);
-- ``now()``: the clock; ``policy_version``: good loads so far (``health``);
+- ``now()``: the clock; ``policy_version``: policy loads so far, ``data_version``: accounts file and GeoIP
+  database loads so far, ``policy_refused``: the last reload was refused (``health``);
 - ``changed_files()`` and ``reload()``: what the policy watcher calls.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -29,6 +29,7 @@ from govgate.core.decide import CompiledPolicy
 from govgate.core.device_registry import DeviceRegistry, RegisteredDevice
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import IPAddress, Policy
+from govgate.metrics import GatewayMetrics
 from govgate.store.base import Store
 from govgate.tls_server import ServerTls
 
@@ -40,6 +41,11 @@ class Countries(Protocol):
     """The GeoIP database as requests use it (``govgate.core.geoip.CountryLookup``)."""
 
     def country(self, ip: IPAddress) -> str | None: ...
+
+    @property
+    def built(self) -> datetime | None:
+        """When the database was built (its metadata), for its age; None when it does not say."""
+        ...
 
 
 class PolicySnapshot(Protocol):
@@ -73,13 +79,6 @@ class AuditHealth(Protocol):
     def lost(self) -> int: ...
 
 
-class EventCounts(Protocol):
-    """Audit events counted by (event, decision, reason) on their way to the log (``govgate.metrics``)."""
-
-    @property
-    def counts(self) -> Counter[tuple[str, str, str]]: ...
-
-
 class Runtime(Protocol):
     @property
     def snapshot(self) -> PolicySnapshot:
@@ -104,7 +103,7 @@ class Runtime(Protocol):
     def audit_writer(self) -> AuditHealth: ...
 
     @property
-    def counting(self) -> EventCounts: ...
+    def metrics(self) -> GatewayMetrics: ...
 
     @property
     def server_tls(self) -> ServerTls | None:
@@ -113,7 +112,20 @@ class Runtime(Protocol):
 
     @property
     def policy_version(self) -> int:
-        """Good policy loads since start (1 after the first)."""
+        """Good loads of policy.yaml since start (1 after the first); reloads of the accounts file or the GeoIP
+        database alone do not count here."""
+        ...
+
+    @property
+    def data_version(self) -> int:
+        """Good loads of the accounts file and GeoIP database since start (1 after the first; a policy reload
+        reads them too)."""
+        ...
+
+    @property
+    def policy_refused(self) -> bool:
+        """True from a refused reload (of policy.yaml, the accounts file or the GeoIP database) until a later good
+        one: what is on disk is not what is in force."""
         ...
 
     def now(self) -> datetime:

@@ -127,7 +127,9 @@ async def serve(runtime: LiveRuntime, *, confdir: Path,
             opts.update(**changed)
 
     govgate = gateway_addons(runtime, on_reload)
-    master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(),
+    server = proxyserver.Proxyserver()
+    govgate.proxy_protocol.attach(server)  # before it listens: the PROXY header precedes everything else
+    master.addons.add(core.Core(), server, next_layer.NextLayer(),
                       govgate.client_tls,  # before tlsconfig: browsers get the gateway's own TLS context (Art. 29)
                       tlsconfig.TlsConfig(), errorcheck.ErrorCheck(repeat_errors_on_stderr=True))
     opts.update(**static_options(confdir), **mitm_options(runtime.policy))

@@ -2,9 +2,9 @@
 ``govgate.runtime.Runtime`` (the way httpx's ``MockTransport`` is a real transport, not a mock object).
 
 It holds the test policy (``tests.policies``), the accounts the test gives it, keys from fixed bytes, an
-audit sink that keeps every ``AuditEvent`` in a list (and counts them, as the gateway's does for
-``/metrics``), the audit writer's health as plain values, a clock the test sets and moves, and a
-``MemoryStore`` (or any other ``Store``: a ``RedisStore`` on a real server). Fields are plain dataclass
+audit sink that keeps every ``AuditEvent`` in a list (and counts them in the runtime's own Prometheus metrics,
+as the gateway's does for ``/metrics``), the audit writer's health as plain values, a clock the test sets and
+moves, and a ``MemoryStore`` (or any other ``Store``: a ``RedisStore`` on a real server). Fields are plain dataclass
 fields, so a test swaps any of them (``runtime.policy = …``, as a reload does); the snapshot requests are
 judged by is built from ``policy`` and ``accounts`` whenever they change. A wider Protocol needs one more
 member here (``tests/test_runtime.py`` fails until the stub has every member).
@@ -36,7 +36,7 @@ from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Policy
 from govgate.files import open_country_lookup
 from govgate.live_runtime import FileChanges, LiveRuntime
-from govgate.metrics import CountingSink
+from govgate.metrics import GatewayMetrics, MetricsSink
 from govgate.runtime import Runtime
 from govgate.store.base import Store
 from govgate.store.memory import MemoryStore
@@ -67,12 +67,13 @@ class Clock:
         self.now = self.now + delta
 
 
-class RecordingSink(CountingSink):
-    """The test runtime's audit sink: keeps every event, in order, and counts them as the gateway's sink does."""
+class RecordingSink(MetricsSink):
+    """The test runtime's audit sink: keeps every event, in order, and counts them as the gateway's sink does (in
+    a registry of its own: tests never share counts)."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: GatewayMetrics | None = None) -> None:
         self.kept = ListSink()
-        super().__init__(self.kept)
+        super().__init__(self.kept, metrics if metrics is not None else GatewayMetrics())
 
     @property
     def events(self) -> list[AuditEvent]:
@@ -117,6 +118,8 @@ class InProcessRuntime:
     store: Store = field(default_factory=MemoryStore)
     server_tls: ServerTls | None = None  # plain HTTP, as the test policy is
     policy_version: int = 1
+    data_version: int = 1
+    policy_refused: bool = False  # a test sets it as a refused reload would
     started: tuple[list[str], dict[str, AuditScalar]] | None = None  # what record_start was told
     devices: DeviceRegistry = field(default_factory=DeviceRegistry)
     _built: InProcessSnapshot | None = field(default=None, init=False, repr=False, compare=False)
@@ -134,8 +137,9 @@ class InProcessRuntime:
         return built
 
     @property
-    def counting(self) -> RecordingSink:
-        return self.audit
+    def metrics(self) -> GatewayMetrics:
+        """The runtime's own metrics, which its audit sink counts into."""
+        return self.audit.metrics
 
     def now(self) -> datetime:
         """The clock's time in the policy's timezone, as the Protocol promises."""

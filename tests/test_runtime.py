@@ -24,8 +24,9 @@ def test_the_in_process_runtime_has_every_member_of_the_runtime_protocol() -> No
     # When the Protocol grows (a store, metrics, …), this fails until the test runtime has the new member too.
     runtime = InProcessRuntime()
     members = protocol_members(Runtime)
-    assert set(members) >= {"policy", "keys", "audit", "now", "snapshot", "store", "audit_writer", "counting",
-                            "server_tls", "policy_version", "changed_files", "reload"}
+    assert set(members) >= {"policy", "keys", "audit", "now", "snapshot", "store", "audit_writer", "metrics",
+                            "server_tls", "policy_version", "data_version", "policy_refused", "changed_files",
+                            "reload"}
     for name, declared in members.items():
         assert hasattr(runtime, name), f"InProcessRuntime lacks {name!r} of govgate.runtime.Runtime"
         if inspect.isfunction(declared):
@@ -52,7 +53,8 @@ def test_emitted_events_are_counted_as_the_gateways_sink_counts_them_for_metrics
     runtime = InProcessRuntime()
     runtime.audit.emit(AuditEvent(event="access", time=runtime.now(), decision="allow"))
     runtime.audit.emit(AuditEvent(event="access", time=runtime.now(), decision="allow"))
-    assert runtime.counting.counts == {("access", "allow", ""): 2}
+    assert runtime.metrics.sample("govgate_events_total", {"event": "access", "decision": "allow", "reason": ""}) == 2
+    assert runtime.metrics.sample("govgate_decisions_total", {"rule": "", "decision": "allow", "reason": ""}) == 2
     assert [e.event for e in runtime.events] == ["access", "access"]
 
 

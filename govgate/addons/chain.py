@@ -12,11 +12,14 @@ both take their addons from ``gateway_addons``, so the order is written once:
 7. ``upstream_timeout`` — after the gate: its ``request`` hook sees forwarded flows only;
 8. ``connections`` — last of the request/response hooks: its ``response`` hook marks a connection's final
    answer after every other change;
-9. ``policy_watch``, ``metrics``, ``https_redirect`` — no request hooks: the reload loop and two listeners;
+9. ``policy_watch``, ``metrics``, ``https_redirect`` — the reload loop and two listeners; ``metrics`` also times
+   each answer in its ``response`` hook, after every other addon has had its say;
 10. ``admin_channel`` — no request hooks: the local socket ``govgate account list`` asks for locks kept in memory.
 
 ``client_tls`` is apart: it must hand browsers the gateway's TLS context before mitmproxy's ``tlsconfig`` makes
 one of its own (``govgate run`` registers it before ``tlsconfig``; under mitmdump it replaces ``tlsconfig``'s).
+``proxy_protocol`` is apart too: it has no hooks, and is attached to mitmproxy's ``proxyserver`` before the
+listeners start (``ProxyProtocol.attach``), as it must read a connection's first bytes before mitmproxy does.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from govgate.addons.metrics import MetricsEndpoint
 from govgate.addons.outbound_links import OutboundLinks
 from govgate.addons.policy_watch import PolicyWatch
 from govgate.addons.proxy_errors import ProxyErrors
+from govgate.addons.proxy_protocol import ProxyProtocol
 from govgate.addons.security_headers import SecurityHeaders
 from govgate.addons.tls import ClientTls
 from govgate.addons.upstream_timeout import UpstreamTimeout
@@ -47,6 +51,7 @@ class GatewayAddons:
     client_tls: ClientTls
     chain: tuple[object, ...]  # in the order their hooks run
     limits: ConnectionLimits  # one of ``chain``: a graceful stop drains connections through it
+    proxy_protocol: ProxyProtocol  # attached to mitmproxy's proxyserver before it listens (gateway.proxy_protocol)
 
 
 def gateway_addons(runtime: Runtime, on_reload: Callable[[Policy, Policy], None], *,
@@ -70,4 +75,4 @@ def gateway_addons(runtime: Runtime, on_reload: Callable[[Policy, Policy], None]
         AdminChannel(runtime),
     )
     return GatewayAddons(client_tls=ClientTls(runtime, replace_mitmproxy_tls=replace_mitmproxy_tls), chain=chain,
-                         limits=limits)
+                         limits=limits, proxy_protocol=ProxyProtocol(runtime))

@@ -47,6 +47,7 @@ from govgate.core.next_path import back_path, safe_next
 from govgate.core.passwords import dummy_hash, verify_password
 from govgate.core.sessions import new_session_id
 from govgate.errors import AccountError, StoreUnavailable
+from govgate.health import observe
 from govgate.pages import login as login_pages
 from govgate.pages.health import health
 from govgate.pages.layout import Page
@@ -200,15 +201,13 @@ class GatePages:
 
     # -- health -----------------------------------------------------------------------------------
     async def _health(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
-        store_ok = True
-        try:
-            await self.runtime.store.ping()
-        except StoreUnavailable:
-            store_ok = False
+        seen = await observe(self.runtime)
         policy = ctx.snapshot.policy
-        respond(flow, health(policy_version=self.runtime.policy_version, policy_sha256=policy.sha256,
-                             store_kind="redis" if policy.state.redis_url else "memory", store_reachable=store_ok,
-                             audit_writable=self.runtime.audit_writer.healthy))
+        age = seen.geoip_age_seconds
+        respond(flow, health(policy_version=seen.policy_version, data_version=seen.data_version,
+                             policy_sha256=policy.sha256, store_kind="redis" if policy.state.redis_url else "memory",
+                             store_reachable=seen.facts.store_reachable, audit_writable=seen.facts.audit_writable,
+                             reasons=seen.reasons, geoip_age_days=None if age is None else age / 86400))
 
     # -- login: the password step -----------------------------------------------------------------
     async def _login_get(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:

@@ -1,7 +1,12 @@
-"""Serves ``GET /metrics`` (Prometheus text format) on ``metrics.listen``, apart from the proxy port.
+"""``/metrics`` on ``metrics.listen`` (Prometheus text format, apart from the proxy port), and the request latency.
 
-A tiny HTTP/1.1 server on asyncio streams: operators point Prometheus at it; nothing else is served
-there. It starts when the gateway runs and stops with it; absent ``metrics.listen``: no endpoint.
+The endpoint is a tiny HTTP/1.1 server on asyncio streams: operators point Prometheus at it; nothing else is served
+there. It starts when the gateway runs and stops with it; absent ``metrics.listen``: no endpoint. The text comes
+from ``prometheus-client`` (``govgate.metrics``), with the state gauges read at each scrape (``govgate.health``).
+
+The ``response`` and ``error`` hooks time every request, from its first byte to its answer, by outcome (a fixed
+vocabulary: ``forward``, ``refuse``, ``login``, ``error``): this addon runs after the others, so the answer is
+final when it looks.
 """
 
 from __future__ import annotations
@@ -9,12 +14,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
-from govgate.errors import StoreUnavailable
-from govgate.metrics import render
+from mitmproxy import http
+
+from govgate.addons.context import LOCAL_KEY, context_of
+from govgate.health import observe
 from govgate.runtime import Runtime
 
 logger = logging.getLogger(__name__)
+
+
+def outcome_of(flow: http.HTTPFlow, prefix: str) -> str:
+    """What became of a request, in ``govgate.metrics.OUTCOMES``' words."""
+    response = flow.response
+    if response is None:
+        return "error"
+    if not flow.metadata.get(LOCAL_KEY):
+        return "forward"
+    if response.status_code in (502, 504):
+        return "error"
+    path = flow.request.path
+    if path == prefix or path.startswith(prefix + "/") or response.status_code == 303:
+        return "login"  # the gate's own pages, and the way to the login page
+    return "refuse"
 
 
 class MetricsEndpoint:
@@ -34,30 +57,30 @@ class MetricsEndpoint:
         bound = self.server.sockets[0].getsockname()
         print(f"govgate: metrics on http://{listen.host}:{bound[1]}/metrics", flush=True)
 
-    async def _gauges(self) -> list[tuple[str, str, float]]:
-        store_ok = 1.0
-        try:
-            await self.runtime.store.ping()
-        except StoreUnavailable:
-            store_ok = 0.0
-        writer = self.runtime.audit_writer
-        writable = 1.0 if writer.healthy else 0.0
-        return [
-            ("govgate_policy_version", "Good policy loads since start.", float(self.runtime.policy_version)),
-            ("govgate_store_reachable", "1 if the state store answers (staff paths need it).", store_ok),
-            ("govgate_audit_writable", "1 if audit records are being written (Art. 20).", writable),
-            ("govgate_audit_queued", "Audit records waiting to be written.", float(writer.queued)),
-            ("govgate_audit_lost", "Audit records dropped because the queue was full.", float(writer.lost)),
-        ]
+    # -- request latency --------------------------------------------------------------------------
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._observe(flow)
 
+    def error(self, flow: http.HTTPFlow) -> None:
+        if flow.response is None:
+            self._observe(flow)
+
+    def _observe(self, flow: http.HTTPFlow) -> None:
+        ctx = context_of(flow)
+        prefix = ctx.snapshot.policy.gateway.prefix if ctx is not None else self.runtime.policy.gateway.prefix
+        outcome = outcome_of(flow, prefix)
+        self.runtime.metrics.observe_request(outcome, time.time() - flow.request.timestamp_start)
+
+    # -- the endpoint -----------------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             async with asyncio.timeout(5):
                 head = await reader.readuntil(b"\r\n\r\n")
             line = head.split(b"\r\n", 1)[0].split(b" ")
             if len(line) == 3 and line[0] == b"GET" and line[1].split(b"?")[0] == b"/metrics":
-                body = render(self.runtime.counting.counts, await self._gauges()).encode()
-                status, ctype = b"200 OK", b"text/plain; version=0.0.4; charset=utf-8"
+                observed = await observe(self.runtime)
+                body, content_type = self.runtime.metrics.exposition(observed.gauges(self.runtime))
+                status, ctype = b"200 OK", content_type.encode()
             else:
                 body, status, ctype = b"not found\n", b"404 Not Found", b"text/plain"
             writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + ctype + b"\r\nContent-Length: "

@@ -53,6 +53,7 @@ class GovGate:
         self.runtime: LiveRuntime | None = None
         self.policy_path: Path | None = None
         self.addons: list[object] = []  # mitmproxy runs these after this addon's own hooks, in order
+        self._keep: object = None
 
     def load(self, loader: addonmanager.Loader) -> None:
         loader.add_option(OPTION, str, "", "GovGate's policy.yaml: its gateway, rules, accounts and audit log.")
@@ -84,6 +85,10 @@ class GovGate:
             logger.warning("govgate: insecure: true — serving PLAIN HTTP without TLS; for local trials only")
         govgate = gateway_addons(runtime, self._apply_reload, replace_mitmproxy_tls=True)
         self.addons = [govgate.client_tls, *govgate.chain, _CloseRuntime(runtime)]
+        proxyserver: Proxyserver | None = ctx.master.addons.get("proxyserver")
+        if proxyserver is not None:
+            govgate.proxy_protocol.attach(proxyserver)  # before the policy's listener starts (in `running`)
+        self._keep = govgate.proxy_protocol  # mitmproxy holds its signal's receivers weakly
         options = {**static_options(), **mitm_options(runtime.policy)}
         if "block_global" in ctx.options:
             # mitmproxy's ``block`` addon would refuse every public address, even in reverse mode; GovGate judges

@@ -52,6 +52,7 @@ class AuditWriter:
         batch_size: int = 4096,
         max_queue: int = 200_000,
         retry_interval: float = 0.5,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         self._audit = audit
         self._keys = keys
@@ -61,6 +62,8 @@ class AuditWriter:
         self._batch_size = batch_size
         self._max_queue = max_queue
         self._retry_interval = retry_interval
+        # Told "write_failed" for each failed write and "record_lost" for each record dropped (``/metrics``).
+        self._on_error = on_error
         self._queue: deque[AuditEvent] = deque()
         self._wake = threading.Event()
         self._progress = threading.Condition()  # notified after every round of the writer thread
@@ -98,6 +101,8 @@ class AuditWriter:
             if self._lost_since is None:
                 self._lost_since = event.time
             self._lost_total += 1
+        if self._on_error is not None:
+            self._on_error("record_lost")
 
     # -- state for health, metrics and the gate ------------------------------------------------
 
@@ -193,6 +198,8 @@ class AuditWriter:
             self._dir.close()
 
     def _failed(self, message: str) -> None:
+        if self._on_error is not None:
+            self._on_error("write_failed")
         if self._ok or message != self._last_error:
             log.error("audit.write.failed queued=%d error=%s", self.queued, message)
         self._ok = False

@@ -1,19 +1,38 @@
-"""`govgate demo [--listen HOST:PORT]`: the sample portal, the gateway in front of it, and a demo account.
+"""`govgate demo [--listen HOST:PORT] [--insecure]`: the sample portal, the gateway in front of it, a demo account.
 
-Everything lives in a temporary folder (policy, key, accounts, audit log) that is removed on exit;
-state is in memory and GeoIP is the bundled MaxMind test database. Prints the URL, the demo password
-and the TOTP secret (``otpauth://`` URI and QR code). SIGTERM or Ctrl-C exits 0.
+Everything lives in a temporary folder (policy, key, certificate, accounts, audit log) that is removed on exit;
+state is in memory and GeoIP is the bundled MaxMind test database. Over HTTPS by default (Art. 29, 第二十九条):
+a self-signed certificate for ``localhost`` is made at start and its SHA-256 fingerprint printed, so the browser's
+warning can be checked rather than clicked away; the gate's cookies are then real ``__Host-`` cookies and every
+answer carries HSTS, as in production. ``--insecure`` serves plain HTTP instead.
+
+The printed text says how to see each rule by hand: the URL, the demo password and TOTP secret (``otpauth://``
+URI and QR code), and one ``curl`` per kind of client address (Art. 19) — the office network, China outside it,
+abroad with the demo account's grant, abroad without one. In the demo only, ``X-Forwarded-For`` from this machine
+(127.0.0.1, ::1) is believed (``trusted_proxies``), so those addresses can stand in for clients elsewhere.
+SIGTERM or Ctrl-C exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import ipaddress
+import os
 import secrets
+import shlex
 import shutil
 import tempfile
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from govgate.accounts_file import update_accounts
 from govgate.cli.account import _show_totp as show_totp
@@ -27,6 +46,8 @@ from govgate.files import load_key_file
 GEOIP = Path(__file__).resolve().parents[2] / "geoip" / "GeoLite2-Country-Test.mmdb"
 
 DEMO_ACCOUNT = "demo"
+TIMEZONE = ZoneInfo("Asia/Shanghai")
+CERTIFICATE_DAYS = 30
 
 # The embedded default policy; {placeholders} are filled in at start.
 DEMO_POLICY = """\
@@ -36,7 +57,9 @@ gateway:
   listen: "{listen}"
   upstream: "{upstream}"
   public_hosts: [localhost, 127.0.0.1, "::1"]
-  insecure: true            # plain HTTP for a first look on this machine only (Art. 29 wants TLS in production)
+{transport}
+  # In this demo only: X-Forwarded-For from this machine is believed, so curl can stand in for clients elsewhere.
+  trusted_proxies: [127.0.0.1/32, "::1/128"]
   timezone: Asia/Shanghai
   key_file: gateway.key
 geoip:
@@ -44,21 +67,53 @@ geoip:
   home_countries: [CN]
 networks:
   office: [10.0.0.0/8]
-  loopback: [127.0.0.0/8, "::1/128"]
+  loopback: [127.0.0.0/8, "::1/128"]   # this machine, so that your browser reaches the login page
 accounts_file: accounts.yaml
 access:
   - {{name: public site, paths: ["/", "/news/**", "/static/**", "/redirect-out"], allow: public}}
   - {{name: office system, paths: ["/oa/**"], allow: staff, networks: [office, loopback]}}
   - {{name: the rest, paths: ["/**"], allow: deny}}
+overseas:
+  grants:
+    - account: {account}
+      countries: [GB]
+      from: "{grant_from}"
+      until: "{grant_until}"
+      reason: "演示：境外出差 (demo: a trip abroad)"
 audit:
   dir: audit
   retention_days: 365
 """
 
+TLS_TRANSPORT = """\
+  tls:
+    cert: localhost.pem         # made at start: self-signed, for localhost (Art. 29)
+    request_client_cert: false  # no device certificates in the demo: the browser is not asked for one"""
+PLAIN_TRANSPORT = """\
+  insecure: true            # --insecure: plain HTTP on this machine only (Art. 29 wants TLS in production)"""
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """One kind of client the demo shows, by the address that stands in for it."""
+
+    what: str
+    address: str
+    expect: str  # the status and reason the gate answers with
+
+
+TRIALS = (
+    Trial("the office network", "10.1.2.3", "303 to the login page"),
+    Trial("China, outside the office network", "111.235.160.1", "403 network"),
+    Trial("abroad (GB) under the demo account's grant", "81.2.69.160", "303 to the login page (only 'demo' gets in)"),
+    Trial("abroad (US) without a grant", "216.160.83.57", "403 network (outside the networks, and no grant)"),
+)
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("demo", parents=[common], help="sample portal + gateway + demo account, for a first look")
     p.add_argument("--listen", default="127.0.0.1:8443", help="where the gateway listens (default 127.0.0.1:8443)")
+    p.add_argument("--insecure", action="store_true", help="plain HTTP instead of HTTPS with a self-signed certificate")
     p.add_argument("--verbose", action="store_true", help="log every connection (debugging only)")
     p.set_defaults(func=run_demo)
 
@@ -71,9 +126,8 @@ def demo_password() -> str:
     raise GovGateError("could not generate a demo password that meets the password rules")
 
 
-def create_demo_account(policy_file: Path, accounts_file: Path, key_file: Path, now: datetime) -> tuple[str, str]:
+def create_demo_account(accounts_file: Path, key_file: Path, now: datetime) -> tuple[str, str]:
     """Write the demo account; returns (password, TOTP secret)."""
-    del policy_file
     keys = load_key_file(key_file)
     password = demo_password()
     secret = totp.new_totp_secret()
@@ -88,6 +142,52 @@ def create_demo_account(policy_file: Path, accounts_file: Path, key_file: Path, 
     return password, secret
 
 
+def make_certificate(pem_file: Path, cert_file: Path, now: datetime) -> str:
+    """A self-signed ECDSA P-256 certificate for localhost, 127.0.0.1 and ::1: the key and certificate in
+    ``pem_file`` (the gateway's ``tls.cert``, mode 0600), the certificate alone in ``cert_file`` (for
+    ``curl --cacert``). Returns its SHA-256 fingerprint as browsers show it (``AB:CD:…``)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "GovGate demo")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=CERTIFICATE_DAYS))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                x509.IPAddress(ipaddress.ip_address("::1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    fd = os.open(pem_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(key_pem + cert_pem)
+    cert_file.write_bytes(cert_pem)
+    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def demo_policy(listen: str, upstream: str, *, insecure: bool, now: datetime) -> str:
+    local = now.astimezone(TIMEZONE).replace(second=0, microsecond=0, tzinfo=None)
+    return DEMO_POLICY.format(
+        listen=listen, upstream=upstream, geoip=GEOIP, account=DEMO_ACCOUNT,
+        transport=PLAIN_TRANSPORT if insecure else TLS_TRANSPORT,
+        grant_from=(local - timedelta(days=1)).isoformat(), grant_until=(local + timedelta(days=7)).isoformat())
+
+
+def curl_for(base: str, address: str, cert_file: Path | None) -> str:
+    """The curl command that asks for the office system as ``address`` would (the demo believes loopback's
+    X-Forwarded-For): the JSON answer, then the status code."""
+    parts = ["curl", "-sS"]
+    if cert_file is not None:
+        parts += ["--cacert", str(cert_file)]
+    parts += ["-H", "Accept: application/json", "-H", f"X-Forwarded-For: {address}", "-w", r"\n%{http_code}\n",
+              f"{base}oa/"]
+    return shlex.join(parts)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from govgate.live_runtime import LiveRuntime
     from govgate.sample_portal import start_sample_portal
@@ -95,28 +195,46 @@ def run_demo(args: argparse.Namespace) -> int:
 
     quiet_mitmproxy(args.verbose)
     workdir = Path(tempfile.mkdtemp(prefix="govgate-demo-"))
+    insecure: bool = args.insecure
 
     async def main() -> None:
         portal = await start_sample_portal("127.0.0.1", 0)
         port = portal.sockets[0].getsockname()[1]
+        now = datetime.now(UTC)
+        fingerprint = None
+        cert_file = None
+        if not insecure:
+            cert_file = workdir / "localhost.crt"
+            fingerprint = await asyncio.to_thread(make_certificate, workdir / "localhost.pem", cert_file, now)
         policy_file = workdir / "policy.yaml"
-        policy_file.write_text(DEMO_POLICY.format(listen=args.listen, upstream=f"http://127.0.0.1:{port}",
-                                                  geoip=GEOIP), encoding="utf-8")
+        policy_file.write_text(demo_policy(args.listen, f"http://127.0.0.1:{port}", insecure=insecure, now=now),
+                               encoding="utf-8")
         password, secret = await asyncio.to_thread(
-            create_demo_account, policy_file, workdir / "accounts.yaml", workdir / "gateway.key",
-            datetime.now().astimezone())
+            create_demo_account, workdir / "accounts.yaml", workdir / "gateway.key", now.astimezone())
         runtime = await asyncio.to_thread(LiveRuntime.load, policy_file)
 
         def ready(urls: list[str]) -> None:
-            url = urls[0] if urls else f"http://{args.listen}/"
+            url = urls[0] if urls else f"{'http' if insecure else 'https'}://{args.listen}/"
+            if not insecure:
+                url = url.replace("://127.0.0.1:", "://localhost:", 1)  # the certificate's name
             print()
             print("GovGate demo — 政务应用安全网关演示")
             print(f"  portal (public pages):   {url}")
             print(f"  office system (staff):   {url}oa/   — password + TOTP login (Art. 30)")
+            if fingerprint is not None:
+                print("  TLS (Art. 29): a certificate for localhost made just now and signed by itself, so your")
+                print("  browser warns once. Check that the SHA-256 fingerprint it shows is this one, then accept it:")
+                print(f"    SHA-256 fingerprint: {fingerprint}")
+                print(f"    the certificate alone (for curl --cacert): {cert_file}")
             print(f"  account: {DEMO_ACCOUNT}")
             print(f"  password: {password}")
             show_totp(DEMO_ACCOUNT, secret)
-            print(f"  policy, key, accounts and audit log (removed on exit): {workdir}")
+            print("  Client addresses (Art. 19): your browser, on this machine, counts as office. In this demo only,")
+            print("  X-Forwarded-For from this machine is believed, so these addresses stand in for clients elsewhere:")
+            for trial in TRIALS:
+                print(f"    {trial.what} ({trial.address}): expect {trial.expect}")
+                print(f"      {curl_for(url, trial.address, cert_file)}")
+            print(f"  policy, key, certificate, accounts and audit log (removed on exit): {workdir}")
             print("  Ctrl-C to stop.", flush=True)
 
         try:
@@ -126,8 +244,6 @@ def run_demo(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
-    except GovGateError:
-        raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

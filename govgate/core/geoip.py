@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import logging
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -80,7 +81,12 @@ class CountryLookup:
         self.source = source
         self._reader = reader
         try:
-            self.database_type: str = str(reader.metadata().database_type)
+            metadata = reader.metadata()
+            self.database_type: str = str(metadata.database_type)
+            # When the database was built (its metadata's build_epoch): how old the country data is (health).
+            epoch = getattr(metadata, "build_epoch", None)
+            self.built: datetime | None = (datetime.fromtimestamp(epoch, UTC) if isinstance(epoch, int) and epoch > 0
+                                           else None)
             # Decode a sample of records: a corrupt data section is refused now, not per request.
             for _ in itertools.islice(iter(reader), VALIDATE_RECORDS):
                 pass

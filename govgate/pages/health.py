@@ -1,25 +1,29 @@
 """``GET {prefix}/health``: the gateway's state as JSON, for load balancers and operators (``docs/operations.md``).
 
-200 when the state store answers and audit records are being written; 503 when either is down (staff paths
-are then failing closed). Nothing in it is secret: the policy's version and hash, the kind of store.
+``status`` is ``ok`` only when all is well; otherwise ``degraded`` with ``reasons`` (``govgate.core.health``). The
+page answers 503 only while staff paths fail closed (the store down, the audit log unwritable), 200 otherwise.
+Nothing in it is secret: the policy's version and hash, the kind of store, the GeoIP database's age.
 """
 
 from __future__ import annotations
 
 import json
 
+from govgate.core.health import HealthReason, fails_closed
 from govgate.pages.layout import Page
 
 
-def health(*, policy_version: int, policy_sha256: str, store_kind: str, store_reachable: bool,
-           audit_writable: bool) -> Page:
-    ok = store_reachable and audit_writable
+def health(*, policy_version: int, data_version: int, policy_sha256: str, store_kind: str, store_reachable: bool,
+           audit_writable: bool, reasons: tuple[HealthReason, ...], geoip_age_days: float | None) -> Page:
     body = {
-        "status": "ok" if ok else "degraded",
+        "status": "degraded" if reasons else "ok",
+        "reasons": [str(r) for r in reasons],
         "policy_version": policy_version,
+        "data_version": data_version,
         "policy_sha256": policy_sha256,
         "store": {"reachable": store_reachable, "kind": store_kind},
         "audit": {"writable": audit_writable},
+        "geoip": {"age_days": None if geoip_age_days is None else round(geoip_age_days, 1)},
     }
-    return Page(status=200 if ok else 503, body=json.dumps(body).encode(), content_type="application/json",
-                headers=(("Cache-Control", "no-store"),))
+    return Page(status=503 if fails_closed(reasons) else 200, body=json.dumps(body).encode(),
+                content_type="application/json", headers=(("Cache-Control", "no-store"),))

@@ -23,11 +23,9 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final
-from urllib.parse import unquote
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -36,6 +34,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from govgate.core.policy.model import Login, SessionLimits
+from govgate.core.sentinel_url import is_sentinel_url, parse_sentinel_url
 from govgate.core.sessions import SessionEnd, session_expires_at
 from govgate.errors import StoreUnavailable
 from govgate.repeated import REPEATED
@@ -53,7 +52,6 @@ TOTP_STEP: Final = PREFIX + "totp-step:"  # + account → last used TOTP step
 
 GRACE: Final = timedelta(seconds=60)  # keys outlive their logical end by this much
 TOTP_STEP_TTL: Final = timedelta(days=1)  # older codes are refused by TOTP verification anyway
-SENTINEL_PORT: Final = 26379
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 
@@ -181,74 +179,6 @@ return 1
 """
 
 
-@dataclass(frozen=True, slots=True)
-class SentinelURL:
-    """A parsed ``redis+sentinel://`` URL."""
-
-    sentinels: tuple[tuple[str, int], ...]
-    master: str
-    db: int
-    username: str | None
-    password: str | None
-    ssl: bool
-
-
-SENTINEL_SCHEMES: Final = ("redis+sentinel", "rediss+sentinel")
-
-
-def is_sentinel_url(url: str) -> bool:
-    return url.partition("://")[0].lower() in SENTINEL_SCHEMES
-
-
-def parse_sentinel_url(url: str) -> SentinelURL:
-    """``redis+sentinel://[user:pw@]h1:26379,[::1]:26380/mymaster/0`` → its parts. ``ValueError`` if malformed."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in SENTINEL_SCHEMES:
-        raise ValueError(f"not a Redis Sentinel URL (expected {SENTINEL_SCHEMES[0]}://…): {scheme}://")
-    if "?" in rest or "#" in rest:
-        raise ValueError("Redis Sentinel URL: query strings and fragments are not supported")
-    netloc, _, path = rest.partition("/")
-    username: str | None = None
-    password: str | None = None
-    if "@" in netloc:
-        userinfo, _, netloc = netloc.rpartition("@")
-        user, has_password, pw = userinfo.partition(":")
-        username = unquote(user) or None
-        password = unquote(pw) if has_password else None
-    sentinels = tuple(_parse_host_port(part) for part in netloc.split(","))
-    parts = [p for p in path.split("/") if p]
-    if not parts:
-        raise ValueError("Redis Sentinel URL needs the master name as its path: …/mymaster[/db]")
-    if len(parts) > 2:
-        raise ValueError(f"Redis Sentinel URL path must be /master-name[/db], got /{path}")
-    master = unquote(parts[0])
-    db = 0
-    if len(parts) == 2:
-        if not parts[1].isdigit():
-            raise ValueError(f"Redis Sentinel URL: database must be a number, got {parts[1]!r}")
-        db = int(parts[1])
-    return SentinelURL(sentinels, master, db, username, password, scheme.lower() == "rediss+sentinel")
-
-
-def _parse_host_port(text: str) -> tuple[str, int]:
-    if not text:
-        raise ValueError("Redis Sentinel URL: empty sentinel address")
-    if text.startswith("["):
-        host, bracket, tail = text[1:].partition("]")
-        if not bracket or not host or (tail and not tail.startswith(":")):
-            raise ValueError(f"Redis Sentinel URL: bad address {text!r}")
-        port_text = tail[1:] if tail else ""
-    else:
-        host, _, port_text = text.partition(":")
-        if not host or ":" in port_text:
-            raise ValueError(f"Redis Sentinel URL: bad address {text!r} (write IPv6 as [addr]:port)")
-    if not port_text:
-        return host, SENTINEL_PORT
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"Redis Sentinel URL: bad port in {text!r}")
-    return host, int(port_text)
-
-
 def _lock_time(text: str | bytes, now: datetime) -> datetime | None:
     """A stored lock end, if the lock is in force at ``now``."""
     if not text:
@@ -260,9 +190,10 @@ def _lock_time(text: str | bytes, now: datetime) -> datetime | None:
 class RedisStore:
     """``Store`` on Redis (or Redis Sentinel). Safe to share between gateway instances."""
 
-    def __init__(self, client: Redis, timeout: timedelta) -> None:
+    def __init__(self, client: Redis, timeout: timedelta, *, on_error: Callable[[], None] | None = None) -> None:
         self._redis = client
         self._timeout = timeout.total_seconds()
+        self._on_error = on_error  # told of each call that failed (``/metrics``)
         self._record_failure = client.register_script(_RECORD_FAILURE)
         self._touch_session = client.register_script(_TOUCH_SESSION)
         self._create_session = client.register_script(_CREATE_SESSION)
@@ -271,7 +202,7 @@ class RedisStore:
         self._use_totp_step = client.register_script(_USE_TOTP_STEP)
 
     @classmethod
-    def from_url(cls, url: str, timeout: timedelta) -> RedisStore:
+    def from_url(cls, url: str, timeout: timedelta, *, on_error: Callable[[], None] | None = None) -> RedisStore:
         """Build the store (no connection is made until the first call). ``ValueError`` on a bad URL."""
         seconds = timeout.total_seconds()
         options: dict[str, Any] = {
@@ -294,7 +225,7 @@ class RedisStore:
             )
         else:
             client = Redis.from_url(url, **options)
-        return cls(client, timeout)
+        return cls(client, timeout, on_error=on_error)
 
     async def _run[T](self, operation: str, call: Awaitable[T]) -> T:
         try:
@@ -304,6 +235,8 @@ class RedisStore:
             # Never log the arguments: they may hold session hashes or account names.
             REPEATED.warning(logger, "store.unavailable.redis", "store.unavailable operation=%s error=%s", operation,
                              type(exc).__name__)
+            if self._on_error is not None:
+                self._on_error()
             raise StoreUnavailable(f"Redis {operation} failed: {type(exc).__name__}") from None
 
     async def ping(self) -> None:

@@ -27,26 +27,58 @@ async def gateway(runtime: InProcessRuntime) -> AsyncIterator[InProcessGateway]:
         yield gw
 
 
+def fresh_geoip(runtime: InProcessRuntime, age: timedelta = timedelta(days=2)) -> None:
+    """Set the clock to ``age`` after the test GeoIP database was built (its metadata), so that it is that old."""
+    built = runtime.snapshot.geoip.built
+    assert built is not None
+    runtime.clock.set(built + age)
+
+
 async def test_health_reports_policy_and_store(gateway: InProcessGateway, runtime: InProcessRuntime) -> None:
+    fresh_geoip(runtime)
     r = await Browser(gateway).get(f"{PREFIX}/health")
     assert r.status_code == 200
     assert r.headers["cache-control"] == "no-store"
-    assert r.json() == {"status": "ok", "policy_version": 1, "policy_sha256": runtime.policy.sha256,
-                        "store": {"reachable": True, "kind": "memory"}, "audit": {"writable": True}}
+    assert r.json() == {"status": "ok", "reasons": [], "policy_version": 1, "data_version": 1,
+                        "policy_sha256": runtime.policy.sha256, "store": {"reachable": True, "kind": "memory"},
+                        "audit": {"writable": True}, "geoip": {"age_days": 2.0}}
     assert len(r.json()["policy_sha256"]) == 64
+
+
+@pytest.mark.parametrize(("age", "status"), [(timedelta(days=35), "ok"), (timedelta(days=35, seconds=1), "degraded")])
+async def test_health_is_degraded_but_200_when_the_geoip_database_is_older_than_35_days(
+        gateway: InProcessGateway, runtime: InProcessRuntime, age: timedelta, status: str) -> None:
+    fresh_geoip(runtime, age)
+    r = await Browser(gateway).get(f"{PREFIX}/health")
+    assert (r.status_code, r.json()["status"]) == (200, status)
+    assert r.json()["reasons"] == ([] if status == "ok" else ["geoip_stale"])
+
+
+async def test_health_is_degraded_but_200_from_a_refused_reload_until_a_good_one(
+        gateway: InProcessGateway, runtime: InProcessRuntime) -> None:
+    fresh_geoip(runtime)
+    runtime.policy_refused = True
+    r = await Browser(gateway).get(f"{PREFIX}/health")
+    assert (r.status_code, r.json()["status"], r.json()["reasons"]) == (200, "degraded", ["policy_refused"])
+    runtime.policy_refused = False
+    r = await Browser(gateway).get(f"{PREFIX}/health")
+    assert (r.status_code, r.json()["status"], r.json()["reasons"]) == (200, "ok", [])
 
 
 async def test_health_is_503_and_degraded_while_the_audit_log_or_the_store_is_down(
         gateway: InProcessGateway, runtime: InProcessRuntime) -> None:
+    fresh_geoip(runtime)
     runtime.audit_writer.healthy = False
     r = await Browser(gateway).get(f"{PREFIX}/health")
     assert (r.status_code, r.json()["status"], r.json()["audit"]) == (503, "degraded", {"writable": False})
+    assert r.json()["reasons"] == ["audit_unwritable"]
     store = RedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0", timedelta(seconds=1))  # nothing listens
     try:
         async with InProcessGateway(replace(runtime, store=store)) as down:
             runtime.audit_writer.healthy = True
             r = await Browser(down).get(f"{PREFIX}/health")
             assert (r.status_code, r.json()["store"]["reachable"]) == (503, False)
+            assert r.json()["reasons"] == ["store_down"]
             # Pages that need the store fail closed with 503 too.
             r = await Browser(down, cookies={"govgate-pending": "x" * 43}).get(f"{PREFIX}/mfa")
             assert r.status_code == 503

@@ -70,7 +70,14 @@ def test_a_broken_policy_is_refused_and_the_last_good_one_stays(tmp_path: Path) 
         assert runtime.policy is good
         assert runtime.policy_version == 1
         assert reloads.seen == []
-        assert [key for key in runtime.counting.counts if key[0] == "policy.refused"]  # looked at, and refused
+        # Looked at, and refused: counted, and health says so until a good reload.
+        assert runtime.metrics.sample("govgate_policy_reloads_total", {"what": "policy", "result": "refused"}) == 1
+        assert runtime.policy_refused
+        save_whole(path, path.read_text(encoding="utf-8").replace("idle_timout", "idle_timeout"))
+        asyncio.run(poll_once(watch, runtime))
+        assert runtime.policy_version == 2
+        assert not runtime.policy_refused
+        assert runtime.metrics.sample("govgate_policy_reloads_total", {"what": "policy", "result": "ok"}) == 1
 
 
 def test_the_watcher_runs_from_running_until_done(tmp_path: Path) -> None:

@@ -133,13 +133,18 @@ class Gateway:
         return httpx.get(self.url + "/__govgate/health", timeout=10).json()  # type: ignore[no-any-return]
 
     def policy_version(self) -> int:
+        """Loads of policy.yaml so far."""
         return int(self.health()["policy_version"])
+
+    def data_version(self) -> int:
+        """Loads of the accounts file and GeoIP database so far."""
+        return int(self.health()["data_version"])
 
     def add_account(self, name: str, password: str, groups: str = "staff") -> str:
         """Create an account with the real CLI and wait until this gateway has reloaded the accounts file."""
-        before = self.policy_version()
+        before = self.data_version()
         secret = add_account(self.policy_path, name, password, groups)
-        wait_for(lambda: self.policy_version() > before, 5, f"the gateway to see account {name}")
+        wait_for(lambda: self.data_version() > before, 5, f"the gateway to see account {name}")
         return secret
 
     def stop(self) -> int:

@@ -51,7 +51,7 @@ def govgate(gw: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def applied(gw: Gateway, before: int) -> None:
-    wait_for(lambda: gw.policy_version() > before, 5, "the gateway to reload the accounts file")
+    wait_for(lambda: gw.data_version() > before, 5, "the gateway to reload the accounts file")
 
 
 def admin_records(gw: Gateway, event: str) -> list[dict[str, Any]]:
@@ -64,14 +64,14 @@ def test_set_groups_narrows_an_open_session_and_widens_it_again(
     b = Browser(gw.url, OFFICE_ADDRESS)
     assert b.login("mover", PASSWORD, secrets["mover"]).status_code == 303
     assert b.http.get("/oa/").status_code == 200
-    before = gw.policy_version()
+    before = gw.data_version()
     done = govgate(gw, "account", "set", "mover", "--groups", "guests")
     assert done.returncode == 0, done.stderr
     applied(gw, before)
     refused = b.http.get("/oa/")
     assert refused.status_code == 403
     assert "group" in refused.text
-    before = gw.policy_version()
+    before = gw.data_version()
     assert govgate(gw, "account", "set", "mover", "--groups", "staff").returncode == 0
     applied(gw, before)
     assert b.http.get("/oa/").status_code == 200  # the same session: set changes rights, not sessions
@@ -84,7 +84,7 @@ def test_delete_ends_the_accounts_sessions_and_the_gateway_says_so_in_its_log(
     b = Browser(gw.url, OFFICE_ADDRESS)
     assert b.login("leaver", PASSWORD, secrets["leaver"]).status_code == 303
     assert b.http.get("/oa/").status_code == 200
-    before = gw.policy_version()
+    before = gw.data_version()
     done = govgate(gw, "account", "delete", "leaver")
     assert done.returncode == 0, done.stderr
     if store == "redis":
@@ -128,7 +128,7 @@ def test_list_shows_the_locks_the_gateway_holds(lifecycle: tuple[Gateway, dict[s
     table = govgate(gw, "account", "list")
     row = next(line.split() for line in table.stdout.splitlines() if line.startswith("forgetful"))
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d\+08:00", row[-1]), row
-    before = gw.policy_version()
+    before = gw.data_version()
     assert govgate(gw, "account", "unlock", "forgetful").returncode == 0
     applied(gw, before)
     listed = govgate(gw, "account", "list", "--json")

@@ -158,20 +158,23 @@ def test_the_geoip_database_is_reloaded_when_replaced_and_a_broken_one_is_refuse
     write_policy(policy, data)
     gw = start_gateway(policy)
     try:
-        version = gw.policy_version()
+        version, policy_version = gw.data_version(), gw.policy_version()
         broken = GEOIP_DIR / "GeoIP2-City-Test-Invalid-Node-Count.mmdb"
         tmp = workdir / "geo.tmp"
         shutil.copyfile(broken, tmp)
         tmp.replace(database)  # as geoipupdate does: an atomic rename
         wait_for(lambda: "policy.refused" in gw.output.text(), 5, "the broken database to be refused")
-        assert gw.policy_version() == version
+        assert gw.data_version() == version
+        assert "policy_refused" in gw.health()["reasons"]  # health tells until a good database is in place
         # Still deciding with the last good database: GB is overseas, CN is home.
         assert get(gw, "/oa/", client=GB_ADDRESS).status_code == 403
         assert get(gw, "/oa/", client=CN_ADDRESS).status_code == 303
         shutil.copyfile(GEOIP_DIR / "GeoIP2-Country-Test.mmdb", tmp)
         tmp.replace(database)
-        wait_for(lambda: gw.policy_version() > version, 5, "the good database to be loaded")
+        wait_for(lambda: gw.data_version() > version, 5, "the good database to be loaded")
         assert get(gw, "/oa/", client=CN_ADDRESS).status_code == 303
+        assert "policy_refused" not in gw.health()["reasons"]
+        assert gw.policy_version() == policy_version  # the policy itself was not loaded again
     finally:
         assert gw.stop() == 0
 

@@ -68,9 +68,9 @@ def test_an_admin_unlock_really_unlocks_and_failures_count_again_afterwards(gw: 
     for _ in range(3):
         last = b.password("unlockme", "Wrong-password-123")
     assert last.status_code == 429
-    before = gw.policy_version()
+    before = gw.data_version()
     run_cli(gw, "account", "unlock", "unlockme")
-    wait_for(lambda: gw.policy_version() > before, 5, "the gateway to apply the unlock")
+    wait_for(lambda: gw.data_version() > before, 5, "the gateway to apply the unlock")
     # Unlocked for real: a wrong password is counted and answered as wrong (not 429), then the right one works.
     assert browser(gw, "10.9.2.2").password("unlockme", "Wrong-password-456").status_code == 200
     assert browser(gw, "10.9.2.3").password("unlockme", PASSWORD).status_code == 303

@@ -57,4 +57,5 @@ def test_health_is_json_for_machines(tour: PageTour) -> None:
     r = httpx.get(f"{tour.url}{PREFIX}/health", timeout=10)
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/json"
-    assert r.json()["status"] == "ok"
+    # MaxMind's test database was built years ago: health says so (200, for the operator) and nothing else.
+    assert (r.json()["status"], r.json()["reasons"]) == ("degraded", ["geoip_stale"])

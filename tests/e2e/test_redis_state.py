@@ -92,3 +92,47 @@ def test_redis_outage_fails_staff_paths_closed_and_recovers_by_itself(
         assert "Traceback" not in gw.output.text()
     finally:
         gw.stop()
+
+
+def test_two_instances_through_sentinel_share_sessions_lockouts_and_one_policy_file(
+    upstream: Upstream, workdir: Path, redis_url: str, redis_sentinel: RedisServer
+) -> None:
+    # Several instances behind a TCP balancer (docs/deploy.md): one policy file, Redis found through Sentinel.
+    policy = redis_policy(workdir, upstream, f"redis+sentinel://127.0.0.1:{redis_sentinel.port}/mymaster/0")
+    secret = add_account(policy, "both", PASSWORD)
+    add_account(policy, "locked", PASSWORD)
+    one, two = start_gateway(policy), start_gateway(policy)
+    try:
+        assert one.health()["store"] == two.health()["store"] == {"reachable": True, "kind": "redis"}
+        # Art. 30: a session opened on one instance is the same session on the other.
+        a = Browser(one.url, OFFICE_ADDRESS)
+        assert a.login("both", PASSWORD, secret).status_code == 303
+        cookie = "; ".join(f"{k}={v}" for k, v in a.http.cookies.items())
+
+        def on_two(path: str) -> httpx.Response:
+            return httpx.get(two.url + path, headers={"Cookie": cookie, "X-Forwarded-For": OFFICE_ADDRESS,
+                                                      "Accept": "application/json"})
+
+        assert on_two("/echo/staff/x").status_code == 200
+        # A lock earned on both instances together holds on both.
+        for gw, n in ((one, 1), (two, 2), (one, 3)):
+            last = Browser(gw.url, f"10.7.1.{n}").password("locked", f"Wrong-pass-word-{n}")
+        assert last.status_code == 429
+        assert Browser(two.url, "10.7.1.9").password("locked", PASSWORD).status_code == 429
+        # One policy file: a saved edit is applied by both, and the shared session meets the new rule on each.
+        versions = (one.policy_version(), two.policy_version())
+        data = policy_data(workdir, upstream.url)
+        data["state"] = {"redis": f"redis+sentinel://127.0.0.1:{redis_sentinel.port}/mymaster/0", "timeout": "1s"}
+        data["access"].insert(0, {"name": "closed for maintenance", "paths": ["/echo/staff/**"], "allow": "deny"})
+        write_policy(policy, data)
+        wait_for(lambda: one.policy_version() > versions[0] and two.policy_version() > versions[1], 10,
+                 "both instances to reload the policy")
+        assert one.health()["policy_sha256"] == two.health()["policy_sha256"]
+        refused = on_two("/echo/staff/x")
+        assert (refused.status_code, refused.json()["reason"]) == (403, "denied")
+        assert a.http.get("/echo/staff/x").status_code == 403
+        assert a.http.get("/oa/").status_code == 200  # still logged in on both: only the one path closed
+        assert on_two("/oa/").status_code == 200
+    finally:
+        assert one.stop() == 0
+        assert two.stop() == 0

@@ -116,6 +116,9 @@ def test_a_staff_rule_cut_before_its_networks_is_refused_and_the_last_good_polic
         refused = next(r for r in read_records(workdir / "audit") if r["event"] == "policy.refused")
         assert "a staff rule must name its networks" in refused["problems"]
         assert gw.policy_version() == version
+        health = gw.health()
+        assert "policy_refused" in health["reasons"]
+        assert health["status"] == "degraded"
         # The office system is still closed to an address outside the office network.
         r = httpx.get(gw.url + "/oa/", headers={"X-Forwarded-For": "111.235.160.1", "Accept": "application/json"})
         assert r.status_code == 403

@@ -175,8 +175,16 @@ def test_state_redis_url_and_timeout_are_checked() -> None:
     expect_problem(text, "state", "state.redis", "found the scheme 'http'")
     expect_problem(text, "state", "state.timeout", "expected a duration")
     for url in ("redis://127.0.0.1:6379/0", "rediss://r.example:6380", "unix:///run/redis.sock",
-                "redis+sentinel://127.0.0.1:26379/mymaster/0"):
+                "redis+sentinel://127.0.0.1:26379/mymaster/0",
+                "redis+sentinel://10.0.0.31:26379,10.0.0.32,[2001:db8::3]:26380/govgate/0",
+                "rediss+sentinel://app:secret@s1.example:26379/govgate"):
         assert load(BASE + f"state: {{redis: '{url}', timeout: 2s}}\n").state.redis_url == url
+
+
+@pytest.mark.parametrize("url", ["redis+sentinel://h1:26379,:1/m", "redis+sentinel://h1:26379",
+                                 "redis+sentinel://h1:99999/m", "redis+sentinel://h1/m/x"])
+def test_a_malformed_sentinel_url_is_refused_as_the_store_would_refuse_it(url: str) -> None:
+    expect_problem(BASE + f"state: {{redis: '{url}'}}\n", "state", "state.redis", "Redis Sentinel URL")
 
 
 def test_geoip_database_must_exist_when_files_are_checked(tmp_path: Path) -> None:
@@ -215,3 +223,20 @@ def test_bad_country_codes_and_unknown_mode_are_errors() -> None:
                    "  database: geoip/GeoLite2-Country-Test.mmdb\n  home_countries: [CHN]\n  unknown: maybe\n")
     expect_problem(text, "home_countries", "geoip.home_countries[0]", "expected a two-letter country code", "'CHN'")
     expect_problem(text, "unknown", "geoip.unknown", "expected one of home, overseas; found the string 'maybe'")
+
+
+def test_proxy_protocol_is_off_unless_asked_for() -> None:
+    assert load(BASE).gateway.proxy_protocol is False
+
+
+def test_proxy_protocol_with_trusted_proxies_is_read() -> None:
+    text = replace(BASE, "  insecure: true\n", "  insecure: true\n  trusted_proxies: [10.9.0.0/24]\n"
+                   "  proxy_protocol: true\n")
+    gw = load(text).gateway
+    assert gw.proxy_protocol is True
+    assert gw.trusted_proxies == (ipaddress.ip_network("10.9.0.0/24"),)
+
+
+def test_proxy_protocol_without_trusted_proxies_is_an_error() -> None:
+    text = replace(BASE, "  insecure: true\n", "  insecure: true\n  proxy_protocol: true\n")
+    expect_problem(text, "proxy_protocol", "gateway.proxy_protocol", "needs gateway.trusted_proxies")

@@ -47,6 +47,7 @@ gateway:
   drain_timeout: 1m
   max_requests_per_connection: 500
   redirect_listen: "0.0.0.0:80"
+  proxy_protocol: true
 state:
   redis: rediss://redis.internal:6380/2
   timeout: 2s
@@ -192,6 +193,7 @@ def test_full_policy_round_trips_into_typed_values(tmp_path: Path) -> None:
     assert (g.timezone, g.prefix, g.key_file) == (urumqi, "/_gate/v1", Path("/etc/govgate/gateway.key"))
     assert (g.upstream_timeout, g.drain_timeout, g.max_requests_per_connection, g.redirect_listen) == (
         timedelta(seconds=45), timedelta(minutes=1), 500, HostPort("0.0.0.0", 80))
+    assert g.proxy_protocol is True
     assert (p.state.redis_url, p.state.timeout) == ("rediss://redis.internal:6380/2", timedelta(seconds=2))
     assert p.geoip.database == tmp_path / "geoip" / "GeoLite2-Country-Test.mmdb"
     assert (p.geoip.home_countries, p.geoip.unknown) == (frozenset({"CN", "HK", "MO"}), UnknownCountry.HOME)

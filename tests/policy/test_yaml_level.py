@@ -30,7 +30,8 @@ def test_yaml_syntax_error_is_one_problem_with_its_line() -> None:
     ("  public_hosts: [portal.example.gov.cn]\n", "  public_hosts: 'portal.example.gov.cn\n", "public_hosts"),
     # A bracket never closed: where it opened.
     ("  office: [10.0.0.0/8]\n", "  office: [10.0.0.0/8\n", "office"),
-    ("  - {id: ls-phone, account: lisi, token: t2}\n", "  - {id: ls-phone, account: lisi, token: t2\n", "ls-phone"),
+    ("  - {id: ls-phone, account: lisi, token: lisiEnrolmentTokenNumber02}\n",
+     "  - {id: ls-phone, account: lisi, token: lisiEnrolmentTokenNumber02\n", "ls-phone"),
     # An indentation gone wrong: the line that is out of place, not the mapping's first line.
     ('  upstream: "http://127.0.0.1:8080"\n', ' upstream: "http://127.0.0.1:8080"\n', "upstream"),
     ('  upstream: "http://127.0.0.1:8080"\n', '  upstream: "http://127.0.0.1:8080" x\n', "upstream"),

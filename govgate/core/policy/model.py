@@ -77,6 +77,7 @@ class Gateway:
     drain_timeout: timedelta = timedelta(seconds=30)  # on SIGTERM: how long requests in flight may finish
     max_requests_per_connection: int = 1000  # then the connection is closed gracefully (as nginx does)
     redirect_listen: HostPort | None = None  # plain-HTTP listener (port 80) answering 308 to the HTTPS URL
+    proxy_protocol: bool = False  # connections from trusted_proxies start with a PROXY protocol v1/v2 header
 
 
 @dataclass(frozen=True, slots=True)

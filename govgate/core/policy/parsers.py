@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from govgate.core.hosts import parse_host
 from govgate.core.policy.model import HostPort
+from govgate.core.sentinel_url import is_sentinel_url, parse_sentinel_url
 
 _ASCII_HOST = re.compile(r"^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$")
 _GLOB_FORBIDDEN = set("?#\\ \t\r\n")
@@ -73,6 +74,12 @@ def upstream_problem(text: str) -> str:
 
 
 def redis_url_problem(url: str) -> str:
+    if is_sentinel_url(url):
+        try:
+            parse_sentinel_url(url)
+        except ValueError as exc:
+            return f"{url!r} ({exc})"
+        return ""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port

@@ -147,6 +147,8 @@ GATEWAY = Obj(
             "then a client connection is closed gracefully (Connection: close, GOAWAY)", default="1000"),
         Key("redirect_listen", HOSTPORT, "plain-HTTP address (port 80) answering every request with a 308 to "
             "HTTPS; absent: none", article="Art. 29"),
+        Key("proxy_protocol", BOOL, "connections from trusted_proxies start with a PROXY protocol v1/v2 header "
+            "(TCP load balancers), which gives the client address", default="false", article="Art. 19"),
     ),
     "how the gateway listens and what it protects",
 )

@@ -84,6 +84,11 @@ def gateway(r: Reader, top: Section) -> Gateway | None:
     if redirect_listen is not None and insecure:
         r.p.add(sec.where("redirect_listen"), sec.at("redirect_listen"),
                 "only meaningful with TLS; this gateway is insecure: true (plain HTTP already)")
+    proxy_protocol = r.boolean(sec.get("proxy_protocol"), sec.at("proxy_protocol"), False)
+    if proxy_protocol and not trusted:
+        # Art. 19: the header sets the address the rules judge; only the operator's own balancers may send it.
+        r.p.add(sec.where("proxy_protocol"), sec.at("proxy_protocol"),
+                "needs gateway.trusted_proxies: the load balancers whose PROXY protocol headers are believed")
     if listen is None or upstream is None:
         return None
     return Gateway(
@@ -102,6 +107,7 @@ def gateway(r: Reader, top: Section) -> Gateway | None:
         drain_timeout=drain_timeout,
         max_requests_per_connection=max_requests,
         redirect_listen=redirect_listen,
+        proxy_protocol=proxy_protocol,
     )
 
 
