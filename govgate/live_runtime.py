@@ -208,11 +208,17 @@ class LiveRuntime:
     def devices(self) -> DeviceRegistry:
         return self.snapshot.devices
 
-    def enrol_device(self, device: RegisteredDevice) -> None:
+    async def enrol_device(self, device: RegisteredDevice) -> None:
         from govgate.devices_file import update_registry
 
         policy = self.snapshot.policy
-        update_registry(policy.devices_file, lambda reg: reg.with_new(device, frozenset(d.id for d in policy.devices)))
+        await asyncio.to_thread(update_registry, policy.devices_file,
+                                lambda reg: reg.with_new(device, frozenset(d.id for d in policy.devices)))
+        # Back on the event loop: the registry in force gains the pending device, unless a reload brought it
+        # already. Added to what is in force, never replacing it with what was written: a revocation or approval
+        # saved in between stays. A pending device admits nothing, so the compiled policy is unchanged.
+        if self.snapshot.devices.get(device.id) is None:
+            self.snapshot = replace(self.snapshot, devices=DeviceRegistry((*self.snapshot.devices, device)))
 
     def now(self) -> datetime:
         if self._clock is not None:

@@ -147,8 +147,9 @@ class Runtime(Protocol):
         """The device registry in force (issued certificates, enrolled browsers)."""
         ...
 
-    def enrol_device(self, device: RegisteredDevice) -> None:
-        """Blocking (call in a thread): add a pending enrolled browser to the registry; ``DeviceError`` if not."""
+    async def enrol_device(self, device: RegisteredDevice) -> None:
+        """Add a pending enrolled browser to the registry file (off the event loop) and to the registry in force,
+        so the enrolment page knows the browser at once; ``DeviceError`` if it cannot be written."""
         ...
 
     def record_start(self, listen: list[str], tls: Mapping[str, AuditScalar]) -> None:

@@ -153,7 +153,7 @@ class InProcessRuntime:
         """Nothing on disk to read again: what is in force stays (False, as for a refused reload)."""
         return False
 
-    def enrol_device(self, device: RegisteredDevice) -> None:
+    async def enrol_device(self, device: RegisteredDevice) -> None:
         self.devices = self.devices.with_new(device, frozenset(d.id for d in self.policy.devices))
 
     def record_start(self, listen: list[str], tls: Mapping[str, AuditScalar]) -> None:

@@ -11,7 +11,6 @@ Registered before the gate's other pages (``login_pages``), which then step asid
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import secrets
@@ -141,7 +140,7 @@ class Enrolment:
             kind=DeviceKind.BROWSER, state=DeviceState.PENDING, created=now, token_sha256=token_digest(token),
             label=label)
         try:
-            await asyncio.to_thread(self.runtime.enrol_device, device)
+            await self.runtime.enrol_device(device)
         except DeviceError as exc:
             logger.error("enrol.failed request_id=%s error=%s", ctx.request_id, exc)
             respond(flow, unavailable(ctx.request_id, "devices", as_json=ctx.as_json))
