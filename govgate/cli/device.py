@@ -102,6 +102,11 @@ def _record(policy: Policy, now: datetime, action: str, device_id: str | None, a
         raise DeviceError(f"the {action} was done, but its audit record could not be written: {exc}") from None
 
 
+def _local(when: datetime, now: datetime) -> str:
+    """A certificate's end in the policy's time zone (``gateway.timezone``), to the minute."""
+    return when.astimezone(now.tzinfo).isoformat(timespec="minutes")
+
+
 def _update(policy: Policy, change: object) -> DeviceRegistry:
     from govgate.devices_file import update_registry
 
@@ -120,7 +125,7 @@ def run_ca_init(args: argparse.Namespace) -> int:
     print(f"device CA made: {files.cert} (key: {files.key}, mode 0600 — keep it off this machine's backups "
           "you do not control)")
     print(f"  SHA-256: {fingerprint}")
-    print(f"  valid until {cert.not_valid_after_utc.date().isoformat()}")
+    print(f"  valid until {_local(cert.not_valid_after_utc, now)}")
     print("The running gateway asks browsers for certificates from this CA and accepts only those that chain to "
           "it (and to gateway.tls.client_ca, if set).")
     return 0
@@ -178,7 +183,7 @@ def run_issue(args: argparse.Namespace) -> int:
             expires=registered.expires.isoformat() if registered.expires else None, legacy=bool(args.legacy))
     print(f"device {device_id} of {account}: {out} (PKCS#12, password-protected, mode 0600)")
     print(f"  SHA-256: {fingerprint}")
-    print(f"  valid until {cert.not_valid_after_utc.date().isoformat()}")
+    print(f"  valid until {_local(cert.not_valid_after_utc, now)} (as `govgate device list` shows it)")
     print("Install it on the device: Windows and macOS open the .p12 (double-click, enter the password); iOS and "
           "Android: send it over a trusted channel and open it in Settings; Firefox: Settings > Certificates > "
           "Your Certificates > Import. Then delete the file and tell its password only to the device's owner.")
