@@ -12,6 +12,7 @@ is refused (403 ``network``).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import ssl
 import subprocess
 import time
@@ -33,6 +34,7 @@ from tests.command import GOVGATE
 from tests.e2e.harness import CN_ADDRESS, Gateway, Upstream, add_account, read_records, start_gateway
 from tests.pki import TestCA
 from tests.policies import policy_data, write_policy
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -284,6 +286,37 @@ def test_a_revoked_device_is_refused_within_two_seconds_on_a_kept_alive_connecti
     assert gw.staff_status(with_device_ca.issued) == (303, None)  # the other device of the account is unaffected
     records = [r for r in read_records(gw.workdir / "audit") if r["event"] == "admin.device.revoke"]
     assert [(r["device"], r["account"]) for r in records] == [("zs-phone", "zhangsan")]
+
+
+def test_a_broken_registry_is_refused_and_the_last_good_one_stays_in_force(with_device_ca: WithDeviceCa) -> None:
+    """A devices file cut or garbled (a hand edit, a full disk) never revokes or admits anything: the gateway
+    keeps the registry in force, says so in health, and takes the file again once it is good."""
+    gw = with_device_ca.gateway
+    registry = gw.workdir / "devices.yaml"
+    good = registry.read_text(encoding="utf-8")
+
+    def reasons() -> list[str]:
+        with httpx.Client(verify=gw.context(), timeout=10) as http:
+            return list(http.get(gw.https + "/__govgate/health").json()["reasons"])
+
+    def write(text: str) -> None:
+        tmp = registry.with_suffix(".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, registry)
+
+    assert "policy_refused" not in reasons()
+    try:
+        write(good + "  broken: [unclosed\n")
+        wait_for(lambda: "policy_refused" in reasons(), 5, "the gateway to refuse the broken registry")
+        assert gw.staff_status(with_device_ca.issued) == (303, None)  # still the device
+        assert gw.staff_status(None) == (403, "network")  # and nothing else is one
+    finally:
+        write(good)
+    wait_for(lambda: "policy_refused" not in reasons(), 5, "the gateway to take the good registry again")
+    assert gw.staff_status(with_device_ca.issued) == (303, None)
+    refused = [r for r in read_records(gw.workdir / "audit") if r["event"] == "policy.refused"]
+    assert refused
+    assert "devices.yaml" in str(refused[-1]["reason"])
 
 
 def acceptable_ca_names(port: int) -> list[str]:
