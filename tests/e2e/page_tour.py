@@ -165,6 +165,7 @@ class PageTour:
             Stop("mfa-failed", "the one-time code form after a wrong code", 200, self._mfa_failed),
             Stop("logout", "the sign-out button", 200, self._logout),
             Stop("logged-out", "after signing out", 200, self._logged_out),
+            Stop("enrol", "enrolling this browser as a device (Art. 19, Art. 30), at the office", 200, self._enrol),
             Stop("leave", "the Art. 15 warning before a link leaves the site", 200, self._leave),
             Stop("leave-form-get", "the warning before a search form (GET) leaves the site", 200, self._form_get),
             Stop("leave-form-post", "the warning before a form (POST) is sent off the site: a continue form", 200,
@@ -215,10 +216,20 @@ class PageTour:
         return page
 
     def _logout(self, context: BrowserContext) -> Page:
+        page = self._signed_in(context)
+        page.goto(f"{self.url}{PREFIX}/logout")
+        return page
+
+    def _signed_in(self, context: BrowserContext) -> Page:
         page = self._mfa(context)
         page.fill("#code", fresh_code(self.secrets["liming"]))
         page.click("button[type=submit]")
-        page.goto(f"{self.url}{PREFIX}/logout")
+        return page
+
+    def _enrol(self, context: BrowserContext) -> Page:
+        page = self._signed_in(context)
+        page.goto(f"{self.url}{PREFIX}/enroll")
+        page.fill("#label", "李明的办公电脑")
         return page
 
     def _logged_out(self, context: BrowserContext) -> Page:
