@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from govgate.core.leave_link import leave_url  # noqa: E402
 from govgate.files import load_key_file  # noqa: E402
+from tests.e2e.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.e2e.harness import (  # noqa: E402
     CN_ADDRESS,
     GB_ADDRESS,
@@ -49,7 +50,6 @@ from tests.e2e.harness import (  # noqa: E402
     write_policy,
 )
 from tests.e2e.login import Browser, wrong_code  # noqa: E402
-from tests.e2e.test_pages_in_browser import CHROMIUM_ARGS  # noqa: E402
 from tests.policies import policy_data  # noqa: E402
 
 OUT = REPO / "docs" / "screenshots"
@@ -112,7 +112,7 @@ def pages(upstream: str) -> list[str]:
     source = axe_source()
     with tempfile.TemporaryDirectory(prefix="govgate-pages-") as tmp, PageTour(Path(tmp), upstream) as tour, \
             sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for stop in tour.stops():
             context = browser.new_context(locale="zh-CN", viewport={"width": 900, "height": 700})
             errors: list[str] = []
@@ -151,7 +151,7 @@ def report(upstream_url: str) -> int:
         subprocess.run([*GOVGATE, "audit", "report", "-p", str(policy), "--since", "1d", "--out", str(report)],
                        check=True)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(locale="zh-CN", viewport={"width": 1100, "height": 900})
             problems: list[str] = []
             page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)

@@ -4,7 +4,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser
 
+from tests.e2e.chromium import chromium_browser
 from tests.e2e.harness import STORE_PARAMS, AccountTemplates, Upstream, start_upstream
 from tests.e2e.login import OPEN_BROWSERS
 
@@ -53,3 +55,10 @@ def store_redis_url(store: str, request: pytest.FixtureRequest) -> str | None:
 @pytest.fixture(scope="session")
 def account_templates(tmp_path_factory: pytest.TempPathFactory) -> AccountTemplates:
     return AccountTemplates(tmp_path_factory.mktemp("account-templates"))
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """One headless Chromium per test module (``tests/e2e/chromium.py``)."""
+    with chromium_browser() as browser:
+        yield browser

@@ -492,33 +492,27 @@ def test_the_report_without_out_is_a_text_summary(evidence: Evidence) -> None:
 @pytest.mark.browser
 def test_the_report_renders_in_a_browser_with_no_errors_and_no_requests(report: Path, tmp_path: Path) -> None:
     """The same check scripts/screenshots.py makes before it writes docs/screenshots/audit-report.png."""
-    from playwright.sync_api import sync_playwright
+    from tests.e2e.chromium import chromium_browser
 
-    from tests.e2e.test_pages_in_browser import CHROMIUM_ARGS
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(locale="zh-CN", viewport={"width": 1100, "height": 900})
-            errors: list[str] = []
-            requests: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(report.as_uri())
-            page.wait_for_load_state("networkidle")
-            assert requests == [report.as_uri()]
-            assert errors == []
-            assert page.locator("h1").first.inner_text().startswith("审计证据报告")
-            assert page.locator("section.article").count() == 5
-            assert page.locator("svg").count() >= 3
-            box = page.locator("#art19 svg").first.bounding_box()
-            assert box is not None
-            assert box["width"] > 300
-            assert box["height"] > 100
-            page.screenshot(path=str(tmp_path / "audit-report.png"), full_page=True)
-            page.emulate_media(media="print")
-            pdf = page.pdf(format="A4")  # printable: Chromium lays it out on A4 pages
-            assert pdf.startswith(b"%PDF")
-        finally:
-            browser.close()
+    with chromium_browser() as browser:
+        page = browser.new_page(locale="zh-CN", viewport={"width": 1100, "height": 900})
+        errors: list[str] = []
+        requests: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(report.as_uri())
+        page.wait_for_load_state("networkidle")
+        assert requests == [report.as_uri()]
+        assert errors == []
+        assert page.locator("h1").first.inner_text().startswith("审计证据报告")
+        assert page.locator("section.article").count() == 5
+        assert page.locator("svg").count() >= 3
+        box = page.locator("#art19 svg").first.bounding_box()
+        assert box is not None
+        assert box["width"] > 300
+        assert box["height"] > 100
+        page.screenshot(path=str(tmp_path / "audit-report.png"), full_page=True)
+        page.emulate_media(media="print")
+        pdf = page.pdf(format="A4")  # printable: Chromium lays it out on A4 pages
+        assert pdf.startswith(b"%PDF")

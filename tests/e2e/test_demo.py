@@ -18,12 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
 
 from tests.command import GOVGATE
+from tests.e2e.chromium import chromium_browser
 from tests.e2e.harness import OutputReader
 from tests.e2e.login import Browser, fresh_code
-from tests.e2e.test_pages_in_browser import CHROMIUM_ARGS
 from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
@@ -118,45 +117,41 @@ def test_the_demo_in_a_real_browser_over_https(tmp_path: Path) -> None:
     """What a newcomer does first, in headless Chromium: open the demo over HTTPS, sign in with the password
     and a TOTP code, reach the office system, follow a link off the site and be warned (Art. 15), go back to
     the page the link was on, send a search form off the site and be warned, go back again."""
-    with demo() as (port, text), sync_playwright() as p:
+    with demo() as (port, text), chromium_browser() as browser:
         password = printed(r"password: (\S+)", text)
         secret = printed(r"otpauth://\S+secret=([A-Z2-7]+)", text)
         base = f"https://localhost:{port}"
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            # The certificate is the demo's own (its fingerprint is checked above); the office address stands in
-            # for the client, as the printed text explains.
-            context = browser.new_context(ignore_https_errors=True, locale="zh-CN",
-                                          extra_http_headers={"X-Forwarded-For": "10.1.2.3"})
-            page = context.new_page()
-            page.goto(base + "/")
-            page.click("text=办公系统 Office system (staff)")
-            assert "/__govgate/login" in page.url
-            page.fill("#username", "demo")
-            page.fill("#password", password)
-            page.click("button[type=submit]")
-            page.fill("#code", fresh_code(secret))
-            page.click("button[type=submit]")
-            assert page.url == base + "/oa/"
-            assert page.locator("#user").inner_text() == "demo"
-            assert all(c["name"].startswith("__Host-") and c["secure"] for c in context.cookies())
-            page.screenshot(path=str(tmp_path / "demo-office.png"), full_page=True)
+        # The certificate is the demo's own (its fingerprint is checked above); the office address stands in
+        # for the client, as the printed text explains.
+        context = browser.new_context(ignore_https_errors=True, locale="zh-CN",
+                                      extra_http_headers={"X-Forwarded-For": "10.1.2.3"})
+        page = context.new_page()
+        page.goto(base + "/")
+        page.click("text=办公系统 Office system (staff)")
+        assert "/__govgate/login" in page.url
+        page.fill("#username", "demo")
+        page.fill("#password", password)
+        page.click("button[type=submit]")
+        page.fill("#code", fresh_code(secret))
+        page.click("button[type=submit]")
+        assert page.url == base + "/oa/"
+        assert page.locator("#user").inner_text() == "demo"
+        assert all(c["name"].startswith("__Host-") and c["secure"] for c in context.cookies())
+        page.screenshot(path=str(tmp_path / "demo-office.png"), full_page=True)
 
-            page.goto(base + "/news/2026/notice.html")
-            page.click("text=合作方报告 Partner report")
-            assert "/__govgate/leave" in page.url
-            assert "partner.example.org" in page.locator("main").inner_text()
-            page.screenshot(path=str(tmp_path / "demo-leave.png"), full_page=True)
-            page.click("text=返回 Back")
-            assert page.url == base + "/news/2026/notice.html"
+        page.goto(base + "/news/2026/notice.html")
+        page.click("text=合作方报告 Partner report")
+        assert "/__govgate/leave" in page.url
+        assert "partner.example.org" in page.locator("main").inner_text()
+        page.screenshot(path=str(tmp_path / "demo-leave.png"), full_page=True)
+        page.click("text=返回 Back")
+        assert page.url == base + "/news/2026/notice.html"
 
-            page.goto(base + "/news/forms.html")
-            page.fill("#search #q", "公积金 提取")
-            page.click("#search button[type=submit]")
-            assert "search.example.org" in page.locator("main").inner_text()
-            page.screenshot(path=str(tmp_path / "demo-leave-form.png"), full_page=True)
-            page.click("text=返回 Back")
-            assert page.url == base + "/news/forms.html"
-            context.close()
-        finally:
-            browser.close()
+        page.goto(base + "/news/forms.html")
+        page.fill("#search #q", "公积金 提取")
+        page.click("#search button[type=submit]")
+        assert "search.example.org" in page.locator("main").inner_text()
+        page.screenshot(path=str(tmp_path / "demo-leave-form.png"), full_page=True)
+        page.click("text=返回 Back")
+        assert page.url == base + "/news/forms.html"
+        context.close()

@@ -19,27 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.command import GOVGATE
 from tests.e2e.accessibility import axe_source, axe_violations, describe
 from tests.e2e.harness import CN_ADDRESS, OFFICE_ADDRESS, Gateway, Upstream, add_account, start_gateway, wait_for_record
 from tests.e2e.login import fresh_code
 from tests.e2e.test_device_certificates import server_tls, tls_policy
-from tests.e2e.test_pages_in_browser import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 PASSWORD = "Enrol-this-browser-7"
 DEVICE_COOKIE = "__Host-govgate-device"
 
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from tests.e2e.accessibility import axe_source, axe_violations, describe
 from tests.e2e.harness import Upstream
 from tests.e2e.page_tour import PREFIX, PageTour
-from tests.e2e.test_pages_in_browser import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -27,13 +26,6 @@ def tour(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     with PageTour(tmp_path_factory.mktemp("tour"), upstream.url) as t:
         yield t
 
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.mark.parametrize("name", STOPS)
