@@ -103,6 +103,9 @@ def run_workers(args: argparse.Namespace) -> int:
             sock.close()
         print(f"govgate: cannot listen on {address}: {exc.strerror or exc}; nothing was started", file=sys.stderr)
         return 1
+    from govgate.live_runtime import keep_policy
+
+    keep_policy(policy, None)  # Art. 20: kept once here, before N workers would all write the same text
     command = [sys.executable, "-m", "govgate", "run", "-p", str(policy_path)]
     if args.verbose:
         command.append("--verbose")
