@@ -283,3 +283,38 @@ def test_auto_runs_one_worker_per_cpu(upstream: Upstream, workdir: Path, redis_u
             proc.kill()
             proc.wait(10)
         output.join()
+
+
+def test_each_worker_reads_the_proxy_protocol_header_of_its_connections(
+        upstream: Upstream, workdir: Path, redis_url: str) -> None:
+    from govgate.core.proxy_protocol import v1_line
+    from tests.e2e.harness import GB_ADDRESS
+    from tests.e2e.test_proxy_protocol import BALANCER, HEAD, ep, exchange, status_and_json
+
+    data = workers_policy(workdir, upstream.url, redis_url)
+    data["gateway"]["trusted_proxies"] = [f"{BALANCER}/32"]
+    data["gateway"]["proxy_protocol"] = True
+    data["access"][1]["networks"] = "any"  # only the country (from the header's address) decides
+    proc, output = start_workers(write_policy(workdir / "policy.yaml", data), "--workers", "2")
+    try:
+        port = int(output.wait_for_line(r"govgate: listening on http://127\.0\.0\.1:(\d+)/ .*2 workers", 60).group(1))
+        to = ep("192.0.2.10", 443)
+        health = HEAD.replace(b"GET /oa/", b"GET /__govgate/health")
+        answered: set[int] = set()
+        for n in range(60):
+            status, body = status_and_json(exchange(port, v1_line(ep(GB_ADDRESS, 40000 + n), to) + health))
+            assert status == 200
+            answered.add(body["workers"]["pid"])  # type: ignore[index]
+            if len(answered) == 2 and n >= 10:
+                break
+        assert len(answered) == 2, answered
+        for n in range(10):  # whichever worker: the header's (overseas) address is the one judged (Art. 19)
+            status, body = status_and_json(exchange(port, v1_line(ep(GB_ADDRESS, 41000 + n), to) + HEAD))
+            assert (status, body["reason"]) == (403, "overseas")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        output.join()
