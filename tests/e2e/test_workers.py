@@ -271,13 +271,28 @@ def test_auto_runs_one_worker_per_cpu(upstream: Upstream, workdir: Path, redis_u
     policy = write_policy(workdir / "policy.yaml", workers_policy(workdir, upstream.url, redis_url))
     proc, output = start_workers(policy, "--workers", "auto")
     try:
-        if cpu_count() > 1:
-            m = output.wait_for_line(rf"govgate: listening on (\S+?)/ → \S+ \({cpu_count()} workers, pids", 60)
-            assert httpx.get(m.group(1) + "/__govgate/health", timeout=10).json()["workers"]["count"] == cpu_count()
-        else:
+        if cpu_count() == 1:
             output.wait_for_line(r"govgate: listening on (\S+?)/ → \S+$", 60)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0
+            return
+        m = output.wait_for_line(rf"govgate: listening on (\S+?)/ → \S+ \({cpu_count()} workers, pids ([\d ]+)\)", 60)
+        assert httpx.get(m.group(1) + "/__govgate/health", timeout=10).json()["workers"]["count"] == cpu_count()
+        # The parent killed outright: its workers are told by the kernel (SIGTERM), drain and go too.
+        pids = [int(p) for p in m.group(2).split()]
+        proc.kill()
+        proc.wait(10)
+
+        def gone() -> bool:
+            for pid in pids:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    continue
+                return False
+            return True
+
+        wait_for(gone, 30, "the workers of a killed parent to exit")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -318,3 +333,21 @@ def test_each_worker_reads_the_proxy_protocol_header_of_its_connections(
             proc.kill()
             proc.wait(10)
         output.join()
+
+
+def test_an_address_in_use_is_refused_before_any_worker_starts(
+        upstream: Upstream, workdir: Path, redis_url: str) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        data = workers_policy(workdir, upstream.url, redis_url)
+        data["gateway"]["listen"] = f"127.0.0.1:{port}"
+        policy = write_policy(workdir / "policy.yaml", data)
+        r = subprocess.run([*GOVGATE, "run", "-p", str(policy), "--workers", "2"], capture_output=True, text=True,
+                           cwd=workdir, timeout=60, check=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr
+    assert "nothing was started" in r.stderr
