@@ -295,6 +295,7 @@ class Supervisor:
                     print(f"govgate: listening on {url} → {self.upstream} ({self.count} workers, pids "
                           f"{' '.join(str(s.proc.pid) for s in self.slots if s.proc is not None)})", flush=True)
                 await self._stop.wait()
+            self._stop.set()  # also after a failed start: no worker is started again from here on
             await self._stop_workers()
             for keeper in keepers:
                 keeper.cancel()

@@ -351,3 +351,16 @@ def test_an_address_in_use_is_refused_before_any_worker_starts(
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in r.stderr
     assert "nothing was started" in r.stderr
+
+
+def test_a_worker_that_cannot_start_stops_them_all_with_exit_1(
+        upstream: Upstream, workdir: Path, redis_url: str) -> None:
+    policy = write_policy(workdir / "policy.yaml", workers_policy(workdir, upstream.url, redis_url))
+    (workdir / "secrets" / "gateway.key").write_text("not a key\n", encoding="utf-8")  # the policy itself is valid
+    r = subprocess.run([*GOVGATE, "run", "-p", str(policy), "--workers", "2"], capture_output=True, text=True,
+                       cwd=workdir, timeout=120, check=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "key file must hold 32 bytes" in r.stderr
+    assert re.search(r"govgate: worker \d exited with exit code 1 before it listened; stopping the other workers",
+                     r.stderr), r.stderr
+    assert "listening on" not in r.stdout
