@@ -46,6 +46,16 @@ def wrk(url: str, seconds: int, connections: int) -> tuple[float, int]:
     return float(m.group(1)), int(bad.group(1)) if bad else 0
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes ``pids`` have used so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def write_policy(workdir: Path, upstream: str, redis: str) -> Path:
     data: dict[str, object] = {
         "version": 1,
@@ -67,16 +77,18 @@ def write_policy(workdir: Path, upstream: str, redis: str) -> Path:
     return path
 
 
-def start_gateway(policy: Path, workers: int, log: Path) -> tuple[subprocess.Popen[str], str]:
-    """`govgate run --workers N` (this interpreter, so the checkout it runs from); its URL once it listens."""
+def start_gateway(policy: Path, workers: int, log: Path) -> tuple[subprocess.Popen[str], str, list[int]]:
+    """`govgate run --workers N` (this interpreter, so the checkout it runs from); its URL once it listens, and the
+    pids of the processes that serve (the workers, or the one gateway)."""
     out = log.open("w", encoding="utf-8")
     proc = subprocess.Popen([sys.executable, "-m", "govgate", "run", "-p", str(policy), "--workers", str(workers)],
                             stdout=out, stderr=subprocess.STDOUT, text=True, cwd=REPO)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        m = re.search(r"govgate: listening on (\S+?)/ ", log.read_text(encoding="utf-8"))
+        m = re.search(r"govgate: listening on (\S+?)/ .*?(?:pids ([\d ]+)\))?$", log.read_text(encoding="utf-8"),
+                      flags=re.MULTILINE)
         if m:
-            return proc, m.group(1)
+            return proc, m.group(1), [int(p) for p in m.group(2).split()] if m.group(2) else [proc.pid]
         if proc.poll() is not None:
             break
         time.sleep(0.1)
@@ -100,27 +112,39 @@ def measure(*, seconds: int = 8, rounds: int = 3, connections: int = 50) -> dict
         wait_for_port(up_port)
         wait_for_port(redis_port)
         urls: dict[int, str] = {}
+        pids: dict[int, list[int]] = {}
+        portal = [procs[0].pid]
+        load_before = os.getloadavg()[0]
         for count in (1, 2):
             workdir = tmp / f"workers-{count}"
             workdir.mkdir()
             policy = write_policy(workdir, f"http://127.0.0.1:{up_port}", f"redis://127.0.0.1:{redis_port}/0")
-            proc, url = start_gateway(policy, count, workdir / "gateway.log")
+            proc, url, pids[count] = start_gateway(policy, count, workdir / "gateway.log")
             procs.append(proc)
             urls[count] = url + PATH
         for url in urls.values():  # warm up
             wrk(url, 2, connections)
         results: dict[int, list[float]] = {1: [], 2: []}
+        cpu: dict[str, float] = {"gateway_1": 0.0, "gateway_2": 0.0, "portal_1": 0.0, "portal_2": 0.0}
+        requests = {1: 0.0, 2: 0.0}
         refused = 0
         for n in range(rounds):
             for count in ((1, 2) if n % 2 == 0 else (2, 1)):
+                gw0, up0 = cpu_seconds(pids[count]), cpu_seconds(portal)
                 rate, bad = wrk(urls[count], seconds, connections)
+                cpu[f"gateway_{count}"] += cpu_seconds(pids[count]) - gw0
+                cpu[f"portal_{count}"] += cpu_seconds(portal) - up0
+                requests[count] += rate * seconds
                 results[count].append(rate)
                 refused += bad
         one, two = statistics.median(results[1]), statistics.median(results[2])
         return {"workers_1": one, "workers_2": two, "ratio": two / one if one else 0.0,
                 "rounds": {"workers_1": results[1], "workers_2": results[2]}, "non_2xx": refused,
                 "cpus": os.cpu_count(), "seconds": seconds, "connections": connections, "path": PATH,
-                "load_before": os.getloadavg()[0]}
+                "load_before": load_before, "load_after": os.getloadavg()[0],
+                # CPU milliseconds per request: the gateway's processes (all workers together), the sample portal's
+                "cpu_ms_per_request": {k: 1000 * v / requests[int(k[-1])] if requests[int(k[-1])] else None
+                                       for k, v in cpu.items()}}
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)
@@ -151,6 +175,11 @@ def main() -> int:
         print(f"  --workers {count}  {result[f'workers_{count}']:8.0f} req/s   (rounds: {rounds})")
     ratio = result["ratio"]
     print(f"  --workers 2 / --workers 1: {ratio:.2f}  (target ≥ 1.60: {'met' if ratio >= 1.6 else 'NOT met'})")
+    ms = result["cpu_ms_per_request"]
+    print(f"  CPU per request: gateway {ms['gateway_1']:.2f} ms (1 worker), {ms['gateway_2']:.2f} ms (2 workers); "
+          f"sample portal {ms['portal_1']:.2f} / {ms['portal_2']:.2f} ms")
+    print(f"  load average before {result['load_before']:.1f}, after {result['load_after']:.1f} "
+          f"(other work on the machine lowers both figures, and the ratio)")
     if result["non_2xx"]:
         print(f"  warning: {result['non_2xx']} answers were not 2xx/3xx", file=sys.stderr)
     return 0
