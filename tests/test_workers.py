@@ -130,3 +130,17 @@ def test_a_worker_down_degrades_health_without_failing_closed() -> None:
     one = health(policy_version=1, data_version=1, policy_sha256="x", store_kind="memory", store_reachable=True,
                  audit_writable=True, reasons=(), geoip_age_days=1.0)
     assert b"workers" not in one.body  # one process: the page as it always was
+
+
+def test_the_evidence_report_names_the_worker_of_each_start_and_stop() -> None:
+    from govgate.core.audit_report import EvidenceCollector
+
+    collector = EvidenceCollector(None, None)
+    base = {"time": "2026-12-03T09:00:00+08:00", "decision": "ok", "policy_sha256": "ab" * 32, "version": "1"}
+    collector.add({**base, "event": "gateway.start", "listen": ["https://0.0.0.0:443/"], "worker": 1, "restarts": 2})
+    collector.add({**base, "event": "gateway.start", "listen": ["https://0.0.0.0:443/"]})  # one process: as before
+    collector.add({**base, "event": "gateway.stop", "reason": "SIGTERM", "uptime_seconds": 60, "worker": 0})
+    starts = [row.detail for row in collector.evidence.starts.rows]
+    assert starts[0].endswith("listen https://0.0.0.0:443/ · worker 1, restarted 2×")
+    assert starts[1].endswith("listen https://0.0.0.0:443/")
+    assert collector.evidence.stops.rows[0].detail == "SIGTERM after 60 s · worker 0"
