@@ -7,12 +7,16 @@ that means.
 
 from __future__ import annotations
 
+import asyncio
+import os
 from dataclasses import dataclass
+from typing import Any
 
 from govgate.core.health import HealthFacts, HealthReason, geoip_age, health_reasons
 from govgate.errors import StoreUnavailable
 from govgate.metrics import GatewayState
 from govgate.runtime import Runtime
+from govgate.workers import current_worker, workers_alive
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +25,7 @@ class Observed:
     reasons: tuple[HealthReason, ...]
     policy_version: int
     data_version: int
+    workers: dict[str, Any] | None = None  # `govgate run --workers N`: this worker, and how many are alive
 
     @property
     def geoip_age_seconds(self) -> float | None:
@@ -41,8 +46,16 @@ async def observe(runtime: Runtime) -> Observed:
         await runtime.store.ping()
     except StoreUnavailable:
         store_ok = False
+    workers: dict[str, Any] | None = None
+    role = current_worker()
+    if role is not None:
+        seen = await asyncio.to_thread(workers_alive, role.status_file) if role.status_file is not None else None
+        count, alive = seen if seen is not None else (role.count, None)
+        workers = {"worker": role.index, "pid": os.getpid(), "count": count, "alive": alive}
     facts = HealthFacts(store_reachable=store_ok, audit_writable=runtime.audit_writer.healthy,
                         policy_refused=runtime.policy_refused, geoip_built=runtime.snapshot.geoip.built,
-                        now=runtime.now())
+                        now=runtime.now(),
+                        workers_down=workers is not None and workers["alive"] is not None
+                        and workers["alive"] < workers["count"])
     return Observed(facts=facts, reasons=health_reasons(facts), policy_version=runtime.policy_version,
-                    data_version=runtime.data_version)
+                    data_version=runtime.data_version, workers=workers)

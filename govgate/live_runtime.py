@@ -51,6 +51,7 @@ from govgate.store.base import Store
 from govgate.store.memory import MemoryStore
 from govgate.store.redis import RedisStore
 from govgate.tls_server import ServerTls, warn_about_key_permissions
+from govgate.workers import current_worker
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +239,9 @@ class LiveRuntime:
                                         "what": what, "policy_text": name}
         if error is not None:
             extra["policy_text_error"] = error
+        worker = current_worker()
+        if worker is not None:
+            extra["worker"] = worker.index  # which of `govgate run --workers N` (govgate/workers.py) says this
         return AuditEvent(event=event, time=self.now(), decision=decision, reason=reason, article="Art. 20",
                           extra=extra)
 
@@ -393,8 +397,12 @@ class LiveRuntime:
 
         self._started = time.monotonic()
         event = self._policy_event("gateway.start", "ok")
-        self.audit.emit(replace(event, extra={**event.extra, "version": __version__, "listen": list(listen),
-                                              "tls": dict(tls), "pid": os.getpid()}))
+        extra: dict[str, AuditValue] = {**event.extra, "version": __version__, "listen": list(listen),
+                                        "tls": dict(tls), "pid": os.getpid()}
+        worker = current_worker()
+        if worker is not None:  # one of `govgate run --workers N`: which, of how many, started how many times again
+            extra.update(workers=worker.count, restarts=worker.restarts)
+        self.audit.emit(replace(event, extra=extra))
 
     async def close(self, reason: str = "shutdown") -> None:
         """Stop: the ``gateway.stop`` record is written and flushed (with everything queued) before this returns."""

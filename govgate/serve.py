@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import os
 import resource
 import signal
 import sys
@@ -21,6 +23,7 @@ from typing import Any
 from mitmproxy import options
 from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
+from mitmproxy.proxy.mode_servers import AsyncioServerInstance
 
 from govgate.addons.chain import gateway_addons
 from govgate.core.policy.model import Policy
@@ -28,6 +31,7 @@ from govgate.live_runtime import LiveRuntime
 from govgate.repeated import REPEATED
 from govgate.runtime import Runtime
 from govgate.tls_server import GROUPS, TLS12_CIPHERS, TLS13_CIPHERS
+from govgate.workers import WorkerRole, current_worker, listen_port, report_ready
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +41,8 @@ def mitm_options(policy: Policy) -> dict[str, Any]:
     browser is not among them: ``govgate/addons/tls.py`` gives every connection the policy's own context."""
     gw = policy.gateway
     host = gw.listen.host
-    listen = f"[{host}]:{gw.listen.port}" if ":" in host else f"{host}:{gw.listen.port}"
+    port = listen_port("listen", gw.listen.port)  # a worker of `--workers N`: the port its parent reserved
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return {"mode": [f"reverse:{gw.upstream}@{listen}"]}
 
 
@@ -93,10 +98,49 @@ class StartupReport:
             print("govgate: WARNING: insecure: true — serving PLAIN HTTP without TLS. For local trials only; "
                   "Art. 29 requires secure connections in production.", file=sys.stderr, flush=True)
         self.runtime.record_start(urls, tls_settings(policy))
+        worker = current_worker()
         for url in urls:
-            print(f"govgate: listening on {url} → {policy.gateway.upstream}", flush=True)
+            if worker is None:
+                print(f"govgate: listening on {url} → {policy.gateway.upstream}", flush=True)
+            else:  # the parent says "listening on" once every worker does
+                print(f"govgate: {worker.name} (pid {os.getpid()}) serving {url}", flush=True)
+        if worker is not None:
+            report_ready(worker, urls)
         if self.ready is not None:
             self.ready(urls)
+
+
+class ReusePort:
+    """In a worker of ``govgate run --workers N``: the proxy's TCP listeners bind with ``SO_REUSEPORT``, as their
+    sibling workers' do, so that the kernel shares the connections between them (``govgate/workers.py``).
+
+    mitmproxy 12 binds in ``AsyncioServerInstance.listen`` (``mitmproxy/proxy/mode_servers.py``) with a plain
+    ``asyncio.start_server``; each instance's ``listen`` is replaced before it starts, as
+    ``govgate/addons/proxy_protocol.py`` does with ``handle_stream`` (``Proxyserver.servers.changed``)."""
+
+    def __init__(self, role: WorkerRole) -> None:
+        self.role = role
+        self._servers: Any = None
+        self._done: set[int] = set()
+
+    def attach(self, server: proxyserver.Proxyserver) -> None:
+        self._servers = server.servers
+        server.servers.changed.connect(self._changed)  # held weakly by mitmproxy: serve() keeps self
+        self._changed()
+
+    def _changed(self) -> None:
+        for instance in self._servers or ():
+            if instance.is_running or id(instance) in self._done or not isinstance(instance, AsyncioServerInstance):
+                continue
+            self._done.add(id(instance))
+            instance.listen = functools.partial(self._listen, instance)  # type: ignore[method-assign]
+
+    @staticmethod
+    async def _listen(instance: AsyncioServerInstance[Any], host: str, port: int) -> list[Any]:
+        if instance.mode.transport_protocol != "tcp":
+            raise OSError(f"{instance.mode.description}: only TCP listeners can be shared by several workers")
+        # `instance.handle_stream` is looked up now: the PROXY protocol wrapper (if any) is in place.
+        return [await asyncio.start_server(instance.handle_stream, host, port, reuse_port=True)]
 
 
 def raise_open_file_limit() -> None:
@@ -129,6 +173,10 @@ async def serve(runtime: LiveRuntime, *, confdir: Path,
     govgate = gateway_addons(runtime, on_reload)
     server = proxyserver.Proxyserver()
     govgate.proxy_protocol.attach(server)  # before it listens: the PROXY header precedes everything else
+    worker = current_worker()
+    reuse = ReusePort(worker) if worker is not None else None
+    if reuse is not None:
+        reuse.attach(server)
     master.addons.add(core.Core(), server, next_layer.NextLayer(),
                       govgate.client_tls,  # before tlsconfig: browsers get the gateway's own TLS context (Art. 29)
                       tlsconfig.TlsConfig(), errorcheck.ErrorCheck(repeat_errors_on_stderr=True))

@@ -87,7 +87,9 @@ def test_the_systemd_unit_runs_as_its_own_user_with_one_capability_and_a_read_on
     assert one(service, "KillSignal") == "SIGTERM"
     assert seconds(one(service, "TimeoutStopSec")) > policy.gateway.drain_timeout.total_seconds()
     start = shlex.split(one(service, "ExecStart"))
-    assert start[1:] == ["run", "-p", "/etc/govgate/policy.yaml"]
+    assert start[1:] == ["run", "-p", "/etc/govgate/policy.yaml", "--workers", "auto"]
+    assert policy.state.redis_url  # several workers need the shared store
+    assert one(service, "KillMode") == "mixed"  # the parent forwards SIGTERM and waits for the workers' drain
     assert start[0].endswith("/bin/govgate")
     assert shlex.split(one(service, "ExecStartPre"))[1:] == ["check", "-p", "/etc/govgate/policy.yaml"]
 

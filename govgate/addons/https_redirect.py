@@ -19,6 +19,7 @@ from govgate.core.hosts import split_host_port
 from govgate.core.https_redirect import https_location
 from govgate.core.request_shape import valid_target
 from govgate.runtime import Runtime
+from govgate.workers import listen_port, reuse_port
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ class HttpsRedirect:
         if listen is None:
             return
         try:
-            self.server = await asyncio.start_server(self._handle, listen.host, listen.port)
+            # Several workers (`--workers N`, govgate/workers.py) share the address: SO_REUSEPORT, the port reserved.
+            self.server = await asyncio.start_server(self._handle, listen.host, listen_port("redirect", listen.port),
+                                                     reuse_port=reuse_port() or None)
         except OSError as exc:
             logger.error("redirect.listen failed address=%s error=%s", listen, exc)
             return

@@ -207,7 +207,8 @@ class GatePages:
         respond(flow, health(policy_version=seen.policy_version, data_version=seen.data_version,
                              policy_sha256=policy.sha256, store_kind="redis" if policy.state.redis_url else "memory",
                              store_reachable=seen.facts.store_reachable, audit_writable=seen.facts.audit_writable,
-                             reasons=seen.reasons, geoip_age_days=None if age is None else age / 86400))
+                             reasons=seen.reasons, geoip_age_days=None if age is None else age / 86400,
+                             workers=seen.workers))
 
     # -- login: the password step -----------------------------------------------------------------
     async def _login_get(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:

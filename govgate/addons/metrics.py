@@ -21,6 +21,7 @@ from mitmproxy import http
 from govgate.addons.context import LOCAL_KEY, context_of
 from govgate.health import observe
 from govgate.runtime import Runtime
+from govgate.workers import listen_port, reuse_port
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ class MetricsEndpoint:
         if listen is None:
             return
         try:
-            self.server = await asyncio.start_server(self._handle, listen.host, listen.port)
+            # Several workers (`--workers N`, govgate/workers.py) share the address: SO_REUSEPORT, the port reserved.
+            self.server = await asyncio.start_server(self._handle, listen.host, listen_port("metrics", listen.port),
+                                                     reuse_port=reuse_port() or None)
         except OSError as exc:
             logger.error("metrics.listen failed address=%s error=%s", listen, exc)
             return

@@ -15,7 +15,7 @@ import logging
 import os
 from pathlib import Path
 
-from govgate.audit.log_dir import replace_file
+from govgate.audit.log_dir import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,15 @@ def keep_policy_text(audit_dir: Path, data: bytes) -> str:
         pass
     audit_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
     path.parent.mkdir(exist_ok=True, mode=0o750)
-    replace_file(path, data)
-    os.chmod(path, 0o440)
+    # A temporary name of this process's own: the workers of `govgate run --workers N` reload the same text at once.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o440)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
     return name
 
 

@@ -459,6 +459,11 @@ def replace_file(path: Path, data: bytes) -> None:
         log.error("audit.fsync.failed dir=%s error=%s", path.parent, exc)
 
 
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or new file in ``directory`` durable."""
+    _fsync_dir(directory)
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

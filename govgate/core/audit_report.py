@@ -195,11 +195,11 @@ class EvidenceCollector:
             listen = record.get("listen")
             urls = ", ".join(map(str, listen)) if isinstance(listen, list) else "-"
             ev.starts.add(_row(record, f"version {record.get('version')} · policy "
-                                       f"{str(record.get('policy_sha256'))[:12]} · listen {urls}"))
+                                       f"{str(record.get('policy_sha256'))[:12]} · listen {urls}{_worker(record)}"))
             if isinstance(tls, Mapping):
                 ev.tls.append((str(record.get("time")), tls))
         elif event == "gateway.stop":
-            ev.stops.add(_row(record, f"{reason} after {record.get('uptime_seconds')} s"))
+            ev.stops.add(_row(record, f"{reason} after {record.get('uptime_seconds')} s{_worker(record)}"))
         elif event.startswith("policy."):
             ev.policy_events.add(_row(record, f"{decision} {str(record.get('policy_sha256') or '')[:12]} "
                                               f"{'' if reason == '-' else reason}".strip()))
@@ -284,3 +284,13 @@ class Report:
     @property
     def verified(self) -> bool:
         return not self.findings and not self.unverified
+
+
+def _worker(record: Mapping[str, object]) -> str:
+    """`` · worker K`` for a record of one of `govgate run --workers N` (docs/audit.md, "Several processes")."""
+    worker = record.get("worker")
+    if not isinstance(worker, int):
+        return ""
+    restarts = record.get("restarts")
+    again = f", restarted {restarts}×" if isinstance(restarts, int) and restarts else ""
+    return f" · worker {worker}{again}"

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Public-path throughput of `govgate run --workers 1` and `--workers 2`, side by side in one run, with wrk.
+
+Both gateways run at once on one policy (with a real Redis, which `--workers 2` needs; the public path does not
+touch it) in front of the same sample portal; rounds alternate between them so that drift on a shared machine
+hits both alike, and the medians are compared. Prints requests/s for each and the ratio two/one (issue 11's
+target on a 2-core machine: ≥ 1.6). wrk, the portal and the gateways share the machine's cores, so the ratio
+is a floor of what the workers give on a machine where the gateway has the cores to itself.
+
+    .venv/bin/python scripts/bench_workers.py [--seconds 8] [--rounds 3] [--connections 50] [--json]
+
+Another script can call ``measure(seconds=…, rounds=…)``, which returns the same figures as ``--json`` prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from benchlib import free_port, wait_for_port
+
+REPO = Path(__file__).resolve().parents[1]
+PATH = "/static/app.css"  # a public page: the gate decides, writes its audit record, forwards
+
+
+def wrk(url: str, seconds: int, connections: int) -> tuple[float, int]:
+    """Requests/s, and how many answers were not 2xx/3xx."""
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if m is None:
+        raise RuntimeError(f"no figure in wrk's output:\n{out}")
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return float(m.group(1)), int(bad.group(1)) if bad else 0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes ``pids`` have used so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def write_policy(workdir: Path, upstream: str, redis: str) -> Path:
+    data: dict[str, object] = {
+        "version": 1,
+        "gateway": {"listen": "127.0.0.1:0", "upstream": upstream, "public_hosts": ["127.0.0.1"],
+                    "insecure": True, "key_file": str(workdir / "gateway.key")},
+        "geoip": {"database": str(REPO / "geoip" / "GeoLite2-Country-Test.mmdb"), "home_countries": ["CN"]},
+        "networks": {"loopback": ["127.0.0.0/8"]},
+        "accounts_file": str(workdir / "accounts.yaml"),
+        "access": [
+            {"name": "public", "paths": ["/static/**", "/", "/echo/public/**"], "allow": "public"},
+            {"name": "staff", "paths": ["/echo/**"], "allow": "staff", "networks": ["loopback"]},
+            {"name": "rest", "paths": ["/**"], "allow": "deny"},
+        ],
+        "audit": {"dir": str(workdir / "audit"), "retention_days": 365},
+        "state": {"redis": redis},
+    }
+    path = workdir / "policy.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def start_gateway(policy: Path, workers: int, log: Path) -> tuple[subprocess.Popen[str], str, list[int]]:
+    """`govgate run --workers N` (this interpreter, so the checkout it runs from); its URL once it listens, and the
+    pids of the processes that serve (the workers, or the one gateway)."""
+    out = log.open("w", encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "govgate", "run", "-p", str(policy), "--workers", str(workers)],
+                            stdout=out, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        m = re.search(r"govgate: listening on (\S+?)/ .*?(?:pids ([\d ]+)\))?$", log.read_text(encoding="utf-8"),
+                      flags=re.MULTILINE)
+        if m:
+            return proc, m.group(1), [int(p) for p in m.group(2).split()] if m.group(2) else [proc.pid]
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"`govgate run --workers {workers}` did not start:\n{log.read_text(encoding='utf-8')}")
+
+
+def measure(*, seconds: int = 8, rounds: int = 3, connections: int = 50) -> dict[str, Any]:
+    """Run the benchmark; returns {"workers_1": req/s, "workers_2": req/s, "ratio": two/one, "rounds": {...}, …}."""
+    if not shutil.which("wrk") or not shutil.which("redis-server"):
+        raise RuntimeError("wrk and redis-server are needed (scripts/setup --test installs them)")
+    procs: list[subprocess.Popen[Any]] = []
+    tmp = Path(tempfile.mkdtemp(prefix="govgate-bench-workers-"))
+    try:
+        up_port = free_port()
+        procs.append(subprocess.Popen([sys.executable, "-m", "govgate.sample_portal", str(up_port)],
+                                      stdout=subprocess.DEVNULL, cwd=REPO))
+        redis_port = free_port()
+        procs.append(subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
+                                       "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL))
+        wait_for_port(up_port)
+        wait_for_port(redis_port)
+        urls: dict[int, str] = {}
+        pids: dict[int, list[int]] = {}
+        portal = [procs[0].pid]
+        load_before = os.getloadavg()[0]
+        for count in (1, 2):
+            workdir = tmp / f"workers-{count}"
+            workdir.mkdir()
+            policy = write_policy(workdir, f"http://127.0.0.1:{up_port}", f"redis://127.0.0.1:{redis_port}/0")
+            proc, url, pids[count] = start_gateway(policy, count, workdir / "gateway.log")
+            procs.append(proc)
+            urls[count] = url + PATH
+        for url in urls.values():  # warm up
+            wrk(url, 2, connections)
+        results: dict[int, list[float]] = {1: [], 2: []}
+        cpu: dict[str, float] = {"gateway_1": 0.0, "gateway_2": 0.0, "portal_1": 0.0, "portal_2": 0.0}
+        requests = {1: 0.0, 2: 0.0}
+        refused = 0
+        for n in range(rounds):
+            for count in ((1, 2) if n % 2 == 0 else (2, 1)):
+                gw0, up0 = cpu_seconds(pids[count]), cpu_seconds(portal)
+                rate, bad = wrk(urls[count], seconds, connections)
+                cpu[f"gateway_{count}"] += cpu_seconds(pids[count]) - gw0
+                cpu[f"portal_{count}"] += cpu_seconds(portal) - up0
+                requests[count] += rate * seconds
+                results[count].append(rate)
+                refused += bad
+        one, two = statistics.median(results[1]), statistics.median(results[2])
+        return {"workers_1": one, "workers_2": two, "ratio": two / one if one else 0.0,
+                "rounds": {"workers_1": results[1], "workers_2": results[2]}, "non_2xx": refused,
+                "cpus": os.cpu_count(), "seconds": seconds, "connections": connections, "path": PATH,
+                "load_before": load_before, "load_after": os.getloadavg()[0],
+                # CPU milliseconds per request: the gateway's processes (all workers together), the sample portal's
+                "cpu_ms_per_request": {k: 1000 * v / requests[int(k[-1])] if requests[int(k[-1])] else None
+                                       for k, v in cpu.items()}}
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = ap.parse_args()
+    result = measure(seconds=args.seconds, rounds=args.rounds, connections=args.connections)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"\nwrk -t2 -c{args.connections} {PATH}, {args.rounds} rounds x {args.seconds}s, {result['cpus']} cores "
+          "(the gateways, the portal, Redis and wrk share them)")
+    for count in (1, 2):
+        rounds = ", ".join(f"{x:.0f}" for x in result["rounds"][f"workers_{count}"])
+        print(f"  --workers {count}  {result[f'workers_{count}']:8.0f} req/s   (rounds: {rounds})")
+    ratio = result["ratio"]
+    print(f"  --workers 2 / --workers 1: {ratio:.2f}  (target ≥ 1.60: {'met' if ratio >= 1.6 else 'NOT met'})")
+    ms = result["cpu_ms_per_request"]
+    print(f"  CPU per request: gateway {ms['gateway_1']:.2f} ms (1 worker), {ms['gateway_2']:.2f} ms (2 workers); "
+          f"sample portal {ms['portal_1']:.2f} / {ms['portal_2']:.2f} ms")
+    print(f"  load average before {result['load_before']:.1f}, after {result['load_after']:.1f} "
+          f"(other work on the machine lowers both figures, and the ratio)")
+    if result["non_2xx"]:
+        print(f"  warning: {result['non_2xx']} answers were not 2xx/3xx", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""The pure pieces of ``govgate run --workers N`` (``govgate/workers.py``): the count, the restart backoff, a
+worker's role in its environment, the parent's status file, the reserved address, and health's ``worker_down``.
+The processes themselves are tested for real in ``tests/e2e/test_workers.py``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from govgate.core.health import FAIL_CLOSED, HealthFacts, HealthReason, health_reasons
+from govgate.pages.health import health
+from govgate.workers import (
+    ENV_NAMES,
+    MAX_BACKOFF,
+    STABLE_SECONDS,
+    WorkerRole,
+    cpu_count,
+    describe_exit,
+    failures_after,
+    parse_workers,
+    reserve_address,
+    restart_delay,
+    workers_alive,
+    write_status,
+)
+
+
+def test_the_count_is_a_number_from_one_or_auto() -> None:
+    assert parse_workers("1") == 1
+    assert parse_workers("4") == 4
+    assert parse_workers("auto") == parse_workers("AUTO") == cpu_count() >= 1
+    for bad in ("0", "-2", "two", "", "1.5", "257"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_workers(bad)
+
+
+def test_cpu_count_follows_this_process_affinity() -> None:
+    assert cpu_count() == len(os.sched_getaffinity(0))
+
+
+def test_restart_backoff_doubles_from_half_a_second_to_thirty() -> None:
+    assert [restart_delay(n) for n in range(8)] == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+    assert restart_delay(10_000) == MAX_BACKOFF
+
+
+def test_a_worker_that_ran_long_enough_starts_its_backoff_again() -> None:
+    assert failures_after(0, 1.0) == 1
+    assert failures_after(3, 1.0) == 4
+    assert failures_after(5, STABLE_SECONDS) == 1
+    assert restart_delay(failures_after(6, STABLE_SECONDS + 1)) == 0.5
+
+
+def test_a_workers_role_travels_in_its_environment() -> None:
+    role = WorkerRole(index=1, count=3, restarts=2, status_file=Path("/run/x/workers.json"), ready_fd=7,
+                      parent_pid=42, ports=(("listen", 8443), ("metrics", 9100)))
+    env = role.env()
+    assert set(env) <= set(ENV_NAMES)
+    assert WorkerRole.from_env(env) == role
+    assert WorkerRole.from_env({}) is None
+    assert role.name == "worker 2 of 3"
+    # Port 0 in the policy: the port the parent reserved; any other port: the policy's own.
+    assert role.port("listen", 0) == 8443
+    assert role.port("listen", 443) == 443
+    assert role.port("redirect", 0) == 0
+
+
+def test_the_status_file_says_how_many_workers_are_alive(tmp_path: Path) -> None:
+    status = tmp_path / "workers.json"
+    assert workers_alive(status) is None
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    write_status(status, [os.getpid(), int(dead.stdout), None])
+    assert workers_alive(status) == (3, 1)
+    write_status(status, [os.getpid()])
+    assert workers_alive(status) == (1, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["workers.json"]  # no temporary file left
+    status.write_text("{not json", encoding="utf-8")
+    assert workers_alive(status) is None
+
+
+def test_exits_are_described_by_code_or_signal() -> None:
+    assert describe_exit(1) == "exit code 1"
+    assert describe_exit(-9) == "signal SIGKILL"
+
+
+def test_the_reserved_address_holds_the_port_without_taking_connections() -> None:
+    reserved = reserve_address("127.0.0.1", 0)
+    try:
+        port = reserved.getsockname()[1]
+        assert port != 0
+        # A worker binds the same port with SO_REUSEPORT and gets every connection.
+        worker = socket.socket()
+        worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        worker.bind(("127.0.0.1", port))
+        worker.listen()
+        worker.settimeout(5)
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                conn, _ = worker.accept()
+                conn.close()
+        # Something already listening there (without SO_REUSEPORT): refused, as one gateway would be.
+        with socket.socket() as other:
+            other.bind(("127.0.0.1", 0))
+            other.listen()
+            with pytest.raises(OSError, match="in use"):
+                reserve_address("127.0.0.1", other.getsockname()[1]).close()
+        worker.close()
+    finally:
+        reserved.close()
+
+
+def test_a_worker_down_degrades_health_without_failing_closed() -> None:
+    now = datetime.now(UTC)
+    facts = HealthFacts(store_reachable=True, audit_writable=True, policy_refused=False, geoip_built=now, now=now,
+                        workers_down=True)
+    assert health_reasons(facts) == (HealthReason.WORKER_DOWN,)
+    assert HealthReason.WORKER_DOWN not in FAIL_CLOSED
+    page = health(policy_version=1, data_version=1, policy_sha256="x", store_kind="redis", store_reachable=True,
+                  audit_writable=True, reasons=(HealthReason.WORKER_DOWN,), geoip_age_days=1.0,
+                  workers={"worker": 0, "pid": 4711, "count": 2, "alive": 1})
+    assert page.status == 200
+    assert b'"workers": {"worker": 0, "pid": 4711, "count": 2, "alive": 1}' in page.body
+    one = health(policy_version=1, data_version=1, policy_sha256="x", store_kind="memory", store_reachable=True,
+                 audit_writable=True, reasons=(), geoip_age_days=1.0)
+    assert b"workers" not in one.body  # one process: the page as it always was
+
+
+def test_the_evidence_report_names_the_worker_of_each_start_and_stop() -> None:
+    from govgate.core.audit_report import EvidenceCollector
+
+    collector = EvidenceCollector(None, None)
+    base = {"time": "2026-12-03T09:00:00+08:00", "decision": "ok", "policy_sha256": "ab" * 32, "version": "1"}
+    collector.add({**base, "event": "gateway.start", "listen": ["https://0.0.0.0:443/"], "worker": 1, "restarts": 2})
+    collector.add({**base, "event": "gateway.start", "listen": ["https://0.0.0.0:443/"]})  # one process: as before
+    collector.add({**base, "event": "gateway.stop", "reason": "SIGTERM", "uptime_seconds": 60, "worker": 0})
+    starts = [row.detail for row in collector.evidence.starts.rows]
+    assert starts[0].endswith("listen https://0.0.0.0:443/ · worker 1, restarted 2×")
+    assert starts[1].endswith("listen https://0.0.0.0:443/")
+    assert collector.evidence.stops.rows[0].detail == "SIGTERM after 60 s · worker 0"
