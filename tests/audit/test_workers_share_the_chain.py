@@ -7,7 +7,9 @@ from __future__ import annotations
 import itertools
 import json
 import multiprocessing
+import time
 from pathlib import Path
+from typing import Any
 
 from govgate.audit.verify import verify_dir
 from govgate.audit.writer import AuditWriter
@@ -20,18 +22,26 @@ from .conftest import TZ, access_event
 COUNT = 3000
 
 
-def worker_process(policy: Policy, worker: int) -> None:
+def worker_process(policy: Policy, worker: int, flushed: Any) -> None:
+    """Write COUNT records, flushing every 64; never more than one flush ahead of the other worker, so their
+    batches meet at the lock however the machine schedules the two processes."""
     from dataclasses import replace
     from datetime import datetime
 
     keys = load_key_file(policy.gateway.key_file)
     writer = AuditWriter(policy.audit, keys, TZ, flush_interval=0.001, batch_size=64)
     writer.start()
+    other = 1 - worker
     for n in range(COUNT):
         event = access_event(n, datetime.now(TZ))
         writer.emit(replace(event, extra={**event.extra, "worker": worker}))
         if n % 64 == 0:
             writer.flush(10)
+            flushed[worker] += 1
+            deadline = time.monotonic() + 30
+            while flushed[other] < flushed[worker] - 1 and time.monotonic() < deadline:
+                time.sleep(0.001)
+    flushed[worker] = 1 << 30  # done: the other need not wait any more
     assert writer.close(timeout=30)
 
 
@@ -39,7 +49,8 @@ def test_two_worker_processes_write_one_chain_that_verifies(tmp_path: Path) -> N
     policy = policies.policy(tmp_path)
     keys = load_key_file(policy.gateway.key_file)  # made once, as the parent's check of the policy leaves it
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=worker_process, args=(policy, w)) for w in range(2)]
+    flushed = ctx.Array("i", 2)
+    procs = [ctx.Process(target=worker_process, args=(policy, w, flushed)) for w in range(2)]
     for p in procs:
         p.start()
     for p in procs:

@@ -88,8 +88,12 @@ def test_delete_ends_the_accounts_sessions_and_the_gateway_says_so_in_its_log(
     done = govgate(gw, "account", "delete", "leaver")
     assert done.returncode == 0, done.stderr
     if store == "redis":
-        # The command ended the sessions in Redis itself: refused before the gateway even reloads the file.
-        assert "1 session(s) ended" in done.stdout
+        # The command ends the sessions in Redis itself: refused as soon as it returns, whether or not the gateway
+        # has reloaded the file. (The gateway, seeing the account gone, ends them too: on a busy machine it may
+        # do so between the command's file write and its Redis step, and the command then finds none left.)
+        ended = re.search(r"deleted; (\d+) session\(s\) ended", done.stdout)
+        assert ended, done.stdout
+        assert int(ended.group(1)) in (0, 1)
         assert b.http.get("/oa/").status_code == 303
     applied(gw, before)
     answer = b.http.get("/oa/")
