@@ -234,7 +234,7 @@ type MakeFormUrl = Callable[[str, str], str]  # (destination, the page's form en
 
 class _Resolver:
     __slots__ = ("base", "cache", "classifier", "codec", "collect", "depth", "document_url", "fast", "form_charset",
-                 "make_form_url", "make_leave_url", "out_codec", "url_codec")
+                 "make_form_url", "make_leave_url", "out_codec", "plain_hosts", "url_codec")
 
     def __init__(self, base: str | None, classifier: HostClassifier, make_leave_url: Callable[[str], str],
                  codec: str, url_codec: str, document_url: str = "", collect: bool = False, depth: int = 0,
@@ -251,6 +251,8 @@ class _Resolver:
         self.collect = collect
         self.out_codec = "gb18030" if codec == "gb18030" else codec  # bytes written back into the page
         self.cache: dict[tuple[LinkKind, bytes], tuple[bytes | None, ResolvedLink | None]] = {}
+        # Plainly spelled hosts (``_PLAIN_HOST``) as written -> external: a page names a few hosts in many links.
+        self.plain_hosts: dict[bytes, bool] = {}
         self.fast = False
         if base is not None:
             try:
@@ -296,8 +298,13 @@ class _Resolver:
             if _SAME_HOST.match(buf, start, end):
                 return None, self._quick_info(kind, buf, start, end)
             m = _PLAIN_HOST.match(buf, start, end)
-            if m is not None and not self.classifier.is_external(m.group(1).decode("ascii").lower()):
-                return None, self._quick_info(kind, buf, start, end)
+            if m is not None:
+                host = m.group(1)
+                external = self.plain_hosts.get(host)
+                if external is None:
+                    external = self.plain_hosts[host] = self.classifier.is_external(host.decode("ascii").lower())
+                if not external:
+                    return None, self._quick_info(kind, buf, start, end)
         return None
 
     def _srcdoc(self, value: str) -> bytes | None:
