@@ -48,8 +48,9 @@ def sign_leave(url: str, keys: GatewayKeys) -> str:
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.~:/?@=,-]")
 
 
-# The same escapes for ASCII text in one pass (``str.translate``): what ``quote(ch, safe="")`` gives each character.
-_ASCII_ESCAPES = str.maketrans({chr(c): f"%{c:02X}" for c in range(128) if _UNSAFE.fullmatch(chr(c))})
+# The same escapes for ASCII text in one pass (``str.translate``): what ``quote(ch, safe="")`` gives each character,
+# indexed by code point (a list: a dict table would raise and catch a KeyError for every character kept).
+_ASCII_ESCAPES = [f"%{c:02X}" if _UNSAFE.fullmatch(chr(c)) else chr(c) for c in range(128)]
 
 
 def encode_url_param(url: str) -> str:

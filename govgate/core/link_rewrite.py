@@ -41,6 +41,7 @@ from govgate.core.html_scan import (
     ScanState,
     scan_html,
     scan_xml,
+    scanners_for,
     unescape_attr,
 )
 from govgate.core.outbound import HostClassifier
@@ -442,8 +443,12 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
     skip_same_host = not (xml or collect)
     if xml:
         scan_xml(buf, start, len(buf), state)
+    elif skip_same_host:
+        # Links to the internal hosts the classifier can name plainly are jumped over in the scan as well.
+        scanners = scanners_for(classifier.plain_internal_pattern())
+        scan_html(buf, start, len(buf), state, skip_same_host=True, scanners=scanners)
     else:
-        scan_html(buf, start, len(buf), state, skip_same_host=skip_same_host)
+        scan_html(buf, start, len(buf), state)
     base: str | None = fallback_base or document_url
     try:
         ada_url.URL(fallback_base or document_url)
