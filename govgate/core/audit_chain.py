@@ -156,6 +156,23 @@ _PREPARED = ('{"account":%s,"alg":\n,"article":%s,"client":%s,"country":%s,"deci
              '"host":%s,"method":%s,"path":%s,"prev":\n,"reason":%s,"request_id":%s,"rule":%s,"seq":\n,"time":%s}')
 
 
+# The JSON text of the values that recur from record to record (event, method, host, country, account, rule,
+# decision, reason, article, device), kept so that each is encoded once, not once a record. Bounded: emptied when
+# full. Unique values (path, request id, client address, time) are encoded each time.
+_SEEN_LIMIT = 4096
+_SEEN: dict[object, str] = {None: "null"}
+
+
+def _seen(value: object) -> str:
+    """``value``'s JSON text (``TypeError`` when it is not text), remembered in ``_SEEN``."""
+    text = _json_str(value)  # type: ignore[arg-type]  # not text: TypeError, as the caller expects
+    if len(_SEEN) >= _SEEN_LIMIT:
+        _SEEN.clear()
+        _SEEN[None] = "null"
+    _SEEN[value] = text
+    return text
+
+
 class PreparedRecord(Mapping[str, object]):
     """The record of an event without extra fields, with its canonical form encoded ahead of the chain.
 
@@ -199,21 +216,22 @@ def prepared_record(event: AuditEvent, keys: GatewayKeys) -> Mapping[str, object
     if event.extra:
         return event_record(event, keys)
     enc = _json_str  # raises TypeError for a value that is not text: the general path writes it
+    seen = _SEEN
     try:
         text = _PREPARED % (
-            "null" if event.account is None else enc(event.account),
-            "null" if event.article is None else enc(event.article),
+            seen.get(event.account) or _seen(event.account),
+            seen.get(event.article) or _seen(event.article),
             "null" if event.client is None else enc(event.client),
-            "null" if event.country is None else enc(event.country),
-            "null" if event.decision is None else enc(event.decision),
-            "null" if event.device is None else enc(event.device),
-            "null" if event.event is None else enc(event.event),
-            "null" if event.host is None else enc(event.host),
-            "null" if event.method is None else enc(event.method),
+            seen.get(event.country) or _seen(event.country),
+            seen.get(event.decision) or _seen(event.decision),
+            seen.get(event.device) or _seen(event.device),
+            seen.get(event.event) or _seen(event.event),
+            seen.get(event.host) or _seen(event.host),
+            seen.get(event.method) or _seen(event.method),
             "null" if event.path is None else enc(event.path),
-            "null" if event.reason is None else enc(event.reason),
+            seen.get(event.reason) or _seen(event.reason),
             "null" if event.request_id is None else enc(event.request_id),
-            "null" if event.rule is None else enc(event.rule),
+            seen.get(event.rule) or _seen(event.rule),
             enc(event.time.isoformat()),
         )
     except TypeError:
