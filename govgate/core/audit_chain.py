@@ -149,11 +149,11 @@ def event_record(event: AuditEvent, keys: GatewayKeys) -> dict[str, object]:
 _json_str: Callable[[str], str] = json.encoder.encode_basestring
 
 
-# The canonical form of an event record without extra fields, its keys sorted, with a newline where ``alg``'s,
-# ``prev``'s and ``seq``'s values go: JSON text never holds a raw newline (a string escapes it), so splitting the
-# encoded form at newlines cuts it exactly there.
+# The canonical form of an event record without extra fields, its keys sorted, with a newline where ``alg``'s
+# value, ``prev``'s hex digits (inside their quotes) and ``seq``'s value go: JSON text never holds a raw newline
+# (a string escapes it), so splitting the encoded form at newlines cuts it exactly there.
 _PREPARED = ('{"account":%s,"alg":\n,"article":%s,"client":%s,"country":%s,"decision":%s,"device":%s,"event":%s,'
-             '"host":%s,"method":%s,"path":%s,"prev":\n,"reason":%s,"request_id":%s,"rule":%s,"seq":\n,"time":%s}')
+             '"host":%s,"method":%s,"path":%s,"prev":"\n","reason":%s,"request_id":%s,"rule":%s,"seq":\n,"time":%s}')
 
 
 # The JSON text of the values that recur from record to record (event, method, host, country, account, rule,
@@ -192,7 +192,7 @@ class PreparedRecord(Mapping[str, object]):
 
     @property
     def parts(self) -> tuple[bytes, bytes, bytes, bytes]:
-        """The canonical form cut before ``alg``'s, ``prev``'s and ``seq``'s values."""
+        """The canonical form cut where ``alg``'s value, ``prev``'s hex digits and ``seq``'s value go."""
         return self._parts
 
     def _mapping(self) -> dict[str, object]:
@@ -332,8 +332,7 @@ def seal_line(record: Mapping[str, object], seq: int, prev: str, crypto: ChainCr
     """
     if not sign and type(record) is PreparedRecord:
         head, after_alg, after_prev, after_seq = record.parts
-        text = b"".join((head, crypto.alg_json, after_alg, b'"', prev.encode("ascii"), b'"', after_prev,
-                         str(seq).encode("ascii"), after_seq))
+        text = b"".join((head, crypto.alg_json, after_alg, prev.encode("ascii"), after_prev, b"%d" % seq, after_seq))
         return text[:-1] + b',"mac":"' + crypto.mac(text).encode("ascii") + b'"}'
     body = dict(record)
     for name in CHAIN_FIELDS:
