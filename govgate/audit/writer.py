@@ -23,13 +23,13 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from govgate.audit.log_dir import AuditDir
 from govgate.audit.syslog import SyslogMirror
-from govgate.core.audit_chain import LOST_EVENT, chain_record, event_record
+from govgate.core.audit_chain import LOST_EVENT, chain_record, prepared_record
 from govgate.core.audit_event import AuditEvent
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Audit
@@ -71,7 +71,7 @@ class AuditWriter:
         self._lost_total = 0  # events dropped because the queue was full (only grows)
         self._lost_since: datetime | None = None
         self._lost_reported = 0
-        self._pending: list[dict[str, object]] = []  # records taken from the queue, not yet written
+        self._pending: list[Mapping[str, object]] = []  # records taken from the queue, not yet written
         self._pending_events = 0  # how many of them came from the queue (not `audit.lost`)
         self._ok = True
         self._last_error: str | None = None
@@ -258,7 +258,7 @@ class AuditWriter:
     def _take_batch(self, now: datetime) -> None:
         queue = self._queue
         keys = self._keys
-        batch: list[dict[str, object]] = []
+        batch: list[Mapping[str, object]] = []
         with self._drop_lock:
             lost = self._lost_total - self._lost_reported
             since = self._lost_since
@@ -272,7 +272,8 @@ class AuditWriter:
             )
         n = 0
         while queue and n < self._batch_size:
-            batch.append(event_record(queue.popleft(), keys))
+            # Encoded here, outside the log's lock; sealed to the same bytes (``docs/audit.md``, "Performance").
+            batch.append(prepared_record(queue.popleft(), keys))
             n += 1
         self._pending = batch
         self._pending_events = n
@@ -303,7 +304,7 @@ class AuditWriter:
             return None
 
 
-def _as_json_values(record: dict[str, object]) -> dict[str, object]:
+def _as_json_values(record: Mapping[str, object]) -> dict[str, object]:
     """The record with every value JSON can't represent replaced by its ``str``."""
-    out: dict[str, object] = json.loads(json.dumps(record, default=str, ensure_ascii=False))
+    out: dict[str, object] = json.loads(json.dumps(dict(record), default=str, ensure_ascii=False))
     return out

@@ -98,6 +98,15 @@ class Check:
     detail: str
 
 
+# Checks whose words never change, built once: a Check is immutable, so sharing one is the same as building it.
+_ANY_NETWORK = Check("network", True, "the rule admits every address (networks: any)")
+_NO_SESSION = Check("session", False, "no valid session: login required")
+
+
+def _rule_check(rule: AccessRule) -> Check:
+    return Check("rule", True, f"rule #{rule.index} '{rule.name}' (line {rule.line}): allow {rule.allow}")
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     outcome: Outcome
@@ -121,27 +130,34 @@ class CompiledPolicy:
     rules: tuple[CompiledRule, ...]
     networks: NamedNetworks
     rule_networks: tuple[NetworkSet, ...]  # by rule index: the union of the rule's named networks
+    rule_checks: tuple[Check, ...]  # by rule index: the passed "rule" check naming it
     listed: NetworkSet  # every network of the policy: inside it nobody is "overseas"
     grants: GrantIndex
     devices: DeviceIndex
     home_countries: frozenset[str]
     unknown_is_home: bool
+    # Whether some rule names ``hosts``: when none does, the Host cannot change which rule matches and
+    # ``decide`` skips reading it (``docs/decisions.md`` §7).
+    host_rules: bool = True
 
 
 def compile_policy(policy: Policy, registered: Iterable[Device] = ()) -> CompiledPolicy:
     """Everything ``decide`` needs, once per load. ``registered``: the device registry's active devices
     (``govgate.core.device_registry``), allowlisted beside the policy's own ``devices``."""
     networks = NamedNetworks(policy.networks)
+    rules = compile_rules(policy.access)
     return CompiledPolicy(
         policy=policy,
-        rules=compile_rules(policy.access),
+        rules=rules,
         networks=networks,
         rule_networks=tuple(networks.union(rule.networks) for rule in policy.access),
+        rule_checks=tuple(_rule_check(rule) for rule in policy.access),
         listed=NetworkSet(cidr for group in policy.networks for cidr in group.cidrs),
         grants=GrantIndex(policy.grants, policy.gateway.timezone),
         devices=DeviceIndex((*policy.devices, *registered)),
         home_countries=frozenset(c.upper() for c in policy.geoip.home_countries),
         unknown_is_home=policy.geoip.unknown is UnknownCountry.HOME,
+        host_rules=any(rule.exact_hosts is not None for rule in rules),
     )
 
 
@@ -198,17 +214,20 @@ def decide(facts: RequestFacts, compiled: CompiledPolicy, now: datetime) -> Deci
     if path is None:
         checks.append(Check("rule", False, "the path cannot be normalised safely (encoded '/', '..;', bad escape)"))
         return _refuse(None, Reason.DENIED, None, checks)
-    rule = match_normalised(compiled.rules, host_of(facts.host), path, facts.method.upper())
+    host = host_of(facts.host) if compiled.host_rules else ""  # no rule names hosts: every host matches alike
+    rule = match_normalised(compiled.rules, host, path, facts.method.upper())
     if rule is None:
         checks.append(Check("rule", False, f"no access rule matches {facts.method.upper()} {path}: denied"))
         return _refuse(None, Reason.DENIED, None, checks)
-    checks.append(Check("rule", True, f"rule #{rule.index} '{rule.name}' (line {rule.line}): allow {rule.allow}"))
+    checks.append(compiled.rule_checks[rule.index] if rule.index < len(compiled.rule_checks)
+                  and compiled.policy.access[rule.index] is rule else _rule_check(rule))
     if rule.allow is Allow.PUBLIC:
         return Decision(Outcome.FORWARD, 200, rule, None, None, tuple(checks))
     if rule.allow is Allow.DENY:
         return _refuse(rule, Reason.DENIED, None, checks)
 
     client = facts.client
+    client_text = str(client)  # formatted once: it appears in several checks
     account = facts.account
     device = facts.device
     country = facts.country.upper() if facts.country else None
@@ -218,42 +237,42 @@ def decide(facts: RequestFacts, compiled: CompiledPolicy, now: datetime) -> Deci
     # Art. 19 (第十九条): staff functions only from allowed IP ranges or devices; from abroad, an overseas
     # grant (step 3) is the way in for the accounts and devices it names, whatever the rule's networks.
     if rule.any_network:
-        checks.append(Check("network", True, "the rule admits every address (networks: any)"))
+        checks.append(_ANY_NETWORK)
     elif _rule_networks(compiled, rule).contains(client):
         name = next((n for n in rule.networks if compiled.networks.in_group(client, n)), rule.networks[0])
-        checks.append(Check("network", True, f"{client} is in network '{name}'"))
+        checks.append(Check("network", True, f"{client_text} is in network '{name}'"))
     elif rule.devices is DevicesMode.ALLOWLISTED and device is not None:
-        checks.append(Check("network", True, f"{client} is outside the rule's networks; device '{device}' "
+        checks.append(Check("network", True, f"{client_text} is outside the rule's networks; device '{device}' "
                                              "is allowlisted"))
     elif overseas and (grant := _grant_for(compiled, account, device, country, now)) is not None:
-        checks.append(Check("network", True, f"{client} is outside the rule's networks and {where}: "
+        checks.append(Check("network", True, f"{client_text} is outside the rule's networks and {where}: "
                                              f"{_grant_text(grant)} is the way in from abroad"))
     else:
         wanted = ", ".join(f"'{n}'" for n in rule.networks)
         how = "and no allowlisted device" if rule.devices is DevicesMode.ALLOWLISTED else "(devices: none)"
         abroad = f"; it is {where} and {_no_grant(account, device)}" if overseas else ""
-        checks.append(Check("network", False, f"{client} is in none of {wanted} {how}{abroad}"))
+        checks.append(Check("network", False, f"{client_text} is in none of {wanted} {how}{abroad}"))
         return _refuse(rule, Reason.NETWORK, ART_19, checks)
 
     # Art. 19 (第十九条): overseas access only by whitelist, for set times, devices or accounts.
     if not overseas:
-        checks.append(Check("overseas", True, f"{client} {where}"))
+        checks.append(Check("overseas", True, f"{client_text} {where}"))
     else:
         if grant is None:
             grant = _grant_for(compiled, account, device, country, now)
         if grant is None:
-            checks.append(Check("overseas", False, f"{client} is {where}; {_no_grant(account, device)}"))
+            checks.append(Check("overseas", False, f"{client_text} is {where}; {_no_grant(account, device)}"))
             return _refuse(rule, Reason.OVERSEAS, ART_19, checks)
         if account is None:
-            checks.append(Check("overseas", True, f"{client} is {where}; {_grant_text(grant)} could admit it "
+            checks.append(Check("overseas", True, f"{client_text} is {where}; {_grant_text(grant)} could admit it "
                                                   "after login"))
         else:
-            checks.append(Check("overseas", True, f"{client} is {where}; {_grant_text(grant)} admits "
+            checks.append(Check("overseas", True, f"{client_text} is {where}; {_grant_text(grant)} admits "
                                                   f"account '{account.name}'"))
 
     # Art. 30 (第三十条): multi-factor login at the gate.
     if account is None:
-        checks.append(Check("session", False, "no valid session: login required"))
+        checks.append(_NO_SESSION)
         return Decision(Outcome.LOGIN, 303, rule, None, ART_30, tuple(checks), grant)
     checks.append(Check("session", True, f"valid session for account '{account.name}'"))
 

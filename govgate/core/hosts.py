@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 
 import ada_url
 
@@ -83,8 +84,13 @@ def split_host_port(text: str) -> tuple[str, int | None] | None:
     return (host, port) if port <= 65535 else None
 
 
+@lru_cache(maxsize=4096)
 def host_of(text: str) -> str:
-    """The canonical host of a ``host[:port]``, or ``""`` when ``text`` is not one (no rule names ``""``)."""
+    """The canonical host of a ``host[:port]``, or ``""`` when ``text`` is not one (no rule names ``""``).
+
+    Memoised (a pure function of ``text``; bounded, least recently used dropped first): a gateway sees the
+    same few Host headers and link hosts over and over, and the URL parser behind them costs microseconds.
+    """
     parsed = split_host_port(text)
     return parsed[0] if parsed is not None else ""
 

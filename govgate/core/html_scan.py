@@ -31,6 +31,7 @@ multi-byte character, so scanning bytes is exact; other encodings are transcoded
 
 from __future__ import annotations
 
+import functools
 import html.entities
 import re
 from dataclasses import dataclass, field
@@ -158,6 +159,29 @@ _S = _FAST.groupindex["s"]
 _A = _FAST.groupindex["a"]
 _V = _FAST.groupindex["v"]
 
+type Scanners = tuple[re.Pattern[bytes], re.Pattern[bytes]]  # (``_FAST``, ``_FAST_SKIP_SAME_HOST``) alike
+DEFAULT_SCANNERS: Scanners = (_FAST, _FAST_SKIP_SAME_HOST)
+
+
+@functools.lru_cache(maxsize=32)
+def scanners_for(internal_hosts: bytes) -> Scanners:
+    """``_FAST`` and ``_FAST_SKIP_SAME_HOST`` whose "safe" values also include a double-quoted http(s) or
+    scheme-relative URL whose plainly spelled host matches ``internal_hosts`` (a regex the caller vouches for:
+    every host it matches is internal, as ``link_rewrite._PLAIN_HOST`` reads it), so a portal's links to its
+    own government sites are jumped over in the regex engine too (``docs/outbound-links.md``, "Speed").
+    Built once per set of internal hosts."""
+    # The same shape as ``link_rewrite._PLAIN_HOST``, inside a double-quoted value: the host ends at a port,
+    # "/", "?", "#", or the value's end (after C0 controls or spaces, which the URL parser strips).
+    internal = (rb"(?:[Hh][Tt][Tt][Pp][Ss]?:)?//(?:" + internal_hosts + rb")(?::[0-9]*+)?"
+                rb"(?:[/?#][^\"]*+|[\x00-\x20]*+(?=\"))")
+    safe_dq = _SAFE_DQ.replace(rb"[\x00-\x20]*+(?:", rb"[\x00-\x20]*+(?:" + internal + rb"|", 1)
+    assert safe_dq != _SAFE_DQ, "the internal-host alternative was not added"
+    fast = re.compile(_FAST.pattern.replace(_SAFE_DQ, safe_dq))
+    skip = re.compile(_FAST_SKIP_SAME_HOST.pattern.replace(_SAFE_DQ, safe_dq))
+    assert fast.groupindex == _FAST.groupindex
+    assert skip.groupindex == _FAST.groupindex
+    return fast, skip
+
 _COMMENT_END = re.compile(rb"--!?>")
 _SCRIPT_DATA = re.compile(rb"</(?i:script)[\t\n\f\r />]|<!--")
 _SCRIPT_ESCAPED = re.compile(rb"-->|</(?i:script)[\t\n\f\r />]|<(?i:script)[\t\n\f\r />]")
@@ -220,7 +244,7 @@ class ScanState:
 
 
 def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: int = 0,
-          skip_same_host: bool = False) -> None:
+          skip_same_host: bool = False, scanners: Scanners = DEFAULT_SCANNERS) -> None:
     """Walk buf[start:stop] as the HTML tokenizer would, recording target attribute values.
 
     Foreign content (``svg``/``math``) is left only where the tree builder surely leaves it: the
@@ -240,7 +264,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
     doubt = False  # an end tag in foreign content that the browser may have honoured by leaving it
     # integration points: (end tag name, foreign roots to restore, doubt to restore)
     islands: list[tuple[bytes, list[bytes], bool]] = []
-    scan_links = (_FAST_SKIP_SAME_HOST if skip_same_host else _FAST).finditer
+    scan_links = scanners[1 if skip_same_host else 0].finditer
     targets = state.targets
     while pos < stop:
         if not foreign and not islands:
@@ -407,7 +431,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             end = stop if end_m is None else end_m.start()
             if name == b"noscript":
                 # Scripting off, this is markup: protect those readers too (invisible with scripting on).
-                scan_html(buf, pos, end, state, nested=nested + 1, skip_same_host=skip_same_host)
+                scan_html(buf, pos, end, state, nested=nested + 1, skip_same_host=skip_same_host, scanners=scanners)
             pos = end
 
 

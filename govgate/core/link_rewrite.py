@@ -41,6 +41,7 @@ from govgate.core.html_scan import (
     ScanState,
     scan_html,
     scan_xml,
+    scanners_for,
     unescape_attr,
 )
 from govgate.core.outbound import HostClassifier
@@ -234,7 +235,7 @@ type MakeFormUrl = Callable[[str, str], str]  # (destination, the page's form en
 
 class _Resolver:
     __slots__ = ("base", "cache", "classifier", "codec", "collect", "depth", "document_url", "fast", "form_charset",
-                 "make_form_url", "make_leave_url", "out_codec", "url_codec")
+                 "make_form_url", "make_leave_url", "out_codec", "plain_hosts", "url_codec")
 
     def __init__(self, base: str | None, classifier: HostClassifier, make_leave_url: Callable[[str], str],
                  codec: str, url_codec: str, document_url: str = "", collect: bool = False, depth: int = 0,
@@ -251,6 +252,8 @@ class _Resolver:
         self.collect = collect
         self.out_codec = "gb18030" if codec == "gb18030" else codec  # bytes written back into the page
         self.cache: dict[tuple[LinkKind, bytes], tuple[bytes | None, ResolvedLink | None]] = {}
+        # Plainly spelled hosts (``_PLAIN_HOST``) as written -> external: a page names a few hosts in many links.
+        self.plain_hosts: dict[bytes, bool] = {}
         self.fast = False
         if base is not None:
             try:
@@ -296,8 +299,13 @@ class _Resolver:
             if _SAME_HOST.match(buf, start, end):
                 return None, self._quick_info(kind, buf, start, end)
             m = _PLAIN_HOST.match(buf, start, end)
-            if m is not None and not self.classifier.is_external(m.group(1).decode("ascii").lower()):
-                return None, self._quick_info(kind, buf, start, end)
+            if m is not None:
+                host = m.group(1)
+                external = self.plain_hosts.get(host)
+                if external is None:
+                    external = self.plain_hosts[host] = self.classifier.is_external(host.decode("ascii").lower())
+                if not external:
+                    return None, self._quick_info(kind, buf, start, end)
         return None
 
     def _srcdoc(self, value: str) -> bytes | None:
@@ -435,8 +443,12 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
     skip_same_host = not (xml or collect)
     if xml:
         scan_xml(buf, start, len(buf), state)
+    elif skip_same_host:
+        # Links to the internal hosts the classifier can name plainly are jumped over in the scan as well.
+        scanners = scanners_for(classifier.plain_internal_pattern())
+        scan_html(buf, start, len(buf), state, skip_same_host=True, scanners=scanners)
     else:
-        scan_html(buf, start, len(buf), state, skip_same_host=skip_same_host)
+        scan_html(buf, start, len(buf), state)
     base: str | None = fallback_base or document_url
     try:
         ada_url.URL(fallback_base or document_url)

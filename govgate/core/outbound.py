@@ -12,10 +12,27 @@ canonical form of ``govgate.core.hosts`` (so a link to ``[0:0:0:0:0:0:0:1]`` is 
 
 from __future__ import annotations
 
+import re
+
 from govgate.core.hosts import host_of, parse_host
 from govgate.core.policy.model import Outbound, Policy
 
 _CACHE_LIMIT = 8192
+
+# What ``plain_internal_pattern`` builds on: one DNS-style label (letters, digits, inner hyphens, no IDNA "xn--"
+# prefix), and a name the pattern may hold literally (plain, canonical, not ending in a number: no IPv4 reading).
+_LABEL = rb"(?![Xx][Nn]--)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PLAIN_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
+
+
+def _literal(name: str) -> bytes | None:
+    """``name`` as an ASCII case-insensitive regex, or None when it is not a plain canonical name."""
+    if not _PLAIN_NAME.fullmatch(name) or ".." in name or host_of(name) != name:
+        return None
+    if _NUMERIC_LABEL.fullmatch(name.rsplit(".", 1)[-1]):
+        return None
+    return rb"(?i:" + re.escape(name.encode("ascii")) + rb")"
 
 
 def _policy_host(entry: str) -> str:
@@ -26,7 +43,7 @@ def _policy_host(entry: str) -> str:
 class HostClassifier:
     """Compiled from the policy once; ``is_external`` is a few set look-ups, cached per host."""
 
-    __slots__ = ("_cache", "_exact", "_suffixes", "_variants", "_wild")
+    __slots__ = ("_cache", "_exact", "_plain", "_suffixes", "_variants", "_wild")
 
     def __init__(self, outbound: Outbound, public_hosts: tuple[str, ...], extra_internal: tuple[str, ...] = ()):
         exact = {_policy_host(h) for h in public_hosts} | {host_of(h) for h in extra_internal}
@@ -42,6 +59,7 @@ class HostClassifier:
         self._wild = tuple(w for w in wild if w != ".")
         self._cache: dict[str, bool] = {}
         self._variants: dict[tuple[str, ...], HostClassifier] = {}
+        self._plain: bytes | None = None
 
     @classmethod
     def from_policy(cls, policy: Policy) -> HostClassifier:
@@ -60,10 +78,28 @@ class HostClassifier:
             clone._wild = self._wild
             clone._cache = {}
             clone._variants = {}
+            clone._plain = None
             if len(self._variants) >= 64:
                 self._variants.clear()
             self._variants[extra] = clone
         return clone
+
+    def plain_internal_pattern(self) -> bytes:
+        """A regex (bytes) matching, as a whole, only plainly spelled hosts this classifier calls internal.
+
+        For the link scanner's jumps (``html_scan.scanners_for``): every text it matches, lower-cased, is a host
+        ``host_of`` keeps as it is and ``is_external`` answers False for. It covers the exact internal hosts, and
+        names of plain labels under a government suffix or a wildcard allowed host; anything else (IDNA labels,
+        IP literals, odd spellings) it leaves to the full parse. Matches nothing when there is nothing to match.
+        """
+        if self._plain is None:
+            parts = [lit for lit in (_literal(h) for h in sorted(self._exact)) if lit is not None]
+            labels = rb"(?:" + _LABEL + rb"\.){0,16}"
+            parts += [labels + lit for lit in (_literal(s) for s in self._suffixes) if lit is not None]
+            parts += [labels + _LABEL + rb"\." + lit
+                      for lit in (_literal(w[1:]) for w in self._wild) if lit is not None]
+            self._plain = b"|".join(parts) if parts else rb"(?!)"
+        return self._plain
 
     def is_external(self, host: str) -> bool:
         cached = self._cache.get(host)

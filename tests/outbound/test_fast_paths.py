@@ -1,0 +1,95 @@
+"""The rewriter's speed-ups change no answer (``docs/outbound-links.md``, "Speed").
+
+``govgate.core.leave_link.encode_url_param`` escapes an ASCII URL in one pass (``str.translate``); any other text
+takes the general path: both give the same text, which ``parse_qs`` reads back. The scan jumps over links to the
+internal hosts ``HostClassifier.plain_internal_pattern`` names: every host it matches is internal to the full
+parse, and the rewritten page is byte for byte the link-by-link path's.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, quote
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from govgate.core.hosts import host_of
+from govgate.core.leave_link import _UNSAFE, encode_url_param
+from govgate.core.link_rewrite import RewriteResult, rewrite_html
+from govgate.core.outbound import HostClassifier
+from govgate.core.policy.model import Outbound, RedirectMode
+
+
+def per_character(url: str) -> str:
+    """The general path: "%" first, then every other unsafe character by ``quote``."""
+    found = set(_UNSAFE.findall(url))
+    if "%" in found:
+        url = url.replace("%", "%25")
+        found.discard("%")
+    for ch in found:
+        url = url.replace(ch, quote(ch, safe=""))
+    return url
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60)
+       | st.sampled_from(["https://x.example/a b?q=%41&r=+#f", "http://e.example/%%25'\"<>`{}|^\\", ""]))
+def test_ascii_escaping_in_one_pass_is_the_per_character_escaping(url: str) -> None:
+    encoded = encode_url_param(url)
+    assert encoded == per_character(url)
+    if url:
+        assert parse_qs(f"url={encoded}", keep_blank_values=True)["url"] == [url]
+
+
+def test_text_that_is_not_ascii_keeps_the_general_path() -> None:
+    url = "https://例子.example/路径?q=值 1"
+    assert encode_url_param(url) == per_character(url)
+
+
+# ---------------------------------------------------------------- internal hosts jumped over in the scan
+
+CLASSIFIER = HostClassifier(Outbound(("gov.cn", "12377.cn"), ("*.partner.cn", "www.friend.org"), RedirectMode.WARN),
+                            ("portal.example.gov.cn", "127.0.0.1"))
+PIECES = st.sampled_from(["www", "WWW", "gov", "cn", "partner", "friend", "org", "xn--zfr164b", "xn--a", "XN--", "a-",
+                          "-a", "a--b", "0x7f", "1", "12377", "evil", "例子", "_", "%41", "", "a" * 64])
+HOST_TEXT = st.lists(PIECES, min_size=1, max_size=6).map(".".join) | st.sampled_from(
+    ["gov.cn", "www.gov.cn.", "www.gov.cn..", ".gov.cn", "evilgov.cn", "gov.cn.evil.com", "a.partner.cn", "partner.cn",
+     "www.friend.org", "x.www.friend.org", "127.0.0.1", "127.1", "portal.example.gov.cn", "1.2.3.4.gov.cn"])
+
+
+@settings(max_examples=800, deadline=None)
+@given(HOST_TEXT)
+def test_hosts_the_scan_jumps_over_are_internal_to_the_full_parse(text: str) -> None:
+    """Every host the classifier's plain pattern matches is one ``host_of`` keeps and ``is_external`` calls internal."""
+    pattern = re.compile(CLASSIFIER.plain_internal_pattern())
+    if pattern.fullmatch(text.encode("utf-8")):
+        assert host_of(text.lower()) == text.lower()
+        assert not CLASSIFIER.is_external(text.lower())
+
+
+LINK_VALUES = st.builds(lambda scheme, host, tail: scheme + host + tail,
+                        st.sampled_from(["http://", "https://", "HTTPS://", "//", " //", "\x01http://", "ftp://",
+                                         "http:/", "http:\\\\", "https:&#47;/", ""]),
+                        HOST_TEXT,
+                        st.sampled_from(["", "/", "/p?q=1&amp;r", ":8080/", ":/", ":x/", "?x", "#f", " ", "\t", "\\",
+                                         "@evil.com/", "&#64;evil.com", ".", "\"", "%2F"]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.builds(lambda q, v, extra: f"<a{extra} href={q}{v.replace(q, '')}{q}>l</a>",
+                          st.sampled_from(['"', "'"]), LINK_VALUES,
+                          st.sampled_from(["", " class=x", " title='>'", " HREF=/first", "/"])),
+                max_size=8).map("".join),
+       st.sampled_from(["https://portal.example.gov.cn/news/i.html", "http://evil.example/page.html"]))
+def test_jumping_over_internal_host_links_changes_no_output(markup: str, document_url: str) -> None:
+    """The production path (internal hosts jumped over in the scan) gives the bytes of the link-by-link path."""
+    body = markup.encode("utf-8")
+
+    def rewrite(collect: bool) -> RewriteResult:
+        return rewrite_html(body, content_type="text/html; charset=utf-8", document_url=document_url,
+                            classifier=CLASSIFIER, make_leave_url=lambda u: "/leave?url=" + u, collect=collect)
+
+    fast, slow = rewrite(False), rewrite(True)
+    assert fast.body == slow.body
+    assert fast.rewritten == slow.rewritten
