@@ -49,6 +49,14 @@ class Figure:
     rps: float
     p50_ms: float | None
     p99_ms: float | None
+    requests: int = 0
+    cpu_ms: float | None = None  # the proxy process's CPU time per request (user + system, all its threads)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _ms(value: str, unit: str) -> float:
@@ -66,14 +74,14 @@ def wrk(url: str, seconds: int, cookie: str | None = None, connections: int = 50
         print(f"    warning: {non2xx.group(1)} non-2xx responses from {url}", file=sys.stderr)
     assert m, out
     pct = {p: _ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
-    return Figure(float(m.group(1)), pct.get("50"), pct.get("99"))
+    done = re.search(r"(\d+) requests in", out)
+    return Figure(float(m.group(1)), pct.get("50"), pct.get("99"), int(done.group(1)) if done else 0)
 
 
 def h2load(url: str, seconds: int, connections: int = 50, streams: int = 1) -> Figure:
     """HTTP/2 over TLS (ALPN h2) with h2load: ``connections`` x ``streams`` requests in flight."""
     with tempfile.NamedTemporaryFile("r", suffix=".log") as log:
-        cmd = ["h2load", "-t2", f"-c{connections}", f"-m{streams}", f"-D{seconds}", "--warm-up-time=1",
-               f"--log-file={log.name}", url]
+        cmd = ["h2load", "-t2", f"-c{connections}", f"-m{streams}", f"-D{seconds}", f"--log-file={log.name}", url]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         m = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
         assert m, out
@@ -85,7 +93,8 @@ def h2load(url: str, seconds: int, connections: int = 50, streams: int = 1) -> F
         times = sorted(int(line.split()[2]) / 1000 for line in log if line.strip())
     p50 = times[len(times) // 2] if times else None
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))] if times else None
-    return Figure(float(m.group(1)), p50, p99)
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done", out)
+    return Figure(float(m.group(1)), p50, p99, int(done.group(1)) if done else 0)
 
 
 def policy_for(workdir: Path, upstream: str, port: int, redis: str | None, cert: Path | None) -> Path:
@@ -199,6 +208,7 @@ def measure(seconds: int = 8, rounds: int = 2, *, tls: bool = True, h2: bool = T
                                        "--set", "connection_strategy=lazy",
                                        *(["--set", f"ssl_verify_upstream_trusted_ca={ca}"] if ca else [])],
                                       stdout=subprocess.DEVNULL, env=env))
+        pids: dict[str, int] = {f"127.0.0.1:{bare_port}": procs[-1].pid}  # host:port -> the proxy's process
         targets: dict[str, tuple[str, str | None, str]] = {}  # name: (url, cookie, tool)
         wait_for_port(bare_port)
         bare = f"{scheme}://127.0.0.1:{bare_port}"
@@ -227,6 +237,7 @@ def measure(seconds: int = 8, rounds: int = 2, *, tls: bool = True, h2: bool = T
                 pol = policy_for(workdir, upstream, port, db and f"{db[:-1]}{1 if suffix else 0}", cert)  # own db
                 procs.append(subprocess.Popen([*GOVGATE, "run", "-p", str(pol)], stdout=subprocess.DEVNULL,
                                               env=gw_env))
+                pids[f"127.0.0.1:{port}"] = procs[-1].pid
                 wait_for_port(port)
                 gw = f"{scheme}://127.0.0.1:{port}"
                 if store == "memory":
@@ -245,7 +256,12 @@ def measure(seconds: int = 8, rounds: int = 2, *, tls: bool = True, h2: bool = T
             gateways(" [before]", compare)
 
         def run(url: str, cookie: str | None, tool: str, secs: int) -> Figure:
-            return h2load(url, secs) if tool == "h2load" else wrk(url, secs, cookie)
+            pid = pids[url.split("/")[2]]
+            before = cpu_seconds(pid)
+            figure = h2load(url, secs) if tool == "h2load" else wrk(url, secs, cookie)
+            if figure.requests:
+                figure.cpu_ms = (cpu_seconds(pid) - before) * 1000 / figure.requests
+            return figure
 
         for url, cookie, tool in targets.values():  # warm up
             run(url, cookie, tool, 1)
@@ -259,7 +275,8 @@ def measure(seconds: int = 8, rounds: int = 2, *, tls: bool = True, h2: bool = T
             return statistics.median(known) if known else None
 
         rows = {name: {"rps": statistics.median(f.rps for f in figs), "p50_ms": med([f.p50_ms for f in figs]),
-                       "p99_ms": med([f.p99_ms for f in figs]), "rounds": [round(f.rps) for f in figs],
+                       "p99_ms": med([f.p99_ms for f in figs]), "cpu_ms": med([f.cpu_ms for f in figs]),
+                       "rounds": [round(f.rps) for f in figs],
                        "tool": targets[name][2]}
                 for name, figs in results.items()}
         before = [(a + " [before]", b if b.startswith("bare") else b + " [before]", t) for a, b, t in RATIOS]
@@ -268,6 +285,10 @@ def measure(seconds: int = 8, rounds: int = 2, *, tls: bool = True, h2: bool = T
                   for a, b, target in [*RATIOS, *before] if a in rows and b in rows]
         ratios += [{"what": f"{a} / {b}", "ratio": rows[a]["rps"] / rows[b]["rps"], "target": None, "met": None}
                    for a, b in INFO_RATIOS if a in rows and b in rows]
+        for r in ratios:  # the same ratio from the proxies' CPU per request: steadier on a shared machine
+            a, _, b = r["what"].partition(" / ")
+            ca, cb = rows[a]["cpu_ms"], rows[b]["cpu_ms"]
+            r["cpu_ratio"] = cb / ca if ca and cb else None
         setup = {"seconds": seconds, "rounds": rounds, "tls": tls, "cores": os.cpu_count(),
                  "load": "wrk -t2 -c50 (HTTP/1.1); h2load -t2 -c50 -m1 (HTTP/2)"}
         return {"setup": setup, "rows": rows, "ratios": ratios}
@@ -302,11 +323,14 @@ def main() -> int:
           f"{s['cores']} cores (gateway, mitmdump, upstream and the load tool share them)")
     for name, row in out["rows"].items():
         lat = f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms" if row["p50_ms"] is not None else ""
-        print(f"  {name:30s} {row['rps']:8.0f} req/s  {lat:28s} (rounds: {', '.join(map(str, row['rounds']))})")
+        cpu = f"{row['cpu_ms']:.2f} ms CPU/req" if row["cpu_ms"] is not None else ""
+        print(f"  {name:36s} {row['rps']:7.0f} req/s  {lat:30s} {cpu:16s} "
+              f"(rounds: {', '.join(map(str, row['rounds']))})")
     print()
     for r in out["ratios"]:
         verdict = f"(target ≥ {r['target']:.2f}: {'met' if r['met'] else 'NOT met'})" if r["target"] else ""
-        print(f"  {r['what']}: {r['ratio']:.2f}  {verdict}")
+        by_cpu = f"[by CPU/request: {r['cpu_ratio']:.2f}]" if r.get("cpu_ratio") else ""
+        print(f"  {r['what']}: {r['ratio']:.2f} {by_cpu} {verdict}")
     return 0
 
 
