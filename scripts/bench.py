@@ -218,8 +218,8 @@ def main() -> int:
         ("audit", "bench_audit.py", ["--records", "20000" if quick else "200000"], 900),
         ("rewrite", "bench_rewrite.py", ["--seconds", "1" if quick else "3"], 900),
         ("login", "bench_login.py", ["--runs", "5" if quick else "20"], 600),
-        ("h2soak", "bench_h2_soak.py", ["--streams", "5000" if quick else "50000",
-                                        "--interval", "2" if quick else "10"], 1800),
+        ("h2soak", "bench_h2_soak.py", ["--streams", "5000" if quick else "20000",
+                                        "--interval", "2" if quick else "5"], 1800),
         ("workers", "bench_workers.py", ["--quick"] if quick else [], 1800),
     ]
     for name, script, extra, timeout in scripts:
