@@ -19,6 +19,7 @@ import contextlib
 import html
 import json
 import logging
+import ssl
 
 logger = logging.getLogger(__name__)
 
@@ -149,20 +150,25 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
             writer.close()
 
 
-async def start_sample_portal(host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
-    """Start the portal; the bound port is ``server.sockets[0].getsockname()[1]``."""
-    return await asyncio.start_server(_handle, host, port, reuse_address=True)
+async def start_sample_portal(host: str = "127.0.0.1", port: int = 0, *,
+                              tls: ssl.SSLContext | None = None) -> asyncio.Server:
+    """Start the portal (over TLS with ``tls``); the bound port is ``server.sockets[0].getsockname()[1]``."""
+    return await asyncio.start_server(_handle, host, port, reuse_address=True, ssl=tls)
 
 
-def main() -> None:  # pragma: no cover - manual use: python -m govgate.sample_portal PORT
+def main() -> None:  # pragma: no cover - manual use: python -m govgate.sample_portal PORT [--tls PEM]
     import sys
 
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 8080
+    tls: ssl.SSLContext | None = None
+    if "--tls" in sys.argv:  # a PEM with the key and the certificate chain (the benchmarks' TLS upstream)
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(sys.argv[sys.argv.index("--tls") + 1])
 
     async def serve() -> None:
-        server = await start_sample_portal("127.0.0.1", port)
+        server = await start_sample_portal("127.0.0.1", port, tls=tls)
         bound = server.sockets[0].getsockname()[1]
-        print(f"sample portal on http://127.0.0.1:{bound}/", flush=True)
+        print(f"sample portal on {'https' if tls else 'http'}://127.0.0.1:{bound}/", flush=True)
         async with server:
             await server.serve_forever()
 

@@ -15,6 +15,7 @@ limit, 1,000 by default, bounds any growth anyway). Not part of the test suite: 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -118,6 +119,7 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=100_000)
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--only", choices=["gateway", "mitmdump"])
+    parser.add_argument("--json", action="store_true", help="print the curves and growths as JSON")
     args = parser.parse_args()
     if shutil.which("h2load") is None:
         print("bench_h2_soak: h2load is missing (Debian: apt-get install nghttp2-client)", file=sys.stderr)
@@ -174,6 +176,11 @@ audit: {{dir: {workdir}/audit}}
                     p.kill()
         shutil.rmtree(workdir, ignore_errors=True)
 
+    if args.json:
+        print(json.dumps({"streams": args.streams, "cpus": os.cpu_count(), "targets": [
+            {"name": c.name, "finished": c.finished, "growth_kib_per_1000": growth_kib_per_1000(c),
+             "samples": [{"seconds": t, "streams": d, "rss_kib": r} for t, d, r in c.samples]} for c in curves]}))
+        return 0
     print(f"\nOne HTTP/2 connection, {args.streams:,} streams, 10 at a time; machine: {os.cpu_count()} CPUs")
     for curve in curves:
         print(f"\n{curve.name}: {curve.finished}")

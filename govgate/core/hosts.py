@@ -57,6 +57,10 @@ def parse_host(text: str) -> str | None:
     return _name(name)
 
 
+# Memoised (pure functions of a string): every request reads its Host several times (context, the decisions,
+# the outbound links), and a portal is reached under a handful of names; the bound keeps a flood of made-up
+# names from growing memory (docs/performance.md).
+@lru_cache(maxsize=1024)
 def split_host_port(text: str) -> tuple[str, int | None] | None:
     """A ``Host`` header or authority ``host[:port]``: (canonical host, port), or None when invalid.
 
@@ -95,6 +99,7 @@ def host_of(text: str) -> str:
     return parsed[0] if parsed is not None else ""
 
 
+@lru_cache(maxsize=4096)
 def _name(name: str) -> str | None:
     """A domain or IPv4 address, read by the WHATWG host parser; one trailing dot removed."""
     if not name or _NOT_IN_NAME.search(name):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -89,6 +89,25 @@ def touched[T: SessionTimes](session: T, now: datetime) -> T:
     as_dataclass: Any = session  # every session type is a dataclass with a ``last_seen`` field
     result: T = dataclasses.replace(as_dataclass, last_seen=now)
     return result
+
+
+TOUCH_STEP_FRACTION = 100  # last_seen is written when it would move by at least idle_timeout / 100
+
+
+def touch_step(limits: SessionLimits) -> timedelta:
+    """How far ``last_seen`` must move before a store writes it (docs/state.md: 1 % of the idle timeout).
+
+    A staff page is a burst of requests within a second; writing ``last_seen`` (and, in Redis, the key's TTL)
+    for each of them changes nothing that matters. The bounded error: the stored ``last_seen`` lags the last
+    request by less than this step, so a session in use idle-expires up to this much *before* its exact idle
+    timeout (9 s of 15 minutes), never after; the absolute timeout is unaffected."""
+    return limits.idle_timeout / TOUCH_STEP_FRACTION
+
+
+def touch_due(session: SessionTimes, now: datetime, limits: SessionLimits) -> bool:
+    """Whether a request at ``now`` moves the stored ``last_seen`` (by at least ``touch_step``)."""
+    due: bool = now - session.last_seen >= touch_step(limits)
+    return due
 
 
 def session_expires_at(session: SessionTimes, limits: SessionLimits) -> datetime:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from govgate.core.lockout import FailureState, forget_at, lock_started, locked_until, register_failure
 from govgate.core.policy.model import Login, SessionLimits
-from govgate.core.sessions import session_expires_at, session_verdict, touched
+from govgate.core.sessions import session_expires_at, session_verdict, touch_due, touched
 from govgate.store.base import LockState, PendingLogin, Session, SessionLookup
 
 PRUNE_EVERY = 256  # writes between sweeps
@@ -77,9 +77,11 @@ class MemoryStore:
             self._wrote(now)
             return SessionLookup(session=None, expired=True, account_locked_until=None,
                                  expired_account=stored.session.account, expired_why=verdict.end)
-        session = touched(stored.session, now)
-        self._sessions[session_id] = _StoredSession(session, session_expires_at(session, limits))
-        self._wrote(now)
+        session = stored.session
+        if touch_due(session, now, limits):  # docs/state.md: last_seen moves in steps of 1 % of the idle timeout
+            session = touched(session, now)
+            self._sessions[session_id] = _StoredSession(session, session_expires_at(session, limits))
+            self._wrote(now)
         counter = self._counters.get(("account", session.account))
         lock = locked_until(counter.state, now) if counter is not None else None
         return SessionLookup(session=session, expired=False, account_locked_until=lock)

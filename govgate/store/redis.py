@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 
 from govgate.core.policy.model import Login, SessionLimits
 from govgate.core.sentinel_url import is_sentinel_url, parse_sentinel_url
-from govgate.core.sessions import SessionEnd, session_expires_at
+from govgate.core.sessions import SessionEnd, session_expires_at, touch_step
 from govgate.errors import StoreUnavailable
 from govgate.repeated import REPEATED
 from govgate.store.base import LockState, PendingLogin, Session, SessionLookup
@@ -112,7 +112,8 @@ return result
 """
 
 # Art. 30 (第三十条): 超时退出. The rules of govgate.core.sessions, in one round trip: read the session,
-# expire it (absolute, then idle) or move last_seen forward (never back) and its TTL, read the lock.
+# expire it (absolute, then idle) or move last_seen forward (never back, and only by at least ARGV[8], the
+# touch step of docs/state.md) and its TTL, read the lock.
 _TOUCH_SESSION = """
 local s = redis.call('HMGET', KEYS[1], 'account', 'device', 'client', 'created', 'last_seen')
 if not s[1] or not s[4] or not s[5] then return {0} end
@@ -128,13 +129,13 @@ if now >= created + absolute or now >= last + idle then
   return {2, s[1], 'idle'}
 end
 local last_text = s[5]
-if now > last then
+if now - last >= tonumber(ARGV[8]) and now > last then
   last = now
   last_text = ARGV[1]
   redis.call('HSET', KEYS[1], 'last_seen', last_text)
+  local ends = math.min(created + absolute, last + idle)
+  redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil((ends - now) / 1000) + tonumber(ARGV[4])))
 end
-local ends = math.min(created + absolute, last + idle)
-redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil((ends - now) / 1000) + tonumber(ARGV[4])))
 local lock = redis.call('GET', ARGV[5] .. s[1])
 if not lock then lock = '' end
 return {1, s[1], s[2] or '', s[3] or '', s[4], last_text, lock}
@@ -279,6 +280,7 @@ class RedisStore:
                     LOCK + "account:",
                     ACCOUNT_SESSIONS,
                     member,
+                    to_us(touch_step(limits)),
                 ],
             ),
         )

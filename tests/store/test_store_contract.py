@@ -6,7 +6,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from govgate.core.policy.model import Login, SessionLimits
-from govgate.core.sessions import SessionEnd, new_session_id
+from govgate.core.sessions import SessionEnd, new_session_id, touch_step
 from govgate.store.base import PendingLogin, Session, Store
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -280,3 +280,24 @@ async def test_totp_step_is_accepted_once_and_only_forwards(store: Store) -> Non
 
 async def test_ping_answers(store: Store) -> None:
     await store.ping()
+
+
+async def test_last_seen_moves_in_steps_of_the_touch_step_and_never_lets_a_session_outlive_its_idle_timeout(
+        store: Store) -> None:
+    # docs/state.md: last_seen is written when it moves by at least 1 % of the idle timeout; the bounded error
+    # is an idle expiry up to one step early, never late.
+    step = touch_step(LIMITS)
+    session = make_session()
+    await store.create_session(session, LIMITS)
+    near = await store.touch_session(session.id, T0 + step - timedelta(microseconds=1), LIMITS)
+    assert near.session is not None
+    assert near.session.last_seen == T0  # within the step: not written
+    moved = await store.touch_session(session.id, T0 + step, LIMITS)
+    assert moved.session is not None
+    assert moved.session.last_seen == T0 + step
+    # Used just under the step apart, the session still ends no later than idle_timeout after its last use.
+    last_use = T0 + step + step - timedelta(microseconds=1)
+    assert (await store.touch_session(session.id, last_use, LIMITS)).session is not None
+    ended = await store.touch_session(session.id, last_use + LIMITS.idle_timeout, LIMITS)
+    assert ended.session is None
+    assert ended.expired
