@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import pyotp
 import yaml
-from benchlib import free_port, make_tls, wait_for_port
+from benchlib import cpu_seconds, free_port, make_tls, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable  # the environment this script runs in (govgate importable, mitmdump beside it)
@@ -51,12 +51,6 @@ class Figure:
     p99_ms: float | None
     requests: int = 0
     cpu_ms: float | None = None  # the proxy process's CPU time per request (user + system, all its threads)
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) process ``pid`` has used so far, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _ms(value: str, unit: str) -> float:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import time
 from pathlib import Path
@@ -76,3 +77,9 @@ def make_tls(directory: Path) -> tuple[Path, Path]:
                            + cert.public_bytes(serialization.Encoding.PEM)
                            + ca.public_bytes(serialization.Encoding.PEM))
     return ca_pem, server_pem
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
