@@ -124,7 +124,8 @@ def test_new_connections_are_refused_while_draining(slow_portal: str, workdir: P
 
 
 def test_an_idle_keep_alive_connection_does_not_hold_up_the_shutdown(slow_portal: str, workdir: Path) -> None:
-    gw = gateway(workdir, slow_portal, drain_timeout="20s")
+    # Far longer than the bound below: a shutdown that waited for the idle connection would take a minute.
+    gw = gateway(workdir, slow_portal, drain_timeout="60s")
     with socket.create_connection(("127.0.0.1", int(gw.url.rsplit(":", 1)[1])), timeout=10) as s:
         s.sendall(b"GET /news/a HTTP/1.1\r\nHost: portal.example.gov.cn\r\n\r\n")
         answer = b""
@@ -134,7 +135,7 @@ def test_an_idle_keep_alive_connection_does_not_hold_up_the_shutdown(slow_portal
         code, took = sigterm_and_wait(gw, 15)  # the connection stays open and idle on our side
         assert s.recv(1) == b""  # closed by the gateway
     assert code == 0
-    assert took < 3
+    assert took < 10  # at once, give or take a loaded machine (the audit log is flushed and fsynced on the way out)
 
 
 def test_drain_timeout_bounds_how_long_a_hanging_request_holds_the_shutdown(slow_portal: str, workdir: Path) -> None:
