@@ -19,11 +19,11 @@ from datetime import datetime
 from mitmproxy import http
 
 from govgate.addons.context import RequestContext, context_of, gate_cookie, redirect, request_event, respond
-from govgate.addons.login_pages import read_form
+from govgate.addons.login_pages import csrf_browser_id, read_form
 from govgate.cookies import GateCookie, set_cookie
 from govgate.core import device_cookie
 from govgate.core.audit_event import AuditDecision
-from govgate.core.csrf import csrf_token, csrf_valid, new_browser_id
+from govgate.core.csrf import csrf_token, csrf_valid
 from govgate.core.decide import on_allowed_network
 from govgate.core.device_registry import DeviceKind, DeviceRegistry, DeviceState, RegisteredDevice, token_digest
 from govgate.errors import DeviceError, StoreUnavailable
@@ -86,14 +86,6 @@ class Enrolment:
             return None
         return account.name
 
-    def _browser(self, flow: http.HTTPFlow, ctx: RequestContext) -> tuple[str, tuple[tuple[str, str], ...]]:
-        browser_id = gate_cookie(flow, ctx, GateCookie.CSRF)
-        if browser_id and 20 <= len(browser_id) <= 64:
-            return browser_id, ()
-        browser_id = new_browser_id()
-        insecure = ctx.snapshot.policy.gateway.insecure
-        return browser_id, (("Set-Cookie", set_cookie(GateCookie.CSRF, browser_id, insecure=insecure)),)
-
     def _known(self, flow: http.HTTPFlow, ctx: RequestContext, registry: DeviceRegistry) -> RegisteredDevice | None:
         cookie = gate_cookie(flow, ctx, GateCookie.DEVICE)
         presented = device_cookie.token_of(self.runtime.keys, cookie) if cookie else None
@@ -108,7 +100,7 @@ class Enrolment:
         if known is not None:
             respond(flow, pages.enrolled(known.id, known.label or "", known.state.value))
             return
-        browser_id, headers = self._browser(flow, ctx)
+        browser_id, headers = csrf_browser_id(flow, ctx)
         respond(flow, pages.enrol_form(ctx.snapshot.policy.gateway.prefix,
                                        csrf_token(self.runtime.keys, browser_id, "enroll"), account, headers=headers))
 
@@ -118,7 +110,7 @@ class Enrolment:
         if form is None:
             respond(flow, bad_request(ctx.request_id, as_json=ctx.as_json, what="form"))
             return
-        browser_id, headers = self._browser(flow, ctx)
+        browser_id, headers = csrf_browser_id(flow, ctx)
         csrf = csrf_token(self.runtime.keys, browser_id, "enroll")
         if not csrf_valid(self.runtime.keys, gate_cookie(flow, ctx, GateCookie.CSRF), "enroll", form.get("csrf")):
             respond(flow, pages.enrol_form(policy.gateway.prefix, csrf, account, status=400, headers=headers,

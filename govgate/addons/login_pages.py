@@ -76,6 +76,17 @@ def _is_text(value: str) -> bool:
     return True
 
 
+
+def csrf_browser_id(flow: http.HTTPFlow, ctx: RequestContext) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The browser id CSRF tokens are bound to, and the header that sets it when the browser has none (the
+    login, sign-out and enrolment forms)."""
+    browser_id = gate_cookie(flow, ctx, GateCookie.CSRF)
+    if browser_id and 20 <= len(browser_id) <= 64:
+        return browser_id, ()
+    browser_id = new_browser_id()
+    insecure = ctx.snapshot.policy.gateway.insecure
+    return browser_id, (("Set-Cookie", set_cookie(GateCookie.CSRF, browser_id, insecure=insecure)),)
+
 def read_form(request: http.Request) -> dict[str, str] | None:
     """The fields of a small ``application/x-www-form-urlencoded`` body; None for anything else."""
     content = request.raw_content or b""
@@ -146,15 +157,6 @@ class GatePages:
         self.runtime.audit.emit(request_event(ctx, flow, event, decision, time=self.runtime.now(), reason=reason,
                                               account=account, device=device, article=article, extra=extra))
 
-    def _browser_id(self, flow: http.HTTPFlow, ctx: RequestContext) -> tuple[str, tuple[tuple[str, str], ...]]:
-        """The browser id CSRF tokens are bound to, and the header that sets it when the browser has none."""
-        browser_id = gate_cookie(flow, ctx, GateCookie.CSRF)
-        if browser_id and 20 <= len(browser_id) <= 64:
-            return browser_id, ()
-        browser_id = new_browser_id()
-        insecure = ctx.snapshot.policy.gateway.insecure
-        return browser_id, (("Set-Cookie", set_cookie(GateCookie.CSRF, browser_id, insecure=insecure)),)
-
     def _csrf_ok(self, flow: http.HTTPFlow, ctx: RequestContext, name: str, form: dict[str, str]) -> bool:
         return csrf_valid(self.runtime.keys, gate_cookie(flow, ctx, GateCookie.CSRF), name, form.get("csrf"))
 
@@ -213,7 +215,7 @@ class GatePages:
     # -- login: the password step -----------------------------------------------------------------
     async def _login_get(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
         prefix = ctx.snapshot.policy.gateway.prefix
-        browser_id, headers = self._browser_id(flow, ctx)
+        browser_id, headers = csrf_browser_id(flow, ctx)
         next_path = safe_next(flow.request.query.get("next"), prefix)
         respond(flow, login_pages.login_form(prefix, csrf_token(self.runtime.keys, browser_id, "login"), next_path,
                                              headers=headers))
@@ -230,7 +232,7 @@ class GatePages:
             respond(flow, bad_request(ctx.request_id, as_json=ctx.as_json, what="form"))
             return
         next_path = safe_next(form.get("next"), prefix)
-        browser_id, headers = self._browser_id(flow, ctx)
+        browser_id, headers = csrf_browser_id(flow, ctx)
         token = csrf_token(self.runtime.keys, browser_id, "login")
         if not self._csrf_ok(flow, ctx, "login", form):
             self._event(ctx, flow, "login.csrf", AuditDecision.REFUSE, reason="csrf")
@@ -317,7 +319,7 @@ class GatePages:
         if await self._pending(flow, ctx) is None:
             self._back_to_login(flow, ctx)
             return
-        browser_id, headers = self._browser_id(flow, ctx)
+        browser_id, headers = csrf_browser_id(flow, ctx)
         respond(flow, login_pages.mfa_form(ctx.snapshot.policy.gateway.prefix,
                                            csrf_token(self.runtime.keys, browser_id, "mfa"), headers=headers))
 
@@ -327,7 +329,7 @@ class GatePages:
         if form is None:
             respond(flow, bad_request(ctx.request_id, as_json=ctx.as_json, what="form"))
             return
-        browser_id, headers = self._browser_id(flow, ctx)
+        browser_id, headers = csrf_browser_id(flow, ctx)
         token = csrf_token(self.runtime.keys, browser_id, "mfa")
         if not self._csrf_ok(flow, ctx, "mfa", form):
             self._event(ctx, flow, "mfa.csrf", AuditDecision.REFUSE, reason="csrf")
@@ -408,7 +410,7 @@ class GatePages:
 
     # -- logout -----------------------------------------------------------------------------------
     async def _logout_get(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
-        browser_id, headers = self._browser_id(flow, ctx)
+        browser_id, headers = csrf_browser_id(flow, ctx)
         respond(flow, login_pages.logout_form(ctx.snapshot.policy.gateway.prefix,
                                               csrf_token(self.runtime.keys, browser_id, "logout"), headers=headers))
 
