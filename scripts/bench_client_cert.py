@@ -28,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import ssl
 import statistics
 import subprocess
@@ -41,7 +40,7 @@ from typing import Any
 import httpx
 import pyotp
 import yaml
-from benchlib import cpu_seconds, free_port, wait_for_port
+from benchlib import cpu_seconds, free_port, stop_processes, wait_for_port
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -238,13 +237,7 @@ def main() -> int:
               "name the device")
         return 0
     finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

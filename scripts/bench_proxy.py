@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from typing import Any
 import httpx
 import pyotp
 import yaml
-from benchlib import cpu_seconds, free_port, make_tls, wait_for_port
+from benchlib import cpu_seconds, free_port, make_tls, stop_processes, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable  # the environment this script runs in (govgate importable, mitmdump beside it)
@@ -287,13 +286,7 @@ def measure(seconds: int = 8, rounds: int = 2, *, tls: bool = True, h2: bool = T
                  "load": "wrk -t2 -c50 (HTTP/1.1); h2load -t2 -c50 -m1 (HTTP/2)"}
         return {"setup": setup, "rows": rows, "ratios": ratios}
     finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from benchlib import free_port, wait_for_port
+from benchlib import free_port, stop_processes, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 PATH = "/static/app.css"  # a public page: the gate decides, writes its audit record, forwards
@@ -146,14 +145,7 @@ def measure(*, seconds: int = 8, rounds: int = 3, connections: int = 50) -> dict
                 "cpu_ms_per_request": {k: 1000 * v / requests[int(k[-1])] if requests[int(k[-1])] else None
                                        for k, v in cpu.items()}}
     finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
+        stop_processes(procs, timeout=60)  # workers drain before they exit
         shutil.rmtree(tmp, ignore_errors=True)
 
 
