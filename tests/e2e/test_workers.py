@@ -127,10 +127,14 @@ def test_two_workers_serve_the_port_and_report_each_other_in_health(workers: Wor
     assert health["status"] == "ok" or health["reasons"] == ["geoip_stale"], health
     assert health["workers"]["count"] == 2
     assert health["store"]["kind"] == "redis"
-    records = read_records(workers.policy.parent / "audit")
-    starts = [r for r in records if r["event"] == "gateway.start"]
-    assert sorted((r["worker"], r["pid"], r["workers"]) for r in starts) == sorted(
-        (i, pid, 2) for i, pid in pids.items())
+
+    def starts() -> list[tuple[int, int, int]]:
+        return sorted((r["worker"], r["pid"], r["workers"]) for r in read_records(workers.policy.parent / "audit")
+                      if r["event"] == "gateway.start")
+
+    # Each worker's audit writer puts its start record on disk in its own time.
+    wait_for(lambda: len(starts()) >= 2, 10, "both workers' gateway.start records")
+    assert starts() == sorted((i, pid, 2) for i, pid in pids.items())
 
 
 def test_one_session_works_on_both_workers(workers: Workers) -> None:
