@@ -105,20 +105,19 @@ def find_records(directory: Path, key: AuditKey, flt: RecordFilter, tz: ZoneInfo
     kept: list[tuple[str, int, bytes]] = []
     kept_bytes = [0]
     in_window = {name for name, _ in window}
-    raw = flt.candidate
-    if flt.overseas:
-        def raw(line: bytes) -> bool:  # a private address is home whatever the policy: not worth keeping
-            if not flt.candidate(line):
-                return False
-            client = _raw_str(line, b'"client":')
-            return client is not None and not client.startswith(_PRIVATE_V4)
+
+    def worth_keeping(line: bytes) -> bool:  # a line ``flt.candidates`` let through
+        if not flt.overseas:
+            return True
+        client = _raw_str(line, b'"client":')  # a private address is home whatever the policy
+        return client is not None and not client.startswith(_PRIVATE_V4)
 
     def keep(name: str, lines: Sequence[bytes], start: int, stop: int, lineno: int, ordinal: int) -> None:
         if kept_bytes[0] > KEEP_BYTES or name not in in_window:
             return
-        for index in range(start, stop):
+        for index in flt.candidates(lines, start, stop):
             line = lines[index]
-            if raw(line):
+            if worth_keeping(line):
                 kept.append((name, lineno + index - start, line))
                 kept_bytes[0] += len(line)
         if kept_bytes[0] > KEEP_BYTES:

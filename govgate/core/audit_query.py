@@ -23,7 +23,7 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -129,6 +129,21 @@ class RecordFilter:
                 return False
         events = self._event_needles
         return events is None or any(needle in line for needle in events)
+
+    def candidates(self, lines: Sequence[bytes], start: int, stop: int) -> list[int]:
+        """The indexes ``i`` in ``range(start, stop)`` for which ``candidate(lines[i])`` holds, in order: the same
+        answer, but the first needle is looked for in one comprehension, so the lines of a large log that lack it
+        (nearly all of them, for an account) cost no call each."""
+        needles = self._needles
+        if needles:
+            first = needles[0]
+            picked: Sequence[int] = [i for i in range(start, stop) if first in lines[i]]
+        else:
+            picked = range(start, stop)
+        if len(needles) <= 1 and self._event_needles is None:
+            return list(picked)
+        candidate = self.candidate
+        return [i for i in picked if candidate(lines[i])]
 
     def matches(self, record: Mapping[str, object], overseas: Overseas | None = None) -> bool:
         if self.account is not None and record.get("account") != self.account:

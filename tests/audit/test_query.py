@@ -82,6 +82,21 @@ def test_looking_at_the_bytes_first_never_drops_a_matching_record(account: str |
             assert flt.candidate(line), flt
 
 
+@settings(max_examples=200, deadline=None)
+@given(recs=st.lists(st.tuples(st.one_of(st.none(), names), st.sampled_from(["allow", "refuse", None]),
+                               st.sampled_from(["GB", "CN", None]),
+                               st.sampled_from(["access", "login.success", "leave.view"])), max_size=12),
+       bounds=st.tuples(st.integers(0, 12), st.integers(0, 12)), wanted=names)
+def test_candidates_of_a_batch_are_the_lines_candidate_lets_through(
+        recs: list[tuple[str | None, str | None, str | None, str]], bounds: tuple[int, int], wanted: str) -> None:
+    lines = [line_of(record(account=a, decision=d, country=c, event=e)) for a, d, c, e in recs]
+    start, stop = min(bounds[0], len(lines)), min(bounds[1], len(lines))
+    for flt in (RecordFilter(), RecordFilter(account=wanted), RecordFilter(account="traveller", country="gb"),
+                RecordFilter(decision="allow", events=("access", "leave.view")), RecordFilter(events=("login.*",)),
+                RecordFilter(events=("access",)), RecordFilter(grant=GrantFilter(), decision="refuse")):
+        assert flt.candidates(lines, start, stop) == [i for i in range(start, stop) if flt.candidate(lines[i])], flt
+
+
 def test_filters_combine_and_events_alternate() -> None:
     rec = record()
     assert RecordFilter(events=("login.*", "access"), account="traveller", country="GB").matches(rec)
