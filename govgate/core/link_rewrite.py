@@ -73,6 +73,12 @@ def _percent_encode_bytes(data: bytes) -> str:
     return "".join(f"%{b:02X}" if b < 0x21 or b > 0x7E or b in b"\"#<>'" else chr(b) for b in data)
 
 
+# Stateless codecs in which every ASCII character is its own byte and the ASCII bytes inside a multi-byte character
+# (trail bytes 0x30-0x39, 0x40-0x7E) are none of those ``_percent_encode_bytes`` escapes (controls, space, '"#<>).
+_TRAIL_SAFE_CODECS = frozenset({"gbk", "gb18030", "big5"})
+_ESCAPE_HIGH_BYTES = [chr(b) if b < 0x80 else f"%{b:02X}" for b in range(256)]  # latin-1 text -> bytes >= 0x80 escaped
+
+
 def _percent_encode_query(url: str, codec: str) -> str:
     """Encode a non-ASCII query the way the document's encoding would (WHATWG URL, "encoding")."""
     q = url.find("?")
@@ -83,6 +89,15 @@ def _percent_encode_query(url: str, codec: str) -> str:
     query = url[q + 1:end]
     if query.isascii():
         return url
+    if codec in _TRAIL_SAFE_CODECS:
+        try:
+            data = query.encode(codec)
+        except UnicodeEncodeError:
+            pass  # unmappable characters: the general path below
+        else:
+            # Every byte of a non-ASCII character's encoding percent-encoded, as ``_percent_encode_bytes`` does:
+            # its ASCII trail bytes are never in the escaped set, so every ASCII byte stays, wherever it came from.
+            return url[: q + 1] + data.decode("latin-1").translate(_ESCAPE_HIGH_BYTES) + url[end:]
 
     def encode_run(m: re.Match[str]) -> str:
         run = m.group()

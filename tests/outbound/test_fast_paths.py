@@ -18,7 +18,14 @@ from hypothesis import strategies as st
 
 from govgate.core.hosts import host_of
 from govgate.core.leave_link import _UNSAFE, encode_url_param
-from govgate.core.link_rewrite import RewriteResult, host_of_href, plain_absolute_href, rewrite_html
+from govgate.core.link_rewrite import (
+    RewriteResult,
+    _percent_encode_bytes,
+    _percent_encode_query,
+    host_of_href,
+    plain_absolute_href,
+    rewrite_html,
+)
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Outbound, RedirectMode
 
@@ -117,7 +124,7 @@ PLAINISH = st.builds(
 URLS = st.lists(URL_PIECES, min_size=1, max_size=12).map("".join) | PLAINISH | PLAINISH  # mostly near-plain URLs
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(URLS)
 def test_plain_absolute_urls_serialise_as_the_parser_does(text: str) -> None:
     """``plain_absolute_href`` answers only where ada gives the same serialisation and host (Art. 15: the signed
@@ -140,3 +147,36 @@ def test_plain_absolute_urls_take_the_fast_path() -> None:
                  "http://a.com/%2e%2E/b", "http://a.com/\\b", " http://a.com/", "http://a.com/a b", "http://u@a.com/",
                  "http://a.com./", "http://例子.cn/"]:
         assert plain_absolute_href(text) is None, text
+
+
+# ---------------------------------------------------------------- a non-ASCII query encoded in one pass
+
+
+def query_run_by_run(url: str, codec: str) -> str:
+    """The general path of ``_percent_encode_query``: each non-ASCII run encoded and escaped on its own."""
+    q, h = url.find("?"), url.find("#")
+    if q < 0 or (0 <= h < q):
+        return url
+    end = h if h > q else len(url)
+
+    def encode_run(m: re.Match[str]) -> str:
+        parts = []
+        for ch in m.group():
+            try:
+                parts.append(_percent_encode_bytes(ch.encode(codec)))
+            except UnicodeEncodeError:
+                parts.append("%80" if ch == "\u20ac" and codec == "gbk" else f"%26%23{ord(ch)}%3B")
+        return "".join(parts)
+
+    return url[: q + 1] + re.sub(r"[^\x00-\x7f]+", encode_run, url[q + 1:end]) + url[end:]
+
+
+QUERY_CHARS = st.sampled_from([*"政务公开€¥é中文繁體字丂亐\ufffd\U00020000 ?#&=%\"'<>\\`~aZ0", "\udc80"])
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.sampled_from(["gbk", "gb18030", "big5", "shift_jis", "euc-kr", "cp1252"]),
+       st.lists(QUERY_CHARS, max_size=12).map("".join), st.lists(QUERY_CHARS, max_size=6).map("".join))
+def test_a_query_encoded_in_one_pass_is_the_run_by_run_encoding(codec: str, before: str, after: str) -> None:
+    url = f"http://evil.example/{before}?{after}"
+    assert _percent_encode_query(url, codec) == query_run_by_run(url, codec)
