@@ -54,6 +54,7 @@ __all__ = [
     "RewriteRefused",
     "RewriteResult",
     "host_of_href",
+    "plain_absolute_href",
     "refresh_url",
     "rewrite_html",
     "rewrite_xhtml",
@@ -72,6 +73,12 @@ def _percent_encode_bytes(data: bytes) -> str:
     return "".join(f"%{b:02X}" if b < 0x21 or b > 0x7E or b in b"\"#<>'" else chr(b) for b in data)
 
 
+# Stateless codecs in which every ASCII character is its own byte and the ASCII bytes inside a multi-byte character
+# (trail bytes 0x30-0x39, 0x40-0x7E) are none of those ``_percent_encode_bytes`` escapes (controls, space, '"#<>).
+_TRAIL_SAFE_CODECS = frozenset({"gbk", "gb18030", "big5"})
+_ESCAPE_HIGH_BYTES = [chr(b) if b < 0x80 else f"%{b:02X}" for b in range(256)]  # latin-1 text -> bytes >= 0x80 escaped
+
+
 def _percent_encode_query(url: str, codec: str) -> str:
     """Encode a non-ASCII query the way the document's encoding would (WHATWG URL, "encoding")."""
     q = url.find("?")
@@ -82,6 +89,15 @@ def _percent_encode_query(url: str, codec: str) -> str:
     query = url[q + 1:end]
     if query.isascii():
         return url
+    if codec in _TRAIL_SAFE_CODECS:
+        try:
+            data = query.encode(codec)
+        except UnicodeEncodeError:
+            pass  # unmappable characters: the general path below
+        else:
+            # Every byte of a non-ASCII character's encoding percent-encoded, as ``_percent_encode_bytes`` does:
+            # its ASCII trail bytes are never in the escaped set, so every ASCII byte stays, wherever it came from.
+            return url[: q + 1] + data.decode("latin-1").translate(_ESCAPE_HIGH_BYTES) + url[end:]
 
     def encode_run(m: re.Match[str]) -> str:
         run = m.group()
@@ -230,6 +246,36 @@ def host_of_href(href: str) -> str:
     return href[start:port if port >= 0 else end]
 
 
+# An absolute http(s) URL that the WHATWG parser serialises as written but for the case of its scheme and host
+# (``plain_absolute_href``): a plainly spelled host (lower-case letters, digits and inner hyphens per label, no
+# "xn--" label, the last label starting with a letter, so no IPv4 reading), no userinfo, no port, then a path,
+# query and fragment of characters that none of their percent-encode sets touch, with no "." segment ("/." and
+# "%2e" send the URL to the parser). Tabs, newlines, spaces, backslashes and non-ASCII are not in any set.
+_PLAIN_ABSOLUTE = re.compile(
+    r"(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?)://"
+    r"(?P<host>(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9-]*[A-Za-z0-9])?)"
+    r"(?P<path>/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*)?"
+    r"(?P<rest>(?:\?[!$%&()*+,\-./0-9:;=?@A-Z\[\]^_`a-z{|}~]*)?(?:#[!#-&'()*+,\-./0-9:;=?@A-Z\[\\\]^_a-z{|}~]*)?)"
+)
+
+
+def plain_absolute_href(url_text: str) -> tuple[str, str] | None:
+    """(WHATWG serialisation, host) of ``url_text`` without the URL parser, or None when it is not that plain.
+
+    For the commonest external link (``http://www.example.com/path?q=1``) the serialisation is the text with
+    its scheme and host lower-cased and "/" for an empty path: one regex instead of a parse. Anything else
+    returns None and goes to ``ada_url`` (``test_fast_paths`` checks the two agree).
+    """
+    m = _PLAIN_ABSOLUTE.fullmatch(url_text)
+    if m is None:
+        return None
+    host = m.group("host").lower()
+    path = m.group("path") or "/"
+    if "xn--" in host or "/." in path or "%2e" in path or "%2E" in path:
+        return None
+    return f"{m.group('scheme').lower()}://{host}{path}{m.group('rest')}", host
+
+
 type MakeFormUrl = Callable[[str, str], str]  # (destination, the page's form encoding) -> the form target
 
 
@@ -265,6 +311,9 @@ class _Resolver:
     def resolve(self, url_text: str) -> tuple[str | None, str]:
         if self.url_codec != "utf-8" and not url_text.isascii():
             url_text = _percent_encode_query(url_text, self.url_codec)
+        plain = plain_absolute_href(url_text)
+        if plain is not None:
+            return plain
         try:
             href = ada_url.join_url(self.base, url_text) if self.base is not None else ada_url.normalize_url(url_text)
         except ValueError:

@@ -3,7 +3,8 @@
 ``govgate.core.leave_link.encode_url_param`` escapes an ASCII URL in one pass (``str.translate``); any other text
 takes the general path: both give the same text, which ``parse_qs`` reads back. The scan jumps over links to the
 internal hosts ``HostClassifier.plain_internal_pattern`` names: every host it matches is internal to the full
-parse, and the rewritten page is byte for byte the link-by-link path's.
+parse, and the rewritten page is byte for byte the link-by-link path's. ``link_rewrite.plain_absolute_href``
+serialises a plain absolute URL without the parser: only where ada gives the same text and host.
 """
 
 from __future__ import annotations
@@ -11,12 +12,20 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, quote
 
+import ada_url
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from govgate.core.hosts import host_of
 from govgate.core.leave_link import _UNSAFE, encode_url_param
-from govgate.core.link_rewrite import RewriteResult, rewrite_html
+from govgate.core.link_rewrite import (
+    RewriteResult,
+    _percent_encode_bytes,
+    _percent_encode_query,
+    host_of_href,
+    plain_absolute_href,
+    rewrite_html,
+)
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Outbound, RedirectMode
 
@@ -93,3 +102,81 @@ def test_jumping_over_internal_host_links_changes_no_output(markup: str, documen
     fast, slow = rewrite(False), rewrite(True)
     assert fast.body == slow.body
     assert fast.rewritten == slow.rewritten
+
+
+# ---------------------------------------------------------------- plain absolute URLs serialised without the parser
+
+URL_PIECES = st.sampled_from([
+    "http://", "https://", "HTTP://", "hTtPs://", "//", "http:", "www", "WWW", ".", "..", "/", "/.", "/..", "%2e",
+    "%2E",
+    "%41", "%", "?", "#", "&", "=", "'", '"', "`", "^", "|", "{", "}", "[", "]", "\\", "@", ":", ":80", ":8080", "-",
+    "_", "~", "!", "$", "(", "*", "+", ",", ";", "0x7f", "1", "12", "a", "b-c", "xn--zfr164b", "xn--a", "Xn--b",
+    "example", "com", "cn", " ", "\t", "\n", "\x00", "é", "例", "<", ">", "evil.example", "a" * 64,
+])
+PLAINISH = st.builds(
+    lambda scheme, host, rest: scheme + host + rest,
+    st.sampled_from(["http://", "https://", "HTTPS://"]),
+    st.lists(st.sampled_from(["www", "a-b", "0", "1", "x1", "xn--a", "EXAMPLE", "com", "cn", "-", ""]), min_size=1,
+             max_size=4).map(".".join),
+    st.lists(URL_PIECES | st.sampled_from(["/", "/", "a", "?", "#", "=", "&", "x.html", "%41", "'", ".", "/a"]),
+             max_size=8).map("".join),
+)
+URLS = st.lists(URL_PIECES, min_size=1, max_size=12).map("".join) | PLAINISH | PLAINISH  # mostly near-plain URLs
+
+
+@settings(max_examples=2000, deadline=None)
+@given(URLS)
+def test_plain_absolute_urls_serialise_as_the_parser_does(text: str) -> None:
+    """``plain_absolute_href`` answers only where ada gives the same serialisation and host (Art. 15: the signed
+    destination and the classified host are the parser's)."""
+    plain = plain_absolute_href(text)
+    if plain is None:
+        return
+    href = ada_url.join_url("https://portal.example.gov.cn/dir/page.html", text)
+    assert plain == (href, host_of_href(href)), text
+
+
+def test_plain_absolute_urls_take_the_fast_path() -> None:
+    """The shortcut is taken for the common shapes (the property above would hold vacuously otherwise)."""
+    for text, href in [("http://www.baidu.com/s?wd=%D5%FE&i=0", "http://www.baidu.com/s?wd=%D5%FE&i=0"),
+                       ("HTTPS://WWW.Example.com", "https://www.example.com/"),
+                       ("https://a-b.example/x/y.html#top", "https://a-b.example/x/y.html#top"),
+                       ("http://weibo.com?x", "http://weibo.com/?x")]:
+        assert plain_absolute_href(text) == (href, href.split("/")[2]), text
+    for text in ["http://1.2.3.4/", "http://x.0x7f/", "http://xn--zfr164b.cn/", "http://a.com:80/", "http://a.com/./b",
+                 "http://a.com/%2e%2E/b", "http://a.com/\\b", " http://a.com/", "http://a.com/a b", "http://u@a.com/",
+                 "http://a.com./", "http://例子.cn/"]:
+        assert plain_absolute_href(text) is None, text
+
+
+# ---------------------------------------------------------------- a non-ASCII query encoded in one pass
+
+
+def query_run_by_run(url: str, codec: str) -> str:
+    """The general path of ``_percent_encode_query``: each non-ASCII run encoded and escaped on its own."""
+    q, h = url.find("?"), url.find("#")
+    if q < 0 or (0 <= h < q):
+        return url
+    end = h if h > q else len(url)
+
+    def encode_run(m: re.Match[str]) -> str:
+        parts = []
+        for ch in m.group():
+            try:
+                parts.append(_percent_encode_bytes(ch.encode(codec)))
+            except UnicodeEncodeError:
+                parts.append("%80" if ch == "\u20ac" and codec == "gbk" else f"%26%23{ord(ch)}%3B")
+        return "".join(parts)
+
+    return url[: q + 1] + re.sub(r"[^\x00-\x7f]+", encode_run, url[q + 1:end]) + url[end:]
+
+
+QUERY_CHARS = st.sampled_from([*"政务公开€¥é中文繁體字丂亐\ufffd\U00020000 ?#&=%\"'<>\\`~aZ0", "\udc80"])
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.sampled_from(["gbk", "gb18030", "big5", "shift_jis", "euc-kr", "cp1252"]),
+       st.lists(QUERY_CHARS, max_size=12).map("".join), st.lists(QUERY_CHARS, max_size=6).map("".join))
+def test_a_query_encoded_in_one_pass_is_the_run_by_run_encoding(codec: str, before: str, after: str) -> None:
+    url = f"http://evil.example/{before}?{after}"
+    assert _percent_encode_query(url, codec) == query_run_by_run(url, codec)
