@@ -42,7 +42,10 @@ class SecurityHeaders:
         # HSTS only over TLS: RFC 6797 §7.2 (a plain-HTTP answer, such as the 308 to HTTPS, must not carry it).
         if flow.response is None or not flow.client_conn.tls_established:
             return
-        flow.response.headers["Strict-Transport-Security"] = HSTS
+        headers = flow.response.headers
+        # Set on the portal's answer at ``responseheaders`` already: reading is cheaper than writing it again.
+        if headers.get_all("strict-transport-security") != [HSTS]:
+            headers["Strict-Transport-Security"] = HSTS
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None and not flow.metadata.get(LOCAL_KEY):  # the portal's, not the gate's own

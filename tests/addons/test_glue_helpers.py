@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mitmproxy import http
 from mitmproxy.test import tflow
 
-from govgate.addons.context import strip_client_headers, strip_gate_cookies
+from govgate.addons.context import gate_cookie, request_cookies, strip_client_headers, strip_gate_cookies
+from govgate.cookies import GateCookie, is_gate_cookie, read_cookie
+from govgate.core.policy.model import Policy
+from tests.addons.flows import judged, request_flow
 from tests.runtime import InProcessRuntime
 
 
@@ -59,3 +67,62 @@ def test_the_gates_own_pages_keep_their_cookies() -> None:
     f.metadata.pop(LOCAL_KEY)
     headers.responseheaders(f)
     assert "set-cookie" not in f.response.headers
+
+
+# The request's cookies are read once per request (``request_cookies``) and asked of several times; what each
+# answer must be is what mitmproxy's own cookie view gives, which the gate read before: property tests against it.
+_cookie_names = st.sampled_from(["a", "b", "govgate-session", "__Host-govgate-session", "__Host-govgate-device",
+                                 "govgate-csrf", "__host-govgate-pending", "__Host-govgate-x", "govgate", "__Host-a"])
+_cookie_values = st.text(alphabet="abc=;\" ,=x", max_size=5)
+_cookie_headers = st.lists(
+    st.lists(st.tuples(_cookie_names, _cookie_values), max_size=4).map(
+        lambda pairs: "; ".join(f"{n}={v}" for n, v in pairs)),
+    max_size=3)
+
+
+def _with_cookies(headers: list[str]) -> http.Request:
+    request = tflow.tflow().request
+    for value in headers:
+        request.headers.add("cookie", value)
+    return request
+
+
+@settings(max_examples=300, deadline=None)
+@given(headers=_cookie_headers, other=st.lists(st.tuples(st.sampled_from(["x-a", "Cookie2"]), _cookie_values),
+                                               max_size=2))
+def test_stripping_read_cookies_is_stripping_mitmproxys_view(headers: list[str],
+                                                             other: list[tuple[str, str]]) -> None:
+    ours, theirs = _with_cookies(headers), _with_cookies(headers)
+    for name, value in other:
+        ours.headers.add(name, value)
+        theirs.headers.add(name, value)
+    strip_gate_cookies(ours, request_cookies(ours))
+    # The reference: deleting each gate cookie from mitmproxy's view, as the gate did before it read them once.
+    view = theirs.cookies
+    names = {name for name in view if is_gate_cookie(name)}
+    if names:
+        for name in names:
+            del view[name]
+        if not view:
+            theirs.headers.pop("cookie", None)
+    assert ours.headers.fields == theirs.headers.fields
+    assert not any(is_gate_cookie(name) for name, _ in request_cookies(ours))
+
+
+@settings(max_examples=300, deadline=None)
+@given(headers=_cookie_headers, insecure=st.booleans(), cookie=st.sampled_from(list(GateCookie)))
+def test_a_gate_cookie_read_from_the_pairs_is_the_one_mitmproxys_view_gives(headers: list[str], insecure: bool,
+                                                                             cookie: GateCookie) -> None:
+    request = _with_cookies(headers)
+    pairs = request_cookies(request)
+    assert pairs == tuple(request.cookies.items(multi=True))
+    flow = tflow.tflow(req=request)
+    runtime = InProcessRuntime()
+    ctx = judged(runtime, request_flow())
+    ctx = replace(ctx, snapshot=replace(ctx.snapshot, policy=_insecure(ctx.snapshot.policy, insecure)))
+    assert gate_cookie(flow, ctx, cookie, pairs) == gate_cookie(flow, ctx, cookie) == read_cookie(
+        request.cookies, cookie, insecure=insecure)
+
+
+def _insecure(policy: Policy, insecure: bool) -> Policy:
+    return replace(policy, gateway=replace(policy.gateway, insecure=insecure))
