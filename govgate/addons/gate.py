@@ -75,6 +75,29 @@ def device_of(ctx: RequestContext, flow: http.HTTPFlow, keys: GatewayKeys, now: 
     return None
 
 
+# The identity headers the gate sends the portal (Art. 30: who is asking, from which device); the context addon has
+# removed every client-sent header of these names (and any other ``X-GovGate-*``) before the gate runs.
+IDENTITY_HEADERS = frozenset({b"x-govgate-user", b"x-govgate-groups", b"x-govgate-device"})
+
+
+def forward_headers(request: http.Request, cookies: CookiePairs, account: AccountFacts | None,
+                    device: str | None) -> None:
+    """What a forwarded request carries to the portal: none of the gate's cookies, and the gate's word on the
+    account (``X-GovGate-User``, ``X-GovGate-Groups``) and the device (``X-GovGate-Device``). Each identity header is
+    set as ``headers[name] = value`` sets it (any field of its name replaced), in one rebuild of the fields."""
+    strip_gate_cookies(request, cookies)
+    added: list[tuple[bytes, bytes]] = []
+    if account is not None:
+        added.append((b"X-GovGate-User", account.name.encode("utf-8", "surrogateescape")))
+        added.append((b"X-GovGate-Groups", ",".join(sorted(account.groups)).encode("utf-8", "surrogateescape")))
+    if device is not None:
+        added.append((b"X-GovGate-Device", device.encode("utf-8", "surrogateescape")))
+    if added:
+        headers = request.headers
+        replaced = {name.lower() for name, _ in added}
+        headers.fields = (*(f for f in headers.fields if f[0].lower() not in replaced), *added)
+
+
 class Gate:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -162,12 +185,7 @@ class Gate:
         account = facts.account.name if facts.account else None
         insecure = policy.gateway.insecure
         if decision.outcome is Outcome.FORWARD:
-            strip_gate_cookies(flow.request, cookies)
-            if facts.account is not None:
-                flow.request.headers["X-GovGate-User"] = facts.account.name
-                flow.request.headers["X-GovGate-Groups"] = ",".join(sorted(facts.account.groups))
-            if facts.device is not None:
-                flow.request.headers["X-GovGate-Device"] = facts.device
+            forward_headers(flow.request, cookies, facts.account, facts.device)
             # Art. 19 (第十九条): an access from abroad names the overseas grant that admitted it.
             grant = decision.grant
             extra: dict[str, AuditValue] = {} if grant is None else {

@@ -10,7 +10,9 @@ from mitmproxy import http
 from mitmproxy.test import tflow
 
 from govgate.addons.context import gate_cookie, request_cookies, strip_client_headers, strip_gate_cookies
+from govgate.addons.gate import IDENTITY_HEADERS, forward_headers
 from govgate.cookies import GateCookie, is_gate_cookie, read_cookie
+from govgate.core.decide import AccountFacts
 from govgate.core.policy.model import Policy
 from tests.addons.flows import judged, request_flow
 from tests.runtime import InProcessRuntime
@@ -126,3 +128,40 @@ def test_a_gate_cookie_read_from_the_pairs_is_the_one_mitmproxys_view_gives(head
 
 def _insecure(policy: Policy, insecure: bool) -> Policy:
     return replace(policy, gateway=replace(policy.gateway, insecure=insecure))
+
+
+_header_names = st.sampled_from(["X-GovGate-User", "x-govgate-groups", "X-GOVGATE-DEVICE", "Cookie", "Accept", "x-a"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.lists(st.tuples(_header_names, st.text(alphabet="ab=; ", max_size=6)), max_size=6),
+       cookie_headers=_cookie_headers, name=st.sampled_from(["zhangsan", "李四"]),
+       groups=st.frozensets(st.sampled_from(["staff", "hr", "财务"]), max_size=3),
+       device=st.sampled_from([None, "laptop-1"]), with_account=st.booleans())
+def test_forward_headers_are_what_setting_each_header_gave(fields: list[tuple[str, str]], cookie_headers: list[str],
+                                                           name: str, groups: frozenset[str], device: str | None,
+                                                           with_account: bool) -> None:
+    ours, theirs = _with_cookies(cookie_headers), _with_cookies(cookie_headers)
+    for key, value in fields:
+        ours.headers.add(key, value)
+        theirs.headers.add(key, value)
+    account = AccountFacts(name=name, groups=groups, disabled=False, expires=None, locked_until=None,
+                           devices=frozenset()) if with_account else None
+    forward_headers(ours, request_cookies(ours), account, device)
+    # The reference: what the gate did before, one header at a time.
+    strip_gate_cookies(theirs)
+    if account is not None:
+        theirs.headers["X-GovGate-User"] = account.name
+        theirs.headers["X-GovGate-Groups"] = ",".join(sorted(account.groups))
+    if device is not None:
+        theirs.headers["X-GovGate-Device"] = device
+
+    def identity(request: http.Request) -> dict[bytes, list[bytes]]:
+        return {n: [v for k, v in request.headers.fields if k.lower() == n] for n in IDENTITY_HEADERS}
+
+    # The same fields, the identity headers perhaps elsewhere in the order (a header's position means nothing).
+    assert [f for f in ours.headers.fields if f[0].lower() not in IDENTITY_HEADERS] == [
+        f for f in theirs.headers.fields if f[0].lower() not in IDENTITY_HEADERS]
+    assert identity(ours) == identity(theirs)
+    if account is not None:
+        assert ours.headers.get_all("x-govgate-user") == [name]
