@@ -138,6 +138,20 @@ def body_allowed(request: http.Request) -> bool:
                                       content_lengths=request.headers.get_all("content-length"))
 
 
+READ_HEADERS = frozenset({b"accept", b"x-forwarded-for", b"content-length", b"transfer-encoding"})
+
+
+def read_headers(fields: tuple[tuple[bytes, bytes], ...]) -> dict[bytes, list[str]]:
+    """The values of the headers in ``READ_HEADERS`` (by lower-case name, in order, decoded as mitmproxy's
+    ``Headers.get_all`` decodes them), in one pass over the fields instead of one per header."""
+    found: dict[bytes, list[str]] = {}
+    for name, value in fields:
+        key = name.lower()
+        if key in READ_HEADERS:
+            found.setdefault(key, []).append(value.decode("utf-8", "surrogateescape"))
+    return found
+
+
 def strip_client_headers(headers: http.Headers) -> None:
     """Remove every client-sent header the gate owns or a portal might trust: ``X-GovGate-*`` and the
     headers a portal might trust for identity, address or path, in any spelling (``govgate.core.request_shape``)."""
@@ -178,15 +192,17 @@ class RequestContextAddon:
         policy = snapshot.policy
         request = flow.request
         request_id = secrets.token_hex(8)
-        as_json = wants_json(request.headers.get("accept"))
+        headers = request.headers
+        read = read_headers(headers.fields)  # one pass for the few headers read here, before any is changed
+        accept = read.get(b"accept")
+        as_json = wants_json(", ".join(accept) if accept is not None else None)
 
         try:
             peer = _peer_address(flow)
         except ValueError:
             respond(flow, bad_request(request_id, as_json=as_json))
             return
-        headers = request.headers
-        xff = headers.get_all("x-forwarded-for")
+        xff = read.get(b"x-forwarded-for", [])
         trusted = policy.gateway.trusted_proxies
         client = client_address(peer, xff, trusted)
 
@@ -223,7 +239,9 @@ class RequestContextAddon:
                 or (host_header and authority is None)):
             respond(flow, bad_request(request_id, as_json=as_json, what="method, version or host"))
             return
-        if not body_allowed(request):
+        if not request_shape.body_allowed(request.method, has_bytes=bool(request.raw_content),
+                                          transfer_encoding=b"transfer-encoding" in read,
+                                          content_lengths=read.get(b"content-length", ())):
             # A body a portal may ignore (CL.0) could carry a second request the gate never judged: refuse it, and
             # close the connection after the answer so nothing after it is read as a request either.
             page = bad_request(request_id, as_json=as_json, what="body on GET/HEAD")

@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 from mitmproxy import http
 from mitmproxy.test import tflow
 
-from govgate.addons.context import gate_cookie, request_cookies, strip_client_headers, strip_gate_cookies
+from govgate.addons.context import (
+    READ_HEADERS,
+    gate_cookie,
+    read_headers,
+    request_cookies,
+    strip_client_headers,
+    strip_gate_cookies,
+)
 from govgate.addons.gate import IDENTITY_HEADERS, forward_headers
 from govgate.cookies import GateCookie, is_gate_cookie, read_cookie
 from govgate.core.decide import AccountFacts
@@ -165,3 +172,17 @@ def test_forward_headers_are_what_setting_each_header_gave(fields: list[tuple[st
     assert identity(ours) == identity(theirs)
     if account is not None:
         assert ours.headers.get_all("x-govgate-user") == [name]
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.lists(st.tuples(st.sampled_from(["Accept", "accept", "X-Forwarded-For", "x-forwarded-FOR",
+                                                  "Content-Length", "Transfer-Encoding", "Host", "X-Other"]),
+                                 st.text(alphabet="ab0,; /\u00e9", max_size=6)), max_size=8))
+def test_headers_read_in_one_pass_are_what_mitmproxy_reads(fields: list[tuple[str, str]]) -> None:
+    headers = http.Headers([(n.encode(), v.encode()) for n, v in fields])
+    read = read_headers(headers.fields)
+    for name in READ_HEADERS:
+        key = name.decode()
+        assert read.get(name, []) == headers.get_all(key)
+        assert (name in read) == (key in headers)
+        assert (", ".join(read[name]) if name in read else None) == headers.get(key)
