@@ -14,6 +14,7 @@ coroutine around it. The ``update`` hook is dispatched only when some addon hand
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import types
@@ -26,6 +27,26 @@ from mitmproxy.addonmanager import AddonManager, cut_traceback, traverse
 logger = logging.getLogger("mitmproxy.addonmanager")  # where mitmproxy logs addon errors (errorcheck reads them)
 
 type Handler = Callable[..., Any]
+
+
+_FIELD_NAMES: dict[type[hooks.Hook], tuple[str, ...]] = {}  # a few dozen hook classes at most
+
+
+def _field_names(kind: type[hooks.Hook]) -> tuple[str, ...]:
+    """A hook class's fields, its handlers' arguments in order (``Hook.args`` reads them with ``dataclasses.fields``
+    at every call; a class's fields never change)."""
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(kind))  # type: ignore[arg-type]
+    return names
+
+
+def hook_args(event: hooks.Hook) -> list[Any]:
+    """``event.args()``, the field names looked up once per hook class (unless a class has its own ``args``)."""
+    kind = type(event)
+    if kind.args is not hooks.Hook.args:
+        return event.args()
+    return [getattr(event, name) for name in _field_names(kind)]
 
 
 class HookTable(AddonManager):
@@ -63,7 +84,7 @@ class HookTable(AddonManager):
         handlers = self.handlers(event.name)
         if not handlers:
             return
-        args = event.args()
+        args = hook_args(event)
         for func in handlers:
             try:
                 res = func(*args)
@@ -80,6 +101,6 @@ class HookTable(AddonManager):
     async def handle_lifecycle(self, event: hooks.Hook) -> None:
         await self.trigger_event(event)
         if self.handlers("update"):
-            message = event.args()[0]
+            message = hook_args(event)[0]
             if isinstance(message, flow.Flow):
                 await self.trigger_event(hooks.UpdateHook([message]))

@@ -127,9 +127,21 @@ class GatewayMetrics:
             PlatformCollector(registry=r)
             GCCollector(registry=r)
 
+        # Each request looks up the same few labelled series: kept here once made (prometheus-client's ``labels``
+        # validates, takes a lock and builds a key on every call). Series are never removed, so a kept child is
+        # always the registry's; the keys are the label values, bounded as the labels are (module docstring).
+        self._request_series: dict[str, Histogram] = {}
+        self._event_series: dict[tuple[str, str, str], Counter] = {}
+        self._decision_series: dict[tuple[str, str, str], Counter] = {}
+
     # -- fed by the gateway ----------------------------------------------------------------------
     def observe_request(self, outcome: str, seconds: float) -> None:
-        self.request_seconds.labels(outcome if outcome in OUTCOMES else "error").observe(max(seconds, 0.0))
+        series = self._request_series.get(outcome)
+        if series is None:
+            series = self.request_seconds.labels(outcome if outcome in OUTCOMES else "error")
+            if outcome in OUTCOMES:
+                self._request_series[outcome] = series
+        series.observe(max(seconds, 0.0))
 
     def count_event(self, event: AuditEvent) -> None:
         decision = event.decision or ""
@@ -137,9 +149,17 @@ class GatewayMetrics:
         name = event.event
         if name.startswith("policy."):
             reason = ""  # a refused policy's reason is free text (its problems); the event says enough
-        self.events.labels(name, decision, reason).inc()
+        key = (name, decision, reason)
+        series = self._event_series.get(key)
+        if series is None:
+            series = self._event_series[key] = self.events.labels(name, decision, reason)
+        series.inc()
         if name == "access":
-            self.decisions.labels(event.rule or "", decision, reason).inc()
+            key = (event.rule or "", decision, reason)
+            series = self._decision_series.get(key)
+            if series is None:
+                series = self._decision_series[key] = self.decisions.labels(*key)
+            series.inc()
         elif name == "login.success":
             self.logins.inc()
         elif name == "lockout":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import pytest
@@ -88,3 +89,19 @@ async def test_added_and_removed_addons_are_seen_and_update_runs_when_handled() 
     addons.remove(first)
     await addons.handle_lifecycle(HttpRequestHook(tflow.tflow()))
     assert calls == ["a.request", "b.request", "update"]
+
+
+def test_hook_arguments_are_mitmproxys_for_every_hook() -> None:
+    # hook_args reads each hook class's fields once; what a handler gets must stay what Hook.args gives.
+    from mitmproxy import hooks
+
+    from govgate.dispatch import hook_args
+
+    checked = 0
+    for name, kind in hooks.all_hooks.items():
+        values = {f.name: object() for f in dataclasses.fields(kind)}
+        event = kind(**values)
+        assert hook_args(event) == event.args(), name
+        assert hook_args(event) == event.args(), name  # the second time from the kept names
+        checked += 1
+    assert checked > 20  # mitmproxy's hooks were all registered (the proxy's layers are imported above)

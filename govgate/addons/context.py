@@ -10,6 +10,7 @@ redirected to HTTPS unless the policy is ``insecure`` (Art. 29: secure connectio
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections.abc import Mapping
@@ -18,9 +19,10 @@ from datetime import datetime
 from ipaddress import IPv6Address, ip_address
 
 from mitmproxy import http
+from mitmproxy.net.http import cookies as mitmproxy_cookies
 
 from govgate.addons.tls import device_certificate
-from govgate.cookies import GateCookie, is_gate_cookie, read_cookie
+from govgate.cookies import GateCookie, cookie_name, is_gate_cookie, read_cookie
 from govgate.core import request_shape
 from govgate.core.audit_event import AuditDecision, AuditEvent, AuditValue
 from govgate.core.client_address import client_address, forwarded_chain
@@ -71,20 +73,46 @@ def request_event(ctx: RequestContext | None, flow: http.HTTPFlow, event: str, d
     )
 
 
-def strip_gate_cookies(request: http.Request) -> None:
-    """The gate's cookies (session id, device token, CSRF id, pending login) never reach the portal."""
-    cookies = request.cookies
-    names = {name for name in cookies if is_gate_cookie(name)}
-    if names:
-        for name in names:
-            del cookies[name]
-        if not cookies:
-            request.headers.pop("cookie", None)
+type CookiePairs = tuple[tuple[str, str], ...]
 
 
-def gate_cookie(flow: http.HTTPFlow, ctx: RequestContext, cookie: GateCookie) -> str | None:
-    """The value of one of the gate's cookies in this request (``govgate.cookies``), under the request's policy."""
-    return read_cookie(flow.request.cookies, cookie, insecure=ctx.snapshot.policy.gateway.insecure)
+def request_cookies(request: http.Request) -> CookiePairs:
+    """The request's cookies as (name, value) pairs in their order, read once: what mitmproxy's ``Request.cookies``
+    reads (its own parser, over every ``Cookie`` header), without parsing the header again for each question."""
+    values = request.headers.get_all("cookie")
+    if not values:
+        return ()
+    pairs: list[tuple[str, str]] = mitmproxy_cookies.parse_cookie_headers(values)  # type: ignore[no-untyped-call]
+    return tuple(pairs)
+
+
+def strip_gate_cookies(request: http.Request, pairs: CookiePairs | None = None) -> None:
+    """The gate's cookies (session id, device token, CSRF id, pending login) never reach the portal.
+    ``pairs``: the request's cookies as ``request_cookies`` read them (read here when not given)."""
+    if pairs is None:
+        pairs = request_cookies(request)
+    kept = [(name, value) for name, value in pairs if not is_gate_cookie(name)]
+    if len(kept) == len(pairs):
+        return
+    # As mitmproxy's cookie view writes them: the remaining cookies in one header, none left → no header.
+    if kept:
+        request.headers["cookie"] = mitmproxy_cookies.format_cookie_header(kept)  # type: ignore[no-untyped-call]
+    else:
+        request.headers.pop("cookie", None)
+
+
+def gate_cookie(flow: http.HTTPFlow, ctx: RequestContext, cookie: GateCookie,
+                pairs: CookiePairs | None = None) -> str | None:
+    """The value of one of the gate's cookies in this request (``govgate.cookies``), under the request's policy.
+    ``pairs``: the request's cookies as ``request_cookies`` read them (else ``flow.request.cookies`` is read)."""
+    insecure = ctx.snapshot.policy.gateway.insecure
+    if pairs is None:
+        return read_cookie(flow.request.cookies, cookie, insecure=insecure)
+    name = cookie_name(cookie, insecure=insecure)
+    for key, value in pairs:
+        if key == name:  # the first of its name, as ``read_cookie`` on mitmproxy's cookie view reads it
+            return value if value else None
+    return None
 
 
 def respond(flow: http.HTTPFlow, page: Page) -> None:
@@ -110,12 +138,27 @@ def body_allowed(request: http.Request) -> bool:
                                       content_lengths=request.headers.get_all("content-length"))
 
 
+READ_HEADERS = frozenset({b"accept", b"x-forwarded-for", b"content-length", b"transfer-encoding"})
+
+
+def read_headers(fields: tuple[tuple[bytes, bytes], ...]) -> dict[bytes, list[str]]:
+    """The values of the headers in ``READ_HEADERS`` (by lower-case name, in order, decoded as mitmproxy's
+    ``Headers.get_all`` decodes them), in one pass over the fields instead of one per header."""
+    found: dict[bytes, list[str]] = {}
+    for name, value in fields:
+        key = name.lower()
+        if key in READ_HEADERS:
+            found.setdefault(key, []).append(value.decode("utf-8", "surrogateescape"))
+    return found
+
+
 def strip_client_headers(headers: http.Headers) -> None:
     """Remove every client-sent header the gate owns or a portal might trust: ``X-GovGate-*`` and the
     headers a portal might trust for identity, address or path, in any spelling (``govgate.core.request_shape``)."""
-    doomed = {name for name, _ in headers.fields if request_shape.only_the_gate_sets(name)}
-    for name in doomed:
-        headers.pop(name.decode("utf-8", "surrogateescape"), None)
+    fields = headers.fields
+    kept = tuple(field for field in fields if not request_shape.only_the_gate_sets(field[0]))
+    if len(kept) != len(fields):  # each such field goes, in whatever case or spelling its name was sent
+        headers.fields = kept
 
 
 def context_of(flow: http.HTTPFlow) -> RequestContext | None:
@@ -123,14 +166,19 @@ def context_of(flow: http.HTTPFlow) -> RequestContext | None:
     return ctx if isinstance(ctx, RequestContext) else None
 
 
-def _peer_address(flow: http.HTTPFlow) -> IPAddress:
-    peer = flow.client_conn.peername
-    raw = peer[0] if peer else "0.0.0.0"  # noqa: S104 (a placeholder address, nothing binds to it)
-    raw = raw.split("%", 1)[0]  # IPv6 zone id
-    addr = ip_address(raw)
+@functools.lru_cache(maxsize=4096)
+def _address(raw: str) -> IPAddress:
+    """A peer's address as the rules read it (a pure function of the text: memoised, a flood of addresses only
+    evicts); ``ValueError`` when it is not one."""
+    addr = ip_address(raw.split("%", 1)[0])  # without an IPv6 zone id
     if isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None:
         return addr.ipv4_mapped
     return addr
+
+
+def _peer_address(flow: http.HTTPFlow) -> IPAddress:
+    peer = flow.client_conn.peername
+    return _address(peer[0] if peer else "0.0.0.0")  # noqa: S104 (a placeholder address, nothing binds to it)
 
 
 class RequestContextAddon:
@@ -144,26 +192,32 @@ class RequestContextAddon:
         policy = snapshot.policy
         request = flow.request
         request_id = secrets.token_hex(8)
-        as_json = wants_json(request.headers.get("accept"))
+        headers = request.headers
+        read = read_headers(headers.fields)  # one pass for the few headers read here, before any is changed
+        accept = read.get(b"accept")
+        as_json = wants_json(", ".join(accept) if accept is not None else None)
 
         try:
             peer = _peer_address(flow)
         except ValueError:
             respond(flow, bad_request(request_id, as_json=as_json))
             return
-        xff = request.headers.get_all("x-forwarded-for")
+        xff = read.get(b"x-forwarded-for", [])
         trusted = policy.gateway.trusted_proxies
         client = client_address(peer, xff, trusted)
 
         # Identity headers come only from the gate; XFF is the chain the gate believes (docs/decisions.md §1).
-        strip_client_headers(request.headers)
-        request.headers["X-Forwarded-For"] = ", ".join(str(a) for a in forwarded_chain(peer, xff, trusted))
-        request.headers["X-Forwarded-Proto"] = "http" if policy.gateway.insecure else "https"
+        strip_client_headers(headers)
+        chain = ", ".join(str(a) for a in forwarded_chain(peer, xff, trusted))
+        # Both names were just stripped (they are among the spoofable ones): added at the end, as setting them would.
+        headers.fields = (*headers.fields, (b"X-Forwarded-For", chain.encode()),
+                          (b"X-Forwarded-Proto", b"http" if policy.gateway.insecure else b"https"))
 
         device_cert = device_certificate(flow.client_conn)
 
         # One reading of the Host for the rules, redirects and links (None: not a host; refused below).
-        authority = split_host_port(request.host_header) if request.host_header else None
+        host_header = request.host_header
+        authority = split_host_port(host_header) if host_header else None
         ctx = RequestContext(
             request_id=request_id,
             client=client,
@@ -181,11 +235,13 @@ class RequestContextAddon:
                 or not request_shape.valid_headers(request.headers.fields)):
             respond(flow, bad_request(request_id, as_json=as_json, what="request target"))
             return
-        if (not request_shape.valid_request_line(request.data.method, request.http_version, request.host_header)
-                or (request.host_header and authority is None)):
+        if (not request_shape.valid_request_line(request.data.method, request.http_version, host_header)
+                or (host_header and authority is None)):
             respond(flow, bad_request(request_id, as_json=as_json, what="method, version or host"))
             return
-        if not body_allowed(request):
+        if not request_shape.body_allowed(request.method, has_bytes=bool(request.raw_content),
+                                          transfer_encoding=b"transfer-encoding" in read,
+                                          content_lengths=read.get(b"content-length", ())):
             # A body a portal may ignore (CL.0) could carry a second request the gate never judged: refuse it, and
             # close the connection after the answer so nothing after it is read as a request either.
             page = bad_request(request_id, as_json=as_json, what="body on GET/HEAD")

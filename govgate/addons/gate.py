@@ -17,10 +17,12 @@ from datetime import datetime
 from mitmproxy import http
 
 from govgate.addons.context import (
+    CookiePairs,
     RequestContext,
     context_of,
     gate_cookie,
     redirect,
+    request_cookies,
     request_event,
     respond,
     strip_gate_cookies,
@@ -53,8 +55,10 @@ def account_facts(snapshot: PolicySnapshot, name: str, locked_until: datetime | 
                         expires=account.expires, locked_until=locked_until, devices=owned)
 
 
-def device_of(ctx: RequestContext, flow: http.HTTPFlow, keys: GatewayKeys, now: datetime) -> str | None:
-    """The allowlisted device this request comes from: client certificate first, then the enrolled cookie."""
+def device_of(ctx: RequestContext, flow: http.HTTPFlow, keys: GatewayKeys, now: datetime,
+              cookies: CookiePairs | None = None) -> str | None:
+    """The allowlisted device this request comes from: client certificate first, then the enrolled cookie.
+    ``cookies``: the request's cookies as ``request_cookies`` read them (else read here)."""
     compiled = ctx.snapshot.compiled
     # Art. 30: a certificate identifies a device only while valid and, when a CA is in use, chained to it;
     # revoked devices are not in the index at all.
@@ -62,13 +66,36 @@ def device_of(ctx: RequestContext, flow: http.HTTPFlow, keys: GatewayKeys, now: 
         device = device_for_cert_sha256(compiled.devices, ctx.device_cert.sha256, now)
         if device is not None:
             return device.id
-    cookie = gate_cookie(flow, ctx, GateCookie.DEVICE)
+    cookie = gate_cookie(flow, ctx, GateCookie.DEVICE, cookies)
     presented = device_cookie.token_of(keys, cookie) if cookie else None
     if presented is not None:
         device = device_for_token(compiled.devices, presented.token, now, signed=presented.signed)
         if device is not None:
             return device.id
     return None
+
+
+# The identity headers the gate sends the portal (Art. 30: who is asking, from which device); the context addon has
+# removed every client-sent header of these names (and any other ``X-GovGate-*``) before the gate runs.
+IDENTITY_HEADERS = frozenset({b"x-govgate-user", b"x-govgate-groups", b"x-govgate-device"})
+
+
+def forward_headers(request: http.Request, cookies: CookiePairs, account: AccountFacts | None,
+                    device: str | None) -> None:
+    """What a forwarded request carries to the portal: none of the gate's cookies, and the gate's word on the
+    account (``X-GovGate-User``, ``X-GovGate-Groups``) and the device (``X-GovGate-Device``). Each identity header is
+    set as ``headers[name] = value`` sets it (any field of its name replaced), in one rebuild of the fields."""
+    strip_gate_cookies(request, cookies)
+    added: list[tuple[bytes, bytes]] = []
+    if account is not None:
+        added.append((b"X-GovGate-User", account.name.encode("utf-8", "surrogateescape")))
+        added.append((b"X-GovGate-Groups", ",".join(sorted(account.groups)).encode("utf-8", "surrogateescape")))
+    if device is not None:
+        added.append((b"X-GovGate-Device", device.encode("utf-8", "surrogateescape")))
+    if added:
+        headers = request.headers
+        replaced = {name.lower() for name, _ in added}
+        headers.fields = (*(f for f in headers.fields if f[0].lower() not in replaced), *added)
 
 
 class Gate:
@@ -99,14 +126,15 @@ class Gate:
         policy = snapshot.policy
         now = self.runtime.now()
         request = flow.request
+        path, method = request.path, request.method
         facts = RequestFacts(
-            client=ctx.client, country=ctx.country, host=ctx.host,
-            path=request.path, method=request.method, device=None, account=None,
+            client=ctx.client, country=ctx.country, host=ctx.host, path=path, method=method, device=None, account=None,
         )
         decision = decide(facts, snapshot.compiled, now)
         rule = decision.rule
+        cookies = request_cookies(request)  # read once for the session, the device and the stripping
         if rule is None or rule.allow is not Allow.STAFF:
-            self._apply(flow, ctx, decision, facts)
+            self._apply(flow, ctx, decision, facts, cookies)
             return
 
         # Staff path: the audit log must be writable before we let anyone in (Art. 20).
@@ -115,13 +143,13 @@ class Gate:
             respond(flow, unavailable(ctx.request_id, "audit", as_json=ctx.as_json))
             return
 
-        device = device_of(ctx, flow, self.runtime.keys, now)
-        facts = replace(facts, device=device)
-        session_id = gate_cookie(flow, ctx, GateCookie.SESSION)
+        device = device_of(ctx, flow, self.runtime.keys, now, cookies)
+        session_id = gate_cookie(flow, ctx, GateCookie.SESSION, cookies)
         lookup = SessionLookup(session=None, expired=False, account_locked_until=None)
         if session_id:
             lookup = await self.runtime.store.touch_session(session_id, now, policy.session)
         opened = lookup.session
+        account: AccountFacts | None = None
         if opened is not None:
             owner = snapshot.accounts.get(opened.account)
             if owner is not None and owner.session_revoked(opened.created):
@@ -130,7 +158,11 @@ class Gate:
                 lookup = SessionLookup(session=None, expired=True, account_locked_until=None,
                                        expired_account=opened.account, expired_why=SessionEnd.REVOKED)
             else:
-                facts = replace(facts, account=account_facts(snapshot, opened.account, lookup.account_locked_until))
+                account = account_facts(snapshot, opened.account, lookup.account_locked_until)
+        facts = RequestFacts(
+            client=ctx.client, country=ctx.country, host=ctx.host, path=path, method=method, device=device,
+            account=account,
+        )
         decision = decide(facts, snapshot.compiled, now)
         clear = lookup.expired or (session_id is not None and lookup.session is None)
         if lookup.expired:
@@ -144,21 +176,16 @@ class Gate:
             # A disabled, expired or deleted account loses its session (Art. 25, Art. 30).
             await self.runtime.store.delete_session(session.id)
             clear = True
-        self._apply(flow, ctx, decision, facts, clear_session=clear)
+        self._apply(flow, ctx, decision, facts, cookies, clear_session=clear)
 
     def _apply(self, flow: http.HTTPFlow, ctx: RequestContext, decision: Decision, facts: RequestFacts,
-               *, clear_session: bool = False) -> None:
+               cookies: CookiePairs, *, clear_session: bool = False) -> None:
         policy = ctx.snapshot.policy
         rule_name = decision.rule.name if decision.rule else None
         account = facts.account.name if facts.account else None
         insecure = policy.gateway.insecure
         if decision.outcome is Outcome.FORWARD:
-            strip_gate_cookies(flow.request)
-            if facts.account is not None:
-                flow.request.headers["X-GovGate-User"] = facts.account.name
-                flow.request.headers["X-GovGate-Groups"] = ",".join(sorted(facts.account.groups))
-            if facts.device is not None:
-                flow.request.headers["X-GovGate-Device"] = facts.device
+            forward_headers(flow.request, cookies, facts.account, facts.device)
             # Art. 19 (第十九条): an access from abroad names the overseas grant that admitted it.
             grant = decision.grant
             extra: dict[str, AuditValue] = {} if grant is None else {

@@ -17,6 +17,8 @@ from govgate.cookies import sets_gate_cookie
 from govgate.runtime import Runtime
 
 HSTS = "max-age=63072000; includeSubDomains"  # two years, as Mozilla recommends
+_HSTS_NAME = b"strict-transport-security"
+_HSTS_VALUE = HSTS.encode()
 logger = logging.getLogger(__name__)
 
 
@@ -42,7 +44,15 @@ class SecurityHeaders:
         # HSTS only over TLS: RFC 6797 §7.2 (a plain-HTTP answer, such as the 308 to HTTPS, must not carry it).
         if flow.response is None or not flow.client_conn.tls_established:
             return
-        flow.response.headers["Strict-Transport-Security"] = HSTS
+        headers = flow.response.headers
+        fields = headers.fields
+        present = [value for name, value in fields if name.lower() == _HSTS_NAME]
+        if present == [_HSTS_VALUE]:  # set at ``responseheaders`` already (this hook runs again at ``response``)
+            return
+        if present:  # the portal's own: ours replaces it
+            headers["Strict-Transport-Security"] = HSTS
+        else:  # as setting it would: added at the end, in one step
+            headers.fields = (*fields, (b"Strict-Transport-Security", _HSTS_VALUE))
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None and not flow.metadata.get(LOCAL_KEY):  # the portal's, not the gate's own

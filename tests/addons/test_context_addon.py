@@ -67,6 +67,20 @@ async def test_spoofable_forwarding_and_identity_headers_never_reach_the_portal(
     assert seen["x-forwarded-proto"] == "http"  # the test policy is plain HTTP (insecure)
 
 
+async def test_the_portal_gets_one_forwarding_chain_and_scheme_the_gates_own(gateway: InProcessGateway) -> None:
+    # Client-sent copies, in any spelling, are dropped; the gate's are the only ones (the context addon appends
+    # them after the stripping, which must have removed every copy).
+    sent = [("X-Forwarded-For", "6.6.6.6"), ("x_forwarded_for", "7.7.7.7"), ("X-Forwarded-Proto", "https"),
+            ("X.Forwarded.Proto", "https")]
+    answer = await Browser(gateway).get("/echo/public/x", headers=sent)
+    assert answer.forwarded
+    names = [name.lower().replace(b"_", b"-").replace(b".", b"-") for name, _ in answer.flow.request.headers.fields]
+    assert names.count(b"x-forwarded-for") == 1
+    assert names.count(b"x-forwarded-proto") == 1
+    assert answer.flow.request.headers.get_all("x-forwarded-for") == ["10.1.2.3"]
+    assert answer.flow.request.headers.get_all("x-forwarded-proto") == ["http"]
+
+
 async def test_the_gates_own_cookies_never_reach_the_portal(gateway: InProcessGateway) -> None:
     r = await Browser(gateway).get("/echo/public/x", headers=[
         ("Cookie", "govgate-session=SECRET1; portal=keep; __Host-govgate-device=SECRET2; govgate-csrf=SECRET3")])

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mitmproxy import http
 from mitmproxy.test import tflow
 
-from govgate.addons.context import strip_client_headers, strip_gate_cookies
+from govgate.addons.context import (
+    READ_HEADERS,
+    gate_cookie,
+    read_headers,
+    request_cookies,
+    strip_client_headers,
+    strip_gate_cookies,
+)
+from govgate.addons.gate import IDENTITY_HEADERS, forward_headers
+from govgate.cookies import GateCookie, is_gate_cookie, read_cookie
+from govgate.core.decide import AccountFacts
+from govgate.core.policy.model import Policy
+from tests.addons.flows import judged, request_flow
 from tests.runtime import InProcessRuntime
 
 
@@ -59,3 +76,113 @@ def test_the_gates_own_pages_keep_their_cookies() -> None:
     f.metadata.pop(LOCAL_KEY)
     headers.responseheaders(f)
     assert "set-cookie" not in f.response.headers
+
+
+# The request's cookies are read once per request (``request_cookies``) and asked of several times; what each
+# answer must be is what mitmproxy's own cookie view gives, which the gate read before: property tests against it.
+_cookie_names = st.sampled_from(["a", "b", "govgate-session", "__Host-govgate-session", "__Host-govgate-device",
+                                 "govgate-csrf", "__host-govgate-pending", "__Host-govgate-x", "govgate", "__Host-a"])
+_cookie_values = st.text(alphabet="abc=;\" ,=x", max_size=5)
+_cookie_headers = st.lists(
+    st.lists(st.tuples(_cookie_names, _cookie_values), max_size=4).map(
+        lambda pairs: "; ".join(f"{n}={v}" for n, v in pairs)),
+    max_size=3)
+
+
+def _with_cookies(headers: list[str]) -> http.Request:
+    request = tflow.tflow().request
+    for value in headers:
+        request.headers.add("cookie", value)
+    return request
+
+
+@settings(max_examples=300, deadline=None)
+@given(headers=_cookie_headers, other=st.lists(st.tuples(st.sampled_from(["x-a", "Cookie2"]), _cookie_values),
+                                               max_size=2))
+def test_stripping_read_cookies_is_stripping_mitmproxys_view(headers: list[str],
+                                                             other: list[tuple[str, str]]) -> None:
+    ours, theirs = _with_cookies(headers), _with_cookies(headers)
+    for name, value in other:
+        ours.headers.add(name, value)
+        theirs.headers.add(name, value)
+    strip_gate_cookies(ours, request_cookies(ours))
+    # The reference: deleting each gate cookie from mitmproxy's view, as the gate did before it read them once.
+    view = theirs.cookies
+    names = {name for name in view if is_gate_cookie(name)}
+    if names:
+        for name in names:
+            del view[name]
+        if not view:
+            theirs.headers.pop("cookie", None)
+    assert ours.headers.fields == theirs.headers.fields
+    assert not any(is_gate_cookie(name) for name, _ in request_cookies(ours))
+
+
+@settings(max_examples=300, deadline=None)
+@given(headers=_cookie_headers, insecure=st.booleans(), cookie=st.sampled_from(list(GateCookie)))
+def test_a_gate_cookie_read_from_the_pairs_is_the_one_mitmproxys_view_gives(headers: list[str], insecure: bool,
+                                                                             cookie: GateCookie) -> None:
+    request = _with_cookies(headers)
+    pairs = request_cookies(request)
+    assert pairs == tuple(request.cookies.items(multi=True))
+    flow = tflow.tflow(req=request)
+    runtime = InProcessRuntime()
+    ctx = judged(runtime, request_flow())
+    ctx = replace(ctx, snapshot=replace(ctx.snapshot, policy=_insecure(ctx.snapshot.policy, insecure)))
+    assert gate_cookie(flow, ctx, cookie, pairs) == gate_cookie(flow, ctx, cookie) == read_cookie(
+        request.cookies, cookie, insecure=insecure)
+
+
+def _insecure(policy: Policy, insecure: bool) -> Policy:
+    return replace(policy, gateway=replace(policy.gateway, insecure=insecure))
+
+
+_header_names = st.sampled_from(["X-GovGate-User", "x-govgate-groups", "X-GOVGATE-DEVICE", "Cookie", "Accept", "x-a"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.lists(st.tuples(_header_names, st.text(alphabet="ab=; ", max_size=6)), max_size=6),
+       cookie_headers=_cookie_headers, name=st.sampled_from(["zhangsan", "李四"]),
+       groups=st.frozensets(st.sampled_from(["staff", "hr", "财务"]), max_size=3),
+       device=st.sampled_from([None, "laptop-1"]), with_account=st.booleans())
+def test_forward_headers_are_what_setting_each_header_gave(fields: list[tuple[str, str]], cookie_headers: list[str],
+                                                           name: str, groups: frozenset[str], device: str | None,
+                                                           with_account: bool) -> None:
+    ours, theirs = _with_cookies(cookie_headers), _with_cookies(cookie_headers)
+    for key, value in fields:
+        ours.headers.add(key, value)
+        theirs.headers.add(key, value)
+    account = AccountFacts(name=name, groups=groups, disabled=False, expires=None, locked_until=None,
+                           devices=frozenset()) if with_account else None
+    forward_headers(ours, request_cookies(ours), account, device)
+    # The reference: what the gate did before, one header at a time.
+    strip_gate_cookies(theirs)
+    if account is not None:
+        theirs.headers["X-GovGate-User"] = account.name
+        theirs.headers["X-GovGate-Groups"] = ",".join(sorted(account.groups))
+    if device is not None:
+        theirs.headers["X-GovGate-Device"] = device
+
+    def identity(request: http.Request) -> dict[bytes, list[bytes]]:
+        return {n: [v for k, v in request.headers.fields if k.lower() == n] for n in IDENTITY_HEADERS}
+
+    # The same fields, the identity headers perhaps elsewhere in the order (a header's position means nothing).
+    assert [f for f in ours.headers.fields if f[0].lower() not in IDENTITY_HEADERS] == [
+        f for f in theirs.headers.fields if f[0].lower() not in IDENTITY_HEADERS]
+    assert identity(ours) == identity(theirs)
+    if account is not None:
+        assert ours.headers.get_all("x-govgate-user") == [name]
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.lists(st.tuples(st.sampled_from(["Accept", "accept", "X-Forwarded-For", "x-forwarded-FOR",
+                                                  "Content-Length", "Transfer-Encoding", "Host", "X-Other"]),
+                                 st.text(alphabet="ab0,; /\u00e9", max_size=6)), max_size=8))
+def test_headers_read_in_one_pass_are_what_mitmproxy_reads(fields: list[tuple[str, str]]) -> None:
+    headers = http.Headers([(n.encode(), v.encode()) for n, v in fields])
+    read = read_headers(headers.fields)
+    for name in READ_HEADERS:
+        key = name.decode()
+        assert read.get(name, []) == headers.get_all(key)
+        assert (name in read) == (key in headers)
+        assert (", ".join(read[name]) if name in read else None) == headers.get(key)

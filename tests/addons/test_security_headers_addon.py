@@ -33,6 +33,19 @@ def test_every_response_over_tls_carries_hsts_and_none_over_plain_http() -> None
         assert replaced.response.headers["strict-transport-security"] == HSTS
 
 
+def test_the_portals_own_hsts_is_replaced_by_exactly_one_of_the_gates() -> None:
+    addon = SecurityHeaders(InProcessRuntime())
+    for sent in ([], ["max-age=0"], [HSTS, "max-age=0"], ["max-age=0", HSTS], [HSTS, HSTS]):
+        flow = response_to(request_flow(tls=True), 200)
+        assert flow.response is not None
+        for value in sent:
+            flow.response.headers.add("Strict-Transport-Security", value)
+        addon.responseheaders(flow)
+        assert flow.response.headers.get_all("strict-transport-security") == [HSTS], sent
+        addon.response(flow)
+        assert flow.response.headers.get_all("strict-transport-security") == [HSTS], sent
+
+
 def test_the_portal_cannot_set_the_gates_cookies_but_the_gates_own_answers_keep_theirs() -> None:
     addon = SecurityHeaders(InProcessRuntime())
     portal = response_to(request_flow(), 200, b"", {"Set-Cookie": "__Host-govgate-session=planted; Path=/"})
