@@ -13,7 +13,14 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from hypothesis import settings  # noqa: E402
+
 from tests.redis_server import RedisServer, RedisServerMissing  # noqa: E402
+
+# Nothing in the suite is timed (speed is measured by scripts/bench*.py): hypothesis's default 200 ms deadline per
+# example only made property tests fail when the shared 2-core machine was busy. Examples still run in full.
+settings.register_profile("govgate", deadline=None)
+settings.load_profile("govgate")
 
 
 def _new_server(directory: Path, sentinel_for: int | None = None) -> RedisServer:
