@@ -29,6 +29,15 @@ Patches, for HTTP/2 client connections only (HTTP/1.1 clients and HTTP/2 portals
 A stream therefore never shares a connection with another in flight (no pipelining), and everything that
 ends a request abnormally (an upstream timeout, a client resetting the stream, an error mid-answer, a body
 over the limit) closes the connection as it did. Measured in docs/performance.md (HTTP/2 section).
+
+And one fix that the reuse needs (and that was a hole without it): an HTTP/2 request's body is framed by its
+DATA frames, so a client need not send ``content-length``. mitmproxy 12.3 then wrote the request to the
+HTTP/1.1 portal with neither ``Content-Length`` nor ``Transfer-Encoding``, i.e. without a body (RFC 9112
+§6.3), and the body's bytes followed on the connection: the portal read them as a *new request*, one the gate
+never saw or decided on (request smuggling, on a connection of its own before this module as well).
+``Http1Client.send`` now gives such a request the ``Content-Length`` of its body (read whole, as the gate
+reads every body), or ``Transfer-Encoding: chunked`` when the body is streamed; ``_keep_for_next`` refuses a
+connection whose request went out without either all the same.
 """
 
 from __future__ import annotations
@@ -36,12 +45,14 @@ from __future__ import annotations
 import collections
 import time
 
+from mitmproxy import http
 from mitmproxy.connection import Connection, ConnectionState
 from mitmproxy.http import Headers
 from mitmproxy.net.http import http1
 from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.layers import http as http_layer
 from mitmproxy.proxy.layers.http import _http1
+from mitmproxy.proxy.layers.http._events import HttpEvent, RequestHeaders
 
 MAX_PER_CLIENT = 5  # portal connections per client connection: mitmproxy's ConnectionHandler.max_conns
 IDLE_REUSE_SECONDS = 2.0  # an idle portal connection older than this is closed, not reused
@@ -53,6 +64,25 @@ _WAITING = "_govgate_waiting"  # on an HttpLayer: streams waiting for a portal c
 def _connection_close(http_version: str, headers: Headers) -> bool:
     """``Connection: close``, or an HTTP/1.0 message without ``Connection: keep-alive`` (mitmproxy's own test)."""
     return bool(http1.connection_close(http_version, headers))  # type: ignore[no-untyped-call]
+
+
+def frame_body(event: RequestHeaders) -> None:
+    """An HTTP/2 (or 3) request with a body but no length: give it one for HTTP/1.1 (see above)."""
+    request = event.request
+    if event.end_stream or not (request.is_http2 or request.is_http3):
+        return
+    if "content-length" in request.headers or "transfer-encoding" in request.headers:
+        return
+    if request.raw_content is not None:  # read whole: its length is known
+        request.headers["content-length"] = str(len(request.raw_content))
+    else:  # streamed: Http1Client chunks each piece, and ends with the last chunk
+        request.headers["transfer-encoding"] = "chunked"
+
+
+def _framed(request: http.Request) -> bool:
+    """Whether the portal can tell where this request ended: a length, chunked, or no body at all."""
+    return (not request.raw_content and not request.stream) or "content-length" in request.headers \
+        or "transfer-encoding" in request.headers
 
 
 def _http1_client(http: http_layer.HttpLayer, conn: Connection) -> _http1.Http1Client | None:
@@ -94,7 +124,7 @@ def _keep_for_next(client: _http1.Http1Client, request_done: bool, response_done
         return False
     if _connection_close(req.http_version, req.headers) or _connection_close(resp.http_version, resp.headers):
         return False
-    if client.conn.state is not ConnectionState.OPEN or client.buf:
+    if client.conn.state is not ConnectionState.OPEN or client.buf or not _framed(req):
         return False
     http = _http_layer(client)
     return http is not None and http.context.client.alpn == b"h2"
@@ -154,6 +184,15 @@ def reuse_idle_portal_connections() -> None:
 
     mark_done._govgate_pool = True  # type: ignore[attr-defined]
     client_class.mark_done = mark_done  # type: ignore[method-assign,assignment]
+
+    original_send = client_class.send
+
+    def send(self: _http1.Http1Client, event: HttpEvent) -> layer.CommandGenerator[None]:
+        if isinstance(event, RequestHeaders):
+            frame_body(event)
+        return (yield from original_send(self, event))
+
+    client_class.send = send  # type: ignore[method-assign]
 
     layer_class = http_layer.HttpLayer
     original_get_connection = layer_class.get_connection

@@ -12,10 +12,11 @@ from mitmproxy.connection import ConnectionState
 from mitmproxy.proxy import commands
 from mitmproxy.proxy.context import Context
 from mitmproxy.proxy.layers.http import HttpLayer, HTTPMode
+from mitmproxy.proxy.layers.http._events import RequestHeaders
 from mitmproxy.proxy.layers.http._http1 import Http1Client
 from mitmproxy.test import taddons
 
-from govgate.addons.h1_pool import reuse_idle_portal_connections
+from govgate.addons.h1_pool import frame_body, reuse_idle_portal_connections
 
 reuse_idle_portal_connections()
 
@@ -109,3 +110,26 @@ def test_an_exchange_half_done_is_not_decided_yet() -> None:
     layer.request_done = False
     assert finish(layer) == (False, "read_body")  # the request body is still on its way
     assert layer.request is not None
+
+
+def framed(version: str, content: bytes | None, headers: list[tuple[str, str]] | None = None, *,
+           end_stream: bool = False) -> dict[str, str]:
+    req = request("POST", version)
+    req.data.content = content
+    for k, v in headers or []:
+        req.headers[k] = v
+    frame_body(RequestHeaders(1, req, end_stream))
+    return {k.lower(): v for k, v in req.headers.items()}
+
+
+def test_an_http2_body_without_a_length_gets_one_for_the_portal() -> None:
+    assert framed("HTTP/2.0", b"GET /oa/ HTTP/1.1\r\n\r\n") == {"content-length": "21"}
+    assert framed("HTTP/2.0", b"") == {"content-length": "0"}
+    assert framed("HTTP/2.0", None) == {"transfer-encoding": "chunked"}  # streamed: chunked by Http1Client
+
+
+def test_a_request_already_framed_or_without_a_body_is_left_alone() -> None:
+    assert framed("HTTP/2.0", b"abc", [("content-length", "3")]) == {"content-length": "3"}
+    assert framed("HTTP/2.0", None, [("transfer-encoding", "chunked")]) == {"transfer-encoding": "chunked"}
+    assert framed("HTTP/2.0", b"", end_stream=True) == {}
+    assert framed("HTTP/1.1", b"abc") == {}  # HTTP/1.1 requests were framed by the client (and checked by the gate)

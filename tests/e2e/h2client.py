@@ -79,9 +79,10 @@ class H2Session:
         self.tls.close()
         self.raw.close()
 
-    def many(self, requests: list[tuple[str, str, bytes]]) -> list[Answer]:
+    def many(self, requests: list[tuple[str, str, bytes]], *, lengths: bool = True) -> list[Answer]:
         """Send every ``(method, path, body)`` at once as concurrent streams; the answers in the same order.
-        Bodies must fit the flow-control windows (64 KiB for the connection)."""
+        Bodies must fit the flow-control windows (64 KiB for the connection); ``lengths=False``: bodies go without
+        ``content-length`` (HTTP/2 frames them; the header is optional)."""
         import h2.events
 
         conn = self.conn
@@ -96,7 +97,8 @@ class H2Session:
             bodies[sid] = b""
             conn.send_headers(sid, [(":method", method), (":path", path), (":scheme", "https"),
                                     (":authority", self.authority),
-                                    *([("content-length", str(len(body)))] if body else [])], end_stream=not body)
+                                    *([("content-length", str(len(body)))] if body and lengths else [])],
+                              end_stream=not body)
             for start in range(0, len(body), 16384):  # the default largest frame
                 conn.send_data(sid, body[start:start + 16384], end_stream=start + 16384 >= len(body))
         self.tls.sendall(conn.data_to_send())

@@ -193,3 +193,19 @@ def test_portal_connections_close_when_their_client_connection_does(h2gw: H2Gate
     while h2gw.portal.snapshot().open and time.monotonic() < deadline:
         time.sleep(0.05)
     assert h2gw.portal.snapshot().open == 0
+
+
+def test_a_body_without_content_length_reaches_the_portal_as_the_body_not_as_a_request(h2gw: H2Gateway) -> None:
+    """HTTP/2 frames a body itself; forwarded to HTTP/1.1 without a length, the body's bytes would be read by the
+    portal as a request of their own, one the gate never decided on (and its answer taken for the next stream's)."""
+    h2gw.fresh()
+    smuggled = b"GET /oa/secret HTTP/1.1\r\nHost: portal.example.gov.cn\r\n\r\n"
+    with h2gw.session() as session:
+        posted = session.many([("POST", "/echo/public/n/1", smuggled)], lengths=False)[0]
+        after = session.many([get("/echo/public/n/2")])[0]
+        counts = h2gw.portal.snapshot()
+    assert posted.status == 200, posted
+    assert posted.body == b"/echo/public/n/1 %d %s" % (len(smuggled), hashlib.sha256(smuggled).hexdigest().encode())
+    assert ok(after, "/echo/public/n/2")
+    assert counts.requests == 2, counts  # the POST and the GET: nothing from inside the body
+    assert counts.per_connection == [2], counts
