@@ -34,6 +34,7 @@ from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.layers import http as http_layer
 from mitmproxy.proxy.layers.http import _http2
 
+from govgate.addons.h1_pool import reuse_idle_portal_connections
 from govgate.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class ConnectionLimits:
         self._sweeper: asyncio.Task[None] | None = None
         _goaway_when_asked(self._goaway_wanted)
         _forget_closed_server_connections()
+        reuse_idle_portal_connections()  # HTTP/2 clients, HTTP/1.1 portal (govgate/addons/h1_pool.py)
 
     def _limit(self) -> int:
         return self.runtime.policy.gateway.max_requests_per_connection

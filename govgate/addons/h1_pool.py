@@ -1,0 +1,235 @@
+"""HTTP/2 clients, HTTP/1.1 portal: an idle portal connection serves the client connection's next stream.
+
+mitmproxy 12.3 gives every HTTP/2 stream a portal connection of its own when the portal speaks HTTP/1.1:
+``Http1Client.mark_done`` closes the connection after one answer ("If we proxy HTTP/2 to HTTP/1, we only use
+upstream connections for one request") and ``HttpLayer.get_connection`` never hands a connected one to a second
+stream (the "tricky multiplexing edge case": an answer delimited by the connection's close cannot share it).
+With TLS to the portal that is a TCP and TLS handshake per request; it made HTTP/2 through the gateway (and
+through bare mitmdump) 2.5 × slower than HTTP/1.1.
+
+Patches, for HTTP/2 client connections only (HTTP/1.1 clients and HTTP/2 portals are untouched):
+
+- ``Http1Client.mark_done``: once both the request and its answer are complete, the portal connection is kept
+  for another request only when HTTP/1.1 would keep it too (RFC 9112 §9.3): the answer's length was known (not
+  read until the close: an HTTP/1.0 answer without a length always closes), no ``Connection: close`` on either
+  side, not a ``101``/``CONNECT`` tunnel or an interim ``1xx`` answer, the connection still open both ways, and
+  no bytes from the portal beyond the answer. It then waits for the next request as it does for an HTTP/1.1
+  client. Anything else is left to mitmproxy, which closes the connection as before.
+- ``HttpLayer.get_connection``: a stream first takes a portal connection of its own client connection (the
+  ``HttpLayer`` belongs to one client connection: nothing is shared between clients) that matches (address,
+  TLS, no upstream proxy), is connected and idle: set up, no request on it, nothing received since. One idle
+  for longer than ``IDLE_REUSE_SECONDS`` is closed instead (a portal may close an idle connection at any moment:
+  Apache's default is after 5 s, and a request sent just then would fail). Without an idle one, mitmproxy's own
+  choice applies (a new connection) while fewer than ``MAX_PER_CLIENT`` are open or opening.
+- At ``MAX_PER_CLIENT`` the stream waits, in order, until one of them is idle or closed (checked after every
+  event of the ``HttpLayer``). This is mitmproxy's own bound: its connection handler lets a client connection
+  have 5 connections to one address at a time (``ConnectionHandler.max_conns``), so a sixth would wait there —
+  for ever, now that idle connections stay open.
+
+A stream therefore never shares a connection with another in flight (no pipelining), and everything that
+ends a request abnormally (an upstream timeout, a client resetting the stream, an error mid-answer, a body
+over the limit) closes the connection as it did. Measured in docs/performance.md (HTTP/2 section).
+
+And one fix that the reuse needs (and that was a hole without it): an HTTP/2 request's body is framed by its
+DATA frames, so a client need not send ``content-length``. mitmproxy 12.3 then wrote the request to the
+HTTP/1.1 portal with neither ``Content-Length`` nor ``Transfer-Encoding``, i.e. without a body (RFC 9112
+§6.3), and the body's bytes followed on the connection: the portal read them as a *new request*, one the gate
+never saw or decided on (request smuggling, on a connection of its own before this module as well).
+``Http1Client.send`` now gives such a request the ``Content-Length`` of its body (read whole, as the gate
+reads every body), or ``Transfer-Encoding: chunked`` when the body is streamed; ``_keep_for_next`` refuses a
+connection whose request went out without either all the same.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+
+from mitmproxy import http
+from mitmproxy.connection import Connection, ConnectionState
+from mitmproxy.http import Headers
+from mitmproxy.net.http import http1
+from mitmproxy.proxy import commands, events, layer
+from mitmproxy.proxy.layers import http as http_layer
+from mitmproxy.proxy.layers.http import _http1
+from mitmproxy.proxy.layers.http._events import HttpEvent, RequestHeaders
+
+MAX_PER_CLIENT = 5  # portal connections per client connection: mitmproxy's ConnectionHandler.max_conns
+IDLE_REUSE_SECONDS = 2.0  # an idle portal connection older than this is closed, not reused
+
+_IDLE_SINCE = "_govgate_idle_since"  # on an Http1Client: when it was left idle for reuse (None: not idle)
+_WAITING = "_govgate_waiting"  # on an HttpLayer: streams waiting for a portal connection, in order
+
+
+def _connection_close(http_version: str, headers: Headers) -> bool:
+    """``Connection: close``, or an HTTP/1.0 message without ``Connection: keep-alive`` (mitmproxy's own test)."""
+    return bool(http1.connection_close(http_version, headers))  # type: ignore[no-untyped-call]
+
+
+def frame_body(event: RequestHeaders) -> None:
+    """An HTTP/2 (or 3) request with a body but no length: give it one for HTTP/1.1 (see above)."""
+    request = event.request
+    if event.end_stream or not (request.is_http2 or request.is_http3):
+        return
+    if "content-length" in request.headers or "transfer-encoding" in request.headers:
+        return
+    if request.raw_content is not None:  # read whole: its length is known
+        request.headers["content-length"] = str(len(request.raw_content))
+    else:  # streamed: Http1Client chunks each piece, and ends with the last chunk
+        request.headers["transfer-encoding"] = "chunked"
+
+
+def _framed(request: http.Request) -> bool:
+    """Whether the portal can tell where this request ended: a length, chunked, or no body at all."""
+    return (not request.raw_content and not request.stream) or "content-length" in request.headers \
+        or "transfer-encoding" in request.headers
+
+
+def _http1_client(http: http_layer.HttpLayer, conn: Connection) -> _http1.Http1Client | None:
+    """The HTTP/1 client layer speaking on portal connection ``conn``, once set up (else None)."""
+    top = http.connections.get(conn)
+    if top is None or conn in http.waiting_for_establishment:
+        return None
+    last = top.context.layers[-1]
+    if isinstance(last, _http1.Http1Client) and last.conn is conn:
+        return last
+    return None
+
+
+def _idle(client: _http1.Http1Client) -> bool:
+    """Left for reuse by ``_keep_for_next``, and nothing asked or received since."""
+    return (getattr(client, _IDLE_SINCE, None) is not None and client.stream_id is None and client.request is None
+            and client.state == client.read_headers and not client.buf
+            and client.conn.state is ConnectionState.OPEN)
+
+
+def _http_layer(client: _http1.Http1Client) -> http_layer.HttpLayer | None:
+    for found in reversed(client.context.layers):
+        if isinstance(found, http_layer.HttpLayer):
+            return found
+    return None
+
+
+def _keep_for_next(client: _http1.Http1Client, request_done: bool, response_done: bool) -> bool:
+    """Whether the exchange now complete on ``client`` leaves its connection fit for the next HTTP/2 stream."""
+    req, resp = client.request, client.response
+    if req is None or resp is None or not (request_done and response_done) or not req.is_http2:
+        return False
+    if resp.status_code < 200 or _http1.should_make_pipe(req, resp):
+        return False
+    try:
+        if http1.expected_http_body_size(req, resp) == -1:  # delimited by the close
+            return False
+    except ValueError:
+        return False
+    if _connection_close(req.http_version, req.headers) or _connection_close(resp.http_version, resp.headers):
+        return False
+    if client.conn.state is not ConnectionState.OPEN or client.buf or not _framed(req):
+        return False
+    http = _http_layer(client)
+    return http is not None and http.context.client.alpn == b"h2"
+
+
+def _in_use(http: http_layer.HttpLayer, event: http_layer.GetHttpConnection) -> int:
+    """Portal connections for ``event`` that hold one of mitmproxy's slots: open (even half) or opening."""
+    return sum(1 for conn in http.connections
+               if event.connection_spec_matches(conn)
+               and (conn.state is not ConnectionState.CLOSED or conn in http.waiting_for_establishment))
+
+
+def _idle_connection(http: http_layer.HttpLayer, event: http_layer.GetHttpConnection,
+                     now: float) -> tuple[Connection | None, list[Connection]]:
+    """An idle portal connection fit for ``event`` (or None), and the idle ones too old to reuse."""
+    stale: list[Connection] = []
+    for conn in http.connections:
+        if not (event.connection_spec_matches(conn) and conn.connected and conn.alpn != b"h2"):
+            continue
+        client = _http1_client(http, conn)
+        if client is None or not _idle(client):
+            continue
+        if now - getattr(client, _IDLE_SINCE) > IDLE_REUSE_SECONDS:
+            stale.append(conn)
+            continue
+        return conn, stale
+    return None, stale
+
+
+def _waiting(http: http_layer.HttpLayer) -> collections.deque[http_layer.GetHttpConnection]:
+    queue: collections.deque[http_layer.GetHttpConnection] | None = getattr(http, _WAITING, None)
+    if queue is None:
+        queue = collections.deque()
+        setattr(http, _WAITING, queue)
+    return queue
+
+
+def reuse_idle_portal_connections() -> None:
+    """Install the patches (once)."""
+    client_class = _http1.Http1Client
+    original_mark_done = client_class.mark_done
+    if getattr(original_mark_done, "_govgate_pool", False):
+        return
+
+    def mark_done(self: _http1.Http1Client, *, request: bool = False,
+                  response: bool = False) -> layer.CommandGenerator[None]:
+        if not _keep_for_next(self, self.request_done or request, self.response_done or response):
+            setattr(self, _IDLE_SINCE, None)
+            return (yield from original_mark_done(self, request=request, response=response))
+        # As mitmproxy does for an HTTP/1.1 client's connection: ready for the next request's answer.
+        self.request_done = self.response_done = False
+        self.request = self.response = None
+        self.stream_id = None
+        self.state = self.read_headers
+        setattr(self, _IDLE_SINCE, time.monotonic())
+        return None
+
+    mark_done._govgate_pool = True  # type: ignore[attr-defined]
+    client_class.mark_done = mark_done  # type: ignore[method-assign,assignment]
+
+    original_send = client_class.send
+
+    def send(self: _http1.Http1Client, event: HttpEvent) -> layer.CommandGenerator[None]:
+        if isinstance(event, RequestHeaders):
+            frame_body(event)
+        return (yield from original_send(self, event))
+
+    client_class.send = send  # type: ignore[method-assign]
+
+    layer_class = http_layer.HttpLayer
+    original_get_connection = layer_class.get_connection
+    original_handle_event = layer_class._handle_event
+
+    def get_connection(self: http_layer.HttpLayer, event: http_layer.GetHttpConnection, *,
+                       reuse: bool = True) -> layer.CommandGenerator[None]:
+        if self.context.client.alpn != b"h2":
+            return (yield from original_get_connection(self, event, reuse=reuse))
+        conn, stale = _idle_connection(self, event, time.monotonic())
+        for old in stale:
+            client = _http1_client(self, old)
+            if client is not None:
+                setattr(client, _IDLE_SINCE, None)  # not handed out while it closes
+            yield commands.CloseConnection(old)
+        if conn is not None:
+            client = _http1_client(self, conn)
+            assert client is not None
+            setattr(client, _IDLE_SINCE, None)  # leased: busy until its exchange is done
+            stream = self.command_sources.pop(event)
+            yield from self.event_to_child(stream, http_layer.GetHttpConnectionCompleted(event, (conn, None)))
+            return None
+        if _in_use(self, event) >= MAX_PER_CLIENT:
+            _waiting(self).append(event)  # served by `_handle_event` once a connection is idle or closed
+            return None
+        return (yield from original_get_connection(self, event, reuse=reuse))
+
+    def _handle_event(self: http_layer.HttpLayer, event: events.Event) -> layer.CommandGenerator[None]:
+        yield from original_handle_event(self, event)
+        queue: collections.deque[http_layer.GetHttpConnection] | None = getattr(self, _WAITING, None)
+        while queue:
+            first = queue[0]
+            idle, stale = _idle_connection(self, first, time.monotonic())
+            if idle is None and not stale and _in_use(self, first) >= MAX_PER_CLIENT:
+                break
+            queue.popleft()
+            yield from self.get_connection(first)
+
+    layer_class.get_connection = get_connection  # type: ignore[method-assign]
+    layer_class._handle_event = _handle_event  # type: ignore[method-assign]
