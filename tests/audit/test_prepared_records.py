@@ -8,7 +8,9 @@ compare with logs written after, and ``verify`` would find "modified" records.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,9 +19,13 @@ from govgate.core.audit_chain import (
     ChainCrypto,
     PreparedRecord,
     event_record,
+    line_hash,
+    link_record,
     parse_line,
     prepared_record,
     seal_line,
+    seal_lines,
+    time_json,
 )
 from govgate.core.audit_event import AuditDecision, AuditEvent
 from govgate.core.policy.model import AuditAlgorithm
@@ -94,3 +100,86 @@ def test_a_seal_signature_is_never_taken_from_the_fast_path() -> None:
     signed = seal_line(prepared_record(e, KEYS), 4, "0" * 64, crypto, sign=True)
     assert signed == seal_line(event_record(e, KEYS), 4, "0" * 64, crypto, sign=True)
     assert b'"signature":' in signed
+
+
+# Zones with folds and gaps (New York, Lord Howe's half-hour shift), historical offsets with seconds (Amsterdam
+# before 1937: +00:19:32), fixed offsets, UTC and naive times.
+ZONES = [TZ, UTC, timezone(timedelta(hours=-3, minutes=-30)), ZoneInfo("America/New_York"),
+         ZoneInfo("Australia/Lord_Howe"), ZoneInfo("Europe/Amsterdam"), None]
+
+
+@st.composite
+def _time_runs(draw: st.DrawFn) -> list[datetime]:
+    """Runs of times as the writer sees them: many in the same second, some a second or a fold apart."""
+    zone = draw(st.sampled_from(ZONES))
+    base = draw(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1), allow_imaginary=True))
+    out: list[datetime] = []
+    for step in draw(st.lists(st.integers(min_value=-2_000_000, max_value=2_000_000), min_size=1, max_size=30)):
+        base = base + timedelta(microseconds=step)
+        out.append(base.replace(tzinfo=zone, fold=draw(st.sampled_from([0, 1]))))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(runs=st.lists(_time_runs(), min_size=1, max_size=4))
+def test_the_time_text_is_isoformat_whatever_came_before(runs: list[list[datetime]]) -> None:
+    for when in (w for run in runs for w in run):
+        assert time_json(when) == json.dumps(when.isoformat())
+
+
+def test_the_time_text_follows_a_fold_and_a_zone_change_within_one_wall_second() -> None:
+    ny = ZoneInfo("America/New_York")
+    first = datetime(2026, 11, 1, 1, 30, 0, 5, tzinfo=ny)  # 01:30 EDT, then 01:30 EST (fold=1) an hour later
+    for when in (first, first.replace(fold=1), first.replace(fold=1, microsecond=9), first,
+                 first.replace(tzinfo=ZoneInfo("Europe/Paris")), first.replace(tzinfo=None),
+                 first.replace(microsecond=0)):
+        assert time_json(when) == json.dumps(when.isoformat())
+
+
+class _OddZone(tzinfo):
+    """A zone whose offset depends on the microseconds: never cached (only ZoneInfo and timezone are)."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(minutes=1 if dt is not None and dt.microsecond % 2 else 2)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+
+def test_the_time_text_of_other_zones_is_never_taken_from_the_last_second() -> None:
+    zone = _OddZone()
+    for us in (0, 1, 2, 3):
+        when = datetime(2026, 12, 4, 11, 0, 0, us, tzinfo=zone)
+        assert time_json(when) == json.dumps(when.isoformat())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    events=st.lists(st.fixed_dictionaries({name: MAYBE_TEXT for name in ("request_id", "client", "account", "path")}),
+                    min_size=0, max_size=12),
+    mixed=st.lists(st.booleans(), min_size=12, max_size=12),
+    when=TIMES,
+    seq=st.integers(min_value=0, max_value=10**12),
+    prev=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+    algorithm=st.sampled_from(list(AuditAlgorithm)),
+)
+def test_sealing_a_batch_is_sealing_each_record_in_turn(events: list[dict[str, str | None]], mixed: list[bool],
+                                                        when: datetime, seq: int, prev: str,
+                                                        algorithm: AuditAlgorithm) -> None:
+    crypto = CRYPTOS[algorithm]
+    records: list[Mapping[str, object]] = []
+    for n, fields in enumerate(events):
+        e = AuditEvent(event="access", time=when + timedelta(microseconds=n), **fields)  # type: ignore[arg-type]
+        # Prepared records, general ones (extra fields, link records) and odd values, interleaved.
+        records.append(prepared_record(e, KEYS) if mixed[n] else event_record(e, KEYS))
+        if n % 5 == 4:
+            records.append(link_record(when, "audit-2026-12-04.jsonl", None))
+    expected: list[bytes] = []
+    s, p = seq, prev
+    for record in records:
+        line = seal_line(record, s, p, crypto)
+        expected.append(line)
+        s, p = s + 1, line_hash(algorithm, line)
+    out: list[bytes] = [b"already there"]
+    assert seal_lines(records, seq, prev, crypto, out) == (s, p)
+    assert out == [b"already there", *expected]
