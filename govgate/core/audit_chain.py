@@ -253,27 +253,40 @@ def prepared_record(event: AuditEvent, keys: GatewayKeys) -> Mapping[str, object
         return event_record(event, keys)
     enc = _json_str  # raises TypeError for a value that is not text: the general path writes it
     seen = _SEEN
-    try:
-        text = _PREPARED % (
-            seen.get(event.account) or _seen(event.account),
-            seen.get(event.article) or _seen(event.article),
-            "null" if event.client is None else enc(event.client),
-            seen.get(event.country) or _seen(event.country),
-            seen.get(event.decision) or _seen(event.decision),
-            seen.get(event.device) or _seen(event.device),
-            seen.get(event.event) or _seen(event.event),
-            seen.get(event.host) or _seen(event.host),
-            seen.get(event.method) or _seen(event.method),
-            "null" if event.path is None else enc(event.path),
-            seen.get(event.reason) or _seen(event.reason),
-            "null" if event.request_id is None else enc(event.request_id),
-            seen.get(event.rule) or _seen(event.rule),
-            time_json(event.time),
-        )
-    except TypeError:
-        return event_record(event, keys)
-    head, after_alg, after_prev, after_seq = _utf8(text).split(b"\n")
-    return PreparedRecord(event, head, after_alg, after_prev, after_seq)
+    for _ in range(2):
+        try:
+            text = _PREPARED % (
+                seen[event.account],
+                seen[event.article],
+                "null" if event.client is None else enc(event.client),
+                seen[event.country],
+                seen[event.decision],
+                seen[event.device],
+                seen[event.event],
+                seen[event.host],
+                seen[event.method],
+                "null" if event.path is None else enc(event.path),
+                seen[event.reason],
+                "null" if event.request_id is None else enc(event.request_id),
+                seen[event.rule],
+                time_json(event.time),
+            )
+        except KeyError:
+            # A recurring value not seen yet (or the table was emptied): encode the ten, then once more.
+            # Not text (or not hashable): TypeError, the general path.
+            try:
+                for value in (event.account, event.article, event.country, event.decision, event.device,
+                              event.event, event.host, event.method, event.reason, event.rule):
+                    if value not in seen:
+                        _seen(value)
+            except TypeError:
+                return event_record(event, keys)
+            continue
+        except TypeError:
+            return event_record(event, keys)
+        head, after_alg, after_prev, after_seq = _utf8(text).split(b"\n")
+        return PreparedRecord(event, head, after_alg, after_prev, after_seq)
+    return event_record(event, keys)  # the table was full, and emptied while the ten were put in it
 
 
 class ChainCrypto:

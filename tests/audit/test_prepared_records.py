@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -183,3 +184,21 @@ def test_sealing_a_batch_is_sealing_each_record_in_turn(events: list[dict[str, s
     out: list[bytes] = [b"already there"]
     assert seal_lines(records, seq, prev, crypto, out) == (s, p)
     assert out == [b"already there", *expected]
+
+
+@pytest.mark.parametrize("limit", [2, 8, 12, 30])
+def test_a_full_table_of_recurring_values_never_changes_a_line(limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import govgate.core.audit_chain as chain
+
+    monkeypatch.setattr(chain, "_SEEN_LIMIT", limit)
+    monkeypatch.setattr(chain, "_SEEN", {None: "null"})
+    crypto = CRYPTOS[AuditAlgorithm.HMAC_SHA256]
+    fast_paths = 0
+    for n in range(60):
+        e = access_event(n, START + timedelta(milliseconds=n), account=f"user{n % 7}", host=f"h{n % 5}.gov.cn",
+                         rule=f"rule {n % 3}", reason=None if n % 2 else f"why {n}")
+        prepared = prepared_record(e, KEYS)
+        fast_paths += type(prepared) is PreparedRecord
+        assert seal_line(prepared, n, "cd" * 32, crypto) == seal_line(event_record(e, KEYS), n, "cd" * 32, crypto)
+        assert len(chain._SEEN) <= limit
+    assert fast_paths > 0 if limit >= 12 else fast_paths == 0  # ten values a record: they fit in 12, not in 8
