@@ -292,7 +292,8 @@ def prepared_record(event: AuditEvent, keys: GatewayKeys) -> Mapping[str, object
 class ChainCrypto:
     """The MAC and chain hash for one algorithm family, with the derived key bound in, and the signing key."""
 
-    __slots__ = ("_hash", "_inner", "_key", "_keys", "_mac", "_outer", "_signer", "alg_json", "algorithm")
+    __slots__ = ("_hash", "_inner", "_key", "_keys", "_mac", "_outer", "_signer", "_sm3_keyed", "alg_json",
+                 "algorithm")
 
     def __init__(self, keys: GatewayKeys, algorithm: AuditAlgorithm) -> None:
         self.algorithm = algorithm
@@ -312,6 +313,8 @@ class ChainCrypto:
             self._hash = _sha256_hash
         elif algorithm is AuditAlgorithm.HMAC_SM3:
             # Art. 17 (第十七条): 商用密码 (国密) — SM3 through `cryptography`.
+            # The HMAC keyed once and copied for each MAC, as for SHA-256 (a copy costs less than keying).
+            self._sm3_keyed = crypto_hmac.HMAC(self._key, hashes.SM3())
             self._mac = self._sm3_mac
             self._hash = _sm3_hash
         else:  # pragma: no cover - StrEnum is closed
@@ -325,7 +328,7 @@ class ChainCrypto:
         return outer.hexdigest()
 
     def _sm3_mac(self, body: bytes) -> str:
-        h = crypto_hmac.HMAC(self._key, hashes.SM3())
+        h = self._sm3_keyed.copy()
         h.update(body)
         return h.finalize().hex()
 
@@ -365,8 +368,11 @@ def _sha256_hash(line: bytes) -> str:
     return hashlib.sha256(line).hexdigest()
 
 
+_SM3_EMPTY = hashes.Hash(hashes.SM3())  # copied, never updated: a fresh context costs more than a copy
+
+
 def _sm3_hash(line: bytes) -> str:
-    d = hashes.Hash(hashes.SM3())
+    d = _SM3_EMPTY.copy()
     d.update(line)
     return d.finalize().hex()
 

@@ -7,12 +7,16 @@ compare with logs written after, and ``verify`` would find "modified" records.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +33,7 @@ from govgate.core.audit_chain import (
     time_json,
 )
 from govgate.core.audit_event import AuditDecision, AuditEvent
+from govgate.core.keys import Purpose
 from govgate.core.policy.model import AuditAlgorithm
 from tests.audit.conftest import START, TZ, access_event
 from tests.runtime import fixed_keys
@@ -202,3 +207,19 @@ def test_a_full_table_of_recurring_values_never_changes_a_line(limit: int, monke
         assert seal_line(prepared, n, "cd" * 32, crypto) == seal_line(event_record(e, KEYS), n, "cd" * 32, crypto)
         assert len(chain._SEEN) <= limit
     assert fast_paths > 0 if limit >= 12 else fast_paths == 0  # ten values a record: they fit in 12, not in 8
+
+
+@settings(max_examples=50, deadline=None)
+@given(bodies=st.lists(st.binary(max_size=700), min_size=1, max_size=4))
+def test_the_pre_keyed_macs_and_hashes_are_the_textbook_ones(bodies: list[bytes]) -> None:
+    """The MAC and chain hash come from copies of states keyed once: each copy must start afresh (RFC 2104)."""
+    key = KEYS.derive(Purpose.AUDIT_MAC)
+    for body in bodies:  # several in turn: a copy must not carry what an earlier MAC or hash fed in
+        assert CRYPTOS[AuditAlgorithm.HMAC_SHA256].mac(body) == hmac.new(key, body, hashlib.sha256).hexdigest()
+        assert line_hash(AuditAlgorithm.HMAC_SHA256, body) == hashlib.sha256(body).hexdigest()
+        sm3_mac = crypto_hmac.HMAC(key, hashes.SM3())
+        sm3_mac.update(body)
+        assert CRYPTOS[AuditAlgorithm.HMAC_SM3].mac(body) == sm3_mac.finalize().hex()
+        sm3 = hashes.Hash(hashes.SM3())
+        sm3.update(body)
+        assert line_hash(AuditAlgorithm.HMAC_SM3, body) == sm3.finalize().hex()
