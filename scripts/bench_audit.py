@@ -3,16 +3,22 @@
 Targets: throughput >= 100,000 records/s written, chained, MACed and fsynced (issue 11; issue 6 asked 50,000);
 `emit` p99 < 50 µs. Run: `.venv/bin/python scripts/bench_audit.py [--records N] [--algorithm hmac-sm3] [--json]`;
 `--json` prints one JSON object instead (`measure()` returns the same dict, for `scripts/bench.py`).
+`--compare DIR [--rounds N]`: this tree and another source tree of the gateway (e.g. `git archive main`), each
+round one process of each, alternating, then the medians: on a shared machine, the side-by-side ratio is what
+counts, not a figure from another day.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -30,7 +36,7 @@ EMIT_P99_TARGET_US = 50.0
 def event(n: int, now: datetime) -> AuditEvent:
     return AuditEvent(
         event="access",
-        time=now,
+        time=now + timedelta(microseconds=10 * n),  # each its own time, 100,000 a second (as at the target)
         request_id=f"7f3a9c{n:010d}",
         client=f"10.{n % 250}.{n % 200}.{n % 100 + 1}",
         country="CN",
@@ -62,12 +68,14 @@ def measure(records: int = 200_000, algorithm_name: str = "hmac-sha256", *, echo
         audit = Audit(dir=Path(tmp) / "a", retention_days=365, algorithm=algorithm)
         writer = AuditWriter(audit, keys, TZ, max_queue=records + 1)
         writer.start()
+        c0 = time.process_time()
         t0 = time.perf_counter()
         for e in events:
             writer.emit(e)
         emitted = time.perf_counter() - t0
         assert writer.close(timeout=600), writer.last_error
         elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - c0  # both threads: the emit loop and the writer (the rest of the time: waits)
         rate = records / elapsed
         t1 = time.perf_counter()
         report = verify_dir(audit.dir, keys, algorithm)
@@ -96,7 +104,7 @@ def measure(records: int = 200_000, algorithm_name: str = "hmac-sha256", *, echo
     ok = rate >= THROUGHPUT_TARGET and p99 < EMIT_P99_TARGET_US
     figures: dict[str, object] = {
         "records": records, "algorithm": algorithm_name, "bytes_per_record": size / records,
-        "throughput_per_s": rate, "throughput_target_per_s": THROUGHPUT_TARGET,
+        "throughput_per_s": rate, "throughput_per_cpu_s": records / cpu, "throughput_target_per_s": THROUGHPUT_TARGET,
         "throughput_ratio": rate / THROUGHPUT_TARGET, "emit_loop_per_s": records / emitted, "verify_per_s": verify_rate,
         "emit_p50_us": p50, "emit_p99_us": p99, "emit_p999_us": p999, "emit_max_us": samples[-1],
         "emit_p99_target_us": EMIT_P99_TARGET_US, "timer_overhead_us": timer, "meets_targets": ok,
@@ -108,6 +116,7 @@ def measure(records: int = 200_000, algorithm_name: str = "hmac-sha256", *, echo
         f"  writer throughput : {rate:12,.0f} records/s  "
         f"(target >= {THROUGHPUT_TARGET:,}; ratio {rate / THROUGHPUT_TARGET:.2f}x)"
     )
+    print(f"    per CPU second  : {records / cpu:12,.0f} records  (what another process's load changes least)")
     print(f"    emit loop alone : {records / emitted:12,.0f} emits/s")
     print(f"    verify          : {verify_rate:12,.0f} records/s")
     print(f"  emit latency p50  : {p50:8.2f} µs")
@@ -120,12 +129,41 @@ def measure(records: int = 200_000, algorithm_name: str = "hmac-sha256", *, echo
     return figures
 
 
+def compare(other: Path, rounds: int, records: int, algorithm_name: str) -> int:
+    """Alternate ``rounds`` processes of this tree and of ``other`` and print each round and the medians."""
+    here = Path(__file__).resolve().parents[1]
+    trees = {"before": other.resolve(), "after": here}
+    rows: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    for n in range(rounds):
+        for name, tree in (trees.items() if n % 2 == 0 else reversed(trees.items())):
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            out = subprocess.run([sys.executable, __file__, "--json", "--records", str(records), "--algorithm",
+                                  algorithm_name], env=env, capture_output=True, text=True, check=False)
+            rows[name].append(json.loads(out.stdout))
+    keys = [("throughput_per_s", "records/s", ",.0f"), ("throughput_per_cpu_s", "records/CPU-s", ",.0f"),
+            ("emit_p99_us", "emit p99 µs", ".2f")]
+    print(f"audit writer, {records} records, {algorithm_name}, {rounds} alternating rounds: before = {other}")
+    for key, label, fmt in keys:
+        for name in trees:
+            values = [row[key] for row in rows[name]]
+            cells = "  ".join(f"{v:{fmt}}" for v in values)
+            print(f"  {label:14} {name:6}: median {statistics.median(values):{fmt}}   ({cells})")
+    ratio = (statistics.median(r["throughput_per_cpu_s"] for r in rows["after"])
+             / statistics.median(r["throughput_per_cpu_s"] for r in rows["before"]))
+    print(f"  records per CPU second, after / before: {ratio:.2f}x")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--algorithm", default="hmac-sha256", choices=[a.value for a in AuditAlgorithm])
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument("--compare", type=Path, metavar="DIR", help="another source tree, run beside this one")
+    parser.add_argument("--rounds", type=int, default=5, help="with --compare: processes of each tree")
     args = parser.parse_args()
+    if args.compare is not None:
+        return compare(args.compare, args.rounds, args.records, args.algorithm)
     figures = measure(args.records, args.algorithm, echo=not args.json)
     if args.json:
         print(json.dumps(figures))

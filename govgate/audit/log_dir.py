@@ -45,6 +45,7 @@ from govgate.core.audit_chain import (
     parse_head,
     parse_line,
     seal_line,
+    seal_lines,
     seal_record,
 )
 from govgate.core.keys import GatewayKeys
@@ -370,10 +371,7 @@ class AuditDir:
             seq, prev = seq + 1, crypto.hash(line)
             lines.append(line)
             cur_name, cur_day = new_name, new_day
-        for record in (*extra, *records):
-            line = seal_line(record, seq, prev, crypto)
-            seq, prev = seq + 1, crypto.hash(line)
-            lines.append(line)
+        seq, prev = seal_lines((*extra, *records), seq, prev, crypto, lines)
         plan.append((cur_name, lines))
         written = self._write_plan(plan, head_line(Head(cur_name, seq - 1, prev), now, crypto))
         st = os.stat(self.directory / cur_name)
@@ -403,7 +401,7 @@ class AuditDir:
                     done.append((path, before))
                     if before == 0:
                         done[-1] = (path, None)
-                    data = b"\n".join(lines) + b"\n"
+                    data = b"\n".join((*lines, b""))
                     view = memoryview(data)
                     while view:
                         n = os.write(fd, view)

@@ -270,11 +270,11 @@ class AuditWriter:
             batch.append(
                 chain_record(LOST_EVENT, now, lost=lost, since=since.isoformat() if since is not None else None)
             )
-        n = 0
-        while queue and n < self._batch_size:
-            # Encoded here, outside the log's lock; sealed to the same bytes (``docs/audit.md``, "Performance").
-            batch.append(prepared_record(queue.popleft(), keys))
-            n += 1
+        # Only this thread takes from the queue: the ``n`` events counted are there to take.
+        n = min(len(queue), self._batch_size)
+        popleft = queue.popleft
+        # Encoded here, outside the log's lock; sealed to the same bytes (``docs/audit.md``, "Performance").
+        batch.extend([prepared_record(popleft(), keys) for _ in range(n)])
         self._pending = batch
         self._pending_events = n
 
