@@ -89,6 +89,13 @@ def write_atomically(path: Path, data: bytes, *, what: str, error: type[GovGateE
             os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
+            # The gateway applies a file at once when it was renamed into place after its last write (status
+            # time later than modification time: govgate.core.settle); otherwise only after 1.5 s of quiet. The
+            # kernel stamps both from a coarse clock, so a write, fsync and rename within one tick leave them
+            # equal: every change by this command would wait out the quiet time. Dating the write a second back
+            # makes the rename that follows tell (a revoke, unlock or logout then takes effect within the 0.5 s poll).
+            written = os.fstat(f.fileno())
+            os.utime(f.fileno(), ns=(written.st_atime_ns, written.st_mtime_ns - 1_000_000_000))
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:

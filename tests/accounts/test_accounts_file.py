@@ -6,14 +6,16 @@ import fcntl
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from govgate.accounts_file import load_accounts, lock_path, locked, update_accounts
+from govgate.accounts_file import load_accounts, lock_path, locked, update_accounts, write_atomically
 from govgate.core.accounts import Accounts
+from govgate.core.settle import moved_in_whole, settled
 from govgate.errors import AccountError, PolicyError
-from govgate.files import file_signature
+from govgate.files import file_signature, look_at
 from tests.accounts.builders import make_account
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,3 +134,20 @@ def test_two_processes_adding_accounts_at_once_both_end_up_in_the_file(tmp_path:
         assert proc.wait(60) == 0
     names = set(load_accounts(path).names())
     assert names == {f"{p}{i}" for p in ("a", "b") for i in range(count)}
+
+
+def test_a_file_this_command_writes_is_seen_as_moved_in_whole_at_the_next_poll(tmp_path: Path) -> None:
+    """The gateway applies a renamed-in file at once, a file written in place only after 1.5 s of quiet
+    (govgate.core.settle). Write, fsync and rename happen within one tick of the kernel's coarse file clock:
+    without dating the write back, every change by `govgate account`/`device` waited out the quiet time."""
+    path = tmp_path / "accounts.yaml"
+    path.write_bytes(b"accounts: {}\n")
+    for i in range(50):
+        before = look_at(path)
+        assert before is not None
+        write_atomically(path, b"accounts: {}\n# %d\n" % i, what="the accounts file")
+        after = look_at(path)
+        assert after is not None
+        assert moved_in_whole(after[0], applied_inode=before[0].inode), (i, after[0])
+        assert settled(after[0], None, applied_inode=before[0].inode, now_ns=time.time_ns(),
+                       seen_since_ns=time.time_ns())
