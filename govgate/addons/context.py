@@ -131,13 +131,6 @@ def redirect(flow: http.HTTPFlow, location: str, *, status: int = 303,
     flow.metadata[LOCAL_KEY] = True
 
 
-def body_allowed(request: http.Request) -> bool:
-    """No body on a ``GET`` or ``HEAD`` (``govgate.core.request_shape.body_allowed``)."""
-    return request_shape.body_allowed(request.method, has_bytes=bool(request.raw_content),
-                                      transfer_encoding="transfer-encoding" in request.headers,
-                                      content_lengths=request.headers.get_all("content-length"))
-
-
 READ_HEADERS = frozenset({b"accept", b"x-forwarded-for", b"content-length", b"transfer-encoding"})
 
 
