@@ -6,6 +6,9 @@ The parent (``Supervisor``) does no proxying. It checks the policy, reserves the
 (``WorkerRole``). Each worker binds its own socket with ``SO_REUSEPORT`` on that address: the kernel spreads
 new connections over the workers, and a worker that dies takes only its own socket with it.
 
+- A worker that does not listen within ``START_TIMEOUT`` is asked for its threads' stacks (SIGUSR1, which
+  ``become_worker`` hands to ``faulthandler``: they go to its stderr) and killed: at the first start the parent
+  then stops them all with exit 1, saying which worker hung; later it counts as a death (restarted as below).
 - A worker that dies is started again after ``restart_delay`` (0.5 s, doubling up to 30 s while it keeps
   dying within ``STABLE_SECONDS``), and the parent logs why (``worker.exit``).
 - SIGHUP is forwarded to every worker (each reloads, as one gateway does); SIGTERM/SIGINT is forwarded as
@@ -27,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import faulthandler
 import json
 import logging
 import os
@@ -57,6 +61,8 @@ FIRST_BACKOFF: Final = 0.5  # seconds before the first restart of a worker that 
 MAX_BACKOFF: Final = 30.0
 STABLE_SECONDS: Final = 60.0  # a worker that ran this long before dying is restarted after FIRST_BACKOFF again
 WORKERS_STATUS_NAME: Final = "workers.json"
+START_TIMEOUT: Final = 60.0  # seconds a worker has from its start to listening (normally 1-3 s)
+STACK_DUMP_WAIT: Final = 1.0  # seconds a hung worker gets to write its stacks before it is killed
 STOP_MARGIN_SECONDS: Final = 15.0  # beyond gateway.drain_timeout, for the audit flush and the store's close
 _PR_SET_PDEATHSIG: Final = 1
 
@@ -200,7 +206,11 @@ def workers_alive(path: Path) -> tuple[int, int] | None:
 # -- in a worker ------------------------------------------------------------------------------------
 
 def become_worker(role: WorkerRole) -> None:
-    """At a worker's start: die with the parent (SIGTERM, so it still drains) should the parent be killed."""
+    """At a worker's start: die with the parent (SIGTERM, so it still drains) should the parent be killed, and
+    write every thread's Python stack to stderr on SIGUSR1 (the parent asks when the worker is late to listen;
+    an operator may too)."""
+    with contextlib.suppress(AttributeError, OSError, RuntimeError, ValueError):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
@@ -257,10 +267,11 @@ class Supervisor:
     """The parent of ``count`` workers running ``command`` (a ``govgate run`` without ``--workers``)."""
 
     def __init__(self, command: Sequence[str], count: int, *, stop_timeout: float,
-                 ports: Sequence[tuple[str, int]], upstream: str) -> None:
+                 ports: Sequence[tuple[str, int]], upstream: str, start_timeout: float = START_TIMEOUT) -> None:
         self.command = list(command)
         self.count = count
         self.stop_timeout = stop_timeout
+        self.start_timeout = start_timeout
         self.ports = tuple(ports)
         self.upstream = upstream
         self.slots = [_Slot(i) for i in range(count)]
@@ -342,22 +353,48 @@ class Supervisor:
         """Run the worker of ``slot``, and again each time it dies, until the parent stops."""
         while not self._stop.is_set():
             proc = await self._spawn(slot)
+            hung = await self._hung_at_start(slot, proc)
             code = await proc.wait()
             ran = time.monotonic() - slot.started
             self._mark_dead(proc.pid)
             if self._stop.is_set():
                 return
             if not self._serving and not slot.ready:
-                self._failed = f"worker {slot.index + 1} exited with {describe_exit(code)} before it listened"
+                self._failed = (f"worker {slot.index + 1} did not listen within {self.start_timeout:.0f} s (its "
+                                "threads' stacks are above)" if hung else
+                                f"worker {slot.index + 1} exited with {describe_exit(code)} before it listened")
                 self._changed.set()
                 return
             slot.failures = failures_after(slot.failures, ran)
             delay = restart_delay(slot.failures)
+            how = f"killed: did not listen within {self.start_timeout:.0f} s" if hung else describe_exit(code)
             logger.error("worker.exit worker=%d pid=%d %s after %.1f s: restarting in %.1f s",
-                         slot.index, proc.pid, describe_exit(code), ran, delay)
+                         slot.index, proc.pid, how, ran, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
             slot.restarts += 1
+
+    async def _hung_at_start(self, slot: _Slot, proc: asyncio.subprocess.Process) -> bool:
+        """Wait until the worker listens or exits; past ``start_timeout`` ask for its stacks, kill it, say True."""
+        exited = asyncio.ensure_future(proc.wait())
+        waiters: list[asyncio.Future[Any]] = [exited] if slot.ready_task is None else [exited, slot.ready_task]
+        try:
+            done, _ = await asyncio.wait(waiters, timeout=self.start_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if done:
+                return False
+            logger.error("worker.hung worker=%d pid=%d did not listen within %.0f s: its stacks follow, then it is "
+                         "killed", slot.index, proc.pid, self.start_timeout)
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGUSR1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(exited), STACK_DUMP_WAIT)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            return True
+        finally:
+            if not exited.done():
+                exited.cancel()
 
     async def _spawn(self, slot: _Slot) -> asyncio.subprocess.Process:
         read_fd, write_fd = os.pipe()

@@ -144,3 +144,51 @@ def test_the_evidence_report_names_the_worker_of_each_start_and_stop() -> None:
     assert starts[0].endswith("listen https://0.0.0.0:443/ · worker 1, restarted 2×")
     assert starts[1].endswith("listen https://0.0.0.0:443/")
     assert collector.evidence.stops.rows[0].detail == "SIGTERM after 60 s · worker 0"
+
+
+# A stand-in worker for the parent's own logic (real processes, no gateway): it reports ready at once, except
+# as its first restart, where it hangs before listening.
+_STAND_IN = """
+import os, sys, time
+if os.environ["GOVGATE_WORKER_RESTARTS"] != "1":
+    os.write(int(os.environ["GOVGATE_WORKER_READY_FD"]), b'["http://127.0.0.1:1/"]\\n')
+time.sleep(600)
+"""
+
+
+def test_a_restarted_worker_that_hangs_before_listening_is_killed_and_started_again(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import logging
+    import signal
+    import time
+
+    from govgate.workers import Supervisor
+
+    async def scenario() -> list[int]:
+        supervisor = Supervisor([sys.executable, "-c", _STAND_IN], 1, stop_timeout=5, ports=[],
+                                upstream="http://portal", start_timeout=1.0)
+        running = asyncio.create_task(supervisor.run())
+        slot = supervisor.slots[0]
+        restarts = []
+        deadline = time.monotonic() + 30
+        while not (slot.restarts == 2 and slot.ready):
+            assert time.monotonic() < deadline, (slot.restarts, slot.ready)
+            if slot.restarts == 0 and slot.ready and slot.proc is not None and slot.proc.returncode is None:
+                restarts.append(slot.proc.pid)
+                slot.proc.send_signal(signal.SIGKILL)  # the first worker dies; its restart hangs
+                await slot.proc.wait()
+            await asyncio.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)  # the parent's own stop signal
+        assert await asyncio.wait_for(running, 30) == 0
+        return restarts
+
+    with caplog.at_level(logging.INFO, logger="govgate.workers"):
+        killed = asyncio.run(scenario())
+    assert len(killed) == 1
+    hung = [r.getMessage() for r in caplog.records if r.getMessage().startswith("worker.hung")]
+    assert len(hung) == 1, hung
+    assert "did not listen within 1 s" in hung[0]
+    exits = [r.getMessage() for r in caplog.records if r.getMessage().startswith("worker.exit")]
+    assert len(exits) == 2, exits
+    assert "killed: did not listen within 1 s" in exits[1]

@@ -13,12 +13,16 @@ from collections.abc import Callable
 POLL = 0.01  # seconds between polls
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Return as soon as ``condition()`` is true; raise ``AssertionError`` naming ``what`` after ``timeout`` s."""
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0,
+             what: str | Callable[[], str] = "condition") -> None:
+    """Return as soon as ``condition()`` is true; raise ``AssertionError`` naming ``what`` after ``timeout`` s.
+
+    ``what`` may be a function, called only on failure: for a message that shows the state at the deadline
+    (a process's output so far), not the state when the wait began."""
     deadline = time.monotonic() + timeout
     while True:
         if condition():
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
         time.sleep(POLL)

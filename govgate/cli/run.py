@@ -9,8 +9,9 @@ import logging
 import sys
 from pathlib import Path
 
+from govgate.core.durations import parse_duration
 from govgate.errors import PolicyError
-from govgate.workers import parse_workers
+from govgate.workers import START_TIMEOUT, parse_workers
 
 
 def quiet_mitmproxy(verbose: bool) -> None:
@@ -26,7 +27,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     p.add_argument("--workers", type=parse_workers, default=1, metavar="N|auto",
                    help="gateway processes sharing the listen address (auto: one per CPU; default 1). "
                         "More than one needs state.redis")
+    p.add_argument("--worker-start-timeout", type=_start_timeout, default=START_TIMEOUT, metavar="DURATION",
+                   help="with --workers: how long a worker may take to listen before it is killed "
+                        "(its stacks printed first; default 60s)")
     p.set_defaults(func=run)
+
+
+def _start_timeout(text: str) -> float:
+    try:
+        return parse_duration(text).total_seconds()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _invalid(policy_path: Path, exc: PolicyError) -> int:
@@ -111,7 +122,8 @@ def run_workers(args: argparse.Namespace) -> int:
         command.append("--verbose")
     supervisor = Supervisor(command, args.workers, upstream=gw.upstream,
                             stop_timeout=gw.drain_timeout.total_seconds() + STOP_MARGIN_SECONDS,
-                            ports=[(name, sock.getsockname()[1]) for name, sock in reserved])
+                            ports=[(name, sock.getsockname()[1]) for name, sock in reserved],
+                            start_timeout=args.worker_start_timeout)
 
     async def main() -> int:
         portal = None

@@ -89,7 +89,7 @@ class OutputReader:
                     return True
             return False
 
-        wait_for(seen, timeout, f"output matching {pattern!r}; got:\n" + "\n".join(self.lines[-30:]))
+        wait_for(seen, timeout, lambda: f"output matching {pattern!r}; got:\n" + "\n".join(self.lines[-30:]))
         return found[0]
 
     def join(self) -> None:

@@ -105,7 +105,7 @@ def workers(upstream: Upstream, redis_server: RedisServer, tmp_path_factory: pyt
     secrets = {name: add_account(policy, name, PASSWORD) for name in ("both", "locked", "once")}
     proc, output = start_workers(policy, "--workers", "2")
     try:
-        m = output.wait_for_line(r"govgate: listening on (\S+?)/ → \S+ \(2 workers, pids \d+ \d+\)", 60)
+        m = output.wait_for_line(r"govgate: listening on (\S+?)/ → \S+ \(2 workers, pids \d+ \d+\)", 90)
         metrics = output.wait_for_line(r"govgate: metrics on (http://\S+/metrics)", 10)
     except AssertionError:
         proc.kill()
@@ -286,7 +286,7 @@ def test_auto_runs_one_worker_per_cpu(upstream: Upstream, workdir: Path, redis_u
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(60) == 0
             return
-        m = output.wait_for_line(rf"govgate: listening on (\S+?)/ → \S+ \({cpu_count()} workers, pids ([\d ]+)\)", 60)
+        m = output.wait_for_line(rf"govgate: listening on (\S+?)/ → \S+ \({cpu_count()} workers, pids ([\d ]+)\)", 90)
         assert httpx.get(m.group(1) + "/__govgate/health", timeout=10).json()["workers"]["count"] == cpu_count()
         # The parent killed outright: its workers are told by the kernel (SIGTERM), drain and go too.
         pids = [int(p) for p in m.group(2).split()]
@@ -322,7 +322,7 @@ def test_each_worker_reads_the_proxy_protocol_header_of_its_connections(
     data["access"][1]["networks"] = "any"  # only the country (from the header's address) decides
     proc, output = start_workers(write_policy(workdir / "policy.yaml", data), "--workers", "2")
     try:
-        port = int(output.wait_for_line(r"govgate: listening on http://127\.0\.0\.1:(\d+)/ .*2 workers", 60).group(1))
+        port = int(output.wait_for_line(r"govgate: listening on http://127\.0\.0\.1:(\d+)/ .*2 workers", 90).group(1))
         to = ep("192.0.2.10", 443)
         health = HEAD.replace(b"GET /oa/", b"GET /__govgate/health")
         answered: set[int] = set()
@@ -374,3 +374,19 @@ def test_a_worker_that_cannot_start_stops_them_all_with_exit_1(
     assert re.search(r"govgate: worker \d exited with exit code 1 before it listened; stopping the other workers",
                      r.stderr), r.stderr
     assert "listening on" not in r.stdout
+
+
+def test_a_worker_that_hangs_at_start_has_its_stacks_printed_and_all_stop_with_exit_1(
+        upstream: Upstream, workdir: Path, redis_url: str) -> None:
+    policy = write_policy(workdir / "policy.yaml", workers_policy(workdir, upstream.url, redis_url))
+    key = workdir / "secrets" / "gateway.key"
+    key.unlink(missing_ok=True)
+    os.mkfifo(key)  # the worker's open() of its key waits for a writer that never comes (a hung mount, say)
+    r = subprocess.run([*GOVGATE, "run", "-p", str(policy), "--workers", "2", "--worker-start-timeout", "5s"],
+                       capture_output=True, text=True, cwd=workdir, timeout=120, check=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "did not listen within 5 s" in r.stderr, r.stderr
+    assert "worker.hung worker=" in r.stderr
+    # faulthandler's dump of the hung worker: where it waits, so the cause can be found from the log alone
+    assert "most recent call first" in r.stderr
+    assert "in load_key_file" in r.stderr
