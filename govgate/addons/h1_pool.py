@@ -25,6 +25,12 @@ Patches, for HTTP/2 client connections only (HTTP/1.1 clients and HTTP/2 portals
   event of the ``HttpLayer``). This is mitmproxy's own bound: its connection handler lets a client connection
   have 5 connections to one address at a time (``ConnectionHandler.max_conns``), so a sixth would wait there —
   for ever, now that idle connections stay open.
+- A waiting stream whose ``gateway.upstream_timeout`` ran out (``govgate/addons/upstream_timeout.py`` marks its
+  flow) is answered as a failed connect, which the gate turns into its 504 page, at the next look: after any
+  event of the ``HttpLayer``, and every ``WAIT_CHECK_SECONDS`` while streams wait (a ``RequestWakeup`` of the
+  layer's own), so a connection where nothing else happens does not keep it waiting. The connection being
+  opened for a stream is noted (``pending_connection``), because the stream's flow names it only once it is up
+  and the timeout must be able to cancel a connect that hangs.
 
 A stream therefore never shares a connection with another in flight (no pipelining), and everything that
 ends a request abnormally (an upstream timeout, a client resetting the stream, an error mid-answer, a body
@@ -44,6 +50,7 @@ from __future__ import annotations
 
 import collections
 import time
+import weakref
 
 from mitmproxy import http
 from mitmproxy.connection import Connection, ConnectionState
@@ -54,11 +61,15 @@ from mitmproxy.proxy.layers import http as http_layer
 from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.proxy.layers.http._events import HttpEvent, RequestHeaders
 
+from govgate.addons.proxy_errors import UPSTREAM_TIMEOUT_KEY
+
 MAX_PER_CLIENT = 5  # portal connections per client connection: mitmproxy's ConnectionHandler.max_conns
 IDLE_REUSE_SECONDS = 2.0  # an idle portal connection older than this is closed, not reused
 
 _IDLE_SINCE = "_govgate_idle_since"  # on an Http1Client: when it was left idle for reuse (None: not idle)
 _WAITING = "_govgate_waiting"  # on an HttpLayer: streams waiting for a portal connection, in order
+_WAKEUP = "_govgate_wakeup"  # on an HttpLayer: its pending RequestWakeup for a look at the waiting streams
+WAIT_CHECK_SECONDS = 0.25  # how often waiting streams are checked for their upstream timeout
 
 
 def _connection_close(http_version: str, headers: Headers) -> bool:
@@ -154,6 +165,40 @@ def _idle_connection(http: http_layer.HttpLayer, event: http_layer.GetHttpConnec
     return None, stale
 
 
+def _timed_out(layer_: http_layer.HttpLayer, waiting: http_layer.GetHttpConnection) -> bool:
+    """Whether the stream behind ``waiting`` ran out of ``gateway.upstream_timeout`` while it waited."""
+    flow = getattr(layer_.command_sources.get(waiting), "flow", None)
+    return isinstance(flow, http.HTTPFlow) and bool(flow.metadata.get(UPSTREAM_TIMEOUT_KEY))
+
+
+# The portal connection each HTTP/2 stream waits on while it is being opened: the stream's flow only names it
+# once it is up, and ``gateway.upstream_timeout`` must be able to cancel a connect that hangs.
+_PENDING: weakref.WeakKeyDictionary[http.HTTPFlow, Connection] = weakref.WeakKeyDictionary()
+
+
+def _note_pending(layer_: http_layer.HttpLayer, event: http_layer.GetHttpConnection) -> None:
+    for conn, waiting in layer_.waiting_for_establishment.items():
+        if event in waiting:
+            flow = getattr(layer_.command_sources.get(event), "flow", None)
+            if isinstance(flow, http.HTTPFlow):
+                _PENDING[flow] = conn
+            return
+
+
+def pending_connection(flow: http.HTTPFlow) -> Connection | None:
+    """The portal connection being opened for ``flow``'s HTTP/2 stream, if it was opened for it (else None)."""
+    return _PENDING.get(flow)
+
+
+def _check_later(layer_: http_layer.HttpLayer) -> layer.CommandGenerator[None]:
+    """Ask for a look at the waiting streams in ``WAIT_CHECK_SECONDS`` (one request at a time): a stream that ran
+    out of time while it waited is answered then even if nothing else happens on the connection meanwhile."""
+    if getattr(layer_, _WAKEUP, None) is None:
+        wakeup = commands.RequestWakeup(WAIT_CHECK_SECONDS)
+        setattr(layer_, _WAKEUP, wakeup)
+        yield wakeup
+
+
 def _waiting(http: http_layer.HttpLayer) -> collections.deque[http_layer.GetHttpConnection]:
     queue: collections.deque[http_layer.GetHttpConnection] | None = getattr(http, _WAITING, None)
     if queue is None:
@@ -217,12 +262,23 @@ def reuse_idle_portal_connections() -> None:
             return None
         if _in_use(self, event) >= MAX_PER_CLIENT:
             _waiting(self).append(event)  # served by `_handle_event` once a connection is idle or closed
+            yield from _check_later(self)
             return None
-        return (yield from original_get_connection(self, event, reuse=reuse))
+        yield from original_get_connection(self, event, reuse=reuse)
+        _note_pending(self, event)
+        return None
 
     def _handle_event(self: http_layer.HttpLayer, event: events.Event) -> layer.CommandGenerator[None]:
-        yield from original_handle_event(self, event)
+        if isinstance(event, events.Wakeup) and event.command is getattr(self, _WAKEUP, None):
+            setattr(self, _WAKEUP, None)  # our own: only a look at the waiting streams, below
+        else:
+            yield from original_handle_event(self, event)
         queue: collections.deque[http_layer.GetHttpConnection] | None = getattr(self, _WAITING, None)
+        if queue and any(_timed_out(self, waiting) for waiting in queue):
+            for late in [waiting for waiting in queue if _timed_out(self, waiting)]:
+                queue.remove(late)
+                yield from self.event_to_child(self.command_sources.pop(late), http_layer.GetHttpConnectionCompleted(
+                    late, (None, "upstream timeout while waiting for a portal connection")))
         while queue:
             first = queue[0]
             idle, stale = _idle_connection(self, first, time.monotonic())
@@ -230,6 +286,8 @@ def reuse_idle_portal_connections() -> None:
                 break
             queue.popleft()
             yield from self.get_connection(first)
+        if queue:
+            yield from _check_later(self)
 
     layer_class.get_connection = get_connection  # type: ignore[method-assign]
     layer_class._handle_event = _handle_event  # type: ignore[method-assign]

@@ -6,6 +6,9 @@ forwarded request gets one timer, from the ``request`` hook (the whole request r
 counts) to ``responseheaders``. When it fires, the flow is marked and its portal connection is closed (a
 connect still in progress is cancelled): mitmproxy reports the failure and ``govgate/addons/proxy_errors.py``
 answers with the gate's 504 page, logged and audited as ``upstream.error`` with ``reason: timeout``.
+An HTTP/2 stream still waiting for a portal connection is answered by ``govgate/addons/h1_pool.py``, which sees
+the mark; a connect that mitmproxy has not begun (waiting for one of its per-address slots, where a cancel
+would be lost and the stream would hang) is looked at again every ``RECHECK_SECONDS`` until it can be cancelled.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ import logging
 
 from mitmproxy import ctx, http
 from mitmproxy.addons.proxyserver import Proxyserver
+from mitmproxy.connection import Connection
 
+from govgate.addons.h1_pool import pending_connection
 from govgate.addons.proxy_errors import UPSTREAM_TIMEOUT_KEY
 from govgate.runtime import Runtime
 
 logger = logging.getLogger(__name__)
+
+RECHECK_SECONDS = 0.05  # how soon a timed-out flow's connect that has not begun is looked at again
 
 
 class UpstreamTimeout:
@@ -55,9 +62,25 @@ class UpstreamTimeout:
         flow.metadata[UPSTREAM_TIMEOUT_KEY] = True
         proxyserver: Proxyserver | None = ctx.master.addons.get("proxyserver")  # type: ignore[no-untyped-call]
         handler = proxyserver.connections.get(flow.client_conn.id) if proxyserver is not None else None
-        io = handler.transports.get(flow.server_conn) if handler is not None else None
+        conn: Connection = flow.server_conn
+        io = None
+        if handler is not None:
+            # An HTTP/2 stream's flow names its portal connection only once it is up: one still being opened
+            # for it is found through the pool (govgate/addons/h1_pool.py), and cancelled like any other.
+            io = handler.transports.get(conn)
+            pending = pending_connection(flow)
+            if io is None and pending is not None:
+                conn, io = pending, handler.transports.get(pending)
         if io is None or io.handler is None:
+            # No portal connection yet: an HTTP/2 stream waiting for one of its connection's portal connections
+            # is answered by the pool, which sees the mark above.
             logger.debug("upstream.timeout no portal connection to close flow=%s", flow.id)
+            return
+        if conn.timestamp_start is None:
+            # Still waiting for one of mitmproxy's per-address connection slots (ConnectionHandler.max_conns):
+            # cancelled there, mitmproxy would never report the connect as failed and the stream would hang.
+            # The slot frees as the connections holding it end (each under a timer like this one): look again.
+            self._timers[flow.id] = asyncio.get_running_loop().call_later(RECHECK_SECONDS, self._expire, flow)
             return
         io.handler.cancel("upstream timeout")
 

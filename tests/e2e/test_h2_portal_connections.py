@@ -171,6 +171,21 @@ def test_an_upstream_timeout_closes_its_connection_and_the_next_stream_gets_a_ne
     assert counts.per_connection == [2, 1], counts
 
 
+def test_a_stream_waiting_for_a_portal_connection_is_bounded_by_the_upstream_timeout_too(h2gw: H2Gateway) -> None:
+    # MAX_PER_CLIENT streams hang at the portal; the next one waits for a connection. Its timeout counts from its
+    # request (waiting is part of connecting): when its turn comes it is answered 504, never sent on to hang
+    # where no timer watches it any more (which held the stream until mitmproxy's 600 s tcp_timeout).
+    h2gw.fresh()
+    paths = [f"/echo/public/hang/{i}" for i in range(MAX_PER_CLIENT + 1)]
+    started = time.monotonic()
+    with H2Session(h2gw.port, h2gw.context(), timeout=4 * UPSTREAM_TIMEOUT_S + 5) as session:
+        answers = session.many([get(p) for p in paths])
+    assert [a.status for a in answers] == [504] * len(paths), answers
+    assert time.monotonic() - started < 2 * UPSTREAM_TIMEOUT_S + 3
+    # (The one that waited may still have reached the portal, on a slot freed just as its time ran out.)
+    assert h2gw.portal.snapshot().requests in (MAX_PER_CLIENT, MAX_PER_CLIENT + 1)
+
+
 def test_a_client_connection_never_gets_another_clients_portal_connection(h2gw: H2Gateway) -> None:
     h2gw.fresh()
     with h2gw.session() as a, h2gw.session() as b:
