@@ -19,7 +19,9 @@ Patches, for HTTP/2 client connections only (HTTP/1.1 clients and HTTP/2 portals
   ``HttpLayer`` belongs to one client connection: nothing is shared between clients) that matches (address,
   TLS, no upstream proxy), is connected and idle: set up, no request on it, nothing received since. One idle
   for longer than ``IDLE_REUSE_SECONDS`` is closed instead (a portal may close an idle connection at any moment:
-  Apache's default is after 5 s, and a request sent just then would fail). Without an idle one, mitmproxy's own
+  Apache's default is after 5 s, and a request sent just then would fail), and is closed anyway at the
+  ``HttpLayer``'s next look (every ``WAIT_CHECK_SECONDS`` while it has idle ones): the portal is not left holding
+  a connection for as long as the client keeps its own open. Without an idle one, mitmproxy's own
   choice applies (a new connection) while fewer than ``MAX_PER_CLIENT`` are open or opening.
 - At ``MAX_PER_CLIENT`` the stream waits, in order, until one of them is idle or closed (checked after every
   event of the ``HttpLayer``). This is mitmproxy's own bound: its connection handler lets a client connection
@@ -69,7 +71,8 @@ IDLE_REUSE_SECONDS = 2.0  # an idle portal connection older than this is closed,
 _IDLE_SINCE = "_govgate_idle_since"  # on an Http1Client: when it was left idle for reuse (None: not idle)
 _WAITING = "_govgate_waiting"  # on an HttpLayer: streams waiting for a portal connection, in order
 _WAKEUP = "_govgate_wakeup"  # on an HttpLayer: its pending RequestWakeup for a look at the waiting streams
-WAIT_CHECK_SECONDS = 0.25  # how often waiting streams are checked for their upstream timeout
+_HAS_IDLE = "_govgate_has_idle"  # on an HttpLayer: it may have idle portal connections to close once stale
+WAIT_CHECK_SECONDS = 0.25  # how often waiting streams and idle connections are looked at
 
 
 def _connection_close(http_version: str, headers: Headers) -> bool:
@@ -190,9 +193,25 @@ def pending_connection(flow: http.HTTPFlow) -> Connection | None:
     return _PENDING.get(flow)
 
 
+def _close_stale(layer_: http_layer.HttpLayer) -> layer.CommandGenerator[bool]:
+    """Close the idle portal connections older than ``IDLE_REUSE_SECONDS``; whether younger idle ones remain."""
+    now, remain = time.monotonic(), False
+    for conn in list(layer_.connections):
+        client = _http1_client(layer_, conn) if conn.connected and conn.alpn != b"h2" else None
+        if client is None or not _idle(client):
+            continue
+        if now - getattr(client, _IDLE_SINCE) > IDLE_REUSE_SECONDS:
+            setattr(client, _IDLE_SINCE, None)  # not handed out while it closes
+            yield commands.CloseConnection(conn)
+        else:
+            remain = True
+    return remain
+
+
 def _check_later(layer_: http_layer.HttpLayer) -> layer.CommandGenerator[None]:
-    """Ask for a look at the waiting streams in ``WAIT_CHECK_SECONDS`` (one request at a time): a stream that ran
-    out of time while it waited is answered then even if nothing else happens on the connection meanwhile."""
+    """Ask for a look in ``WAIT_CHECK_SECONDS`` (one request at a time): a stream that ran out of time while it
+    waited is answered then, and an idle portal connection past ``IDLE_REUSE_SECONDS`` closed, even if nothing
+    else happens on the client connection meanwhile."""
     if getattr(layer_, _WAKEUP, None) is None:
         wakeup = commands.RequestWakeup(WAIT_CHECK_SECONDS)
         setattr(layer_, _WAKEUP, wakeup)
@@ -225,6 +244,9 @@ def reuse_idle_portal_connections() -> None:
         self.stream_id = None
         self.state = self.read_headers
         setattr(self, _IDLE_SINCE, time.monotonic())
+        owner = _http_layer(self)
+        if owner is not None:
+            setattr(owner, _HAS_IDLE, True)  # its next event asks for a look, which closes the connection once stale
         return None
 
     mark_done._govgate_pool = True  # type: ignore[attr-defined]
@@ -270,7 +292,8 @@ def reuse_idle_portal_connections() -> None:
 
     def _handle_event(self: http_layer.HttpLayer, event: events.Event) -> layer.CommandGenerator[None]:
         if isinstance(event, events.Wakeup) and event.command is getattr(self, _WAKEUP, None):
-            setattr(self, _WAKEUP, None)  # our own: only a look at the waiting streams, below
+            setattr(self, _WAKEUP, None)  # our own: a look at the waiting streams and the idle connections
+            setattr(self, _HAS_IDLE, (yield from _close_stale(self)))
         else:
             yield from original_handle_event(self, event)
         queue: collections.deque[http_layer.GetHttpConnection] | None = getattr(self, _WAITING, None)
@@ -286,7 +309,7 @@ def reuse_idle_portal_connections() -> None:
                 break
             queue.popleft()
             yield from self.get_connection(first)
-        if queue:
+        if queue or getattr(self, _HAS_IDLE, False):
             yield from _check_later(self)
 
     layer_class.get_connection = get_connection  # type: ignore[method-assign]

@@ -186,6 +186,25 @@ def test_a_stream_waiting_for_a_portal_connection_is_bounded_by_the_upstream_tim
     assert h2gw.portal.snapshot().requests in (MAX_PER_CLIENT, MAX_PER_CLIENT + 1)
 
 
+def test_an_idle_portal_connection_is_closed_once_stale_while_its_client_connection_stays_open(
+        h2gw: H2Gateway) -> None:
+    from govgate.addons.h1_pool import IDLE_REUSE_SECONDS, WAIT_CHECK_SECONDS
+
+    h2gw.fresh()
+    with h2gw.session() as session:
+        assert ok(session.many([get("/echo/public/n/1")])[0], "/echo/public/n/1")
+        assert h2gw.portal.snapshot().open == 1  # kept for the next stream
+        idle_from = time.monotonic()
+        deadline = idle_from + IDLE_REUSE_SECONDS + WAIT_CHECK_SECONDS + 2
+        while h2gw.portal.snapshot().open and time.monotonic() < deadline:
+            time.sleep(0.05)
+        closed_after = time.monotonic() - idle_from
+        assert h2gw.portal.snapshot().open == 0, "the idle portal connection was kept past its reuse time"
+        assert closed_after >= IDLE_REUSE_SECONDS - 0.1
+        assert ok(session.many([get("/echo/public/n/2")])[0], "/echo/public/n/2")  # a new one, on the same client
+    assert h2gw.portal.snapshot().accepted == 2
+
+
 def test_a_client_connection_never_gets_another_clients_portal_connection(h2gw: H2Gateway) -> None:
     h2gw.fresh()
     with h2gw.session() as a, h2gw.session() as b:
