@@ -170,9 +170,10 @@ _TARGET_PATTERNS: dict[bytes, tuple[re.Pattern[bytes], LinkKind]] = {}
 _A_TAG = _first_attr_src(b"href", _TAG_ENDS, safe=True)
 _FAST = re.compile(_SKIP.pattern + rb"(?P<a><(?i:a|area)(?=[\t\n\f\r />])" + _A_TAG + rb")?")
 # An <a>/<area> whose first href is a double-quoted value that cannot leave the base's host (``_SAFE_DQ``), after
-# the "<". Tried first: href as the first attribute (the common spelling), then the general case.
+# the "<". Tried first: href as the first attribute (the common spelling), then the general case; atomic, so that
+# a value that is not safe (a link the scan stops at) is not tested twice.
 _SAFE_A = (
-    rb"[aA](?:[rR][eE][aA])?+(?:[\t\n\f\r ]++"
+    rb"[aA](?:[rR][eE][aA])?+(?>[\t\n\f\r ]++(?=[Hh][Rr][Ee][Ff][\t\n\f\r =])"
     rb"|(?=[\t\n\f\r />])(?:[\t\n\f\r /]*+(?!(?i:href)[\t\n\f\r />=])" + _ATTR + rb")*+[\t\n\f\r /]*+)"
     rb"(?i:href)[\t\n\f\r ]*+=[\t\n\f\r ]*+\"" + _SAFE_DQ + rb"\""
     + _TAG_ENDS
@@ -183,8 +184,10 @@ _SAFE_A = (
 # scans again otherwise.
 _FAST_SKIP_SAME_HOST = re.compile(
     _SKIP.pattern.replace(b"<(?:" + _PLAIN_END + b"|", b"<(?:" + _SAFE_A + b"|" + _PLAIN_END + b"|", 1)
-    + rb"(?P<a><(?i:a|area)(?=[\t\n\f\r />])" + _A_TAG + rb")?"
+    # An <a> the jumps stop at is one ``_SAFE_A`` did not take: its value is not tested for safety again.
+    + rb"(?P<a><(?i:a|area)(?=[\t\n\f\r />])" + _A_TAG.replace(_SAFE_DQ, rb"(?!)") + rb")?"
 )
+assert _FAST_SKIP_SAME_HOST.pattern.count(_SAFE_DQ) == 1, "the value test is only in the jumps over <a>"
 assert _FAST_SKIP_SAME_HOST.pattern != _FAST.pattern, "the <a> alternative was not added"
 assert _FAST_SKIP_SAME_HOST.groupindex == _FAST.groupindex
 _S = _FAST.groupindex["s"]
