@@ -81,3 +81,18 @@ def test_links_jumped_over_are_ones_the_rewriter_calls_internal(body: bytes) -> 
     assert not kept, (body, kept)  # in the same order, nothing the reference scan did not find
     for kind, start, end, _, _ in left_out:
         assert resolver._quick(kind, body, start, end) is not None, (body, body[start:end])
+
+
+def test_links_to_plainly_spelled_internal_hosts_are_jumped_over() -> None:
+    """The shortcut is used, not only sound: same-host paths and plain internal hosts leave no target behind."""
+    classifier = CLASSIFIER.with_internal("portal.example.gov.cn")
+    scanners = scanners_for(classifier.plain_internal_pattern())
+    jumped = ["/a/b.html", "?q=1", "https://www.gov.cn/x", "//A.B.GOV.CN/", "http://portal.example.gov.cn",
+              "https://x.partner.cn/p", "https://a-b.c.gov.cn:8080/p"]
+    examined = ["http://www.baidu.com/s", "https://gov.cn.evil.example/", "https://partner.cn/", "//evilgov.cn/",
+                "https://www.gov.cnx/", "https://xn--fiqs8s.gov.cn/"]
+    for value in jumped + examined:  # an IDNA label is left to the full parse, internal or not
+        body = f'<li class="x"><a href="{value}" title="t">t</a></li>'.encode()
+        found = [body[start:end].decode() for _, start, end, _, _ in scan(body, skip_same_host=True,
+                                                                            scanners=scanners).targets]
+        assert found == ([] if value in jumped else [value]), value
