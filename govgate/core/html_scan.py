@@ -14,8 +14,8 @@ raw text (``script`` with its escape states, ``style``, ``xmp``, ``iframe``, ``n
 ``title``), ``plaintext``, foreign content (``svg``/``math``, where those are ordinary elements and
 ``<![CDATA[`` is a real section; left only where the tree builder surely leaves it) and
 ``template`` (parsed, its contents left alone, except a declarative shadow root's, which are live).
-The tag names that matter are matched as a trie (``_names_trie``), and text and tags that cannot
-matter are jumped over inside the regex engine (``_FAST``). Nesting (``srcdoc`` in ``srcdoc``,
+Text and tags that cannot matter are jumped over inside the regex engine (``_FAST``), a tag's name
+told plain by a trie of byte classes (``_plain_names_trie``). Nesting (``srcdoc`` in ``srcdoc``,
 ``noscript`` in ``noscript``) is capped at ``MAX_NESTING``; past it, and wherever the scan cannot
 tell what the browser does, ``RewriteRefused`` is raised so the caller fails closed.
 ``noscript`` content is additionally scanned as markup, so a browser with scripting off is
@@ -66,7 +66,8 @@ def _names_trie(names: list[bytes]) -> bytes:
     """A regex matching exactly ``names``, ASCII case-insensitively, as a trie of character classes.
 
     The same language as ``(?i:n1|n2|...)``, but the engine rejects a name at its first differing
-    letter instead of trying every alternative (the scan's hot path: ``<span`` is not ``<script``).
+    letter instead of trying every alternative. The scan itself uses its complement (``_plain_names_trie``);
+    this one is the plain statement of the special names that the tests check that complement against.
     """
     if b"" in names:
         rest = [n for n in names if n]
@@ -81,7 +82,6 @@ def _names_trie(names: list[bytes]) -> bytes:
     return alternatives[0] if len(alternatives) == 1 else b"(?:" + b"|".join(alternatives) + b")"
 
 
-_SPECIAL_TRIE = _names_trie(_SPECIAL_NAMES.split(b"|"))
 _ANY_END = _ATTRS_END.replace(b"?P<tail>", b"?:")
 # The common shape of a tag's rest (` name="v"`, ` name='v'`, ` name=v`, ` name`, then `>` or `/>`): a strict
 # subset of the grammar above that ends the tag at the same `>`, tried first because it is cheaper. (The name's

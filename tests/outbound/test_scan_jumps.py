@@ -12,7 +12,16 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from govgate.core.html_scan import _FAST, DEFAULT_SCANNERS, ScanState, scan_html, scanners_for
+from govgate.core.html_scan import (
+    _FAST,
+    _SPECIAL_NAMES,
+    DEFAULT_SCANNERS,
+    ScanState,
+    _names_trie,
+    _plain_names_trie,
+    scan_html,
+    scanners_for,
+)
 from govgate.core.link_rewrite import _Resolver
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Outbound, RedirectMode
@@ -96,3 +105,25 @@ def test_links_to_plainly_spelled_internal_hosts_are_jumped_over() -> None:
         found = [body[start:end].decode() for _, start, end, _, _ in scan(body, skip_same_host=True,
                                                                             scanners=scanners).targets]
         assert found == ([] if value in jumped else [value]), value
+
+
+special_names = _SPECIAL_NAMES.split(b"|")
+name_variants = st.one_of(
+    st.sampled_from(special_names),
+    st.builds(lambda n, k: n[:k], st.sampled_from(special_names), st.integers(1, 12)),  # prefixes
+    st.builds(lambda n, t: n + t, st.sampled_from(special_names), st.sampled_from([b"x", b"s", b"-", b"1", b"="])),
+    st.text(alphabet="abceimnoprstuvxyAESTV-1\x00中", min_size=1, max_size=10).map(str.encode),
+).flatmap(lambda n: st.lists(st.booleans(), min_size=len(n), max_size=len(n)).map(
+    lambda ups: bytes(c - 32 if up and 97 <= c <= 122 else c for c, up in zip(n, ups, strict=True))))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(name_variants, st.sampled_from([b">", b" ", b"/", b"\t", b"\n", b"\x0c"]))
+def test_a_name_is_plain_exactly_when_it_is_not_special(name: bytes, after: bytes) -> None:
+    plain = re.compile(_plain_names_trie(special_names) + rb"(?=[\t\n\f\r />])")
+    special = re.compile(_names_trie(special_names) + rb"\Z")
+    is_tag_name = re.fullmatch(rb"[A-Za-z][^\t\n\f\r />]*", name) is not None
+    matched = plain.match(name + after)
+    assert bool(matched) == (is_tag_name and not special.match(name)), name
+    if matched:
+        assert matched.end() == len(name)
