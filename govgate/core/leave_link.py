@@ -69,6 +69,16 @@ def encode_url_param(url: str) -> str:
     return url
 
 
+MEMO_URL_LENGTH = 2048  # longer destinations are signed afresh each time, not kept in ``_signed_leave_path``'s memo
+
+
+@functools.lru_cache(maxsize=4096)
+def _signed_leave_path(prefix: str, url: str, keys: GatewayKeys) -> str:
+    # A function of its arguments only (an HMAC under the key derived from ``keys``, and an escape), so it is
+    # memoised: a page names the same destinations each time it is served (4,096 at most, each under 2 KiB).
+    return f"{prefix}/leave?url={encode_url_param(url)}&sig={sign_leave(url, keys)}"
+
+
 def leave_url(prefix: str, url: str, keys: GatewayKeys) -> str:
     """The path (under the gate's ``prefix``) of the warning page for ``url``, an http(s) URL.
 
@@ -76,7 +86,9 @@ def leave_url(prefix: str, url: str, keys: GatewayKeys) -> str:
     """
     if not url[:8].lower().startswith(("http://", "https://")):
         raise ValueError("only http(s) destinations are signed")
-    return f"{prefix}/leave?url={encode_url_param(url)}&sig={sign_leave(url, keys)}"
+    if len(url) > MEMO_URL_LENGTH:
+        return _signed_leave_path.__wrapped__(prefix, url, keys)
+    return _signed_leave_path(prefix, url, keys)
 
 
 def verify_leave(url: str, sig: str, keys: GatewayKeys) -> bool:

@@ -251,11 +251,13 @@ def host_of_href(href: str) -> str:
 # "xn--" label, the last label starting with a letter, so no IPv4 reading), no userinfo, no port, then a path,
 # query and fragment of characters that none of their percent-encode sets touch, with no "." segment ("/." and
 # "%2e" send the URL to the parser). Tabs, newlines, spaces, backslashes and non-ASCII are not in any set.
+# Spelled without backtracking (a label is a maximal run not ending in "-"; each part stops where the next
+# one's first character is), which costs about half as much as the same language spelled with it.
 _PLAIN_ABSOLUTE = re.compile(
-    r"(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?)://"
-    r"(?P<host>(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9-]*[A-Za-z0-9])?)"
-    r"(?P<path>/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*)?"
-    r"(?P<rest>(?:\?[!$%&()*+,\-./0-9:;=?@A-Z\[\]^_`a-z{|}~]*)?(?:#[!#-&'()*+,\-./0-9:;=?@A-Z\[\\\]^_a-z{|}~]*)?)"
+    r"(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?+)://"
+    r"(?P<host>(?:[A-Za-z0-9][A-Za-z0-9-]*+(?<!-)\.)*+[A-Za-z][A-Za-z0-9-]*+(?<!-))"
+    r"(?P<path>/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*+)?+"
+    r"(?P<rest>(?:\?[!$%&()*+,\-./0-9:;=?@A-Z\[\]^_`a-z{|}~]*+)?+(?:#[!#-&'()*+,\-./0-9:;=?@A-Z\[\\\]^_a-z{|}~]*+)?+)"
 )
 
 

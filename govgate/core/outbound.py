@@ -95,8 +95,14 @@ class HostClassifier:
         if self._plain is None:
             parts = [lit for lit in (_literal(h) for h in sorted(self._exact)) if lit is not None]
             labels = rb"(?:" + _LABEL + rb"\.){0,16}"
-            parts += [labels + lit for lit in (_literal(s) for s in self._suffixes) if lit is not None]
-            parts += [labels + _LABEL + rb"\." + lit
+
+            def ends_with(lit: bytes) -> bytes:
+                # The whole run of host characters ends with the suffix: checked before the labels are tried one
+                # by one, so that a host under no suffix (most external links) is refused at once.
+                return rb"(?=[A-Za-z0-9.-]*+(?<=" + lit + rb"))"
+
+            parts += [ends_with(lit) + labels + lit for lit in (_literal(s) for s in self._suffixes) if lit is not None]
+            parts += [ends_with(lit) + labels + _LABEL + rb"\." + lit
                       for lit in (_literal(w[1:]) for w in self._wild) if lit is not None]
             self._plain = b"|".join(parts) if parts else rb"(?!)"
         return self._plain

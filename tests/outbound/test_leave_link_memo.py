@@ -1,0 +1,57 @@
+"""``leave_url`` keeps the signed paths it made (``_signed_leave_path``'s memo): the memo must never give one
+destination, prefix or key another's path."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from govgate.core.keys import GatewayKeys
+from govgate.core.leave_link import (
+    MEMO_URL_LENGTH,
+    _signed_leave_path,
+    encode_url_param,
+    leave_url,
+    sign_leave,
+    verify_leave,
+)
+
+KEYS = (GatewayKeys.from_bytes(b"a" * 32), GatewayKeys.from_bytes(b"b" * 32))
+
+
+def made_afresh(prefix: str, url: str, keys: GatewayKeys) -> str:
+    return f"{prefix}/leave?url={encode_url_param(url)}&sig={sign_leave(url, keys)}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["/__govgate", "/gw"]),
+                          st.sampled_from(["http://", "https://", "HTTP://"]).flatmap(
+                              lambda s: st.text(max_size=40).map(lambda t: s + "x.example/" + t)),
+                          st.sampled_from(KEYS)), min_size=1, max_size=8))
+def test_memoised_paths_are_the_paths_made_afresh(calls: list[tuple[str, str, GatewayKeys]]) -> None:
+    for prefix, url, keys in calls * 2:  # each a second time: from the memo
+        path = leave_url(prefix, url, keys)
+        assert path == made_afresh(prefix, url, keys)
+        query = parse_qs(path.split("?", 1)[1], keep_blank_values=True)
+        assert query["url"] == [url]
+        assert verify_leave(url, query["sig"][0], keys)
+        assert not verify_leave(url, query["sig"][0], KEYS[1] if keys is KEYS[0] else KEYS[0])
+
+
+def test_the_same_destination_under_another_key_is_signed_again() -> None:
+    url = "http://www.example.com/memo"
+    first, second = leave_url("/p", url, KEYS[0]), leave_url("/p", url, KEYS[1])
+    assert first != second
+    assert first == made_afresh("/p", url, KEYS[0])
+    assert second == made_afresh("/p", url, KEYS[1])
+
+
+def test_long_destinations_are_not_kept() -> None:
+    _signed_leave_path.cache_clear()
+    url = "https://www.example.com/" + "x" * MEMO_URL_LENGTH
+    assert leave_url("/p", url, KEYS[0]) == made_afresh("/p", url, KEYS[0])
+    assert _signed_leave_path.cache_info().currsize == 0
+    leave_url("/p", "https://www.example.com/short", KEYS[0])
+    assert _signed_leave_path.cache_info().currsize == 1
