@@ -117,6 +117,7 @@ class OutboundLinks:
         self.runtime = runtime
         self.max_rewrite_bytes = max_rewrite_bytes
         self._compiled: tuple[Policy, HostClassifier] | None = None
+        self._last_origin: tuple[http.HTTPFlow, Policy, str] | None = None  # the links and the forms of one page
         # Rewrite results of pages a shared cache could store, by a digest of all they depend on (0: none kept).
         self.cache = RewriteCache(cache_bytes) if cache_bytes > 0 else None
 
@@ -134,11 +135,19 @@ class OutboundLinks:
             self._compiled = compiled
         return compiled[1]
 
-    @staticmethod
-    def _origin(flow: http.HTTPFlow, policy: Policy) -> str:
+    def _origin(self, flow: http.HTTPFlow, policy: Policy) -> str:
         """The origin the browser used (the gateway keeps the client's Host header), if it is one of
         ``public_hosts``: a Host the client made up never ends up in a link (a cache that ignores Host
         would otherwise serve its leave links to everyone), nor counts as an internal host."""
+        last = self._last_origin
+        if last is not None and last[0] is flow and last[1] is policy:
+            return last[2]  # asked again for the same response (its leave links, then its forms)
+        origin = self._find_origin(flow, policy)
+        self._last_origin = (flow, policy, origin)
+        return origin
+
+    @staticmethod
+    def _find_origin(flow: http.HTTPFlow, policy: Policy) -> str:
         scheme = "http" if policy.gateway.insecure else "https"
         sent = (flow.request.host_header or "").strip()
         authority = split_host_port(sent) if sent.isascii() else None
@@ -201,13 +210,15 @@ class OutboundLinks:
         if policy.outbound.redirects is RedirectMode.WARN and (
                 b"refresh" in read or (b"location" in read and 300 <= response.status_code < 400)):
             # Only a response that could redirect is looked at (the others cost no URL parse).
-            document_url, make_leave_url = self._urls(flow, policy)
             try:
+                document_url, make_leave_url = self._urls(flow, policy)
                 self._redirects(flow, response, document_url, self._classifier(policy), make_leave_url)
             except Exception as exc:  # fail closed: an external redirect never goes out unwarned
                 reason, extra = self._failure(flow, response, exc)
                 self._fail_closed(flow, reason, **extra)
                 return
+            finally:
+                self._last_origin = None
         mime = _mime(read.get(b"content-type", ""))
         if response.stream:
             # Another addon (e.g. mitmproxy's stream_large_bodies) already chose to stream this body.
@@ -294,34 +305,38 @@ class OutboundLinks:
         if mime not in _HTML_TYPES and mime not in _SNIFFED_TYPES:
             return None
         policy = self._policy(flow)
-        document_url, make_leave_url = self._urls(flow, policy)
-        key = self._cache_key(flow, read, raw, document_url, policy)
-        if key is not None and self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not None:
-                if hit.rewritten:
-                    logger.debug("outbound.rewritten links=%d rewritten=%d encoding=%s cached=true", hit.links,
-                                 hit.rewritten, hit.encoding)
-                return hit.body
-        codings = _codings(read.get(b"content-encoding", ""))
-        body = _decode(raw, codings) if codings else raw
-        out: bytes | None = None
-        if mime in _HTML_TYPES or _sniffs_as_html(body):
-            # XHTML is parsed as XML by browsers: scanned by XML rules (rewrite_xhtml refuses what it cannot vouch for).
-            rewrite = rewrite_xhtml if mime == _XHTML else rewrite_html
-            result = rewrite(body, content_type=content_type, document_url=document_url,
-                             classifier=self._classifier(policy), make_leave_url=make_leave_url,
-                             make_form_url=self._form_urls(flow, policy))
-            if result.rewritten:
-                logger.debug("outbound.rewritten links=%d rewritten=%d encoding=%s", result.links, result.rewritten,
-                             result.encoding)
-                out = _encode(result.body, codings) if codings else result.body
-            entry = CachedRewrite(out, result.links, result.rewritten, result.encoding)
-        else:
-            entry = CachedRewrite(None, 0, 0, "")
-        if key is not None and self.cache is not None:
-            self.cache.put(key, entry)
-        return out
+        try:
+            document_url, make_leave_url = self._urls(flow, policy)
+            key = self._cache_key(flow, read, raw, document_url, policy)
+            if key is not None and self.cache is not None:
+                hit = self.cache.get(key)
+                if hit is not None:
+                    if hit.rewritten:
+                        logger.debug("outbound.rewritten links=%d rewritten=%d encoding=%s cached=true", hit.links,
+                                     hit.rewritten, hit.encoding)
+                    return hit.body
+            codings = _codings(read.get(b"content-encoding", ""))
+            body = _decode(raw, codings) if codings else raw
+            out: bytes | None = None
+            if mime in _HTML_TYPES or _sniffs_as_html(body):
+                # XHTML is parsed as XML by browsers: scanned by XML rules (rewrite_xhtml refuses what it
+                # cannot vouch for).
+                rewrite = rewrite_xhtml if mime == _XHTML else rewrite_html
+                result = rewrite(body, content_type=content_type, document_url=document_url,
+                                 classifier=self._classifier(policy), make_leave_url=make_leave_url,
+                                 make_form_url=self._form_urls(flow, policy))
+                if result.rewritten:
+                    logger.debug("outbound.rewritten links=%d rewritten=%d encoding=%s", result.links, result.rewritten,
+                                 result.encoding)
+                    out = _encode(result.body, codings) if codings else result.body
+                entry = CachedRewrite(out, result.links, result.rewritten, result.encoding)
+            else:
+                entry = CachedRewrite(None, 0, 0, "")
+            if key is not None and self.cache is not None:
+                self.cache.put(key, entry)
+            return out
+        finally:
+            self._last_origin = None  # the response (and its body) is not held on to
 
     def _collector(self, flow: http.HTTPFlow, response: http.Response) -> Callable[[bytes], list[bytes]]:
         """A ``response.stream`` function for HTML without Content-Length: memory bounded by the limit.
