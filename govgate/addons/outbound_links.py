@@ -15,6 +15,10 @@ XML scan cannot vouch for), the client gets a short 502 page and the audit log a
 a bounded stream function of ours: past ``MAX_REWRITE_BYTES`` (or on failure) its body becomes that
 short page. Only HTML announced as too large by its Content-Length, or streamed by another addon,
 passes through, audited as before. Stacked codings (``gzip, br``) are undone and redone in turn.
+
+Rewrite cache: the result of rewriting a page a shared cache could store is kept (bounded, per process) under a
+digest of the body as received and all else the result depends on, so a page served again is not rewritten again;
+failures are never kept (``govgate.core.rewrite_cache``; docs/outbound-links.md, "Cache").
 """
 
 from __future__ import annotations
@@ -286,11 +290,10 @@ class OutboundLinks:
         cache = self.cache
         if cache is None:
             return None
-        request_headers = flow.request.headers
+        sent = {name.lower() for name, _ in flow.request.headers.fields}  # one pass over the request's fields
         # X-GovGate-User is set by the gate on every forwarded staff request (a client's own is always stripped).
         if not shared_cacheable(cache_control=read.get(b"cache-control", ""), set_cookie=b"set-cookie" in read,
-                                authorization="authorization" in request_headers,
-                                staff="x-govgate-user" in request_headers):
+                                authorization=b"authorization" in sent, staff=b"x-govgate-user" in sent):
             return None
         cache.bind(policy, self.runtime.keys)  # emptied when the policy (reload) or the keys change
         return rewrite_key(raw, content_type=read.get(b"content-type", "\0none"),
