@@ -275,3 +275,19 @@ def test_redirect_mode_allow_still_caches(runtime: InProcessRuntime) -> None:
         outs = [serve(addon, flow_with(PAGE, {"content-type": "text/html"})) for _ in range(2)]
     assert outs[0] == outs[1]
     assert addon.cache.hits == 1
+
+
+def test_a_page_that_fails_is_refused_and_audited_every_time(runtime: InProcessRuntime) -> None:
+    addon = OutboundLinks(runtime)
+    assert addon.cache is not None
+    page = b'<base href="https://a.example/"><base href="https://b.example/"><a href="x">x</a>'
+    with taddons.context(addon):
+        for _ in range(3):
+            f = flow_with(page, {"content-type": "application/xhtml+xml"})
+            addon.responseheaders(f)
+            addon.response(f)
+            assert f.response is not None
+            assert f.response.status_code == 502
+    assert len(addon.cache) == 0
+    assert [(e.event, e.decision, e.reason) for e in runtime.audit.events] == \
+        [("outbound.not_rewritten", "deny", "ambiguous_base")] * 3
