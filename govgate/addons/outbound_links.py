@@ -15,6 +15,10 @@ XML scan cannot vouch for), the client gets a short 502 page and the audit log a
 a bounded stream function of ours: past ``MAX_REWRITE_BYTES`` (or on failure) its body becomes that
 short page. Only HTML announced as too large by its Content-Length, or streamed by another addon,
 passes through, audited as before. Stacked codings (``gzip, br``) are undone and redone in turn.
+
+Rewrite cache: the result of rewriting a page a shared cache could store is kept (bounded, per process) under a
+digest of the body as received and all else the result depends on, so a page served again is not rewritten again;
+failures are never kept (``govgate.core.rewrite_cache``; docs/outbound-links.md, "Cache").
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from govgate.core.leave_link import leave_form_url, leave_url
 from govgate.core.link_rewrite import RewriteRefused, host_of_href, refresh_url, rewrite_html, rewrite_xhtml
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy, RedirectMode
+from govgate.core.rewrite_cache import DEFAULT_MAX_BYTES, CachedRewrite, RewriteCache, rewrite_key, shared_cacheable
 from govgate.pages.refusal import not_rewritten
 from govgate.runtime import Runtime
 
@@ -52,17 +57,33 @@ _HTML_SIGNATURES = (
 )
 
 
-def _mime(response: http.Response) -> str:
-    return str(response.headers.get("content-type", "")).split(";", 1)[0].strip().lower()
+# The response headers this addon reads, found in one pass over the fields (``_read``).
+_READ = frozenset({b"content-type", b"content-length", b"content-encoding", b"transfer-encoding", b"location",
+                   b"refresh", b"cache-control", b"set-cookie"})
+
+
+def _read(response: http.Response) -> dict[bytes, str]:
+    """The values of the ``_READ`` headers by lower-case name, as ``Headers.get`` gives them (several fields of one
+    name joined by ", "), in one pass over the fields instead of one per header."""
+    found: dict[bytes, str] = {}
+    for name, value in response.headers.fields:
+        key = name.lower()
+        if key in _READ:
+            text = value.decode("utf-8", "surrogateescape")
+            found[key] = f"{found[key]}, {text}" if key in found else text
+    return found
+
+
+def _mime(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
 
 
 class _Undecodable(ValueError):
     """A Content-Encoding this addon cannot undo (and so cannot redo after rewriting)."""
 
 
-def _codings(response: http.Response) -> list[str]:
-    """The codings of Content-Encoding in the order they were applied (``identity`` dropped)."""
-    raw = response.headers.get("content-encoding", "")
+def _codings(raw: str) -> list[str]:
+    """The codings of a Content-Encoding value in the order they were applied (``identity`` dropped)."""
     return [c for c in (part.strip().lower() for part in raw.split(",")) if c and c != "identity"]
 
 
@@ -95,10 +116,14 @@ def _sniffs_as_html(body: bytes) -> bool:
 
 
 class OutboundLinks:
-    def __init__(self, runtime: Runtime, *, max_rewrite_bytes: int = MAX_REWRITE_BYTES) -> None:
+    def __init__(self, runtime: Runtime, *, max_rewrite_bytes: int = MAX_REWRITE_BYTES,
+                 cache_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.runtime = runtime
         self.max_rewrite_bytes = max_rewrite_bytes
         self._compiled: tuple[Policy, HostClassifier] | None = None
+        self._last_origin: tuple[http.HTTPFlow, Policy, str] | None = None  # the links and the forms of one page
+        # Rewrite results of pages a shared cache could store, by a digest of all they depend on (0: none kept).
+        self.cache = RewriteCache(cache_bytes) if cache_bytes > 0 else None
 
     # ------------------------------------------------------------------ helpers
 
@@ -114,11 +139,19 @@ class OutboundLinks:
             self._compiled = compiled
         return compiled[1]
 
-    @staticmethod
-    def _origin(flow: http.HTTPFlow, policy: Policy) -> str:
+    def _origin(self, flow: http.HTTPFlow, policy: Policy) -> str:
         """The origin the browser used (the gateway keeps the client's Host header), if it is one of
         ``public_hosts``: a Host the client made up never ends up in a link (a cache that ignores Host
         would otherwise serve its leave links to everyone), nor counts as an internal host."""
+        last = self._last_origin
+        if last is not None and last[0] is flow and last[1] is policy:
+            return last[2]  # asked again for the same response (its leave links, then its forms)
+        origin = self._find_origin(flow, policy)
+        self._last_origin = (flow, policy, origin)
+        return origin
+
+    @staticmethod
+    def _find_origin(flow: http.HTTPFlow, policy: Policy) -> str:
         scheme = "http" if policy.gateway.insecure else "https"
         sent = (flow.request.host_header or "").strip()
         authority = split_host_port(sent) if sent.isascii() else None
@@ -177,15 +210,20 @@ class OutboundLinks:
         if response is None or flow.metadata.get(LOCAL_KEY):
             return
         policy = self._policy(flow)
-        if policy.outbound.redirects is RedirectMode.WARN:
-            document_url, make_leave_url = self._urls(flow, policy)
+        read = _read(response)
+        if policy.outbound.redirects is RedirectMode.WARN and (
+                b"refresh" in read or (b"location" in read and 300 <= response.status_code < 400)):
+            # Only a response that could redirect is looked at (the others cost no URL parse).
             try:
+                document_url, make_leave_url = self._urls(flow, policy)
                 self._redirects(flow, response, document_url, self._classifier(policy), make_leave_url)
             except Exception as exc:  # fail closed: an external redirect never goes out unwarned
                 reason, extra = self._failure(flow, response, exc)
                 self._fail_closed(flow, reason, **extra)
                 return
-        mime = _mime(response)
+            finally:
+                self._last_origin = None
+        mime = _mime(read.get(b"content-type", ""))
         if response.stream:
             # Another addon (e.g. mitmproxy's stream_large_bodies) already chose to stream this body.
             if mime in _HTML_TYPES:
@@ -195,7 +233,7 @@ class OutboundLinks:
         if no_body or (mime not in _HTML_TYPES and mime not in _SNIFFED_TYPES):
             response.stream = True  # not HTML: passes through unbuffered
             return
-        length = response.headers.get("content-length", "")
+        length = read.get(b"content-length", "")
         if length.isdigit() and int(length) > self.max_rewrite_bytes:
             response.stream = True  # bounded memory: too large to buffer
             if mime in _HTML_TYPES:
@@ -207,7 +245,8 @@ class OutboundLinks:
 
     def response(self, flow: http.HTTPFlow) -> None:
         # The rewrite runs on the event loop: it is CPU work (about 7 ms for a 750 KB page), not I/O, and
-        # measured in a worker thread it cost a quarter of the throughput to GIL contention.
+        # measured in a worker thread it cost a quarter of the throughput to GIL contention. A page served
+        # again unchanged is answered from the rewrite cache instead (docs/outbound-links.md, "Cache").
         self.rewrite_response(flow)
 
     def rewrite_response(self, flow: http.HTTPFlow) -> None:
@@ -218,19 +257,20 @@ class OutboundLinks:
         raw = response.raw_content
         if not raw:
             return
-        if "content-length" not in response.headers and len(raw) > self.max_rewrite_bytes:
+        read = _read(response)
+        if b"content-length" not in read and len(raw) > self.max_rewrite_bytes:
             # Backstop (responseheaders collects such bodies itself, bounded): refused, not forwarded.
             self._fail_closed(flow, "too_large", limit=self.max_rewrite_bytes)
             return
         try:
-            new = self._transform(flow, response, raw)
+            new = self._transform(flow, response, raw, read)
         except Exception as exc:  # fail closed: never forward a page that was not rewritten
             reason, extra = self._failure(flow, response, exc)
             self._fail_closed(flow, reason, **extra)
             return
         if new is not None:
             response.raw_content = new
-            if "transfer-encoding" not in response.headers:
+            if b"transfer-encoding" not in read:
                 response.headers["content-length"] = str(len(new))
 
     def _failure(self, flow: http.HTTPFlow, response: http.Response, exc: Exception) -> tuple[str, dict[str, str]]:
@@ -243,27 +283,63 @@ class OutboundLinks:
         logger.error("outbound.rewrite_error request_id=%s", self._request_id(flow), exc_info=exc)
         return "error", {}
 
-    def _transform(self, flow: http.HTTPFlow, response: http.Response, raw: bytes) -> bytes | None:
+    def _cache_key(self, flow: http.HTTPFlow, read: dict[bytes, str], raw: bytes, document_url: str,
+                   policy: Policy) -> bytes | None:
+        """The rewrite cache's key for this response, or None when its result must not be kept (``shared_cacheable``:
+        private/no-store, Set-Cookie, a request with Authorization, a staff path; ``docs/outbound-links.md``)."""
+        cache = self.cache
+        if cache is None:
+            return None
+        sent = {name.lower() for name, _ in flow.request.headers.fields}  # one pass over the request's fields
+        # X-GovGate-User is set by the gate on every forwarded staff request (a client's own is always stripped).
+        if not shared_cacheable(cache_control=read.get(b"cache-control", ""), set_cookie=b"set-cookie" in read,
+                                authorization=b"authorization" in sent, staff=b"x-govgate-user" in sent):
+            return None
+        cache.bind(policy, self.runtime.keys)  # emptied when the policy (reload) or the keys change
+        return rewrite_key(raw, content_type=read.get(b"content-type", "\0none"),
+                           content_encoding=read.get(b"content-encoding", ""), document_url=document_url,
+                           prefix=policy.gateway.prefix)
+
+    def _transform(self, flow: http.HTTPFlow, response: http.Response, raw: bytes,
+                   read: dict[bytes, str]) -> bytes | None:
         """The rewritten raw body (codings redone), or None when nothing changes; raises when it cannot say."""
-        mime = _mime(response)
+        content_type = read.get(b"content-type")
+        mime = _mime(content_type or "")
         if mime not in _HTML_TYPES and mime not in _SNIFFED_TYPES:
             return None
-        codings = _codings(response)
-        body = _decode(raw, codings) if codings else raw
-        if mime in _SNIFFED_TYPES and not _sniffs_as_html(body):
-            return None
         policy = self._policy(flow)
-        document_url, make_leave_url = self._urls(flow, policy)
-        # XHTML is parsed as XML by browsers: scanned by XML rules (rewrite_xhtml refuses what it cannot vouch for).
-        rewrite = rewrite_xhtml if mime == _XHTML else rewrite_html
-        result = rewrite(body, content_type=response.headers.get("content-type"), document_url=document_url,
-                         classifier=self._classifier(policy), make_leave_url=make_leave_url,
-                         make_form_url=self._form_urls(flow, policy))
-        if not result.rewritten:
-            return None
-        logger.debug("outbound.rewritten links=%d rewritten=%d encoding=%s", result.links, result.rewritten,
-                     result.encoding)
-        return _encode(result.body, codings) if codings else result.body
+        try:
+            document_url, make_leave_url = self._urls(flow, policy)
+            key = self._cache_key(flow, read, raw, document_url, policy)
+            if key is not None and self.cache is not None:
+                hit = self.cache.get(key)
+                if hit is not None:
+                    if hit.rewritten:
+                        logger.debug("outbound.rewritten links=%d rewritten=%d encoding=%s cached=true", hit.links,
+                                     hit.rewritten, hit.encoding)
+                    return hit.body
+            codings = _codings(read.get(b"content-encoding", ""))
+            body = _decode(raw, codings) if codings else raw
+            out: bytes | None = None
+            if mime in _HTML_TYPES or _sniffs_as_html(body):
+                # XHTML is parsed as XML by browsers: scanned by XML rules (rewrite_xhtml refuses what it
+                # cannot vouch for).
+                rewrite = rewrite_xhtml if mime == _XHTML else rewrite_html
+                result = rewrite(body, content_type=content_type, document_url=document_url,
+                                 classifier=self._classifier(policy), make_leave_url=make_leave_url,
+                                 make_form_url=self._form_urls(flow, policy))
+                if result.rewritten:
+                    logger.debug("outbound.rewritten links=%d rewritten=%d encoding=%s", result.links, result.rewritten,
+                                 result.encoding)
+                    out = _encode(result.body, codings) if codings else result.body
+                entry = CachedRewrite(out, result.links, result.rewritten, result.encoding)
+            else:
+                entry = CachedRewrite(None, 0, 0, "")
+            if key is not None and self.cache is not None:
+                self.cache.put(key, entry)
+            return out
+        finally:
+            self._last_origin = None  # the response (and its body) is not held on to
 
     def _collector(self, flow: http.HTTPFlow, response: http.Response) -> Callable[[bytes], list[bytes]]:
         """A ``response.stream`` function for HTML without Content-Length: memory bounded by the limit.
@@ -296,7 +372,7 @@ class OutboundLinks:
             if not raw:
                 return []
             try:
-                new = self._transform(flow, response, raw)
+                new = self._transform(flow, response, raw, _read(response))
             except Exception as exc:  # fail closed, as in rewrite_response
                 reason, extra = self._failure(flow, response, exc)
                 self._deny(flow, reason, **extra)
@@ -309,7 +385,7 @@ class OutboundLinks:
         """The refusal page's body, in the codings the response headers already announced (else empty)."""
         body = not_rewritten().body
         try:
-            codings = _codings(response)
+            codings = _codings(response.headers.get("content-encoding", ""))
             return _encode(body, codings) if codings else body
         except (_Undecodable, ValueError):
             return b""
