@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchlib import cpu_seconds, free_port, wait_for_port
 
+from govgate.core import leave_link
 from govgate.core.keys import GatewayKeys
 from govgate.core.leave_link import leave_url
 from govgate.core.link_rewrite import rewrite_html
@@ -107,27 +108,41 @@ def bench_rewrite(body: bytes, seconds: float, label: str, *, links: int = 3000,
                          make_leave_url=lambda u: origin + leave_url("/__govgate", u, keys))
         return r.rewritten
 
+    def timed(fresh: bool) -> list[float]:
+        # fresh: every destination signed afresh (the leave-path memo emptied before each page), as on a page whose
+        # destinations the process has not seen; otherwise the memo holds the previous page's, as when a page repeats.
+        times: list[float] = []
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            if fresh:
+                leave_link._signed_leave_path.cache_clear()
+            t0 = time.perf_counter()
+            once()
+            times.append(time.perf_counter() - t0)
+        times.sort()
+        return times
+
     rewritten = once()
-    times: list[float] = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - t0)
-    times.sort()
+    times, fresh_times = timed(False), timed(True)
     median = times[len(times) // 2]
+    fresh_median = fresh_times[len(fresh_times) // 2]
     mean = sum(times) / len(times)
     mb_s = len(body) / median / 1e6
+    fresh_mb_s = len(body) / fresh_median / 1e6
+    # The worst mix is defined by destinations never seen before: it is judged on the fresh figure.
+    judged = fresh_mb_s if label == "worst" else mb_s
     target = TARGET_MB_S[label]
     if echo:
         print(f"[{label}] page: {len(body) / 1024:.0f} KiB GBK, {links} links, "
               f"rewritten per page: {rewritten}")
         print(f"[{label}] rewrite: {median * 1000:.2f} ms/page median over {len(times)} pages ({mean * 1000:.2f} mean, "
-              f"{times[0] * 1000:.2f} best), {mb_s:.1f} MB/s, {mb_s / target:.2f}x the {target:.0f} MB/s target")
+              f"{times[0] * 1000:.2f} best), {mb_s:.1f} MB/s; every destination signed afresh: "
+              f"{fresh_median * 1000:.2f} ms/page, {fresh_mb_s:.1f} MB/s; judged {judged / target:.2f}x the "
+              f"{target:.0f} MB/s target")
     return {"page_bytes": len(body), "links": links, "rewritten": rewritten, "pages": len(times),
             "median_ms": median * 1000, "mean_ms": mean * 1000, "best_ms": times[0] * 1000, "mb_s": mb_s,
-            "target_mb_s": target,
-            "ratio": mb_s / target, "meets_target": mb_s >= target}
+            "fresh_median_ms": fresh_median * 1000, "fresh_mb_s": fresh_mb_s, "target_mb_s": target,
+            "ratio": judged / target, "meets_target": judged >= target}
 
 
 def measure(seconds: float = 3.0, *, proxy: bool = False, links: int = 3000, echo: bool = False) -> dict[str, object]:
