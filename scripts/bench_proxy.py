@@ -56,10 +56,24 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(url: str, seconds: int, cookie: str | None = None, connections: int = 50) -> Figure:
+# wrk asks for the URL's path with a query of its own each time (per thread: t=<thread>&n=<count>): a page the
+# gateway has not rewritten under that URL before, so its rewrite cache misses (docs/outbound-links.md, "Cache").
+FRESH_URLS_LUA = """
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("tid", threads) end
+local n = 0
+function request() n = n + 1; return wrk.format(nil, wrk.path .. "?t=" .. tid .. "&n=" .. n) end
+"""
+
+
+def wrk(url: str, seconds: int, cookie: str | None = None, connections: int = 50, *, fresh: bool = False) -> Figure:
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if cookie:
         cmd += ["-H", f"Cookie: {cookie}"]
+    if fresh:
+        script = Path(tempfile.gettempdir()) / "govgate-bench-fresh-urls.lua"
+        script.write_text(FRESH_URLS_LUA, encoding="utf-8")
+        cmd += ["-s", str(script)]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -157,6 +171,7 @@ def login(base: str, policy: Path, verify: str | bool) -> str:
 RATIOS: list[tuple[str, str, float]] = [
     ("gateway public", "bare mitmdump", 1.5),
     ("gateway public, HTML", "bare mitmdump, HTML", 1.5),
+    ("gateway public, HTML, new URL each time", "bare mitmdump, HTML, new URL each time", 1.5),
     ("gateway staff (memory)", "gateway public, echo", 0.90),
     ("gateway staff (redis)", "gateway public, echo (redis)", 0.85),
     ("gateway public, HTTP/2", "bare mitmdump, HTTP/2", 1.0),
@@ -208,6 +223,8 @@ def measure(seconds: int = 8, rounds: int = 2, *, tls: bool = True, h2: bool = T
         targets["bare mitmdump"] = (f"{bare}/static/app.css", None, "wrk")
         # An HTML page goes through the Art. 15 link check as well (the sample home page has 5 links).
         targets["bare mitmdump, HTML"] = (f"{bare}/", None, "wrk")
+        # The same page under a new URL each time: the gateway rewrites it every time (its cache misses).
+        targets["bare mitmdump, HTML, new URL each time"] = (f"{bare}/", None, "wrk-fresh")
         if h2:
             targets["bare mitmdump, HTTP/2"] = (f"{bare}/static/app.css", None, "h2load")
         redis_url = None
@@ -236,6 +253,7 @@ def measure(seconds: int = 8, rounds: int = 2, *, tls: bool = True, h2: bool = T
                 if store == "memory":
                     targets[f"gateway public{suffix}"] = (f"{gw}/static/app.css", None, "wrk")
                     targets[f"gateway public, HTML{suffix}"] = (f"{gw}/", None, "wrk")
+                    targets[f"gateway public, HTML, new URL each time{suffix}"] = (f"{gw}/", None, "wrk-fresh")
                     if h2:
                         targets[f"gateway public, HTTP/2{suffix}"] = (f"{gw}/static/app.css", None, "h2load")
                 # Staff against public on the same portal handler (/echo builds JSON of the request), so that
@@ -251,7 +269,7 @@ def measure(seconds: int = 8, rounds: int = 2, *, tls: bool = True, h2: bool = T
         def run(url: str, cookie: str | None, tool: str, secs: int) -> Figure:
             pid = pids[url.split("/")[2]]
             before = cpu_seconds(pid)
-            figure = h2load(url, secs) if tool == "h2load" else wrk(url, secs, cookie)
+            figure = h2load(url, secs) if tool == "h2load" else wrk(url, secs, cookie, fresh=tool == "wrk-fresh")
             if figure.requests:
                 figure.cpu_ms = (cpu_seconds(pid) - before) * 1000 / figure.requests
             return figure
