@@ -98,10 +98,10 @@ def restart_delay(failures: int) -> float:
     return min(MAX_BACKOFF, FIRST_BACKOFF * 2.0 ** min(failures - 1, 32))
 
 
-def failures_after(failures: int, ran_seconds: float) -> int:
+def failures_after(failures: int, ran_seconds: float, *, hung: bool = False) -> int:
     """Deaths in a row once a worker that ran ``ran_seconds`` died: a worker that had run ``STABLE_SECONDS``
-    starts the count again."""
-    return 1 if ran_seconds >= STABLE_SECONDS else failures + 1
+    starts the count again, unless it was killed for never listening (``hung``: it never ran)."""
+    return 1 if ran_seconds >= STABLE_SECONDS and not hung else failures + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,12 +360,12 @@ class Supervisor:
             if self._stop.is_set():
                 return
             if not self._serving and not slot.ready:
-                self._failed = (f"worker {slot.index + 1} did not listen within {self.start_timeout:.0f} s (its "
-                                "threads' stacks are above)" if hung else
+                self._failed = (f"worker {slot.index + 1} did not listen within {self.start_timeout:.0f} s (it was "
+                                "asked for its threads' stacks: see above)" if hung else
                                 f"worker {slot.index + 1} exited with {describe_exit(code)} before it listened")
                 self._changed.set()
                 return
-            slot.failures = failures_after(slot.failures, ran)
+            slot.failures = failures_after(slot.failures, ran, hung=hung)
             delay = restart_delay(slot.failures)
             how = f"killed: did not listen within {self.start_timeout:.0f} s" if hung else describe_exit(code)
             logger.error("worker.exit worker=%d pid=%d %s after %.1f s: restarting in %.1f s",
@@ -375,13 +375,21 @@ class Supervisor:
             slot.restarts += 1
 
     async def _hung_at_start(self, slot: _Slot, proc: asyncio.subprocess.Process) -> bool:
-        """Wait until the worker listens or exits; past ``start_timeout`` ask for its stacks, kill it, say True."""
+        """Wait until the worker listens or exits; past ``start_timeout`` ask for its stacks, kill it, say True.
+
+        Its ready pipe closing without a line is not listening: the wait goes on until it exits or time is up."""
         exited = asyncio.ensure_future(proc.wait())
-        waiters: list[asyncio.Future[Any]] = [exited] if slot.ready_task is None else [exited, slot.ready_task]
+        deadline = time.monotonic() + self.start_timeout
         try:
-            done, _ = await asyncio.wait(waiters, timeout=self.start_timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if done:
+            while not slot.ready and not exited.done():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                waiters: list[asyncio.Future[Any]] = [exited]
+                if slot.ready_task is not None and not slot.ready_task.done():
+                    waiters.append(slot.ready_task)
+                await asyncio.wait(waiters, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            if slot.ready or exited.done():
                 return False
             logger.error("worker.hung worker=%d pid=%d did not listen within %.0f s: its stacks follow, then it is "
                          "killed", slot.index, proc.pid, self.start_timeout)

@@ -55,6 +55,10 @@ def test_a_worker_that_ran_long_enough_starts_its_backoff_again() -> None:
     assert failures_after(3, 1.0) == 4
     assert failures_after(5, STABLE_SECONDS) == 1
     assert restart_delay(failures_after(6, STABLE_SECONDS + 1)) == 0.5
+    # killed for not listening within the start timeout (which may be longer than STABLE_SECONDS): it never ran,
+    # so a worker that hangs at every start backs off instead of being started every 0.5 s for ever
+    assert failures_after(5, STABLE_SECONDS + 1, hung=True) == 6
+    assert restart_delay(failures_after(9, 600.0, hung=True)) == MAX_BACKOFF
 
 
 def test_a_workers_role_travels_in_its_environment() -> None:
@@ -192,3 +196,28 @@ def test_a_restarted_worker_that_hangs_before_listening_is_killed_and_started_ag
     exits = [r.getMessage() for r in caplog.records if r.getMessage().startswith("worker.exit")]
     assert len(exits) == 2, exits
     assert "killed: did not listen within 1 s" in exits[1]
+
+
+_CLOSES_ITS_PIPE = """
+import os, time
+os.close(int(os.environ["GOVGATE_WORKER_READY_FD"]))  # no ready line: it never listened
+time.sleep(600)
+"""
+
+
+def test_a_worker_that_closes_its_ready_pipe_without_listening_is_still_held_to_the_start_timeout() -> None:
+    import asyncio
+    import time
+
+    from govgate.workers import Supervisor
+
+    async def scenario() -> tuple[int, float]:
+        supervisor = Supervisor([sys.executable, "-c", _CLOSES_ITS_PIPE], 1, stop_timeout=5, ports=[],
+                                upstream="http://portal", start_timeout=1.0)
+        started = time.monotonic()
+        code = await asyncio.wait_for(supervisor.run(), 30)
+        return code, time.monotonic() - started
+
+    code, took = asyncio.run(scenario())
+    assert code == 1
+    assert took < 10

@@ -174,9 +174,12 @@ def _timed_out(layer_: http_layer.HttpLayer, waiting: http_layer.GetHttpConnecti
     return isinstance(flow, http.HTTPFlow) and bool(flow.metadata.get(UPSTREAM_TIMEOUT_KEY))
 
 
-# The portal connection each HTTP/2 stream waits on while it is being opened: the stream's flow only names it
-# once it is up, and ``gateway.upstream_timeout`` must be able to cancel a connect that hangs.
-_PENDING: weakref.WeakKeyDictionary[http.HTTPFlow, Connection] = weakref.WeakKeyDictionary()
+# The portal connection each stream waits on while it is being opened: the stream's flow names it only once it is
+# up, and ``gateway.upstream_timeout`` must be able to cancel a connect that hangs. Kept with the layer and the
+# stream's request for it, so that it counts only while that request still waits on that connection (mitmproxy
+# moves a stream that shared another's connect on to a connection of its own, or to the pool's queue).
+_PENDING: weakref.WeakKeyDictionary[http.HTTPFlow, tuple[http_layer.HttpLayer, http_layer.GetHttpConnection,
+                                                         Connection]] = weakref.WeakKeyDictionary()
 
 
 def _note_pending(layer_: http_layer.HttpLayer, event: http_layer.GetHttpConnection) -> None:
@@ -184,13 +187,17 @@ def _note_pending(layer_: http_layer.HttpLayer, event: http_layer.GetHttpConnect
         if event in waiting:
             flow = getattr(layer_.command_sources.get(event), "flow", None)
             if isinstance(flow, http.HTTPFlow):
-                _PENDING[flow] = conn
+                _PENDING[flow] = (layer_, event, conn)
             return
 
 
 def pending_connection(flow: http.HTTPFlow) -> Connection | None:
-    """The portal connection being opened for ``flow``'s HTTP/2 stream, if it was opened for it (else None)."""
-    return _PENDING.get(flow)
+    """The portal connection being opened that ``flow``'s request is waiting on, if any (else None)."""
+    noted = _PENDING.get(flow)
+    if noted is None:
+        return None
+    layer_, event, conn = noted
+    return conn if event in layer_.waiting_for_establishment.get(conn, ()) else None
 
 
 def _close_stale(layer_: http_layer.HttpLayer) -> layer.CommandGenerator[bool]:
@@ -268,7 +275,9 @@ def reuse_idle_portal_connections() -> None:
     def get_connection(self: http_layer.HttpLayer, event: http_layer.GetHttpConnection, *,
                        reuse: bool = True) -> layer.CommandGenerator[None]:
         if self.context.client.alpn != b"h2":
-            return (yield from original_get_connection(self, event, reuse=reuse))
+            yield from original_get_connection(self, event, reuse=reuse)
+            _note_pending(self, event)  # HTTP/1.1 clients too: a hanging connect must be cancellable
+            return None
         conn, stale = _idle_connection(self, event, time.monotonic())
         for old in stale:
             client = _http1_client(self, old)

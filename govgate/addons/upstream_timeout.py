@@ -4,8 +4,12 @@ mitmproxy's only timeout is ``tcp_timeout`` (600 s of silence), so a portal that
 never answers held both connections for ten minutes and then gave the client an empty reply. Here every
 forwarded request gets one timer, from the ``request`` hook (the whole request read; connecting to the portal
 counts) to ``responseheaders``. When it fires, the flow is marked and its portal connection is closed (a
-connect still in progress is cancelled): mitmproxy reports the failure and ``govgate/addons/proxy_errors.py``
-answers with the gate's 504 page, logged and audited as ``upstream.error`` with ``reason: timeout``.
+connect still in progress is cancelled: the flow names its connection only once it is up, so the one being
+opened for its request is found through ``h1_pool.pending_connection``, for HTTP/1.1 and HTTP/2 clients alike,
+and only while the request still waits on it; a connect shared by several HTTP/2 streams is cancelled by the
+first whose time runs out, and the others get the 502 of a failed connect then): mitmproxy reports the
+failure and ``govgate/addons/proxy_errors.py`` answers with the gate's 504 page, logged and audited as
+``upstream.error`` with ``reason: timeout``.
 An HTTP/2 stream still waiting for a portal connection is answered by ``govgate/addons/h1_pool.py``, which sees
 the mark; a connect that mitmproxy has not begun (waiting for one of its per-address slots, where a cancel
 would be lost and the stream would hang) is looked at again every ``RECHECK_SECONDS`` until it can be cancelled.

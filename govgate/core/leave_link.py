@@ -69,13 +69,16 @@ def encode_url_param(url: str) -> str:
     return url
 
 
-MEMO_URL_LENGTH = 2048  # longer destinations are signed afresh each time, not kept in ``_signed_leave_path``'s memo
+# Longer destinations are signed afresh each time, not kept in ``_signed_leave_path``'s memo: an entry holds the URL
+# and its escaped form (up to three times as long), so the memo holds about 9 MB at most (4,096 entries).
+MEMO_URL_LENGTH = 512
 
 
 @functools.lru_cache(maxsize=4096)
 def _signed_leave_path(prefix: str, url: str, keys: GatewayKeys) -> str:
     # A function of its arguments only (an HMAC under the key derived from ``keys``, and an escape), so it is
-    # memoised: a page names the same destinations each time it is served (4,096 at most, each under 2 KiB).
+    # memoised: a page names the same destinations each time it is served (4,096 at most, each at most
+    # MEMO_URL_LENGTH characters long).
     return f"{prefix}/leave?url={encode_url_param(url)}&sig={sign_leave(url, keys)}"
 
 

@@ -8,7 +8,8 @@ how the answer is framed:
 - ``close/…``: ``Content-Length`` and ``Connection: close``, then the portal closes;
 - ``http10/…``: an HTTP/1.0 answer without a length (read until the portal closes);
 - ``cut/…``: a head promising 100 bytes, 10 bytes, then the portal closes (an error mid-answer);
-- ``slow/…``: as ``n/`` after 0.3 s;          ``hang/…``: never answers (until the connection is closed).
+- ``slow/…``: as ``n/`` after 0.3 s;          ``hang/…``: never answers (until the connection is closed);
+- ``trickle/…``: the head at once, then the path ten times over ``TRICKLE_SECONDS``, kept alive.
 
 A request body is read by its ``Content-Length`` and answered with its length and SHA-256.
 """
@@ -20,6 +21,8 @@ import contextlib
 import hashlib
 import threading
 from dataclasses import dataclass, field
+
+TRICKLE_SECONDS = 4.0
 
 
 @dataclass
@@ -128,6 +131,15 @@ class CountingPortal:
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n0123456789")
             await writer.drain()
             return False
+        if kind == "trickle":
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % (len(text) * 10)
+            writer.write(head)
+            await writer.drain()
+            for _ in range(10):
+                await asyncio.sleep(TRICKLE_SECONDS / 10)
+                writer.write(text)
+                await writer.drain()
+            return True
         if kind == "chunked":
             half = len(text) // 2
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"

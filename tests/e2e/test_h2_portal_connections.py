@@ -21,7 +21,7 @@ import pytest
 import trustme
 
 from govgate.addons.h1_pool import MAX_PER_CLIENT
-from tests.e2e.counting_portal import CountingPortal, Counts
+from tests.e2e.counting_portal import TRICKLE_SECONDS, CountingPortal, Counts
 from tests.e2e.h2client import Answer, H2Session, h2_many
 from tests.e2e.harness import Gateway, start_gateway
 from tests.policies import policy_data, write_policy
@@ -184,6 +184,22 @@ def test_a_stream_waiting_for_a_portal_connection_is_bounded_by_the_upstream_tim
     assert time.monotonic() - started < 2 * UPSTREAM_TIMEOUT_S + 3
     # (The one that waited may still have reached the portal, on a slot freed just as its time ran out.)
     assert h2gw.portal.snapshot().requests in (MAX_PER_CLIENT, MAX_PER_CLIENT + 1)
+
+
+def test_a_waiting_stream_that_times_out_leaves_the_streams_that_have_their_answers_alone(h2gw: H2Gateway) -> None:
+    # Streams sent together share the first connect (mitmproxy attaches them to it) and are then moved to
+    # connections of their own, or to the pool's queue. When the waiting one's time runs out, only a connect it
+    # still waits on may be cancelled: never a connection another stream is reading its answer from (their
+    # timers stopped at the answer's head; the bodies take TRICKLE_SECONDS, longer than the timeout).
+    assert TRICKLE_SECONDS > UPSTREAM_TIMEOUT_S
+    h2gw.fresh()
+    paths = [f"/echo/public/trickle/{i}" for i in range(MAX_PER_CLIENT)] + ["/echo/public/n/waiting"]
+    with H2Session(h2gw.port, h2gw.context(), timeout=30) as session:
+        answers = session.many([get(p) for p in paths])
+    for path, answer in zip(paths[:-1], answers[:-1], strict=True):
+        assert answer.status == 200, (path, answer)
+        assert answer.body == path.encode() * 10, (path, answer)
+    assert answers[-1].status in (200, 504), answers[-1]  # served once a slot freed, or its own time ran out
 
 
 def test_an_idle_portal_connection_is_closed_once_stale_while_its_client_connection_stays_open(

@@ -3,6 +3,7 @@ request id, over HTTP/1.1 and HTTP/2 alike, logged and audited; the portal conne
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -130,6 +131,56 @@ def test_a_hanging_portal_gets_the_client_a_504_page_within_the_timeout(
             time.sleep(0.05)
         assert hanging.closed >= 1
         assert "upstream.error" in gw.output.text()
+    finally:
+        assert gw.stop() == 0
+
+
+@pytest.fixture
+def unanswered_connect() -> Iterator[int]:
+    """A port whose accept queue is full: the kernel drops further SYNs, so a connect there hangs."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = int(listener.getsockname()[1])
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    probe = socket.socket()
+    probe.settimeout(0.5)
+    with pytest.raises(TimeoutError):
+        probe.connect(("127.0.0.1", port))  # the premise: a connect there does not complete
+    probe.close()
+    yield port
+    for filler in fillers:
+        filler.close()
+    listener.close()
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http1", "http2"])
+def test_a_connect_that_hangs_gets_the_client_a_504_within_the_timeout(
+        unanswered_connect: int, workdir: Path, http2: bool) -> None:
+    # gateway.upstream_timeout counts from the request, connecting included: a connect still in progress is
+    # cancelled (before, an HTTP/1.1 client waited for the kernel's own connect timeout, about 130 s).
+    gw, ca = gateway(workdir, f"http://127.0.0.1:{unanswered_connect}", tls=True)
+    assert ca is not None
+    port = int(gw.url.rsplit(":", 1)[1])
+    try:
+        started = time.monotonic()
+        if http2:
+            headers, _ = h2_request(port, _context(ca), "/news/a")
+            status = int(headers[":status"])
+        else:
+            with httpx.Client(verify=_context(ca), timeout=30) as client:
+                status = client.get(f"https://127.0.0.1:{port}/news/a").status_code
+        took = time.monotonic() - started
+        assert status == 504
+        assert took <= TIMEOUT_S + 2
+        record = wait_for_record(workdir / "audit", "upstream.error", lambda rec: rec["event"] == "upstream.error")
+        assert record["reason"] == "timeout"
     finally:
         assert gw.stop() == 0
 
