@@ -19,7 +19,8 @@ connection of the client's pool and one task that serves it:
   unanswered calls; a connection error on a pooled connection that was already open (Redis restarted)
   drops it and sends the unanswered calls once more on a fresh connection (redis-py's ``Retry(NoBackoff(),
   1)`` does the same), a second one or one while connecting fails them; ``NOSCRIPT`` (Redis restarted
-  empty, ``SCRIPT FLUSH``) sends ``SCRIPT LOAD`` ahead of the next batch and those calls once more.
+  empty, ``SCRIPT FLUSH``) sends ``SCRIPT LOAD`` ahead of the next batch and those calls once more (the
+  first batch, and the first after a dropped connection, have ``SCRIPT LOAD`` ahead of them anyway).
   Every failure reaches the caller as the redis-py exception it was, for ``RedisStore._run`` to turn into
   ``StoreUnavailable``;
 - nothing is cached: every call is one script run on Redis, answered from Redis's state at that moment.
@@ -86,7 +87,7 @@ class ScriptPipeline:
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None
         self._conn: AbstractConnection | None = None
-        self._must_load = False
+        self._must_load = True  # SCRIPT LOAD ahead of the first batch (and after a reconnect): no NOSCRIPT round
         self._closed = False
 
     def head(self, numkeys: int, nargs: int) -> bytes:
@@ -142,9 +143,11 @@ class ScriptPipeline:
                     packed.insert(0, self._load)
                 await conn.send_packed_command(b"".join(packed), check_health=False)
                 if load:
-                    if await conn.read_response() != self.sha:
-                        raise ResponseError("SCRIPT LOAD answered another digest")
-                    self._must_load = False
+                    try:
+                        loaded = await conn.read_response()
+                    except ResponseError:  # e.g. not allowed by an ACL: the EVALSHAs still answer for themselves
+                        loaded = None
+                    self._must_load = loaded != self.sha
                 for c in batch:
                     try:
                         reply = await conn.read_response()
@@ -191,6 +194,7 @@ class ScriptPipeline:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        self._must_load = True  # the next connection may be to a Redis restarted empty
         try:
             await conn.disconnect(nowait=True)
         finally:
