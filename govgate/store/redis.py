@@ -13,6 +13,8 @@ It owns the Redis key layout, the Lua scripts that apply the rules of ``govgate.
   2255), so the scripts and ``MemoryStore`` agree to the microsecond. Logic uses the ``now`` passed in;
   Redis TTLs only collect garbage, a little after the logical end.
 - Session and pending-login ids are stored as SHA-256 hashes: a dump of Redis hands out no live session.
+- ``touch_session`` (every staff request) is pipelined: the lookups of one loop tick go out in one write on
+  one connection (``govgate/store/redis_pipeline.py``), each still its own script run, nothing cached.
 - URLs: ``redis://``, ``rediss://``, ``unix://`` (as redis-py reads them), and Redis Sentinel as
   ``redis+sentinel://[user:password@]host1:26379,host2:26379/master-name[/db]`` (``rediss+sentinel`` for TLS).
 """

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 from collections import deque
 from typing import Any
 
@@ -43,6 +44,10 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# The reads of a batch are bounded by the batch's own time limit (``_send``): no time limit of redis-py's own per
+# reply (``math.inf`` is redis-py's "no read timeout"; a scope per reply was ~3 µs of CPU).
+_BOUNDED_ABOVE = math.inf
 
 
 def bulk(value: bytes) -> bytes:
@@ -144,13 +149,13 @@ class ScriptPipeline:
                 await conn.send_packed_command(b"".join(packed), check_health=False)
                 if load:
                     try:
-                        loaded = await conn.read_response()
+                        loaded = await conn.read_response(timeout=_BOUNDED_ABOVE)
                     except ResponseError:  # e.g. not allowed by an ACL: the EVALSHAs still answer for themselves
                         loaded = None
                     self._must_load = loaded != self.sha
                 for c in batch:
                     try:
-                        reply = await conn.read_response()
+                        reply = await conn.read_response(timeout=_BOUNDED_ABOVE)
                     except NoScriptError as exc:
                         if c.reloaded:
                             _fail(c, exc)
