@@ -200,9 +200,10 @@ class ScriptPipeline:
         if conn is None:
             return
         self._must_load = True  # the next connection may be to a Redis restarted empty
-        try:
+        # Never raises: the batch's callers are failed after this, and must not be left waiting for their limits.
+        with contextlib.suppress(Exception):
             await conn.disconnect(nowait=True)
-        finally:
+        with contextlib.suppress(Exception):
             await self._pool.release(conn)
 
     async def close(self) -> None:
