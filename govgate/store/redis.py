@@ -13,6 +13,8 @@ It owns the Redis key layout, the Lua scripts that apply the rules of ``govgate.
   2255), so the scripts and ``MemoryStore`` agree to the microsecond. Logic uses the ``now`` passed in;
   Redis TTLs only collect garbage, a little after the logical end.
 - Session and pending-login ids are stored as SHA-256 hashes: a dump of Redis hands out no live session.
+- ``touch_session`` (every staff request) is pipelined: the lookups of one loop tick go out in one write on
+  one connection (``govgate/store/redis_pipeline.py``), each still its own script run, nothing cached.
 - URLs: ``redis://``, ``rediss://``, ``unix://`` (as redis-py reads them), and Redis Sentinel as
   ``redis+sentinel://[user:password@]host1:26379,host2:26379/master-name[/db]`` (``rediss+sentinel`` for TLS).
 """
@@ -39,6 +41,7 @@ from govgate.core.sessions import SessionEnd, session_expires_at, touch_step
 from govgate.errors import StoreUnavailable
 from govgate.repeated import REPEATED
 from govgate.store.base import LockState, PendingLogin, Session, SessionLookup
+from govgate.store.redis_pipeline import ScriptPipeline, bulk
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +199,13 @@ class RedisStore:
         self._timeout = timeout.total_seconds()
         self._on_error = on_error  # told of each call that failed (``/metrics``)
         self._record_failure = client.register_script(_RECORD_FAILURE)
-        self._touch_session = client.register_script(_TOUCH_SESSION)
+        # The hot path of every staff request: pipelined, the lookups of one loop tick in one write
+        # (govgate/store/redis_pipeline.py). The command is packed here, its fixed parts once.
+        self._touch_session = ScriptPipeline(client, _TOUCH_SESSION, self._timeout)
+        self._touch_head = self._touch_session.head(numkeys=1, nargs=8)
+        self._touch_fixed = bulk(b"%d" % _ms(GRACE)) + bulk((LOCK + "account:").encode()) + bulk(
+            ACCOUNT_SESSIONS.encode())
+        self._touch_limits = self._touch_limits_args(SessionLimits())
         self._create_session = client.register_script(_CREATE_SESSION)
         self._delete_session = client.register_script(_DELETE_SESSION)
         self._delete_account_sessions = client.register_script(_DELETE_ACCOUNT_SESSIONS)
@@ -267,23 +276,22 @@ class RedisStore:
         )
 
     async def touch_session(self, session_id: str, now: datetime, limits: SessionLimits) -> SessionLookup:
-        member = hash_id(session_id)
-        reply = await self._run(
-            "touch_session",
-            self._touch_session(
-                keys=[SESSION + member],
-                args=[
-                    to_us(now),
-                    to_us(limits.idle_timeout),
-                    to_us(limits.absolute_timeout),
-                    _ms(GRACE),
-                    LOCK + "account:",
-                    ACCOUNT_SESSIONS,
-                    member,
-                    to_us(touch_step(limits)),
-                ],
-            ),
-        )
+        member = hash_id(session_id).encode()
+        cached = self._touch_limits
+        if cached[0] != limits:
+            cached = self._touch_limits = self._touch_limits_args(limits)
+        # EVALSHA sha 1 KEYS[1]=SESSION+member; ARGV: now, idle, absolute, grace (ms), the account lock's key
+        # prefix, the account index's key prefix, member, touch step (the layout _TOUCH_SESSION reads).
+        packed = b"".join((
+            self._touch_head,
+            bulk(SESSION.encode() + member),
+            bulk(b"%d" % to_us(now)),
+            cached[1],
+            self._touch_fixed,
+            bulk(member),
+            cached[2],
+        ))
+        reply = await self._run("touch_session", self._touch_session.call(packed))
         try:
             status = int(reply[0])
             if status == 0:
@@ -304,6 +312,12 @@ class RedisStore:
             return SessionLookup(session=session, expired=False, account_locked_until=_lock_time(lock, now))
         except (ValueError, TypeError, IndexError):
             raise StoreUnavailable("Redis touch_session: malformed session record") from None
+
+    @staticmethod
+    def _touch_limits_args(limits: SessionLimits) -> tuple[SessionLimits, bytes, bytes]:
+        """The arguments of ``_TOUCH_SESSION`` that depend on the session limits only, packed."""
+        return (limits, bulk(b"%d" % to_us(limits.idle_timeout)) + bulk(b"%d" % to_us(limits.absolute_timeout)),
+                bulk(b"%d" % to_us(touch_step(limits))))
 
     async def delete_session(self, session_id: str) -> None:
         member = hash_id(session_id)
@@ -413,6 +427,7 @@ class RedisStore:
 
     async def close(self) -> None:
         try:
+            await self._touch_session.close()
             await self._redis.aclose()
         except (RedisError, OSError) as exc:
             logger.warning("store.close_failed error=%s", type(exc).__name__)
