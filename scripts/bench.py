@@ -236,7 +236,7 @@ def main() -> int:
     scripts: list[tuple[str, str, list[str], float]] = [
         ("decide", "bench_decide.py", ["--rounds", "3" if quick else "20"], 900),
         ("audit", "bench_audit.py", ["--records", "20000" if quick else "200000"], 900),
-        ("rewrite", "bench_rewrite.py", ["--seconds", "1" if quick else "3"], 900),
+        ("rewrite", "bench_rewrite.py", ["--seconds", "1" if quick else "3", "--proxy"], 900),
         ("login", "bench_login.py", ["--runs", "5" if quick else "20"], 600),
         ("h2soak", "bench_h2_soak.py", ["--streams", "5000" if quick else "20000",
                                         "--interval", "2" if quick else "5"], 1800),
