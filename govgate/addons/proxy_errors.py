@@ -97,6 +97,7 @@ def _limit_request_heads() -> None:
 
 
 UPSTREAM_TIMEOUT_KEY = "govgate.upstream_timeout"  # set on a flow whose portal did not answer in time
+CLIENT_SIDE_KEY = "govgate.client_side_error"  # set on a flow whose error came from the client's connection
 
 
 def _answer_portal_failures_with_pages() -> None:
@@ -117,6 +118,9 @@ def _answer_portal_failures_with_pages() -> None:
     def handle_protocol_error(self: http_layer.HttpStream,
                               event: RequestProtocolError | ResponseProtocolError) -> layer.CommandGenerator[None]:
         flow = getattr(self, "flow", None)
+        if isinstance(event, RequestProtocolError) and flow is not None:
+            # The client's side failed (it reset the stream, sent GOAWAY, went away): nothing about the portal.
+            flow.metadata[CLIENT_SIDE_KEY] = True
         status = event.code.http_status_code() if isinstance(event, ResponseProtocolError) else None
         ctx = context_of(flow) if flow is not None else None
         if (flow is None or status is None or status < 500 or flow.response is not None or flow.error is not None
@@ -204,7 +208,11 @@ class ProxyErrors:
             return
         ctx = context_of(flow)
         request_id = ctx.request_id if ctx is not None else "-"
-        if flow.error.msg.startswith(_CLIENT_GONE):  # the browser went away: routine, not worth a warning each
+        if flow.error.msg.startswith(_CLIENT_GONE) or (
+                flow.metadata.get(CLIENT_SIDE_KEY) and flow.request.timestamp_end is not None
+                and not flow.metadata.get(UPSTREAM_TIMEOUT_KEY)):
+            # The browser went away, reset the stream or closed its HTTP/2 connection while the portal was still to
+            # answer: routine, not worth a warning each, and not a portal failure (no upstream.error record).
             logger.debug("request.aborted request_id=%s error=%s", request_id, flow.error.msg)
             return
         if flow.request.timestamp_end is None:  # the client's request itself could not be read: it got a 400

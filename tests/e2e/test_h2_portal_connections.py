@@ -23,8 +23,9 @@ import trustme
 from govgate.addons.h1_pool import MAX_PER_CLIENT
 from tests.e2e.counting_portal import TRICKLE_SECONDS, CountingPortal, Counts
 from tests.e2e.h2client import Answer, H2Session, h2_many
-from tests.e2e.harness import Gateway, start_gateway
+from tests.e2e.harness import Gateway, read_records, start_gateway, wait_for_record
 from tests.policies import policy_data, write_policy
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -219,6 +220,33 @@ def test_an_idle_portal_connection_is_closed_once_stale_while_its_client_connect
         assert closed_after >= IDLE_REUSE_SECONDS - 0.1
         assert ok(session.many([get("/echo/public/n/2")])[0], "/echo/public/n/2")  # a new one, on the same client
     assert h2gw.portal.snapshot().accepted == 2
+
+
+@pytest.mark.parametrize("how", ["reset", "goaway"])
+def test_a_client_that_gives_up_on_a_stream_is_no_portal_failure_in_the_audit_log(h2gw: H2Gateway, how: str) -> None:
+    # A browser cancels streams all the time (a page left, a fetch aborted): RST_STREAM, or GOAWAY on leaving. The
+    # portal did nothing wrong, so there is no upstream.error record (decision "error") and no warning for it.
+    h2gw.fresh()
+    audit = h2gw.gw.workdir / "audit"
+    before = sum(1 for r in read_records(audit) if r["event"] == "upstream.error")
+    path = f"/echo/public/hang/{how}"
+    with h2gw.session() as session:
+        conn = session.conn
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(":method", "GET"), (":path", path), (":scheme", "https"),
+                                (":authority", session.authority)], end_stream=True)
+        session.tls.sendall(conn.data_to_send())
+        wait_for(lambda: h2gw.portal.snapshot().requests == 1, 10, "the request at the portal")
+        if how == "reset":
+            conn.reset_stream(sid)
+        else:
+            conn.close_connection()
+        session.tls.sendall(conn.data_to_send())
+        # The gateway closes the portal connection of the stream given up: by then its error has been handled.
+        wait_for(lambda: h2gw.portal.snapshot().open == 0, 10, "the portal connection closed")
+    access = wait_for_record(audit, "the access record", lambda r: r["event"] == "access" and r["path"] == path)
+    assert not [r for r in read_records(audit) if r["event"] == "upstream.error"][before:], access
+    assert not [line for line in h2gw.gw.output.lines if "upstream.error" in line and access["request_id"] in line]
 
 
 def test_a_client_connection_never_gets_another_clients_portal_connection(h2gw: H2Gateway) -> None:
