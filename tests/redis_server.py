@@ -6,6 +6,8 @@ condition (PING answered, port closed) with a deadline, never sleeping.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import shutil
 import signal
@@ -13,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 
@@ -194,3 +197,18 @@ class RedisMonitor:
         self._thread.join(5)
         self._file.close()
         self._sock.close()
+
+
+@contextlib.asynccontextmanager
+async def silent_server() -> AsyncIterator[int]:
+    """The port of a listening socket that reads and never answers: a Redis that has stopped answering."""
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -20,7 +20,7 @@ from govgate.store.base import Session, SessionLookup
 from govgate.store.memory import MemoryStore
 from govgate.store.redis import SESSION, RedisStore, hash_id
 from govgate.store.redis_pipeline import bulk, command
-from tests.redis_server import RedisMonitor, RedisServer
+from tests.redis_server import RedisMonitor, RedisServer, silent_server
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 LIMITS = SessionLimits(idle_timeout=timedelta(minutes=15), absolute_timeout=timedelta(hours=8))
@@ -220,23 +220,16 @@ async def test_a_frozen_redis_fails_every_lookup_in_flight_in_time_and_no_stale_
 
 
 async def test_a_redis_that_never_answers_fails_the_lookup_within_the_timeout() -> None:
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read(-1)
-        writer.close()
-
-    server = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0", timedelta(milliseconds=200))
-    try:
-        started = time.monotonic()
-        results = await asyncio.gather(*(store.touch_session(new_session_id(), T0, LIMITS) for _ in range(3)),
-                                       return_exceptions=True)
-        assert all(isinstance(r, StoreUnavailable) for r in results)
-        assert time.monotonic() - started < 1.0
-    finally:
-        await store.close()
-        server.close()
-        await server.wait_closed()
+    async with silent_server() as port:
+        store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0", timedelta(milliseconds=200))
+        try:
+            started = time.monotonic()
+            results = await asyncio.gather(*(store.touch_session(new_session_id(), T0, LIMITS) for _ in range(3)),
+                                           return_exceptions=True)
+            assert all(isinstance(r, StoreUnavailable) for r in results)
+            assert time.monotonic() - started < 1.0
+        finally:
+            await store.close()
 
 
 async def test_redis_down_fails_the_lookup_as_store_unavailable(own_redis_server: RedisServer) -> None:

@@ -17,7 +17,7 @@ from govgate.errors import StoreUnavailable
 from govgate.store.base import LockState, PendingLogin, Session
 from govgate.store.memory import MemoryStore
 from govgate.store.redis import RedisStore, hash_id
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, silent_server
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 LIMITS = SessionLimits()
@@ -194,22 +194,15 @@ async def test_a_frozen_redis_times_out_and_no_stale_reply_reaches_the_next_call
 
 async def test_an_unanswering_redis_times_out_as_store_unavailable() -> None:
     # A listening socket that never answers: the call must give up within the timeout.
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read(-1)
-        writer.close()
-
-    server = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0", timedelta(milliseconds=200))
-    try:
-        started = time.monotonic()
-        with pytest.raises(StoreUnavailable):
-            await store.ping()
-        assert time.monotonic() - started < 1.0
-    finally:
-        await store.close()
-        server.close()
-        await server.wait_closed()
+    async with silent_server() as port:
+        store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0", timedelta(milliseconds=200))
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                await store.ping()
+            assert time.monotonic() - started < 1.0
+        finally:
+            await store.close()
 
 
 async def test_memory_and_redis_agree_on_random_failure_sequences(redis_stores: Callable[[], RedisStore]) -> None:
