@@ -106,13 +106,7 @@ def test_a_hanging_portal_gets_the_client_a_504_page_within_the_timeout(
     port = int(gw.url.rsplit(":", 1)[1])
     try:
         started = time.monotonic()
-        if http2:
-            headers, body = h2_request(port, _context(ca), "/news/slow")
-            status, text = int(headers[":status"]), body.decode()
-        else:
-            with httpx.Client(verify=_context(ca), timeout=30) as client:
-                r = client.get(f"https://127.0.0.1:{port}/news/slow")
-            headers, status, text = dict(r.headers), r.status_code, r.text
+        status, headers, text = get_page(port, ca, "/news/slow", http2=http2)
         took = time.monotonic() - started
         assert status == 504
         assert TIMEOUT_S - 0.2 <= took <= TIMEOUT_S + 2
@@ -170,12 +164,7 @@ def test_a_connect_that_hangs_gets_the_client_a_504_within_the_timeout(
     port = int(gw.url.rsplit(":", 1)[1])
     try:
         started = time.monotonic()
-        if http2:
-            headers, _ = h2_request(port, _context(ca), "/news/a")
-            status = int(headers[":status"])
-        else:
-            with httpx.Client(verify=_context(ca), timeout=30) as client:
-                status = client.get(f"https://127.0.0.1:{port}/news/a").status_code
+        status, _, _ = get_page(port, ca, "/news/a", http2=http2)
         took = time.monotonic() - started
         assert status == 504
         assert took <= TIMEOUT_S + 2
@@ -183,6 +172,16 @@ def test_a_connect_that_hangs_gets_the_client_a_504_within_the_timeout(
         assert record["reason"] == "timeout"
     finally:
         assert gw.stop() == 0
+
+
+def get_page(port: int, ca: trustme.CA, path: str, *, http2: bool) -> tuple[int, dict[str, str], str]:
+    """GET ``path`` from the gateway over TLS, HTTP/2 or HTTP/1.1: the status, the headers and the body's text."""
+    if http2:
+        headers, body = h2_request(port, _context(ca), path)
+        return int(headers[":status"]), headers, body.decode()
+    with httpx.Client(verify=_context(ca), timeout=30) as client:
+        r = client.get(f"https://127.0.0.1:{port}{path}")
+    return r.status_code, dict(r.headers), r.text
 
 
 def _context(ca: trustme.CA) -> ssl.SSLContext:
