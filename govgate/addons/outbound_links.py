@@ -18,7 +18,9 @@ passes through, audited as before. Stacked codings (``gzip, br``) are undone and
 
 Rewrite cache: the result of rewriting a page a shared cache could store is kept (bounded, per process) under a
 digest of the body as received and all else the result depends on, so a page served again is not rewritten again;
-failures are never kept (``govgate.core.rewrite_cache``; docs/outbound-links.md, "Cache").
+failures are never kept (``govgate.core.rewrite_cache``; docs/outbound-links.md, "Cache"). For such a page that is
+new, the scan of the last page at the same URL is kept too (bounded, per process), so a page that differs from it in
+places (a date, a counter) is scanned only there (``govgate.core.scan_memo``; the result is the same).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from mitmproxy import http
 from mitmproxy.net import encoding
 
 from govgate.addons.context import LOCAL_KEY, context_of, request_event, respond
+from govgate.core import scan_memo
 from govgate.core.audit_event import AuditDecision
 from govgate.core.chromium_urls import chromium_reading
 from govgate.core.hosts import split_host_port
@@ -117,13 +120,15 @@ def _sniffs_as_html(body: bytes) -> bool:
 
 class OutboundLinks:
     def __init__(self, runtime: Runtime, *, max_rewrite_bytes: int = MAX_REWRITE_BYTES,
-                 cache_bytes: int = DEFAULT_MAX_BYTES) -> None:
+                 cache_bytes: int = DEFAULT_MAX_BYTES, scan_memo_bytes: int = scan_memo.DEFAULT_MAX_BYTES) -> None:
         self.runtime = runtime
         self.max_rewrite_bytes = max_rewrite_bytes
         self._compiled: tuple[Policy, HostClassifier] | None = None
         self._last_origin: tuple[http.HTTPFlow, Policy, str] | None = None  # the links and the forms of one page
         # Rewrite results of pages a shared cache could store, by a digest of all they depend on (0: none kept).
         self.cache = RewriteCache(cache_bytes) if cache_bytes > 0 else None
+        # The scan of the last such page per URL, for the next one that differs from it only in places (0: none).
+        self.scan_memo = scan_memo.ScanMemo(scan_memo_bytes) if scan_memo_bytes > 0 else None
 
     # ------------------------------------------------------------------ helpers
 
@@ -283,17 +288,20 @@ class OutboundLinks:
         logger.error("outbound.rewrite_error request_id=%s", self._request_id(flow), exc_info=exc)
         return "error", {}
 
-    def _cache_key(self, flow: http.HTTPFlow, read: dict[bytes, str], raw: bytes, document_url: str,
-                   policy: Policy) -> bytes | None:
-        """The rewrite cache's key for this response, or None when its result must not be kept (``shared_cacheable``:
-        private/no-store, Set-Cookie, a request with Authorization, a staff path; ``docs/outbound-links.md``)."""
-        cache = self.cache
-        if cache is None:
-            return None
+    @staticmethod
+    def _shareable(flow: http.HTTPFlow, read: dict[bytes, str]) -> bool:
+        """Whether anything of this response may be kept for another (``shared_cacheable``: not private/no-store,
+        Set-Cookie, a request with Authorization, a staff path; ``docs/outbound-links.md``, "Cache")."""
         sent = {name.lower() for name, _ in flow.request.headers.fields}  # one pass over the request's fields
         # X-GovGate-User is set by the gate on every forwarded staff request (a client's own is always stripped).
-        if not shared_cacheable(cache_control=read.get(b"cache-control", ""), set_cookie=b"set-cookie" in read,
-                                authorization=b"authorization" in sent, staff=b"x-govgate-user" in sent):
+        return shared_cacheable(cache_control=read.get(b"cache-control", ""), set_cookie=b"set-cookie" in read,
+                                authorization=b"authorization" in sent, staff=b"x-govgate-user" in sent)
+
+    def _cache_key(self, flow: http.HTTPFlow, read: dict[bytes, str], raw: bytes, document_url: str,
+                   policy: Policy, shareable: bool) -> bytes | None:
+        """The rewrite cache's key for this response, or None when its result must not be kept."""
+        cache = self.cache
+        if cache is None or not shareable:
             return None
         cache.bind(policy, self.runtime.keys)  # emptied when the policy (reload) or the keys change
         return rewrite_key(raw, content_type=read.get(b"content-type", "\0none"),
@@ -310,7 +318,8 @@ class OutboundLinks:
         policy = self._policy(flow)
         try:
             document_url, make_leave_url = self._urls(flow, policy)
-            key = self._cache_key(flow, read, raw, document_url, policy)
+            shareable = self._shareable(flow, read)
+            key = self._cache_key(flow, read, raw, document_url, policy, shareable)
             if key is not None and self.cache is not None:
                 hit = self.cache.get(key)
                 if hit is not None:
@@ -324,10 +333,18 @@ class OutboundLinks:
             if mime in _HTML_TYPES or _sniffs_as_html(body):
                 # XHTML is parsed as XML by browsers: scanned by XML rules (rewrite_xhtml refuses what it
                 # cannot vouch for).
-                rewrite = rewrite_xhtml if mime == _XHTML else rewrite_html
-                result = rewrite(body, content_type=content_type, document_url=document_url,
-                                 classifier=self._classifier(policy), make_leave_url=make_leave_url,
-                                 make_form_url=self._form_urls(flow, policy))
+                if mime == _XHTML:
+                    result = rewrite_xhtml(body, content_type=content_type, document_url=document_url,
+                                           classifier=self._classifier(policy), make_leave_url=make_leave_url,
+                                           make_form_url=self._form_urls(flow, policy))
+                else:
+                    # Only pages a shared cache could store (a key) are kept for the next page's scan: nothing of
+                    # one account's page is kept, nor compared with another's.
+                    memo = self.scan_memo if shareable else None
+                    result = rewrite_html(body, content_type=content_type, document_url=document_url,
+                                          classifier=self._classifier(policy), make_leave_url=make_leave_url,
+                                          make_form_url=self._form_urls(flow, policy), scan_memo=memo,
+                                          scan_key=document_url)
                 if result.rewritten:
                     logger.debug("outbound.rewritten links=%d rewritten=%d encoding=%s", result.links, result.rewritten,
                                  result.encoding)

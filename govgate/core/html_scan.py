@@ -280,9 +280,63 @@ class ScanState:
     base_seen: bool = False
 
 
+# What the scan carries from one token to the next outside foreign content: (open inert templates, the open
+# templates (True when inert), doubt, ``ScanState.base``, ``ScanState.base_seen``). With the bytes from a position on,
+# it decides everything the scan finds from there (``ScanTrace``; ``govgate.core.scan_memo``).
+type ScanPoint = tuple[int, tuple[bool, ...], bool, bytes | None, bool]
+_NEVER = 1 << 62  # a position no buffer reaches: the mark of a scan without a trace
+
+
+class ScanTrace:
+    """The resume points of one top-level ``scan_html``, for ``govgate.core.scan_memo``.
+
+    ``points`` holds ``(position, targets found before it, ScanPoint)`` at token boundaries at least ``spacing``
+    bytes apart, in order. Resuming the scan at such a position with that state (``scan_html(..., resume=point)``)
+    finds what the whole scan finds from there on: the scan reads forward only, and what it carries between tokens
+    is the ``ScanPoint``.
+
+    With ``sync`` (position -> (index into another scan's ``points``, that scan's ``ScanPoint`` there)) the scan also
+    looks, at every boundary from ``sync_from`` on, for a position of the other scan holding the same state; at the
+    first one it stops (``scan_html`` returns the position) and ``synced`` says which. The caller vouches that from
+    ``sync_from`` on both buffers hold the same bytes, so from there on both scans find the same.
+    """
+
+    __slots__ = ("next_record", "points", "spacing", "sync", "sync_from", "synced")
+
+    def __init__(self, spacing: int = 2048, *, start: int = 0, sync: dict[int, tuple[int, ScanPoint]] | None = None,
+                 sync_from: int = _NEVER) -> None:
+        self.spacing = spacing
+        self.points: list[tuple[int, int, ScanPoint]] = []
+        self.next_record = start
+        self.sync = sync
+        self.sync_from = sync_from if sync else _NEVER
+        self.synced: tuple[int, int] | None = None  # (position, index into the other scan's points)
+
+    def mark(self, pos: int, found: int, template: int, templates: list[bool], doubt: bool, state: ScanState) -> int:
+        """Called by the scan at a token boundary ``pos``; returns the next position to be called at, or -1: stop."""
+        point: ScanPoint = (template, tuple(templates), doubt, state.base, state.base_seen)
+        if pos >= self.sync_from:
+            assert self.sync is not None
+            other = self.sync.get(pos)
+            if other is not None and other[1] == point:
+                self.synced = (pos, other[0])
+                return -1
+        if pos >= self.next_record:
+            self.points.append((pos, found, point))
+            self.next_record = pos + self.spacing
+        if pos >= self.sync_from:
+            return pos + 1  # every boundary from here on
+        return min(self.next_record, self.sync_from)
+
+
 def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: int = 0,
-          skip_same_host: bool = False, scanners: Scanners = DEFAULT_SCANNERS) -> None:
+              skip_same_host: bool = False, scanners: Scanners = DEFAULT_SCANNERS, trace: ScanTrace | None = None,
+              resume: ScanPoint | None = None) -> int:
     """Walk buf[start:stop] as the HTML tokenizer would, recording target attribute values.
+
+    Returns -1, or the position at which ``trace`` found the state of its other scan (``ScanTrace``) and stopped.
+    ``resume``: the state to start in, from a ``ScanTrace`` of a scan of bytes the same as these up to ``start``
+    (and for a few bytes past it); ``state.base`` and ``state.base_seen`` are set from it.
 
     Foreign content (``svg``/``math``) is left only where the tree builder surely leaves it: the
     matching ``</svg>``/``</math>``, ``</p>``, ``</br>`` and the breakout start tags (HTML
@@ -299,12 +353,21 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
     templates: list[bool] = []  # open templates, True when inert (not a declarative shadow root)
     foreign: list[bytes] = []  # open svg/math roots, innermost last
     doubt = False  # an end tag in foreign content that the browser may have honoured by leaving it
+    if resume is not None:
+        template, resumed_templates, doubt, state.base, state.base_seen = resume
+        templates = list(resumed_templates)
+    mark = _NEVER if trace is None else start  # where ``trace`` is told of the next token boundary
     # integration points: (end tag name, foreign roots to restore, doubt to restore)
     islands: list[tuple[bytes, list[bytes], bool]] = []
     scan_links = scanners[1 if skip_same_host else 0].finditer
     targets = state.targets
     while pos < stop:
         if not foreign and not islands:
+            if pos >= mark:
+                assert trace is not None
+                mark = trace.mark(pos, len(targets), template, templates, doubt, state)
+                if mark < 0:
+                    return pos
             in_template = template > 0
             for f in scan_links(buf, pos, stop):  # each match: skipped text/tags, then maybe one <a>/<area>
                 pos = f.end()
@@ -316,12 +379,17 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                         vs += 1
                         ve -= 1
                     targets.append((LinkKind.HREF, vs, ve, in_template, f.start(_S) >= 0))
+                if pos >= mark:  # a token boundary after the <a>/<area> (and its target)
+                    assert trace is not None
+                    mark = trace.mark(pos, len(targets), template, templates, doubt, state)
+                    if mark < 0:
+                        return pos
             if pos >= stop:
-                return
+                return -1
         else:
             lt = buf.find(b"<", pos, stop)
             if lt < 0:
-                return
+                return -1
             pos = lt
         nxt = buf[pos + 1:pos + 2]
         if nxt == b"!":
@@ -333,24 +401,24 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 else:
                     m = _COMMENT_END.search(buf, pos + 4, stop)
                     if m is None:
-                        return
+                        return -1
                     pos = m.end()
                 continue
             if foreign and not islands and not doubt and buf.startswith(b"<![CDATA[", pos):
                 end = buf.find(b"]]>", pos + 9, stop)
                 if end < 0:
-                    return
+                    return -1
                 pos = end + 3
                 continue
             end = buf.find(b">", pos + 2, stop)
             if end < 0:
-                return
+                return -1
             pos = end + 1
             continue
         if nxt == b"?":
             end = buf.find(b">", pos + 2, stop)
             if end < 0:
-                return
+                return -1
             pos = end + 1
             continue
         m = _TAG_OPEN.match(buf, pos, stop)
@@ -361,7 +429,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                     continue
                 end = buf.find(b">", pos + 2, stop)
                 if end < 0:
-                    return
+                    return -1
                 pos = end + 1
                 continue
             pos += 1
@@ -372,7 +440,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
         if is_end:
             r = _TAG_REST.match(buf, after_name, stop)
             if r is None:
-                return
+                return -1
             pos = r.end()
             if islands and name == islands[-1][0]:
                 _, foreign, doubt = islands.pop()
@@ -395,7 +463,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             elif name in _INTEGRATION:
                 r = _TAG_REST.match(buf, after_name, stop)
                 if r is None:
-                    return
+                    return -1
                 pos = r.end()
                 if not r.group("tail").endswith(b"/"):
                     islands.append((name, foreign, doubt))
@@ -407,7 +475,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             pattern, kind = pattern_kind
             r = pattern.match(buf, after_name, stop)
             if r is None:
-                return
+                return -1
             pos = r.end()
             vs, ve = r.span("v")
             if vs >= 0 and ve > vs and buf[vs] in _QUOTES:
@@ -429,12 +497,12 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
         if name == b"meta":
             pos = _meta(buf, after_name, stop, state, template > 0)
             if pos < 0:
-                return
+                return -1
             continue
         if name == b"iframe":  # in SVG/MathML srcdoc means nothing: rewriting it anyway is harmless
             r = _FIRST_SRCDOC.match(buf, after_name, stop)
             if r is None:
-                return
+                return -1
             vs, ve = r.span("v")
             if vs >= 0:
                 if ve > vs and buf[vs] in _QUOTES:
@@ -444,7 +512,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
         else:
             r = _TAG_REST.match(buf, after_name, stop)
             if r is None:
-                return
+                return -1
         pos = r.end()
         if name in (b"svg", b"math"):
             if not r.group("tail").endswith(b"/"):
@@ -462,7 +530,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
         if name == b"script":
             pos = _script_end(buf, pos, stop)
         elif name == b"plaintext":
-            return
+            return -1
         elif name in _RAW_END:
             end_m = _RAW_END[name].search(buf, pos, stop)
             end = stop if end_m is None else end_m.start()
@@ -470,6 +538,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 # Scripting off, this is markup: protect those readers too (invisible with scripting on).
                 scan_html(buf, pos, end, state, nested=nested + 1, skip_same_host=skip_same_host, scanners=scanners)
             pos = end
+    return -1
 
 
 _XML_NAME = re.compile(rb"[^\x00-\x20/>=\"'<]++")

@@ -34,6 +34,7 @@ import ada_url
 from govgate.core.charset import Encoding, EncodingSource, sniff_encoding, sniff_xml_encoding
 from govgate.core.chromium_urls import chromium_reading
 from govgate.core.html_scan import (
+    DEFAULT_SCANNERS,
     MAX_NESTING,
     LinkKind,
     RefusalReason,
@@ -45,6 +46,7 @@ from govgate.core.html_scan import (
     unescape_attr,
 )
 from govgate.core.outbound import HostClassifier
+from govgate.core.scan_memo import ScanMemo
 
 __all__ = [
     "MAX_NESTING",
@@ -413,7 +415,8 @@ class _Resolver:
 
 def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, classifier: HostClassifier,
                  make_leave_url: Callable[[str], str], collect: bool = False,
-                 encoding: Encoding | None = None, make_form_url: MakeFormUrl | None = None) -> RewriteResult:
+                 encoding: Encoding | None = None, make_form_url: MakeFormUrl | None = None,
+                 scan_memo: ScanMemo | None = None, scan_key: str = "") -> RewriteResult:
     """Rewrite every external navigation URL in ``body``; all other bytes stay as they were.
 
     ``document_url`` is the URL the browser loaded the page from; its host counts as internal.
@@ -422,6 +425,8 @@ def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, cl
     told the WHATWG name of the encoding the page submits its fields in; without it forms get
     ``make_leave_url``'s.
     With ``collect`` the result lists every navigation attribute examined (for tests and diagnostics).
+    ``scan_memo``: where the scan of the page last rewritten under ``scan_key`` is kept, so that a page differing
+    from it in places is scanned only there (``govgate.core.scan_memo``; the result is the same).
     """
     enc = encoding or sniff_encoding(body, content_type)
     if enc.name == "replacement":
@@ -434,7 +439,7 @@ def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, cl
         classifier = classifier.with_internal(doc_host)
     if enc.byte_scannable:
         plan = _plan(body, enc.bom_length, enc, enc.codec, document_url, classifier, make_leave_url, collect,
-                     make_form_url=make_form_url)
+                     make_form_url=make_form_url, memo=(scan_memo, scan_key) if scan_memo is not None else None)
         out = _apply(body, plan.replacements) if plan.replacements else body
         return RewriteResult(out, len(plan.replacements), enc.name, plan.links, True, plan.base, plan.found)
     errors = "surrogatepass" if enc.name.startswith("UTF-16") else "replace"
@@ -485,7 +490,8 @@ class _Plan:
 
 def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, classifier: HostClassifier,
           make_leave_url: Callable[[str], str], collect: bool, *, fallback_base: str | None = None,
-          depth: int = 0, xml: bool = False, make_form_url: MakeFormUrl | None = None) -> _Plan:
+          depth: int = 0, xml: bool = False, make_form_url: MakeFormUrl | None = None,
+          memo: tuple[ScanMemo, str] | None = None) -> _Plan:
     if depth > MAX_NESTING:
         # Deeper srcdoc documents than any real page has: refused rather than risk the stack (fail closed).
         raise RewriteRefused(RefusalReason.NESTING)
@@ -497,7 +503,10 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
     elif skip_same_host:
         # Links to the internal hosts the classifier can name plainly are jumped over in the scan as well.
         scanners = scanners_for(classifier.plain_internal_pattern())
-        scan_html(buf, start, len(buf), state, skip_same_host=True, scanners=scanners)
+        if memo is not None:
+            state = memo[0].scan(memo[1], buf, start, skip_same_host=True, scanners=scanners)
+        else:
+            scan_html(buf, start, len(buf), state, skip_same_host=True, scanners=scanners)
     else:
         scan_html(buf, start, len(buf), state)
     base: str | None = fallback_base or document_url
@@ -516,8 +525,11 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
                          make_form_url, form_charset)
     if skip_same_host and not resolver.fast:
         # The base is not an internal http(s) URL, so a relative href may leave: every link must be looked at.
-        state = ScanState()
-        scan_html(buf, start, len(buf), state)
+        if memo is not None:
+            state = memo[0].scan(memo[1], buf, start, skip_same_host=False, scanners=DEFAULT_SCANNERS)
+        else:
+            state = ScanState()
+            scan_html(buf, start, len(buf), state)
     found: list[ResolvedLink] = []
     replacements: list[tuple[int, int, bytes]] = []
     handle = resolver.handle

@@ -1,0 +1,244 @@
+"""The scan memo (``govgate.core.scan_memo``): a page scanned against the last one under the same key gives exactly
+what a whole scan gives, whatever was edited where; the shared bytes are not scanned again; the byte bound holds; and
+the addon keeps nothing of a page that is not shared-cacheable.
+
+The hypothesis tests run the memo with a resume point at every token boundary and a margin of just past the scan's
+stated reach (``REACH + 1``), so that a step that looked further than that would show up as a difference.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mitmproxy.test import taddons
+
+from govgate.addons.outbound_links import OutboundLinks
+from govgate.core.html_scan import (
+    DEFAULT_SCANNERS,
+    RewriteRefused,
+    Scanners,
+    ScanState,
+    scan_html,
+    scanners_for,
+)
+from govgate.core.keys import GatewayKeys
+from govgate.core.leave_link import leave_url
+from govgate.core.link_rewrite import rewrite_html
+from govgate.core.outbound import HostClassifier
+from govgate.core.policy.model import Outbound, RedirectMode
+from govgate.core.scan_memo import REACH, ScanMemo, common_prefix, common_suffix
+from tests.outbound.test_rewrite_cache import flow_with, serve
+from tests.outbound.test_scan_jumps import TAGS
+from tests.runtime import InProcessRuntime
+
+CLASSIFIER = HostClassifier(Outbound(("gov.cn",), ("*.partner.cn",), RedirectMode.WARN), ("portal.example.gov.cn",))
+JUMPING = scanners_for(CLASSIFIER.with_internal("portal.example.gov.cn").plain_internal_pattern())
+
+# Pieces that change the scan's state or stop it: raw text and its ends, comments, foreign content, templates,
+# <base>, unterminated constructs; an edit can open one before the shared end and close it after.
+PIECES = st.sampled_from([
+    "text", "中文", "<", "</", ">", '"', "'", "=", " ", "\n", "-", "--", "!",
+    "<p>", "</p>", "<div class=x>", "<br/>", "<a href=/x>", '<a href="/rel">', "<a href=http://evil.example/>",
+    '<a href="https://www.gov.cn/a">', "<a href='//evil.example/'>", "</a>", "<area href=//evil.example/>",
+    "<!--", "-->", "--!>", "<!-->", "<!-- x -->", "<!x>", "<?x>", "</x y>",
+    "<script>", "</script>", "<script>var s='<a href=//evil.example/>';</script>", "<!--<script>", "</script >",
+    "<style>", "</style>", "<textarea>", "</textarea>", "<title>", "</title>", "<xmp>", "</xmp>",
+    "<noscript>", "</noscript>", "<noscript><a href=//evil.example/></noscript>", "<iframe>", "</iframe>",
+    "<template>", "</template>", "<template shadowrootmode=open>", "<svg>", "</svg>", "<math>", "</math>",
+    "<foreignObject>", "</foreignObject>", "<![CDATA[", "]]>", "<font color=red>", "<b>",
+    "<base href=//evil.example/>", "<base href=/x/>", "<base>", "<plaintext>",
+    "<meta http-equiv=refresh content='0;url=//evil.example/'>", "<form action=//evil.example/>",
+    "<iframe srcdoc='<a href=//evil.example/>x</a>'>", "<button formaction=https://evil.example/>",
+])
+DOCUMENTS = st.lists(st.one_of(PIECES, TAGS), max_size=30).map(lambda parts: "".join(parts).encode("utf-8"))
+
+
+@st.composite
+def edits(draw: st.DrawFn, body: bytes) -> bytes:
+    """``body`` with one stretch replaced: anywhere, by nothing or by a few pieces."""
+    at = draw(st.integers(0, len(body)))
+    cut = draw(st.integers(0, min(40, len(body) - at)))
+    new = "".join(draw(st.lists(st.one_of(PIECES, TAGS), max_size=3))).encode("utf-8")
+    return body[:at] + new + body[at + cut:]
+
+
+def whole(body: bytes, skip: bool, scanners: Scanners) -> ScanState | str:
+    state = ScanState()
+    try:
+        scan_html(body, 0, len(body), state, skip_same_host=skip, scanners=scanners)
+    except RewriteRefused as exc:
+        return exc.reason.value
+    return state
+
+
+def memoised(memo: ScanMemo, body: bytes, skip: bool, scanners: Scanners) -> ScanState | str:
+    try:
+        return memo.scan("page", body, 0, skip_same_host=skip, scanners=scanners)
+    except RewriteRefused as exc:
+        return exc.reason.value
+
+
+def same(a: ScanState | str, b: ScanState | str) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    return (a.targets, a.base, a.base_seen) == (b.targets, b.base, b.base_seen)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), DOCUMENTS, st.booleans(), st.booleans())
+def test_a_page_scanned_against_the_last_one_finds_what_a_whole_scan_finds(
+        data: st.DataObject, first: bytes, skip: bool, jumping: bool) -> None:
+    scanners = JUMPING if jumping else DEFAULT_SCANNERS
+    memo = ScanMemo(spacing=1, margin=REACH + 1, min_bytes=0)
+    body = first
+    for _ in range(3):  # each page is compared with the one before it, itself perhaps put together from another
+        assert same(memoised(memo, body, skip, scanners), whole(body, skip, scanners)), body
+        body = data.draw(edits(body))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.lists(DOCUMENTS, min_size=2, max_size=4), st.booleans())
+def test_pages_that_share_a_long_middle_are_scanned_alike(data: st.DataObject, parts: list[bytes], skip: bool) -> None:
+    # A long common stretch with edits at both ends: resumed early, joined up late.
+    middle = b"".join(parts) * 3
+    memo = ScanMemo(spacing=16, margin=REACH + 1, min_bytes=0)
+    for _ in range(3):
+        body = data.draw(DOCUMENTS) + middle + data.draw(DOCUMENTS)
+        assert same(memoised(memo, body, skip, JUMPING), whole(body, skip, JUMPING)), body
+
+
+def test_a_comment_opened_before_the_shared_end_is_followed_into_it() -> None:
+    tail = b"".join(b"<p>%d <a href=//evil.example/%d>x</a></p>\n" % (i, i) for i in range(200))
+    memo = ScanMemo(spacing=64, min_bytes=0)
+    first = b"<html><body>" + b"<p>x</p>" * 50 + tail
+    second = b"<html><body>" + b"<p>x</p>" * 50 + b"<!-- " + tail  # the rest is now one unterminated comment
+    for body in (first, second, first):
+        assert same(memoised(memo, body, False, DEFAULT_SCANNERS), whole(body, False, DEFAULT_SCANNERS))
+    assert whole(second, False, DEFAULT_SCANNERS) != whole(first, False, DEFAULT_SCANNERS)
+
+
+def big_page(counter: int) -> bytes:
+    rows = b"".join(b'<li><a href="/news/%d.html">news %d</a> <a href="http://site%d.example/x?i=%d">out</a></li>\n'
+                    % (i, i, i % 7, i) for i in range(1500))
+    return (b"<!doctype html><html><head><title>t</title><script>var a = '<a href=//evil.example/>';</script>"
+            b"</head><body><ul>\n" + rows + b"</ul><p>generated %d</p></body></html>" % counter)
+
+
+def test_only_the_difference_is_scanned_again() -> None:
+    memo = ScanMemo()
+    first = big_page(1)
+    assert len(first) > 64 * 1024
+    memo.scan("/", first, 0, skip_same_host=True, scanners=JUMPING)
+    second = big_page(2)
+    state = memo.scan("/", second, 0, skip_same_host=True, scanners=JUMPING)
+    assert same(state, whole(second, True, JUMPING))
+    assert memo.rescanned < 3 * 2048 + 256  # from the point before the difference to the end
+    assert memo.reused > len(second) - 8 * 1024
+    # A change near the start: scanned from there until the two scans meet again, then joined up.
+    third = second.replace(b"news 3<", b"news three<", 1)
+    before = memo.rescanned
+    state = memo.scan("/", third, 0, skip_same_host=True, scanners=JUMPING)
+    assert same(state, whole(third, True, JUMPING))
+    assert memo.rescanned - before < 3 * 2048 + 256
+
+
+def test_small_pages_and_other_keys_are_scanned_whole() -> None:
+    memo = ScanMemo()
+    small = b"<a href=//evil.example/>x</a>" * 10
+    assert same(memo.scan("/", small, 0, skip_same_host=False, scanners=DEFAULT_SCANNERS),
+                whole(small, False, DEFAULT_SCANNERS))
+    assert len(memo) == 0  # not kept: scanning it costs less than keeping it
+    memo.scan("/a", big_page(1), 0, skip_same_host=True, scanners=JUMPING)
+    memo.scan("/b", big_page(2), 0, skip_same_host=True, scanners=JUMPING)
+    assert (len(memo), memo.rescanned) == (2, 0)  # another key is another page: nothing compared
+    # Other scanners (another policy's internal hosts) find other targets: the page is scanned whole.
+    memo.scan("/a", big_page(3), 0, skip_same_host=True, scanners=DEFAULT_SCANNERS)
+    assert memo.rescanned == 0
+
+
+def test_the_byte_bound_holds() -> None:
+    page = big_page(1)
+    memo = ScanMemo(max_bytes=3 * len(page))
+    for i in range(10):
+        memo.scan(f"/{i}", big_page(i), 0, skip_same_host=True, scanners=JUMPING)
+        assert memo.size <= memo.max_bytes
+    assert 1 <= len(memo) <= 2
+    tiny = ScanMemo(max_bytes=1000)
+    tiny.scan("/", page, 0, skip_same_host=True, scanners=JUMPING)
+    assert (len(tiny), tiny.size) == (0, 0)  # larger than the whole memo: not kept
+
+
+@pytest.mark.parametrize("at", [0, 1, 4095, 4096, 4097, 8191, 12_000, 99_999])
+def test_common_prefix_and_suffix(at: int) -> None:
+    rng = random.Random(at)
+    a = bytes(rng.randrange(256) for _ in range(100_000))
+    b = bytearray(a)
+    b[at] ^= 0xFF
+    assert common_prefix(a, bytes(b)) == at
+    assert common_suffix(a, bytes(b), len(a)) == len(a) - at - 1
+    assert common_suffix(a, bytes(b), 10) == min(10, len(a) - at - 1)
+    assert common_prefix(a, a) == common_suffix(a, a, len(a)) == len(a)
+    assert common_prefix(a, a[:at]) == at
+    assert common_suffix(a, a[at:], len(a) - at) == len(a) - at
+
+
+@given(st.binary(max_size=64), st.binary(max_size=64), st.binary(max_size=64))
+def test_common_prefix_and_suffix_on_short_strings(head: bytes, x: bytes, y: bytes) -> None:
+    a, b = head + x, head + y
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    assert common_prefix(a, b) == n
+    limit = min(len(a), len(b)) - n
+    m = 0
+    while m < limit and a[len(a) - 1 - m] == b[len(b) - 1 - m]:
+        m += 1
+    assert common_suffix(a, b, limit) == m
+
+
+KEYS = GatewayKeys.from_bytes(b"k" * 32)
+
+
+def rewrite(body: bytes, memo: ScanMemo | None) -> bytes:
+    origin = "https://portal.example.gov.cn"
+    return rewrite_html(body, content_type="text/html; charset=utf-8", document_url=origin + "/", classifier=CLASSIFIER,
+                        make_leave_url=lambda u: origin + leave_url("/__govgate", u, KEYS), scan_memo=memo,
+                        scan_key="/").body
+
+
+def test_the_rewrite_with_the_memo_is_the_rewrite_without_it() -> None:
+    memo = ScanMemo()
+    for counter in (1, 2, 2, 3):
+        page = big_page(counter)
+        assert rewrite(page, memo) == rewrite(page, None)
+    # A <base> added at the start changes every relative link's destination: the rewrite follows it.
+    based = b"<base href=http://evil.example/>" + big_page(3)
+    assert rewrite(based, memo) == rewrite(based, None) != based
+
+
+def served(addon: OutboundLinks, body: bytes, **request_headers: str) -> bytes:
+    f = flow_with(body, {"content-type": "text/html; charset=utf-8"}, path="/news.html",
+                  request_headers={name.replace("_", "-"): value for name, value in request_headers.items()})
+    return serve(addon, f)
+
+
+def test_the_addon_keeps_scans_of_shared_pages_only(runtime: InProcessRuntime) -> None:
+    addon = OutboundLinks(runtime)
+    plain = OutboundLinks(runtime, cache_bytes=0, scan_memo_bytes=0)
+    assert addon.scan_memo is not None
+    assert plain.scan_memo is None
+    with taddons.context(addon):
+        for counter in (1, 2):
+            assert served(addon, big_page(counter)) == served(plain, big_page(counter))
+        assert len(addon.scan_memo) == 1
+        assert addon.scan_memo.reused > 0
+        # A page for one account (Authorization, or a staff path: the gate's X-GovGate-User) is neither kept nor
+        # compared with another's.
+        addon.scan_memo.clear()
+        for counter in (3, 4):
+            assert served(addon, big_page(counter), authorization="Basic eDp5") == served(plain, big_page(counter))
+            assert served(addon, big_page(counter), x_govgate_user="alice") == served(plain, big_page(counter))
+        assert len(addon.scan_memo) == 0
