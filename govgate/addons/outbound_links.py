@@ -41,7 +41,14 @@ from govgate.core.leave_link import leave_form_url, leave_url
 from govgate.core.link_rewrite import RewriteRefused, host_of_href, refresh_url, rewrite_html, rewrite_xhtml
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy, RedirectMode
-from govgate.core.rewrite_cache import DEFAULT_MAX_BYTES, CachedRewrite, RewriteCache, rewrite_key, shared_cacheable
+from govgate.core.rewrite_cache import (
+    DEFAULT_MAX_BYTES,
+    CachedRewrite,
+    RewriteCache,
+    RewriteKey,
+    rewrite_key,
+    shared_cacheable,
+)
 from govgate.pages.refusal import not_rewritten
 from govgate.runtime import Runtime
 
@@ -297,14 +304,14 @@ class OutboundLinks:
         return shared_cacheable(cache_control=read.get(b"cache-control", ""), set_cookie=b"set-cookie" in read,
                                 authorization=b"authorization" in sent, staff=b"x-govgate-user" in sent)
 
-    def _cache_key(self, flow: http.HTTPFlow, read: dict[bytes, str], raw: bytes, document_url: str,
-                   policy: Policy, shareable: bool) -> bytes | None:
+    def _cache_key(self, read: dict[bytes, str], document_url: str, policy: Policy,
+                   shareable: bool) -> RewriteKey | None:
         """The rewrite cache's key for this response, or None when its result must not be kept."""
         cache = self.cache
         if cache is None or not shareable:
             return None
         cache.bind(policy, self.runtime.keys)  # emptied when the policy (reload) or the keys change
-        return rewrite_key(raw, content_type=read.get(b"content-type", "\0none"),
+        return rewrite_key(content_type=read.get(b"content-type", "\0none"),
                            content_encoding=read.get(b"content-encoding", ""), document_url=document_url,
                            prefix=policy.gateway.prefix)
 
@@ -319,9 +326,9 @@ class OutboundLinks:
         try:
             document_url, make_leave_url = self._urls(flow, policy)
             shareable = self._shareable(flow, read)
-            key = self._cache_key(flow, read, raw, document_url, policy, shareable)
+            key = self._cache_key(read, document_url, policy, shareable)
             if key is not None and self.cache is not None:
-                hit = self.cache.get(key)
+                hit = self.cache.get(key, raw)
                 if hit is not None:
                     if hit.rewritten:
                         logger.debug("outbound.rewritten links=%d rewritten=%d encoding=%s cached=true", hit.links,
@@ -349,9 +356,9 @@ class OutboundLinks:
                     logger.debug("outbound.rewritten links=%d rewritten=%d encoding=%s", result.links, result.rewritten,
                                  result.encoding)
                     out = _encode(result.body, codings) if codings else result.body
-                entry = CachedRewrite(out, result.links, result.rewritten, result.encoding)
+                entry = CachedRewrite(raw, out, result.links, result.rewritten, result.encoding)
             else:
-                entry = CachedRewrite(None, 0, 0, "")
+                entry = CachedRewrite(raw, None, 0, 0, "")
             if key is not None and self.cache is not None:
                 self.cache.put(key, entry)
             return out

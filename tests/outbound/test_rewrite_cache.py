@@ -216,15 +216,30 @@ def test_shared_cacheable() -> None:
 
 def test_the_key_separates_its_fields() -> None:
     base = {"content_type": "text/html", "content_encoding": "", "document_url": "https://a/x", "prefix": "/p"}
-    keys = {rewrite_key(b"body", **base),
-            rewrite_key(b"body!", **base),
-            rewrite_key(b"body", **{**base, "content_type": "text/htm"}),
-            rewrite_key(b"body", **{**base, "content_encoding": "gzip"}),
-            rewrite_key(b"body", **{**base, "document_url": "https://a/y"}),
-            rewrite_key(b"body", **{**base, "prefix": "/q"}),
-            # moving bytes from one field to the next is another key (fields are length-prefixed)
-            rewrite_key(b"body", **{**base, "document_url": "https://a/", "prefix": "x/p"})}
-    assert len(keys) == 7
+    keys = {rewrite_key(**base),
+            rewrite_key(**{**base, "content_type": "text/htm"}),
+            rewrite_key(**{**base, "content_encoding": "gzip"}),
+            rewrite_key(**{**base, "document_url": "https://a/y"}),
+            rewrite_key(**{**base, "prefix": "/q"}),
+            # moving bytes from one field to the next is another key
+            rewrite_key(**{**base, "document_url": "https://a/", "prefix": "x/p"})}
+    assert len(keys) == 6
+
+
+def test_an_entry_answers_only_the_body_it_was_made_from() -> None:
+    cache = RewriteCache()
+    cache.bind(object, object)
+    key = rewrite_key(content_type="text/html", content_encoding="", document_url="https://a/x", prefix="/p")
+    entry = CachedRewrite(b"body", b"out", 1, 1, "utf-8")
+    cache.put(key, entry)
+    assert cache.get(key, b"body") == entry
+    assert cache.get(key, bytes(bytearray(b"body"))) == entry  # equal bytes, another object
+    for other in (b"body!", b"bod", b"Body", b""):
+        assert cache.get(key, other) is None
+    cache.put(key, CachedRewrite(b"body!", None, 0, 0, "utf-8"))  # the last version rewritten replaces the first
+    assert cache.get(key, b"body") is None
+    assert cache.get(key, b"body!") is not None
+    assert len(cache) == 1
 
 
 @settings(max_examples=200)
@@ -234,30 +249,30 @@ def test_the_byte_bound_holds(ops: list[tuple[int, int]], bound: int) -> None:
     cache = RewriteCache(bound)
     cache.bind(object, object)
     for name, size in ops:
-        key = name.to_bytes(2, "big")
-        entry = CachedRewrite(b"x" * size, 1, 1, "utf-8")
+        key = (str(name), "", "", "")
+        entry = CachedRewrite(b"r" * (size // 3), b"x" * size, 1, 1, "utf-8")
         cache.put(key, entry)
         assert cache.size <= bound
         assert cache.size == sum(e.size for e in cache._entries.values())
         if entry.size <= bound:
-            assert cache.get(key) == entry  # the newest entry is kept whenever it fits at all
+            assert cache.get(key, entry.raw) == entry  # the newest entry is kept whenever it fits at all
         else:
-            assert cache.get(key) != entry  # too large for the whole cache: never kept
+            assert cache.get(key, entry.raw) != entry  # too large for the whole cache: never kept
 
 
 def test_least_recently_used_goes_first() -> None:
-    cache = RewriteCache(3 * (100 + ENTRY_OVERHEAD))
+    cache = RewriteCache(3 * (110 + ENTRY_OVERHEAD))
     cache.bind(object, object)
-    for key in (b"a", b"b", b"c"):
-        cache.put(key, CachedRewrite(b"x" * 100, 1, 1, "utf-8"))
-    assert cache.get(b"a") is not None  # a is now the most recently used
-    cache.put(b"d", CachedRewrite(b"x" * 100, 1, 1, "utf-8"))
-    assert cache.get(b"b") is None
-    assert all(cache.get(k) is not None for k in (b"a", b"c", b"d"))
+    for name in "abc":
+        cache.put((name, "", "", ""), CachedRewrite(b"r" * 10, b"x" * 100, 1, 1, "utf-8"))
+    assert cache.get(("a", "", "", ""), b"r" * 10) is not None  # a is now the most recently used
+    cache.put(("d", "", "", ""), CachedRewrite(b"r" * 10, b"x" * 100, 1, 1, "utf-8"))
+    assert cache.get(("b", "", "", ""), b"r" * 10) is None
+    assert all(cache.get((k, "", "", ""), b"r" * 10) is not None for k in "acd")
 
 
 def test_the_addons_cache_is_bounded_by_its_bytes(runtime: InProcessRuntime) -> None:
-    limit = 4 * (len(PAGE) + 200 + ENTRY_OVERHEAD)
+    limit = 4 * (2 * len(PAGE) + 200 + ENTRY_OVERHEAD)
     addon = OutboundLinks(runtime, cache_bytes=limit)
     assert addon.cache is not None
     with taddons.context(addon):
