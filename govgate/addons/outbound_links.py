@@ -351,7 +351,9 @@ class OutboundLinks:
                     result = rewrite_html(body, content_type=content_type, document_url=document_url,
                                           classifier=self._classifier(policy), make_leave_url=make_leave_url,
                                           make_form_url=self._form_urls(flow, policy), scan_memo=memo,
-                                          scan_key=document_url)
+                                          scan_key=document_url,
+                                          # what the leave and form links are made from (``_urls``, ``_form_urls``)
+                                          link_setting=(policy, self.runtime.keys, self._origin(flow, policy)))
                 if result.rewritten:
                     logger.debug("outbound.rewritten links=%d rewritten=%d encoding=%s", result.links, result.rewritten,
                                  result.encoding)

@@ -289,7 +289,8 @@ class _Resolver:
 
     def __init__(self, base: str | None, classifier: HostClassifier, make_leave_url: Callable[[str], str],
                  codec: str, url_codec: str, document_url: str = "", collect: bool = False, depth: int = 0,
-                 make_form_url: MakeFormUrl | None = None, form_charset: str = "UTF-8") -> None:
+                 make_form_url: MakeFormUrl | None = None, form_charset: str = "UTF-8",
+                 cache: dict[tuple[LinkKind, bytes], tuple[bytes | None, ResolvedLink | None]] | None = None) -> None:
         self.base = base
         self.make_form_url = make_form_url
         self.form_charset = form_charset
@@ -301,7 +302,10 @@ class _Resolver:
         self.url_codec = url_codec
         self.collect = collect
         self.out_codec = "gb18030" if codec == "gb18030" else codec  # bytes written back into the page
-        self.cache: dict[tuple[LinkKind, bytes], tuple[bytes | None, ResolvedLink | None]] = {}
+        # Each distinct (kind, raw value) once per page; across pages when the caller keeps ``cache`` for a setting
+        # that gives the same results (``_plan``, ``ScanMemo.link_results``).
+        self.cache: dict[tuple[LinkKind, bytes], tuple[bytes | None, ResolvedLink | None]] = (
+            cache if cache is not None else {})
         # Plainly spelled hosts (``_PLAIN_HOST``) as written -> external: a page names a few hosts in many links.
         self.plain_hosts: dict[bytes, bool] = {}
         self.fast = False
@@ -416,7 +420,7 @@ class _Resolver:
 def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, classifier: HostClassifier,
                  make_leave_url: Callable[[str], str], collect: bool = False,
                  encoding: Encoding | None = None, make_form_url: MakeFormUrl | None = None,
-                 scan_memo: ScanMemo | None = None, scan_key: str = "") -> RewriteResult:
+                 scan_memo: ScanMemo | None = None, scan_key: str = "", link_setting: object = None) -> RewriteResult:
     """Rewrite every external navigation URL in ``body``; all other bytes stay as they were.
 
     ``document_url`` is the URL the browser loaded the page from; its host counts as internal.
@@ -426,7 +430,10 @@ def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, cl
     ``make_leave_url``'s.
     With ``collect`` the result lists every navigation attribute examined (for tests and diagnostics).
     ``scan_memo``: where the scan of the page last rewritten under ``scan_key`` is kept, so that a page differing
-    from it in places is scanned only there (``govgate.core.scan_memo``; the result is the same).
+    from it in places is scanned only there (``govgate.core.scan_memo``; the result is the same). With it,
+    ``link_setting`` (when not None) stands for what ``make_leave_url`` and ``make_form_url`` give and for the
+    policy behind ``classifier``: equal settings must give equal results. Under it, what each link value of the
+    page was rewritten to is kept for the next page under ``scan_key`` (``ScanMemo.link_results``).
     """
     enc = encoding or sniff_encoding(body, content_type)
     if enc.name == "replacement":
@@ -439,7 +446,8 @@ def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, cl
         classifier = classifier.with_internal(doc_host)
     if enc.byte_scannable:
         plan = _plan(body, enc.bom_length, enc, enc.codec, document_url, classifier, make_leave_url, collect,
-                     make_form_url=make_form_url, memo=(scan_memo, scan_key) if scan_memo is not None else None)
+                     make_form_url=make_form_url, memo=(scan_memo, scan_key) if scan_memo is not None else None,
+                     link_setting=link_setting)
         out = _apply(body, plan.replacements) if plan.replacements else body
         return RewriteResult(out, len(plan.replacements), enc.name, plan.links, True, plan.base, plan.found)
     errors = "surrogatepass" if enc.name.startswith("UTF-16") else "replace"
@@ -491,7 +499,7 @@ class _Plan:
 def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, classifier: HostClassifier,
           make_leave_url: Callable[[str], str], collect: bool, *, fallback_base: str | None = None,
           depth: int = 0, xml: bool = False, make_form_url: MakeFormUrl | None = None,
-          memo: tuple[ScanMemo, str] | None = None) -> _Plan:
+          memo: tuple[ScanMemo, str] | None = None, link_setting: object = None) -> _Plan:
     if depth > MAX_NESTING:
         # Deeper srcdoc documents than any real page has: refused rather than risk the stack (fail closed).
         raise RewriteRefused(RefusalReason.NESTING)
@@ -521,8 +529,13 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
         if href is not None:
             base = href
     form_charset = "UTF-8" if enc.name in _FORM_CHARSET_UTF8 else enc.name
+    results = None
+    if memo is not None and link_setting is not None and not collect:
+        # Everything a link's result depends on besides its kind and raw value (``_Resolver._handle``).
+        results = memo[0].link_results(memo[1], (link_setting, base, codec, enc.url_codec, document_url,
+                                                 form_charset, make_form_url is not None))
     resolver = _Resolver(base, classifier, make_leave_url, codec, enc.url_codec, document_url, collect, depth,
-                         make_form_url, form_charset)
+                         make_form_url, form_charset, results)
     if skip_same_host and not resolver.fast:
         # The base is not an internal http(s) URL, so a relative href may leave: every link must be looked at.
         if memo is not None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import bisect
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from govgate.core.html_scan import Scanners, ScanPoint, ScanState, ScanTrace, scan_html
 
@@ -44,6 +45,8 @@ DEFAULT_MAX_BYTES = 16 * 1024 * 1024  # per process: bodies kept, plus their tar
 _BLOCK = 4096
 _TARGET_BYTES = 120  # what one target tuple costs in memory, about
 _POINT_BYTES = 150
+_LINK_BYTES = 400  # one link's rewrite result: the raw value, the new one, the tuples and the dict slot
+MAX_LINK_RESULTS = 4096  # per key; past it they are forgotten and gathered again
 
 
 def common_prefix(a: bytes, b: bytes) -> int:
@@ -105,10 +108,15 @@ class _Entry:
     scanners: Scanners
     state: ScanState
     points: list[tuple[int, int, ScanPoint]]
+    # What the links of the pages under this key were rewritten to (``link_results``): (their setting, results).
+    links: tuple[object, dict[Any, Any]] | None = None
+    kept_size: int = 0  # ``size`` when it was counted in the memo's bytes
 
     @property
     def size(self) -> int:
-        return len(self.buf) + _TARGET_BYTES * len(self.state.targets) + _POINT_BYTES * len(self.points) + 256
+        links = len(self.links[1]) if self.links is not None else 0
+        return (len(self.buf) + _TARGET_BYTES * len(self.state.targets) + _POINT_BYTES * len(self.points)
+                + _LINK_BYTES * links + 256)
 
 
 class ScanMemo:
@@ -156,8 +164,24 @@ class ScanMemo:
             self._keep(slot, _Entry(buf, start, scanners, state, trace.points))
             return state
         entry = self._rescan(old, buf, skip_same_host)
+        entry.links = old.links
         self._keep(slot, entry)
         return entry.state
+
+    def link_results(self, key: str, setting: object) -> dict[Any, Any] | None:
+        """A dict for the caller's results per link value on the pages under ``key``, kept with the last page's scan
+        while ``setting`` (all else the results depend on) stays equal; None when no page is kept under ``key``.
+
+        ``link_rewrite`` keeps there what each distinct link value of the page was rewritten to, so that the next
+        version of the page (most of its links the same) looks each up instead of resolving and signing it again.
+        """
+        entry = self._entries.get((key, True)) or self._entries.get((key, False))
+        if entry is None:
+            return None
+        links = entry.links
+        if links is None or links[0] != setting or len(links[1]) > MAX_LINK_RESULTS:
+            entry.links = links = (setting, {})
+        return links[1]
 
     def _rescan(self, old: _Entry, buf: bytes, skip_same_host: bool) -> _Entry:
         prefix = common_prefix(old.buf, buf)
@@ -204,12 +228,13 @@ class ScanMemo:
     def _keep(self, slot: tuple[str, bool], entry: _Entry) -> None:
         previous = self._entries.pop(slot, None)
         if previous is not None:
-            self._bytes -= previous.size
-        size = entry.size
+            self._bytes -= previous.kept_size
+        size = entry.size  # the link results are counted as they are now (a page's more come after: bounded)
         if size > self.max_bytes:
             return
         while self._entries and self._bytes + size > self.max_bytes:
             _, evicted = self._entries.popitem(last=False)
-            self._bytes -= evicted.size
+            self._bytes -= evicted.kept_size
+        entry.kept_size = size
         self._entries[slot] = entry
         self._bytes += size

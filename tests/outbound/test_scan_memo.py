@@ -25,12 +25,13 @@ from govgate.core.html_scan import (
     scanners_for,
 )
 from govgate.core.keys import GatewayKeys
-from govgate.core.leave_link import leave_url
+from govgate.core.leave_link import leave_form_url, leave_url
 from govgate.core.link_rewrite import rewrite_html
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Outbound, RedirectMode
 from govgate.core.scan_memo import REACH, ScanMemo, common_prefix, common_suffix
 from tests.outbound.test_rewrite_cache import flow_with, serve
+from tests.outbound.test_rewrite_properties import pages
 from tests.outbound.test_scan_jumps import TAGS
 from tests.runtime import InProcessRuntime
 
@@ -202,11 +203,13 @@ def test_common_prefix_and_suffix_on_short_strings(head: bytes, x: bytes, y: byt
 KEYS = GatewayKeys.from_bytes(b"k" * 32)
 
 
-def rewrite(body: bytes, memo: ScanMemo | None) -> bytes:
+def rewrite(body: bytes, memo: ScanMemo | None, keys: GatewayKeys = KEYS, classifier: HostClassifier = CLASSIFIER,
+            charset: str = "utf-8") -> bytes:
     origin = "https://portal.example.gov.cn"
-    return rewrite_html(body, content_type="text/html; charset=utf-8", document_url=origin + "/", classifier=CLASSIFIER,
-                        make_leave_url=lambda u: origin + leave_url("/__govgate", u, KEYS), scan_memo=memo,
-                        scan_key="/").body
+    return rewrite_html(body, content_type=f"text/html; charset={charset}", document_url=origin + "/",
+                        classifier=classifier, make_leave_url=lambda u: origin + leave_url("/__govgate", u, keys),
+                        make_form_url=lambda u, c: origin + leave_form_url("/__govgate", u, c, keys),
+                        scan_memo=memo, scan_key="/", link_setting=(keys, classifier)).body
 
 
 def test_the_rewrite_with_the_memo_is_the_rewrite_without_it() -> None:
@@ -217,6 +220,32 @@ def test_the_rewrite_with_the_memo_is_the_rewrite_without_it() -> None:
     # A <base> added at the start changes every relative link's destination: the rewrite follows it.
     based = b"<base href=http://evil.example/>" + big_page(3)
     assert rewrite(based, memo) == rewrite(based, None) != based
+
+
+def test_link_results_are_kept_only_for_the_same_setting() -> None:
+    memo = ScanMemo()
+    other_keys = GatewayKeys.from_bytes(b"o" * 32)
+    allowing = HostClassifier(Outbound(("gov.cn",), ("*.partner.cn", "site3.example"), RedirectMode.WARN),
+                              ("portal.example.gov.cn",))
+    for counter, keys, classifier, charset in ((1, KEYS, CLASSIFIER, "utf-8"), (2, other_keys, CLASSIFIER, "utf-8"),
+                                                (3, other_keys, allowing, "utf-8"), (4, other_keys, allowing, "gbk"),
+                                                (5, KEYS, CLASSIFIER, "utf-8")):
+        page = big_page(counter)
+        assert rewrite(page, memo, keys, classifier, charset) == rewrite(page, None, keys, classifier, charset)
+    results = memo.link_results("/", object())
+    assert results == {}  # another setting: a fresh dict
+    assert rewrite(big_page(3), memo, other_keys, allowing).count(b"site3.example/x") > 100  # allowed: left alone
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.lists(pages(), min_size=1, max_size=4), st.sampled_from(["utf-8", "gbk", "windows-1252"]))
+def test_rewritten_pages_with_the_memo_are_the_pages_rewritten_afresh(data: st.DataObject, parts: list[bytes],
+                                                                       charset: str) -> None:
+    memo = ScanMemo(spacing=8, margin=REACH + 1, min_bytes=0)
+    body = b"".join(parts) * 2
+    for _ in range(3):
+        assert rewrite(body, memo, charset=charset) == rewrite(body, None, charset=charset), body
+        body = data.draw(edits(body))
 
 
 def served(addon: OutboundLinks, body: bytes, **request_headers: str) -> bytes:
