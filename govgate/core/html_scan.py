@@ -285,6 +285,8 @@ class ScanState:
 # it decides everything the scan finds from there (``ScanTrace``; ``govgate.core.scan_memo``).
 type ScanPoint = tuple[int, tuple[bool, ...], bool, bytes | None, bool]
 _NEVER = 1 << 62  # a position no buffer reaches: the mark of a scan without a trace
+MAX_TRACED_TEMPLATES = 8  # open templates past which no state is saved (each saved state holds the stack)
+SYNC_WINDOW = 16 * 1024  # bytes into the shared end within which a rescan looks for the old scan's state
 
 
 class ScanTrace:
@@ -298,10 +300,12 @@ class ScanTrace:
     With ``sync`` (position -> (index into another scan's ``points``, that scan's ``ScanPoint`` there)) the scan also
     looks, at every boundary from ``sync_from`` on, for a position of the other scan holding the same state; at the
     first one it stops (``scan_html`` returns the position) and ``synced`` says which. The caller vouches that from
-    ``sync_from`` on both buffers hold the same bytes, so from there on both scans find the same.
+    ``sync_from`` on both buffers hold the same bytes, so from there on both scans find the same. It looks within
+    ``SYNC_WINDOW`` bytes of ``sync_from`` only, then scans on to the end. No state is saved or looked for deeper
+    than ``MAX_TRACED_TEMPLATES`` open templates (each saved state holds their stack), which bounds what a point holds.
     """
 
-    __slots__ = ("next_record", "points", "spacing", "sync", "sync_from", "synced")
+    __slots__ = ("next_record", "points", "spacing", "sync", "sync_from", "sync_until", "synced")
 
     def __init__(self, spacing: int = 2048, *, start: int = 0, sync: dict[int, tuple[int, ScanPoint]] | None = None,
                  sync_from: int = _NEVER) -> None:
@@ -310,10 +314,18 @@ class ScanTrace:
         self.next_record = start
         self.sync = sync
         self.sync_from = sync_from if sync else _NEVER
+        # Looked for this far into the shared end at most: a page whose scan does not meet the old one's there (a
+        # comment opened before it and closed much later, another <base>) costs a look at every boundary until then.
+        self.sync_until = self.sync_from + SYNC_WINDOW if sync else _NEVER
         self.synced: tuple[int, int] | None = None  # (position, index into the other scan's points)
 
     def mark(self, pos: int, found: int, template: int, templates: list[bool], doubt: bool, state: ScanState) -> int:
         """Called by the scan at a token boundary ``pos``; returns the next position to be called at, or -1: stop."""
+        if pos >= self.sync_until:
+            self.sync_from = self.sync_until = _NEVER  # not met again this far into the shared end: scanned to the end
+        if len(templates) > MAX_TRACED_TEMPLATES:
+            # A state this deep in templates is neither saved nor looked for: its copy grows with the nesting.
+            return pos + 1 if pos >= self.sync_from else min(pos + self.spacing, self.sync_from)
         point: ScanPoint = (template, tuple(templates), doubt, state.base, state.base_seen)
         if pos >= self.sync_from:
             assert self.sync is not None

@@ -536,6 +536,7 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
                                                  form_charset, make_form_url is not None))
     resolver = _Resolver(base, classifier, make_leave_url, codec, enc.url_codec, document_url, collect, depth,
                          make_form_url, form_charset, results)
+    results_before = len(results) if results is not None else 0
     if skip_same_host and not resolver.fast:
         # The base is not an internal http(s) URL, so a relative href may leave: every link must be looked at.
         if memo is not None:
@@ -547,16 +548,20 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
     replacements: list[tuple[int, int, bytes]] = []
     handle = resolver.handle
     fast = resolver.fast and not collect
-    for kind, start, end, in_template, safe in state.targets:
-        if in_template:
-            continue  # template contents are inert until a script clones them: left as they are
-        if safe and fast:
-            continue  # a path or query on this (internal) host
-        new, info = handle(kind, buf, start, end)
-        if info is not None:
-            found.append(info)
-        if new is not None:
-            replacements.append((start, end, new))
+    try:
+        for kind, start, end, in_template, safe in state.targets:
+            if in_template:
+                continue  # template contents are inert until a script clones them: left as they are
+            if safe and fast:
+                continue  # a path or query on this (internal) host
+            new, info = handle(kind, buf, start, end)
+            if info is not None:
+                found.append(info)
+            if new is not None:
+                replacements.append((start, end, new))
+    finally:
+        if results is not None and memo is not None:
+            memo[0].links_added(memo[1], results, results_before)  # counted in the memo's bound
     return _Plan(replacements, len(state.targets), base, tuple(found))
 
 

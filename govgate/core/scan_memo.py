@@ -11,24 +11,31 @@ the scan's state there, every ``SPACING`` bytes). For a new page it finds the by
 (``prefix``) and at the end (``suffix``), then
 
 - resumes at the last point at least ``MARGIN`` bytes before the first difference, with that point's state and the
-  targets found before it: the scan reads forward only, and no step of it looks further past the position it ends
-  at than an end tag's name (``</noscript`` and the byte after it), so everything up to that point was found in the
+  targets found before it: the scan reads forward only, and no step ending at a position where a point is saved
+  looks further past it than an end tag's name (``</noscript`` and the byte after it; a step that stops before a
+  tag that needs a closer look may have read that tag, but no point is saved there), so everything up to that
+  point was found in the
   same bytes as the new page's and holds for it. One exception: a quoted attribute value never closed is read
   according to whether any quote follows anywhere (``_same_quotes_after``); where that differs between the two
   pages, the scan starts at the beginning;
 - scans the new bytes from there, and at every token boundary inside the shared end looks for the old scan's point
   at the same place (shifted by the difference in length) with the same state; from there on both scans read the
-  same bytes in the same state, so the old scan's targets (shifted) are the new page's. When no such point comes,
-  the scan simply runs to the end.
+  same bytes in the same state, so the old scan's targets (shifted) are the new page's. When no such point comes
+  within ``html_scan.SYNC_WINDOW`` bytes of the shared end, the scan stops looking and runs to the end.
 
 The result is the very ``ScanState`` a whole scan of the new page gives; ``tests/outbound/test_scan_memo.py`` checks
-that with hypothesis on edited documents. A page with nothing in common with the last one costs one comparison of a
-few bytes more than a plain scan.
+that with hypothesis on edited documents. A page with nothing in common with the last one costs a comparison of a
+few bytes and the saved points more than a plain scan; one that shares its end with the last one but whose scan
+does not meet the old one's there costs up to a look at every boundary of ``SYNC_WINDOW`` bytes more.
+
+``link_results`` keeps, with the last page's scan, what each link value was rewritten to (``link_rewrite``), counted
+in the same bound as each page adds to it (``links_added``).
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -45,8 +52,8 @@ DEFAULT_MAX_BYTES = 16 * 1024 * 1024  # per process: bodies kept, plus their tar
 _BLOCK = 4096
 _TARGET_BYTES = 120  # what one target tuple costs in memory, about
 _POINT_BYTES = 150
-_LINK_BYTES = 400  # one link's rewrite result: the raw value, the new one, the tuples and the dict slot
-MAX_LINK_RESULTS = 4096  # per key; past it they are forgotten and gathered again
+_LINK_BYTES = 300  # one link's rewrite result beyond its raw and new values: the tuples and the dict slot
+MAX_LINK_RESULTS = 4096  # per key; a page leaving more is not kept (its results are gathered again next time)
 
 
 def common_prefix(a: bytes, b: bytes) -> int:
@@ -110,13 +117,13 @@ class _Entry:
     points: list[tuple[int, int, ScanPoint]]
     # What the links of the pages under this key were rewritten to (``link_results``): (their setting, results).
     links: tuple[object, dict[Any, Any]] | None = None
+    links_bytes: int = 0  # what ``links`` holds, counted as each page's results are added (``links_added``)
     kept_size: int = 0  # ``size`` when it was counted in the memo's bytes
 
     @property
     def size(self) -> int:
-        links = len(self.links[1]) if self.links is not None else 0
         return (len(self.buf) + _TARGET_BYTES * len(self.state.targets) + _POINT_BYTES * len(self.points)
-                + _LINK_BYTES * links + 256)
+                + self.links_bytes + 256)
 
 
 class ScanMemo:
@@ -164,7 +171,7 @@ class ScanMemo:
             self._keep(slot, _Entry(buf, start, scanners, state, trace.points))
             return state
         entry = self._rescan(old, buf, skip_same_host)
-        entry.links = old.links
+        entry.links, entry.links_bytes = old.links, old.links_bytes
         self._keep(slot, entry)
         return entry.state
 
@@ -175,13 +182,44 @@ class ScanMemo:
         ``link_rewrite`` keeps there what each distinct link value of the page was rewritten to, so that the next
         version of the page (most of its links the same) looks each up instead of resolving and signing it again.
         """
-        entry = self._entries.get((key, True)) or self._entries.get((key, False))
+        entry = self._link_entry(key)
         if entry is None:
             return None
         links = entry.links
-        if links is None or links[0] != setting or len(links[1]) > MAX_LINK_RESULTS:
-            entry.links = links = (setting, {})
+        if links is None or links[0] != setting:
+            self._grow(entry, -entry.links_bytes)
+            links = (setting, {})
+            entry.links, entry.links_bytes = links, 0
         return links[1]
+
+    def links_added(self, key: str, results: dict[Any, Any], before: int) -> None:
+        """Counts what a page added to ``results`` (from ``link_results``; it held ``before`` entries) in the memo's
+        bytes, evicting older pages as needed; drops the results past ``MAX_LINK_RESULTS`` or the bound."""
+        entry = self._link_entry(key)
+        if entry is None or entry.links is None or entry.links[1] is not results:
+            return
+        if len(results) > MAX_LINK_RESULTS:
+            self._grow(entry, -entry.links_bytes)
+            entry.links, entry.links_bytes = None, 0
+            return
+        added = sum(len(k[1]) + len(v[0] or b"") + _LINK_BYTES
+                    for k, v in itertools.islice(reversed(results.items()), len(results) - before))
+        entry.links_bytes += added
+        self._grow(entry, added)
+        while self._bytes > self.max_bytes and next(iter(self._entries.values())) is not entry:
+            _, evicted = self._entries.popitem(last=False)
+            self._bytes -= evicted.kept_size
+        if self._bytes > self.max_bytes:  # this page alone: its results are not kept
+            self._grow(entry, -entry.links_bytes)
+            entry.links, entry.links_bytes = None, 0
+
+    def _link_entry(self, key: str) -> _Entry | None:
+        return self._entries.get((key, True)) or self._entries.get((key, False))
+
+    def _grow(self, entry: _Entry, by: int) -> None:
+        """``by`` more bytes held by ``entry``, a kept one, counted in the memo's bytes."""
+        entry.kept_size += by
+        self._bytes += by
 
     def _rescan(self, old: _Entry, buf: bytes, skip_same_host: bool) -> _Entry:
         prefix = common_prefix(old.buf, buf)

@@ -18,6 +18,8 @@ from mitmproxy.test import taddons
 from govgate.addons.outbound_links import OutboundLinks
 from govgate.core.html_scan import (
     DEFAULT_SCANNERS,
+    MAX_TRACED_TEMPLATES,
+    SYNC_WINDOW,
     RewriteRefused,
     Scanners,
     ScanState,
@@ -29,7 +31,7 @@ from govgate.core.leave_link import leave_form_url, leave_url
 from govgate.core.link_rewrite import rewrite_html
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Outbound, RedirectMode
-from govgate.core.scan_memo import REACH, ScanMemo, common_prefix, common_suffix
+from govgate.core.scan_memo import MAX_LINK_RESULTS, REACH, ScanMemo, common_prefix, common_suffix
 from tests.outbound.test_rewrite_cache import flow_with, serve
 from tests.outbound.test_rewrite_properties import pages
 from tests.outbound.test_scan_jumps import TAGS
@@ -271,3 +273,47 @@ def test_the_addon_keeps_scans_of_shared_pages_only(runtime: InProcessRuntime) -
             assert served(addon, big_page(counter), authorization="Basic eDp5") == served(plain, big_page(counter))
             assert served(addon, big_page(counter), x_govgate_user="alice") == served(plain, big_page(counter))
         assert len(addon.scan_memo) == 0
+
+
+def test_deep_templates_are_neither_saved_nor_copied() -> None:
+    # Each saved state holds the open-template stack: past MAX_TRACED_TEMPLATES none is saved, so what a point holds
+    # stays bounded however deep a page nests (the review's 300 KB page of <template> held 18 MB of copies).
+    memo = ScanMemo(spacing=64, min_bytes=0)
+    deep = b"<p>x</p>" * 200 + b"<template>" * 3000 + b"<a href=//evil.example/>" * 10
+    deeper = b"<template>" + deep
+    for body in (deep, deeper, deep):
+        assert same(memoised(memo, body, False, DEFAULT_SCANNERS), whole(body, False, DEFAULT_SCANNERS))
+        entry = memo._entries[("page", False)]
+        assert entry.points
+        assert all(len(point[1]) <= MAX_TRACED_TEMPLATES for _, _, point in entry.points)
+
+
+def test_a_scan_that_does_not_meet_the_old_one_soon_runs_to_the_end() -> None:
+    # A comment opened before the shared end and closed far into it: the scans meet only after SYNC_WINDOW, where
+    # the rescan has stopped looking; the result is the whole scan's all the same.
+    tail = b"".join(b"<p>%d <a href=//evil.example/%d>x</a></p>\n" % (i, i) for i in range(3000))
+    assert len(tail) > 2 * SYNC_WINDOW
+    memo = ScanMemo(min_bytes=0)
+    first = b"<body>" + b"<p>x</p>" * 100 + tail + b"-->" + tail
+    second = b"<body>" + b"<p>x</p>" * 100 + b"<!--" + tail + b"-->" + tail
+    for body in (first, second):
+        assert same(memoised(memo, body, False, DEFAULT_SCANNERS), whole(body, False, DEFAULT_SCANNERS))
+    assert memo.rescanned > len(tail)
+
+
+def test_link_results_are_counted_in_the_bound() -> None:
+    memo = ScanMemo(max_bytes=2 * 1024 * 1024, min_bytes=0)
+    for k in range(60):
+        page = b"".join(b"<a href=//e%d.example/%d>" % (k, i) for i in range(1200))
+        assert rewrite(page, memo) == rewrite(page, None)
+        memo_bytes = sum(entry.kept_size for entry in memo._entries.values())
+        assert memo.size == memo_bytes <= memo.max_bytes
+        for entry in memo._entries.values():
+            held = len(entry.links[1]) if entry.links is not None else 0
+            assert entry.links_bytes >= held * 300
+    # A page with more distinct links than MAX_LINK_RESULTS keeps none of them.
+    big = b"".join(b"<a href=//e.example/%d>" % i for i in range(MAX_LINK_RESULTS + 10))
+    assert rewrite(big, memo) == rewrite(big, None)
+    entry = memo._entries[("/", True)]
+    assert (entry.links, entry.links_bytes) == (None, 0)
+    assert memo.size == sum(entry.kept_size for entry in memo._entries.values()) <= memo.max_bytes
