@@ -27,7 +27,7 @@ from mitmproxy.proxy.mode_servers import AsyncioServerInstance
 
 from govgate.addons.chain import gateway_addons
 from govgate.core.policy.model import Policy
-from govgate.dispatch import HookTable
+from govgate.dispatch import HookTable, answer_hooks_inline
 from govgate.live_runtime import LiveRuntime
 from govgate.repeated import REPEATED
 from govgate.runtime import Runtime
@@ -165,6 +165,7 @@ async def serve(runtime: LiveRuntime, *, confdir: Path,
     opts = options.Options()
     master = Master(opts, with_termlog=False)
     master.addons = HookTable(master)  # each hook's handlers looked up once (govgate/dispatch.py)
+    answer_hooks_inline()  # and hooks answered where the layers raise them, without a task each (same file)
 
     def on_reload(before: Policy, after: Policy) -> None:
         changed = changed_options(before, after)
