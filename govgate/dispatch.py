@@ -37,11 +37,20 @@ from typing import Any
 from mitmproxy import exceptions, flow, hooks
 from mitmproxy.addonmanager import AddonManager, cut_traceback, traverse
 from mitmproxy.proxy import commands, events, mode_servers
+from mitmproxy.proxy.layers.http import _hooks as http_hooks
 from mitmproxy.utils import asyncio_utils
 
 logger = logging.getLogger("mitmproxy.addonmanager")  # where mitmproxy logs addon errors (errorcheck reads them)
 
 type Handler = Callable[..., Any]
+
+# The hooks answered inline (``answer_hooks_inline``): the four of every HTTP request. Connection-level hooks
+# (``next_layer``, the TLS hooks, ...) keep mitmproxy's own path: they change the layer stack itself, and are raised
+# once per connection, not per request.
+INLINE_HOOKS: frozenset[type[commands.StartHook]] = frozenset({
+    http_hooks.HttpRequestHeadersHook, http_hooks.HttpRequestHook, http_hooks.HttpResponseHeadersHook,
+    http_hooks.HttpResponseHook,
+})
 
 
 _FIELD_NAMES: dict[type[hooks.Hook], tuple[str, ...]] = {}  # a few dozen hook classes at most
@@ -151,7 +160,7 @@ class HookTable(AddonManager):
         completed: collections.deque[events.Event] | None = None
         while True:
             for command in handle_event(event):
-                if isinstance(command, commands.StartHook):
+                if isinstance(command, commands.StartHook) and type(command) in INLINE_HOOKS:
                     if self._start_hook(handler, command) and command.blocking:
                         if completed is None:
                             completed = collections.deque()
@@ -197,19 +206,20 @@ async def _finish_hook(handler: mode_servers.ProxyConnectionHandler, hook: comma
 
 
 def answer_hooks_inline() -> None:
-    """Install (once): each client connection's top layer answers its hooks through ``HookTable.inline_hooks``
+    """Install (once): the top layer of each client connection (``ProxyConnectionHandler.layer``, which mitmproxy
+    sets in the constructor and again in ``handle_stream``) answers its hooks through ``HookTable.inline_hooks``
     when the master's addon manager is a ``HookTable`` (mitmproxy's own path otherwise)."""
     handler_class = mode_servers.ProxyConnectionHandler
-    original_init = handler_class.__init__
-    if getattr(original_init, "_govgate_inline", False):
+    if isinstance(handler_class.__dict__.get("layer"), property):
         return
 
-    def __init__(self: mode_servers.ProxyConnectionHandler, master: Any, *args: Any, **kwargs: Any) -> None:
-        original_init(self, master, *args, **kwargs)  # type: ignore[no-untyped-call]
-        table = master.addons
-        if isinstance(table, HookTable):
-            top = self.layer
+    def get_layer(self: mode_servers.ProxyConnectionHandler) -> Any:
+        return self.__dict__["_govgate_layer"]
+
+    def set_layer(self: mode_servers.ProxyConnectionHandler, top: Any) -> None:
+        self.__dict__["_govgate_layer"] = top
+        table = getattr(getattr(self, "master", None), "addons", None)
+        if isinstance(table, HookTable) and "handle_event" not in top.__dict__:
             setattr(top, "handle_event", functools.partial(table.inline_hooks, self, top.handle_event))  # noqa: B010
 
-    __init__._govgate_inline = True  # type: ignore[attr-defined]
-    handler_class.__init__ = __init__  # type: ignore[method-assign]
+    handler_class.layer = property(get_layer, set_layer)  # type: ignore[assignment]

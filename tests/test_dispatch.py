@@ -210,11 +210,45 @@ async def test_with_an_update_handler_the_hook_and_update_run_in_a_task() -> Non
     assert len(handler.events) == 1
 
 
-def test_answer_hooks_inline_wraps_the_top_layer_of_a_gateway_connection_only() -> None:
+async def test_answer_hooks_inline_wraps_the_top_layer_of_a_gateway_connection_only() -> None:
     from mitmproxy.proxy import mode_servers
 
     from govgate.dispatch import answer_hooks_inline
 
     answer_hooks_inline()
     answer_hooks_inline()  # once
-    assert getattr(mode_servers.ProxyConnectionHandler.__init__, "_govgate_inline", False)
+    assert isinstance(mode_servers.ProxyConnectionHandler.__dict__["layer"], property)
+
+    calls: list[str] = []
+    addons = table()
+    addons.add(Recorder("a", calls))
+    handler = object.__new__(mode_servers.ProxyConnectionHandler)
+    handler.master = addons.master
+    first, second = _Layer(tflow.tflow()), _Layer(tflow.tflow())
+    handler.layer = first
+    handler.layer = second  # as ``handle_stream`` replaces the constructor's layer
+    assert handler.layer is second
+    cmds = list(second.handle_event("start"))  # type: ignore[arg-type]
+    assert _messages(cmds) == ["before", "after", "completed request"]
+    assert calls == ["a.request"]
+
+    plain = object.__new__(mode_servers.ProxyConnectionHandler)
+    plain.master = Master(None)  # mitmproxy's own AddonManager: its own path
+    third = _Layer(tflow.tflow())
+    plain.layer = third
+    assert "handle_event" not in vars(third)
+
+
+async def test_connection_level_hooks_keep_mitmproxys_path() -> None:
+    from mitmproxy.proxy import layer as mlayer
+
+    calls: list[str] = []
+    addons = table()
+    addons.add(Recorder("a", calls))
+    hook = mlayer.NextLayerHook(object())  # type: ignore[arg-type]
+
+    def handle_event(event: object) -> Generator[commands.Command]:
+        yield hook
+
+    cmds = list(addons.inline_hooks(_Handler(), handle_event, "start"))  # type: ignore[arg-type]
+    assert cmds == [hook]  # yielded for mitmproxy's hook_task, not run here
