@@ -20,14 +20,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mitmproxy import options
+from mitmproxy import options, optmanager
 from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
 from mitmproxy.proxy.mode_servers import AsyncioServerInstance
 
 from govgate.addons.chain import gateway_addons
 from govgate.core.policy.model import Policy
-from govgate.dispatch import HookTable
+from govgate.dispatch import HookTable, answer_hooks_inline
 from govgate.live_runtime import LiveRuntime
 from govgate.repeated import REPEATED
 from govgate.runtime import Runtime
@@ -35,6 +35,29 @@ from govgate.tls_server import GROUPS, TLS12_CIPHERS, TLS13_CIPHERS
 from govgate.workers import WorkerRole, current_worker, listen_port, report_ready
 
 logger = logging.getLogger(__name__)
+
+
+_IMMUTABLE = frozenset({str, int, float, bool, bytes, type(None)})
+
+
+class GatewayOptions(options.Options):
+    """mitmproxy's ``Options``, reading an option whose value is immutable without copying it.
+
+    ``OptManager.__getattr__`` returns a ``copy.deepcopy`` of the value at every read, and mitmproxy's HTTP layers
+    read options (``body_size_limit``, ``stream_large_bodies``, ``validate_inbound_headers``, ...) about 13 times per
+    request. A deep copy of a ``str``, number, ``bool`` or ``None`` is the value itself, so for those the copy is
+    skipped; any other value (a list, a dict) is still copied as before."""
+
+    def __getattr__(self, attr: str) -> Any:
+        option = self.__dict__.get("_options", {}).get(attr)
+        if option is None:
+            raise AttributeError(f"No such option: {attr}")
+        value = option.value
+        if value is optmanager.unset:
+            value = option._default
+        if type(value) in _IMMUTABLE:
+            return value
+        return option.current()
 
 
 def mitm_options(policy: Policy) -> dict[str, Any]:
@@ -162,9 +185,10 @@ async def serve(runtime: LiveRuntime, *, confdir: Path,
                 ready: Callable[[list[str]], None] | None = None) -> None:
     """Run the gateway until SIGTERM/SIGINT; flushes the audit log on the way out."""
     raise_open_file_limit()
-    opts = options.Options()
+    opts = GatewayOptions()
     master = Master(opts, with_termlog=False)
     master.addons = HookTable(master)  # each hook's handlers looked up once (govgate/dispatch.py)
+    answer_hooks_inline()  # and hooks answered where the layers raise them, without a task each (same file)
 
     def on_reload(before: Policy, after: Policy) -> None:
         changed = changed_options(before, after)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Generator
 
 import pytest
 from mitmproxy import exceptions
 from mitmproxy.master import Master
+from mitmproxy.proxy import commands
 from mitmproxy.proxy.layers.http import HttpRequestHook
 from mitmproxy.test import tflow
 
@@ -105,3 +107,148 @@ def test_hook_arguments_are_mitmproxys_for_every_hook() -> None:
         assert hook_args(event) == event.args(), name  # the second time from the kept names
         checked += 1
     assert checked > 20  # mitmproxy's hooks were all registered (the proxy's layers are imported above)
+
+
+class _Layer:
+    """A connection's top layer as ``inline_hooks`` sees it: each event's commands; a blocking hook waits for its
+    ``HookCompleted``, after which the layer says so (a ``Log`` command naming the hook)."""
+
+    def __init__(self, flow: object) -> None:
+        self.flow, self.seen = flow, []  # type: ignore[var-annotated]
+
+    def handle_event(self, event: object) -> Generator[commands.Command]:
+        from mitmproxy.proxy import events
+
+        self.seen.append(event)
+        if isinstance(event, events.HookCompleted):
+            yield commands.Log(f"completed {event.command.name}")
+            return
+        yield commands.Log("before")
+        hook = HttpRequestHook(self.flow)
+        hook.blocking = self  # as mitmproxy's Layer marks a command it waits for
+        yield hook
+        yield commands.Log("after")
+
+
+class _Handler:
+    """What ``inline_hooks`` needs of mitmproxy's connection handler."""
+
+    def __init__(self) -> None:
+        from mitmproxy.proxy import server
+
+        self.client = tflow.tclient_conn()
+        self.timeout_watchdog = server.TimeoutWatchdog(60, self._never)
+        self.events: list[object] = []
+
+    async def _never(self) -> None:  # pragma: no cover - the watchdog is never started here
+        pass
+
+    async def server_event(self, event: object) -> None:
+        self.events.append(event)
+
+
+def _messages(cmds: list[commands.Command]) -> list[str]:
+    return [c.message if isinstance(c, commands.Log) else type(c).__name__ for c in cmds]
+
+
+async def test_a_hook_whose_handlers_are_synchronous_is_answered_inline() -> None:
+    calls: list[str] = []
+    addons = table()
+    addons.add(Recorder("a", calls), Recorder("b", calls))
+    layer, handler = _Layer(tflow.tflow()), _Handler()
+    cmds = list(addons.inline_hooks(handler, layer.handle_event, "start"))  # type: ignore[arg-type]
+    # the handlers ran where the hook was raised; its HookCompleted followed the event's other commands
+    assert calls == ["a.request", "b.request"]
+    assert _messages(cmds) == ["before", "after", "completed request"]
+    assert handler.events == []  # no task, nothing fed back later
+
+
+async def test_a_hook_with_an_awaiting_handler_goes_on_in_a_task_as_mitmproxys_hook_task() -> None:
+    from mitmproxy.proxy import events
+
+    calls: list[str] = []
+    addons = table()
+    addons.add(Recorder("a", calls), AsyncRecorder("b", calls), Recorder("c", calls))
+    layer, handler = _Layer(tflow.tflow()), _Handler()
+    cmds = list(addons.inline_hooks(handler, layer.handle_event, "start"))  # type: ignore[arg-type]
+    assert _messages(cmds) == ["before", "after"]  # not completed yet
+    assert calls == ["a.request"]  # the first ran at once; the rest waits for the awaiting one
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert calls == ["a.request", "b.request", "c.request"]
+    assert len(handler.events) == 1
+    assert isinstance(handler.events[0], events.HookCompleted)
+
+
+async def test_an_intercepted_flow_waits_for_its_resume_before_the_hook_completes() -> None:
+    calls: list[str] = []
+    addons = table()
+    addons.add(Recorder("a", calls))
+    flow = tflow.tflow()
+    flow.intercept()
+    layer, handler = _Layer(flow), _Handler()
+    cmds = list(addons.inline_hooks(handler, layer.handle_event, "start"))  # type: ignore[arg-type]
+    assert _messages(cmds) == ["before", "after"]
+    await asyncio.sleep(0.01)
+    assert handler.events == []
+    flow.resume()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(handler.events) == 1
+
+
+async def test_with_an_update_handler_the_hook_and_update_run_in_a_task() -> None:
+    calls: list[str] = []
+    addons = table()
+    addons.add(Recorder("a", calls), Updates(calls))
+    layer, handler = _Layer(tflow.tflow()), _Handler()
+    cmds = list(addons.inline_hooks(handler, layer.handle_event, "start"))  # type: ignore[arg-type]
+    assert _messages(cmds) == ["before", "after"]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert calls == ["a.request", "update"]
+    assert len(handler.events) == 1
+
+
+async def test_answer_hooks_inline_wraps_the_top_layer_of_a_gateway_connection_only() -> None:
+    from mitmproxy.proxy import mode_servers
+
+    from govgate.dispatch import answer_hooks_inline
+
+    answer_hooks_inline()
+    answer_hooks_inline()  # once
+    assert isinstance(mode_servers.ProxyConnectionHandler.__dict__["layer"], property)
+
+    calls: list[str] = []
+    addons = table()
+    addons.add(Recorder("a", calls))
+    handler = object.__new__(mode_servers.ProxyConnectionHandler)
+    handler.master = addons.master
+    first, second = _Layer(tflow.tflow()), _Layer(tflow.tflow())
+    handler.layer = first
+    handler.layer = second  # as ``handle_stream`` replaces the constructor's layer
+    assert handler.layer is second
+    cmds = list(second.handle_event("start"))  # type: ignore[arg-type]
+    assert _messages(cmds) == ["before", "after", "completed request"]
+    assert calls == ["a.request"]
+
+    plain = object.__new__(mode_servers.ProxyConnectionHandler)
+    plain.master = Master(None)  # mitmproxy's own AddonManager: its own path
+    third = _Layer(tflow.tflow())
+    plain.layer = third
+    assert "handle_event" not in vars(third)
+
+
+async def test_connection_level_hooks_keep_mitmproxys_path() -> None:
+    from mitmproxy.proxy import layer as mlayer
+
+    calls: list[str] = []
+    addons = table()
+    addons.add(Recorder("a", calls))
+    hook = mlayer.NextLayerHook(object())  # type: ignore[arg-type]
+
+    def handle_event(event: object) -> Generator[commands.Command]:
+        yield hook
+
+    cmds = list(addons.inline_hooks(_Handler(), handle_event, "start"))  # type: ignore[arg-type]
+    assert cmds == [hook]  # yielded for mitmproxy's hook_task, not run here

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Awaitable
 from datetime import datetime
 
 from mitmproxy import http
@@ -42,16 +43,21 @@ class Enrolment:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """Only ``{prefix}/enroll`` is ours; for it the rest is returned as a coroutine (mitmproxy awaits what a hook
+        returns): any other request passes without one (govgate/dispatch.py answers its hook without a task)."""
         if flow.response or flow.error or not flow.live:
-            return
+            return None
         ctx = context_of(flow)
         if ctx is None or flow.request.path.split("?", 1)[0] != ctx.snapshot.policy.gateway.prefix + "/enroll":
-            return
+            return None
         method = flow.request.method
         if method not in ("GET", "POST"):
             respond(flow, method_not_allowed())
-            return
+            return None
+        return self._enroll_page(flow, ctx, method)
+
+    async def _enroll_page(self, flow: http.HTTPFlow, ctx: RequestContext, method: str) -> None:
         try:
             account = await self._staff_member(flow, ctx)
             if account is None:

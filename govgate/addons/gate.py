@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from mitmproxy import http
@@ -33,7 +33,7 @@ from govgate.core.audit_event import AuditDecision, AuditValue
 from govgate.core.decide import AccountFacts, Decision, Outcome, Reason, RequestFacts, decide
 from govgate.core.devices import device_for_cert_sha256, device_for_token
 from govgate.core.keys import GatewayKeys
-from govgate.core.policy.model import Allow, AuditOnFailure
+from govgate.core.policy.model import AccessRule, Allow, AuditOnFailure
 from govgate.core.sessions import SessionEnd
 from govgate.errors import StoreUnavailable
 from govgate.pages.refusal import forbidden, unavailable
@@ -98,44 +98,76 @@ def forward_headers(request: http.Request, cookies: CookiePairs, account: Accoun
         headers.fields = (*(f for f in headers.fields if f[0].lower() not in replaced), *added)
 
 
+@dataclass(frozen=True, slots=True)
+class _StaffPath:
+    """What the first decision found for a staff path, for the rest of it (after the session lookup)."""
+
+    now: datetime
+    rule: AccessRule
+    cookies: CookiePairs
+
+
 class Gate:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """Decide, and forward, answer or refuse. Synchronous unless the path is a staff path: then the session
+        lookup awaits the store, and the rest of the decision is returned as a coroutine (mitmproxy awaits what a
+        hook returns), so that a public request is answered without a task of its own (govgate/dispatch.py)."""
         if flow.response or flow.error or not flow.live:
-            return
+            return None
         ctx = context_of(flow)
         if ctx is None:  # the context addon always runs first; if not, fail closed
             respond(flow, forbidden("denied", "-", as_json=False))
-            return
+            return None
         try:
-            await self._judge(flow, ctx)
-        except StoreUnavailable as exc:
+            staff = self._judge(flow, ctx)
+        except Exception as exc:
+            self._failed(flow, ctx, exc)
+            return None
+        return None if staff is None else self._judge_staff(flow, ctx, staff)
+
+    def _failed(self, flow: http.HTTPFlow, ctx: RequestContext, exc: Exception) -> None:
+        if isinstance(exc, StoreUnavailable):
             REPEATED.warning(logger, "store.unavailable", "store.unavailable request_id=%s error=%s", ctx.request_id,
                              exc)
             self._audit(ctx, flow, None, AuditDecision.UNAVAILABLE, reason="store", account=None, device=None)
             respond(flow, unavailable(ctx.request_id, "store", as_json=ctx.as_json))
-        except Exception:
+        else:
             # Fail closed (403), never a traceback page; the log has the details.
-            logger.exception("gate.error request_id=%s", ctx.request_id)
+            logger.error("gate.error request_id=%s", ctx.request_id, exc_info=exc)
             respond(flow, forbidden("denied", ctx.request_id, as_json=ctx.as_json))
 
-    async def _judge(self, flow: http.HTTPFlow, ctx: RequestContext) -> None:
-        snapshot = ctx.snapshot
-        policy = snapshot.policy
+    def _judge(self, flow: http.HTTPFlow, ctx: RequestContext) -> _StaffPath | None:
+        """The decision without an account or device; applied unless the rule is a staff rule, which is returned
+        for ``_judge_staff``."""
         now = self.runtime.now()
         request = flow.request
-        path, method = request.path, request.method
         facts = RequestFacts(
-            client=ctx.client, country=ctx.country, host=ctx.host, path=path, method=method, device=None, account=None,
+            client=ctx.client, country=ctx.country, host=ctx.host, path=request.path, method=request.method,
+            device=None, account=None,
         )
-        decision = decide(facts, snapshot.compiled, now)
+        decision = decide(facts, ctx.snapshot.compiled, now)
         rule = decision.rule
         cookies = request_cookies(request)  # read once for the session, the device and the stripping
         if rule is None or rule.allow is not Allow.STAFF:
             self._apply(flow, ctx, decision, facts, cookies)
-            return
+            return None
+        return _StaffPath(now, rule, cookies)
+
+    async def _judge_staff(self, flow: http.HTTPFlow, ctx: RequestContext, staff: _StaffPath) -> None:
+        try:
+            await self._judge_session(flow, ctx, staff)
+        except Exception as exc:
+            self._failed(flow, ctx, exc)
+
+    async def _judge_session(self, flow: http.HTTPFlow, ctx: RequestContext, staff: _StaffPath) -> None:
+        snapshot = ctx.snapshot
+        policy = snapshot.policy
+        now, rule, cookies = staff.now, staff.rule, staff.cookies
+        request = flow.request
+        path, method = request.path, request.method
 
         # Staff path: the audit log must be writable before we let anyone in (Art. 20).
         if policy.audit.on_failure is AuditOnFailure.DENY and not self.runtime.audit_writer.healthy:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import datetime
 
@@ -113,17 +114,22 @@ class GatePages:
         self.runtime = runtime
         self.attempts = AttemptLocks()
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """Only paths under the gate's prefix are ours; for them the rest is returned as a coroutine (mitmproxy awaits
+        what a hook returns): any other request passes without one (govgate/dispatch.py answers its hook without a
+        task)."""
         if flow.response or flow.error or not flow.live:
-            return
+            return None
         ctx = context_of(flow)
         if ctx is None:
-            return
+            return None
         prefix = ctx.snapshot.policy.gateway.prefix
         path = flow.request.path.split("?", 1)[0]
         if path != prefix and not path.startswith(prefix + "/"):
-            return
-        page = path[len(prefix) + 1:]
+            return None
+        return self._page(flow, ctx, path[len(prefix) + 1:])
+
+    async def _page(self, flow: http.HTTPFlow, ctx: RequestContext, page: str) -> None:
         method = flow.request.method
         try:
             if page == "health" and method in ("GET", "HEAD"):

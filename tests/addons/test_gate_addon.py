@@ -140,7 +140,7 @@ async def test_an_audit_log_that_cannot_be_written_fails_staff_paths_closed_with
 
 async def test_a_request_the_context_addon_did_not_take_is_refused(runtime: InProcessRuntime) -> None:
     flow = request_flow("GET", "/news/")
-    await Gate(runtime).request(flow)  # no RequestContext: something is wrong, fail closed
+    assert Gate(runtime).request(flow) is None  # no RequestContext: something is wrong, fail closed (at once)
     assert flow.response is not None
     assert flow.response.status_code == 403
 
@@ -283,3 +283,23 @@ async def test_every_spelling_of_an_ipv6_literal_reaches_its_rule(runtime: InPro
         assert (await b.send("GET", "/echo/x", host="127.0.0.1")).status_code == 403
         assert (await b.send("GET", "/echo/x", host="[::ffff:127.0.0.1]")).status_code == 403
         assert (await b.send("GET", "/echo/x", host="[1:2]")).status_code == 400
+
+
+async def test_a_public_request_is_decided_at_once_and_a_staff_request_awaits_the_store(
+        runtime: InProcessRuntime) -> None:
+    # govgate/dispatch.py answers a hook inline when no handler returns an awaitable: the gate returns one only
+    # on a staff path (the session lookup), never on a public or refused one.
+    from tests.addons.flows import judged
+
+    gate = Gate(runtime)
+    public = request_flow("GET", "/news/")
+    judged(runtime, public)
+    assert gate.request(public) is None
+    assert public.response is None  # forwarded
+    staff = request_flow("GET", "/oa/")
+    judged(runtime, staff)
+    pending = gate.request(staff)
+    assert pending is not None
+    await pending
+    assert staff.response is not None
+    assert staff.response.status_code == 303  # no session: to the login page
