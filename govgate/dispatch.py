@@ -159,14 +159,22 @@ class HookTable(AddonManager):
         answered here, followed by the commands of their ``HookCompleted`` events, in the order raised."""
         completed: collections.deque[events.Event] | None = None
         while True:
-            for command in handle_event(event):
-                if isinstance(command, commands.StartHook) and type(command) in INLINE_HOOKS:
-                    if self._start_hook(handler, command) and command.blocking:
-                        if completed is None:
-                            completed = collections.deque()
-                        completed.append(events.HookCompleted(command))
-                    continue
-                yield command
+            try:
+                for command in handle_event(event):
+                    if isinstance(command, commands.StartHook) and type(command) in INLINE_HOOKS:
+                        if self._start_hook(handler, command) and command.blocking:
+                            if completed is None:
+                                completed = collections.deque()
+                            completed.append(events.HookCompleted(command))
+                        continue
+                    yield command
+            except Exception:
+                # The layer failed (mitmproxy logs its crash): the completions still queued behind it (other
+                # HTTP/2 streams' hooks) each go back to the connection on their own, as mitmproxy's tasks would.
+                while completed:
+                    asyncio_utils.create_task(handler.server_event(completed.popleft()), name="hook completed",
+                                              keep_ref=True, client=handler.client.peername)
+                raise
             if not completed:
                 return
             event = completed.popleft()
@@ -174,12 +182,11 @@ class HookTable(AddonManager):
     def _start_hook(self, handler: mode_servers.ProxyConnectionHandler, hook: commands.StartHook) -> bool:
         """Run ``hook``'s handlers now; ``True`` if it is done, ``False`` if it goes on in a task of its own, which
         (as mitmproxy's ``hook_task``) feeds ``HookCompleted`` to the connection when it is."""
+        args = hook_args(hook)
+        data = args[0] if len(args) == 1 else None  # the flow: waited for when left intercepted, in either case
         if self.handlers("update"):  # mitmproxy's order: the hook, then `update`, both in the task
             rest: Awaitable[None] | None = self.handle_lifecycle(hook)
-            data = None
         else:
-            args = hook_args(hook)
-            data = args[0] if len(args) == 1 else None
             handlers = self.handlers(hook.name)
             try:
                 rest = self._run(handlers, args, 0) if handlers else None

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Generator
+from typing import Any
 
 import pytest
 from mitmproxy import exceptions
@@ -252,3 +253,63 @@ async def test_connection_level_hooks_keep_mitmproxys_path() -> None:
 
     cmds = list(addons.inline_hooks(_Handler(), handle_event, "start"))  # type: ignore[arg-type]
     assert cmds == [hook]  # yielded for mitmproxy's hook_task, not run here
+
+
+class Intercepting:
+    def request(self, flow: Any) -> None:
+        flow.intercept()
+
+
+async def test_an_intercepted_flow_waits_for_resume_with_an_update_handler_too() -> None:
+    # mitmproxy's handle_hook: the hook and `update`, then the flow's resume; found by review (the flow went on
+    # while held whenever some addon handled `update`).
+    calls: list[str] = []
+    addons = table()
+    addons.add(Intercepting(), Updates(calls))
+    flow = tflow.tflow()
+    layer, handler = _Layer(flow), _Handler()
+    list(addons.inline_hooks(handler, layer.handle_event, "start"))  # type: ignore[arg-type]
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert calls == ["update"]
+    assert flow.intercepted
+    assert handler.events == []  # not completed while held
+    flow.resume()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert [type(e).__name__ for e in handler.events] == ["HookCompleted"]
+
+
+class _TwoStreams:
+    """Two streams' hooks raised in one event (as HTTP/2); the layer crashes on the first completion."""
+
+    def __init__(self) -> None:
+        self.completed: list[str] = []
+
+    def handle_event(self, event: object) -> Generator[commands.Command]:
+        from mitmproxy.proxy import events
+        from mitmproxy.proxy.layers.http import HttpRequestHook
+
+        if isinstance(event, events.HookCompleted):
+            if event.command.flow.request.path == "/one":  # type: ignore[attr-defined]
+                raise RuntimeError("layer crash on stream 1")
+            self.completed.append(event.command.flow.request.path)  # type: ignore[attr-defined]
+            return
+        for path in ("/one", "/two"):
+            f = tflow.tflow()
+            f.request.path = path
+            hook = HttpRequestHook(f)
+            hook.blocking = self  # type: ignore[assignment]
+            yield hook
+
+
+async def test_a_crash_on_one_completion_leaves_the_others_to_the_connection() -> None:
+    # In mitmproxy each completion is its own server_event: one stream's crash does not strand the others.
+    addons = table()
+    addons.add(Recorder("a", []))
+    layer, handler = _TwoStreams(), _Handler()
+    with pytest.raises(RuntimeError):
+        list(addons.inline_hooks(handler, layer.handle_event, "start"))  # type: ignore[arg-type]
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert [e.command.flow.request.path for e in handler.events] == ["/two"]  # type: ignore[attr-defined]
