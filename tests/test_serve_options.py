@@ -60,3 +60,31 @@ def test_an_unknown_option_is_an_attribute_error() -> None:
     _, ours = _pair()
     with pytest.raises(AttributeError, match="No such option"):
         _ = ours.no_such_option
+
+
+def test_the_start_up_state_is_frozen_and_what_comes_later_is_not() -> None:
+    import gc
+    import weakref
+
+    from govgate.serve import freeze_startup_objects
+
+    class Node:
+        me: object
+
+    before = [object()]  # a container alive before: frozen with the rest
+    garbage = Node()
+    garbage.me = garbage  # a cycle that is garbage already: collected first, not frozen
+    gone = weakref.ref(garbage)
+    del garbage
+    try:
+        freeze_startup_objects()
+        assert gone() is None
+        assert gc.get_freeze_count() > 1000
+        frozen = gc.get_freeze_count()
+        assert not any(o is before for o in gc.get_objects())  # out of every generation the collector scans
+        later = [object()]
+        assert any(o is later for o in gc.get_objects())
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+    assert any(o is before for o in gc.get_objects())
