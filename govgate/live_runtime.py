@@ -136,8 +136,10 @@ def build_snapshot(policy: Policy, *, previous: Snapshot | None = None,
 
 def make_store(policy: Policy, metrics: GatewayMetrics | None = None) -> Store:
     if policy.state.redis_url:
+        # The gateway answers a session looked up within the last half second from its near cache, which Redis
+        # tells of every change (govgate/store/session_cache.py; docs/state.md).
         return RedisStore.from_url(policy.state.redis_url, policy.state.timeout,
-                                   on_error=metrics.store_error if metrics is not None else None)
+                                   on_error=metrics.store_error if metrics is not None else None, session_cache=True)
     return MemoryStore()
 
 

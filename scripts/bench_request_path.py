@@ -51,7 +51,7 @@ async def measure(requests: int, batches: int, redis: str | None) -> dict[str, f
     if redis:
         from govgate.store.redis import RedisStore
 
-        store = RedisStore.from_url(redis, timedelta(seconds=1))
+        store = RedisStore.from_url(redis, timedelta(seconds=1), session_cache=True)  # as the gateway's
     runtime = InProcessRuntime(accounts=Accounts((make_account("zhangsan"),)), store=store)
     async with InProcessGateway(runtime) as gateway:
         browser = Browser(gateway)

@@ -14,7 +14,11 @@ It owns the Redis key layout, the Lua scripts that apply the rules of ``govgate.
   Redis TTLs only collect garbage, a little after the logical end.
 - Session and pending-login ids are stored as SHA-256 hashes: a dump of Redis hands out no live session.
 - ``touch_session`` (every staff request) is pipelined: the lookups of one loop tick go out in one write on
-  one connection (``govgate/store/redis_pipeline.py``), each still its own script run, nothing cached.
+  one connection (``govgate/store/redis_pipeline.py``), each still its own script run. A session looked up less
+  than half a second ago whose keys Redis has not reported changed is answered from ``SessionCache``
+  (``govgate/store/session_cache.py``, which says why that is the same answer); the reports come on a connection
+  of the store's own with client-side caching on in broadcast mode (``_follow_changes``), and while that
+  connection is down nothing is cached.
 - URLs: ``redis://``, ``rediss://``, ``unix://`` (as redis-py reads them), and Redis Sentinel as
   ``redis+sentinel://[user:password@]host1:26379,host2:26379/master-name[/db]`` (``rediss+sentinel`` for TLS).
 """
@@ -22,9 +26,12 @@ It owns the Redis key layout, the Lua scripts that apply the rules of ``govgate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final
@@ -42,6 +49,7 @@ from govgate.errors import StoreUnavailable
 from govgate.repeated import REPEATED
 from govgate.store.base import LockState, PendingLogin, Session, SessionLookup
 from govgate.store.redis_pipeline import ScriptPipeline, bulk
+from govgate.store.session_cache import Limits, Record, SessionCache
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +60,8 @@ PENDING: Final = PREFIX + "pending:"  # + sha256(id) → JSON string, TTL = the 
 FAILURES: Final = PREFIX + "failures:"  # + "account:NAME" | "client:ADDR" → list of failure times (µs)
 LOCK: Final = PREFIX + "lock:"  # + "account:NAME" | "client:ADDR" → lock end (µs)
 TOTP_STEP: Final = PREFIX + "totp-step:"  # + account → last used TOTP step
+INVALIDATE: Final = "__redis__:invalidate"  # the channel Redis reports changed keys on (client-side caching)
+RETRY_CHANGES: Final = 1.0  # seconds between tries to open the change reports again after they stopped
 
 GRACE: Final = timedelta(seconds=60)  # keys outlive their logical end by this much
 TOTP_STEP_TTL: Final = timedelta(days=1)  # older codes are refused by TOTP verification anyway
@@ -194,7 +204,8 @@ def _lock_time(text: str | bytes, now: datetime) -> datetime | None:
 class RedisStore:
     """``Store`` on Redis (or Redis Sentinel). Safe to share between gateway instances."""
 
-    def __init__(self, client: Redis, timeout: timedelta, *, on_error: Callable[[], None] | None = None) -> None:
+    def __init__(self, client: Redis, timeout: timedelta, *, on_error: Callable[[], None] | None = None,
+                 session_cache: bool = False) -> None:
         self._redis = client
         self._timeout = timeout.total_seconds()
         self._on_error = on_error  # told of each call that failed (``/metrics``)
@@ -206,13 +217,20 @@ class RedisStore:
         self._touch_fixed = bulk(b"%d" % _ms(GRACE)) + bulk((LOCK + "account:").encode()) + bulk(
             ACCOUNT_SESSIONS.encode())
         self._touch_limits = self._touch_limits_args(SessionLimits())
+        # Lookups answered without a round trip (govgate/store/session_cache.py), when ``session_cache`` is asked for:
+        # by the gateway (govgate/live_runtime.py), not by one-shot commands.
+        self.sessions = SessionCache()
+        self._follow = session_cache
+        self._changes: asyncio.Task[None] | None = None  # _follow_changes, started by the first lookup
+        self._closed = False
         self._create_session = client.register_script(_CREATE_SESSION)
         self._delete_session = client.register_script(_DELETE_SESSION)
         self._delete_account_sessions = client.register_script(_DELETE_ACCOUNT_SESSIONS)
         self._use_totp_step = client.register_script(_USE_TOTP_STEP)
 
     @classmethod
-    def from_url(cls, url: str, timeout: timedelta, *, on_error: Callable[[], None] | None = None) -> RedisStore:
+    def from_url(cls, url: str, timeout: timedelta, *, on_error: Callable[[], None] | None = None,
+                 session_cache: bool = False) -> RedisStore:
         """Build the store (no connection is made until the first call). ``ValueError`` on a bad URL."""
         seconds = timeout.total_seconds()
         options: dict[str, Any] = {
@@ -235,7 +253,7 @@ class RedisStore:
             )
         else:
             client = Redis.from_url(url, **options)
-        return cls(client, timeout, on_error=on_error)
+        return cls(client, timeout, on_error=on_error, session_cache=session_cache)
 
     async def _run[T](self, operation: str, call: Awaitable[T]) -> T:
         try:
@@ -276,16 +294,26 @@ class RedisStore:
         )
 
     async def touch_session(self, session_id: str, now: datetime, limits: SessionLimits) -> SessionLookup:
-        member = hash_id(session_id).encode()
+        hashed = hash_id(session_id)
+        member = hashed.encode()
         cached = self._touch_limits
         if cached[0] != limits:
             cached = self._touch_limits = self._touch_limits_args(limits)
+        now_us = to_us(now)
+        sessions = self.sessions
+        kept = sessions.get(hashed, now_us, cached[3], time.monotonic())
+        if kept is not None:
+            return self._found(session_id, kept, now)
+        if self._changes is None and self._follow and not self._closed:
+            self._changes = asyncio.get_running_loop().create_task(self._follow_changes(),
+                                                                   name="govgate-redis-changes")
+        generation = sessions.generation
         # EVALSHA sha 1 KEYS[1]=SESSION+member; ARGV: now, idle, absolute, grace (ms), the account lock's key
         # prefix, the account index's key prefix, member, touch step (the layout _TOUCH_SESSION reads).
         packed = b"".join((
             self._touch_head,
             bulk(SESSION.encode() + member),
-            bulk(b"%d" % to_us(now)),
+            bulk(b"%d" % now_us),
             cached[1],
             self._touch_fixed,
             bulk(member),
@@ -300,36 +328,98 @@ class RedisStore:
                 return SessionLookup(session=None, expired=True, account_locked_until=None,
                                      expired_account=str(reply[1]) if len(reply) > 1 else None,
                                      expired_why=SessionEnd(str(reply[2])) if len(reply) > 2 else None)
-            account, device, client, created, last_seen, lock = (str(v) for v in reply[1:7])
-            session = Session(
-                id=session_id,
-                account=account,
-                device=device[1:] if device else None,
-                client=client,
-                created=from_us(int(created), now.tzinfo),
-                last_seen=from_us(int(last_seen), now.tzinfo),
-            )
-            return SessionLookup(session=session, expired=False, account_locked_until=_lock_time(lock, now))
+            record: Record = tuple(str(v) for v in reply[1:7])  # type: ignore[assignment]  # length: _found
+            found = self._found(session_id, record, now)
         except (ValueError, TypeError, IndexError):
             raise StoreUnavailable("Redis touch_session: malformed session record") from None
+        sessions.put(hashed, record, cached[3], time.monotonic(), generation)
+        return found
 
     @staticmethod
-    def _touch_limits_args(limits: SessionLimits) -> tuple[SessionLimits, bytes, bytes]:
-        """The arguments of ``_TOUCH_SESSION`` that depend on the session limits only, packed."""
-        return (limits, bulk(b"%d" % to_us(limits.idle_timeout)) + bulk(b"%d" % to_us(limits.absolute_timeout)),
-                bulk(b"%d" % to_us(touch_step(limits))))
+    def _found(session_id: str, record: Record, now: datetime) -> SessionLookup:
+        """The lookup of a found session from the script's record (fresh, or kept by ``SessionCache``)."""
+        if len(record) != 6:
+            raise IndexError(len(record))
+        account, device, client, created, last_seen, lock = record
+        session = Session(
+            id=session_id,
+            account=account,
+            device=device[1:] if device else None,
+            client=client,
+            created=from_us(int(created), now.tzinfo),
+            last_seen=from_us(int(last_seen), now.tzinfo),
+        )
+        return SessionLookup(session=session, expired=False, account_locked_until=_lock_time(lock, now))
+
+    async def _follow_changes(self) -> None:
+        """Keep a connection of our own on which Redis reports every change to a session or account-lock key
+        (``CLIENT TRACKING ... BCAST``, redirected to the connection itself, which subscribes to ``INVALIDATE``),
+        and tell ``self.sessions``; while it is not up, nothing is cached. Reopened after ``RETRY_CHANGES`` when it
+        fails (Redis down, restarted, failed over, or a server or ACL without client-side caching)."""
+        pool = self._redis.connection_pool
+        while not self._closed:
+            conn: Any = None
+            try:
+                conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+                async with asyncio.timeout(self._timeout):
+                    await conn.send_command("CLIENT", "ID", check_health=False)
+                    own_id = await conn.read_response()
+                    await conn.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", own_id, "BCAST",
+                                            "PREFIX", SESSION, "PREFIX", LOCK + "account:", check_health=False)
+                    if await conn.read_response() != "OK":
+                        raise RedisError("CLIENT TRACKING refused")
+                    await conn.send_command("SUBSCRIBE", INVALIDATE, check_health=False)
+                    # hiredis reads the pub/sub replies as push notifications: asked for as such (a list either way)
+                    subscribed = await conn.read_response(push_request=True)
+                    if not (isinstance(subscribed, list) and subscribed[:2] == ["subscribe", INVALIDATE]):
+                        raise RedisError("SUBSCRIBE refused")
+                self.sessions.mark_live()
+                while True:
+                    message = await conn.read_response(timeout=math.inf, push_request=True)
+                    if isinstance(message, list) and len(message) == 3 and message[:2] == ["message", INVALIDATE]:
+                        keys = message[2]
+                        if keys is None or not isinstance(keys, list):
+                            self.sessions.changed(None)
+                        else:
+                            for key in keys:
+                                self.sessions.changed(str(key))
+                    else:
+                        self.sessions.changed(None)  # anything else on this connection: trust nothing kept
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # whatever stops the reports: nothing kept is used
+                REPEATED.warning(logger, "store.changes.redis", "store.session_cache.off error=%s (lookups go to "
+                                 "Redis until the change reports are back)", type(exc).__name__)
+            finally:
+                self.sessions.mark_down()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.disconnect(nowait=True)
+                    with contextlib.suppress(Exception):
+                        await pool.release(conn)
+            await asyncio.sleep(RETRY_CHANGES)
+
+    @staticmethod
+    def _touch_limits_args(limits: SessionLimits) -> tuple[SessionLimits, bytes, bytes, Limits]:
+        """The arguments of ``_TOUCH_SESSION`` that depend on the session limits only, packed; and as numbers
+        (µs) for ``SessionCache``."""
+        idle, absolute, step = to_us(limits.idle_timeout), to_us(limits.absolute_timeout), to_us(touch_step(limits))
+        return (limits, bulk(b"%d" % idle) + bulk(b"%d" % absolute), bulk(b"%d" % step), (idle, absolute, step))
 
     async def delete_session(self, session_id: str) -> None:
         member = hash_id(session_id)
+        self.sessions.forget(member)
         await self._run(
             "delete_session", self._delete_session(keys=[SESSION + member], args=[ACCOUNT_SESSIONS, member])
         )
 
     async def delete_account_sessions(self, account: str) -> int:
+        self.sessions.forget_account(account)
         count = await self._run(
             "delete_account_sessions",
             self._delete_account_sessions(keys=[ACCOUNT_SESSIONS + account], args=[SESSION]),
         )
+        self.sessions.forget_account(account)  # and what was looked up meanwhile (Redis reports it too)
         return int(count)
 
     # -- between password and TOTP ----------------------------------------------------------------
@@ -385,6 +475,8 @@ class RedisStore:
         try:
             client_lock, client_started = str(reply[0]), int(reply[1]) == 1
             account_lock, account_started = (str(reply[2]), int(reply[3]) == 1) if account is not None else ("", False)
+            if account_started and account is not None:
+                self.sessions.forget_account(account)  # locked here: not after Redis's report only
             return LockState(
                 account_locked_until=_lock_time(account_lock, now),
                 client_locked_until=_lock_time(client_lock, now),
@@ -409,7 +501,9 @@ class RedisStore:
         await self._run("clear_failures", self._redis.delete(FAILURES + "account:" + account))
 
     async def unlock(self, account: str) -> None:
+        self.sessions.forget_account(account)
         await self._run("unlock", self._redis.delete(FAILURES + "account:" + account, LOCK + "account:" + account))
+        self.sessions.forget_account(account)
 
     async def account_locked_until(self, account: str, now: datetime) -> datetime | None:
         value = await self._run("account_locked_until", self._redis.get(LOCK + "account:" + account))
@@ -426,6 +520,13 @@ class RedisStore:
         return int(used) == 1
 
     async def close(self) -> None:
+        self._closed = True
+        changes, self._changes = self._changes, None
+        if changes is not None and not changes.done():
+            changes.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await changes
+        self.sessions.mark_down()
         try:
             await self._touch_session.close()
             await self._redis.aclose()

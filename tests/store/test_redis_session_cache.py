@@ -1,0 +1,179 @@
+"""The gateway's near cache of session lookups on a real redis-server (govgate/store/session_cache.py): a lookup
+repeated within half a second is answered without a round trip, and every change made anywhere (another instance,
+an admin command, an outage) is seen at once, not after the half second."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis as sync_redis
+
+from govgate.core.policy.model import Login, SessionLimits
+from govgate.core.sessions import new_session_id
+from govgate.errors import StoreUnavailable
+from govgate.store.base import Session
+from govgate.store.redis import RedisStore
+from govgate.store.session_cache import MAX_AGE
+from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+LIMITS = SessionLimits(idle_timeout=timedelta(minutes=15), absolute_timeout=timedelta(hours=8))
+LOGIN = Login(max_failures=2, failure_window=timedelta(minutes=15), lockout=timedelta(minutes=30), ip_max_failures=50)
+TIMEOUT = timedelta(seconds=5)
+
+
+async def until(check: Callable[[], bool], what: str, limit: float = 5.0) -> None:
+    deadline = time.monotonic() + limit
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {limit} s: {what}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def stores(redis_url: str) -> AsyncIterator[Callable[..., RedisStore]]:
+    made: list[RedisStore] = []
+
+    def make(url: str = redis_url, *, cached: bool = True) -> RedisStore:
+        store = RedisStore.from_url(url, TIMEOUT, session_cache=cached)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        await store.close()
+
+
+async def cached_session(store: RedisStore, account: str = "zhangsan") -> Session:
+    """A session created through ``store`` and looked up until its lookup is kept (the reports are up)."""
+    session = Session(new_session_id(), account, None, "192.0.2.1", T0, T0)
+    await store.create_session(session, LIMITS)
+    await store.touch_session(session.id, T0, LIMITS)  # starts the change reports
+    await until(lambda: store.sessions.live, "the change reports are up")
+    await store.touch_session(session.id, T0, LIMITS)  # kept now
+    assert len(store.sessions) == 1
+    return session
+
+
+async def answered_from_cache(store: RedisStore, lookup: Awaitable[object]) -> bool:
+    hits = store.sessions.hits
+    await lookup
+    return store.sessions.hits == hits + 1
+
+
+async def test_a_lookup_repeated_within_half_a_second_is_answered_without_redis(
+        stores: Callable[..., RedisStore]) -> None:
+    store = stores()
+    session = await cached_session(store)
+    for _ in range(3):
+        assert await answered_from_cache(store, store.touch_session(session.id, T0 + timedelta(seconds=1), LIMITS))
+    lookup = await store.touch_session(session.id, T0 + timedelta(seconds=1), LIMITS)
+    assert lookup.session is not None
+    assert (lookup.session.account, lookup.session.last_seen, lookup.expired) == ("zhangsan", T0, False)
+    # Past the touch step the script writes last_seen: that goes to Redis, as does anything after MAX_AGE.
+    assert not await answered_from_cache(store, store.touch_session(session.id, T0 + timedelta(seconds=10), LIMITS))
+
+
+async def test_one_shot_stores_cache_nothing(stores: Callable[..., RedisStore]) -> None:
+    store = stores(cached=False)
+    session = Session(new_session_id(), "zhangsan", None, "192.0.2.1", T0, T0)
+    await store.create_session(session, LIMITS)
+    for _ in range(3):
+        await store.touch_session(session.id, T0, LIMITS)
+    await asyncio.sleep(0.1)
+    assert not store.sessions.live
+    assert len(store.sessions) == 0
+
+
+async def test_a_session_ended_on_another_instance_is_gone_here_at_once(stores: Callable[..., RedisStore]) -> None:
+    here, there = stores(), stores()
+    session = await cached_session(here)
+    other = await cached_session(here, "lisi")
+    fetched = time.monotonic()
+    await there.delete_session(session.id)  # logout on the other instance
+    await asyncio.sleep(0.05)  # the loop reads the report
+    assert (await here.touch_session(session.id, T0, LIMITS)).session is None
+    await there.delete_account_sessions("lisi")  # `govgate account logout lisi`
+    await asyncio.sleep(0.05)
+    assert (await here.touch_session(other.id, T0, LIMITS)).session is None
+    assert time.monotonic() - fetched < MAX_AGE  # seen through the reports, not by the entries growing old
+
+
+async def test_a_lock_and_an_unlock_on_another_instance_hold_here_at_once(stores: Callable[..., RedisStore]) -> None:
+    here, there = stores(), stores()
+    session = await cached_session(here)
+    fetched = time.monotonic()
+    for n in range(LOGIN.max_failures):
+        await there.record_failure("zhangsan", f"198.51.100.{n}", T0, LOGIN)
+    await asyncio.sleep(0.05)
+    locked = await here.touch_session(session.id, T0, LIMITS)
+    assert locked.account_locked_until == T0 + LOGIN.lockout
+    assert await answered_from_cache(here, here.touch_session(session.id, T0, LIMITS))  # the locked record is kept
+    await there.unlock("zhangsan")  # `govgate account unlock zhangsan`
+    await asyncio.sleep(0.05)
+    assert (await here.touch_session(session.id, T0, LIMITS)).account_locked_until is None
+    assert time.monotonic() - fetched < MAX_AGE
+
+
+async def test_changes_made_here_are_dropped_without_waiting_for_the_report(
+        stores: Callable[..., RedisStore]) -> None:
+    store = stores()
+    session = await cached_session(store)
+    await store.delete_session(session.id)
+    assert (await store.touch_session(session.id, T0, LIMITS)).session is None  # no await in between
+    second = await cached_session(store)
+    for n in range(LOGIN.max_failures):
+        await store.record_failure("zhangsan", f"198.51.100.{n}", T0, LOGIN)
+    assert (await store.touch_session(second.id, T0, LIMITS)).account_locked_until is not None
+
+
+async def test_while_the_reports_are_cut_nothing_is_kept_and_they_come_back(
+        stores: Callable[..., RedisStore], redis_url: str) -> None:
+    store = stores()
+    session = await cached_session(store)
+    admin = sync_redis.Redis.from_url(redis_url)
+    try:
+        assert admin.client_kill_filter(_type="pubsub") >= 1  # the report connection, cut
+    finally:
+        admin.close()
+    await until(lambda: not store.sessions.live, "the cut is noticed")
+    assert len(store.sessions) == 0
+    assert not await answered_from_cache(store, store.touch_session(session.id, T0, LIMITS))
+    assert not await answered_from_cache(store, store.touch_session(session.id, T0, LIMITS))  # not kept either
+    await until(lambda: store.sessions.live, "the reports are back", limit=10)
+    await store.touch_session(session.id, T0, LIMITS)
+    assert await answered_from_cache(store, store.touch_session(session.id, T0, LIMITS))
+
+
+async def test_redis_going_down_fails_the_next_lookup_closed_not_from_the_cache(
+        own_redis_server: RedisServer, stores: Callable[..., RedisStore]) -> None:
+    store = stores(own_redis_server.url)
+    session = await cached_session(store)
+    own_redis_server.stop()
+    await asyncio.sleep(0.1)  # the loop reads the closed connection
+    with pytest.raises(StoreUnavailable):
+        await store.touch_session(session.id, T0, LIMITS)
+    assert not store.sessions.live
+    own_redis_server.start()  # empty: the session is gone, and the cache comes back by itself
+    await until(lambda: store.sessions.live, "the reports are back after the restart", limit=15)
+    assert (await store.touch_session(session.id, T0, LIMITS)).session is None
+    again = await cached_session(store)
+    assert await answered_from_cache(store, store.touch_session(again.id, T0, LIMITS))
+
+
+async def test_a_flushed_database_drops_everything(stores: Callable[..., RedisStore], redis_url: str) -> None:
+    store = stores()
+    session = await cached_session(store)
+    admin = sync_redis.Redis.from_url(redis_url)
+    try:
+        admin.flushdb()
+    finally:
+        admin.close()
+    await asyncio.sleep(0.05)
+    assert (await store.touch_session(session.id, T0, LIMITS)).session is None
