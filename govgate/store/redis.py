@@ -62,6 +62,7 @@ LOCK: Final = PREFIX + "lock:"  # + "account:NAME" | "client:ADDR" → lock end 
 TOTP_STEP: Final = PREFIX + "totp-step:"  # + account → last used TOTP step
 INVALIDATE: Final = "__redis__:invalidate"  # the channel Redis reports changed keys on (client-side caching)
 RETRY_CHANGES: Final = 1.0  # seconds between tries to open the change reports again after they stopped
+PING_CHANGES: Final = 0.04  # seconds between pings on the report connection (SessionCache.heard_within: 0.15)
 
 GRACE: Final = timedelta(seconds=60)  # keys outlive their logical end by this much
 TOTP_STEP_TTL: Final = timedelta(days=1)  # older codes are refused by TOTP verification anyway
@@ -205,8 +206,12 @@ class RedisStore:
     """``Store`` on Redis (or Redis Sentinel). Safe to share between gateway instances."""
 
     def __init__(self, client: Redis, timeout: timedelta, *, on_error: Callable[[], None] | None = None,
-                 session_cache: bool = False) -> None:
+                 session_cache: bool = False, changes_client: Redis | None = None) -> None:
+        """``changes_client``: the same server, speaking RESP2 (``protocol=2``), for the change reports that the
+        session cache needs (``from_url`` makes it); without it, ``client`` (reports then come as RESP3 pushes that
+        redis-py does not hand over: every report empties the whole cache, which is safe but keeps little)."""
         self._redis = client
+        self._changes_client = changes_client if changes_client is not None else client
         self._timeout = timeout.total_seconds()
         self._on_error = on_error  # told of each call that failed (``/metrics``)
         self._record_failure = client.register_script(_RECORD_FAILURE)
@@ -241,6 +246,7 @@ class RedisStore:
             # manual reconnect. The whole call stays bounded by asyncio.timeout in _run.
             "retry": Retry(NoBackoff(), 1),
         }
+        build: Callable[..., Redis]
         if is_sentinel_url(url):
             parsed = parse_sentinel_url(url)
             sentinel = Sentinel(  # type: ignore[no-untyped-call]
@@ -248,12 +254,19 @@ class RedisStore:
                 sentinel_kwargs={"socket_timeout": seconds, "socket_connect_timeout": seconds},
                 **options,
             )
-            client: Redis = sentinel.master_for(
-                parsed.master, db=parsed.db, username=parsed.username, password=parsed.password, ssl=parsed.ssl
-            )
+
+            def build(**extra: Any) -> Redis:
+                made: Redis = sentinel.master_for(parsed.master, db=parsed.db, username=parsed.username,
+                                                  password=parsed.password, ssl=parsed.ssl, **extra)
+                return made
         else:
-            client = Redis.from_url(url, **options)
-        return cls(client, timeout, on_error=on_error, session_cache=session_cache)
+            def build(**extra: Any) -> Redis:
+                return Redis.from_url(url, **options, **extra)
+        client = build()
+        # The change reports arrive as pub/sub messages naming the keys on a RESP2 connection (redis-py reads RESP3
+        # reports as pushes it hands to nobody): a client of its own for that one connection.
+        changes = build(protocol=2) if session_cache else None
+        return cls(client, timeout, on_error=on_error, session_cache=session_cache, changes_client=changes)
 
     async def _run[T](self, operation: str, call: Awaitable[T]) -> T:
         try:
@@ -307,7 +320,7 @@ class RedisStore:
         if self._changes is None and self._follow and not self._closed:
             self._changes = asyncio.get_running_loop().create_task(self._follow_changes(),
                                                                    name="govgate-redis-changes")
-        generation = sessions.generation
+        generation, sent = sessions.generation, time.monotonic()
         # EVALSHA sha 1 KEYS[1]=SESSION+member; ARGV: now, idle, absolute, grace (ms), the account lock's key
         # prefix, the account index's key prefix, member, touch step (the layout _TOUCH_SESSION reads).
         packed = b"".join((
@@ -332,7 +345,7 @@ class RedisStore:
             found = self._found(session_id, record, now)
         except (ValueError, TypeError, IndexError):
             raise StoreUnavailable("Redis touch_session: malformed session record") from None
-        sessions.put(hashed, record, cached[3], time.monotonic(), generation)
+        sessions.put(hashed, record, cached[3], sent, generation)
         return found
 
     @staticmethod
@@ -354,11 +367,15 @@ class RedisStore:
     async def _follow_changes(self) -> None:
         """Keep a connection of our own on which Redis reports every change to a session or account-lock key
         (``CLIENT TRACKING ... BCAST``, redirected to the connection itself, which subscribes to ``INVALIDATE``),
-        and tell ``self.sessions``; while it is not up, nothing is cached. Reopened after ``RETRY_CHANGES`` when it
-        fails (Redis down, restarted, failed over, or a server or ACL without client-side caching)."""
-        pool = self._redis.connection_pool
+        and tell ``self.sessions``; while it is not up, nothing is cached. The connection speaks RESP2 (a client of
+        its own, ``self._changes_client``: reports come as pub/sub messages naming the keys) and is pinged every
+        ``PING_CHANGES`` seconds; ``SessionCache`` answers only while it was heard from recently, so a Redis that
+        hangs or a connection that died without closing stops the cache too. Reopened after ``RETRY_CHANGES``
+        when it fails (Redis down, restarted, failed over, or a server or ACL without client-side caching)."""
+        pool = self._changes_client.connection_pool
         while not self._closed:
             conn: Any = None
+            pinger: asyncio.Task[None] | None = None
             try:
                 conn = await pool.get_connection()  # type: ignore[no-untyped-call]
                 async with asyncio.timeout(self._timeout):
@@ -369,22 +386,28 @@ class RedisStore:
                     if await conn.read_response() != "OK":
                         raise RedisError("CLIENT TRACKING refused")
                     await conn.send_command("SUBSCRIBE", INVALIDATE, check_health=False)
-                    # hiredis reads the pub/sub replies as push notifications: asked for as such (a list either way)
+                    # hiredis may read pub/sub replies as push notifications: asked for as such (a list either way)
                     subscribed = await conn.read_response(push_request=True)
                     if not (isinstance(subscribed, list) and subscribed[:2] == ["subscribe", INVALIDATE]):
                         raise RedisError("SUBSCRIBE refused")
-                self.sessions.mark_live()
+                self.sessions.mark_live(time.monotonic())
+                pinger = asyncio.get_running_loop().create_task(self._ping_changes(conn), name="govgate-redis-ping")
                 while True:
                     message = await conn.read_response(timeout=math.inf, push_request=True)
-                    if isinstance(message, list) and len(message) == 3 and message[:2] == ["message", INVALIDATE]:
+                    self.sessions.heard(time.monotonic())
+                    if not isinstance(message, list) or not message:
+                        self.sessions.changed(None)  # not a report we can read: trust nothing kept
+                    elif message[0] == "pong":
+                        continue  # ["pong", ""]: the answer to _ping_changes
+                    elif len(message) == 3 and message[:2] == ["message", INVALIDATE]:
                         keys = message[2]
-                        if keys is None or not isinstance(keys, list):
+                        if not isinstance(keys, list):  # None: the database was flushed
                             self.sessions.changed(None)
                         else:
                             for key in keys:
                                 self.sessions.changed(str(key))
                     else:
-                        self.sessions.changed(None)  # anything else on this connection: trust nothing kept
+                        self.sessions.changed(None)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # whatever stops the reports: nothing kept is used
@@ -392,12 +415,25 @@ class RedisStore:
                                  "Redis until the change reports are back)", type(exc).__name__)
             finally:
                 self.sessions.mark_down()
+                if pinger is not None:
+                    pinger.cancel()
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.disconnect(nowait=True)
                     with contextlib.suppress(Exception):
                         await pool.release(conn)
             await asyncio.sleep(RETRY_CHANGES)
+
+    async def _ping_changes(self, conn: Any) -> None:
+        """PING the report connection (allowed while subscribed; answered ``["pong", ""]``) until it closes."""
+        while conn.is_connected:
+            await asyncio.sleep(PING_CHANGES)
+            if not conn.is_connected:
+                return  # never reopened from here: the reader's failure ends this connection
+            try:
+                await conn.send_command("PING", check_health=False)
+            except Exception:  # the reader sees the same failure and marks the cache down
+                return
 
     @staticmethod
     def _touch_limits_args(limits: SessionLimits) -> tuple[SessionLimits, bytes, bytes, Limits]:
@@ -412,6 +448,7 @@ class RedisStore:
         await self._run(
             "delete_session", self._delete_session(keys=[SESSION + member], args=[ACCOUNT_SESSIONS, member])
         )
+        self.sessions.forget(member)  # and a lookup of it answered meanwhile (Redis reports it too)
 
     async def delete_account_sessions(self, account: str) -> int:
         self.sessions.forget_account(account)
@@ -529,6 +566,8 @@ class RedisStore:
         self.sessions.mark_down()
         try:
             await self._touch_session.close()
+            if self._changes_client is not self._redis:
+                await self._changes_client.aclose()
             await self._redis.aclose()
         except (RedisError, OSError) as exc:
             logger.warning("store.close_failed error=%s", type(exc).__name__)

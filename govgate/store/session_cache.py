@@ -10,15 +10,17 @@ Why a cached lookup gives what Redis would give (``_TOUCH_SESSION`` in ``govgate
 answer is a function of the session's hash, the account's lock key and the request's ``now`` and limits. An entry
 is used only
 - while the invalidation channel is up and has been since the entry was fetched (``mark_down`` empties the cache and
-  a lookup fetched across a change of channel is not kept);
+  a lookup fetched across a change of channel is not kept), and was heard from within ``HEARD_WITHIN`` seconds: the
+  store pings it several times within that span, so a Redis that hangs, or a connection that died without closing,
+  stops the cache as surely as one that closed;
 - if neither key changed since the lookup was sent (every change reported bumps ``generation``; a lookup sent
   before a change and answered after it is not kept, and one kept before is dropped);
 - for the same limits, and a ``now`` at which the script would neither expire the session (``now`` before both
   timeouts) nor write ``last_seen`` (less than the touch step since it): then the script returns the same
   record, and the lock is read against the request's own ``now`` by the caller, as for a fresh answer;
-- for at most ``MAX_AGE`` seconds after it was fetched, whatever the channel says: a change whose report was lost
-  (a connection that died silently, a failover) is seen within half a second on every instance. That is the
-  bound issue 11 sets (a revoked session or an unlock takes effect within 1 s on every instance).
+- for at most ``MAX_AGE`` seconds after its lookup was sent, whatever the channel says: a change whose report was
+  lost is seen within half a second on every instance. That is the bound issue 11 sets (a revoked session or an
+  unlock takes effect within 1 s on every instance).
 Only found, unexpired sessions are kept (status 1); an unknown or expired one always goes to Redis.
 """
 
@@ -27,7 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-MAX_AGE: Final = 0.5  # seconds an entry is used for at most, reported changes or not
+MAX_AGE: Final = 0.5  # seconds an entry is used for at most (from when its lookup was sent), reports or not
+HEARD_WITHIN: Final = 0.15  # seconds: nothing is answered unless the report connection was heard from this recently
 MAX_ENTRIES: Final = 16_384  # per process; the oldest goes first
 
 SESSION_KEY: Final = "govgate:session:"  # + the session's hash (govgate.store.redis.SESSION)
@@ -56,11 +59,14 @@ class _Entry:
 class SessionCache:
     """Session records by session hash, valid as the module says. Not thread-safe: one event loop uses it."""
 
-    def __init__(self, *, max_age: float = MAX_AGE, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, *, max_age: float = MAX_AGE, max_entries: int = MAX_ENTRIES,
+                 heard_within: float = HEARD_WITHIN) -> None:
         self.max_age = max_age
         self.max_entries = max_entries
+        self.heard_within = heard_within
         self._entries: dict[str, _Entry] = {}
         self._live = False
+        self._heard = float("-inf")  # monotonic seconds: when the report connection last answered or reported
         self.generation = 0  # changes with every reported change, and whenever the channel goes up or down
         self.hits = 0
 
@@ -71,11 +77,20 @@ class SessionCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def mark_live(self) -> None:
-        """The invalidation channel is up (tracking on, subscribed): entries may be kept from now on."""
+    def mark_live(self, mono: float) -> None:
+        """The invalidation channel is up (tracking on, subscribed; heard at ``mono``): entries may be kept."""
         self._entries.clear()
         self.generation += 1
         self._live = True
+        self._heard = mono
+
+    def heard(self, mono: float) -> None:
+        """The report connection answered a ping or reported a change at ``mono``."""
+        self._heard = max(self._heard, mono)
+
+    def answering(self, mono: float) -> bool:
+        """Whether the channel is up and was heard from within ``heard_within`` of ``mono``."""
+        return self._live and 0 <= mono - self._heard < self.heard_within
 
     def mark_down(self) -> None:
         """The channel is gone or was never up: nothing kept is used, nothing new is kept."""
@@ -88,7 +103,7 @@ class SessionCache:
         entry = self._entries.get(member)
         if entry is None:
             return None
-        if (not self._live or mono - entry.fetched >= self.max_age or mono < entry.fetched
+        if (not self.answering(mono) or mono - entry.fetched >= self.max_age or mono < entry.fetched
                 or entry.limits != limits or not unchanged_by_touch(entry.created_us, entry.last_us, now_us, limits)):
             del self._entries[member]
             return None
@@ -96,8 +111,9 @@ class SessionCache:
         return entry.record
 
     def put(self, member: str, record: Record, limits: Limits, fetched: float, generation: int) -> None:
-        """Keep a record Redis returned for a lookup sent at ``generation`` (read before sending) and answered at
-        ``fetched``, unless anything changed in between."""
+        """Keep a record Redis returned for a lookup sent at ``fetched`` (monotonic) and ``generation`` (both read
+        before sending), unless anything changed in between. Its age counts from ``fetched``: a reply that took long
+        is not kept any longer for it."""
         if not self._live or generation != self.generation:
             return
         try:

@@ -17,7 +17,7 @@ from govgate.core.sessions import new_session_id
 from govgate.errors import StoreUnavailable
 from govgate.store.base import Session
 from govgate.store.redis import RedisStore
-from govgate.store.session_cache import MAX_AGE
+from govgate.store.session_cache import HEARD_WITHIN, MAX_AGE
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -57,7 +57,7 @@ async def cached_session(store: RedisStore, account: str = "zhangsan") -> Sessio
     await store.touch_session(session.id, T0, LIMITS)  # starts the change reports
     await until(lambda: store.sessions.live, "the change reports are up")
     await store.touch_session(session.id, T0, LIMITS)  # kept now
-    assert len(store.sessions) == 1
+    assert await answered_from_cache(store, store.touch_session(session.id, T0, LIMITS))
     return session
 
 
@@ -177,3 +177,44 @@ async def test_a_flushed_database_drops_everything(stores: Callable[..., RedisSt
         admin.close()
     await asyncio.sleep(0.05)
     assert (await store.touch_session(session.id, T0, LIMITS)).session is None
+
+
+async def test_a_redis_that_hangs_stops_the_cache_within_a_moment(own_redis_server: RedisServer) -> None:
+    # No closed connection to notice: the report connection's pings go unanswered, and the cache stops answering
+    # within HEARD_WITHIN (0.15 s); the lookup then waits for Redis and fails closed at the state timeout.
+    store = RedisStore.from_url(own_redis_server.url, timedelta(milliseconds=500), session_cache=True)
+    try:
+        session = await cached_session(store)
+        hits = store.sessions.hits
+        own_redis_server.pause()
+        try:
+            await asyncio.sleep(HEARD_WITHIN + 0.05)
+            with pytest.raises(StoreUnavailable):
+                await store.touch_session(session.id, T0, LIMITS)
+            assert store.sessions.hits == hits
+        finally:
+            own_redis_server.resume()
+    finally:
+        await store.close()
+
+
+async def test_a_change_reported_names_its_keys_and_drops_nothing_else(stores: Callable[..., RedisStore]) -> None:
+    here, there = stores(), stores()
+    kept = [await cached_session(here, name) for name in ("zhangsan", "lisi", "wangwu")]
+    await there.create_session(Session(new_session_id(), "zhaoliu", None, "192.0.2.9", T0, T0), LIMITS)
+    await there.delete_session(kept[0].id)
+    await asyncio.sleep(0.05)
+    assert len(here.sessions) == 2  # the logged-out one only (a RESP3 report would have emptied everything)
+    assert await answered_from_cache(here, here.touch_session(kept[1].id, T0, LIMITS))
+
+
+async def test_a_lookup_answered_while_this_process_deletes_the_session_is_not_kept(
+        stores: Callable[..., RedisStore]) -> None:
+    store = stores()
+    for _ in range(20):
+        session = await cached_session(store)
+        await asyncio.sleep(MAX_AGE)  # aged out: the next lookup goes to Redis
+        racing = asyncio.create_task(store.touch_session(session.id, T0, LIMITS))
+        await store.delete_session(session.id)
+        await racing
+        assert (await store.touch_session(session.id, T0, LIMITS)).session is None

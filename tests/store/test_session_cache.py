@@ -14,6 +14,7 @@ from govgate.store.base import Session
 from govgate.store.redis import LOCK, SESSION, RedisStore, from_us, hash_id, to_us
 from govgate.store.session_cache import (
     ACCOUNT_LOCK_KEY,
+    HEARD_WITHIN,
     MAX_AGE,
     SESSION_KEY,
     Limits,
@@ -32,8 +33,10 @@ def record(account: str = "zhangsan", created: int = T0, last: int = T0, lock: s
 
 
 def live(**kwargs: float) -> SessionCache:
-    cache = SessionCache(**kwargs)  # type: ignore[arg-type]
-    cache.mark_live()
+    """A cache whose report connection is up, and heard from forever after (``heard_within`` is infinite unless
+    the test sets it)."""
+    cache = SessionCache(**{"heard_within": float("inf"), **kwargs})  # type: ignore[arg-type]
+    cache.mark_live(0.0)
     return cache
 
 
@@ -47,7 +50,7 @@ def test_nothing_is_kept_or_used_while_the_change_reports_are_not_up() -> None:
     cache.put("a", record(), LIMITS, 1.0, cache.generation)
     assert cache.get("a", T0, LIMITS, 1.0) is None
     assert len(cache) == 0
-    cache.mark_live()
+    cache.mark_live(1.0)
     cache.put("a", record(), LIMITS, 1.0, cache.generation)
     assert cache.get("a", T0, LIMITS, 1.1) == record()
     cache.mark_down()  # the reports stopped: everything kept goes
@@ -58,7 +61,7 @@ def test_nothing_is_kept_or_used_while_the_change_reports_are_not_up() -> None:
 def test_a_lookup_sent_before_a_change_or_before_the_reports_came_up_is_not_kept() -> None:
     cache = SessionCache()
     before_up = cache.generation
-    cache.mark_live()
+    cache.mark_live(1.0)
     cache.put("a", record(), LIMITS, 1.0, before_up)
     assert len(cache) == 0
     sent = cache.generation
@@ -69,6 +72,23 @@ def test_a_lookup_sent_before_a_change_or_before_the_reports_came_up_is_not_kept
     cache.put("a", record(), LIMITS, 1.0, sent)
     assert cache.get("a", T0, LIMITS, 1.0) == record()
     assert cache.hits == 1
+
+
+def test_nothing_is_answered_unless_the_report_connection_was_heard_from_just_now() -> None:
+    # A Redis that hangs, or a connection that died without closing, answers no ping: the cache stops.
+    assert HEARD_WITHIN < MAX_AGE
+    cache = SessionCache()
+    cache.mark_live(10.0)
+    cache.put("a", record(), LIMITS, 10.0, cache.generation)
+    assert cache.get("a", T0, LIMITS, 10.0 + HEARD_WITHIN - 0.001) == record()
+    assert cache.get("a", T0, LIMITS, 10.0 + HEARD_WITHIN) is None
+    cache.put("a", record(), LIMITS, 10.0, cache.generation)
+    cache.heard(10.2)  # a pong
+    assert cache.answering(10.3)
+    assert cache.get("a", T0, LIMITS, 10.3) == record()
+    cache.heard(10.1)  # heard out of order: the latest counts
+    assert cache.answering(10.3)
+    assert not cache.answering(10.1)  # a clock that went back: not trusted
 
 
 def test_an_entry_is_used_for_at_most_max_age_whatever_the_reports_say() -> None:
