@@ -31,7 +31,7 @@ from typing import Final
 
 MAX_AGE: Final = 0.5  # seconds an entry is used for at most (from when its lookup was sent), reports or not
 HEARD_WITHIN: Final = 0.15  # seconds: nothing is answered unless the report connection was heard from this recently
-MAX_ENTRIES: Final = 16_384  # per process; the oldest goes first
+MAX_ENTRIES: Final = 16_384  # per process (about 10 MB when full); the oldest goes first
 
 SESSION_KEY: Final = "govgate:session:"  # + the session's hash (govgate.store.redis.SESSION)
 ACCOUNT_LOCK_KEY: Final = "govgate:lock:account:"  # + account name (govgate.store.redis.LOCK + "account:")
