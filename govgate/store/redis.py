@@ -26,6 +26,7 @@ It owns the Redis key layout, the Lua scripts that apply the rules of ``govgate.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import json
@@ -63,6 +64,7 @@ TOTP_STEP: Final = PREFIX + "totp-step:"  # + account → last used TOTP step
 INVALIDATE: Final = "__redis__:invalidate"  # the channel Redis reports changed keys on (client-side caching)
 RETRY_CHANGES: Final = 1.0  # seconds between tries to open the change reports again after they stopped
 PING_CHANGES: Final = 0.04  # seconds between pings on the report connection (SessionCache.heard_within: 0.15)
+DEAD_CHANGES: Final = 1.0  # seconds a ping may go unanswered before the report connection is closed and reopened
 
 GRACE: Final = timedelta(seconds=60)  # keys outlive their logical end by this much
 TOTP_STEP_TTL: Final = timedelta(days=1)  # older codes are refused by TOTP verification anyway
@@ -266,6 +268,8 @@ class RedisStore:
         # The change reports arrive as pub/sub messages naming the keys on a RESP2 connection (redis-py reads RESP3
         # reports as pushes it hands to nobody): a client of its own for that one connection.
         changes = build(protocol=2) if session_cache else None
+        if changes is not None:  # over a ?protocol= in the URL, which redis-py would let win
+            changes.connection_pool.connection_kwargs["protocol"] = 2
         return cls(client, timeout, on_error=on_error, session_cache=session_cache, changes_client=changes)
 
     async def _run[T](self, operation: str, call: Awaitable[T]) -> T:
@@ -385,29 +389,31 @@ class RedisStore:
                                             "PREFIX", SESSION, "PREFIX", LOCK + "account:", check_health=False)
                     if await conn.read_response() != "OK":
                         raise RedisError("CLIENT TRACKING refused")
+                    subscribe_sent = time.monotonic()
                     await conn.send_command("SUBSCRIBE", INVALIDATE, check_health=False)
                     # hiredis may read pub/sub replies as push notifications: asked for as such (a list either way)
                     subscribed = await conn.read_response(push_request=True)
                     if not (isinstance(subscribed, list) and subscribed[:2] == ["subscribe", INVALIDATE]):
                         raise RedisError("SUBSCRIBE refused")
-                self.sessions.mark_live(time.monotonic())
-                pinger = asyncio.get_running_loop().create_task(self._ping_changes(conn), name="govgate-redis-ping")
+                # "Heard at" is when the request was *sent*: every change made before that was reported ahead of its
+                # answer on this connection, however late the answer is read (a slow network, a stalled loop).
+                self.sessions.mark_live(subscribe_sent)
+                pings: collections.deque[float] = collections.deque()
+                pinger = asyncio.get_running_loop().create_task(self._ping_changes(conn, pings),
+                                                                name="govgate-redis-ping")
                 while True:
                     message = await conn.read_response(timeout=math.inf, push_request=True)
-                    self.sessions.heard(time.monotonic())
-                    if not isinstance(message, list) or not message:
-                        self.sessions.changed(None)  # not a report we can read: trust nothing kept
-                    elif message[0] == "pong":
-                        continue  # ["pong", ""]: the answer to _ping_changes
-                    elif len(message) == 3 and message[:2] == ["message", INVALIDATE]:
+                    if isinstance(message, list) and message == ["pong", ""] and pings:
+                        self.sessions.heard(pings.popleft())  # the answer to _ping_changes, in order
+                    elif isinstance(message, list) and len(message) == 3 and message[:2] == ["message", INVALIDATE]:
                         keys = message[2]
                         if not isinstance(keys, list):  # None: the database was flushed
                             self.sessions.changed(None)
                         else:
                             for key in keys:
                                 self.sessions.changed(str(key))
-                    else:
-                        self.sessions.changed(None)
+                    else:  # not what a subscribed, tracking RESP2 connection sends: start again
+                        raise RedisError("unexpected message on the change report connection")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # whatever stops the reports: nothing kept is used
@@ -424,13 +430,20 @@ class RedisStore:
                         await pool.release(conn)
             await asyncio.sleep(RETRY_CHANGES)
 
-    async def _ping_changes(self, conn: Any) -> None:
-        """PING the report connection (allowed while subscribed; answered ``["pong", ""]``) until it closes."""
+    async def _ping_changes(self, conn: Any, pings: collections.deque[float]) -> None:
+        """PING the report connection (allowed while subscribed; answered ``["pong", ""]``) until it closes, noting
+        when each was sent in ``pings``; close it when no answer came for ``DEAD_CHANGES`` (a connection that died
+        without closing), so that the reader fails and opens a new one."""
         while conn.is_connected:
             await asyncio.sleep(PING_CHANGES)
             if not conn.is_connected:
                 return  # never reopened from here: the reader's failure ends this connection
+            if pings and time.monotonic() - pings[0] > DEAD_CHANGES:
+                with contextlib.suppress(Exception):
+                    await conn.disconnect(nowait=True)
+                return
             try:
+                pings.append(time.monotonic())
                 await conn.send_command("PING", check_health=False)
             except Exception:  # the reader sees the same failure and marks the cache down
                 return
@@ -445,18 +458,22 @@ class RedisStore:
     async def delete_session(self, session_id: str) -> None:
         member = hash_id(session_id)
         self.sessions.forget(member)
-        await self._run(
-            "delete_session", self._delete_session(keys=[SESSION + member], args=[ACCOUNT_SESSIONS, member])
-        )
-        self.sessions.forget(member)  # and a lookup of it answered meanwhile (Redis reports it too)
+        try:
+            await self._run(
+                "delete_session", self._delete_session(keys=[SESSION + member], args=[ACCOUNT_SESSIONS, member])
+            )
+        finally:  # and a lookup of it answered meanwhile (Redis reports it too), even if the reply was lost
+            self.sessions.forget(member)
 
     async def delete_account_sessions(self, account: str) -> int:
         self.sessions.forget_account(account)
-        count = await self._run(
-            "delete_account_sessions",
-            self._delete_account_sessions(keys=[ACCOUNT_SESSIONS + account], args=[SESSION]),
-        )
-        self.sessions.forget_account(account)  # and what was looked up meanwhile (Redis reports it too)
+        try:
+            count = await self._run(
+                "delete_account_sessions",
+                self._delete_account_sessions(keys=[ACCOUNT_SESSIONS + account], args=[SESSION]),
+            )
+        finally:
+            self.sessions.forget_account(account)  # and what was looked up meanwhile (Redis reports it too)
         return int(count)
 
     # -- between password and TOTP ----------------------------------------------------------------
@@ -539,8 +556,10 @@ class RedisStore:
 
     async def unlock(self, account: str) -> None:
         self.sessions.forget_account(account)
-        await self._run("unlock", self._redis.delete(FAILURES + "account:" + account, LOCK + "account:" + account))
-        self.sessions.forget_account(account)
+        try:
+            await self._run("unlock", self._redis.delete(FAILURES + "account:" + account, LOCK + "account:" + account))
+        finally:
+            self.sessions.forget_account(account)
 
     async def account_locked_until(self, account: str, now: datetime) -> datetime | None:
         value = await self._run("account_locked_until", self._redis.get(LOCK + "account:" + account))

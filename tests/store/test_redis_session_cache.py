@@ -218,3 +218,37 @@ async def test_a_lookup_answered_while_this_process_deletes_the_session_is_not_k
         await store.delete_session(session.id)
         await racing
         assert (await store.touch_session(session.id, T0, LIMITS)).session is None
+
+
+async def test_a_report_connection_whose_pings_go_unanswered_is_closed_and_opened_again(
+        own_redis_server: RedisServer) -> None:
+    # A hung Redis (or a connection that died without closing): after 1 s without an answer the connection is
+    # closed (live goes False at once, not after TCP gives up) and a new one is opened once Redis answers again.
+    store = RedisStore.from_url(own_redis_server.url, timedelta(milliseconds=500), session_cache=True)
+    try:
+        await cached_session(store)
+        own_redis_server.pause()
+        try:
+            await until(lambda: not store.sessions.live, "the silent connection is given up", limit=3)
+        finally:
+            own_redis_server.resume()
+        await until(lambda: store.sessions.live, "a new report connection", limit=10)
+        again = await cached_session(store)
+        assert await answered_from_cache(store, store.touch_session(again.id, T0, LIMITS))
+    finally:
+        await store.close()
+
+
+async def test_the_report_connection_speaks_resp2_whatever_the_url_says(
+        stores: Callable[..., RedisStore], redis_url: str) -> None:
+    here, there = stores(redis_url + "?protocol=3"), stores()
+    kept = [await cached_session(here, name) for name in ("zhangsan", "lisi", "wangwu")]
+    await there.delete_session(kept[0].id)
+    await asyncio.sleep(0.05)
+    assert len(here.sessions) == 2  # a RESP3 report connection would have emptied the cache
+    admin = sync_redis.Redis.from_url(redis_url)
+    try:
+        report = [c for c in admin.client_list() if "P" in c["flags"]]
+    finally:
+        admin.close()
+    assert [c["resp"] for c in report] == ["2"]
