@@ -6,6 +6,9 @@ Pure: no I/O, no clock (the caller passes the times in), no Redis. ``govgate.sto
 channel (Redis's client-side caching in broadcast mode: every change to a ``govgate:session:`` or
 ``govgate:lock:account:`` key is pushed to a connection of the gateway's own) and tells this cache what it hears.
 
+Art. 30 (第三十条: 超时退出, and a logout or lock that must hold on every instance): the cache never lets a session
+live past either timeout (``unchanged_by_touch``) and never outlives a change by more than ``MAX_AGE``.
+
 Why a cached lookup gives what Redis would give (``_TOUCH_SESSION`` in ``govgate/store/redis.py``): the script's
 answer is a function of the session's hash, the account's lock key and the request's ``now`` and limits. An entry
 is used only
