@@ -69,7 +69,7 @@ class SessionCache:
         self.heard_within = heard_within
         self._entries: dict[str, _Entry] = {}
         self._live = False
-        self._heard = float("-inf")  # monotonic seconds: when the report connection last answered or reported
+        self._heard = float("-inf")  # monotonic seconds: when the last ping the report connection answered was sent
         self.generation = 0  # changes with every reported change, and whenever the channel goes up or down
         self.hits = 0
 
