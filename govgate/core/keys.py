@@ -47,6 +47,11 @@ class GatewayKeys:
     _master: bytes = field(repr=False)
     _derived: dict[Purpose, bytes] = field(default_factory=dict, repr=False, compare=False)
 
+    def __hash__(self) -> int:
+        # The same as the dataclass's (equal keys are equal masters) without building a tuple each time: the keys
+        # are part of the memo key of every leave link signed (``leave_link._signed_leave_path``).
+        return hash(self._master)
+
     def derive(self, purpose: Purpose) -> bytes:
         key = self._derived.get(purpose)
         if key is None:

@@ -19,11 +19,12 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import hashlib
-import hmac
 import re
 from collections.abc import Mapping
 from urllib.parse import parse_qs, quote
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.hmac import HMAC
 
 from govgate.core.keys import GatewayKeys, Purpose
 
@@ -31,16 +32,18 @@ MAX_URL_LENGTH = 8192  # longer destinations are refused rather than signed or s
 
 
 @functools.lru_cache(maxsize=8)
-def _mac_template(keys: GatewayKeys) -> hmac.HMAC:
-    # Keyed once per gateway key; each signature copies it (a page may carry thousands of links).
-    return hmac.new(keys.derive(Purpose.LEAVE_LINK), digestmod=hashlib.sha256)
+def _mac_template(keys: GatewayKeys) -> HMAC:
+    # Keyed once per gateway key; each signature copies it (a page may carry thousands of links). cryptography's
+    # HMAC, not the standard library's: its copy is one call into OpenSSL, where ``hmac.HMAC.copy`` and ``digest``
+    # add about 0.5 µs of Python to every signature. The same HMAC-SHA256 as ``GatewayKeys.mac`` (which checks it).
+    return HMAC(keys.derive(Purpose.LEAVE_LINK), hashes.SHA256())
 
 
 def sign_leave(url: str, keys: GatewayKeys) -> str:
     """The base64url (unpadded) HMAC-SHA256 of ``url`` under the ``LEAVE_LINK`` key."""
     mac = _mac_template(keys).copy()
     mac.update(url.encode("utf-8", "surrogatepass"))
-    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
+    return base64.urlsafe_b64encode(mac.finalize()).rstrip(b"=").decode("ascii")
 
 
 # Percent-encode all but unreserved characters and ":/?@=,", which are safe inside a query value and keep

@@ -55,3 +55,23 @@ def test_long_destinations_are_not_kept() -> None:
     assert _signed_leave_path.cache_info().currsize == 0
     leave_url("/p", "https://www.example.com/short", KEYS[0])
     assert _signed_leave_path.cache_info().currsize == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80), st.sampled_from(KEYS))
+def test_the_signature_is_the_gateway_keys_hmac_sha256(url: str, keys: GatewayKeys) -> None:
+    # sign_leave uses cryptography's HMAC for speed; it must be the very MAC GatewayKeys makes and checks.
+    import base64
+
+    from govgate.core.keys import Purpose
+
+    tag = keys.mac(Purpose.LEAVE_LINK, url.encode("utf-8", "surrogatepass"))
+    assert sign_leave(url, keys) == base64.urlsafe_b64encode(tag).rstrip(b"=").decode("ascii")
+
+
+def test_equal_keys_hash_alike_and_other_keys_are_other_memo_entries() -> None:
+    same = GatewayKeys.from_bytes(b"a" * 32)
+    assert same == KEYS[0]
+    assert hash(same) == hash(KEYS[0])
+    assert same != KEYS[1]
+    assert leave_url("/p", "http://x.example/", same) != leave_url("/p", "http://x.example/", KEYS[1])
