@@ -5,7 +5,9 @@ Both gateways run at once on one policy (with a real Redis, which `--workers 2` 
 touch it) in front of the same sample portal; rounds alternate between them so that drift on a shared machine
 hits both alike, and the medians are compared. Prints requests/s for each and the ratio two/one (issue 11's
 target on a 2-core machine: ≥ 1.6). wrk, the portal and the gateways share the machine's cores, so the ratio
-is a floor of what the workers give on a machine where the gateway has the cores to itself.
+is a floor of what the workers give on a machine where the gateway has the cores to itself. It also prints the
+ratio's ceiling on this machine from the CPU each process used per request (``ceiling``), and how busy the machine
+was in each configuration.
 
     .venv/bin/python scripts/bench_workers.py [--seconds 8] [--rounds 3] [--connections 50] [--json]
 
@@ -18,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -34,10 +37,16 @@ REPO = Path(__file__).resolve().parents[1]
 PATH = "/static/app.css"  # a public page: the gate decides, writes its audit record, forwards
 
 
+WRK_CPU = [0.0]  # CPU seconds wrk has used so far (``wrk`` adds each run's)
+
+
 def wrk(url: str, seconds: int, connections: int) -> tuple[float, int]:
     """Requests/s, and how many answers were not 2xx/3xx."""
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", url]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only child reaped in between
+    WRK_CPU[0] += after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if m is None:
         raise RuntimeError(f"no figure in wrk's output:\n{out}")
@@ -95,6 +104,20 @@ def start_gateway(policy: Path, workers: int, log: Path) -> tuple[subprocess.Pop
     raise RuntimeError(f"`govgate run --workers {workers}` did not start:\n{log.read_text(encoding='utf-8')}")
 
 
+def ceiling(ms: dict[str, float | None], cpus: int) -> float | None:
+    """The highest ratio two/one these CPU costs per request allow on ``cpus`` cores.
+
+    One worker serves at most one core's worth, 1 / gateway_1 requests per ms. Two workers, the portal and wrk
+    together use at most all the cores, cpus / (gateway_2 + portal_2 + wrk_2). The ratio of the two is the best
+    the benchmark can show on this machine, however fast the gateway is: the faster the gateway, the larger the
+    share of wrk and the portal, and the lower this ceiling.
+    """
+    g1, g2, p2, w2 = (ms.get(k) for k in ("gateway_1", "gateway_2", "portal_2", "wrk_2"))
+    if not g1 or not g2 or p2 is None or w2 is None:
+        return None
+    return cpus * g1 / (g2 + p2 + w2)
+
+
 def measure(*, seconds: int = 8, rounds: int = 3, connections: int = 50) -> dict[str, Any]:
     """Run the benchmark; returns {"workers_1": req/s, "workers_2": req/s, "ratio": two/one, "rounds": {...}, …}."""
     if not shutil.which("wrk") or not shutil.which("redis-server"):
@@ -124,26 +147,33 @@ def measure(*, seconds: int = 8, rounds: int = 3, connections: int = 50) -> dict
         for url in urls.values():  # warm up
             wrk(url, 2, connections)
         results: dict[int, list[float]] = {1: [], 2: []}
-        cpu: dict[str, float] = {"gateway_1": 0.0, "gateway_2": 0.0, "portal_1": 0.0, "portal_2": 0.0}
+        cpu: dict[str, float] = {"gateway_1": 0.0, "gateway_2": 0.0, "portal_1": 0.0, "portal_2": 0.0,
+                                 "wrk_1": 0.0, "wrk_2": 0.0}
         requests = {1: 0.0, 2: 0.0}
         refused = 0
         for n in range(rounds):
             for count in ((1, 2) if n % 2 == 0 else (2, 1)):
-                gw0, up0 = cpu_seconds(pids[count]), cpu_seconds(portal)
+                gw0, up0, wrk0 = cpu_seconds(pids[count]), cpu_seconds(portal), WRK_CPU[0]
                 rate, bad = wrk(urls[count], seconds, connections)
                 cpu[f"gateway_{count}"] += cpu_seconds(pids[count]) - gw0
                 cpu[f"portal_{count}"] += cpu_seconds(portal) - up0
+                cpu[f"wrk_{count}"] += WRK_CPU[0] - wrk0
                 requests[count] += rate * seconds
                 results[count].append(rate)
                 refused += bad
         one, two = statistics.median(results[1]), statistics.median(results[2])
+        per_request = {k: 1000 * v / requests[int(k[-1])] if requests[int(k[-1])] else None for k, v in cpu.items()}
         return {"workers_1": one, "workers_2": two, "ratio": two / one if one else 0.0,
+                "ceiling": ceiling(per_request, os.cpu_count() or 1),
+                # the share of all the machine's cores that the gateway, the portal and wrk used in each
+                "machine_busy": {f"workers_{n}": (cpu[f"gateway_{n}"] + cpu[f"portal_{n}"] + cpu[f"wrk_{n}"])
+                                 / (rounds * seconds * (os.cpu_count() or 1)) for n in (1, 2)},
                 "rounds": {"workers_1": results[1], "workers_2": results[2]}, "non_2xx": refused,
                 "cpus": os.cpu_count(), "seconds": seconds, "connections": connections, "path": PATH,
                 "load_before": load_before, "load_after": os.getloadavg()[0],
-                # CPU milliseconds per request: the gateway's processes (all workers together), the sample portal's
-                "cpu_ms_per_request": {k: 1000 * v / requests[int(k[-1])] if requests[int(k[-1])] else None
-                                       for k, v in cpu.items()}}
+                # CPU milliseconds per request: the gateway's processes (all workers together), the sample portal's,
+                # wrk's
+                "cpu_ms_per_request": per_request}
     finally:
         stop_processes(procs, timeout=60)  # workers drain before they exit
         shutil.rmtree(tmp, ignore_errors=True)
@@ -169,7 +199,13 @@ def main() -> int:
     print(f"  --workers 2 / --workers 1: {ratio:.2f}  (target ≥ 1.60: {'met' if ratio >= 1.6 else 'NOT met'})")
     ms = result["cpu_ms_per_request"]
     print(f"  CPU per request: gateway {ms['gateway_1']:.2f} ms (1 worker), {ms['gateway_2']:.2f} ms (2 workers); "
-          f"sample portal {ms['portal_1']:.2f} / {ms['portal_2']:.2f} ms")
+          f"sample portal {ms['portal_1']:.2f} / {ms['portal_2']:.2f} ms; wrk {ms['wrk_1']:.2f} / {ms['wrk_2']:.2f} ms")
+    busy = result["machine_busy"]
+    print(f"  machine busy (gateway, portal and wrk, of all {result['cpus']} cores): {busy['workers_1']:.0%} with 1 "
+          f"worker, {busy['workers_2']:.0%} with 2")
+    if result["ceiling"] is not None:
+        print(f"  the most these costs allow here: {result['ceiling']:.2f} (one worker holds one core; two workers, "
+              "the portal and wrk share all of them)")
     print(f"  load average before {result['load_before']:.1f}, after {result['load_after']:.1f} "
           f"(other work on the machine lowers both figures, and the ratio)")
     if result["non_2xx"]:
