@@ -273,11 +273,15 @@ def plain_absolute_href(url_text: str) -> tuple[str, str] | None:
     m = _PLAIN_ABSOLUTE.fullmatch(url_text)
     if m is None:
         return None
-    host = m.group("host").lower()
-    path = m.group("path") or "/"
-    if "xn--" in host or "/." in path or "%2e" in path or "%2E" in path:
+    scheme, host, path, rest = m.group(1, 2, 3, 4)  # scheme, host, path, rest
+    host = host.lower()
+    if path is None:
+        path = "/"
+    elif "/." in path or "%2e" in path or "%2E" in path:
         return None
-    return f"{m.group('scheme').lower()}://{host}{path}{m.group('rest')}", host
+    if "xn--" in host:
+        return None
+    return f"{scheme.lower()}://{host}{path}{rest}", host
 
 
 type MakeFormUrl = Callable[[str, str], str]  # (destination, the page's form encoding) -> the form target
@@ -353,16 +357,18 @@ class _Resolver:
     def _quick(self, kind: LinkKind, buf: bytes, start: int, end: int) -> tuple[None, ResolvedLink | None] | None:
         """(None, info) when the raw value surely stays on an internal host (no full parse needed), else None."""
         if self.fast and kind in _URL_KINDS:
-            if _SAME_HOST.match(buf, start, end):
-                return None, self._quick_info(kind, buf, start, end)
+            # The two patterns match no value in common (``_PLAIN_HOST``'s start with "//" or "http(s)://", which
+            # ``_SAME_HOST`` refuses), so their order changes nothing: a plainly spelled host first, because a value
+            # that reaches here past the scan's own jumps is most often a link elsewhere.
             m = _PLAIN_HOST.match(buf, start, end)
             if m is not None:
                 host = m.group(1)
                 external = self.plain_hosts.get(host)
                 if external is None:
                     external = self.plain_hosts[host] = self.classifier.is_external(host.decode("ascii").lower())
-                if not external:
-                    return None, self._quick_info(kind, buf, start, end)
+                return None if external else (None, self._quick_info(kind, buf, start, end))
+            if _SAME_HOST.match(buf, start, end):
+                return None, self._quick_info(kind, buf, start, end)
         return None
 
     def _srcdoc(self, value: str) -> bytes | None:
@@ -387,19 +393,22 @@ class _Resolver:
         return ResolvedLink(kind, value, href, host, external, external) if self.collect else None
 
     def _handle(self, kind: LinkKind, raw: bytes) -> tuple[bytes | None, ResolvedLink | None]:
-        value = unescape_attr(raw.decode(self.codec, "replace"))
-        if kind is LinkKind.SRCDOC:
-            return self._srcdoc(value), None
-        if kind is LinkKind.REFRESH:
-            parsed = refresh_url(value)
-            if parsed is None:
-                return None, self._info(kind, value, None, "", False)
-            time_text, url_text = parsed
-        else:
-            time_text, url_text = "", value
-        if kind in (LinkKind.ACTION, LinkKind.FORMACTION) and value == "":
-            # HTML form submission: an empty action means the document's own URL (not the base URL).
-            url_text = self.document_url
+        value = raw.decode(self.codec, "replace")
+        if "&" in value or "\x00" in value:
+            value = unescape_attr(value)
+        time_text = ""
+        url_text = value
+        if kind is not LinkKind.HREF:  # <a>/<area> href, the commonest, needs none of these
+            if kind is LinkKind.SRCDOC:
+                return self._srcdoc(value), None
+            if kind is LinkKind.REFRESH:
+                parsed = refresh_url(value)
+                if parsed is None:
+                    return None, self._info(kind, value, None, "", False)
+                time_text, url_text = parsed
+            elif value == "":  # ACTION, FORMACTION
+                # HTML form submission: an empty action means the document's own URL (not the base URL).
+                url_text = self.document_url
         href, host = self.resolve(url_text)
         # Only http(s) destinations are ever signed: others (javascript:, data:, ftp:, ws:...) stay as written.
         if href is None or not host or not href.startswith(("http:", "https:")):
@@ -407,10 +416,10 @@ class _Resolver:
         # Art. 15 (第十五条): a link that leaves for a non-government site goes through the warning page.
         if not self.classifier.is_external(host):
             return None, self._info(kind, value, href, host, False)
-        if kind in _FORM_KINDS and self.make_form_url is not None:
-            new = self.make_form_url(href, self.form_charset)
-        else:
+        if kind is LinkKind.HREF or self.make_form_url is None or kind not in _FORM_KINDS:
             new = self.make_leave_url(href)
+        else:
+            new = self.make_form_url(href, self.form_charset)
         if kind is LinkKind.REFRESH:
             new = f"{time_text or '0'};url={new}"
         # "&" written as "&amp;" so that the browser reads back exactly ``new``, whatever the quoting.
