@@ -140,10 +140,12 @@ _ATTR_ITER = re.compile(
 
 
 # A double-quoted value that cannot leave the base's host (see ``link_rewrite._SAME_HOST``), marked by group ``s``.
+# Past the part that decides, the rest of the value is one ``[^"]*+``: the regex engine runs a single-byte loop
+# for that, where a class of several bytes costs a call per byte (about 5 ns: most of a link's time in the scan).
 _SAFE_DQ = (
     rb"[\x00-\x20]*+(?:[?#][^\"]*+"
-    rb"|/(?:[^\"?#\\\t\n\r&/][^\"?#\\\t\n\r&]*+)?+(?:[?#][^\"]*+)?+"
-    rb"|[^\":/?#\\\t\n\r&\x00-\x20][^\":/?#\\\t\n\r&]*+(?:/[^\"?#\\\t\n\r&]*+)?+(?:[?#][^\"]*+)?+)?+"
+    rb"|/(?![/\\\t\n\r&])[^\"]*+"
+    rb"|[^\":/?#\\\t\n\r&\x00-\x20][^\":/?#\\\t\n\r&]*+(?:[/?#][^\"]*+)?+)?+"
 )
 
 

@@ -199,13 +199,15 @@ class RewriteResult:
 # Values that cannot leave the base's host, checked on the raw bytes: after stripping, either only a
 # query/fragment, or a path-absolute URL not starting "//" (or "/\\", or "/" + a removable tab or
 # newline, or a character reference), or a path-relative one whose first segment has no ":" (no
-# scheme). Backslashes and character references before the query send the value to the full path.
+# scheme; nor a backslash, tab, newline or character reference that could hide or make one). Only that
+# start decides: whatever follows it is path, query or fragment on the base's host (the URL parser's
+# "relative slash" and "path" states never go back to the authority).
 # ``html_scan._SAFE_DQ`` is the same test inside a double-quoted value, for the scan's own jumps.
 _SAME_HOST = re.compile(
     rb"[\x00-\x20]*+(?:"
     rb"[?#].*"
-    rb"|/(?![/\\\t\n\r&])[^?#\\\t\n\r&]*+(?:[?#].*)?"
-    rb"|[^:/?#\\\t\n\r&\x00-\x20][^:/?#\\\t\n\r&]*+(?:/[^?#\\\t\n\r&]*+)?(?:[?#].*)?"
+    rb"|/(?![/\\\t\n\r&]).*"
+    rb"|[^:/?#\\\t\n\r&\x00-\x20][^:/?#\\\t\n\r&]*+(?:[/?#].*)?"
     rb")?\Z",
     re.DOTALL,
 )
