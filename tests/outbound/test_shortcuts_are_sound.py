@@ -15,9 +15,20 @@ from govgate.core.policy.model import Outbound, RedirectMode
 
 BASE = "https://portal.example.gov.cn/a/b/page.html?x=1"
 CLASSIFIER = HostClassifier(Outbound(("gov.cn",), ("*.partner.cn",), RedirectMode.WARN), ("portal.example.gov.cn",))
-ALPHABET = st.sampled_from([*"/\\:?#&;@.%x1aA=-_ \t\n\r\x00\x01\x0c\x0b\u00a0中",
-                            "&#47;", "&sol;", "&#58;", "&#x2f;", "&#9;", "http", "//"])
+ALPHABET = st.sampled_from([*"/\\:?#&;@.%x1aA=-_ \t\n\r\x00\x01\x0c\x0b\u00a0中\u3000\uff0f\uff1a",
+                            "&#47;", "&sol;", "&#58;", "&#x2f;", "&#9;", "http", "//", "&Tab;", "&NewLine;", "&bsol;",
+                            "&#92;", "&colon;", "&#x3a", "&#47", "evil.com", "javascript"])
 values = st.lists(ALPHABET, max_size=12).map("".join)
+# What the same-host test takes is decided by a value's start alone (``link_rewrite._SAME_HOST``): values that start
+# with a safe prefix and go on with anything, the characters that must not matter there included.
+safe_starts = st.sampled_from(["/a", "?", "#", "a/", "a", " /x", "\x01/x", "/x&", "x?"])
+prefixed = st.tuples(safe_starts, values).map("".join)
+# And values built to leave: what the URL parser removes, or reads as "/", or a reference to either, between or
+# instead of the two slashes of a scheme-relative URL, or hiding a scheme's ":".
+RISKY = ["/", "\\", "\t", "\n", "\r", "&#47;", "&sol;", "&bsol;", "&#92;", "&Tab;", "&NewLine;", "&#x2f;", "&#47",
+         "&#58;", "&colon;", ":"]
+leaving = st.tuples(st.sampled_from(["", " ", "\x01", "http", "a", "/"]), st.lists(st.sampled_from(RISKY), min_size=1,
+                    max_size=3).map("".join), st.sampled_from(["evil.com", "/evil.com", "x/"]), values).map("".join)
 SAFE_DQ = re.compile(_SAFE_DQ + rb'"')
 SETTINGS = settings(max_examples=600, deadline=None)
 
@@ -29,8 +40,22 @@ def resolved_host(value: str) -> str | None:
         return None
 
 
+# Each leaves the base's host, each one way the pattern must refuse; checked every run, not left to chance.
+LEAVING = ["//evil.com", " //evil.com", "\x01//evil.com", "/\\evil.com", "\\/evil.com", "/\t/evil.com", "/\n/evil.com",
+           "/\r/evil.com", "/&#47;evil.com", "/&sol;evil.com", "/&bsol;evil.com", "/&#92;evil.com", "/&Tab;/evil.com",
+           "/&NewLine;/evil.com", "/&#x2f;evil.com", "/&#47evil.com", "h\tttp://evil.com", "ht&#116;p://evil.com",
+           "a&colon;//evil.com", "a&#58;//evil.com", "http://evil.com"]
+
+
+def test_values_that_leave_are_not_taken_as_same_host() -> None:
+    for value in LEAVING:
+        assert resolved_host(value) not in ("portal.example.gov.cn", None), value  # each really leaves
+        assert not _SAME_HOST.match(value.encode()), value
+        assert not SAFE_DQ.match(value.encode() + b'"'), value
+
+
 @SETTINGS
-@given(values)
+@given(st.one_of(values, prefixed, leaving))
 def test_values_taken_as_same_host_do_resolve_to_the_base_host(value: str) -> None:
     raw = value.encode("utf-8")
     if _SAME_HOST.match(raw):
