@@ -15,11 +15,12 @@ raw text (``script`` with its escape states, ``style``, ``xmp``, ``iframe``, ``n
 ``<![CDATA[`` is a real section; left only where the tree builder surely leaves it) and
 ``template`` (parsed, its contents left alone, except a declarative shadow root's, which are live).
 Text and tags that cannot matter are jumped over inside the regex engine (``_FAST``), a tag's name
-told plain by a trie of byte classes (``_plain_names_trie``). Nesting (``srcdoc`` in ``srcdoc``,
-``noscript`` in ``noscript``) is capped at ``MAX_NESTING``; past it, and wherever the scan cannot
-tell what the browser does, ``RewriteRefused`` is raised so the caller fails closed.
+told plain by a trie of byte classes (``_plain_names_trie``). Nesting (``srcdoc`` in ``srcdoc``) is
+capped at ``MAX_NESTING``; past it, and wherever the scan cannot tell what the browser does,
+``RewriteRefused`` is raised so the caller fails closed.
 ``noscript`` content is additionally scanned as markup, so a browser with scripting off is
-protected too; with scripting on it is text and the change is invisible.
+protected too; with scripting on it is text and the change is invisible. Where the two readings part (a
+``<base>`` in it, or its first ``</noscript`` hidden from the markup reading), the scan refuses.
 
 ``scan_xml`` walks XHTML by XML rules, conservatively. ``unescape_attr`` decodes character
 references in an attribute value as the tokenizer does.
@@ -258,13 +259,19 @@ _TARGET_PATTERNS.update({
 type _Target = tuple[LinkKind, int, int, bool, bool]
 
 
-MAX_NESTING = 32  # <iframe srcdoc> documents within documents, <noscript> within <noscript>
+MAX_NESTING = 32  # <iframe srcdoc> documents within documents
 
 
 class RefusalReason(StrEnum):
-    NESTING = "nesting"  # srcdoc/noscript nested deeper than MAX_NESTING
+    NESTING = "nesting"  # srcdoc nested deeper than MAX_NESTING
     AMBIGUOUS_BASE = "ambiguous_base"  # a <base href> the browser may or may not honour
     XHTML = "xhtml"  # an XHTML document the conservative XML scan cannot vouch for
+    # A <noscript> whose end a browser with scripting off finds elsewhere than one with scripting on (a "</noscript>"
+    # inside an attribute value, a comment or a textarea of its markup): the two would read different documents.
+    NOSCRIPT = "noscript"
+    # An ISO-2022-JP page that is not well-formed (a broken or unknown escape sequence, a byte out of range): Python's
+    # decoder and the browser's recover from such bytes differently, and may see different markup after them.
+    MALFORMED_ENCODING = "malformed_encoding"
 
 
 class RewriteRefused(Exception):
@@ -280,6 +287,15 @@ class ScanState:
     targets: list[_Target] = field(default_factory=list)
     base: bytes | None = None  # raw value of the first <base href>
     base_seen: bool = False
+    # The scan reached its ``stop`` inside a token, comment, raw text or RCDATA (nothing closed it): what a
+    # <noscript>'s markup reading is checked for (``scan_html``); meaningless otherwise.
+    ran_off: bool = False
+
+
+def _ran_off(state: ScanState) -> int:
+    """A scan's end (-1) at ``stop`` inside something left open; noted in ``state.ran_off``."""
+    state.ran_off = True
+    return -1
 
 
 # What the scan carries from one token to the next outside foreign content: (open inert templates, the open
@@ -403,7 +419,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
         else:
             lt = buf.find(b"<", pos, stop)
             if lt < 0:
-                return -1
+                return -1  # text to the end
             pos = lt
         nxt = buf[pos + 1:pos + 2]
         if nxt == b"!":
@@ -415,24 +431,24 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 else:
                     m = _COMMENT_END.search(buf, pos + 4, stop)
                     if m is None:
-                        return -1
+                        return _ran_off(state)
                     pos = m.end()
                 continue
             if foreign and not islands and not doubt and buf.startswith(b"<![CDATA[", pos):
                 end = buf.find(b"]]>", pos + 9, stop)
                 if end < 0:
-                    return -1
+                    return _ran_off(state)
                 pos = end + 3
                 continue
             end = buf.find(b">", pos + 2, stop)
             if end < 0:
-                return -1
+                return _ran_off(state)
             pos = end + 1
             continue
         if nxt == b"?":
             end = buf.find(b">", pos + 2, stop)
             if end < 0:
-                return -1
+                return _ran_off(state)
             pos = end + 1
             continue
         m = _TAG_OPEN.match(buf, pos, stop)
@@ -443,7 +459,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                     continue
                 end = buf.find(b">", pos + 2, stop)
                 if end < 0:
-                    return -1
+                    return _ran_off(state)
                 pos = end + 1
                 continue
             pos += 1
@@ -454,7 +470,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
         if is_end:
             r = _TAG_REST.match(buf, after_name, stop)
             if r is None:
-                return -1
+                return _ran_off(state)
             pos = r.end()
             if islands and name == islands[-1][0]:
                 _, foreign, doubt = islands.pop()
@@ -477,7 +493,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             elif name in _INTEGRATION:
                 r = _TAG_REST.match(buf, after_name, stop)
                 if r is None:
-                    return -1
+                    return _ran_off(state)
                 pos = r.end()
                 if not r.group("tail").endswith(b"/"):
                     islands.append((name, foreign, doubt))
@@ -489,7 +505,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             pattern, kind = pattern_kind
             r = pattern.match(buf, after_name, stop)
             if r is None:
-                return -1
+                return _ran_off(state)
             pos = r.end()
             vs, ve = r.span("v")
             if vs >= 0 and ve > vs and buf[vs] in _QUOTES:
@@ -498,6 +514,9 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             if name == b"base":
                 # Only a base in the document tree counts: not one in a template, nor in a shadow root.
                 if doubt and r.start("n") >= 0 and not state.base_seen and not templates and not nested:
+                    raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)
+                if nested and r.start("n") >= 0 and not state.base_seen and not templates and not foreign:
+                    # In <noscript>: the first base for a browser with scripting off, none for one with it on.
                     raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)
                 if r.start("n") >= 0 and not state.base_seen and not templates and not foreign and not nested:
                     state.base_seen = True
@@ -511,12 +530,12 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
         if name == b"meta":
             pos = _meta(buf, after_name, stop, state, template > 0)
             if pos < 0:
-                return -1
+                return _ran_off(state)
             continue
         if name == b"iframe":  # in SVG/MathML srcdoc means nothing: rewriting it anyway is harmless
             r = _FIRST_SRCDOC.match(buf, after_name, stop)
             if r is None:
-                return -1
+                return _ran_off(state)
             vs, ve = r.span("v")
             if vs >= 0:
                 if ve > vs and buf[vs] in _QUOTES:
@@ -526,7 +545,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
         else:
             r = _TAG_REST.match(buf, after_name, stop)
             if r is None:
-                return -1
+                return _ran_off(state)
         pos = r.end()
         if name in (b"svg", b"math"):
             if not r.group("tail").endswith(b"/"):
@@ -543,14 +562,26 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             continue
         if name == b"script":
             pos = _script_end(buf, pos, stop)
+            if pos >= stop:
+                state.ran_off = True  # no "</script" before ``stop``
         elif name == b"plaintext":
-            return -1
+            return _ran_off(state)
         elif name in _RAW_END:
+            if name == b"noscript" and nested:
+                continue  # with scripting off (this scan's reading) an ordinary element: its content is markup
             end_m = _RAW_END[name].search(buf, pos, stop)
             end = stop if end_m is None else end_m.start()
+            if end_m is None:
+                state.ran_off = True  # nothing closes it before ``stop``
             if name == b"noscript":
-                # Scripting off, this is markup: protect those readers too (invisible with scripting on).
+                # Scripting off, this is markup: protect those readers too (invisible with scripting on). Both
+                # readings must agree where it ends: with scripting on, its text ends at the first "</noscript";
+                # read as markup, that must be an end tag, not text inside a value, a comment or a textarea left
+                # open (after which a browser with scripting off would read markup this scan reads as text).
+                state.ran_off = False
                 scan_html(buf, pos, end, state, nested=nested + 1, skip_same_host=skip_same_host, scanners=scanners)
+                if state.ran_off and end_m is not None:
+                    raise RewriteRefused(RefusalReason.NOSCRIPT)
             pos = end
     return -1
 

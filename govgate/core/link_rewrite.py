@@ -461,8 +461,17 @@ def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, cl
                      link_setting=link_setting)
         out = _apply(body, plan.replacements) if plan.replacements else body
         return RewriteResult(out, len(plan.replacements), enc.name, plan.links, True, plan.base, plan.found)
-    errors = "surrogatepass" if enc.name.startswith("UTF-16") else "replace"
-    text = body[enc.bom_length:].decode(enc.codec, errors)
+    if enc.name == "ISO-2022-JP":
+        try:
+            # Strict: where the bytes are not well-formed ISO-2022-JP, Python's decoder and the browser's recover
+            # differently (which escape ends a run, what follows a broken one), so they could disagree about
+            # everything after, links included. Such a page is refused, not guessed at (fail closed).
+            text = body[enc.bom_length:].decode(enc.codec)
+        except UnicodeDecodeError:
+            raise RewriteRefused(RefusalReason.MALFORMED_ENCODING) from None
+    else:
+        errors = "surrogatepass" if enc.name.startswith("UTF-16") else "replace"
+        text = body[enc.bom_length:].decode(enc.codec, errors)
     utf8 = text.encode("utf-8", "surrogatepass")
     plan = _plan(utf8, 0, enc, "utf-8", document_url, classifier, make_leave_url, collect, make_form_url=make_form_url)
     if not plan.replacements:

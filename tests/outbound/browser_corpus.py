@@ -128,6 +128,8 @@ MARKUP_CASES: list[tuple[str, str]] = [
     ("noframes", "<noframes><a href=http://evil.example/no></noframes><a href=http://evil.example/43>x</a>"),
     ("noscript", "<noscript><a href=http://evil.example/44></noscript><a href=http://evil.example/45>x</a>"),
     ("noscript comment trick", "<noscript><!-- </noscript><a href=http://evil.example/46>x</a> --></noscript>"),
+    ("noscript ends alike in both readings", "<noscript><p title='a'>t</p><!-- c --></noscript>"
+     "<a href=http://evil.example/46b>x</a>"),
     ("template", "<template><a href=http://evil.example/no></template><a href=http://evil.example/47>x</a>"),
     ("nested template", "<template><template></template><a href=http://evil.example/no></template>"
                         "<a href=http://evil.example/48>x</a>"),
@@ -295,3 +297,11 @@ def charset_page(encoding: str, prefix: str) -> bytes:
              "cp1252": "caf\u00e9", "koi8_r": "мир"}.get(encoding, "中文")
     links = _LINKS.format(q=query, idn="例子.com")
     return (prefix + links).encode(encoding, "xmlcharrefreplace")
+
+
+# Markup cases the rewriter refuses (the gateway then answers 502 and forwards nothing), by label, with the reason:
+# the browser comparison skips them; ``build_pages`` checks each is refused for that reason.
+REFUSED_MARKUP: dict[str, str] = {
+    # With scripting off the first "</noscript>" is inside a comment, which ends elsewhere: the readings part.
+    "noscript comment trick": "noscript",
+}

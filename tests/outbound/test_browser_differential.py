@@ -29,12 +29,13 @@ import pytest
 
 from govgate.core.keys import GatewayKeys
 from govgate.core.leave_link import leave_form_url, leave_url, verify_leave, verify_leave_form
-from govgate.core.link_rewrite import refresh_url, rewrite_html, rewrite_xhtml
+from govgate.core.link_rewrite import RewriteRefused, refresh_url, rewrite_html, rewrite_xhtml
 from govgate.core.outbound import HostClassifier
 
 from .browser_corpus import (
     CHARSET_PAGES,
     MARKUP_CASES,
+    REFUSED_MARKUP,
     URL_BATCH_ENCODINGS,
     URL_CASES,
     XHTML_CASES,
@@ -170,14 +171,26 @@ def build_pages(site: Site) -> list[Served]:
         pages.append(Served(f"/wpt/{i}/dir/page.html", wpt_page(base, cases), "text/html",
                             label=f"wpt base {base!r}", inputs=tuple(c.input for c in cases), wpt=tuple(cases)))
     classifier = HostClassifier.from_policy(outbound_policy())
+    refused: list[Served] = []
     for page in pages:
         rewrite = rewrite_xhtml if page.content_type == "application/xhtml+xml" else rewrite_html
-        result = rewrite(page.original, content_type=page.content_type, document_url=site.origin + page.path,
-                         classifier=classifier, make_leave_url=lambda u: site.origin + leave_url(PREFIX, u, KEYS),
-                         make_form_url=lambda u, c: site.origin + leave_form_url(PREFIX, u, c, KEYS))
+        expected = REFUSED_MARKUP.get(page.label) if page.path.startswith("/markup/") else None
+        try:
+            result = rewrite(page.original, content_type=page.content_type, document_url=site.origin + page.path,
+                             classifier=classifier, make_leave_url=lambda u: site.origin + leave_url(PREFIX, u, KEYS),
+                             make_form_url=lambda u, c: site.origin + leave_form_url(PREFIX, u, c, KEYS))
+        except RewriteRefused as exc:
+            reason: str | None = exc.reason.value
+        else:
+            reason = None
+        assert reason == expected, f"{page.label}: refused for {reason!r}, expected {expected!r}"
+        if reason is not None:
+            refused.append(page)
+            continue
         page.rewritten = result.body
         site.pages[page.path] = page
-    return pages
+    assert len(refused) == len(REFUSED_MARKUP), [p.label for p in refused]
+    return [page for page in pages if page not in refused]
 
 
 @pytest.fixture(scope="module")

@@ -114,10 +114,75 @@ def test_srcdoc_nested_beyond_the_cap_is_refused_not_a_recursion_error(rw: Rewri
     assert info.value.reason is RefusalReason.NESTING
 
 
-def test_noscript_nested_beyond_the_cap_is_refused(rw: Rewrite) -> None:
+def test_noscript_nested_deeply_is_read_as_markup_without_recursion(rw: Rewrite) -> None:
+    # With scripting off a <noscript> inside another is an ordinary element, so its content is read on in the same
+    # scan (no recursion to cap): the link is found, and no depth of nesting exhausts the stack.
     body = b"<noscript>" * 2000 + b'<a href="http://evil.example/">x</a>'
-    with pytest.raises(RewriteRefused):
+    assert LEAVE in rw(body).body
+
+
+# A second security review (fifth round of issue 11) found these with scripting off, in Chromium.
+@pytest.mark.parametrize("body", [
+    b'<head><noscript><base href="https://evil.example/"></noscript></head><body><a href="/x">x</a>',
+    b'<body><noscript><base href="https://evil.example/"></noscript><a href="/x">x</a><a href=rel>r</a>',
+    b'<body><noscript><p><base href=//evil.example/></noscript><form action=/f></form>',
+])
+def test_a_base_in_noscript_is_refused(rw: Rewrite, body: bytes) -> None:
+    # With scripting off it is the document's base (every relative link goes to evil.example); with scripting on it
+    # is text. No one rewrite serves both readers.
+    with pytest.raises(RewriteRefused) as info:
         rw(body)
+    assert info.value.reason is RefusalReason.AMBIGUOUS_BASE
+
+
+def test_a_base_in_noscript_after_the_documents_own_is_the_second_and_ignored(rw: Rewrite) -> None:
+    body = b'<head><base href="/sub/"><noscript><base href="https://evil.example/"></noscript></head><a href=x>x</a>'
+    assert rw(body).rewritten == 0
+
+
+@pytest.mark.parametrize("body", [
+    b'<body><noscript><p title="</noscript><!--"><a href="https://evil.example/x">x</a>--></p></noscript>',
+    b'<body><noscript><textarea></noscript><!--</textarea><a href="https://evil.example/x">x</a>--></noscript>',
+    b"<body><noscript><p title='</noscript><xmp>'><a href=https://evil.example/x>x</a></xmp></noscript>",
+    b'<body><noscript><!-- </noscript><p title=" --><a href=https://evil.example/x>">',
+    b'<body><noscript></</noscript><!--><a href="https://evil.example/x">x</a>--></noscript>',
+    b'<body><noscript><script></noscript><!--</script><a href="https://evil.example/x">x</a>--></noscript>',
+])
+def test_a_noscript_whose_end_the_two_readings_put_elsewhere_is_refused(rw: Rewrite, body: bytes) -> None:
+    # With scripting on the first "</noscript" ends it; read as markup (scripting off) that one is inside a value, a
+    # textarea, a comment or a bogus comment, and what follows (here a live link) is read differently.
+    with pytest.raises(RewriteRefused) as info:
+        rw(body)
+    assert info.value.reason is RefusalReason.NOSCRIPT
+
+
+@pytest.mark.parametrize("body", [
+    b'<noscript><iframe src="https://www.googletagmanager.com/ns.html?id=GTM-X" height="0"></iframe></noscript>'
+    b'<a href="http://evil.example/">x</a>',
+    b'<noscript><img src="/pixel.gif" alt=""></noscript><a href="http://evil.example/">x</a>',
+    b'<noscript><a href="http://evil.example/">x</a></noscript>',
+    b'<noscript><style>p{}</style><p title="a>b">t</p><!-- c --></noscript><a href="http://evil.example/">x</a>',
+    b'<noscript><svg><a href="/s">s</a></noscript><a href="http://evil.example/">x</a>',
+    b'<noscript><a href="http://evil.example/">x</a>',  # no end at all: both readings run to the end of the page
+])
+def test_a_noscript_both_readings_end_alike_is_rewritten(rw: Rewrite, body: bytes) -> None:
+    assert LEAVE in rw(body).body
+
+
+def test_a_malformed_iso_2022_jp_page_is_refused(keys: GatewayKeys, classifier: HostClassifier) -> None:
+    # ESC $ B, one byte of a two-byte character, ESC ( B: Python's decoder read the rest of the page as kanji (no
+    # link), Chromium a U+FFFD and then a live link. Strictly decoded, such a page is refused.
+    def rewrite(body: bytes) -> RewriteResult:
+        return rewrite_html(body, content_type="text/html; charset=iso-2022-jp", document_url=DOC_URL,
+                            classifier=classifier, make_leave_url=lambda u: ORIGIN + leave_url(PREFIX, u, keys))
+
+    for broken in (b"\x1b$B$\x1b(B", b"\x1b$A0!\x1b(B", b"\x1b(I1\x1b(B", b"\x1b$(", b"\x80"):
+        with pytest.raises(RewriteRefused) as info:
+            rewrite(b"<!doctype html><body>" + broken + b'<a href="https://evil.example/x">x</a>')
+        assert info.value.reason is RefusalReason.MALFORMED_ENCODING
+    good = rewrite(b'<!doctype html><body>\x1b$B0!\x1b(B<a href="http://evil.example/">x</a>')
+    assert LEAVE in good.body
+    assert b"\x1b$B0!\x1b(B" in good.body
 
 
 @pytest.mark.parametrize("href", [b"ftp://evil.example/x", b"ws://evil.example/", b"file://evil.example/x",
