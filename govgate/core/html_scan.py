@@ -243,7 +243,28 @@ _FOREIGN_NAMES = frozenset(
     b"mlabeledtr mspace mstyle semantics annotation annotation-xml menclose mpadded mphantom merror "
     b"mmultiscripts mprescripts none maction".split()
 )
-_INTEGRATION = frozenset(b"foreignobject desc title mi mo mn ms mtext annotation-xml".split())
+# HTML and MathML text integration points, by the namespace of the foreign content they are in: an <svg> or <math>
+# inside the other (with no integration point between) is an element of the outer one's namespace, and so is
+# everything in it. ``annotation-xml`` only with an HTML ``encoding`` (``_html_annotation``).
+_INTEGRATION = {
+    b"svg": frozenset(b"foreignobject desc title".split()),
+    b"math": frozenset(b"mi mo mn ms mtext annotation-xml".split()),
+}
+_NO_INTEGRATION: frozenset[bytes] = frozenset()
+
+
+def _integration_points(foreign: list[bytes]) -> frozenset[bytes]:
+    """The integration points of the foreign content the open roots ``foreign`` make: their namespace's, when they
+    are all of one namespace. With both open (an <svg> in <math> is MathML, unless inside an annotation-xml, where it
+    is SVG: the scan does not follow which), none: the scan stays in foreign content, where a raw-text element's end
+    is checked against the HTML reading (``_raw_text_agrees``) instead."""
+    first = foreign[0]
+    if all(root == first for root in foreign):
+        return _INTEGRATION[first]
+    return _NO_INTEGRATION
+
+
+_RAW_TEXT_NAMES = frozenset(b"style xmp iframe noembed noframes noscript textarea title script".split())
 _TARGET_PATTERNS.update({
     b"a": (_FIRST_HREF, LinkKind.HREF),
     b"area": (_FIRST_HREF, LinkKind.HREF),
@@ -269,6 +290,9 @@ class RefusalReason(StrEnum):
     # A <noscript> whose end a browser with scripting off finds elsewhere than one with scripting on (a "</noscript>"
     # inside an attribute value, a comment or a textarea of its markup): the two would read different documents.
     NOSCRIPT = "noscript"
+    # In SVG/MathML, a raw-text element (<style>, <script>, <textarea>...) whose first end tag, where a browser back in
+    # HTML would end it, is inside a value, comment or CDATA section as the scan reads it.
+    FOREIGN = "foreign_content"
     # An ISO-2022-JP page that is not well-formed (a broken or unknown escape sequence, a byte out of range): Python's
     # decoder and the browser's recover from such bytes differently, and may see different markup after them.
     MALFORMED_ENCODING = "malformed_encoding"
@@ -290,6 +314,35 @@ class ScanState:
     # The scan reached its ``stop`` inside a token, comment, raw text or RCDATA (nothing closed it): what a
     # <noscript>'s markup reading is checked for (``scan_html``); meaningless otherwise.
     ran_off: bool = False
+
+
+def _ended(state: ScanState, nested: int, foreign: list[bytes], templates: list[bool]) -> int:
+    """A scan's end (-1) at ``stop`` between tokens. In <noscript> (``nested``) SVG/MathML or a template left open
+    counts as running off: with scripting off the browser stays in it past the "</noscript", where one with scripting
+    on (and this scan) reads raw text as raw text."""
+    if nested and (foreign or templates):
+        state.ran_off = True
+    return -1
+
+
+def _raw_text_agrees(buf: bytes, name: bytes, pos: int, stop: int, foreign: tuple[bytes, ...], doubt: bool) -> int:
+    """In foreign content the scan reads ``<style>``, ``<script>``, ``<textarea>``... as ordinary elements; a browser
+    that is back in HTML (doubt), or reads the namespace otherwise, reads raw text up to their first end tag. From
+    there on the two readings agree only if that end tag is one in the scan's reading too (not inside a value, a
+    comment, a CDATA section): checked by scanning up to it as the scan reads it; else refused (fail closed).
+    Returns where what it read ends."""
+    if name == b"script":
+        end = _script_end(buf, pos, stop)
+    else:
+        m = _RAW_END[name].search(buf, pos, stop)
+        end = stop if m is None else m.start()
+    if end >= stop:
+        return end  # no end tag: raw text to the end of the page for the browser, nothing after it to read otherwise
+    probe = ScanState()  # what it finds is the main scan's to find: only whether it runs off is kept
+    scan_html(buf, pos, end, probe, in_foreign=(foreign, doubt))
+    if probe.ran_off:
+        raise RewriteRefused(RefusalReason.FOREIGN)
+    return end + len(name) + 3  # "</" + name + one byte: what the check read (``hold`` in ``scan_html``)
 
 
 def _ran_off(state: ScanState) -> int:
@@ -361,7 +414,7 @@ class ScanTrace:
 
 def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: int = 0,
               skip_same_host: bool = False, scanners: Scanners = DEFAULT_SCANNERS, trace: ScanTrace | None = None,
-              resume: ScanPoint | None = None) -> int:
+              resume: ScanPoint | None = None, in_foreign: tuple[tuple[bytes, ...], bool] | None = None) -> int:
     """Walk buf[start:stop] as the HTML tokenizer would, recording target attribute values.
 
     Returns -1, or the position at which ``trace`` found the state of its other scan (``ScanTrace``) and stopped.
@@ -374,7 +427,9 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
     HTML elements open around it, which a scanner does not track: the scan stays in foreign content
     (where raw-text elements are ordinary, so it reads at least what the browser reads) and, while
     that doubt lasts, reads ``<![CDATA[`` as the bogus comment HTML would see and refuses a
-    ``<base href>`` it cannot place.
+    ``<base href>`` it cannot place. Where the browser may be back in HTML (that doubt) or may not be in foreign
+    content the way the scan reads it, a raw-text element's first end tag must be one in the scan's reading too
+    (``_raw_text_agrees``), else the scan refuses. ``in_foreign``: (open roots, doubt) to start in.
     """
     if nested > MAX_NESTING:
         raise RewriteRefused(RefusalReason.NESTING)
@@ -383,17 +438,22 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
     templates: list[bool] = []  # open templates, True when inert (not a declarative shadow root)
     foreign: list[bytes] = []  # open svg/math roots, innermost last
     doubt = False  # an end tag in foreign content that the browser may have honoured by leaving it
+    if in_foreign is not None:
+        foreign, doubt = list(in_foreign[0]), in_foreign[1]
     if resume is not None:
         template, resumed_templates, doubt, state.base, state.base_seen = resume
         templates = list(resumed_templates)
     mark = _NEVER if trace is None else start  # where ``trace`` is told of the next token boundary
+    # No resume point before this: a raw-text check in foreign content read the bytes up to it (``_raw_text_agrees``),
+    # so a page that differs there must be scanned again from before that element.
+    hold = 0
     # integration points: (end tag name, foreign roots to restore, doubt to restore)
     islands: list[tuple[bytes, list[bytes], bool]] = []
     scan_links = scanners[1 if skip_same_host else 0].finditer
     targets = state.targets
     while pos < stop:
         if not foreign and not islands:
-            if pos >= mark:
+            if pos >= mark and pos >= hold:
                 assert trace is not None
                 mark = trace.mark(pos, len(targets), template, templates, doubt, state)
                 if mark < 0:
@@ -409,17 +469,17 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                         vs += 1
                         ve -= 1
                     targets.append((LinkKind.HREF, vs, ve, in_template, f.start(_S) >= 0))
-                if pos >= mark:  # a token boundary after the <a>/<area> (and its target)
+                if pos >= mark and pos >= hold:  # a token boundary after the <a>/<area> (and its target)
                     assert trace is not None
                     mark = trace.mark(pos, len(targets), template, templates, doubt, state)
                     if mark < 0:
                         return pos
             if pos >= stop:
-                return -1
+                return _ended(state, nested, foreign, templates)
         else:
             lt = buf.find(b"<", pos, stop)
             if lt < 0:
-                return -1  # text to the end
+                return _ended(state, nested, foreign, templates)  # text to the end
             pos = lt
         nxt = buf[pos + 1:pos + 2]
         if nxt == b"!":
@@ -490,7 +550,8 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             if name in _BREAKOUT or (name == b"font" and _font_breaks_out(buf, after_name, stop)):
                 foreign = []  # the tag is handled below as an HTML tag
                 doubt = False
-            elif name in _INTEGRATION:
+            elif name in _integration_points(foreign) and (
+                    name != b"annotation-xml" or _html_annotation(buf, after_name, stop)):
                 r = _TAG_REST.match(buf, after_name, stop)
                 if r is None:
                     return _ran_off(state)
@@ -515,7 +576,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 # Only a base in the document tree counts: not one in a template, nor in a shadow root.
                 if doubt and r.start("n") >= 0 and not state.base_seen and not templates and not nested:
                     raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)
-                if nested and r.start("n") >= 0 and not state.base_seen and not templates and not foreign:
+                if nested and r.start("n") >= 0 and not state.base_seen and not templates and (doubt or not foreign):
                     # In <noscript>: the first base for a browser with scripting off, none for one with it on.
                     raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)
                 if r.start("n") >= 0 and not state.base_seen and not templates and not foreign and not nested:
@@ -552,6 +613,8 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 foreign.append(name)
             continue
         if foreign:
+            if name in _RAW_TEXT_NAMES:  # "/>" or not: a browser back in HTML ignores it on these
+                hold = max(hold, _raw_text_agrees(buf, name, pos, stop, tuple(foreign), doubt))
             continue
         if name == b"template":
             # A declarative shadow root (shadowrootmode, or Chromium's former shadowroot) is live DOM:
@@ -583,7 +646,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 if state.ran_off and end_m is not None:
                     raise RewriteRefused(RefusalReason.NOSCRIPT)
             pos = end
-    return -1
+    return _ended(state, nested, foreign, templates)
 
 
 _XML_NAME = re.compile(rb"[^\x00-\x20/>=\"'<]++")
@@ -716,6 +779,17 @@ def _attrs(buf: bytes, pos: int, stop: int) -> tuple[list[tuple[bytes, int, int,
                 break
         else:
             out.append((name, m.end(), m.end(), b"-"))  # no value: empty, and nothing to rewrite
+
+
+def _html_annotation(buf: bytes, pos: int, stop: int) -> bool:
+    """``<annotation-xml encoding="text/html">`` (or ``application/xhtml+xml``): an HTML integration point (HTML
+    §13.2.6.5); without that encoding its content stays MathML."""
+    attrs, _ = _attrs(buf, pos, stop)
+    for attr, start, end, _quote in attrs:
+        if attr == b"encoding":
+            value = buf[start:end].decode("latin-1").lower()
+            return value in ("text/html", "application/xhtml+xml")
+    return False
 
 
 def _is_shadow_root(buf: bytes, pos: int, stop: int) -> bool:

@@ -119,6 +119,17 @@ def _percent_encode_query(url: str, codec: str) -> str:
 
 _WS = "\t\n\f\r "
 
+# ISO-2022-JP as the WHATWG decoder reads it without an error: ASCII text (no SO, SI, ESC or byte above 0x7F), then
+# runs each opened by one of the four escapes it knows and holding at least one character: ASCII or JIS X 0201 Roman
+# ("ESC ( B", "ESC ( J") text as before, or JIS X 0208 ("ESC $ @", "ESC $ B") pairs of bytes 0x21-0x7E. (Katakana,
+# "ESC ( I", Python's codec does not read: refused as well.) Two escapes in a row, a broken or unknown one, a newline
+# inside a two-byte run: each is an error for the browser, and not one Python's codec makes the same way.
+_ISO_2022_JP_TEXT = rb"[\x00-\x0d\x10-\x1a\x1c-\x7f]"
+_ISO_2022_JP_WELL_FORMED = re.compile(
+    _ISO_2022_JP_TEXT + rb"*+(?:\x1b\([BJ]" + _ISO_2022_JP_TEXT + rb"++|\x1b\$[@B](?:[\x21-\x7e][\x21-\x7e])++)*+"
+    rb"(?:\x1b\([BJ])?+"  # back to ASCII at the very end: no error
+)
+
 
 def refresh_url(content: str) -> tuple[str, str] | None:
     """HTML "shared declarative refresh steps": (time text, URL text) or None when there is no URL."""
@@ -462,12 +473,15 @@ def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, cl
         out = _apply(body, plan.replacements) if plan.replacements else body
         return RewriteResult(out, len(plan.replacements), enc.name, plan.links, True, plan.base, plan.found)
     if enc.name == "ISO-2022-JP":
+        # Only well-formed ISO-2022-JP: where the bytes are not, Python's decoder and the browser's recover
+        # differently (which escape ends a run, what follows a broken one; Python even accepts escapes the WHATWG
+        # decoder rejects), so they could disagree about everything after, links included. Such a page is refused,
+        # not guessed at (fail closed).
+        if not _ISO_2022_JP_WELL_FORMED.fullmatch(body, enc.bom_length):
+            raise RewriteRefused(RefusalReason.MALFORMED_ENCODING)
         try:
-            # Strict: where the bytes are not well-formed ISO-2022-JP, Python's decoder and the browser's recover
-            # differently (which escape ends a run, what follows a broken one), so they could disagree about
-            # everything after, links included. Such a page is refused, not guessed at (fail closed).
             text = body[enc.bom_length:].decode(enc.codec)
-        except UnicodeDecodeError:
+        except UnicodeDecodeError:  # e.g. a two-byte code that JIS X 0208 leaves unassigned
             raise RewriteRefused(RefusalReason.MALFORMED_ENCODING) from None
     else:
         errors = "surrogatepass" if enc.name.startswith("UTF-16") else "replace"
