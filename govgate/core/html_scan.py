@@ -251,17 +251,14 @@ _INTEGRATION = {
     b"math": frozenset(b"mi mo mn ms mtext annotation-xml".split()),
 }
 _NO_INTEGRATION: frozenset[bytes] = frozenset()
+_MATHML_TEXT = frozenset(b"mi mo mn ms mtext".split())  # MathML text integration points
 
 
 def _integration_points(foreign: list[bytes]) -> frozenset[bytes]:
-    """The integration points of the foreign content the open roots ``foreign`` make: their namespace's, when they
-    are all of one namespace. With both open (an <svg> in <math> is MathML, unless inside an annotation-xml, where it
-    is SVG: the scan does not follow which), none: the scan stays in foreign content, where a raw-text element's end
-    is checked against the HTML reading (``_raw_text_agrees``) instead."""
-    first = foreign[0]
-    if all(root == first for root in foreign):
-        return _INTEGRATION[first]
-    return _NO_INTEGRATION
+    """The integration points of the foreign content the open roots ``foreign`` make: the outermost root's namespace's
+    (an <svg> in <math>, or a <math> in <svg>, with no integration point between, is an element of the outer
+    namespace; the one exception, an <svg> right in an <annotation-xml>, is refused by the scan)."""
+    return _INTEGRATION.get(foreign[0], _NO_INTEGRATION)
 
 
 _RAW_TEXT_NAMES = frozenset(b"style xmp iframe noembed noframes noscript textarea title script".split())
@@ -325,7 +322,8 @@ def _ended(state: ScanState, nested: int, foreign: list[bytes], templates: list[
     return -1
 
 
-def _raw_text_agrees(buf: bytes, name: bytes, pos: int, stop: int, foreign: tuple[bytes, ...], doubt: bool) -> int:
+def _raw_text_agrees(buf: bytes, name: bytes, pos: int, stop: int, foreign: tuple[bytes, ...], doubt: bool,
+                     probed: set[int]) -> int:
     """In foreign content the scan reads ``<style>``, ``<script>``, ``<textarea>``... as ordinary elements; a browser
     that is back in HTML (doubt), or reads the namespace otherwise, reads raw text up to their first end tag. From
     there on the two readings agree only if that end tag is one in the scan's reading too (not inside a value, a
@@ -338,10 +336,15 @@ def _raw_text_agrees(buf: bytes, name: bytes, pos: int, stop: int, foreign: tupl
         end = stop if m is None else m.start()
     if end >= stop:
         return end  # no end tag: raw text to the end of the page for the browser, nothing after it to read otherwise
-    probe = ScanState()  # what it finds is the main scan's to find: only whether it runs off is kept
-    scan_html(buf, pos, end, probe, in_foreign=(foreign, doubt))
-    if probe.ran_off:
-        raise RewriteRefused(RefusalReason.FOREIGN)
+    if end not in probed:
+        # Once per end: a check from a later start tag that ends at the same place reads the same tokens from there
+        # (the scan's own reading, which a check follows), so it would agree too; and a check does not check the
+        # raw-text elements inside what it reads (the scan will, when it reaches them). Linear, not quadratic.
+        probed.add(end)
+        state = ScanState()  # what it finds is the main scan's to find: only whether it runs off is kept
+        scan_html(buf, pos, end, state, in_foreign=(foreign, doubt), probe=True)
+        if state.ran_off:
+            raise RewriteRefused(RefusalReason.FOREIGN)
     return end + len(name) + 3  # "</" + name + one byte: what the check read (``hold`` in ``scan_html``)
 
 
@@ -414,7 +417,8 @@ class ScanTrace:
 
 def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: int = 0,
               skip_same_host: bool = False, scanners: Scanners = DEFAULT_SCANNERS, trace: ScanTrace | None = None,
-              resume: ScanPoint | None = None, in_foreign: tuple[tuple[bytes, ...], bool] | None = None) -> int:
+              resume: ScanPoint | None = None, in_foreign: tuple[tuple[bytes, ...], bool] | None = None,
+              probe: bool = False) -> int:
     """Walk buf[start:stop] as the HTML tokenizer would, recording target attribute values.
 
     Returns -1, or the position at which ``trace`` found the state of its other scan (``ScanTrace``) and stopped.
@@ -447,6 +451,8 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
     # No resume point before this: a raw-text check in foreign content read the bytes up to it (``_raw_text_agrees``),
     # so a page that differs there must be scanned again from before that element.
     hold = 0
+    probed: set[int] = set()  # raw-text ends already checked (``_raw_text_agrees``): each is checked once
+    annotation = False  # an <annotation-xml> seen in this MathML: an <svg> in it may be SVG or MathML
     # integration points: (end tag name, foreign roots to restore, doubt to restore)
     islands: list[tuple[bytes, list[bytes], bool]] = []
     scan_links = scanners[1 if skip_same_host else 0].finditer
@@ -494,8 +500,14 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                         return _ran_off(state)
                     pos = m.end()
                 continue
-            if foreign and not islands and not doubt and buf.startswith(b"<![CDATA[", pos):
+            if foreign and buf.startswith(b"<![CDATA[", pos):
                 end = buf.find(b"]]>", pos + 9, stop)
+                if doubt:
+                    # A CDATA section if the browser is still in foreign content, a bogus comment to the first ">" if
+                    # it is back in HTML: the two go on from the same place only if that ">" is the one of "]]>".
+                    gt = buf.find(b">", pos + 2, stop)
+                    if gt >= 0 and gt != end + 2:
+                        raise RewriteRefused(RefusalReason.FOREIGN)
                 if end < 0:
                     return _ran_off(state)
                 pos = end + 3
@@ -533,7 +545,10 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 return _ran_off(state)
             pos = r.end()
             if islands and name == islands[-1][0]:
+                # The browser ignores it if an HTML element opened in the island is still open (the island is
+                # "special"), which a scanner does not track: back in foreign content, in doubt.
                 _, foreign, doubt = islands.pop()
+                doubt = doubt or bool(foreign)
             elif foreign:
                 if name in foreign:  # pops up to the innermost open root of that name
                     del foreign[len(foreign) - 1 - foreign[::-1].index(name):]
@@ -546,10 +561,29 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             elif name == b"template" and templates and templates.pop():
                 template -= 1  # an inert template closed
             continue
+        if not foreign:
+            annotation = False
+        if not foreign and islands and islands[-1][0] in _MATHML_TEXT and name in (b"mglyph", b"malignmark"):
+            # In a MathML text integration point these two stay MathML (HTML §13.2.6, the dispatcher): back in
+            # foreign content, in doubt (the scan does not know whether an HTML element opened in the island is
+            # the current node, which would make them HTML).
+            r = _TAG_REST.match(buf, after_name, stop)
+            if r is None:
+                return _ran_off(state)
+            pos = r.end()
+            if not r.group("tail").endswith(b"/"):
+                foreign, doubt = [b"math"], True
+            continue
         if foreign:
+            if foreign[0] == b"math" and name == b"annotation-xml":
+                annotation = True
             if name in _BREAKOUT or (name == b"font" and _font_breaks_out(buf, after_name, stop)):
                 foreign = []  # the tag is handled below as an HTML tag
                 doubt = False
+            elif name == b"svg" and annotation and foreign[0] == b"math":
+                # An <svg> right in an <annotation-xml> is SVG, elsewhere in MathML it is MathML: which one decides
+                # the integration points in it, and the scan does not follow the current element.
+                raise RewriteRefused(RefusalReason.FOREIGN)
             elif name in _integration_points(foreign) and (
                     name != b"annotation-xml" or _html_annotation(buf, after_name, stop)):
                 r = _TAG_REST.match(buf, after_name, stop)
@@ -613,8 +647,8 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 foreign.append(name)
             continue
         if foreign:
-            if name in _RAW_TEXT_NAMES:  # "/>" or not: a browser back in HTML ignores it on these
-                hold = max(hold, _raw_text_agrees(buf, name, pos, stop, tuple(foreign), doubt))
+            if name in _RAW_TEXT_NAMES and not probe:  # "/>" or not: a browser back in HTML ignores it on these
+                hold = max(hold, _raw_text_agrees(buf, name, pos, stop, tuple(foreign), doubt, probed))
             continue
         if name == b"template":
             # A declarative shadow root (shadowrootmode, or Chromium's former shadowroot) is live DOM:
@@ -787,7 +821,7 @@ def _html_annotation(buf: bytes, pos: int, stop: int) -> bool:
     attrs, _ = _attrs(buf, pos, stop)
     for attr, start, end, _quote in attrs:
         if attr == b"encoding":
-            value = buf[start:end].decode("latin-1").lower()
+            value = unescape_attr(buf[start:end].decode("latin-1")).lower()
             return value in ("text/html", "application/xhtml+xml")
     return False
 

@@ -304,4 +304,6 @@ def charset_page(encoding: str, prefix: str) -> bytes:
 REFUSED_MARKUP: dict[str, str] = {
     # With scripting off the first "</noscript>" is inside a comment, which ends elsewhere: the readings part.
     "noscript comment trick": "noscript",
+    # If </div> closed the svg, a bogus comment to the first ">"; if not, a CDATA section to "]]>": the readings part.
+    "div svg end div then cdata": "foreign_content",
 }
