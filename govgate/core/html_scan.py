@@ -430,7 +430,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
     §13.2.6.5). Any other end tag there may or may not pop the SVG/MathML element, depending on the
     HTML elements open around it, which a scanner does not track: the scan stays in foreign content
     (where raw-text elements are ordinary, so it reads at least what the browser reads) and, while
-    that doubt lasts, reads ``<![CDATA[`` as the bogus comment HTML would see and refuses a
+    that doubt lasts, refuses a ``<![CDATA[`` whose CDATA and bogus-comment readings end apart and a
     ``<base href>`` it cannot place. Where the browser may be back in HTML (that doubt) or may not be in foreign
     content the way the scan reads it, a raw-text element's first end tag must be one in the scan's reading too
     (``_raw_text_agrees``), else the scan refuses. ``in_foreign``: (open roots, doubt) to start in.
