@@ -33,6 +33,13 @@ LEAVE = b"/__govgate/leave?url=http://evil.example/"
 type Rewrite = Callable[[bytes], RewriteResult]
 
 
+def refusal(body: bytes, rw: Rewrite) -> RefusalReason:
+    """Why ``rw`` refuses ``body`` (it must refuse it)."""
+    with pytest.raises(RewriteRefused) as info:
+        rw(body)
+    return info.value.reason
+
+
 @pytest.fixture
 def rw(classifier: HostClassifier, keys: GatewayKeys) -> Rewrite:
     def run(body: bytes) -> RewriteResult:
@@ -83,18 +90,14 @@ def test_cdata_after_a_doubtful_end_tag_is_refused_where_the_readings_part(rw: R
     # it, and what follows "]]>" is read otherwise. Reading it as HTML alone missed links in the other case
     # ("<![CDATA[ > <p title=" ]]><a href=...>"): refused.
     body = b'<div><svg></div><![CDATA[><a href="http://evil.example/">x</a>]]>'
-    with pytest.raises(RewriteRefused) as info:
-        rw(body)
-    assert info.value.reason is RefusalReason.FOREIGN
+    assert refusal(body, rw) is RefusalReason.FOREIGN
     both = b'<div><svg></div><![CDATA[ x ]]><a href="http://evil.example/">x</a>'  # both end at "]]>"
     assert LEAVE in rw(both).body
 
 
 def test_a_base_after_a_doubtful_end_tag_is_refused(rw: Rewrite) -> None:
     body = b'<div><svg></div><base href="http://evil.example/"><a href="/x">x</a>'
-    with pytest.raises(RewriteRefused) as info:
-        rw(body)
-    assert info.value.reason is RefusalReason.AMBIGUOUS_BASE
+    assert refusal(body, rw) is RefusalReason.AMBIGUOUS_BASE
 
 
 def test_p_end_tag_still_leaves_foreign_content(rw: Rewrite) -> None:
@@ -115,9 +118,7 @@ def test_srcdoc_nested_within_the_cap_is_rewritten_all_the_way_down(rw: Rewrite)
 
 @pytest.mark.parametrize("levels", [MAX_NESTING + 1, 400])
 def test_srcdoc_nested_beyond_the_cap_is_refused_not_a_recursion_error(rw: Rewrite, levels: int) -> None:
-    with pytest.raises(RewriteRefused) as info:
-        rw(_nested_srcdoc(levels))
-    assert info.value.reason is RefusalReason.NESTING
+    assert refusal(_nested_srcdoc(levels), rw) is RefusalReason.NESTING
 
 
 def test_noscript_nested_deeply_is_read_as_markup_without_recursion(rw: Rewrite) -> None:
@@ -136,18 +137,14 @@ def test_noscript_nested_deeply_is_read_as_markup_without_recursion(rw: Rewrite)
 def test_a_base_in_noscript_is_refused(rw: Rewrite, body: bytes) -> None:
     # With scripting off it is the document's base (every relative link goes to evil.example); with scripting on it
     # is text. No one rewrite serves both readers.
-    with pytest.raises(RewriteRefused) as info:
-        rw(body)
-    assert info.value.reason is RefusalReason.AMBIGUOUS_BASE
+    assert refusal(body, rw) is RefusalReason.AMBIGUOUS_BASE
 
 
 def test_a_base_in_noscript_after_leaving_svg_in_doubt_is_refused(rw: Rewrite) -> None:
     # </div> may have closed the <svg> (the browser has, here): the base is then the document's with scripting off.
     body = (b'<!doctype html><body><noscript><div><svg></div><base href="https://evil.example/"></noscript>'
             b'<a href="x">x</a><form action="f"><button>b</button></form>')
-    with pytest.raises(RewriteRefused) as info:
-        rw(body)
-    assert info.value.reason is RefusalReason.AMBIGUOUS_BASE
+    assert refusal(body, rw) is RefusalReason.AMBIGUOUS_BASE
 
 
 @pytest.mark.parametrize("body", [
@@ -163,9 +160,7 @@ def test_a_base_in_noscript_after_leaving_svg_in_doubt_is_refused(rw: Rewrite) -
     b'<!doctype html><body><math><annotation-xml><style><a title="</style><a href=//evil.example/7>">x</a>',
 ])
 def test_raw_text_in_foreign_content_whose_end_the_readings_put_elsewhere_is_refused(rw: Rewrite, body: bytes) -> None:
-    with pytest.raises(RewriteRefused) as info:
-        rw(body)
-    assert info.value.reason is RefusalReason.FOREIGN
+    assert refusal(body, rw) is RefusalReason.FOREIGN
 
 
 @pytest.mark.parametrize("body", [
@@ -212,9 +207,7 @@ def test_a_base_in_noscript_after_the_documents_own_is_the_second_and_ignored(rw
 def test_a_noscript_whose_end_the_two_readings_put_elsewhere_is_refused(rw: Rewrite, body: bytes) -> None:
     # With scripting on the first "</noscript" ends it; read as markup (scripting off) that one is inside a value, a
     # textarea, a comment or a bogus comment, and what follows (here a live link) is read differently.
-    with pytest.raises(RewriteRefused) as info:
-        rw(body)
-    assert info.value.reason is RefusalReason.NOSCRIPT
+    assert refusal(body, rw) is RefusalReason.NOSCRIPT
 
 
 @pytest.mark.parametrize("body", [
@@ -240,9 +233,8 @@ def test_a_malformed_iso_2022_jp_page_is_refused(keys: GatewayKeys, classifier: 
                    # accepted by Python's codec, read otherwise by Chromium's (a third review)
                    b'<p title="abc\x1b$(B"!\x1b(B>', b"<\x1b)B!-- ", b"x\x1b <a\x1b(B", b"\x1b$)B", b"\x0e",
                    b"\x1b(B\x1b(B", b"\x1b$B0!\n0!\x1b(B"):
-        with pytest.raises(RewriteRefused) as info:
-            rewrite(b"<!doctype html><body>" + broken + b'<a href="https://evil.example/x">x</a>')
-        assert info.value.reason is RefusalReason.MALFORMED_ENCODING
+        page = b"<!doctype html><body>" + broken + b'<a href="https://evil.example/x">x</a>'
+        assert refusal(page, rewrite) is RefusalReason.MALFORMED_ENCODING
     good = rewrite(b'<!doctype html><body>\x1b$B0!\x1b(B<a href="http://evil.example/">x</a>')
     assert LEAVE in good.body
     assert b"\x1b$B0!\x1b(B" in good.body
@@ -328,13 +320,11 @@ def test_leave_urls_are_never_made_for_non_http_destinations(keys: GatewayKeys, 
     b"<math><annotation-xml><svg><foreignObject><x><![CDATA[><a href=//evil.example/3>x</a>]]>",
 ])
 def test_foreign_content_the_readings_may_part_on_is_refused_or_rewritten(rw: Rewrite, body: bytes) -> None:
+    page = b"<!doctype html><body>" + body
     try:
-        out: RewriteResult | None = rw(b"<!doctype html><body>" + body)
-        reason = None
-    except RewriteRefused as exc:
-        out, reason = None, exc.reason
-    if out is None:
-        assert reason is RefusalReason.FOREIGN
+        out = rw(page)
+    except RewriteRefused:
+        assert refusal(page, rw) is RefusalReason.FOREIGN
     else:
         assert b"/__govgate/leave?url=https://evil.example/" in out.body
 
