@@ -59,7 +59,7 @@ _TAGNAME = rb"[A-Za-z][^\t\n\f\r />]*+"
 
 _SPECIAL_NAMES = (
     rb"a|area|form|button|input|meta|base|script|style|textarea|title|xmp|iframe|noembed|noframes|noscript"
-    rb"|plaintext|template|svg|math"
+    rb"|plaintext|template|svg|math|select"
 )
 
 
@@ -293,6 +293,10 @@ class RefusalReason(StrEnum):
     # An ISO-2022-JP page that is not well-formed (a broken or unknown escape sequence, a byte out of range): Python's
     # decoder and the browser's recover from such bytes differently, and may see different markup after them.
     MALFORMED_ENCODING = "malformed_encoding"
+    # After a <select>, a raw-text element (<style>, <xmp>, <iframe>, <title>...) whose first end tag is inside a value
+    # or comment as markup reads it: a parser that ignores that start tag in a select (HTML before 2025, as in Firefox,
+    # Safari and older Chromium) reads it as markup, one that honours it (Chromium 135 on) as raw text.
+    SELECT = "select"
 
 
 class RewriteRefused(Exception):
@@ -311,6 +315,9 @@ class ScanState:
     # The scan reached its ``stop`` inside a token, comment, raw text or RCDATA (nothing closed it): what a
     # <noscript>'s markup reading is checked for (``scan_html``); meaningless otherwise.
     ran_off: bool = False
+    # A <select> was seen: from there on a raw-text start tag may be ignored (``scan_html``). Never cleared: which
+    # end tags close a select depends on the elements open around it (a template, a table), which are not tracked.
+    select: bool = False
 
 
 def _ended(state: ScanState, nested: int, foreign: list[bytes], templates: list[bool]) -> int:
@@ -323,12 +330,14 @@ def _ended(state: ScanState, nested: int, foreign: list[bytes], templates: list[
 
 
 def _raw_text_agrees(buf: bytes, name: bytes, pos: int, stop: int, foreign: tuple[bytes, ...], doubt: bool,
-                     probed: set[int]) -> int:
+                     probed: set[int], select: bool) -> int:
     """In foreign content the scan reads ``<style>``, ``<script>``, ``<textarea>``... as ordinary elements; a browser
     that is back in HTML (doubt), or reads the namespace otherwise, reads raw text up to their first end tag. From
     there on the two readings agree only if that end tag is one in the scan's reading too (not inside a value, a
     comment, a CDATA section): checked by scanning up to it as the scan reads it; else refused (fail closed).
-    Returns where what it read ends."""
+    The same after a ``<select>`` (``select``), where the scan reads ``<style>``, ``<xmp>``... as ordinary elements,
+    as a parser that ignores them there does, and one that honours them reads raw text (foreign empty: refused as
+    ``select``). Returns where what it read ends."""
     if name == b"script":
         end = _script_end(buf, pos, stop)
     else:
@@ -341,10 +350,10 @@ def _raw_text_agrees(buf: bytes, name: bytes, pos: int, stop: int, foreign: tupl
         # (the scan's own reading, which a check follows), so it would agree too; and a check does not check the
         # raw-text elements inside what it reads (the scan will, when it reaches them). Linear, not quadratic.
         probed.add(end)
-        state = ScanState()  # what it finds is the main scan's to find: only whether it runs off is kept
+        state = ScanState(select=select)  # what it finds is the main scan's to find: only whether it runs off is kept
         scan_html(buf, pos, end, state, in_foreign=(foreign, doubt), probe=True)
         if state.ran_off:
-            raise RewriteRefused(RefusalReason.FOREIGN)
+            raise RewriteRefused(RefusalReason.FOREIGN if foreign else RefusalReason.SELECT)
     return end + len(name) + 3  # "</" + name + one byte: what the check read (``hold`` in ``scan_html``)
 
 
@@ -355,9 +364,9 @@ def _ran_off(state: ScanState) -> int:
 
 
 # What the scan carries from one token to the next outside foreign content: (open inert templates, the open
-# templates (True when inert), doubt, ``ScanState.base``, ``ScanState.base_seen``). With the bytes from a position on,
-# it decides everything the scan finds from there (``ScanTrace``; ``govgate.core.scan_memo``).
-type ScanPoint = tuple[int, tuple[bool, ...], bool, bytes | None, bool]
+# templates (True when inert), doubt, ``ScanState.base``, ``ScanState.base_seen``, ``ScanState.select``). With the
+# bytes from a position on, it decides everything the scan finds from there (``ScanTrace``; ``govgate.core.scan_memo``).
+type ScanPoint = tuple[int, tuple[bool, ...], bool, bytes | None, bool, bool]
 _NEVER = 1 << 62  # a position no buffer reaches: the mark of a scan without a trace
 MAX_TRACED_TEMPLATES = 8  # open templates past which no state is saved (each saved state holds the stack)
 SYNC_WINDOW = 16 * 1024  # bytes into the shared end within which a rescan looks for the old scan's state
@@ -400,7 +409,7 @@ class ScanTrace:
         if len(templates) > MAX_TRACED_TEMPLATES:
             # A state this deep in templates is neither saved nor looked for: its copy grows with the nesting.
             return pos + 1 if pos >= self.sync_from else min(pos + self.spacing, self.sync_from)
-        point: ScanPoint = (template, tuple(templates), doubt, state.base, state.base_seen)
+        point: ScanPoint = (template, tuple(templates), doubt, state.base, state.base_seen, state.select)
         if pos >= self.sync_from:
             assert self.sync is not None
             other = self.sync.get(pos)
@@ -426,10 +435,10 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
     (and for a few bytes past it); ``state.base`` and ``state.base_seen`` are set from it.
 
     Foreign content (``svg``/``math``) is left only where the tree builder surely leaves it: the
-    matching ``</svg>``/``</math>``, ``</p>``, ``</br>`` and the breakout start tags (HTML
-    §13.2.6.5). Any other end tag there may or may not pop the SVG/MathML element, depending on the
-    HTML elements open around it, which a scanner does not track: the scan stays in foreign content
-    (where raw-text elements are ordinary, so it reads at least what the browser reads) and, while
+    matching ``</svg>``/``</math>`` and the breakout start tags (HTML §13.2.6.5). Any other end tag
+    there (``</p>`` and ``</br>`` too, which leave it only since 2023) may or may not pop the SVG/MathML
+    element, depending on the HTML elements open around it, which a scanner does not track: the scan stays in
+    foreign content (where raw-text elements are ordinary, so it reads at least what the browser reads) and, while
     that doubt lasts, refuses a ``<![CDATA[`` whose CDATA and bogus-comment readings end apart and a
     ``<base href>`` it cannot place. Where the browser may be back in HTML (that doubt) or may not be in foreign
     content the way the scan reads it, a raw-text element's first end tag must be one in the scan's reading too
@@ -445,7 +454,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
     if in_foreign is not None:
         foreign, doubt = list(in_foreign[0]), in_foreign[1]
     if resume is not None:
-        template, resumed_templates, doubt, state.base, state.base_seen = resume
+        template, resumed_templates, doubt, state.base, state.base_seen, state.select = resume
         templates = list(resumed_templates)
     mark = _NEVER if trace is None else start  # where ``trace`` is told of the next token boundary
     # No resume point before this: a raw-text check in foreign content read the bytes up to it (``_raw_text_agrees``),
@@ -552,10 +561,11 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             elif foreign:
                 if name in foreign:  # pops up to the innermost open root of that name
                     del foreign[len(foreign) - 1 - foreign[::-1].index(name):]
-                elif name in (b"p", b"br"):
-                    foreign = []  # HTML §13.2.6.5: </p> and </br> leave foreign content
                 else:
-                    doubt = True  # popped only if a matching HTML element is in scope: unknown here
+                    # Popped only if a matching HTML element is in scope: unknown here. </p> and </br> leave foreign
+                    # content since 2023 (HTML §13.2.6.5); before, and in browsers built on older Chromium, they put
+                    # an empty <p>/<br> into the SVG and stay in it (its <style> is no raw text there): in doubt too.
+                    doubt = True
                 if not foreign:
                     doubt = False
             elif name == b"template" and templates and templates.pop():
@@ -642,13 +652,23 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             if r is None:
                 return _ran_off(state)
         pos = r.end()
+        if name == b"select":
+            # Art. 15 (第十五条): in a select, HTML before 2025 (Firefox, Safari, older Chromium and the browsers built
+            # on it) ignores most start tags, <style>, <xmp>, <iframe>, <title>, <plaintext>, <svg> and <math> among
+            # them, so its tokenizer reads on as markup where Chromium 135 on reads raw text or foreign content.
+            # From here on the scan reads both ways (below and ``_raw_text_agrees``).
+            state.select = True
+            continue
         if name in (b"svg", b"math"):
             if not r.group("tail").endswith(b"/"):
                 foreign.append(name)
+                # Ignored in a select by the older parsers: the browser may still be in HTML (a CDATA section there
+                # is a bogus comment), as after an end tag in foreign content.
+                doubt = doubt or state.select
             continue
         if foreign:
             if name in _RAW_TEXT_NAMES and not probe:  # "/>" or not: a browser back in HTML ignores it on these
-                hold = max(hold, _raw_text_agrees(buf, name, pos, stop, tuple(foreign), doubt, probed))
+                hold = max(hold, _raw_text_agrees(buf, name, pos, stop, tuple(foreign), doubt, probed, state.select))
             continue
         if name == b"template":
             # A declarative shadow root (shadowrootmode, or Chromium's former shadowroot) is live DOM:
@@ -662,10 +682,19 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             if pos >= stop:
                 state.ran_off = True  # no "</script" before ``stop``
         elif name == b"plaintext":
+            if state.select:
+                continue  # ignored in a select by the older parsers: read on as markup (the rest is text to others)
             return _ran_off(state)
         elif name in _RAW_END:
             if name == b"noscript" and nested:
                 continue  # with scripting off (this scan's reading) an ordinary element: its content is markup
+            if state.select and name != b"textarea" and name != b"noscript":
+                # Ignored in a select by the older parsers (markup goes on), raw text to the newer: read as markup,
+                # so its links are found, and its end must be an end tag in that reading too. A <textarea> closes the
+                # select for both; a <noscript>'s content is read both ways below.
+                if not probe:
+                    hold = max(hold, _raw_text_agrees(buf, name, pos, stop, (), False, probed, True))
+                continue
             end_m = _RAW_END[name].search(buf, pos, stop)
             end = stop if end_m is None else end_m.start()
             if end_m is None:

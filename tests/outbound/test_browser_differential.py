@@ -17,12 +17,13 @@ Chromium takes to an external host must still go through the leave page.
 from __future__ import annotations
 
 import http.server
+import re
 import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import ada_url
 import pytest
@@ -35,6 +36,7 @@ from govgate.core.outbound import HostClassifier
 from .browser_corpus import (
     CHARSET_PAGES,
     MARKUP_CASES,
+    READ_BOTH_WAYS,
     REFUSED_MARKUP,
     URL_BATCH_ENCODINGS,
     URL_CASES,
@@ -193,6 +195,11 @@ def build_pages(site: Site) -> list[Served]:
     return [page for page in pages if page not in refused]
 
 
+# A leave URL as the rewriter writes it into raw text (``&`` as ``&amp;``, which raw text keeps as it is).
+_LEAVE_IN_TEXT = re.compile(
+    r"http://127\.0\.0\.1:[0-9]+" + re.escape(PREFIX) + r"/leave\?url=([^&\s\"'>]*)&amp;sig=[\w-]{43}")
+
+
 @pytest.fixture(scope="module")
 def site() -> Iterator[Site]:
     with Site() as s:
@@ -276,7 +283,13 @@ def test_rewritten_links_lead_where_the_browser_would_have_gone_or_to_the_leave_
         before, after = seen[False][page.path], seen[True][page.path]
         if before["charset"].lower() != after["charset"].lower():
             failures.append(f"{page.label}: charset {before['charset']} became {after['charset']}")
-        if before["dom"] != after["dom"] or before["templates"] != after["templates"]:
+        after_dom = after["dom"]
+        if page.label in READ_BOTH_WAYS:
+            # Raw text that another parser reads as markup: its links are rewritten, the text changes by those only.
+            after_dom = _LEAVE_IN_TEXT.sub(lambda m: unquote(m[1]), after_dom)
+            if after_dom == after["dom"]:
+                failures.append(f"{page.label}: the link that raw text holds for another parser was not rewritten")
+        if before["dom"] != after_dom or before["templates"] != after["templates"]:
             failures.append(f"{page.label}: something other than a navigation URL changed")
         if page.wpt and page.wpt[0].base is not None and before["base"] != ada_url.URL(page.wpt[0].base).href:
             failures.append(f"{page.label}: Chromium did not take the base, its base URL is {before['base']!r}")

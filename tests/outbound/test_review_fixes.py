@@ -100,9 +100,11 @@ def test_a_base_after_a_doubtful_end_tag_is_refused(rw: Rewrite) -> None:
     assert refusal(body, rw) is RefusalReason.AMBIGUOUS_BASE
 
 
-def test_p_end_tag_still_leaves_foreign_content(rw: Rewrite) -> None:
-    body = b'<svg></p><xmp><a href="http://evil.example/no">x</a></xmp>'
-    assert rw(body).rewritten == 0
+def test_p_end_tag_in_foreign_content_is_read_both_ways(rw: Rewrite) -> None:
+    # Chromium now leaves the SVG at </p> (the <xmp> is raw text); HTML before 2023 put an empty <p> into the SVG and
+    # stayed there (a live SVG link): the link is rewritten, and the page passes (its end tag is one both ways).
+    body = b'<svg></p><xmp><a href="http://evil.example/">x</a></xmp>'
+    assert LEAVE in rw(body).body
 
 
 def _nested_srcdoc(levels: int) -> bytes:

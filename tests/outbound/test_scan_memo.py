@@ -55,6 +55,7 @@ PIECES = st.sampled_from([
     "<base href=//evil.example/>", "<base href=/x/>", "<base>", "<plaintext>",
     "<meta http-equiv=refresh content='0;url=//evil.example/'>", "<form action=//evil.example/>",
     "<iframe srcdoc='<a href=//evil.example/>x</a>'>", "<button formaction=https://evil.example/>",
+    "<select>", "</select>", "<option>",
 ])
 DOCUMENTS = st.lists(st.one_of(PIECES, TAGS), max_size=30).map(lambda parts: "".join(parts).encode("utf-8"))
 

@@ -1,0 +1,160 @@
+"""The rewriter judged by a second browser reading: the HTML parsing of 2017, as html5lib implements it.
+
+Chromium (``test_browser_differential``) parses as HTML does since 2025, where a ``<select>`` holds any content.
+Before that, and still in Firefox, Safari and the browsers built on older Chromium, a select ignores most start
+tags: ``<style>``, ``<xmp>``, ``<iframe>``, ``<title>``, ``<plaintext>``, ``<svg>``... Its tokenizer then reads on
+as markup where the newer one reads raw text, and a ``</select>`` inside that "raw text" frees the links after it.
+Art. 15 (第十五条) holds for every user's browser: each page here is either refused or, parsed the older way, holds
+no live link to an external host that does not go through the leave page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from xml.etree.ElementTree import Element
+
+import ada_url
+import html5lib
+import pytest
+
+from govgate.core.keys import GatewayKeys
+from govgate.core.leave_link import leave_url
+from govgate.core.link_rewrite import RefusalReason, RewriteRefused, RewriteResult, rewrite_html
+from govgate.core.outbound import HostClassifier
+
+from .browser_corpus import MARKUP_CASES
+from .conftest import DOC_URL, PREFIX
+
+ORIGIN = "https://portal.example.gov.cn"
+EVIL = '<a href="http://evil.example/">x</a>'
+
+type Rewrite = Callable[[bytes], RewriteResult]
+
+# Each was a live link to evil.example, unrewritten, for an older parser (checked below on the page as written).
+SELECT_CASES: list[str] = [
+    f"<select><style></select>{EVIL}</style>",
+    f"<select><xmp></select>{EVIL}</xmp>",
+    f"<select><iframe></select>{EVIL}</iframe>",
+    f"<select><noembed></select>{EVIL}</noembed>",
+    f"<select><noframes></select>{EVIL}</noframes>",
+    f"<select><noscript></select>{EVIL}</noscript>",
+    f"<select><title></select>{EVIL}</title>",
+    f"<select><plaintext></select>{EVIL}",
+    f"<select><option><style></select>{EVIL}</style>",
+    f"<select><optgroup><option><xmp></select>{EVIL}</xmp>",
+    f"<SELECT name=q><STYLE></SELECT>{EVIL}</STYLE>",
+    f"<select/><style></select>{EVIL}</style>",
+    f"<table><tr><td><select><style></select>{EVIL}</style>",
+    f"<table><tr><td><select><iframe></td>{EVIL}</iframe>",
+    f'<select><iframe srcdoc="x"></select>{EVIL}</iframe>',
+    f"<select><style></select><p>{EVIL}</p></style><style>p{{}}</style>",
+    # the select closed and opened again, a template in it: the scan keeps reading both ways to the end
+    f"<select></select><select><style></select>{EVIL}</style>",
+    f"<form><select><option>1</select></form><div><select><xmp></select>{EVIL}</xmp></div>",
+]
+
+# The two readings part (refused): the end of the raw text is not an end tag when read as markup; or an <svg> the
+# older parser ignores, whose CDATA section is a bogus comment to the first ">" for it.
+SELECT_REFUSED: list[tuple[str, RefusalReason]] = [
+    ('<select><style></select><a title="</style>" href="http://evil.example/">x</a></style>', RefusalReason.SELECT),
+    (f"<select><style><!--</style>{EVIL}-->", RefusalReason.SELECT),
+    (f"<select><xmp><!--</xmp></select>{EVIL}-->", RefusalReason.SELECT),
+    ("<select><title><a title='</title>' href=http://evil.example/>x</a></title>", RefusalReason.SELECT),
+    (f"<select><svg><![CDATA[ ></select>{EVIL} ]]>", RefusalReason.FOREIGN),
+    (f"<select><math><![CDATA[ ></select>{EVIL} ]]>", RefusalReason.FOREIGN),
+]
+
+# Pages with a select that must still pass as they are (nothing refused, nothing that is not a link rewritten).
+SELECT_PASSES: list[str] = [
+    '<form action="/search"><select name="t"><option value="1">全部</option></select><input name="q"></form>'
+    '<style>a > b { color: red }</style><iframe src="/map.html"></iframe><noscript><img src="/p.gif"></noscript>',
+    "<select><option>1</option></select><textarea></select></textarea><title>站内搜索</title>",
+]
+
+
+@pytest.fixture
+def rw(classifier: HostClassifier, keys: GatewayKeys) -> Rewrite:
+    def run(body: bytes) -> RewriteResult:
+        return rewrite_html(body, content_type="text/html", document_url=DOC_URL, classifier=classifier,
+                            make_leave_url=lambda u: ORIGIN + leave_url(PREFIX, u, keys))
+    return run
+
+
+def _live(node: Element, in_template: bool = False) -> Iterator[tuple[Element, bool]]:
+    yield node, in_template
+    for child in node:
+        yield from _live(child, in_template or node.tag == "template")
+
+
+# The attributes that navigate, by element (html5lib names an SVG element by its namespace in braces).
+_SVG = "{http://www.w3.org/2000/svg}"
+_LINK_ATTRS: dict[str, tuple[str, ...]] = {
+    "a": ("href",), "area": ("href",), "form": ("action",), "button": ("formaction",), "input": ("formaction",),
+    f"{_SVG}a": ("href", "{http://www.w3.org/1999/xlink}href"),
+}
+
+
+def escaping_links(page: bytes, classifier: HostClassifier, *, scripting: bool) -> list[str]:
+    """The live links of ``page`` (read by the older parser) that lead to an external host not via the leave page."""
+    doc = html5lib.parse(page, namespaceHTMLElements=False, scripting=scripting, transport_encoding="utf-8")
+    nodes = list(_live(doc))
+    base = DOC_URL
+    for node, inert in nodes:
+        if node.tag == "base" and not inert and node.get("href") is not None:
+            with contextlib.suppress(ValueError):  # the document's URL then
+                base = ada_url.join_url(DOC_URL, node.get("href", "").strip())
+            break
+    found = []
+    for node, inert in nodes:
+        if inert or not isinstance(node.tag, str):
+            continue
+        for attr in _LINK_ATTRS.get(node.tag, ()):
+            value = node.get(attr)
+            if value is None or (value == "" and attr != "href"):
+                continue  # an empty action or formaction: the document's own URL
+            try:
+                url = ada_url.join_url(base, value.strip(" \t\n\f\r"))
+            except ValueError:
+                continue
+            if not url.startswith(("http:", "https:")) or url.startswith(ORIGIN + PREFIX + "/"):
+                continue
+            if classifier.is_external(ada_url.URL(url).hostname):
+                found.append(f"<{node.tag} {attr}={value!r}>")
+    return found
+
+
+@pytest.mark.parametrize("markup", SELECT_CASES)
+def test_a_select_does_not_hide_links_from_an_older_parser(rw: Rewrite, classifier: HostClassifier,
+                                                           markup: str) -> None:
+    page = markup.encode()
+    assert escaping_links(page, classifier, scripting=True), "the case must be a live link as written"
+    out = rw(page).body
+    assert escaping_links(out, classifier, scripting=True) == []
+    assert escaping_links(out, classifier, scripting=False) == []
+
+
+@pytest.mark.parametrize(("markup", "reason"), SELECT_REFUSED)
+def test_markup_after_a_select_whose_readings_part_is_refused(rw: Rewrite, classifier: HostClassifier, markup: str,
+                                                              reason: RefusalReason) -> None:
+    with pytest.raises(RewriteRefused) as info:
+        rw(markup.encode())
+    assert info.value.reason is reason
+
+
+@pytest.mark.parametrize("markup", SELECT_PASSES)
+def test_an_ordinary_select_changes_nothing(rw: Rewrite, markup: str) -> None:
+    result = rw(markup.encode())
+    assert result.body == markup.encode()
+
+
+@pytest.mark.parametrize(("label", "markup"), MARKUP_CASES, ids=[label for label, _ in MARKUP_CASES])
+def test_the_browser_corpus_read_by_an_older_parser(rw: Rewrite, classifier: HostClassifier, label: str,
+                                                    markup: str) -> None:
+    page = markup.encode()
+    try:
+        out = rw(page).body
+    except RewriteRefused:
+        return  # forwarded to no one
+    assert escaping_links(out, classifier, scripting=True) == []
+    assert escaping_links(out, classifier, scripting=False) == []
