@@ -672,8 +672,9 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             continue
         if name == b"template":
             # A declarative shadow root (shadowrootmode, or Chromium's former shadowroot) is live DOM:
-            # its contents are scanned like any markup. Only an inert template's contents are left alone.
-            inert = template > 0 or not _is_shadow_root(buf, after_name, stop)
+            # its contents are scanned like any markup. Only an inert template's contents are left alone. After a
+            # <select>, none is: a parser that ignored the template start tag there would make its contents live.
+            inert = (template > 0 or not _is_shadow_root(buf, after_name, stop)) and not state.select
             templates.append(inert)
             template += inert
             continue

@@ -17,6 +17,8 @@ from xml.etree.ElementTree import Element
 import ada_url
 import html5lib
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from govgate.core.keys import GatewayKeys
 from govgate.core.leave_link import leave_url
@@ -25,6 +27,7 @@ from govgate.core.outbound import HostClassifier
 
 from .browser_corpus import MARKUP_CASES
 from .conftest import DOC_URL, PREFIX
+from .test_scan_memo import PIECES
 
 ORIGIN = "https://portal.example.gov.cn"
 EVIL = '<a href="http://evil.example/">x</a>'
@@ -52,6 +55,8 @@ SELECT_CASES: list[str] = [
     # the select closed and opened again, a template in it: the scan keeps reading both ways to the end
     f"<select></select><select><style></select>{EVIL}</style>",
     f"<form><select><option>1</select></form><div><select><xmp></select>{EVIL}</xmp></div>",
+    # html5lib ignores a template in a select (HTML says a select takes it as in the head): read as live either way
+    f"<select><template><mi></select>{EVIL}",
 ]
 
 # The two readings part (refused): the end of the raw text is not an end tag when read as markup; or an <svg> the
@@ -158,3 +163,34 @@ def test_the_browser_corpus_read_by_an_older_parser(rw: Rewrite, classifier: Hos
         return  # forwarded to no one
     assert escaping_links(out, classifier, scripting=True) == []
     assert escaping_links(out, classifier, scripting=False) == []
+
+
+# html5lib's templates are not HTML's (``<p><template></p>`` closes the template there): documents without them.
+_FILLER = st.lists(st.sampled_from([p for p in PIECES.elements if "template" not in p]), max_size=3).map("".join)
+# Something that may change how what follows is read (a select, foreign content, <noscript>), something that one
+# reading takes as raw text or a comment and another may not, something that may end either, then a link.
+_OPENS = st.sampled_from(["<select>", "<svg>", "<math>", "<select><option>", "<table><td><select>", "<noscript>",
+                          "<svg></p>", "<math><mi>", "<svg><desc>"])
+_HIDES = st.sampled_from(["<style>", "<xmp>", "<title>", "<iframe>", "<noembed>", "<noframes>", "<plaintext>",
+                          "<textarea>", "<![CDATA[", "<!--", "<script>"])
+_ENDS = st.sampled_from(["</select>", "</p>", "</br>", "</svg>", "</math>", "</mi>", ">", "</div>", "-->", ""])
+_LINKS = st.sampled_from(["<a href=http://evil.example/>", "<svg><a href=//evil.example/>",
+                          "<form action=//evil.example/>", "<a href='//evil.example/'>"])
+_DOCUMENTS = st.tuples(_FILLER, _OPENS, _FILLER, _HIDES, _FILLER, _ENDS, _LINKS, _FILLER).map(
+    lambda parts: "".join(parts).encode())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_DOCUMENTS)
+def test_generated_documents_read_by_an_older_parser(rw: Rewrite, classifier: HostClassifier, page: bytes) -> None:
+    # About one in twelve of these was a live external link for html5lib before the select and </p> fixes.
+    try:
+        out = rw(page).body
+    except RewriteRefused:
+        return
+    for scripting in (True, False):
+        try:
+            escaping = escaping_links(out, classifier, scripting=scripting)
+        except AssertionError:  # html5lib's own assertion on a few broken tables: no reading to judge by
+            assume(False)
+        assert escaping == []
