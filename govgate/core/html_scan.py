@@ -293,6 +293,10 @@ class RefusalReason(StrEnum):
     # An ISO-2022-JP page that is not well-formed (a broken or unknown escape sequence, a byte out of range): Python's
     # decoder and the browser's recover from such bytes differently, and may see different markup after them.
     MALFORMED_ENCODING = "malformed_encoding"
+    # A page whose encoding no HTTP charset or BOM fixes (a <meta> in its first 1024 bytes, or none) holding one of
+    # ISO-2022-JP's escapes: a browser may still read it as ISO-2022-JP (Chromium honours a <meta charset> later in
+    # the head, Firefox and Chromium guess unlabelled pages), where an escape hides markup or shows it.
+    UNFIXED_ENCODING = "unfixed_encoding"
     # After a <select>, a raw-text element (<style>, <xmp>, <iframe>, <title>...) whose first end tag is inside a value
     # or comment as markup reads it: a parser that ignores that start tag in a select (HTML before 2025, as in Firefox,
     # Safari and older Chromium) reads it as markup, one that honours it (Chromium 135 on) as raw text.

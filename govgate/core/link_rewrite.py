@@ -439,6 +439,15 @@ class _Resolver:
         return new.replace("&", "&amp;").encode("ascii"), self._info(kind, value, href, host, True)
 
 
+# Encodings that bind the browser (confidence "certain"): an HTTP charset or a BOM. A <meta> found by the prescan and
+# the default leave it "tentative": Chromium still honours a <meta charset> further into the head, and browsers guess.
+_UNFIXED = frozenset({EncodingSource.META, EncodingSource.DEFAULT})
+# The escapes the WHATWG ISO-2022-JP decoder acts on: two-byte JIS X 0208 (hides ASCII as kanji), katakana (hides it
+# too), JIS X 0201 Roman (a backslash becomes "¥", so "http://www.gov.cn<backslash>@evil.example/" leaves), ASCII. Any
+# other ESC is an error that changes no state: U+FFFD, and the bytes after it read as before.
+_ISO_2022_JP_ESCAPE = re.compile(rb"\x1b(?:\$[@B]|\([BJI])")
+
+
 def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, classifier: HostClassifier,
                  make_leave_url: Callable[[str], str], collect: bool = False,
                  encoding: Encoding | None = None, make_form_url: MakeFormUrl | None = None,
@@ -460,6 +469,10 @@ def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, cl
     enc = encoding or sniff_encoding(body, content_type)
     if enc.name == "replacement":
         return RewriteResult(body, 0, enc.name)  # the browser shows one U+FFFD: nothing to follow
+    if enc.source in _UNFIXED and enc.name != "ISO-2022-JP" and b"\x1b" in body and _ISO_2022_JP_ESCAPE.search(body):
+        # Art. 15 (第十五条): of the encodings a browser may still switch such a page to, ISO-2022-JP alone reads
+        # markup otherwise than ASCII does, and only after one of its escapes. Without one, every reading agrees.
+        raise RewriteRefused(RefusalReason.UNFIXED_ENCODING)
     try:
         doc_host = ada_url.URL(document_url).hostname
     except ValueError:

@@ -126,7 +126,8 @@ def test_a_changed_body_url_type_or_coding_misses(runtime: InProcessRuntime) -> 
         lambda: flow_with(PAGE, {"content-type": "text/html"}, path="/news/?q=1"),
         lambda: flow_with(PAGE, {"content-type": "text/html; charset=gbk"}),
         lambda: flow_with(PAGE, {"content-type": "application/xhtml+xml"}),
-        lambda: flow_with(encode(PAGE, "gzip"), {"content-type": "text/html", "content-encoding": "gzip"}),
+        # (Response.make encodes the body by its Content-Encoding: a gzip-coded page)
+        lambda: flow_with(PAGE, {"content-type": "text/html", "content-encoding": "gzip"}),
         lambda: flow_with(PAGE.replace(b'"/oa/"', b'"oa/"'), {"content-type": "text/html"}),
         lambda: flow_with(PAGE.replace(b'"/oa/"', b'"oa/"'), {"content-type": "text/html"}, path="/other/"),
     ]
