@@ -59,7 +59,7 @@ _TAGNAME = rb"[A-Za-z][^\t\n\f\r />]*+"
 
 _SPECIAL_NAMES = (
     rb"a|area|form|button|input|meta|base|script|style|textarea|title|xmp|iframe|noembed|noframes|noscript"
-    rb"|plaintext|template|svg|math|select"
+    rb"|plaintext|template|svg|math|select|isindex"
 )
 
 
@@ -231,6 +231,7 @@ _RAW_END = {
     for name in (b"style", b"xmp", b"iframe", b"noembed", b"noframes", b"noscript", b"textarea", b"title")
 }
 _QUOTES = (0x22, 0x27)
+_TABLE_OR_SELECT = re.compile(rb"<(?i:table|select)[\t\n\f\r />]")
 _BREAKOUT = frozenset(
     b"b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr i img li listing "
     b"menu meta nobr ol p pre ruby s small span strong strike sub sup table tt u ul var".split()
@@ -266,6 +267,7 @@ _TARGET_PATTERNS.update({
     b"a": (_FIRST_HREF, LinkKind.HREF),
     b"area": (_FIRST_HREF, LinkKind.HREF),
     b"base": (_FIRST_HREF, LinkKind.HREF),
+    b"isindex": (_FIRST_ACTION, LinkKind.ACTION),
     b"form": (_FIRST_ACTION, LinkKind.ACTION),
     b"button": (_FIRST_FORMACTION, LinkKind.FORMACTION),
     b"input": (_FIRST_FORMACTION, LinkKind.FORMACTION),
@@ -333,8 +335,25 @@ def _ended(state: ScanState, nested: int, foreign: list[bytes], templates: list[
     return -1
 
 
+class _RawChecks:
+    """What one scan's raw-text checks (``_raw_text_agrees``) have done, so that their work stays linear in the page.
+
+    ``probed``: the ends checked (each is checked once). ``found[name]``: (from, limit, end) of the last search for an
+    end of ``name``: from any position in [from, limit] the search finds the same end (for a raw-text element, the
+    first end tag, so limit = end; for a script, whose end follows from its first "</script" or "<!--", limit is that
+    first one). ``budget``: bytes the searches and checks may still read, a bound for any page that defeats both.
+    """
+
+    __slots__ = ("budget", "found", "probed")
+
+    def __init__(self, size: int) -> None:
+        self.probed: set[int] = set()
+        self.found: dict[bytes, tuple[int, int, int]] = {}
+        self.budget = 8 * size + 65536
+
+
 def _raw_text_agrees(buf: bytes, name: bytes, pos: int, stop: int, foreign: tuple[bytes, ...], doubt: bool,
-                     probed: set[int], select: bool) -> int:
+                     checks: _RawChecks, select: bool) -> int:
     """In foreign content the scan reads ``<style>``, ``<script>``, ``<textarea>``... as ordinary elements; a browser
     that is back in HTML (doubt), or reads the namespace otherwise, reads raw text up to their first end tag. From
     there on the two readings agree only if that end tag is one in the scan's reading too (not inside a value, a
@@ -342,18 +361,31 @@ def _raw_text_agrees(buf: bytes, name: bytes, pos: int, stop: int, foreign: tupl
     The same after a ``<select>`` (``select``), where the scan reads ``<style>``, ``<xmp>``... as ordinary elements,
     as a parser that ignores them there does, and one that honours them reads raw text (foreign empty: refused as
     ``select``). Returns where what it read ends."""
-    if name == b"script":
-        end = _script_end(buf, pos, stop)
+    last = checks.found.get(name)
+    if last is not None and last[0] <= pos <= last[1] and last[2] >= pos:
+        end = last[2]
     else:
-        m = _RAW_END[name].search(buf, pos, stop)
-        end = stop if m is None else m.start()
+        if name == b"script":
+            first = _SCRIPT_DATA.search(buf, pos, stop)
+            end = _script_end(buf, pos, stop)
+            limit = stop if first is None else first.start()
+        else:
+            m = _RAW_END[name].search(buf, pos, stop)
+            end = limit = stop if m is None else m.start()
+        checks.found[name] = (pos, limit, end)
+        checks.budget -= end - pos
+    if checks.budget < 0:  # only a page built to make the checks read it again and again: fail closed
+        raise RewriteRefused(RefusalReason.FOREIGN if foreign else RefusalReason.SELECT)
     if end >= stop:
         return end  # no end tag: raw text to the end of the page for the browser, nothing after it to read otherwise
-    if end not in probed:
+    if end not in checks.probed:
         # Once per end: a check from a later start tag that ends at the same place reads the same tokens from there
         # (the scan's own reading, which a check follows), so it would agree too; and a check does not check the
         # raw-text elements inside what it reads (the scan will, when it reaches them). Linear, not quadratic.
-        probed.add(end)
+        checks.probed.add(end)
+        checks.budget -= end - pos
+        if checks.budget < 0:
+            raise RewriteRefused(RefusalReason.FOREIGN if foreign else RefusalReason.SELECT)
         state = ScanState(select=select)  # what it finds is the main scan's to find: only whether it runs off is kept
         scan_html(buf, pos, end, state, in_foreign=(foreign, doubt), probe=True)
         if state.ran_off:
@@ -464,7 +496,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
     # No resume point before this: a raw-text check in foreign content read the bytes up to it (``_raw_text_agrees``),
     # so a page that differs there must be scanned again from before that element.
     hold = 0
-    probed: set[int] = set()  # raw-text ends already checked (``_raw_text_agrees``): each is checked once
+    checks = _RawChecks(stop - start)  # what the raw-text checks (``_raw_text_agrees``) have done
     annotation = False  # an <annotation-xml> seen in this MathML: an <svg> in it may be SVG or MathML
     # integration points: (end tag name, foreign roots to restore, doubt to restore)
     islands: list[tuple[bytes, list[bytes], bool]] = []
@@ -563,6 +595,10 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 _, foreign, doubt = islands.pop()
                 doubt = doubt or bool(foreign)
             elif foreign:
+                if name == b"template" and templates:
+                    # Unless an SVG/MathML element named template is open (not tracked), the browser closes the HTML
+                    # template and everything in it, foreign content included: the scan cannot tell which.
+                    raise RewriteRefused(RefusalReason.FOREIGN)
                 if name in foreign:  # pops up to the innermost open root of that name
                     del foreign[len(foreign) - 1 - foreign[::-1].index(name):]
                 else:
@@ -627,14 +663,27 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 if nested and r.start("n") >= 0 and not state.base_seen and not templates and (doubt or not foreign):
                     # In <noscript>: the first base for a browser with scripting off, none for one with it on.
                     raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)
-                if r.start("n") >= 0 and not state.base_seen and not templates and not foreign and not nested:
-                    state.base_seen = True
-                    state.base = buf[vs:ve] if vs >= 0 else b""
+                if r.start("n") >= 0 and not templates and (doubt or not foreign):
+                    value = buf[vs:ve] if vs >= 0 else b""
+                    if state.base_seen:
+                        if value != state.base and _TABLE_OR_SELECT.search(buf, 0, after_name):
+                            # The first in the tree is not always the first in the bytes: a <base> in a table is moved
+                            # before it (the first one inside it then comes second), one in a select is ignored by the
+                            # older parsers. Two that differ, after a table or select: refused.
+                            raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)
+                    elif not foreign and not nested:
+                        state.base_seen = True
+                        state.base = value
                 continue
             if vs >= 0:
                 targets.append((kind, vs, ve, template > 0, False))
-            elif foreign and name == b"a" and r.start("n") < 0:
-                _xlink_href(buf, after_name, stop, state, template > 0)  # SVG <a xlink:href>
+            if foreign and name == b"a":
+                # SVG <a xlink:href>: what browsers before SVG 2 follow even beside an href (Chromium 50, Firefox 51)
+                _xlink_href(buf, after_name, stop, state, template > 0)
+            elif name == b"isindex":
+                # HTML before 2016 (and browsers built on Chromium before 49) made a form of it, with its action and
+                # an input with its other attributes: formaction too.
+                _isindex(buf, after_name, stop, state, template > 0)
             continue
         if name == b"meta":
             pos = _meta(buf, after_name, stop, state, template > 0)
@@ -672,7 +721,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             continue
         if foreign:
             if name in _RAW_TEXT_NAMES and not probe:  # "/>" or not: a browser back in HTML ignores it on these
-                hold = max(hold, _raw_text_agrees(buf, name, pos, stop, tuple(foreign), doubt, probed, state.select))
+                hold = max(hold, _raw_text_agrees(buf, name, pos, stop, tuple(foreign), doubt, checks, state.select))
             continue
         if name == b"template":
             # A declarative shadow root (shadowrootmode, or Chromium's former shadowroot) is live DOM:
@@ -698,7 +747,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 # so its links are found, and its end must be an end tag in that reading too. A <textarea> closes the
                 # select for both; a <noscript>'s content is read both ways below.
                 if not probe:
-                    hold = max(hold, _raw_text_agrees(buf, name, pos, stop, (), False, probed, True))
+                    hold = max(hold, _raw_text_agrees(buf, name, pos, stop, (), False, checks, True))
                 continue
             end_m = _RAW_END[name].search(buf, pos, stop)
             end = stop if end_m is None else end_m.start()
@@ -885,6 +934,13 @@ def _meta(buf: bytes, pos: int, stop: int, state: ScanState, in_template: bool) 
         return end
     state.targets.append((LinkKind.REFRESH, content[1], content[2], in_template, False))
     return end
+
+
+def _isindex(buf: bytes, pos: int, stop: int, state: ScanState, in_template: bool) -> None:
+    attrs, _ = _attrs(buf, pos, stop)
+    for name, start, end, quote in attrs:
+        if name == b"formaction" and quote != b"-":
+            state.targets.append((LinkKind.FORMACTION, start, end, in_template, False))
 
 
 def _xlink_href(buf: bytes, pos: int, stop: int, state: ScanState, in_template: bool) -> None:

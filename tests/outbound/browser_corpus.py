@@ -246,6 +246,13 @@ MARKUP_CASES: list[tuple[str, str]] = [
     ("select then css", '<form><select name=t><option>1</select></form><style>a > b {}</style>'
                         '<a href="http://evil.example/209">x</a>'),
     ("select style comment", '<select><style><!--</style><a href="http://evil.example/210">x</a>-->'),
+    # a sixth review: a template closed from foreign content, a base moved before its table
+    ("template end in svg", "<template><svg></template><a href=http://evil.example/211>x</a>"),
+    ("template end after mi", "<math><mi><template></mi></template><a href=http://evil.example/212>x</a>"),
+    ("base fostered before table", "<table><tr><td><base href=/ok/></td></tr><base href=//evil.example/></table>"
+                                   "<a href=/r213>r</a>"),
+    ("svg xlink beside href", '<svg><a href="/ok" xlink:href="//evil.example/214">x</a></svg>'),
+    ("isindex action", '<isindex action="http://evil.example/215">'),
 ]
 
 # Markup cases whose raw text holds a link for another reading (a parser of another year): the scan reads it as
@@ -325,4 +332,9 @@ REFUSED_MARKUP: dict[str, str] = {
     "div svg end div then cdata": "foreign_content",
     # Raw text to "</style>" in Chromium, a comment to "-->" for a parser that ignores <style> in a select.
     "select style comment": "select",
+    # Chromium closes the template, SVG and all: the link after it is live.
+    "template end in svg": "foreign_content",
+    "template end after mi": "foreign_content",
+    # The second <base> is moved before the table: first in the tree, it is the one Chromium takes.
+    "base fostered before table": "ambiguous_base",
 }

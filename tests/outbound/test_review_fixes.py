@@ -7,6 +7,8 @@ render a non-web destination. The browser-level confirmations are in ``browser_c
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Callable
 
 import pytest
@@ -189,6 +191,10 @@ def test_real_integration_points_still_read_html(rw: Rewrite) -> None:
 def test_a_base_in_noscript_after_the_documents_own_is_the_second_and_ignored(rw: Rewrite) -> None:
     body = b'<head><base href="/sub/"><noscript><base href="https://evil.example/"></noscript></head><a href=x>x</a>'
     assert rw(body).rewritten == 0
+    # But in a table (scripting off) a <noscript> is moved before it, base and all (a sixth review).
+    fostered = (b'<table><tr><td><base href="/sub/"></td></tr><noscript><base href="https://evil.example/">'
+                b'</noscript></table><a href=x>x</a>')
+    assert refusal(fostered, rw) is RefusalReason.AMBIGUOUS_BASE
 
 
 @pytest.mark.parametrize("body", [
@@ -367,3 +373,81 @@ def test_raw_text_checks_in_foreign_content_stay_linear(rw: Rewrite, body: bytes
     monkeypatch.setattr(html_scan, "scan_html", counting)
     rw(body)
     assert calls <= 4
+
+
+# -- a sixth review (old parsers, templates in foreign content, bases, raw-text checks) --------------------------------
+
+@pytest.mark.parametrize("body", [
+    b"<template><svg></template><a href=http://evil.example/>x</a>",
+    b"<template><math></template><form action=//evil.example/><button>go</button></form>",
+    b"<math><mi><template></mi></template><a href=http://evil.example/>x</a>",
+    b"<svg><foreignObject><template></foreignObject></template><a href=http://evil.example/>x</a>",
+    b"<template shadowrootmode=open><svg></template><p><base href=//evil.example/><a href=/r>r</a>",
+])
+def test_a_template_end_tag_in_foreign_content_is_refused(rw: Rewrite, body: bytes) -> None:
+    # Chromium closes the template there, foreign content and all: the links after it were live, the scan had them
+    # in the template still.
+    assert refusal(body, rw) is RefusalReason.FOREIGN
+
+
+@pytest.mark.parametrize("body", [
+    b"<table><tr><td><base href=/ok/></td></tr><base href=//evil.example/></table><a href=/r>r</a>",
+    b"<table><caption><base href=/ok/></caption><base href=//evil.example/></table><a href=/r>r</a>",
+    b"<select><base href=/ok/></select><base href=//evil.example/><a href=/r>r</a>",
+])
+def test_two_bases_that_differ_after_a_table_or_select_are_refused(rw: Rewrite, body: bytes) -> None:
+    # The first in the tree is not always the first in the bytes (a <base> in a table is moved before it; one in a
+    # select is ignored by the older parsers). Without a table or select before them the first one holds.
+    assert refusal(body, rw) is RefusalReason.AMBIGUOUS_BASE
+
+
+def test_the_same_base_twice_passes(rw: Rewrite) -> None:
+    body = b'<base href="/ok/"><table><tr><td><base href="/ok/"></td></tr></table><a href="r">r</a>'
+    assert rw(body).body == body
+
+
+def test_svg_xlink_href_is_rewritten_beside_an_href(rw: Rewrite) -> None:
+    # Browsers before SVG 2 (Chromium 50, Firefox 51) follow xlink:href whatever the href says.
+    out = rw(b'<svg><a href="/ok" xlink:href="//evil.example/">x</a></svg>').body
+    assert b'href="/ok"' in out
+    assert b"/__govgate/leave?url=https://evil.example/" in out
+
+
+def test_isindex_action_and_formaction_are_rewritten(rw: Rewrite) -> None:
+    # HTML before 2016 (and Chromium before 49) made a form of <isindex>, with an input holding its other attributes.
+    out = rw(b'<isindex action="http://evil.example/a"><isindex formaction="http://evil.example/b">').body
+    assert b"evil.example" not in out.replace(b"url=http://evil.example", b"").replace(b"leave-form/", b"")
+    assert out.count(b"/__govgate/leave") == 2
+
+
+class _CountingSearch:
+    """A compiled pattern whose searches count the bytes they may read (from ``pos`` to ``endpos``)."""
+
+    def __init__(self, pattern: re.Pattern[bytes], counter: list[int]) -> None:
+        self.pattern = pattern
+        self.counter = counter
+
+    def search(self, buf: bytes, pos: int, endpos: int) -> re.Match[bytes] | None:
+        self.counter[0] += endpos - pos
+        return self.pattern.search(buf, pos, endpos)
+
+
+@pytest.mark.parametrize("body", [
+    b"<select>" + b"<style></styl>" * 5000,
+    b"<select>" + b"<title></titl>" * 5000,
+    b"<svg>" + b"<script></scrip>" * 5000,
+    b"<select>" + b"<style>" * 5000 + b"</style>",
+    b"<svg>" + b"<xmp>" * 5000 + b"</xmp>",
+])
+def test_raw_text_searches_stay_linear(rw: Rewrite, body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each raw-text start tag read as markup (after a select, in foreign content) searched for its end afresh: four
+    # seconds for 300 KB. The searches now remember where the last one ended.
+    from govgate.core import html_scan
+
+    read = [0]
+    monkeypatch.setattr(html_scan, "_RAW_END", {name: _CountingSearch(p, read)
+                                                for name, p in html_scan._RAW_END.items()})
+    monkeypatch.setattr(html_scan, "_SCRIPT_DATA", _CountingSearch(html_scan._SCRIPT_DATA, read))
+    with contextlib.suppress(RewriteRefused):
+        rw(body)
+    assert read[0] <= 4 * len(body)
