@@ -128,7 +128,7 @@ def _plain_names_trie(special: list[bytes], prefix: bytes = b"") -> bytes:
 # Start tags that cannot matter (their names are not special), after the "<".
 _PLAIN_START = _plain_names_trie(_SPECIAL_NAMES.split(b"|")) + _TAG_ENDS
 # End tags that cannot matter, after the "<".
-_PLAIN_END = rb"/" + _plain_names_trie([b"template", b"svg", b"math"]) + rb"(?:>|" + _ANY_END + rb")"
+_PLAIN_END = rb"/" + _plain_names_trie([b"template", b"svg", b"math", b"select"]) + rb"(?:>|" + _ANY_END + rb")"
 # Jump over text and every tag that cannot matter, inside the regex engine (text runs unrolled; the "<" is
 # taken once, so that each alternative is told apart by its first byte).
 _SKIP = re.compile(rb"[^<]*+(?:<(?:" + _PLAIN_END + rb"|" + _PLAIN_START + rb"|(?![A-Za-z!/?]))[^<]*+)*+")
@@ -321,8 +321,8 @@ class ScanState:
     # The scan reached its ``stop`` inside a token, comment, raw text or RCDATA (nothing closed it): what a
     # <noscript>'s markup reading is checked for (``scan_html``); meaningless otherwise.
     ran_off: bool = False
-    # A <select> was seen: from there on a raw-text start tag may be ignored (``scan_html``). Never cleared: which
-    # end tags close a select depends on the elements open around it (a template, a table), which are not tracked.
+    # A <select> may be open for the older parsers: a raw-text start tag may be ignored (``scan_html``). Set at every
+    # <select>; cleared only by a </select> outside templates and <noscript> (``scan_html``).
     select: bool = False
 
 
@@ -610,6 +610,11 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                     doubt = False
             elif name == b"template" and templates and templates.pop():
                 template -= 1  # an inert template closed
+            elif name == b"select" and not templates and not nested:
+                # Closes the select for the older parsers: in a select they take no element but option, optgroup,
+                # script and template, so it is in scope. Not inside a template (where they ignore it), nor in the
+                # markup reading of a <noscript>, which may be raw text to them.
+                state.select = False
             continue
         if not foreign:
             annotation = False

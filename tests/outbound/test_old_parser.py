@@ -59,6 +59,12 @@ SELECT_CASES: list[str] = [
     f"<select><template><mi></select>{EVIL}",
 ]
 
+# A </select> the older parsers ignore (in a template) or may read as text (in a <noscript>): still in the select.
+SELECT_STAYS_OPEN: list[str] = [
+    f"<select><template></select></template><style></select>{EVIL}</style>",
+    f"<select><template><noscript></select></noscript></template><style></select>{EVIL}</style>",
+]
+
 # The two readings part (refused): the end of the raw text is not an end tag when read as markup; or an <svg> the
 # older parser ignores, whose CDATA section is a bogus comment to the first ">" for it.
 SELECT_REFUSED: list[tuple[str, RefusalReason]] = [
@@ -74,6 +80,10 @@ SELECT_REFUSED: list[tuple[str, RefusalReason]] = [
 
 # Pages with a select that must still pass as they are (nothing refused, nothing that is not a link rewritten).
 SELECT_PASSES: list[str] = [
+    # after the </select>: an SVG icon whose CDATA style holds ">", a style with a comment left open
+    '<form><select name="t"><option>1</option></select></form>'
+    '<svg viewBox="0 0 9 9"><style><![CDATA[.a > .b{fill:red}]]></style><path d="M0 0"/></svg>',
+    "<select></select><style><!-- .a{} </style>",
     '<form action="/search"><select name="t"><option value="1">全部</option></select><input name="q"></form>'
     '<style>a > b { color: red }</style><iframe src="/map.html"></iframe><noscript><img src="/p.gif"></noscript>',
     "<select><option>1</option></select><textarea></select></textarea><title>站内搜索</title>",
@@ -148,6 +158,12 @@ def test_a_select_does_not_hide_links_from_an_older_parser(rw: Rewrite, classifi
     out = rw(page).body
     assert escaping_links(out, classifier, scripting=True) == []
     assert escaping_links(out, classifier, scripting=False) == []
+
+
+@pytest.mark.parametrize("markup", SELECT_STAYS_OPEN)
+def test_a_select_end_tag_older_parsers_ignore_leaves_it_open(rw: Rewrite, markup: str) -> None:
+    # (html5lib's templates are not HTML's, so the rewritten page is checked here, not by html5lib.)
+    assert b"/__govgate/leave?url=http://evil.example/" in rw(markup.encode()).body
 
 
 @pytest.mark.parametrize("markup", OLDER_LINKS)
