@@ -200,6 +200,20 @@ def pending_connection(flow: http.HTTPFlow) -> Connection | None:
     return conn if event in layer_.waiting_for_establishment.get(conn, ()) else None
 
 
+def sharing_connect(flow: http.HTTPFlow) -> list[http.HTTPFlow]:
+    """Every flow whose request waits on the portal connection being opened that ``flow``'s waits on (``flow``
+    included; HTTP/2 streams sent together share one connect), or [] when it waits on none."""
+    noted = _PENDING.get(flow)
+    if noted is None:
+        return []
+    layer_, event, conn = noted
+    waiting = layer_.waiting_for_establishment.get(conn, ())
+    if event not in waiting:
+        return []
+    flows = (getattr(layer_.command_sources.get(other), "flow", None) for other in waiting)
+    return [f for f in flows if isinstance(f, http.HTTPFlow)]
+
+
 def _close_stale(layer_: http_layer.HttpLayer) -> layer.CommandGenerator[bool]:
     """Close the idle portal connections older than ``IDLE_REUSE_SECONDS``; whether younger idle ones remain."""
     now, remain = time.monotonic(), False

@@ -7,7 +7,8 @@ counts) to ``responseheaders``. When it fires, the flow is marked and its portal
 connect still in progress is cancelled: the flow names its connection only once it is up, so the one being
 opened for its request is found through ``h1_pool.pending_connection``, for HTTP/1.1 and HTTP/2 clients alike,
 and only while the request still waits on it; a connect shared by several HTTP/2 streams is cancelled by the
-first whose time runs out, and the others get the 502 of a failed connect then): mitmproxy reports the
+first whose time runs out, and the others waiting on it are marked too, so that each gets the 504 of a portal that
+did not answer in time, not the 502 of one that cannot be reached): mitmproxy reports the
 failure and ``govgate/addons/proxy_errors.py`` answers with the gate's 504 page, logged and audited as
 ``upstream.error`` with ``reason: timeout``.
 An HTTP/2 stream still waiting for a portal connection is answered by ``govgate/addons/h1_pool.py``, which sees
@@ -24,7 +25,7 @@ from mitmproxy import ctx, http
 from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.connection import Connection
 
-from govgate.addons.h1_pool import pending_connection
+from govgate.addons.h1_pool import pending_connection, sharing_connect
 from govgate.addons.proxy_errors import UPSTREAM_TIMEOUT_KEY
 from govgate.runtime import Runtime
 
@@ -75,6 +76,9 @@ class UpstreamTimeout:
             pending = pending_connection(flow)
             if io is None and pending is not None:
                 conn, io = pending, handler.transports.get(pending)
+                if io is not None and io.handler is not None and conn.timestamp_start is not None:
+                    for other in sharing_connect(flow):  # cancelled below: none of them got an answer in time
+                        other.metadata[UPSTREAM_TIMEOUT_KEY] = True
         if io is None or io.handler is None:
             # No portal connection yet: an HTTP/2 stream waiting for one of its connection's portal connections
             # is answered by the pool, which sees the mark above.

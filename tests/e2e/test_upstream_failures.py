@@ -16,7 +16,7 @@ import httpx
 import pytest
 import trustme
 
-from tests.e2e.h2client import h2_request
+from tests.e2e.h2client import H2Session, h2_request
 from tests.e2e.harness import Gateway, read_records, start_gateway, wait_for_record
 from tests.policies import policy_data, write_policy
 
@@ -170,6 +170,22 @@ def test_a_connect_that_hangs_gets_the_client_a_504_within_the_timeout(
         assert took <= TIMEOUT_S + 2
         record = wait_for_record(workdir / "audit", "upstream.error", lambda rec: rec["event"] == "upstream.error")
         assert record["reason"] == "timeout"
+    finally:
+        assert gw.stop() == 0
+
+
+def test_http2_streams_sharing_a_connect_that_hangs_each_get_a_504(unanswered_connect: int, workdir: Path) -> None:
+    # Streams sent together wait on one connect. The first whose time runs out cancels it; the others used to get
+    # the 502 of a portal that cannot be reached, as if the connect had failed by itself. Each gets the 504 now.
+    gw, ca = gateway(workdir, f"http://127.0.0.1:{unanswered_connect}", tls=True)
+    assert ca is not None
+    port = int(gw.url.rsplit(":", 1)[1])
+    try:
+        started = time.monotonic()
+        with H2Session(port, _context(ca), timeout=TIMEOUT_S + 20) as session:
+            answers = session.many([("GET", f"/news/{i}", b"") for i in range(4)])
+        assert [a.status for a in answers] == [504] * 4, answers
+        assert time.monotonic() - started <= TIMEOUT_S + 3
     finally:
         assert gw.stop() == 0
 
