@@ -39,6 +39,7 @@ from govgate.core.chromium_urls import chromium_reading
 from govgate.core.hosts import split_host_port
 from govgate.core.leave_link import leave_form_url, leave_url
 from govgate.core.link_rewrite import RewriteRefused, host_of_href, refresh_url, rewrite_html, rewrite_xhtml
+from govgate.core.mime import extract_mime_type
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy, RedirectMode
 from govgate.core.rewrite_cache import (
@@ -85,7 +86,9 @@ def _read(response: http.Response) -> dict[bytes, str]:
 
 
 def _mime(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
+    """The essence a browser takes from ``content_type`` (Fetch, "extract a MIME type"): "" when there is none."""
+    mime = extract_mime_type(content_type) if content_type else None
+    return "" if mime is None else mime.essence
 
 
 class _Undecodable(ValueError):

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from govgate.core.mime import extract_mime_type
+
 
 class EncodingSource(StrEnum):
     BOM = "bom"
@@ -138,9 +140,6 @@ def _make(name: str, source: EncodingSource, bom_length: int = 0) -> Encoding:
     return Encoding(name=name, codec=_CODECS[name], source=source, bom_length=bom_length)
 
 
-_CT_CHARSET = re.compile(r";\s*charset\s*=\s*(?:\"([^\"]*)\"|([^;\s]*))", re.IGNORECASE)
-
-
 def sniff_encoding(body: bytes, content_type: str | None) -> Encoding:
     """The encoding a browser uses: BOM, then HTTP charset, then ``<meta>`` prescan, else windows-1252."""
     if body.startswith(b"\xef\xbb\xbf"):
@@ -149,12 +148,11 @@ def sniff_encoding(body: bytes, content_type: str | None) -> Encoding:
         return _make("UTF-16BE", EncodingSource.BOM, 2)
     if body.startswith(b"\xff\xfe"):
         return _make("UTF-16LE", EncodingSource.BOM, 2)
-    if content_type:
-        m = _CT_CHARSET.search(content_type)
-        if m:
-            name = lookup_label(m.group(1) if m.group(1) is not None else m.group(2))
-            if name is not None:
-                return _make(name, EncodingSource.HTTP)
+    mime = extract_mime_type(content_type) if content_type else None
+    if mime is not None and mime.charset is not None:
+        name = lookup_label(mime.charset)
+        if name is not None:
+            return _make(name, EncodingSource.HTTP)
     name = prescan(body[:1024])
     if name is not None:
         return _make(name, EncodingSource.META)

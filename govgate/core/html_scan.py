@@ -274,8 +274,10 @@ _TARGET_PATTERNS.update({
 })
 
 
-# (kind, value start, value end, inside <template>): a plain tuple, made thousands of times per page
-# The last field says the value cannot leave the base's host if the base is an internal http(s) URL.
+# (kind, value start, value end, inside <template>, flag): a plain tuple, made thousands of times per page.
+# The flag: for an <a>/<area> href, the value cannot leave the base's host if the base is an internal http(s) URL;
+# for a meta refresh and an iframe's srcdoc, the document's <base> came before it (Chromium resolves those when
+# they are inserted, against the base in force then: ``link_rewrite._plan``).
 type _Target = tuple[LinkKind, int, int, bool, bool]
 
 
@@ -324,6 +326,8 @@ class ScanState:
     # A <select> may be open for the older parsers: a raw-text start tag may be ignored (``scan_html``). Set at every
     # <select>; cleared only by a </select> outside templates and <noscript> (``scan_html``).
     select: bool = False
+    # Where the first "<table" or "<select" of the buffer is (``_table_or_select_at``): -1 until looked for.
+    table_at: int = -1
 
 
 def _ended(state: ScanState, nested: int, foreign: list[bytes], templates: list[bool]) -> int:
@@ -391,6 +395,14 @@ def _raw_text_agrees(buf: bytes, name: bytes, pos: int, stop: int, foreign: tupl
         if state.ran_off:
             raise RewriteRefused(RefusalReason.FOREIGN if foreign else RefusalReason.SELECT)
     return end + len(name) + 3  # "</" + name + one byte: what the check read (``hold`` in ``scan_html``)
+
+
+def _table_or_select_at(buf: bytes, state: ScanState) -> int:
+    """Where the first ``<table`` or ``<select`` of ``buf`` starts (its length when none): looked for once per scan."""
+    if state.table_at < 0:
+        m = _TABLE_OR_SELECT.search(buf)
+        state.table_at = len(buf) if m is None else m.start()
+    return state.table_at
 
 
 def _ran_off(state: ScanState) -> int:
@@ -671,11 +683,14 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 if r.start("n") >= 0 and not templates and (doubt or not foreign):
                     value = buf[vs:ve] if vs >= 0 else b""
                     if state.base_seen:
-                        if value != state.base and _TABLE_OR_SELECT.search(buf, 0, after_name):
+                        if value != state.base and (state.select or _table_or_select_at(buf, state) < after_name):
                             # The first in the tree is not always the first in the bytes: a <base> in a table is moved
                             # before it (the first one inside it then comes second), one in a select is ignored by the
                             # older parsers. Two that differ, after a table or select: refused.
                             raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)
+                    elif state.select:
+                        # Ignored in a select by the older parsers, taken by Chromium: two bases for two readings.
+                        raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)
                     elif not foreign and not nested:
                         state.base_seen = True
                         state.base = value
@@ -704,7 +719,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 if ve > vs and buf[vs] in _QUOTES:
                     vs += 1
                     ve -= 1
-                targets.append((LinkKind.SRCDOC, vs, ve, template > 0, False))
+                targets.append((LinkKind.SRCDOC, vs, ve, template > 0, state.base_seen))
         else:
             r = _TAG_REST.match(buf, after_name, stop)
             if r is None:
@@ -844,11 +859,11 @@ def _xml_element(buf: bytes, local: bytes, attrs: list[tuple[bytes, int, int]], 
         if equiv is not None and content is not None:
             value = unescape_attr(buf[equiv[0]:equiv[1]].decode("latin-1"))
             if value.strip("\t\n\f\r ").lower() == "refresh":
-                state.targets.append((LinkKind.REFRESH, content[0], content[1], False, False))
+                state.targets.append((LinkKind.REFRESH, content[0], content[1], False, state.base_seen))
     elif local == b"iframe":
         for name, vs, ve in attrs:
             if name == b"srcdoc":
-                state.targets.append((LinkKind.SRCDOC, vs, ve, False, False))
+                state.targets.append((LinkKind.SRCDOC, vs, ve, False, state.base_seen))
 
 
 def _script_end(buf: bytes, pos: int, stop: int) -> int:
@@ -937,7 +952,7 @@ def _meta(buf: bytes, pos: int, stop: int, state: ScanState, in_template: bool) 
     value = unescape_attr(buf[equiv[1]:equiv[2]].decode("latin-1"))
     if value.strip("\t\n\f\r ").lower() != "refresh":
         return end
-    state.targets.append((LinkKind.REFRESH, content[1], content[2], in_template, False))
+    state.targets.append((LinkKind.REFRESH, content[1], content[2], in_template, state.base_seen))
     return end
 
 

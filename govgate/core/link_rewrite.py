@@ -230,6 +230,7 @@ _PLAIN_HOST = re.compile(
 )
 _URL_KINDS = frozenset({LinkKind.HREF, LinkKind.ACTION, LinkKind.FORMACTION})  # values that are one URL
 _FORM_KINDS = frozenset({LinkKind.ACTION, LinkKind.FORMACTION})  # a form's target: submitted, not followed
+_AT_INSERTION = frozenset({LinkKind.REFRESH, LinkKind.SRCDOC})  # resolved against the base in force when inserted
 # The encoding a form submits its fields in is the document's, except that UTF-16 documents submit UTF-8
 # (WHATWG HTML, "pick an encoding for the form"; and a "replacement" document has no forms to submit).
 _FORM_CHARSET_UTF8 = frozenset({"UTF-16LE", "UTF-16BE", "replacement"})
@@ -468,10 +469,15 @@ def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, cl
     """
     enc = encoding or sniff_encoding(body, content_type)
     if enc.name == "replacement":
-        return RewriteResult(body, 0, enc.name)  # the browser shows one U+FFFD: nothing to follow
-    if enc.source in _UNFIXED and enc.name != "ISO-2022-JP" and b"\x1b" in body and _ISO_2022_JP_ESCAPE.search(body):
+        if enc.source is not EncodingSource.META:
+            return RewriteResult(body, 0, enc.name)  # the browser shows one U+FFFD: nothing to follow
+        # A <meta> binds nothing: Chromium looks for it as its tokenizer reads, so not inside <title>, <script>,
+        # <textarea>..., where the prescan finds it too. Such a page may be windows-1252 to the browser: scanned so.
+        enc = Encoding(name="windows-1252", codec="cp1252", source=EncodingSource.DEFAULT)
+    if enc.source in _UNFIXED and b"\x1b" in body and _ISO_2022_JP_ESCAPE.search(body):
         # Art. 15 (第十五条): of the encodings a browser may still switch such a page to, ISO-2022-JP alone reads
-        # markup otherwise than ASCII does, and only after one of its escapes. Without one, every reading agrees.
+        # markup otherwise than ASCII does, and only after one of its escapes. Without one, every reading agrees. A
+        # page a <meta> declares ISO-2022-JP is refused too: the browser may not take that <meta> (in raw text).
         raise RewriteRefused(RefusalReason.UNFIXED_ENCODING)
     try:
         doc_host = ada_url.URL(document_url).hostname
@@ -569,6 +575,7 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
         ada_url.URL(fallback_base or document_url)
     except ValueError:
         base = None
+    initial_base = base
     if state.base is not None:
         # The frozen base URL: <base href> resolved against the document's URL; on failure, the document URL.
         probe = _Resolver(base, classifier, make_leave_url, codec, enc.url_codec)
@@ -583,6 +590,11 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
                                                  form_charset, make_form_url is not None))
     resolver = _Resolver(base, classifier, make_leave_url, codec, enc.url_codec, document_url, collect, depth,
                          make_form_url, form_charset, results)
+    # A meta refresh or an iframe's srcdoc before the document's <base>: Chromium resolves it when it is inserted,
+    # against the base in force then (the page's URL, or the parent's base for a srcdoc document): it went to
+    # evil.example past a later <base href="foo://x/"> (a seventh review).
+    early = (_Resolver(initial_base, classifier, make_leave_url, codec, enc.url_codec, document_url, collect, depth,
+                       make_form_url, form_charset) if state.base is not None and base != initial_base else None)
     results_before = len(results) if results is not None else 0
     if skip_same_host and not resolver.fast:
         # The base is not an internal http(s) URL, so a relative href may leave: every link must be looked at.
@@ -596,12 +608,15 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
     handle = resolver.handle
     fast = resolver.fast and not collect
     try:
-        for kind, start, end, in_template, safe in state.targets:
+        for kind, start, end, in_template, flag in state.targets:
             if in_template:
                 continue  # template contents are inert until a script clones them: left as they are
-            if safe and fast:
+            if flag and fast and kind is LinkKind.HREF:
                 continue  # a path or query on this (internal) host
-            new, info = handle(kind, buf, start, end)
+            if early is not None and not flag and kind in _AT_INSERTION:
+                new, info = early.handle(kind, buf, start, end)
+            else:
+                new, info = handle(kind, buf, start, end)
             if info is not None:
                 found.append(info)
             if new is not None:

@@ -74,6 +74,7 @@ SELECT_REFUSED: list[tuple[str, RefusalReason]] = [
     ("<select><title><a title='</title>' href=http://evil.example/>x</a></title>", RefusalReason.SELECT),
     # An older parser ignores a <base> in a select: the second one is the document's base there.
     ("<select><base href=/ok/></select><base href=//evil.example/><a href=/r>r</a>", RefusalReason.AMBIGUOUS_BASE),
+    ('<select><base href="foo://x/"></select><a href="//evil.example/">x</a>', RefusalReason.AMBIGUOUS_BASE),
     (f"<select><svg><![CDATA[ ></select>{EVIL} ]]>", RefusalReason.FOREIGN),
     (f"<select><math><![CDATA[ ></select>{EVIL} ]]>", RefusalReason.FOREIGN),
 ]

@@ -451,3 +451,24 @@ def test_raw_text_searches_stay_linear(rw: Rewrite, body: bytes, monkeypatch: py
     with contextlib.suppress(RewriteRefused):
         rw(body)
     assert read[0] <= 4 * len(body)
+
+
+# -- a seventh review: what resolves before the <base> does ---------------------------------------------------------
+
+@pytest.mark.parametrize("body", [
+    # Chromium resolves a refresh when its <meta> is inserted, before a later <base>: it went to evil.example
+    b'<meta http-equiv=refresh content="0;url=//evil.example/"><base href="foo://x/"><p>hi',
+    # and gives a srcdoc document the base in force when its iframe is inserted: the page's URL
+    b'<iframe srcdoc="<a id=l href=//evil.example/>x</a>"></iframe><base href="foo://x/">',
+])
+def test_a_refresh_or_srcdoc_before_the_base_resolves_against_the_base_of_its_time(rw: Rewrite, body: bytes) -> None:
+    assert b"/__govgate/leave?url=https://evil.example/" in rw(body).body
+
+
+def test_a_refresh_and_srcdoc_after_the_base_resolve_against_it(rw: Rewrite) -> None:
+    body = b'<base href="/sub/"><meta http-equiv=refresh content="0;url=/x"><iframe srcdoc="<a href=y>y</a>"></iframe>'
+    assert rw(body).body == body
+    out = rw(b'<base href="https://evil.example/"><meta http-equiv=refresh content="0;url=/x">').body
+    assert b"/__govgate/leave?url=https://evil.example/x" in out
+    # before it, the same refresh stays on the page's own site
+    assert rw(b'<meta http-equiv=refresh content="0;url=/x"><base href="https://evil.example/">').rewritten == 0

@@ -46,6 +46,9 @@ def rw(classifier: HostClassifier, keys: GatewayKeys) -> Rewrite:
     b'<meta charset="gbk"><body>' + HIDDEN,  # the prescan's encoding is tentative too
     b'<body>\x1b(J<a href="http://www.gov.cn\\@evil.example/">x</a>',  # JIS X 0201 Roman: the backslash is a yen sign
     b"<body>\x1b(I<!--\x1b(B<a href=http://evil.example/>x</a>-->",  # katakana hides ASCII too
+    # declared by a <meta> Chromium does not see (in raw text, where its tokenizer looks for none): it guesses
+    b'<title><meta charset=iso-2022-jp></title>\x1b(J<a href="http://evil.example\\@www.gov.cn/">x</a>',
+    b'<meta charset="iso-2022-jp"><body>\x1b$B0!\x1b(B<a href="http://evil.example/">x</a>',
 ])
 def test_an_esc_byte_in_a_page_whose_encoding_nothing_binds_is_refused(rw: Rewrite, body: bytes) -> None:
     with pytest.raises(RewriteRefused) as info:
@@ -56,9 +59,9 @@ def test_an_esc_byte_in_a_page_whose_encoding_nothing_binds_is_refused(rw: Rewri
 def test_a_page_whose_encoding_is_bound_is_read_in_it(rw: Rewrite) -> None:
     # An HTTP charset binds the browser (a <meta> later changes nothing): read in it, the link is in a comment.
     assert rw(LATE_META, "text/html; charset=windows-1252").rewritten == 0
-    # Declared ISO-2022-JP (here by the prescan's <meta>): read as such, well-formed, the link is rewritten.
-    declared = b'<meta charset="iso-2022-jp"><body>\x1b$B0!\x1b(B<a href="http://evil.example/">x</a>'
-    assert LEAVE in rw(declared, "text/html").body
+    # Declared ISO-2022-JP by the HTTP charset: read as such, well-formed, the link is rewritten.
+    declared = b'<body>\x1b$B0!\x1b(B<a href="http://evil.example/">x</a>'
+    assert LEAVE in rw(declared, "text/html; charset=iso-2022-jp").body
     # An ESC that is none of ISO-2022-JP's escapes (a terminal's colours) changes nothing in its decoder either.
     assert LEAVE in rw(b'<pre>\x1b[31mred\x1b[0m</pre><a href="http://evil.example/">x</a>', "text/html").body
     # No ESC byte: every encoding a browser may pick reads the markup as windows-1252 does.
@@ -98,3 +101,16 @@ def test_chromium_reads_a_backslash_as_a_yen_sign_after_esc_paren_j() -> None:
         host = tab.evaluate("document.links[0].hostname")
         browser.close()
     assert host == "evil.example"
+
+
+@pytest.mark.parametrize("declaration", [
+    b"<title><meta charset=iso-2022-kr></title>", b'<script>"<meta charset=iso-2022-kr>"</script>',
+    b"<style><meta charset=hz-gb-2312></style>", b"<textarea><meta charset=replacement></textarea>",
+    b"<meta charset=iso-2022-kr>",
+])
+def test_a_replacement_encoding_from_a_meta_is_scanned_as_windows_1252(rw: Rewrite, declaration: bytes) -> None:
+    # The prescan finds a <meta> inside raw text; Chromium, looking with its tokenizer, does not, and reads the page
+    # as windows-1252: its links are live (a seventh review). Where the <meta> does count, the browser shows one
+    # U+FFFD and nothing to follow: rewritten all the same.
+    assert LEAVE in rw(declaration + b'<a href="http://evil.example/">x</a>', "text/html").body
+    assert rw(b'<a href="http://evil.example/">x</a>', "text/html; charset=iso-2022-kr").rewritten == 0
