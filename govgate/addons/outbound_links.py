@@ -25,6 +25,7 @@ places (a date, a counter) is scanned only there (``govgate.core.scan_memo``; th
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -85,8 +86,10 @@ def _read(response: http.Response) -> dict[bytes, str]:
     return found
 
 
+@functools.lru_cache(maxsize=256)
 def _mime(content_type: str) -> str:
-    """The essence a browser takes from ``content_type`` (Fetch, "extract a MIME type"): "" when there is none."""
+    """The essence a browser takes from ``content_type`` (Fetch, "extract a MIME type"): "" when there is none.
+    Memoised: a site sends a handful of distinct values, and this runs for every response."""
     mime = extract_mime_type(content_type) if content_type else None
     return "" if mime is None else mime.essence
 

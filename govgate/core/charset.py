@@ -10,6 +10,7 @@ decodes attribute values and percent-encodes URL queries the way the browser doe
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -140,6 +141,13 @@ def _make(name: str, source: EncodingSource, bom_length: int = 0) -> Encoding:
     return Encoding(name=name, codec=_CODECS[name], source=source, bom_length=bom_length)
 
 
+@functools.lru_cache(maxsize=256)
+def _http_charset(content_type: str) -> str | None:
+    """The WHATWG name of the encoding ``content_type``'s charset names, if any (memoised: a handful of values)."""
+    mime = extract_mime_type(content_type)
+    return lookup_label(mime.charset) if mime is not None and mime.charset is not None else None
+
+
 def sniff_encoding(body: bytes, content_type: str | None) -> Encoding:
     """The encoding a browser uses: BOM, then HTTP charset, then ``<meta>`` prescan, else windows-1252."""
     if body.startswith(b"\xef\xbb\xbf"):
@@ -148,11 +156,9 @@ def sniff_encoding(body: bytes, content_type: str | None) -> Encoding:
         return _make("UTF-16BE", EncodingSource.BOM, 2)
     if body.startswith(b"\xff\xfe"):
         return _make("UTF-16LE", EncodingSource.BOM, 2)
-    mime = extract_mime_type(content_type) if content_type else None
-    if mime is not None and mime.charset is not None:
-        name = lookup_label(mime.charset)
-        if name is not None:
-            return _make(name, EncodingSource.HTTP)
+    name = _http_charset(content_type) if content_type else None
+    if name is not None:
+        return _make(name, EncodingSource.HTTP)
     name = prescan(body[:1024])
     if name is not None:
         return _make(name, EncodingSource.META)
