@@ -59,14 +59,16 @@ logger = logging.getLogger(__name__)
 MAX_REWRITE_BYTES = 8 * 1024 * 1024
 ARTICLE = "Art. 15"
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-_XHTML = "application/xhtml+xml"
+_XML_TYPES = frozenset({"text/xml", "application/xml"})  # and every "+xml" type: rendered as XML, SVG's links live
 _NAVIGABLE = ("http:", "https:")  # the only destinations ever signed for the leave page
 _SNIFFED_TYPES = frozenset({"", "unknown/unknown", "application/unknown", "*/*"})
-# WHATWG MIME sniffing: the tags that make an untyped body render as HTML.
+# WHATWG MIME sniffing: the tags that make an untyped body render as HTML. Chromium takes each as a plain prefix
+# (no space or ">" after it: "<pre", "<article", "<button" are HTML to it), after any of "\t\n\v\f\r ".
 _HTML_SIGNATURES = (
     b"<!doctype html", b"<html", b"<head", b"<script", b"<iframe", b"<h1", b"<div", b"<font", b"<table", b"<a",
     b"<style", b"<title", b"<b", b"<body", b"<br", b"<p", b"<!--",
 )
+_SNIFF_SPACE = b"\t\n\x0b\f\r "
 
 
 # The response headers this addon reads, found in one pass over the fields (``_read``).
@@ -91,7 +93,14 @@ def _mime(content_type: str) -> str:
     """The essence a browser takes from ``content_type`` (Fetch, "extract a MIME type"): "" when there is none.
     Memoised: a site sends a handful of distinct values, and this runs for every response."""
     mime = extract_mime_type(content_type) if content_type else None
-    return "" if mime is None else mime.essence
+    if mime is not None:
+        return mime.essence
+    # None valid by the standard's steps: Chromium's own parser still takes the type up to a space, "(" or ";"
+    # ("text/html x", "text/html(c)" render as HTML). That reading, where it names a type; else none (sniffed).
+    last = content_type.rsplit(",", 1)[-1].strip(" \t")
+    essence = last.split(";", 1)[0].split("(", 1)[0].split(None, 1)[0].lower() if last.strip() else ""
+    kind, _, sub = essence.partition("/")
+    return essence if kind and sub and "/" not in sub and essence != "*/*" else ""
 
 
 class _Undecodable(ValueError):
@@ -127,8 +136,22 @@ def _encode(body: bytes, codings: list[str]) -> bytes:
 
 
 def _sniffs_as_html(body: bytes) -> bool:
-    head = body[:512].lstrip(b"\t\n\f\r ").lower()
-    return any(head.startswith(sig) and len(head) > len(sig) and head[len(sig)] in b" >" for sig in _HTML_SIGNATURES)
+    """Whether a browser may render an untyped ``body`` as HTML (or as XML: ``<?xml``); Chromium's prefixes."""
+    head = body[:512].lstrip(_SNIFF_SPACE).lower()
+    return head.startswith(b"<?xml") or any(head.startswith(sig) for sig in _HTML_SIGNATURES)
+
+
+def _sniffs_as_xml(body: bytes) -> bool:
+    return body[:512].lstrip(_SNIFF_SPACE).startswith(b"<?xml")
+
+
+def _is_xml(mime: str) -> bool:
+    """XHTML, SVG, RSS... and plain XML: a browser renders them as XML documents, whose links are live."""
+    return mime in _XML_TYPES or mime.endswith("+xml")
+
+
+def _rewritable(mime: str) -> bool:
+    return mime in _HTML_TYPES or _is_xml(mime)
 
 
 class OutboundLinks:
@@ -244,17 +267,17 @@ class OutboundLinks:
         mime = _mime(read.get(b"content-type", ""))
         if response.stream:
             # Another addon (e.g. mitmproxy's stream_large_bodies) already chose to stream this body.
-            if mime in _HTML_TYPES:
+            if _rewritable(mime):
                 self._not_rewritten(flow, "streamed")
             return
         no_body = flow.request.method == "HEAD" or response.status_code in (204, 304) or response.status_code < 200
-        if no_body or (mime not in _HTML_TYPES and mime not in _SNIFFED_TYPES):
+        if no_body or (not _rewritable(mime) and mime not in _SNIFFED_TYPES):
             response.stream = True  # not HTML: passes through unbuffered
             return
         length = read.get(b"content-length", "")
         if length.isdigit() and int(length) > self.max_rewrite_bytes:
             response.stream = True  # bounded memory: too large to buffer
-            if mime in _HTML_TYPES:
+            if _rewritable(mime):
                 self._not_rewritten(flow, "too_large", content_length=int(length), limit=self.max_rewrite_bytes)
         elif not length.isdigit():
             # No (usable) Content-Length (chunked, HTTP/2, close-delimited): collected by our own stream
@@ -326,7 +349,7 @@ class OutboundLinks:
         """The rewritten raw body (codings redone), or None when nothing changes; raises when it cannot say."""
         content_type = read.get(b"content-type")
         mime = _mime(content_type or "")
-        if mime not in _HTML_TYPES and mime not in _SNIFFED_TYPES:
+        if not _rewritable(mime) and mime not in _SNIFFED_TYPES:
             return None
         policy = self._policy(flow)
         try:
@@ -343,10 +366,10 @@ class OutboundLinks:
             codings = _codings(read.get(b"content-encoding", ""))
             body = _decode(raw, codings) if codings else raw
             out: bytes | None = None
-            if mime in _HTML_TYPES or _sniffs_as_html(body):
-                # XHTML is parsed as XML by browsers: scanned by XML rules (rewrite_xhtml refuses what it
-                # cannot vouch for).
-                if mime == _XHTML:
+            if _rewritable(mime) or _sniffs_as_html(body):
+                # XHTML, SVG and other XML (also an untyped body that starts "<?xml") are parsed as XML by browsers:
+                # scanned by XML rules (rewrite_xhtml refuses what it cannot vouch for).
+                if _is_xml(mime) or (mime in _SNIFFED_TYPES and _sniffs_as_xml(body)):
                     result = rewrite_xhtml(body, content_type=content_type, document_url=document_url,
                                            classifier=self._classifier(policy), make_leave_url=make_leave_url,
                                            make_form_url=self._form_urls(flow, policy))

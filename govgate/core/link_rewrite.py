@@ -518,17 +518,28 @@ def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, cl
                          plan.base, plan.found)
 
 
+_XML_STYLESHEET = re.compile(rb"<\?xml-stylesheet(?:[^?]|\?(?!>))*+(?:\?>)?+", re.IGNORECASE)
+_CSS_TYPE = re.compile(rb"""\stype\s*=\s*(["'])text/css\1""")
+
+
 def rewrite_xhtml(body: bytes, *, content_type: str | None, document_url: str, classifier: HostClassifier,
                   make_leave_url: Callable[[str], str], collect: bool = False,
                   make_form_url: MakeFormUrl | None = None) -> RewriteResult:
-    """``rewrite_html`` for ``application/xhtml+xml``: the same rewriting over a conservative XML scan.
+    """``rewrite_html`` for XML documents (``application/xhtml+xml``, SVG, ``text/xml``...): the same rewriting over
+    a conservative XML scan.
 
     Raises ``RewriteRefused`` for what it cannot vouch for (a non-ASCII-compatible encoding, markup
-    that is not well-formed, an internal DTD subset, two ``base`` elements): fail closed.
+    that is not well-formed, an internal DTD subset, two ``base`` elements, an ``xml-stylesheet`` that is not
+    CSS): fail closed.
     """
     enc = sniff_xml_encoding(body, content_type)
     if not enc.byte_scannable:
         raise RewriteRefused(RefusalReason.XHTML)
+    for m in _XML_STYLESHEET.finditer(body):
+        if not _CSS_TYPE.search(m.group()):
+            # Art. 15 (第十五条): an XSLT stylesheet makes the page the browser shows, links and all, from the data:
+            # nothing the scan reads here. Only CSS stylesheets pass.
+            raise RewriteRefused(RefusalReason.XHTML)
     try:
         doc_host = ada_url.URL(document_url).hostname
     except ValueError:
