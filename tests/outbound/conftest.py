@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import pytest
 
 from govgate.core.keys import GatewayKeys
 from govgate.core.leave_link import leave_url
+from govgate.core.link_rewrite import RewriteResult, rewrite_html
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy, RedirectMode
 from tests.policies import load, policy_data
@@ -34,6 +36,18 @@ def outbound_policy(*, redirects: RedirectMode | str = RedirectMode.WARN, insecu
         data["gateway"]["tls"] = {"cert": "certs/gateway.pem"}  # named, never opened
     data["outbound"]["redirects"] = str(redirects)
     return load(data)
+
+
+ORIGIN = "https://portal.example.gov.cn"
+
+
+@pytest.fixture
+def rw(classifier: HostClassifier, keys: GatewayKeys) -> Callable[[bytes], RewriteResult]:
+    """``rewrite_html`` of a text/html page at ``DOC_URL``, leave links absolute on ``ORIGIN``."""
+    def run(body: bytes) -> RewriteResult:
+        return rewrite_html(body, content_type="text/html", document_url=DOC_URL, classifier=classifier,
+                            make_leave_url=lambda u: ORIGIN + leave_url(PREFIX, u, keys))
+    return run
 
 
 @pytest.fixture

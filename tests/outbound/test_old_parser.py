@@ -20,9 +20,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from govgate.core.keys import GatewayKeys
-from govgate.core.leave_link import leave_url
-from govgate.core.link_rewrite import RefusalReason, RewriteRefused, RewriteResult, rewrite_html
+from govgate.core.link_rewrite import RefusalReason, RewriteRefused, RewriteResult
 from govgate.core.outbound import HostClassifier
 
 from .browser_corpus import MARKUP_CASES
@@ -98,14 +96,6 @@ OLDER_LINKS: list[str] = [
     '<isindex formaction="http://evil.example/">',
     '<svg><a href="/ok" xlink:href="//evil.example/">x</a></svg>',
 ]
-
-
-@pytest.fixture
-def rw(classifier: HostClassifier, keys: GatewayKeys) -> Rewrite:
-    def run(body: bytes) -> RewriteResult:
-        return rewrite_html(body, content_type="text/html", document_url=DOC_URL, classifier=classifier,
-                            make_leave_url=lambda u: ORIGIN + leave_url(PREFIX, u, keys))
-    return run
 
 
 def _live(node: Element, in_template: bool = False) -> Iterator[tuple[Element, bool]]:

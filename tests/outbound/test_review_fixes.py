@@ -42,14 +42,6 @@ def refusal(body: bytes, rw: Rewrite) -> RefusalReason:
     return info.value.reason
 
 
-@pytest.fixture
-def rw(classifier: HostClassifier, keys: GatewayKeys) -> Rewrite:
-    def run(body: bytes) -> RewriteResult:
-        return rewrite_html(body, content_type="text/html", document_url=DOC_URL, classifier=classifier,
-                            make_leave_url=lambda u: ORIGIN + leave_url(PREFIX, u, keys))
-    return run
-
-
 @pytest.mark.parametrize("body", [
     b'<div><template shadowrootmode="open"><a href="http://evil.example/">x</a></template></div>',
     b'<div><template shadowrootmode="closed"><a href="http://evil.example/">x</a></template></div>',
