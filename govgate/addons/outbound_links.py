@@ -40,7 +40,7 @@ from govgate.core.chromium_urls import chromium_reading
 from govgate.core.hosts import split_host_port
 from govgate.core.leave_link import leave_form_url, leave_url
 from govgate.core.link_rewrite import RewriteRefused, host_of_href, refresh_url, rewrite_html, rewrite_xhtml
-from govgate.core.mime import extract_mime_type
+from govgate.core.mime import content_type_essence
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Policy, RedirectMode
 from govgate.core.rewrite_cache import (
@@ -92,15 +92,7 @@ def _read(response: http.Response) -> dict[bytes, str]:
 def _mime(content_type: str) -> str:
     """The essence a browser takes from ``content_type`` (Fetch, "extract a MIME type"): "" when there is none.
     Memoised: a site sends a handful of distinct values, and this runs for every response."""
-    mime = extract_mime_type(content_type) if content_type else None
-    if mime is not None:
-        return mime.essence
-    # None valid by the standard's steps: Chromium's own parser still takes the type up to a space, "(" or ";"
-    # ("text/html x", "text/html(c)" render as HTML). That reading, where it names a type; else none (sniffed).
-    last = content_type.rsplit(",", 1)[-1].strip(" \t")
-    essence = last.split(";", 1)[0].split("(", 1)[0].split(None, 1)[0].lower() if last.strip() else ""
-    kind, _, sub = essence.partition("/")
-    return essence if kind and sub and "/" not in sub and essence != "*/*" else ""
+    return content_type_essence(content_type)
 
 
 class _Undecodable(ValueError):

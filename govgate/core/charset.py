@@ -141,6 +141,10 @@ def _make(name: str, source: EncodingSource, bom_length: int = 0) -> Encoding:
     return Encoding(name=name, codec=_CODECS[name], source=source, bom_length=bom_length)
 
 
+# What a browser reads a page in that names no encoding (WHATWG's default; a browser may guess otherwise).
+DEFAULT_ENCODING = _make("windows-1252", EncodingSource.DEFAULT)
+
+
 @functools.lru_cache(maxsize=256)
 def _http_charset(content_type: str) -> str | None:
     """The WHATWG name of the encoding ``content_type``'s charset names, if any (memoised: a handful of values)."""
@@ -162,7 +166,7 @@ def sniff_encoding(body: bytes, content_type: str | None) -> Encoding:
     name = prescan(body[:1024])
     if name is not None:
         return _make(name, EncodingSource.META)
-    return _make("windows-1252", EncodingSource.DEFAULT)
+    return DEFAULT_ENCODING
 
 
 _XML_DECL = re.compile(rb"<[?]xml[\t\n\r ][^>]*?encoding[\t\n\r ]*=[\t\n\r ]*[\"']([A-Za-z0-9._:-]+)[\"']")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import ada_url
 
-from govgate.core.charset import Encoding, EncodingSource, sniff_encoding, sniff_xml_encoding
+from govgate.core.charset import DEFAULT_ENCODING, Encoding, EncodingSource, sniff_encoding, sniff_xml_encoding
 from govgate.core.chromium_urls import chromium_reading
 from govgate.core.html_scan import (
     DEFAULT_SCANNERS,
@@ -473,7 +473,7 @@ def rewrite_html(body: bytes, *, content_type: str | None, document_url: str, cl
             return RewriteResult(body, 0, enc.name)  # the browser shows one U+FFFD: nothing to follow
         # A <meta> binds nothing: Chromium looks for it as its tokenizer reads, so not inside <title>, <script>,
         # <textarea>..., where the prescan finds it too. Such a page may be windows-1252 to the browser: scanned so.
-        enc = Encoding(name="windows-1252", codec="cp1252", source=EncodingSource.DEFAULT)
+        enc = DEFAULT_ENCODING
     if enc.source in _UNFIXED and b"\x1b" in body and _ISO_2022_JP_ESCAPE.search(body):
         # Art. 15 (第十五条): of the encodings a browser may still switch such a page to, ISO-2022-JP alone reads
         # markup otherwise than ASCII does, and only after one of its escapes. Without one, every reading agrees. A

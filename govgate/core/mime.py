@@ -144,3 +144,18 @@ def extract_mime_type(content_type: str | None) -> MimeType | None:
         elif mime.charset is None and charset is not None:
             mime.parameters["charset"] = charset
     return mime
+
+
+def content_type_essence(content_type: str) -> str:
+    """The type a browser renders a response with ``content_type`` as: "" when it names none (the body is sniffed).
+
+    By the standard's steps (``extract_mime_type``) where they give one; where they reject the value, Chromium's
+    own parser still takes the type up to a space, "(" or ";" ("text/html x", "text/html(c)" render as HTML).
+    """
+    mime = extract_mime_type(content_type) if content_type else None
+    if mime is not None:
+        return mime.essence
+    last = content_type.rsplit(",", 1)[-1].strip(_TAB_OR_SPACE)
+    essence = last.split(";", 1)[0].split("(", 1)[0].split(None, 1)[0].lower() if last.strip() else ""
+    kind, _, sub = essence.partition("/")
+    return essence if kind and sub and "/" not in sub and essence != "*/*" else ""
