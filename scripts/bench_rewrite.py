@@ -38,7 +38,7 @@ from benchlib import cpu_seconds, free_port, wait_for_port
 
 from govgate.core import leave_link
 from govgate.core.keys import GatewayKeys
-from govgate.core.leave_link import leave_url
+from govgate.core.leave_link import LeaveLinks
 from govgate.core.link_rewrite import rewrite_html
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Outbound, Policy, RedirectMode
@@ -107,7 +107,7 @@ def bench_rewrite(body: bytes, seconds: float, label: str, *, links: int = 3000,
 
     def once() -> int:
         r = rewrite_html(body, content_type="text/html", document_url=origin + "/index.html", classifier=classifier,
-                         make_leave_url=lambda u: origin + leave_url("/__govgate", u, keys))
+                         make_leave_url=LeaveLinks(origin, "/__govgate", keys))
         return r.rewritten
 
     def timed(fresh: bool) -> list[float]:

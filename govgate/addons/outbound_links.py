@@ -38,7 +38,7 @@ from govgate.core import scan_memo
 from govgate.core.audit_event import AuditDecision
 from govgate.core.chromium_urls import chromium_reading
 from govgate.core.hosts import split_host_port
-from govgate.core.leave_link import leave_form_url, leave_url
+from govgate.core.leave_link import LeaveLinks, leave_form_url
 from govgate.core.link_rewrite import RewriteRefused, host_of_href, refresh_url, rewrite_html, rewrite_xhtml
 from govgate.core.mime import content_type_essence
 from govgate.core.outbound import HostClassifier
@@ -200,13 +200,7 @@ class OutboundLinks:
     def _urls(self, flow: http.HTTPFlow, policy: Policy) -> tuple[str, Callable[[str], str]]:
         """The document URL as the browser saw it, and the maker of absolute leave URLs on this origin."""
         origin = self._origin(flow, policy)
-        prefix = policy.gateway.prefix
-        keys = self.runtime.keys
-
-        def make_leave_url(url: str) -> str:
-            return origin + leave_url(prefix, url, keys)
-
-        return origin + flow.request.path, make_leave_url
+        return origin + flow.request.path, LeaveLinks(origin, policy.gateway.prefix, self.runtime.keys)
 
     def _form_urls(self, flow: http.HTTPFlow, policy: Policy) -> Callable[[str, str], str]:
         """The maker of absolute form targets on this origin: a form leaving the site is submitted to the warning

@@ -45,6 +45,7 @@ from govgate.core.html_scan import (
     scanners_for,
     unescape_attr,
 )
+from govgate.core.leave_link import LeaveLinks
 from govgate.core.outbound import HostClassifier
 from govgate.core.scan_memo import ScanMemo
 
@@ -303,7 +304,7 @@ type MakeFormUrl = Callable[[str, str], str]  # (destination, the page's form en
 
 class _Resolver:
     __slots__ = ("base", "cache", "classifier", "codec", "collect", "depth", "document_url", "fast", "form_charset",
-                 "make_form_url", "make_leave_url", "out_codec", "plain_hosts", "url_codec")
+                 "leave_attr", "make_form_url", "make_leave_url", "out_codec", "plain_hosts", "url_codec")
 
     def __init__(self, base: str | None, classifier: HostClassifier, make_leave_url: Callable[[str], str],
                  codec: str, url_codec: str, document_url: str = "", collect: bool = False, depth: int = 0,
@@ -316,6 +317,8 @@ class _Resolver:
         self.document_url = document_url
         self.classifier = classifier
         self.make_leave_url = make_leave_url
+        # A ``LeaveLinks`` gives a link's new attribute value in one call (escaped and encoded).
+        self.leave_attr = make_leave_url.attr if isinstance(make_leave_url, LeaveLinks) else None
         self.codec = codec
         self.url_codec = url_codec
         self.collect = collect
@@ -431,6 +434,8 @@ class _Resolver:
         if not self.classifier.is_external(host):
             return None, self._info(kind, value, href, host, False)
         if kind is LinkKind.HREF or self.make_form_url is None or kind not in _FORM_KINDS:
+            if self.leave_attr is not None and kind is not LinkKind.REFRESH:
+                return self.leave_attr(href), self._info(kind, value, href, host, True) if self.collect else None
             new = self.make_leave_url(href)
         else:
             new = self.make_form_url(href, self.form_charset)

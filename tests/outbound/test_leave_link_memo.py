@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from govgate.core.keys import GatewayKeys
 from govgate.core.leave_link import (
     MEMO_URL_LENGTH,
+    LeaveLinks,
     _signed_leave_path,
     encode_url_param,
     leave_url,
@@ -38,6 +40,40 @@ def test_memoised_paths_are_the_paths_made_afresh(calls: list[tuple[str, str, Ga
         assert query["url"] == [url]
         assert verify_leave(url, query["sig"][0], keys)
         assert not verify_leave(url, query["sig"][0], KEYS[1] if keys is KEYS[0] else KEYS[0])
+
+
+ASCII_URLS = st.sampled_from(["http://", "https://"]).flatmap(
+    lambda s: st.text(alphabet=st.characters(max_codepoint=127), max_size=60).map(lambda t: s + "x.example/" + t))
+
+
+@settings(max_examples=400, deadline=None)
+@given(ASCII_URLS, st.sampled_from(KEYS))
+def test_ascii_destinations_signed_inline_are_the_general_path(url: str, keys: GatewayKeys) -> None:
+    """``_signed_leave_path`` escapes and signs an ASCII destination inline: the same path as the general one."""
+    _signed_leave_path.cache_clear()
+    assert leave_url("/__govgate", url, keys) == made_afresh("/__govgate", url, keys)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ASCII_URLS | st.sampled_from(["https://例子.example/?q=值&r=1", "http://x.example/a&amp;b"]))
+def test_a_leave_links_attribute_value_reads_back_as_its_url(url: str) -> None:
+    """``LeaveLinks.attr`` is the leave URL with every "&" as "&amp;" (read back as the URL in any quoting), ASCII."""
+    links = LeaveLinks("https://portal.example.gov.cn", "/__govgate", KEYS[0])
+    full = links(url)
+    assert full == "https://portal.example.gov.cn" + leave_url("/__govgate", url, KEYS[0])
+    value = links.attr(url)
+    assert value.isascii()
+    assert value.decode("ascii").replace("&amp;", "&") == full
+    assert b"&" not in value.replace(b"&amp;", b"")
+
+
+def test_a_leave_links_maker_signs_only_web_destinations() -> None:
+    links = LeaveLinks("https://portal.example.gov.cn", "/__govgate", KEYS[0])
+    for url in ("javascript:alert(1)", "ftp://x.example/", "data:text/html,x"):
+        with pytest.raises(ValueError, match="only http"):
+            links(url)
+        with pytest.raises(ValueError, match="only http"):
+            links.attr(url)
 
 
 def test_the_same_destination_under_another_key_is_signed_again() -> None:
