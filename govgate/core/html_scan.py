@@ -13,7 +13,9 @@ raw text (``script`` with its escape states, ``style``, ``xmp``, ``iframe``, ``n
 ``noframes``, ``noscript`` as Chromium parses it with scripting on), RCDATA (``textarea``,
 ``title``), ``plaintext``, foreign content (``svg``/``math``, where those are ordinary elements and
 ``<![CDATA[`` is a real section; left only where the tree builder surely leaves it) and
-``template`` (parsed, its contents left alone, except a declarative shadow root's, which are live).
+``template`` (its contents scanned: inert in current browsers, live in Internet Explorer, which has none; a
+declarative shadow root's are live everywhere). Internet Explorer's conditional comments are read both ways
+(``_conditional``).
 Text and tags that cannot matter are jumped over inside the regex engine (``_FAST``), a tag's name
 told plain by a trie of byte classes (``_plain_names_trie``). Nesting (``srcdoc`` in ``srcdoc``) is
 capped at ``MAX_NESTING``; past it, and wherever the scan cannot tell what the browser does,
@@ -52,7 +54,10 @@ class LinkKind(StrEnum):
 _WSC = rb"\t\n\f\r "
 _NAME = rb"[^\t\n\f\r />][^\t\n\f\r />=]*+"
 _VAL = rb"(?:\"[^\"]*+\"|'[^']*+'|(?![\"'])[^\t\n\f\r >]*+)"
-_ATTR = rb"(?>" + _NAME + rb"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+" + _VAL + rb")?+)"
+# After a name, a "=" always starts its value (the tokenizer's "after attribute name" state): a value left open (a
+# quote with no end before the scan's ``stop``) fails the attribute, so a bounded scan runs off there, rather than
+# taking that "=" as the start of another attribute's name (which only a "=" before any name can be).
+_ATTR = rb"(?>" + _NAME + rb"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+" + _VAL + rb"|(?![\t\n\f\r ]*+=)))"
 # attributes then ">"; group "tail" holds the separator before ">" (ends with "/" ⇔ self-closing)
 _ATTRS_END = rb"(?:[\t\n\f\r /]*+" + _ATTR + rb")*+(?P<tail>[\t\n\f\r /]*+)>"
 _TAGNAME = rb"[A-Za-z][^\t\n\f\r />]*+"
@@ -136,7 +141,7 @@ _TAG_OPEN = re.compile(rb"<(/?)(" + _TAGNAME + rb")")
 _TAG_REST = re.compile(_ATTRS_END)
 _ATTR_ITER = re.compile(
     rb"[\t\n\f\r /]*+(?:(?P<name>" + _NAME + rb")(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+"
-    rb"(?:\"(?P<dq>[^\"]*+)\"|'(?P<sq>[^']*+)'|(?P<uq>[^\t\n\f\r >]*+)))?+)?"
+    rb"(?:\"(?P<dq>[^\"]*+)\"|'(?P<sq>[^']*+)'|(?P<uq>(?![\"'])[^\t\n\f\r >]*+))|(?![\t\n\f\r ]*+=)))?"
 )
 
 
@@ -160,7 +165,7 @@ def _first_attr_src(attr: bytes, rest: bytes = _ATTRS_END.replace(b"?P<tail>", b
         rb"(?:[\t\n\f\r /]*+" + not_it + _ATTR + rb")*+[\t\n\f\r /]*+"
         rb"(?:(?P<n>(?i:" + attr + rb"))(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+"
         + (rb"(?P<v>\"(?:" + _SAFE_DQ + rb"(?P<s>\")|[^\"]*+\")" if safe else rb"(?P<v>\"[^\"]*+\"")
-        + rb"|'[^']*+'|(?![\"'])[^\t\n\f\r >]*+))?+)?+" + rest
+        + rb"|'[^']*+'|(?![\"'])[^\t\n\f\r >]*+)|(?![\t\n\f\r ]*+=)))?+" + rest
     )
 
 
@@ -305,6 +310,11 @@ class RefusalReason(StrEnum):
     # or comment as markup reads it: a parser that ignores that start tag in a select (HTML before 2025, as in Firefox,
     # Safari and older Chromium) reads it as markup, one that honours it (Chromium 135 on) as raw text.
     SELECT = "select"
+    # An Internet Explorer conditional comment (``<!--[if IE]>…<![endif]-->``) whose readings part: markup to IE in
+    # document modes up to 9 (the compatibility mode of 360, QQ and other browsers), a comment to every other browser.
+    # Its content, as markup, runs off (into a tag, comment or raw text left open), holds a <noscript>, or ends
+    # otherwise than at one "<![endif]-->"; or it sits in SVG/MathML.
+    CONDITIONAL_COMMENT = "conditional_comment"
 
 
 class RewriteRefused(Exception):
@@ -395,6 +405,59 @@ def _raw_text_agrees(buf: bytes, name: bytes, pos: int, stop: int, foreign: tupl
         if state.ran_off:
             raise RewriteRefused(RefusalReason.FOREIGN if foreign else RefusalReason.SELECT)
     return end + len(name) + 3  # "</" + name + one byte: what the check read (``hold`` in ``scan_html``)
+
+
+# An Internet Explorer conditional comment's start, after the "<!--"; its end (IE ends its content at the first one).
+_CONDITIONAL = re.compile(rb"\[[\t\n\f\r ]*+(?i:if)")
+_ENDIF = re.compile(rb"<!\[[\t\n\f\r ]*+(?i:endif)")
+_ENDIF_EXACT = re.compile(rb"<!\[(?i:endif)\]-->")
+_NOSCRIPT_START = re.compile(rb"<(?i:noscript)")
+
+
+def _conditional(buf: bytes, pos: int, comment_end: int, stop: int, state: ScanState, nested: int,
+                 skip_same_host: bool, scanners: Scanners) -> int:
+    """Read the conditional comment at ``pos`` (``<!--[if …]>…<![endif]-->``) as Internet Explorer does in document
+    modes up to 9, as well as the comment every other browser reads to ``comment_end`` (Art. 15: 360, QQ and other
+    browsers show legacy portals in IE's compatibility mode). Its content's links are recorded in ``state`` (rewriting
+    them inside a comment changes nothing for the other browsers). Returns the end of what was read (the end of the
+    "<![endif]-->"), before which no scan state may be kept.
+
+    IE reads the content as markup when the condition holds, skips it when not; both go on after the "<![endif]-->"
+    in the data state. So the content, read as markup, must end between tokens with nothing open (no tag, comment,
+    raw text, SVG/MathML or template; no <noscript>, which IE reads as raw text or markup by its scripting); where
+    the comment ends before the "<![endif]" (``<!--[if !IE]><!-->…<!--<![endif]-->``), that markup reading must reach
+    the comment's end between tokens, and what follows, markup to every browser, must reach the "<![endif]" so too.
+    Otherwise the readings part: ``RewriteRefused`` (``conditional_comment``).
+    """
+    refused = RewriteRefused(RefusalReason.CONDITIONAL_COMMENT)
+    opened = buf.find(b"]>", pos + 5, comment_end)
+    if opened < 0:
+        raise refused  # no "]>" inside the comment: IE's reading of what follows is not the comment's
+    content = opened + 2
+    endif = _ENDIF.search(buf, content, stop)
+    if endif is None or not _ENDIF_EXACT.match(buf, endif.start(), stop):
+        raise refused
+    end = endif.start() + 12  # len(b"<![endif]-->")
+    if comment_end > end or _NOSCRIPT_START.search(buf, content, endif.start()):
+        raise refused
+    # Where the markup reading must be between tokens: at the "<![endif]", or before a "<!--" right in front of it
+    # (``<!--<![endif]-->``, the usual close of ``<!--[if !IE]><!-->``: a comment to the same "-->" either way).
+    until = endif.start()
+    if buf.startswith(b"<!--", until - 4) and until - 4 >= content:
+        until -= 4
+    ie_end = min(comment_end, until)  # IE's markup reading of what the other browsers read as a comment
+    was_off, state.ran_off = state.ran_off, False
+    scan_html(buf, content, ie_end, state, nested=nested + 1, skip_same_host=skip_same_host, scanners=scanners)
+    if state.ran_off:
+        raise refused
+    if comment_end < until:
+        # Markup to every browser from the comment's end; to IE with the condition false, skipped to the "<![endif]".
+        probe = ScanState(select=state.select)
+        scan_html(buf, comment_end, until, probe, nested=nested + 1, probe=True)
+        if probe.ran_off:
+            raise refused
+    state.ran_off = was_off
+    return end
 
 
 def _table_or_select_at(buf: bytes, state: ScanState) -> int:
@@ -510,6 +573,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
     hold = 0
     checks = _RawChecks(stop - start)  # what the raw-text checks (``_raw_text_agrees``) have done
     annotation = False  # an <annotation-xml> seen in this MathML: an <svg> in it may be SVG or MathML
+    old_foreign = False  # in an integration point that an older parser may have left for foreign content
     # integration points: (end tag name, foreign roots to restore, doubt to restore)
     islands: list[tuple[bytes, list[bytes], bool]] = []
     scan_links = scanners[1 if skip_same_host else 0].finditer
@@ -555,6 +619,11 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                     m = _COMMENT_END.search(buf, pos + 4, stop)
                     if m is None:
                         return _ran_off(state)
+                    if _CONDITIONAL.match(buf, pos + 4, stop):
+                        if foreign:
+                            raise RewriteRefused(RefusalReason.CONDITIONAL_COMMENT)
+                        hold = max(hold, _conditional(buf, pos, m.end(), stop, state, nested, skip_same_host,
+                                                      scanners))
                     pos = m.end()
                 continue
             if foreign and buf.startswith(b"<![CDATA[", pos):
@@ -606,6 +675,13 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 # "special"), which a scanner does not track: back in foreign content, in doubt.
                 _, foreign, doubt = islands.pop()
                 doubt = doubt or bool(foreign)
+                old_foreign = old_foreign and bool(islands)
+            elif islands and not foreign and name not in _BREAKOUT:
+                # Parsers before the integration points were "special" (html5lib's HTML) close the island at an end tag
+                # naming an SVG/MathML element open around it (``<svg><script><title></script>``) and are back in
+                # foreign content, where <style> or <script> is no raw text; current ones ignore it. From here on in
+                # this island raw-text elements are read both ways (below).
+                old_foreign = True
             elif foreign:
                 if name == b"template" and templates:
                     # Unless an SVG/MathML element named template is open (not tracked), the browser closes the HTML
@@ -674,7 +750,12 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 vs += 1
                 ve -= 1
             if name == b"base":
-                # Only a base in the document tree counts: not one in a template, nor in a shadow root.
+                # Only a base in the document tree counts: not one in a template, nor in a shadow root. Except in
+                # Internet Explorer (the compatibility mode of 360, QQ...), which has no templates: there the first
+                # one in the bytes is the document's. A template's, before any other, is the base for one and not
+                # for the other: refused.
+                if templates and r.start("n") >= 0 and not state.base_seen:
+                    raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)
                 if doubt and r.start("n") >= 0 and not state.base_seen and not templates and not nested:
                     raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)
                 if nested and r.start("n") >= 0 and not state.base_seen and not templates and (doubt or not foreign):
@@ -743,10 +824,18 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             if name in _RAW_TEXT_NAMES and not probe:  # "/>" or not: a browser back in HTML ignores it on these
                 hold = max(hold, _raw_text_agrees(buf, name, pos, stop, tuple(foreign), doubt, checks, state.select))
             continue
+        if old_foreign and islands and name in _RAW_TEXT_NAMES and name != b"noscript":
+            # Raw text in this island, an ordinary element for a parser back in foreign content (above): read as markup,
+            # and its end must be an end tag in that reading too (else refused as ``foreign_content``).
+            if not probe:
+                hold = max(hold, _raw_text_agrees(buf, name, pos, stop, tuple(islands[-1][1]), True, checks, False))
+            continue
         if name == b"template":
             # A declarative shadow root (shadowrootmode, or Chromium's former shadowroot) is live DOM:
-            # its contents are scanned like any markup. Only an inert template's contents are left alone. After a
-            # <select>, none is: a parser that ignored the template start tag there would make its contents live.
+            # its contents are scanned like any markup. An inert template's are scanned too (its targets are marked
+            # as in a template; the rewriter rewrites them: live in Internet Explorer), but a <base> in it is not the
+            # document's here (``base`` above). After a <select>, none is inert: a parser that ignored the template
+            # start tag there would make its contents live.
             inert = (template > 0 or not _is_shadow_root(buf, after_name, stop)) and not state.select
             templates.append(inert)
             template += inert
@@ -756,7 +845,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             if pos >= stop:
                 state.ran_off = True  # no "</script" before ``stop``
         elif name == b"plaintext":
-            if state.select:
+            if state.select or (old_foreign and islands):
                 continue  # ignored in a select by the older parsers: read on as markup (the rest is text to others)
             return _ran_off(state)
         elif name in _RAW_END:

@@ -624,9 +624,9 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
     handle = resolver.handle
     fast = resolver.fast and not collect
     try:
-        for kind, start, end, in_template, flag in state.targets:
-            if in_template:
-                continue  # template contents are inert until a script clones them: left as they are
+        # Template contents too: inert in current browsers until a script clones them (then live, and warned), live
+        # in Internet Explorer, which has no templates (the compatibility mode of 360, QQ...). Art. 15 (第十五条).
+        for kind, start, end, _in_template, flag in state.targets:
             if flag and fast and kind is LinkKind.HREF:
                 continue  # a path or query on this (internal) host
             if early is not None and not flag and kind in _AT_INSERTION:

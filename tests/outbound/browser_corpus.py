@@ -158,7 +158,8 @@ MARKUP_CASES: list[tuple[str, str]] = [
     ("a in a", '<a href="/ok"><a href="http://evil.example/69">x</a></a>'),
     ("base after link", '<a href="x">x</a><base href="http://evil.example/dir/">'),
     ("base relative", '<base href="../other/"><a href="x">x</a><a href="//evil.example/70">x</a>'),
-    ("base in template ignored", '<template><base href="http://evil.example/"></template><a href="x">x</a>'),
+    ("base in template after the base", '<base href="/b/"><template><base href="http://evil.example/"></template>'
+                                        '<a href="x">x</a>'),
     ("second base ignored", '<base href="/first/"><base href="http://evil.example/"><a href="x">x</a>'),
     ("base without href then with", '<base target=_top><base href="http://evil.example/d/"><a href="x">x</a>'),
     ("base to gov then external", '<base href="https://www.gov.cn/"><a href="x">x</a><a href="//evil.example/">y</a>'),
@@ -227,9 +228,9 @@ MARKUP_CASES: list[tuple[str, str]] = [
     ("inert template inside shadow root", '<div><template shadowrootmode="open"><template>'
                                           '<a href="http://evil.example/no">x</a></template>'
                                           '<a href="http://evil.example/203">y</a></template></div>'),
-    ("base in a shadow root is not the document base", '<div><template shadowrootmode="open"><base href="/">'
-                                                        '</template></div><base href="http://evil.example/b/">'
-                                                        '<a href="x">x</a>'),
+    ("base in a shadow root is not the document base", '<base href="http://evil.example/b/"><div>'
+                                                        '<template shadowrootmode="open"><base href="/"></template>'
+                                                        '</div><a href="x">x</a>'),
     ("svg end xmp then xmp", '<svg></xmp><xmp></svg><a href="http://evil.example/204">click</a></xmp>'),
     ("svg end div then textarea", '<svg></div><textarea></svg><a href="http://evil.example/205">click</a>'
                                   '</textarea>'),
@@ -253,6 +254,18 @@ MARKUP_CASES: list[tuple[str, str]] = [
                                    "<a href=/r213>r</a>"),
     ("svg xlink beside href", '<svg><a href="/ok" xlink:href="//evil.example/214">x</a></svg>'),
     ("isindex action", '<isindex action="http://evil.example/215">'),
+    # Internet Explorer in document modes up to 9 (the compatibility mode of 360, QQ...): conditional comments are
+    # markup when their condition holds, and templates are ordinary elements.
+    ("conditional comment", '<!--[if IE]><a href="http://evil.example/text">x</a><![endif]-->'
+                            '<a href=http://evil.example/216>y</a>'),
+    ("conditional comment with script", '<!--[if lt IE 9]><script src="/html5shiv.js"></script>'
+                                        '<a href="http://evil.example/text">x</a><![endif]-->'
+                                        '<a href=http://evil.example/217>y</a>'),
+    ("conditional comment revealed", '<!--[if !IE]><!--><a href="http://evil.example/218">x</a><!--<![endif]-->'),
+    ("conditional comments on html", '<!--[if IE 8]><html class="ie8"><![endif]--><!--[if gt IE 8]><!-->'
+                                     '<html class="modern"><!--<![endif]--><a href=http://evil.example/219>y</a>'),
+    # An eighth round: a value left open where a <noscript>'s markup reading is cut off.
+    ("noscript value cut", '<noscript><a title="x>y</noscript><a href=/ok>" href=http://evil.example/220>click</a>'),
 ]
 
 # Markup cases whose raw text holds a link for another reading (a parser of another year): the scan reads it as
@@ -260,6 +273,9 @@ MARKUP_CASES: list[tuple[str, str]] = [
 READ_BOTH_WAYS: frozenset[str] = frozenset({
     "svg end p breakout", "svg end br breakout", "select style", "select xmp", "select iframe", "select title",
     "select plaintext",
+    # Template contents: inert in Chromium, live in Internet Explorer (no templates); a conditional comment's markup.
+    "template", "nested template", "template with script", "form in template",
+    "conditional comment", "conditional comment with script",
 })
 
 # Whole XHTML documents, served as application/xhtml+xml (parsed as XML: no raw text, namespaces decide).
@@ -328,6 +344,9 @@ def charset_page(encoding: str, prefix: str) -> bytes:
 REFUSED_MARKUP: dict[str, str] = {
     # With scripting off the first "</noscript>" is inside a comment, which ends elsewhere: the readings part.
     "noscript comment trick": "noscript",
+    # With scripting off the first "</noscript>" is inside a title's value, whose "x>y" ended the tag for a scan that
+    # read that "=" as starting another attribute: the link after it is live with scripting off.
+    "noscript value cut": "noscript",
     # If </div> closed the svg, a bogus comment to the first ">"; if not, a CDATA section to "]]>": the readings part.
     "div svg end div then cdata": "foreign_content",
     # Raw text to "</style>" in Chromium, a comment to "-->" for a parser that ignores <style> in a select.

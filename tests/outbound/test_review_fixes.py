@@ -57,14 +57,15 @@ def test_declarative_shadow_root_contents_are_rewritten(rw: Rewrite, body: bytes
 def test_an_inert_template_closed_inside_a_shadow_root_leaves_the_rest_live(rw: Rewrite) -> None:
     body = (b'<div><template shadowrootmode="open"><template><a href="http://evil.example/no">x</a></template>'
             b'</template></div><a href="http://evil.example/">y</a>')
-    out = rw(body).body
-    assert b'href="http://evil.example/no"' in out  # still inert: left as written
-    assert LEAVE in out
+    result = rw(body)
+    # The inner template's link is rewritten too (live in Internet Explorer), and the link after the shadow root.
+    assert result.rewritten == 2
+    assert b'href="http://evil.example/' not in result.body
 
 
 def test_a_base_in_a_shadow_root_is_not_the_document_base(rw: Rewrite) -> None:
-    body = (b'<div><template shadowrootmode="open"><base href="/"></template></div>'
-            b'<base href="http://evil.example/b/"><a href="x">x</a>')
+    body = (b'<base href="http://evil.example/b/"><div><template shadowrootmode="open"><base href="/"></template></div>'
+            b'<a href="x">x</a>')
     assert b"/__govgate/leave?url=http://evil.example/b/x" in rw(body).body
 
 

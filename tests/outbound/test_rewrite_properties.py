@@ -27,7 +27,7 @@ url = st.one_of(
 quote = st.sampled_from(['"', "'", ""])
 noise = st.sampled_from([
     "<p>text</p>", "<script>var s='<a href=\"http://evil.example/\">';</script>", "<!-- <a href=//evil.example> -->",
-    "<style>a{}</style>", "<textarea><a href=//e.com></textarea>", "<template><a href=//e.com></template>",
+    "<style>a{}</style>", "<textarea><a href=//e.com></textarea>", "<template><a href=/t></template>",
     "<div title='<a href=//e.com>'>", "中文", "&amp;", "<br/>", "<svg><a href=/s></a></svg>", "\n",
 ])
 

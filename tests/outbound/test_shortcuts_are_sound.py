@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from govgate.core.html_scan import _SAFE_DQ, _SPECIAL_NAMES, _names_trie, unescape_attr
-from govgate.core.link_rewrite import _PLAIN_HOST, _SAME_HOST, RewriteResult, host_of_href, rewrite_html
+from govgate.core.link_rewrite import _PLAIN_HOST, _SAME_HOST, RewriteRefused, host_of_href, rewrite_html
 from govgate.core.outbound import HostClassifier
 from govgate.core.policy.model import Outbound, RedirectMode
 
@@ -139,10 +139,12 @@ def test_jumping_over_same_host_links_changes_no_output(markup: str, document_ur
     """``collect=True`` scans every link one by one; the production path must give identical bytes."""
     body = markup.encode("utf-8")
 
-    def rewrite(collect: bool) -> RewriteResult:
-        return rewrite_html(body, content_type="text/html; charset=utf-8", document_url=document_url,
-                            classifier=CLASSIFIER, make_leave_url=lambda u: "/leave?url=" + u, collect=collect)
+    def rewrite(collect: bool) -> tuple[bytes, int] | str:
+        try:
+            result = rewrite_html(body, content_type="text/html; charset=utf-8", document_url=document_url,
+                                  classifier=CLASSIFIER, make_leave_url=lambda u: "/leave?url=" + u, collect=collect)
+        except RewriteRefused as exc:  # e.g. a base in a template: both paths refuse it alike
+            return exc.reason.value
+        return result.body, result.rewritten
 
-    fast, slow = rewrite(False), rewrite(True)
-    assert fast.body == slow.body
-    assert fast.rewritten == slow.rewritten
+    assert rewrite(False) == rewrite(True)

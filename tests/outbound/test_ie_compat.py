@@ -1,0 +1,106 @@
+"""Internet Explorer's readings (Art. 15): 360, QQ and other browsers show legacy portals in IE's compatibility mode.
+
+In document modes up to 9 IE reads a conditional comment (``<!--[if IE]>…<![endif]-->``) as markup when its condition
+holds and skips it when not; every other browser reads a comment. IE has no ``<template>``: its contents are live and a
+``<base>`` in one counts. The rewriter reads both ways (``docs/outbound-links.md``); where the readings part, it refuses
+the page (``conditional_comment``, ``ambiguous_base``). IE itself cannot run here: these cases follow its documented
+syntax, and Chromium checks (the browser corpus) that what it shows changes by leave URLs only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from govgate.core.link_rewrite import RewriteRefused, RewriteResult
+
+type Rewrite = Callable[[bytes], RewriteResult]
+
+LEAVE = b"/__govgate/leave?url=http://evil.example/"
+
+
+@pytest.mark.parametrize("body", [
+    b'<!--[if IE]><a href="http://evil.example/">x</a><![endif]-->',
+    b'<!--[if lt IE 9]><a href="http://evil.example/">x</a><![endif]-->',
+    b'<!--[if (gt IE 5)&(lt IE 7)]><a href=http://evil.example/>x</a><![endif]-->',
+    b'<!--[ IF IE ]><a href=http://evil.example/>x</a><![ENDIF]-->',
+    b'<!--[if !IE]><a href=http://evil.example/>x</a><![endif]-->',  # false in IE: harmless to rewrite
+    b'<!--[if IE]><form action="http://evil.example/"></form><![endif]-->',
+    b'<!--[if IE]><meta http-equiv=refresh content="0;url=http://evil.example/"><![endif]-->',
+    b'<!--[if IE]><a href=http://evil.example/>x</a><!--<![endif]--><a href=/ok>',
+    b'<!--[if lt IE 9]><script src="/html5shiv.js"></script><a href=http://evil.example/>x</a><![endif]-->',
+])
+def test_a_conditional_comments_links_are_rewritten(rw: Rewrite, body: bytes) -> None:
+    result = rw(body)
+    assert result.rewritten == 1
+    assert b"http://evil.example/" not in result.body.replace(b"url=http://evil.example/", b"")
+
+
+def test_the_usual_revealed_idiom_is_read_once(rw: Rewrite) -> None:
+    """``<!--[if !IE]><!-->…<!--<![endif]-->``: markup to every browser between, each link rewritten once."""
+    body = (b'<!--[if gt IE 8]><!--><html class="modern"><!--<![endif]-->'
+            b'<!--[if !IE]><!--><a href="http://evil.example/">x</a><!--<![endif]--><a href=/ok>ok</a>')
+    result = rw(body)
+    assert result.rewritten == 1
+    assert result.body.count(LEAVE) == 1
+    assert result.body.startswith(b'<!--[if gt IE 8]><!--><html class="modern"><!--<![endif]-->')
+
+
+def test_a_page_of_conditional_comments_keeps_everything_else(rw: Rewrite) -> None:
+    body = (b'<!DOCTYPE html><!--[if IE 8]><html class="ie8"><![endif]--><head>'
+            b'<!--[if lt IE 9]><script src="/js/html5shiv.js"></script><link rel=stylesheet href="/ie.css">'
+            b'<![endif]--></head><body><a href="/news/">news</a></body>')
+    result = rw(body)
+    assert result.rewritten == 0
+    assert result.body == body
+
+
+@pytest.mark.parametrize("body", [
+    # IE's markup reading of the content ends inside something the other browsers' reading does not share.
+    b'<!--[if IE]><a title="--><a href=http://evil.example/>"<![endif]-->',
+    b'<!--[if IE]><a title="<![endif]-->" href=http://evil.example/>x</a>',
+    b'<!--[if IE]><style><![endif]--><a href=http://evil.example/>x</a></style>',
+    b'<!--[if IE]><script><![endif]--><a href=http://evil.example/>x</a></script>',
+    b'<!--[if IE]><a href=/x <![endif]--> href=http://evil.example/>x</a>',
+    b'<!--[if IE]><!-- <![endif]--><a href=http://evil.example/>x</a>-->',
+    b'<!--[if IE]><svg><![endif]--><style><a href=http://evil.example/>x</a></style>',
+    b'<!--[if IE]><template><![endif]--><a href=http://evil.example/>x</a>',
+    # Skipped by IE when false: markup to the others up to the "<![endif]" must end there with nothing open.
+    b'<!--[if !IE]><!--><style><!--<![endif]--><a href=http://evil.example/>x</a></style>',
+    b'<!--[if !IE]><!--><textarea><![endif]--><a href=http://evil.example/>x</a></textarea>',
+    # <noscript>: raw text or markup by IE's scripting.
+    b'<!--[if IE]><noscript><a title="</noscript><a href=http://evil.example/>"></noscript><![endif]-->',
+    # No end IE would find, or one spelled otherwise.
+    b'<!--[if IE]><a href=http://evil.example/>x</a>-->',
+    b'<!--[if IE]><a href=http://evil.example/>x</a><![endif]>-->',
+    b'<!--[if IE]><a href=http://evil.example/>x</a><![ endif ]-->',
+    b'<!--[if IE --><a href=http://evil.example/>x</a><![endif]-->',
+    # In SVG/MathML.
+    b'<svg><!--[if IE]><a href=http://evil.example/>x</a><![endif]--></svg>',
+])
+def test_conditional_comments_whose_readings_part_are_refused(rw: Rewrite, body: bytes) -> None:
+    with pytest.raises(RewriteRefused, match="conditional_comment"):
+        rw(body)
+
+
+@pytest.mark.parametrize("body", [
+    b'<!--[if IE]><base href="http://evil.example/"><![endif]--><a href=x>x</a>',
+    b'<template><base href="http://evil.example/"></template><a href=x>x</a>',
+    b'<div><template shadowrootmode=open><base href="http://evil.example/"></template></div><a href=x>x</a>',
+])
+def test_a_base_only_ie_takes_is_refused(rw: Rewrite, body: bytes) -> None:
+    with pytest.raises(RewriteRefused, match="ambiguous_base"):
+        rw(body)
+
+
+def test_a_base_in_a_template_after_the_documents_base_changes_nothing(rw: Rewrite) -> None:
+    body = b'<base href="/b/"><template><base href="http://evil.example/"></template><a href=x>x</a>'
+    assert rw(body).body == body
+
+
+def test_template_contents_are_rewritten_with_the_documents_base(rw: Rewrite) -> None:
+    body = b'<base href="http://evil.example/d/"><template><a href=x>x</a></template>'
+    result = rw(body)
+    assert result.rewritten == 1
+    assert b"/__govgate/leave?url=http://evil.example/d/x" in result.body
