@@ -30,8 +30,13 @@ LEAVE = b"/__govgate/leave?url=http://evil.example/"
     b'<!--[if IE]><meta http-equiv=refresh content="0;url=http://evil.example/"><![endif]-->',
     b'<!--[if IE]><a href=http://evil.example/>x</a><!--<![endif]--><a href=/ok>',
     b'<!--[if lt IE 9]><script src="/html5shiv.js"></script><a href=http://evil.example/>x</a><![endif]-->',
+    # Template contents: inert in current browsers until a script clones them (then live), live in IE.
+    b"<template><a href=http://evil.example/></template>",
+    b"<template><template></template><a href=http://evil.example/></template>",
+    b"<template><form action=http://evil.example/></form></template>",
+    b'<template><meta http-equiv=refresh content="0;url=http://evil.example/"></template>',
 ])
-def test_a_conditional_comments_links_are_rewritten(rw: Rewrite, body: bytes) -> None:
+def test_links_ie_may_follow_are_rewritten(rw: Rewrite, body: bytes) -> None:
     result = rw(body)
     assert result.rewritten == 1
     assert b"http://evil.example/" not in result.body.replace(b"url=http://evil.example/", b"")
@@ -56,7 +61,10 @@ def test_a_page_of_conditional_comments_keeps_everything_else(rw: Rewrite) -> No
     assert result.body == body
 
 
-@pytest.mark.parametrize("body", [
+CC = "conditional_comment"
+
+
+@pytest.mark.parametrize(("body", "reason"), [(body, CC) for body in [
     # IE's markup reading of the content ends inside something the other browsers' reading does not share.
     b'<!--[if IE]><a title="--><a href=http://evil.example/>"<![endif]-->',
     b'<!--[if IE]><a title="<![endif]-->" href=http://evil.example/>x</a>',
@@ -78,19 +86,14 @@ def test_a_page_of_conditional_comments_keeps_everything_else(rw: Rewrite) -> No
     b'<!--[if IE --><a href=http://evil.example/>x</a><![endif]-->',
     # In SVG/MathML.
     b'<svg><!--[if IE]><a href=http://evil.example/>x</a><![endif]--></svg>',
-])
-def test_conditional_comments_whose_readings_part_are_refused(rw: Rewrite, body: bytes) -> None:
-    with pytest.raises(RewriteRefused, match="conditional_comment"):
-        rw(body)
-
-
-@pytest.mark.parametrize("body", [
+]] + [(body, "ambiguous_base") for body in [
+    # A base only IE takes: the first base to IE, none to the others.
     b'<!--[if IE]><base href="http://evil.example/"><![endif]--><a href=x>x</a>',
     b'<template><base href="http://evil.example/"></template><a href=x>x</a>',
     b'<div><template shadowrootmode=open><base href="http://evil.example/"></template></div><a href=x>x</a>',
-])
-def test_a_base_only_ie_takes_is_refused(rw: Rewrite, body: bytes) -> None:
-    with pytest.raises(RewriteRefused, match="ambiguous_base"):
+]])
+def test_pages_whose_readings_in_ie_and_elsewhere_part_are_refused(rw: Rewrite, body: bytes, reason: str) -> None:
+    with pytest.raises(RewriteRefused, match=reason):
         rw(body)
 
 
