@@ -88,7 +88,7 @@ def _signed_leave_path(prefix: str, url: str, keys: GatewayKeys) -> str:
     # MEMO_URL_LENGTH characters long).
     if url.isascii():
         # ``encode_url_param`` and ``sign_leave`` written inline for the common case (a WHATWG serialisation is
-        # ASCII): a page whose every destination is new pays this once per link (``test_leave_link`` checks that
+        # ASCII): a page whose every destination is new pays this once per link (``test_leave_link_memo`` checks that
         # both spellings agree).
         mac = _mac_template(keys).copy()
         mac.update(url.encode("ascii"))
