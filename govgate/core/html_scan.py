@@ -445,6 +445,8 @@ def _conditional(buf: bytes, pos: int, comment_end: int, stop: int, state: ScanS
     until = endif.start()
     if buf.startswith(b"<!--", until - 4) and until - 4 >= content:
         until -= 4
+    if state.select and _SELECT_END.search(buf, content, until):
+        raise refused  # a </select> that IE skips when the condition is false: the select stays open for it
     ie_end = min(comment_end, until)  # IE's markup reading of what the other browsers read as a comment
     was_off, state.ran_off = state.ran_off, False
     scan_html(buf, content, ie_end, state, nested=nested + 1, skip_same_host=skip_same_host, scanners=scanners)
@@ -452,12 +454,63 @@ def _conditional(buf: bytes, pos: int, comment_end: int, stop: int, state: ScanS
         raise refused
     if comment_end < until:
         # Markup to every browser from the comment's end; to IE with the condition false, skipped to the "<![endif]".
-        probe = ScanState(select=state.select)
-        scan_html(buf, comment_end, until, probe, nested=nested + 1, probe=True)
-        if probe.ran_off:
-            raise refused
+        _span_agrees(buf, comment_end, until, state)
     state.ran_off = was_off
     return end
+
+
+_REVEALED = re.compile(rb"\[[\t\n\f\r ]*+(?i:if)")  # after "<!": IE's ``<![if …]>`` (downlevel-revealed)
+_REVEALED_END = re.compile(rb"<!\[[\t\n\f\r ]*+(?i:endif)[\t\n\f\r ]*+\]>")
+_SELECT_END = re.compile(rb"</(?i:select)")
+
+
+def _span_agrees(buf: bytes, start: int, end: int, state: ScanState) -> None:
+    """What every browser but IE reads as markup from ``start`` to ``end``, where IE (skipping it, or reading a comment)
+    is back in the data state: it must end there between tokens with nothing open and hold no ``<base>`` or, in a
+    select, ``</select>``; else ``RewriteRefused`` (``conditional_comment``). Its links are the main scan's."""
+    if state.select and _SELECT_END.search(buf, start, end):
+        raise RewriteRefused(RefusalReason.CONDITIONAL_COMMENT)
+    probe = ScanState(select=state.select)
+    try:
+        scan_html(buf, start, end, probe, nested=1, probe=True)  # nested: a <base> in it is refused
+    except RewriteRefused as exc:
+        raise RewriteRefused(RefusalReason.CONDITIONAL_COMMENT) from exc
+    if probe.ran_off:
+        raise RewriteRefused(RefusalReason.CONDITIONAL_COMMENT)
+
+
+def _revealed(buf: bytes, pos: int, stop: int, state: ScanState, checked: int) -> int:
+    """IE's downlevel-revealed conditional at ``pos`` (``<![if !IE]>…<![endif]>``): markup to every other browser (and
+    to IE when the condition holds), skipped by IE to its first ``<![endif]>`` when not. That span must end between
+    tokens with nothing open (``_span_agrees``), and its end be spelled ``<![endif]>``. Returns the end of what was
+    read (a ``hold`` for the scan): ``checked`` when that is where the last span read ended (this one is a suffix of
+    it: the scan reads on alike, so it is not read again, which keeps many such openers before one end linear)."""
+    if pos < checked:
+        return checked  # the first "<![endif" after the last one's opener is the first after this one's: read already
+    opened = buf.find(b">", pos + 2, stop)
+    endif = _ENDIF.search(buf, pos + 2, stop)
+    if opened < 0 or endif is None:
+        return checked  # no end: IE skips the rest of the page (it shows less), the others read it as the scan does
+    if endif.start() < opened or not _REVEALED_END.match(buf, endif.start(), stop):
+        raise RewriteRefused(RefusalReason.CONDITIONAL_COMMENT)
+    if endif.start() != checked:
+        _span_agrees(buf, opened + 1, endif.start(), state)
+    return endif.start()
+
+
+def _ie_comment(buf: bytes, pos: int, ended: int, stop: int, state: ScanState, checked: int) -> int:
+    """A comment at ``pos`` that the others end at ``ended`` without "-->" (``<!-->``, ``<!--->``, ``--!>``): IE's older
+    parser ends comments only at "-->", so for it the comment goes on to the next one, where what the others read as
+    markup up to there must be between tokens (``_span_agrees``). Returns the end of what was read (``checked``, the
+    last span's end, as in ``_revealed``)."""
+    if pos + 7 <= checked:
+        return checked  # the first "-->" after the last one's start is the first after this one's: read already
+    ie = buf.find(b"-->", pos + 4, stop)
+    if ie < 0 or ie + 3 <= ended:
+        return checked  # IE's comment runs to the end of the page: it shows less than the others
+    if ie + 3 != checked:
+        _span_agrees(buf, ended, ie + 3, state)
+    return ie + 3
 
 
 def _table_or_select_at(buf: bytes, state: ScanState) -> int:
@@ -574,6 +627,8 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
     checks = _RawChecks(stop - start)  # what the raw-text checks (``_raw_text_agrees``) have done
     annotation = False  # an <annotation-xml> seen in this MathML: an <svg> in it may be SVG or MathML
     old_foreign = False  # in an integration point that an older parser may have left for foreign content
+    # The ends of the last spans read for IE (``_ie_comment``, ``_revealed``): a later span ending there is a suffix.
+    ie_comment = ie_revealed = 0
     # integration points: (end tag name, foreign roots to restore, doubt to restore)
     islands: list[tuple[bytes, list[bytes], bool]] = []
     scan_links = scanners[1 if skip_same_host else 0].finditer
@@ -612,9 +667,9 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
         if nxt == b"!":
             if buf.startswith(b"<!--", pos):
                 if buf.startswith(b">", pos + 4):
-                    pos += 5
+                    ended = pos + 5
                 elif buf.startswith(b"->", pos + 4):
-                    pos += 6
+                    ended = pos + 6
                 else:
                     m = _COMMENT_END.search(buf, pos + 4, stop)
                     if m is None:
@@ -624,13 +679,20 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                             raise RewriteRefused(RefusalReason.CONDITIONAL_COMMENT)
                         hold = max(hold, _conditional(buf, pos, m.end(), stop, state, nested, skip_same_host,
                                                       scanners))
-                    pos = m.end()
+                    ended = m.end()
+                # "<!-->", "<!--->", "--!>" (not in a span such a check reads: the scan checks those when it gets there)
+                if (buf[ended - 3:ended] != b"-->" or ended < pos + 7) and not foreign and not probe:
+                    ie_comment = _ie_comment(buf, pos, ended, stop, state, ie_comment)
+                    hold = max(hold, ie_comment)
+                pos = ended
                 continue
-            if foreign and buf.startswith(b"<![CDATA[", pos):
+            if (foreign or islands) and buf.startswith(b"<![CDATA[", pos):
                 end = buf.find(b"]]>", pos + 9, stop)
-                if doubt:
+                if doubt or not foreign:
                     # A CDATA section if the browser is still in foreign content, a bogus comment to the first ">" if
-                    # it is back in HTML: the two go on from the same place only if that ">" is the one of "]]>".
+                    # it is back in HTML: the two go on from the same place only if that ">" is the one of "]]>". In
+                    # an integration point too: a CDATA section while the SVG/MathML element itself is the current
+                    # node (``<svg><desc><![CDATA[``), a bogus comment inside an HTML element opened in it (a review).
                     gt = buf.find(b">", pos + 2, stop)
                     if gt >= 0 and gt != end + 2:
                         raise RewriteRefused(RefusalReason.FOREIGN)
@@ -638,6 +700,9 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                     return _ran_off(state)
                 pos = end + 3
                 continue
+            if not foreign and not probe and _REVEALED.match(buf, pos + 2, stop):
+                ie_revealed = _revealed(buf, pos, stop, state, ie_revealed)
+                hold = max(hold, ie_revealed)
             end = buf.find(b">", pos + 2, stop)
             if end < 0:
                 return _ran_off(state)
@@ -756,6 +821,9 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 # for the other: refused.
                 if templates and r.start("n") >= 0 and not state.base_seen:
                     raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)
+                if old_foreign and islands and r.start("n") >= 0 and not state.base_seen:
+                    # An SVG/MathML element to a parser back in foreign content (``old_foreign``): no base there.
+                    raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)
                 if doubt and r.start("n") >= 0 and not state.base_seen and not templates and not nested:
                     raise RewriteRefused(RefusalReason.AMBIGUOUS_BASE)
                 if nested and r.start("n") >= 0 and not state.base_seen and not templates and (doubt or not foreign):
@@ -778,7 +846,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 continue
             if vs >= 0:
                 targets.append((kind, vs, ve, template > 0, False))
-            if foreign and name == b"a":
+            if name == b"a" and (foreign or (old_foreign and islands)):
                 # SVG <a xlink:href>: what browsers before SVG 2 follow even beside an href (Chromium 50, Firefox 51)
                 _xlink_href(buf, after_name, stop, state, template > 0)
             elif name == b"isindex":
@@ -824,9 +892,12 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             if name in _RAW_TEXT_NAMES and not probe:  # "/>" or not: a browser back in HTML ignores it on these
                 hold = max(hold, _raw_text_agrees(buf, name, pos, stop, tuple(foreign), doubt, checks, state.select))
             continue
-        if old_foreign and islands and name in _RAW_TEXT_NAMES and name != b"noscript":
+        if old_foreign and islands and name in _RAW_TEXT_NAMES:
             # Raw text in this island, an ordinary element for a parser back in foreign content (above): read as markup,
-            # and its end must be an end tag in that reading too (else refused as ``foreign_content``).
+            # and its end must be an end tag in that reading too (else refused as ``foreign_content``). A <noscript>,
+            # read both ways already, would be read as markup in HTML only: refused.
+            if name == b"noscript":
+                raise RewriteRefused(RefusalReason.FOREIGN)
             if not probe:
                 hold = max(hold, _raw_text_agrees(buf, name, pos, stop, tuple(islands[-1][1]), True, checks, False))
             continue

@@ -266,6 +266,10 @@ MARKUP_CASES: list[tuple[str, str]] = [
                                      '<html class="modern"><!--<![endif]--><a href=http://evil.example/219>y</a>'),
     # An eighth round: a value left open where a <noscript>'s markup reading is cut off.
     ("noscript value cut", '<noscript><a title="x>y</noscript><a href=/ok>" href=http://evil.example/220>click</a>'),
+    # In an integration point whose own element is the current node "<![CDATA[" is a CDATA section, not a comment.
+    ("cdata in foreignObject", '<svg><foreignObject><![CDATA[ > <!-- ]]><a href="http://evil.example/221">x</a> -->'),
+    ("cdata in mi", '<math><mi><![CDATA[ > <!-- ]]><a href="http://evil.example/222">x</a> -->'),
+    ("cdata in desc ending alike", '<svg><desc><![CDATA[ x ]]></desc></svg><a href="http://evil.example/223">x</a>'),
 ]
 
 # Markup cases whose raw text holds a link for another reading (a parser of another year): the scan reads it as
@@ -347,6 +351,10 @@ REFUSED_MARKUP: dict[str, str] = {
     # With scripting off the first "</noscript>" is inside a title's value, whose "x>y" ended the tag for a scan that
     # read that "=" as starting another attribute: the link after it is live with scripting off.
     "noscript value cut": "noscript",
+    # A CDATA section to Chromium (the integration point is the current node), a bogus comment inside an HTML element
+    # opened in it: the scan does not track which, and the two end apart.
+    "cdata in foreignObject": "foreign_content",
+    "cdata in mi": "foreign_content",
     # If </div> closed the svg, a bogus comment to the first ">"; if not, a CDATA section to "]]>": the readings part.
     "div svg end div then cdata": "foreign_content",
     # Raw text to "</style>" in Chromium, a comment to "-->" for a parser that ignores <style> in a select.

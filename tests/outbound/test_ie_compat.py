@@ -86,6 +86,20 @@ CC = "conditional_comment"
     b'<!--[if IE --><a href=http://evil.example/>x</a><![endif]-->',
     # In SVG/MathML.
     b'<svg><!--[if IE]><a href=http://evil.example/>x</a><![endif]--></svg>',
+    # A </select> IE skips when the condition is false: the select stays open for it.
+    b'<select><!--[if !IE]><!--></select><!--<![endif]--><style></select><a href="http://evil.example/">x</a></style>',
+    # Downlevel-revealed (<![if …]>…<![endif]>): skipped by IE when false, markup to the others up to its end.
+    b'<![if !IE]><textarea><![endif]><a href="http://evil.example/">x</a></textarea>',
+    b'<![if !IE]><a title="<![endif]><a href=http://evil.example/>x</a>">y</a>',
+    b'<![if !IE]><!--<![endif]><a href="http://evil.example/">x</a>-->',
+    b'<![if !IE]><script><![endif]><a href="http://evil.example/">x</a></script>',
+    b'<![if !IE]><base href="/"><![endif]><base href="http://evil.example/"><a href="x">x</a>',
+    b'<![if !IE]><p>x</p><![endif]--><a href=/ok>',
+    # IE's older parser ends a comment only at "-->": a "--!>", "<!-->" or "<!--->" end is no end to it.
+    b'<!-- --!><textarea> --><a href="http://evil.example/">x</a></textarea>',
+    b'<!--><textarea>--><a href="http://evil.example/">x</a></textarea>',
+    b'<!---><style>--><a href="http://evil.example/">x</a></style>',
+    b'<!--[if IE]><!-- x --!><textarea>--><a href="http://evil.example/">x</a></textarea><![endif]-->',
 ]] + [(body, "ambiguous_base") for body in [
     # A base only IE takes: the first base to IE, none to the others.
     b'<!--[if IE]><base href="http://evil.example/"><![endif]--><a href=x>x</a>',
@@ -107,3 +121,32 @@ def test_template_contents_are_rewritten_with_the_documents_base(rw: Rewrite) ->
     result = rw(body)
     assert result.rewritten == 1
     assert b"/__govgate/leave?url=http://evil.example/d/x" in result.body
+
+
+@pytest.mark.parametrize("body", [
+    b'<![if !IE]><p class="modern">x</p><![endif]><a href="/ok">ok</a>',
+    b'<![IF IE]><p>old</p><![ENDIF]><![if !IE]><p>new</p><![endif]>',
+    b"<![if !IE]><p>no end: IE skips the rest of the page</p>",
+    b"<!--><p>x</p><!-- a comment that ends alike -->",
+    b"<!-- x --!><p>y</p><!-- z -->",
+])
+def test_ie_readings_that_meet_again_change_nothing(rw: Rewrite, body: bytes) -> None:
+    assert rw(body).body == body
+
+
+@pytest.mark.parametrize("opener", [b"<![if x]><p>", b"<!-- --!><p>"])
+def test_many_openers_before_one_end_are_read_once(rw: Rewrite, opener: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linear in the page: a span ending where the last one did is a suffix of it, not read again."""
+    from govgate.core import html_scan
+
+    calls: list[tuple[int, int]] = []
+    real = html_scan._span_agrees
+
+    def counted(buf: bytes, start: int, end: int, state: html_scan.ScanState) -> None:
+        calls.append((start, end))
+        real(buf, start, end, state)
+
+    monkeypatch.setattr(html_scan, "_span_agrees", counted)
+    body = opener * 2000 + (b"<![endif]>" if opener.startswith(b"<![") else b"-->")
+    assert rw(body).body == body
+    assert len(calls) == 1

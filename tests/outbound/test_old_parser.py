@@ -77,6 +77,16 @@ SELECT_REFUSED: list[tuple[str, RefusalReason]] = [
     (f"<select><math><![CDATA[ ></select>{EVIL} ]]>", RefusalReason.FOREIGN),
 ]
 
+# After an end tag in an integration point that an older parser may take as leaving it (back in SVG/MathML there): what
+# that reading makes of a CDATA section, a <noscript> or a <base> parts from the current one (an eighth review).
+ISLAND_REFUSED: list[tuple[str, RefusalReason]] = [
+    (f"<svg><g><desc></g><![CDATA[ > <!-- ]]><p>{EVIL} -->", RefusalReason.FOREIGN),
+    (f"<math><mrow><mi></mrow><![CDATA[ > <!-- ]]><p>{EVIL} -->", RefusalReason.FOREIGN),
+    (f"<svg><g><desc></g><noscript><![CDATA[ > <!-- ]]><p>{EVIL} --></noscript>", RefusalReason.FOREIGN),
+    ('<svg><g><desc></g><base href="/"></svg><base href="http://evil.example/"><a href="x">x</a>',
+     RefusalReason.AMBIGUOUS_BASE),
+]
+
 # Pages with a select that must still pass as they are (nothing refused, nothing that is not a link rewritten).
 SELECT_PASSES: list[str] = [
     # after the </select>: an SVG icon whose CDATA style holds ">", a style with a comment left open
@@ -99,6 +109,7 @@ OLDER_LINKS: list[str] = [
     # back in SVG for an older parser, where <script> and <style> are ordinary elements; ignored by current ones.
     "<svg><script><title></script><script></select><a href=http://evil.example/>",
     "<svg><g><desc></g><style><a href=http://evil.example/>x</a></style></svg>",
+    '<svg><g><desc></g><a xlink:href="http://evil.example/">x</a></svg>',
 ]
 
 
@@ -171,6 +182,15 @@ def test_links_only_older_parsers_make_are_rewritten(rw: Rewrite, classifier: Ho
 @pytest.mark.parametrize(("markup", "reason"), SELECT_REFUSED)
 def test_markup_after_a_select_whose_readings_part_is_refused(rw: Rewrite, classifier: HostClassifier, markup: str,
                                                               reason: RefusalReason) -> None:
+    with pytest.raises(RewriteRefused) as info:
+        rw(markup.encode())
+    assert info.value.reason is reason
+
+
+@pytest.mark.parametrize(("markup", "reason"), ISLAND_REFUSED)
+def test_markup_an_older_parser_reads_back_in_foreign_content_is_refused(rw: Rewrite, classifier: HostClassifier,
+                                                                         markup: str, reason: RefusalReason) -> None:
+    assert escaping_links(markup.encode(), classifier, scripting=True), "the case must be a live link as written"
     with pytest.raises(RewriteRefused) as info:
         rw(markup.encode())
     assert info.value.reason is reason

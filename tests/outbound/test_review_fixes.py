@@ -319,6 +319,14 @@ def test_leave_urls_are_never_made_for_non_http_destinations(keys: GatewayKeys, 
     b"<math><mi><span></mi><![CDATA[><a href=//evil.example/7>x</a>]]></math>",
     # An <svg> right in an <annotation-xml> is SVG (its <foreignObject> an integration point); the scan refuses it.
     b"<math><annotation-xml><svg><foreignObject><x><![CDATA[><a href=//evil.example/3>x</a>]]>",
+    # An <svg> in <math> is MathML, so its <mi> is a MathML text integration point (HTML inside); and the reverse.
+    # In an integration point "<![CDATA[" is a CDATA section while the point itself is the current node, a bogus
+    # comment inside an HTML element (<x>) opened in it, which the scan does not track: refused where they part (an
+    # eighth review), as they would here if the scan read these namespaces wrongly.
+    b"<math><svg><mi><x><![CDATA[><a href=//evil.example/21>x</a>]]>",
+    b"<svg><math><desc><x><![CDATA[><a href=//evil.example/22>x</a>]]>",
+    # annotation-xml's encoding with a character reference is still text/html: an integration point.
+    b'<math><annotation-xml encoding="text&#47;html"><x><![CDATA[><a href=//evil.example/1>x</a>]]></x>',
 ])
 def test_foreign_content_the_readings_may_part_on_is_refused_or_rewritten(rw: Rewrite, body: bytes) -> None:
     page = b"<!doctype html><body>" + body
@@ -331,11 +339,6 @@ def test_foreign_content_the_readings_may_part_on_is_refused_or_rewritten(rw: Re
 
 
 @pytest.mark.parametrize("body", [
-    # An <svg> in <math> is MathML, so its <mi> is a MathML text integration point (HTML inside); and the reverse.
-    b"<math><svg><mi><x><![CDATA[><a href=//evil.example/21>x</a>]]>",
-    b"<svg><math><desc><x><![CDATA[><a href=//evil.example/22>x</a>]]>",
-    # annotation-xml's encoding with a character reference is still text/html: an integration point.
-    b'<math><annotation-xml encoding="text&#47;html"><x><![CDATA[><a href=//evil.example/1>x</a>]]></x>',
     # mglyph and malignmark stay MathML inside a MathML text integration point: <p> leads back to HTML there.
     b"<math><mi><mglyph><style><p><a href=//evil.example/5>x</a></style></mglyph></mi></math>",
     b"<math><mtext><malignmark><xmp><p><a href=//evil.example/6>x</a></xmp></malignmark></mtext></math>",
