@@ -459,6 +459,7 @@ def _conditional(buf: bytes, pos: int, comment_end: int, stop: int, state: ScanS
     return end
 
 
+type _Checked = tuple[int, bool]  # the end of the last span read for IE and the select state it was read in
 _REVEALED = re.compile(rb"\[[\t\n\f\r ]*+(?i:if)")  # after "<!": IE's ``<![if …]>`` (downlevel-revealed)
 _REVEALED_END = re.compile(rb"<!\[[\t\n\f\r ]*+(?i:endif)[\t\n\f\r ]*+\]>")
 _SELECT_END = re.compile(rb"</(?i:select)")
@@ -479,38 +480,54 @@ def _span_agrees(buf: bytes, start: int, end: int, state: ScanState) -> None:
         raise RewriteRefused(RefusalReason.CONDITIONAL_COMMENT)
 
 
-def _revealed(buf: bytes, pos: int, stop: int, state: ScanState, checked: int) -> int:
+def _revealed(buf: bytes, pos: int, stop: int, state: ScanState, checked: _Checked) -> _Checked:
     """IE's downlevel-revealed conditional at ``pos`` (``<![if !IE]>…<![endif]>``): markup to every other browser (and
     to IE when the condition holds), skipped by IE to its first ``<![endif]>`` when not. That span must end between
     tokens with nothing open (``_span_agrees``), and its end be spelled ``<![endif]>``. Returns the end of what was
-    read (a ``hold`` for the scan): ``checked`` when that is where the last span read ended (this one is a suffix of
-    it: the scan reads on alike, so it is not read again, which keeps many such openers before one end linear)."""
-    if pos < checked:
+    read (a ``hold`` for the scan) with the select state it was read in: ``checked`` when that is where the last span
+    read ended, in the same select state (this one is a suffix of it: the scan reads on alike, so it is not read
+    again, which keeps many such openers before one end linear)."""
+    if pos < checked[0] and checked[1] == state.select:
         return checked  # the first "<![endif" after the last one's opener is the first after this one's: read already
     opened = buf.find(b">", pos + 2, stop)
     endif = _ENDIF.search(buf, pos + 2, stop)
     if opened < 0 or endif is None:
-        return checked  # no end: IE skips the rest of the page (it shows less), the others read it as the scan does
+        # No end: IE skips the rest of the page (it shows less), the others read it as the scan does. Nothing after
+        # it is kept for a later scan, which may find an end there (``hold``), nor looked for again.
+        return stop, state.select
     if endif.start() < opened or not _REVEALED_END.match(buf, endif.start(), stop):
         raise RewriteRefused(RefusalReason.CONDITIONAL_COMMENT)
-    if endif.start() != checked:
+    if (endif.start(), state.select) != checked:
         _span_agrees(buf, opened + 1, endif.start(), state)
-    return endif.start()
+    return endif.start(), state.select
 
 
-def _ie_comment(buf: bytes, pos: int, ended: int, stop: int, state: ScanState, checked: int) -> int:
+def _ie_comment(buf: bytes, pos: int, ended: int, stop: int, state: ScanState, checked: _Checked) -> _Checked:
     """A comment at ``pos`` that the others end at ``ended`` without "-->" (``<!-->``, ``<!--->``, ``--!>``): IE's older
     parser ends comments only at "-->", so for it the comment goes on to the next one, where what the others read as
     markup up to there must be between tokens (``_span_agrees``). Returns the end of what was read (``checked``, the
     last span's end, as in ``_revealed``)."""
-    if pos + 7 <= checked:
+    if pos + 7 <= checked[0] and checked[1] == state.select:
         return checked  # the first "-->" after the last one's start is the first after this one's: read already
     ie = buf.find(b"-->", pos + 4, stop)
-    if ie < 0 or ie + 3 <= ended:
-        return checked  # IE's comment runs to the end of the page: it shows less than the others
-    if ie + 3 != checked:
+    if ie < 0:
+        return stop, state.select  # IE's comment runs to the end of the page: it shows less (as in ``_revealed``)
+    if ie + 3 <= ended:
+        return checked
+    if (ie + 3, state.select) != checked and not _one_comment(buf, ended, ie + 3):
         _span_agrees(buf, ended, ie + 3, state)
-    return ie + 3
+    return ie + 3, state.select
+
+
+def _one_comment(buf: bytes, start: int, end: int) -> bool:
+    """Whether ``buf[start:end]`` is one comment to every browser but IE (``<!-->``, ``<!--->``, ``<!-- … -->``): then
+    nothing there is markup to anyone, and both readings are between tokens at ``end``."""
+    if not buf.startswith(b"<!--", start):
+        return False
+    if end - start in (5, 6) and buf.startswith(b">" if end - start == 5 else b"->", start + 4):
+        return True
+    m = _COMMENT_END.search(buf, start + 4, end)
+    return m is not None and m.end() == end
 
 
 def _table_or_select_at(buf: bytes, state: ScanState) -> int:
@@ -528,9 +545,10 @@ def _ran_off(state: ScanState) -> int:
 
 
 # What the scan carries from one token to the next outside foreign content: (open inert templates, the open
-# templates (True when inert), doubt, ``ScanState.base``, ``ScanState.base_seen``, ``ScanState.select``). With the
+# templates (True when inert), doubt, ``ScanState.base``, ``ScanState.base_seen``, ``ScanState.select``, whether a
+# <table> or <select> came before). With the
 # bytes from a position on, it decides everything the scan finds from there (``ScanTrace``; ``govgate.core.scan_memo``).
-type ScanPoint = tuple[int, tuple[bool, ...], bool, bytes | None, bool, bool]
+type ScanPoint = tuple[int, tuple[bool, ...], bool, bytes | None, bool, bool, bool]
 _NEVER = 1 << 62  # a position no buffer reaches: the mark of a scan without a trace
 MAX_TRACED_TEMPLATES = 8  # open templates past which no state is saved (each saved state holds the stack)
 SYNC_WINDOW = 16 * 1024  # bytes into the shared end within which a rescan looks for the old scan's state
@@ -566,14 +584,18 @@ class ScanTrace:
         self.sync_until = self.sync_from + SYNC_WINDOW if sync else _NEVER
         self.synced: tuple[int, int] | None = None  # (position, index into the other scan's points)
 
-    def mark(self, pos: int, found: int, template: int, templates: list[bool], doubt: bool, state: ScanState) -> int:
+    def mark(self, buf: bytes, pos: int, found: int, template: int, templates: list[bool], doubt: bool,
+             state: ScanState) -> int:
         """Called by the scan at a token boundary ``pos``; returns the next position to be called at, or -1: stop."""
         if pos >= self.sync_until:
             self.sync_from = self.sync_until = _NEVER  # not met again this far into the shared end: scanned to the end
         if len(templates) > MAX_TRACED_TEMPLATES:
             # A state this deep in templates is neither saved nor looked for: its copy grows with the nesting.
             return pos + 1 if pos >= self.sync_from else min(pos + self.spacing, self.sync_from)
-        point: ScanPoint = (template, tuple(templates), doubt, state.base, state.base_seen, state.select)
+        # Whether a <table> or <select> came before: a second <base> after one is refused (``scan_html``), so two
+        # scans that differ in it do not go on alike (a review found a memoised rescan missing that refusal).
+        point: ScanPoint = (template, tuple(templates), doubt, state.base, state.base_seen, state.select,
+                            _table_or_select_at(buf, state) < pos)
         if pos >= self.sync_from:
             assert self.sync is not None
             other = self.sync.get(pos)
@@ -618,7 +640,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
     if in_foreign is not None:
         foreign, doubt = list(in_foreign[0]), in_foreign[1]
     if resume is not None:
-        template, resumed_templates, doubt, state.base, state.base_seen, state.select = resume
+        template, resumed_templates, doubt, state.base, state.base_seen, state.select, _ = resume
         templates = list(resumed_templates)
     mark = _NEVER if trace is None else start  # where ``trace`` is told of the next token boundary
     # No resume point before this: a raw-text check in foreign content read the bytes up to it (``_raw_text_agrees``),
@@ -628,7 +650,8 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
     annotation = False  # an <annotation-xml> seen in this MathML: an <svg> in it may be SVG or MathML
     old_foreign = False  # in an integration point that an older parser may have left for foreign content
     # The ends of the last spans read for IE (``_ie_comment``, ``_revealed``): a later span ending there is a suffix.
-    ie_comment = ie_revealed = 0
+    ie_comment: _Checked = (0, False)
+    ie_revealed: _Checked = (0, False)
     # integration points: (end tag name, foreign roots to restore, doubt to restore)
     islands: list[tuple[bytes, list[bytes], bool]] = []
     scan_links = scanners[1 if skip_same_host else 0].finditer
@@ -637,7 +660,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
         if not foreign and not islands:
             if pos >= mark and pos >= hold:
                 assert trace is not None
-                mark = trace.mark(pos, len(targets), template, templates, doubt, state)
+                mark = trace.mark(buf, pos, len(targets), template, templates, doubt, state)
                 if mark < 0:
                     return pos
             in_template = template > 0
@@ -653,7 +676,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                     targets.append((LinkKind.HREF, vs, ve, in_template, f.start(_S) >= 0))
                 if pos >= mark and pos >= hold:  # a token boundary after the <a>/<area> (and its target)
                     assert trace is not None
-                    mark = trace.mark(pos, len(targets), template, templates, doubt, state)
+                    mark = trace.mark(buf, pos, len(targets), template, templates, doubt, state)
                     if mark < 0:
                         return pos
             if pos >= stop:
@@ -681,9 +704,11 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                                                       scanners))
                     ended = m.end()
                 # "<!-->", "<!--->", "--!>" (not in a span such a check reads: the scan checks those when it gets there)
-                if (buf[ended - 3:ended] != b"-->" or ended < pos + 7) and not foreign and not probe:
+                if (buf[ended - 3:ended] != b"-->" or ended < pos + 7) and not probe:
+                    if foreign:  # IE's comment reads on where a CDATA section may start: not followed here
+                        raise RewriteRefused(RefusalReason.CONDITIONAL_COMMENT)
                     ie_comment = _ie_comment(buf, pos, ended, stop, state, ie_comment)
-                    hold = max(hold, ie_comment)
+                    hold = max(hold, ie_comment[0])
                 pos = ended
                 continue
             if (foreign or islands) and buf.startswith(b"<![CDATA[", pos):
@@ -700,9 +725,11 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                     return _ran_off(state)
                 pos = end + 3
                 continue
-            if not foreign and not probe and _REVEALED.match(buf, pos + 2, stop):
+            if not probe and _REVEALED.match(buf, pos + 2, stop):
+                if foreign:
+                    raise RewriteRefused(RefusalReason.CONDITIONAL_COMMENT)
                 ie_revealed = _revealed(buf, pos, stop, state, ie_revealed)
-                hold = max(hold, ie_revealed)
+                hold = max(hold, ie_revealed[0])
             end = buf.find(b">", pos + 2, stop)
             if end < 0:
                 return _ran_off(state)

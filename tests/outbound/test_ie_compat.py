@@ -9,7 +9,10 @@ syntax, and Chromium checks (the browser corpus) that what it shows changes by l
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -84,8 +87,13 @@ CC = "conditional_comment"
     b'<!--[if IE]><a href=http://evil.example/>x</a><![endif]>-->',
     b'<!--[if IE]><a href=http://evil.example/>x</a><![ endif ]-->',
     b'<!--[if IE --><a href=http://evil.example/>x</a><![endif]-->',
-    # In SVG/MathML.
+    # In SVG/MathML, where what IE reads on into may be a CDATA section to the others.
     b'<svg><!--[if IE]><a href=http://evil.example/>x</a><![endif]--></svg>',
+    b'<svg><!--><![CDATA[ --> <a href=http://evil.example/ xlink:href=http://evil.example/>x</a> ]]></svg>',
+    b'<svg><!-- --!><![CDATA[ --> <a href=http://evil.example/ xlink:href=http://evil.example/>x</a> ]]></svg>',
+    b'<svg><![if !IE]><![CDATA[<![endif]><a href=http://evil.example/ xlink:href=http://evil.example/>x</a>]]></svg>',
+    # A span read in one select state answers nothing for another.
+    b'<![if IE]><select><![if !IE]></select><![endif]><style></select><a href=http://evil.example/>x</a></style>',
     # A </select> IE skips when the condition is false: the select stays open for it.
     b'<select><!--[if !IE]><!--></select><!--<![endif]--><style></select><a href="http://evil.example/">x</a></style>',
     # Downlevel-revealed (<![if …]>…<![endif]>): skipped by IE when false, markup to the others up to its end.
@@ -150,3 +158,35 @@ def test_many_openers_before_one_end_are_read_once(rw: Rewrite, opener: bytes, m
     body = opener * 2000 + (b"<![endif]>" if opener.startswith(b"<![") else b"-->")
     assert rw(body).body == body
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("opener", [b"<![if !IE]>", b"<!-- --!>"])
+def test_openers_without_an_end_are_not_searched_again(rw: Rewrite, opener: bytes,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """No end after one opener is no end after a later one: the rest of the page is searched once, not per opener."""
+    from govgate.core import html_scan
+
+    searched: list[int] = []
+
+    class Counting:
+        def __init__(self, pattern: re.Pattern[bytes]) -> None:
+            self.pattern = pattern
+
+        def search(self, buf: bytes, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[bytes] | None:
+            searched.append(pos)
+            return self.pattern.search(buf, pos, endpos)
+
+    monkeypatch.setattr(html_scan, "_ENDIF", Counting(html_scan._ENDIF))
+    ended: list[tuple[int, bool]] = []
+    real = html_scan._ie_comment
+
+    def counted(*args: Any) -> tuple[int, bool]:
+        result = real(*args)
+        ended.append(result)
+        return result
+
+    monkeypatch.setattr(html_scan, "_ie_comment", counted)
+    body = b"<p>x</p>" + opener * 3000
+    assert rw(body).body == body
+    assert len(searched) <= 1
+    assert all(end == len(body) for end, _select in ended)  # "no end": remembered as the page's end

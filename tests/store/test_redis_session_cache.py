@@ -56,9 +56,13 @@ async def cached_session(store: RedisStore, account: str = "zhangsan") -> Sessio
     await store.create_session(session, LIMITS)
     await store.touch_session(session.id, T0, LIMITS)  # starts the change reports
     await until(lambda: store.sessions.live, "the change reports are up")
-    await store.touch_session(session.id, T0, LIMITS)  # kept now
-    assert await answered_from_cache(store, store.touch_session(session.id, T0, LIMITS))
-    return session
+    # Kept now. On a machine loaded enough that a kept lookup ages out (MAX_AGE) or the report connection's pings
+    # are late before the next one, that one goes to Redis and is kept again: a few tries, each one a real check.
+    for _ in range(10):
+        await store.touch_session(session.id, T0, LIMITS)
+        if await answered_from_cache(store, store.touch_session(session.id, T0, LIMITS)):
+            return session
+    raise AssertionError("no lookup of the session was answered from the cache in 10 tries")
 
 
 async def answered_from_cache(store: RedisStore, lookup: Awaitable[object]) -> bool:
