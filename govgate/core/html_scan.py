@@ -459,7 +459,9 @@ def _conditional(buf: bytes, pos: int, comment_end: int, stop: int, state: ScanS
     return end
 
 
-type _Checked = tuple[int, bool]  # the end of the last span read for IE and the select state it was read in
+# The last span read for IE (``_revealed``, ``_ie_comment``): (where IE's end starts, or the page's end when there is
+# none; the select state it was read in; the end of what was read, a ``hold`` for the scan).
+type _Checked = tuple[int, bool, int]
 _REVEALED = re.compile(rb"\[[\t\n\f\r ]*+(?i:if)")  # after "<!": IE's ``<![if …]>`` (downlevel-revealed)
 _REVEALED_END = re.compile(rb"<!\[[\t\n\f\r ]*+(?i:endif)[\t\n\f\r ]*+\]>")
 _SELECT_END = re.compile(rb"</(?i:select)")
@@ -483,40 +485,51 @@ def _span_agrees(buf: bytes, start: int, end: int, state: ScanState) -> None:
 def _revealed(buf: bytes, pos: int, stop: int, state: ScanState, checked: _Checked) -> _Checked:
     """IE's downlevel-revealed conditional at ``pos`` (``<![if !IE]>…<![endif]>``): markup to every other browser (and
     to IE when the condition holds), skipped by IE to its first ``<![endif]>`` when not. That span must end between
-    tokens with nothing open (``_span_agrees``), and its end be spelled ``<![endif]>``. Returns the end of what was
-    read (a ``hold`` for the scan) with the select state it was read in: ``checked`` when that is where the last span
-    read ended, in the same select state (this one is a suffix of it: the scan reads on alike, so it is not read
-    again, which keeps many such openers before one end linear)."""
-    if pos < checked[0] and checked[1] == state.select:
-        return checked  # the first "<![endif" after the last one's opener is the first after this one's: read already
+    tokens with nothing open (``_span_agrees``), and its end be spelled ``<![endif]>``. Returns what was read
+    (``_Checked``). An opener before the last one's end has the same end (the first after that opener is the first
+    after this one): it is not looked for again, and the span, a suffix of the last one read alike, is read again
+    only in another select state (where a ``</select>`` in it is refused): linear in the page."""
+    end, select, read_to = checked
+    if pos < end:
+        if end < stop and select != state.select:
+            opened = buf.find(b">", pos + 2, stop)
+            if opened < 0 or opened > end:
+                raise RewriteRefused(RefusalReason.CONDITIONAL_COMMENT)
+            _span_agrees(buf, opened + 1, end, state)
+            return end, state.select, read_to
+        return checked
     opened = buf.find(b">", pos + 2, stop)
     endif = _ENDIF.search(buf, pos + 2, stop)
     if opened < 0 or endif is None:
         # No end: IE skips the rest of the page (it shows less), the others read it as the scan does. Nothing after
         # it is kept for a later scan, which may find an end there (``hold``), nor looked for again.
-        return stop, state.select
-    if endif.start() < opened or not _REVEALED_END.match(buf, endif.start(), stop):
+        return stop, state.select, stop
+    spelled = _REVEALED_END.match(buf, endif.start(), stop)
+    if endif.start() < opened or spelled is None:
         raise RewriteRefused(RefusalReason.CONDITIONAL_COMMENT)
-    if (endif.start(), state.select) != checked:
-        _span_agrees(buf, opened + 1, endif.start(), state)
-    return endif.start(), state.select
+    _span_agrees(buf, opened + 1, endif.start(), state)
+    return endif.start(), state.select, spelled.end()  # the check read its spelling: held to its end
 
 
 def _ie_comment(buf: bytes, pos: int, ended: int, stop: int, state: ScanState, checked: _Checked) -> _Checked:
     """A comment at ``pos`` that the others end at ``ended`` without "-->" (``<!-->``, ``<!--->``, ``--!>``): IE's older
     parser ends comments only at "-->", so for it the comment goes on to the next one, where what the others read as
-    markup up to there must be between tokens (``_span_agrees``). Returns the end of what was read (``checked``, the
-    last span's end, as in ``_revealed``)."""
-    if pos + 7 <= checked[0] and checked[1] == state.select:
-        return checked  # the first "-->" after the last one's start is the first after this one's: read already
+    markup up to there must be between tokens (``_span_agrees``). Returns what was read (``_Checked``; the last
+    span's end is not looked for again, as in ``_revealed``)."""
+    end, select, _ = checked
+    if pos + 4 <= end - 3:  # the first "-->" after the last one's start is the first after this one's
+        if end < stop and select != state.select and not _one_comment(buf, ended, end):
+            _span_agrees(buf, ended, end, state)
+            return end, state.select, end
+        return checked
     ie = buf.find(b"-->", pos + 4, stop)
     if ie < 0:
-        return stop, state.select  # IE's comment runs to the end of the page: it shows less (as in ``_revealed``)
+        return stop, state.select, stop  # IE's comment runs to the end of the page: it shows less (as in _revealed)
     if ie + 3 <= ended:
         return checked
-    if (ie + 3, state.select) != checked and not _one_comment(buf, ended, ie + 3):
+    if not _one_comment(buf, ended, ie + 3):
         _span_agrees(buf, ended, ie + 3, state)
-    return ie + 3, state.select
+    return ie + 3, state.select, ie + 3
 
 
 def _one_comment(buf: bytes, start: int, end: int) -> bool:
@@ -650,8 +663,8 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
     annotation = False  # an <annotation-xml> seen in this MathML: an <svg> in it may be SVG or MathML
     old_foreign = False  # in an integration point that an older parser may have left for foreign content
     # The ends of the last spans read for IE (``_ie_comment``, ``_revealed``): a later span ending there is a suffix.
-    ie_comment: _Checked = (0, False)
-    ie_revealed: _Checked = (0, False)
+    ie_comment: _Checked = (0, False, 0)
+    ie_revealed: _Checked = (0, False, 0)
     # integration points: (end tag name, foreign roots to restore, doubt to restore)
     islands: list[tuple[bytes, list[bytes], bool]] = []
     scan_links = scanners[1 if skip_same_host else 0].finditer
@@ -708,7 +721,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                     if foreign:  # IE's comment reads on where a CDATA section may start: not followed here
                         raise RewriteRefused(RefusalReason.CONDITIONAL_COMMENT)
                     ie_comment = _ie_comment(buf, pos, ended, stop, state, ie_comment)
-                    hold = max(hold, ie_comment[0])
+                    hold = max(hold, ie_comment[2])
                 pos = ended
                 continue
             if (foreign or islands) and buf.startswith(b"<![CDATA[", pos):
@@ -729,7 +742,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 if foreign:
                     raise RewriteRefused(RefusalReason.CONDITIONAL_COMMENT)
                 ie_revealed = _revealed(buf, pos, stop, state, ie_revealed)
-                hold = max(hold, ie_revealed[0])
+                hold = max(hold, ie_revealed[2])
             end = buf.find(b">", pos + 2, stop)
             if end < 0:
                 return _ran_off(state)

@@ -160,7 +160,8 @@ def test_many_openers_before_one_end_are_read_once(rw: Rewrite, opener: bytes, m
     assert len(calls) == 1
 
 
-@pytest.mark.parametrize("opener", [b"<![if !IE]>", b"<!-- --!>"])
+@pytest.mark.parametrize("opener", [b"<![if !IE]>", b"<!-- --!>", b"<![if x]><select><![if x]></select>",
+                                    b"<!--x--!><select><!--x--!></select>"])
 def test_openers_without_an_end_are_not_searched_again(rw: Rewrite, opener: bytes,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """No end after one opener is no end after a later one: the rest of the page is searched once, not per opener."""
@@ -177,10 +178,10 @@ def test_openers_without_an_end_are_not_searched_again(rw: Rewrite, opener: byte
             return self.pattern.search(buf, pos, endpos)
 
     monkeypatch.setattr(html_scan, "_ENDIF", Counting(html_scan._ENDIF))
-    ended: list[tuple[int, bool]] = []
+    ended: list[tuple[int, bool, int]] = []
     real = html_scan._ie_comment
 
-    def counted(*args: Any) -> tuple[int, bool]:
+    def counted(*args: Any) -> tuple[int, bool, int]:
         result = real(*args)
         ended.append(result)
         return result
@@ -189,4 +190,4 @@ def test_openers_without_an_end_are_not_searched_again(rw: Rewrite, opener: byte
     body = b"<p>x</p>" + opener * 3000
     assert rw(body).body == body
     assert len(searched) <= 1
-    assert all(end == len(body) for end, _select in ended)  # "no end": remembered as the page's end
+    assert all(end == len(body) for end, _select, _read in ended)  # "no end": remembered as the page's end

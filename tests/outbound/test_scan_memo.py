@@ -130,6 +130,13 @@ PAD = (b"<a href=/p>" + b"x" * 2100 + b"</a>") * 9  # past the resume points' sp
      + b"</textarea>"),
     (b"<p><!-->" + PAD + b"<textarea>" + b"y" * 600 + b"Z" * 37 + b"</textarea>",
      b"<p><!-->" + PAD + b"<textarea>" + b"y" * 600 + b"--><a href=http://evil.example/>x</a>" + b"</textarea>"),
+    # What a check read to decide (here the spelling of an "<![endif]>" 300 spaces long) is held from resume points.
+    *[(b"<a href=/p>xxx</a>" * n + b"<![if !IE]><p>hi</p><a href=/p><![" + b" " * 300 + b"endif]><p>end</p>"
+       + b"<a href=/p>xxx</a>" * 300,
+       b"<a href=/p>xxx</a>" * n + b"<![if !IE]><p>hi</p><a href=/p><![" + b" " * 300
+       + b"endif]x><textarea><![endif]><a href=http://evil.example/>IE-only</a></textarea>"
+       + b"<a href=/p>xxx</a>" * 300)
+      for n in (111, 113)],
 ])
 def test_a_rescan_decides_as_a_whole_scan_where_the_new_page_differs(first: bytes, second: bytes) -> None:
     for skip in (False, True):
