@@ -279,11 +279,12 @@ _TARGET_PATTERNS.update({
 })
 
 
-# (kind, value start, value end, inside <template>, flag): a plain tuple, made thousands of times per page.
+# (kind, value start, value end, flag): a plain tuple, made thousands of times per page. (Whether it is inside a
+# <template> is not kept: template contents are rewritten too, live in Internet Explorer.)
 # The flag: for an <a>/<area> href, the value cannot leave the base's host if the base is an internal http(s) URL;
 # for a meta refresh and an iframe's srcdoc, the document's <base> came before it (Chromium resolves those when
 # they are inserted, against the base in force then: ``link_rewrite._plan``).
-type _Target = tuple[LinkKind, int, int, bool, bool]
+type _Target = tuple[LinkKind, int, int, bool]
 
 
 MAX_NESTING = 32  # <iframe srcdoc> documents within documents
@@ -407,7 +408,8 @@ def _raw_text_agrees(buf: bytes, name: bytes, pos: int, stop: int, foreign: tupl
     return end + len(name) + 3  # "</" + name + one byte: what the check read (``hold`` in ``scan_html``)
 
 
-# An Internet Explorer conditional comment's start, after the "<!--"; its end (IE ends its content at the first one).
+# An Internet Explorer conditional's start, after the "<!--" (``<!--[if …]>``) or the "<!" (``<![if …]>``); its end
+# (IE ends its content at the first one).
 _CONDITIONAL = re.compile(rb"\[[\t\n\f\r ]*+(?i:if)")
 _ENDIF = re.compile(rb"<!\[[\t\n\f\r ]*+(?i:endif)")
 _ENDIF_EXACT = re.compile(rb"<!\[(?i:endif)\]-->")
@@ -462,15 +464,15 @@ def _conditional(buf: bytes, pos: int, comment_end: int, stop: int, state: ScanS
 # The last span read for IE (``_revealed``, ``_ie_comment``): (where IE's end starts, or the page's end when there is
 # none; the select state it was read in; the end of what was read, a ``hold`` for the scan).
 type _Checked = tuple[int, bool, int]
-_REVEALED = re.compile(rb"\[[\t\n\f\r ]*+(?i:if)")  # after "<!": IE's ``<![if …]>`` (downlevel-revealed)
 _REVEALED_END = re.compile(rb"<!\[[\t\n\f\r ]*+(?i:endif)[\t\n\f\r ]*+\]>")
 _SELECT_END = re.compile(rb"</(?i:select)")
 
 
 def _span_agrees(buf: bytes, start: int, end: int, state: ScanState) -> None:
-    """What every browser but IE reads as markup from ``start`` to ``end``, where IE (skipping it, or reading a comment)
-    is back in the data state: it must end there between tokens with nothing open and hold no ``<base>`` or, in a
-    select, ``</select>``; else ``RewriteRefused`` (``conditional_comment``). Its links are the main scan's."""
+    """Art. 15 (第十五条), in Internet Explorer's compatibility mode too. What every browser but IE reads as markup from
+    ``start`` to ``end``, where IE (skipping it, or reading a comment) is back in the data state: it must end there
+    between tokens with nothing open and hold no ``<base>`` or, in a select, ``</select>``; else ``RewriteRefused``
+    (``conditional_comment``). Its links are the main scan's."""
     if state.select and _SELECT_END.search(buf, start, end):
         raise RewriteRefused(RefusalReason.CONDITIONAL_COMMENT)
     probe = ScanState(select=state.select)
@@ -676,7 +678,6 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 mark = trace.mark(buf, pos, len(targets), template, templates, doubt, state)
                 if mark < 0:
                     return pos
-            in_template = template > 0
             for f in scan_links(buf, pos, stop):  # each match: skipped text/tags, then maybe one <a>/<area>
                 pos = f.end()
                 if f.start(_A) < 0:
@@ -686,7 +687,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                     if ve > vs and buf[vs] in _QUOTES:
                         vs += 1
                         ve -= 1
-                    targets.append((LinkKind.HREF, vs, ve, in_template, f.start(_S) >= 0))
+                    targets.append((LinkKind.HREF, vs, ve, f.start(_S) >= 0))
                 if pos >= mark and pos >= hold:  # a token boundary after the <a>/<area> (and its target)
                     assert trace is not None
                     mark = trace.mark(buf, pos, len(targets), template, templates, doubt, state)
@@ -738,7 +739,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                     return _ran_off(state)
                 pos = end + 3
                 continue
-            if not probe and _REVEALED.match(buf, pos + 2, stop):
+            if not probe and _CONDITIONAL.match(buf, pos + 2, stop):
                 if foreign:
                     raise RewriteRefused(RefusalReason.CONDITIONAL_COMMENT)
                 ie_revealed = _revealed(buf, pos, stop, state, ie_revealed)
@@ -885,17 +886,17 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                         state.base = value
                 continue
             if vs >= 0:
-                targets.append((kind, vs, ve, template > 0, False))
+                targets.append((kind, vs, ve, False))
             if name == b"a" and (foreign or (old_foreign and islands)):
                 # SVG <a xlink:href>: what browsers before SVG 2 follow even beside an href (Chromium 50, Firefox 51)
-                _xlink_href(buf, after_name, stop, state, template > 0)
+                _xlink_href(buf, after_name, stop, state)
             elif name == b"isindex":
                 # HTML before 2016 (and browsers built on Chromium before 49) made a form of it, with its action and
                 # an input with its other attributes: formaction too.
-                _isindex(buf, after_name, stop, state, template > 0)
+                _isindex(buf, after_name, stop, state)
             continue
         if name == b"meta":
-            pos = _meta(buf, after_name, stop, state, template > 0)
+            pos = _meta(buf, after_name, stop, state)
             if pos < 0:
                 return _ran_off(state)
             continue
@@ -908,7 +909,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 if ve > vs and buf[vs] in _QUOTES:
                     vs += 1
                     ve -= 1
-                targets.append((LinkKind.SRCDOC, vs, ve, template > 0, state.base_seen))
+                targets.append((LinkKind.SRCDOC, vs, ve, state.base_seen))
         else:
             r = _TAG_REST.match(buf, after_name, stop)
             if r is None:
@@ -1045,7 +1046,7 @@ def _xml_element(buf: bytes, local: bytes, attrs: list[tuple[bytes, int, int]], 
         for name, vs, ve in attrs:
             kind = _XML_KINDS.get(name) or (LinkKind.HREF if name.endswith(b":href") else None)
             if kind is not None:
-                state.targets.append((kind, vs, ve, False, False))
+                state.targets.append((kind, vs, ve, False))
     elif local == b"base":
         href = next(((vs, ve) for name, vs, ve in attrs if name == b"href"), None)
         if href is not None:
@@ -1059,11 +1060,11 @@ def _xml_element(buf: bytes, local: bytes, attrs: list[tuple[bytes, int, int]], 
         if equiv is not None and content is not None:
             value = unescape_attr(buf[equiv[0]:equiv[1]].decode("latin-1"))
             if value.strip("\t\n\f\r ").lower() == "refresh":
-                state.targets.append((LinkKind.REFRESH, content[0], content[1], False, state.base_seen))
+                state.targets.append((LinkKind.REFRESH, content[0], content[1], state.base_seen))
     elif local == b"iframe":
         for name, vs, ve in attrs:
             if name == b"srcdoc":
-                state.targets.append((LinkKind.SRCDOC, vs, ve, False, state.base_seen))
+                state.targets.append((LinkKind.SRCDOC, vs, ve, state.base_seen))
 
 
 def _script_end(buf: bytes, pos: int, stop: int) -> int:
@@ -1141,7 +1142,7 @@ def _font_breaks_out(buf: bytes, pos: int, stop: int) -> bool:
     return any(name in (b"color", b"face", b"size") for name, *_ in attrs)
 
 
-def _meta(buf: bytes, pos: int, stop: int, state: ScanState, in_template: bool) -> int:
+def _meta(buf: bytes, pos: int, stop: int, state: ScanState) -> int:
     attrs, end = _attrs(buf, pos, stop)
     if end < 0:
         return -1
@@ -1152,22 +1153,22 @@ def _meta(buf: bytes, pos: int, stop: int, state: ScanState, in_template: bool) 
     value = unescape_attr(buf[equiv[1]:equiv[2]].decode("latin-1"))
     if value.strip("\t\n\f\r ").lower() != "refresh":
         return end
-    state.targets.append((LinkKind.REFRESH, content[1], content[2], in_template, state.base_seen))
+    state.targets.append((LinkKind.REFRESH, content[1], content[2], state.base_seen))
     return end
 
 
-def _isindex(buf: bytes, pos: int, stop: int, state: ScanState, in_template: bool) -> None:
+def _isindex(buf: bytes, pos: int, stop: int, state: ScanState) -> None:
     attrs, _ = _attrs(buf, pos, stop)
     for name, start, end, quote in attrs:
         if name == b"formaction" and quote != b"-":
-            state.targets.append((LinkKind.FORMACTION, start, end, in_template, False))
+            state.targets.append((LinkKind.FORMACTION, start, end, False))
 
 
-def _xlink_href(buf: bytes, pos: int, stop: int, state: ScanState, in_template: bool) -> None:
+def _xlink_href(buf: bytes, pos: int, stop: int, state: ScanState) -> None:
     attrs, _ = _attrs(buf, pos, stop)
     for name, start, end, quote in attrs:
         if name == b"xlink:href" and quote != b"-":
-            state.targets.append((LinkKind.HREF, start, end, in_template, False))
+            state.targets.append((LinkKind.HREF, start, end, False))
             return
 
 

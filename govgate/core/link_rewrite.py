@@ -626,7 +626,7 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
     try:
         # Template contents too: inert in current browsers until a script clones them (then live, and warned), live
         # in Internet Explorer, which has no templates (the compatibility mode of 360, QQ...). Art. 15 (第十五条).
-        for kind, start, end, _in_template, flag in state.targets:
+        for kind, start, end, flag in state.targets:
             if flag and fast and kind is LinkKind.HREF:
                 continue  # a path or query on this (internal) host
             if early is not None and not flag and kind in _AT_INSERTION:

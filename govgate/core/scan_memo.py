@@ -257,8 +257,8 @@ class ScanMemo:
         self.rescanned += at - resume_pos
         self.reused += len(buf) - at
         found = len(state.targets)
-        state.targets.extend((kind, vs + delta, ve + delta, in_template, safe)
-                             for kind, vs, ve, in_template, safe in old.state.targets[old_found:])
+        state.targets.extend((kind, vs + delta, ve + delta, flag)
+                             for kind, vs, ve, flag in old.state.targets[old_found:])
         state.base, state.base_seen = old.state.base, old.state.base_seen
         new_points.extend((pos + delta, n - old_found + found, point) for pos, n, point in points[j:])
         return _Entry(buf, old.start, old.scanners, state, new_points)

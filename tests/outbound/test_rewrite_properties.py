@@ -81,7 +81,7 @@ def test_only_rewritten_values_change(body: bytes) -> None:
         state = ScanState()
         scan_html(b, 0, len(b), state)
         out, last = [], 0
-        for _kind, start, end, _in_template, _safe in state.targets:
+        for _kind, start, end, _flag in state.targets:
             out.append(b[last:start])
             last = end
         out.append(b[last:])
