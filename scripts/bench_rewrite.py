@@ -117,7 +117,7 @@ def bench_rewrite(body: bytes, seconds: float, label: str, *, links: int = 3000,
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
             if fresh:
-                leave_link._signed_leave_path.cache_clear()
+                leave_link._signed.cache_clear()
             t0 = time.perf_counter()
             once()
             times.append(time.perf_counter() - t0)

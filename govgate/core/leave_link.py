@@ -76,16 +76,28 @@ def encode_url_param(url: str) -> str:
     return url
 
 
-# Longer destinations are signed afresh each time, not kept in ``_signed_leave_path``'s memo: an entry holds the URL
-# and its escaped form (up to three times as long), so the memo holds about 9 MB at most (4,096 entries).
+# An ASCII URL whose only characters to escape are "%" and "&" (a WHATWG serialisation with a query, most often) is
+# escaped by two replacements, "%" first; any other by the table (``test_leave_link_memo`` checks both against
+# ``encode_url_param``).
+_UNSAFE_BUT_PCT_AMP = re.compile(r"[^A-Za-z0-9_.~:/?@=,%&-]")
+
+
+def _escape_ascii(url: str) -> str:
+    if _UNSAFE_BUT_PCT_AMP.search(url) is None:
+        return url.replace("%", "%25").replace("&", "%26")
+    return url.translate(_ASCII_ESCAPES)
+
+
+# Longer destinations are signed afresh each time, not kept in ``_signed``'s memo: an entry holds the URL and its
+# escaped form (up to three times as long), so the memo holds about 9 MB at most (4,096 entries).
 MEMO_URL_LENGTH = 512
 
 
 @functools.lru_cache(maxsize=4096)
-def _signed_leave_path(prefix: str, url: str, keys: GatewayKeys) -> str:
-    # A function of its arguments only (an HMAC under the key derived from ``keys``, and an escape), so it is
-    # memoised: a page names the same destinations each time it is served (4,096 at most, each at most
-    # MEMO_URL_LENGTH characters long).
+def _signed(url: str, keys: GatewayKeys) -> tuple[str, str]:
+    # (``url`` escaped for the query, its ``sig``): a function of its arguments only (an HMAC under the key derived
+    # from ``keys``, and an escape), so it is memoised: a page names the same destinations each time it is served
+    # (4,096 at most, each at most MEMO_URL_LENGTH characters long).
     if url.isascii():
         # ``encode_url_param`` and ``sign_leave`` written inline for the common case (a WHATWG serialisation is
         # ASCII): a page whose every destination is new pays this once per link (``test_leave_link_memo`` checks that
@@ -93,8 +105,19 @@ def _signed_leave_path(prefix: str, url: str, keys: GatewayKeys) -> str:
         mac = _mac_template(keys).copy()
         mac.update(url.encode("ascii"))
         sig = binascii.b2a_base64(mac.finalize(), newline=False).translate(_URLSAFE)[:43].decode("ascii")
-        return f"{prefix}/leave?url={url.translate(_ASCII_ESCAPES)}&sig={sig}"
-    return f"{prefix}/leave?url={encode_url_param(url)}&sig={sign_leave(url, keys)}"
+        return _escape_ascii(url), sig
+    return encode_url_param(url), sign_leave(url, keys)
+
+
+def _escaped_and_signed(url: str, keys: GatewayKeys) -> tuple[str, str]:
+    """``_signed(url, keys)`` for an http(s) URL; raises ``ValueError`` for any other scheme (Art. 15: only web
+    destinations are ever signed)."""
+    # A WHATWG serialisation (what the rewriter passes) has its scheme in lower case: tested as it is first.
+    if not url.startswith(("https://", "http://")) and not url[:8].lower().startswith(("http://", "https://")):
+        raise ValueError("only http(s) destinations are signed")
+    if len(url) > MEMO_URL_LENGTH:
+        return _signed.__wrapped__(url, keys)
+    return _signed(url, keys)
 
 
 def leave_url(prefix: str, url: str, keys: GatewayKeys) -> str:
@@ -102,12 +125,8 @@ def leave_url(prefix: str, url: str, keys: GatewayKeys) -> str:
 
     Raises ``ValueError`` for any other scheme: only web destinations are ever signed (Art. 15).
     """
-    # A WHATWG serialisation (what the rewriter passes) has its scheme in lower case: tested as it is first.
-    if not url.startswith(("https://", "http://")) and not url[:8].lower().startswith(("http://", "https://")):
-        raise ValueError("only http(s) destinations are signed")
-    if len(url) > MEMO_URL_LENGTH:
-        return _signed_leave_path.__wrapped__(prefix, url, keys)
-    return _signed_leave_path(prefix, url, keys)
+    escaped, sig = _escaped_and_signed(url, keys)
+    return f"{prefix}/leave?url={escaped}&sig={sig}"
 
 
 class LeaveLinks:
@@ -115,19 +134,26 @@ class LeaveLinks:
     ``origin + leave_url(prefix, url, keys)``. ``attr(url)`` is the same URL as the ASCII bytes written into an
     HTML attribute value, its "&" as "&amp;" (what ``link_rewrite`` writes for a link), in one call."""
 
-    __slots__ = ("keys", "origin", "prefix")
+    __slots__ = ("_attr_head", "keys", "origin", "prefix")
 
     def __init__(self, origin: str, prefix: str, keys: GatewayKeys) -> None:
         self.origin = origin
         self.prefix = prefix
         self.keys = keys
+        # The escaped destination holds no "&" (it is "%26") and the sig none: only the fixed parts need "&amp;".
+        self._attr_head = f"{origin}{prefix}/leave?url=".replace("&", "&amp;")
 
     def __call__(self, url: str) -> str:
         return self.origin + leave_url(self.prefix, url, self.keys)
 
     def attr(self, url: str) -> bytes:
         """``self(url)`` escaped for an attribute value (whatever its quoting) and encoded."""
-        return (self.origin + leave_url(self.prefix, url, self.keys)).replace("&", "&amp;").encode("ascii")
+        # ``_escaped_and_signed`` written inline for its commonest case (a link's every new destination pays it).
+        if url.startswith(("https://", "http://")) and len(url) <= MEMO_URL_LENGTH:
+            escaped, sig = _signed(url, self.keys)
+        else:
+            escaped, sig = _escaped_and_signed(url, self.keys)
+        return f"{self._attr_head}{escaped}&amp;sig={sig}".encode("ascii")
 
 
 def verify_leave(url: str, sig: str, keys: GatewayKeys) -> bool:

@@ -16,10 +16,13 @@ import ada_url
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from govgate.core.charset import _CODECS
 from govgate.core.hosts import host_of
-from govgate.core.leave_link import _UNSAFE, encode_url_param
+from govgate.core.leave_link import _UNSAFE, _escape_ascii, encode_url_param
 from govgate.core.link_rewrite import (
     RewriteResult,
+    _decoder,
+    _encoder,
     _percent_encode_bytes,
     _percent_encode_query,
     host_of_href,
@@ -49,6 +52,26 @@ def test_ascii_escaping_in_one_pass_is_the_per_character_escaping(url: str) -> N
     assert encoded == per_character(url)
     if url:
         assert parse_qs(f"url={encoded}", keep_blank_values=True)["url"] == [url]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab/:?=.%&#+ 1", max_size=40))
+def test_a_url_escaped_by_two_replacements_is_the_per_character_escaping(text: str) -> None:
+    """``leave_link._escape_ascii`` escapes a URL whose only unsafe characters are "%" and "&" by two replacements
+    (the alphabet mostly draws those; "#", "+" and " " send it to the table)."""
+    url = "http://x.example/" + text
+    assert _escape_ascii(url) == per_character(url)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(set(_CODECS.values()))), st.binary(max_size=40))
+def test_a_codec_looked_up_once_decodes_as_bytes_decode(codec: str, data: bytes) -> None:
+    """The rewriter decodes link values with the decoder it looked up once (``link_rewrite._decoder``)."""
+    decoder = _decoder(codec)
+    text = data.decode(codec, "replace")
+    assert (text if decoder is None else decoder(data, "replace")[0]) == text
+    if data.decode("latin-1").isascii() or codec in ("gbk", "big5", "gb18030"):
+        assert _encoder(codec)(text.replace("\ufffd", ""))[0] == text.replace("\ufffd", "").encode(codec)
 
 
 def test_text_that_is_not_ascii_keeps_the_general_path() -> None:
@@ -141,7 +164,8 @@ def test_plain_absolute_urls_take_the_fast_path() -> None:
     for text, href in [("http://www.baidu.com/s?wd=%D5%FE&i=0", "http://www.baidu.com/s?wd=%D5%FE&i=0"),
                        ("HTTPS://WWW.Example.com", "https://www.example.com/"),
                        ("https://a-b.example/x/y.html#top", "https://a-b.example/x/y.html#top"),
-                       ("http://weibo.com?x", "http://weibo.com/?x")]:
+                       ("http://weibo.com?x", "http://weibo.com/?x"),
+                       ("HTTP://weibo.com/a?b", "http://weibo.com/a?b"), ("http://Weibo.com/a", "http://weibo.com/a")]:
         assert plain_absolute_href(text) == (href, href.split("/")[2]), text
     for text in ["http://1.2.3.4/", "http://x.0x7f/", "http://xn--zfr164b.cn/", "http://a.com:80/", "http://a.com/./b",
                  "http://a.com/%2e%2E/b", "http://a.com/\\b", " http://a.com/", "http://a.com/a b", "http://u@a.com/",

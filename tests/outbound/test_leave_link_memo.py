@@ -1,4 +1,4 @@
-"""``leave_url`` keeps the signed paths it made (``_signed_leave_path``'s memo): the memo must never give one
+"""``leave_url`` keeps the signed paths it made (``_signed``'s memo): the memo must never give one
 destination, prefix or key another's path."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from govgate.core.keys import GatewayKeys
 from govgate.core.leave_link import (
     MEMO_URL_LENGTH,
     LeaveLinks,
-    _signed_leave_path,
+    _signed,
     encode_url_param,
     leave_url,
     sign_leave,
@@ -49,8 +49,8 @@ ASCII_URLS = st.sampled_from(["http://", "https://"]).flatmap(
 @settings(max_examples=400, deadline=None)
 @given(ASCII_URLS, st.sampled_from(KEYS))
 def test_ascii_destinations_signed_inline_are_the_general_path(url: str, keys: GatewayKeys) -> None:
-    """``_signed_leave_path`` escapes and signs an ASCII destination inline: the same path as the general one."""
-    _signed_leave_path.cache_clear()
+    """``_signed`` escapes and signs an ASCII destination inline: the same path as the general one."""
+    _signed.cache_clear()
     assert leave_url("/__govgate", url, keys) == made_afresh("/__govgate", url, keys)
 
 
@@ -85,12 +85,12 @@ def test_the_same_destination_under_another_key_is_signed_again() -> None:
 
 
 def test_long_destinations_are_not_kept() -> None:
-    _signed_leave_path.cache_clear()
+    _signed.cache_clear()
     url = "https://www.example.com/" + "x" * MEMO_URL_LENGTH
     assert leave_url("/p", url, KEYS[0]) == made_afresh("/p", url, KEYS[0])
-    assert _signed_leave_path.cache_info().currsize == 0
+    assert _signed.cache_info().currsize == 0
     leave_url("/p", "https://www.example.com/short", KEYS[0])
-    assert _signed_leave_path.cache_info().currsize == 1
+    assert _signed.cache_info().currsize == 1
 
 
 @settings(max_examples=300, deadline=None)
