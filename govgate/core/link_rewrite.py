@@ -81,6 +81,7 @@ def _percent_encode_bytes(data: bytes) -> str:
 # Stateless codecs in which every ASCII character is its own byte and the ASCII bytes inside a multi-byte character
 # (trail bytes 0x30-0x39, 0x40-0x7E) are none of those ``_percent_encode_bytes`` escapes (controls, space, '"#<>).
 _TRAIL_SAFE_CODECS = frozenset({"gbk", "gb18030", "big5"})
+_TRAIL_SAFE_ENCODERS = {codec: codecs.lookup(codec).encode for codec in _TRAIL_SAFE_CODECS}  # see ``_decoder``
 _ESCAPE_HIGH_BYTES = [chr(b) if b < 0x80 else f"%{b:02X}" for b in range(256)]  # latin-1 text -> bytes >= 0x80 escaped
 
 
@@ -94,9 +95,10 @@ def _percent_encode_query(url: str, codec: str) -> str:
     query = url[q + 1:end]
     if query.isascii():
         return url
-    if codec in _TRAIL_SAFE_CODECS:
+    encode = _TRAIL_SAFE_ENCODERS.get(codec)
+    if encode is not None:
         try:
-            data = _encoder(codec)(query)[0]
+            data = encode(query)[0]
         except UnicodeEncodeError:
             pass  # unmappable characters: the general path below
         else:
@@ -122,19 +124,15 @@ def _percent_encode_query(url: str, codec: str) -> str:
 
 # ``bytes.decode`` and ``str.encode`` look a codec up by its name on every call, but for UTF-8, ASCII and Latin-1
 # (about 0.35 µs for GBK, more than the decoding of a link's value): the rewriter, which decodes every link and
-# encodes every query that is not ASCII, looks them up once. ``_decoder`` gives None for a codec that ``bytes.decode``
-# finds at once. The same functions ``bytes.decode`` and ``str.encode`` call (``codecs.lookup``).
+# encodes every query that is not ASCII, looks them up once (``_TRAIL_SAFE_ENCODERS`` for the queries).
+# ``_decoder`` gives None for a codec that ``bytes.decode`` finds at once. The same functions ``bytes.decode`` and
+# ``str.encode`` call (``codecs.lookup``).
 _NAMED_AT_ONCE = frozenset({"utf-8", "ascii", "latin-1"})
 
 
 @functools.lru_cache(maxsize=64)
 def _decoder(codec: str) -> Callable[[bytes, str], tuple[str, int]] | None:
     return None if codec in _NAMED_AT_ONCE else codecs.lookup(codec).decode
-
-
-@functools.lru_cache(maxsize=64)
-def _encoder(codec: str) -> Callable[[str], tuple[bytes, int]]:
-    return codecs.lookup(codec).encode
 
 
 _WS = "\t\n\f\r "
@@ -324,8 +322,8 @@ type MakeFormUrl = Callable[[str, str], str]  # (destination, the page's form en
 
 
 class _Resolver:
-    __slots__ = ("base", "cache", "classifier", "codec", "collect", "decode", "depth", "document_url", "fast",
-                 "form_charset", "leave_attr", "make_form_url", "make_leave_url", "out_codec", "plain_hosts",
+    __slots__ = ("base", "cache", "classifier", "codec", "collect", "decode", "depth", "document_url", "dq_tested",
+                 "fast", "form_charset", "leave_attr", "make_form_url", "make_leave_url", "out_codec", "plain_hosts",
                  "url_codec")
 
     def __init__(self, base: str | None, classifier: HostClassifier, make_leave_url: Callable[[str], str],
@@ -353,6 +351,8 @@ class _Resolver:
         # Plainly spelled hosts (``_PLAIN_HOST``) as written -> external: a page names a few hosts in many links.
         self.plain_hosts: dict[bytes, bool] = {}
         self.fast = False
+        # Set by ``_plan`` when the scan that found the targets jumped over this base's links (``_quick``).
+        self.dq_tested = False
         if base is not None:
             try:
                 b = ada_url.URL(base)
@@ -397,6 +397,12 @@ class _Resolver:
     def _quick(self, kind: LinkKind, buf: bytes, start: int, end: int) -> tuple[None, ResolvedLink | None] | None:
         """(None, info) when the raw value surely stays on an internal host (no full parse needed), else None."""
         if self.fast and kind in _URL_KINDS:
+            if self.dq_tested and kind is LinkKind.HREF and buf[start - 1] == 0x22:
+                # A double-quoted href: the scan's jumps (``html_scan._SAFE_A``, with the plainly spelled internal
+                # hosts) have tried both tests below on it already, where they stopped at its <a>/<area>, and let it
+                # through: most often a link elsewhere, so not tried again. (Where the scan read the tag another
+                # way, the full parse gives the same answer, only later.)
+                return None
             # The two patterns match no value in common (``_PLAIN_HOST``'s start with "//" or "http(s)://", which
             # ``_SAME_HOST`` refuses), so their order changes nothing: a plainly spelled host first, because a value
             # that reaches here past the scan's own jumps is most often a link elsewhere.
@@ -635,6 +641,8 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
     early = (_Resolver(initial_base, classifier, make_leave_url, codec, enc.url_codec, document_url, collect, depth,
                        make_form_url, form_charset) if state.base is not None and base != initial_base else None)
     results_before = len(results) if results is not None else 0
+    # The scan above jumped over the links to this base's host and to the plainly spelled internal hosts.
+    resolver.dq_tested = skip_same_host and resolver.fast
     if skip_same_host and not resolver.fast:
         # The base is not an internal http(s) URL, so a relative href may leave: every link must be looked at.
         if memo is not None:
