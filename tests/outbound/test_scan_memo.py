@@ -124,6 +124,13 @@ PAD = (b"<a href=/p>" + b"x" * 2100 + b"</a>") * 9  # past the resume points' sp
     # last page's answer, which had no table (an eighth review: live links in Chromium).
     (b"<div><tr><td><base href=/ok/></td></tr>" + PAD + b"<base href=//evil.example/></table><a href=/r>r</a>",
      b"<table><tr><td><base href=/ok/></td></tr>" + PAD + b"<base href=//evil.example/></table><a href=/r>r</a>"),
+    # The same with the table in both pages, before the point the rescan resumes at: the resumed scan must know it
+    # is there (the point says so) without reading the page's start again.
+    (b"<table><tr><td><base href=/ok/></td></tr>" + PAD + b"<p>no second base</p></table><a href=/r>r</a>",
+     b"<table><tr><td><base href=/ok/></td></tr>" + PAD + b"<base href=//evil.example/></table><a href=/r>r</a>"),
+    # A table the new page adds after that point, before its second base.
+    (b"<div><base href=/ok/></div>" + PAD + b"<p>no table</p><a href=/r>r</a>",
+     b"<div><base href=/ok/></div>" + PAD + b"<table><tr><td><base href=//evil.example/></table><a href=/r>r</a>"),
     # An IE span whose end the new page adds after the old page's resume points.
     (b"<p><![if !IE]>" + PAD + b"<textarea>" + b"y" * 600 + b"Z" * 34 + b"</textarea>",
      b"<p><![if !IE]>" + PAD + b"<textarea>" + b"y" * 600 + b"<![endif]><a href=http://evil.example/>x</a>"
@@ -358,3 +365,25 @@ def test_link_results_are_counted_in_the_bound() -> None:
     entry = memo._entries[("/", True)]
     assert (entry.links, entry.links_bytes) == (None, 0)
     assert memo.size == sum(entry.kept_size for entry in memo._entries.values()) <= memo.max_bytes
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["x" * 9, "<table>", "<TaBlE ", "<select/", "<tables>", "<sel", "ect>", "<", "\t",
+                                 "<SELECT\n", "<tab"]), max_size=30).map(lambda parts: "".join(parts).encode()),
+       st.lists(st.integers(0, 400), max_size=12), st.integers(1, 40))
+def test_where_a_table_or_select_starts_is_looked_for_as_far_as_asked(buf: bytes, asked: list[int], step: int) -> None:
+    """``html_scan._table_or_select_before`` searches in steps (here of ``step`` bytes) as far as it is asked: each
+    answer is the one of a search of the whole buffer, in any order of questions."""
+    from unittest import mock
+
+    from govgate.core import html_scan
+
+    first = html_scan._TABLE_OR_SELECT.search(buf)
+    with mock.patch.object(html_scan, "_TABLE_SEARCH_STEP", step):
+        # in the order drawn, then every position in turn (as the scan's resume points ask)
+        for questions in (asked, range(len(buf) + 1)):
+            state = ScanState()
+            for pos in questions:
+                pos = min(pos, len(buf))
+                expected = first is not None and first.start() < pos
+                assert html_scan._table_or_select_before(buf, state, pos) == expected, (buf, pos)
