@@ -10,6 +10,7 @@ serialises a plain absolute URL without the parser: only where ada gives the sam
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import parse_qs, quote
 
 import ada_url
@@ -18,7 +19,8 @@ from hypothesis import strategies as st
 
 from govgate.core.charset import _CODECS
 from govgate.core.hosts import host_of
-from govgate.core.leave_link import _UNSAFE, _escape_ascii, encode_url_param
+from govgate.core.keys import GatewayKeys
+from govgate.core.leave_link import _UNSAFE, LeaveLinks, _escape_ascii, encode_url_param
 from govgate.core.link_rewrite import (
     _TRAIL_SAFE_ENCODERS,
     RewriteResult,
@@ -82,6 +84,7 @@ def test_text_that_is_not_ascii_keeps_the_general_path() -> None:
 
 # ---------------------------------------------------------------- internal hosts jumped over in the scan
 
+KEYS = GatewayKeys.from_bytes(b"k" * 32)
 CLASSIFIER = HostClassifier(Outbound(("gov.cn", "12377.cn"), ("*.partner.cn", "www.friend.org"), RedirectMode.WARN),
                             ("portal.example.gov.cn", "127.0.0.1"))
 PIECES = st.sampled_from(["www", "WWW", "gov", "cn", "partner", "friend", "org", "xn--zfr164b", "xn--a", "XN--", "a-",
@@ -114,14 +117,20 @@ LINK_VALUES = st.builds(lambda scheme, host, tail: scheme + host + tail,
                           st.sampled_from(['"', "'"]), LINK_VALUES,
                           st.sampled_from(["", " class=x", " title='>'", " HREF=/first", "/"])),
                 max_size=8).map("".join),
-       st.sampled_from(["https://portal.example.gov.cn/news/i.html", "http://evil.example/page.html"]))
-def test_jumping_over_internal_host_links_changes_no_output(markup: str, document_url: str) -> None:
-    """The production path (internal hosts jumped over in the scan) gives the bytes of the link-by-link path."""
-    body = markup.encode("utf-8")
+       st.sampled_from(["https://portal.example.gov.cn/news/i.html", "http://evil.example/page.html"]),
+       st.sampled_from(["utf-8", "gbk"]), st.booleans())
+def test_jumping_over_internal_host_links_changes_no_output(markup: str, document_url: str, charset: str,
+                                                            signed: bool) -> None:
+    """The production path (internal hosts jumped over in the scan) gives the bytes of the link-by-link path, with
+    the leave links shown plainly or as the gateway makes them (``LeaveLinks``: its ``attr`` writes a link's value
+    in one call, a path only production takes)."""
+    body = markup.encode(charset, "xmlcharrefreplace")
+    make: Callable[[str], str] = (LeaveLinks("https://portal.example.gov.cn", "/__govgate", KEYS) if signed
+                                  else lambda u: "/leave?url=" + u)
 
     def rewrite(collect: bool) -> RewriteResult:
-        return rewrite_html(body, content_type="text/html; charset=utf-8", document_url=document_url,
-                            classifier=CLASSIFIER, make_leave_url=lambda u: "/leave?url=" + u, collect=collect)
+        return rewrite_html(body, content_type=f"text/html; charset={charset}", document_url=document_url,
+                            classifier=CLASSIFIER, make_leave_url=make, collect=collect)
 
     fast, slow = rewrite(False), rewrite(True)
     assert fast.body == slow.body
