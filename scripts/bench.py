@@ -30,6 +30,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -268,6 +269,13 @@ def client_cert_rows(data: Any) -> list[Row]:
                 note=f"by req/s: {float(data['ratio']):.2f}; verified once per connection")]
 
 
+# Each script's rows (with its targets) from its JSON; another script's figures are shown as they come.
+ROW_BUILDERS: dict[str, Callable[[Any], list[Row]]] = {
+    "decide": decide_rows, "audit": audit_rows, "rewrite": rewrite_rows, "login": login_rows, "h2soak": soak_rows,
+    "workers": workers_rows, "clientcert": client_cert_rows,
+}
+
+
 def print_table(rows: list[Row]) -> None:
     width = max(len(r.what) for r in rows)
     print(f"\n{'what':{width}}  {'figure':34} {'p50':>9} {'p99':>9} {'ratio':>6}  {'target':8} met")
@@ -322,22 +330,8 @@ def main() -> int:
             continue
         raw[name] = data
         try:
-            if name == "decide":
-                rows += decide_rows(data)
-            elif name == "audit":
-                rows += audit_rows(data)
-            elif name == "rewrite":
-                rows += rewrite_rows(data)
-            elif name == "login":
-                rows += login_rows(data)
-            elif name == "h2soak":
-                rows += soak_rows(data)
-            elif name == "workers":
-                rows += workers_rows(data)
-            elif name == "clientcert":
-                rows += client_cert_rows(data)
-            else:
-                rows += generic_rows(name, data)
+            build = ROW_BUILDERS.get(name)
+            rows += build(data) if build is not None else generic_rows(name, data)
         except (KeyError, TypeError, ValueError) as exc:
             unavailable(name, f"{script} --json gave an unexpected shape: {exc!r}")
     print_table(rows)
