@@ -49,7 +49,7 @@ class GatewayKeys:
 
     def __hash__(self) -> int:
         # The same as the dataclass's (equal keys are equal masters) without building a tuple each time: the keys
-        # are part of the memo key of every leave link signed (``leave_link._signed``).
+        # are part of the setting the scan memo keeps a page's link results under (``link_rewrite._plan``).
         return hash(self._master)
 
     def derive(self, purpose: Purpose) -> bytes:

@@ -116,8 +116,8 @@ def _signed(url: str, key: bytes) -> tuple[str, str]:
 
 
 def _escaped_and_signed(url: str, keys: GatewayKeys) -> tuple[str, str]:
-    """``_signed(url, keys)`` for an http(s) URL; raises ``ValueError`` for any other scheme (Art. 15: only web
-    destinations are ever signed)."""
+    """``_signed`` of an http(s) URL under the ``LEAVE_LINK`` key of ``keys``; raises ``ValueError`` for any other
+    scheme (Art. 15: only web destinations are ever signed)."""
     # A WHATWG serialisation (what the rewriter passes) has its scheme in lower case: tested as it is first.
     if not url.startswith(("https://", "http://")) and not url[:8].lower().startswith(("http://", "https://")):
         raise ValueError("only http(s) destinations are signed")
