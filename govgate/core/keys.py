@@ -48,8 +48,8 @@ class GatewayKeys:
     _derived: dict[Purpose, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     def __hash__(self) -> int:
-        # The same as the dataclass's (equal keys are equal masters) without building a tuple each time: the keys
-        # are part of the setting the scan memo keeps a page's link results under (``link_rewrite._plan``).
+        # The same as the dataclass's (equal keys are equal masters) without building a tuple each time. (The leave
+        # links' memo is keyed by the derived key's bytes instead: ``leave_link._link_key``.)
         return hash(self._master)
 
     def derive(self, purpose: Purpose) -> bytes:
