@@ -193,29 +193,29 @@ def rewrite_rows(data: Any) -> list[Row]:
     """The rewriter in process (MB/s on the 748 KiB GBK page, each mix against its target) and through the gateway
     (a rewritten page served against the same bytes untouched, for the three kinds of page)."""
     rows: list[Row] = []
+    # The judgement (which figure counts, met or not) is bench_rewrite.py's: its ``ratio`` and ``meets_target``.
     for mix, what in (("portal", "portal mix"), ("worst", "worst mix, every destination new")):
         r = data[mix]
-        judged = float(r["fresh_mb_s"]) if mix == "worst" else float(r["mb_s"])
+        target = float(r["target_mb_s"])
         other = (f"{float(r['mb_s']):.0f} MB/s when the page repeats" if mix == "worst"
                  else f"{float(r['fresh_mb_s']):.0f} MB/s with every destination new")
         page_ms = float(r["fresh_median_ms"] if mix == "worst" else r["median_ms"])
         rows.append(Row(what=f"rewrite: {what}, {int(r['page_bytes']) / 1024:.0f} KiB GBK page",
-                        figure=f"{judged:.1f} MB/s", p50=f"{page_ms:.2f} ms",
-                        ratio=judged / float(r["target_mb_s"]), ratio_of="MB/s / target", target="≥ 1.00",
-                        met=judged >= float(r["target_mb_s"]),
-                        note=f"target {float(r['target_mb_s']):.0f} MB/s; {other}"))
+                        figure=f"{float(r['ratio']) * target:.1f} MB/s", p50=f"{page_ms:.2f} ms",
+                        ratio=float(r["ratio"]), ratio_of="MB/s / target", target="≥ 1.00",
+                        met=bool(r["meets_target"]), note=f"target {target:.0f} MB/s; {other}"))
     gateway = data.get("gateway")
     if isinstance(gateway, dict):
         target = float(gateway["target_ratio"])
         cpu = gateway.get("cpu_ms_per_page", {})
-        for key, what, cpu_key in (("ratio", "a page changed in places", "cold"),
-                                   ("ratio_warm", "the same page again (rewrite cache)", "warm"),
-                                   ("ratio_new", "a page different throughout", "new")):
-            ratio = float(gateway[key])
+        for key, met, what, cpu_key in (
+                ("ratio", "meets_target", "a page changed in places", "cold"),
+                ("ratio_warm", "meets_target_warm", "the same page again (rewrite cache)", "warm"),
+                ("ratio_new", "meets_target_new", "a page different throughout", "new")):
             rows.append(Row(what=f"rewrite: served / untouched, {what}", figure=f"{float(cpu[cpu_key]):.2f} vs "
                             f"{float(cpu['untouched']):.2f} ms CPU a page" if cpu_key in cpu else "",
-                            ratio=ratio, ratio_of="pages/s", target=f"≥ {target:.2f}", met=ratio >= target,
-                            note=f"by CPU: {float(gateway['cpu_' + key]):.2f}"))
+                            ratio=float(gateway[key]), ratio_of="pages/s", target=f"≥ {target:.2f}",
+                            met=bool(gateway[met]), note=f"by CPU: {float(gateway['cpu_' + key]):.2f}"))
     proxy = data.get("proxy")
     if isinstance(proxy, dict):
         rows.append(Row(what="rewrite: mitmproxy with / without the link addon",

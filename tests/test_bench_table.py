@@ -13,13 +13,16 @@ import bench
 
 
 def rewrite_json(worst_fresh: float, worst_repeated: float, new: float) -> dict[str, Any]:
-    def mix(mb_s: float, fresh: float, target: float) -> dict[str, Any]:
+    """``bench_rewrite.py --json``'s shape, judged as it judges (the worst mix on the fresh figure)."""
+    def mix(mb_s: float, fresh: float, target: float, judged: float) -> dict[str, Any]:
         return {"page_bytes": 768_000, "mb_s": mb_s, "fresh_mb_s": fresh, "median_ms": 4.0, "fresh_median_ms": 7.5,
-                "target_mb_s": target}
+                "target_mb_s": target, "ratio": judged / target, "meets_target": judged >= target}
 
-    return {"portal": mix(180.0, 170.0, 150.0), "worst": mix(worst_repeated, worst_fresh, 100.0),
+    return {"portal": mix(180.0, 170.0, 150.0, 180.0),
+            "worst": mix(worst_repeated, worst_fresh, 100.0, worst_fresh),
             "gateway": {"target_ratio": 0.5, "ratio": 0.73, "ratio_warm": 1.1, "ratio_new": new,
                         "cpu_ratio": 0.72, "cpu_ratio_warm": 1.09, "cpu_ratio_new": new,
+                        "meets_target": True, "meets_target_warm": True, "meets_target_new": new >= 0.5,
                         "cpu_ms_per_page": {"cold": 2.3, "warm": 1.5, "new": 7.4, "untouched": 1.7}},
             "proxy": {"with_rewriting_pages_s": 319.0, "without_pages_s": 454.0, "ratio": 0.70}}
 
@@ -28,9 +31,11 @@ def met(rows: list[bench.Row]) -> dict[str, bool | None]:
     return {r.what: r.met for r in rows}
 
 
-def test_the_worst_mix_is_judged_on_destinations_never_seen_before() -> None:
+def test_the_rewrite_rows_carry_the_scripts_judgement() -> None:
     # 110 MB/s when the page repeats does not meet a target defined by new destinations (95 MB/s).
-    rows = met(bench.rewrite_rows(rewrite_json(95.0, 110.0, 0.23)))
+    out = bench.rewrite_rows(rewrite_json(95.0, 110.0, 0.23))
+    assert out[1].figure == "95.0 MB/s"
+    rows = met(out)
     assert rows["rewrite: worst mix, every destination new, 750 KiB GBK page"] is False
     assert rows["rewrite: portal mix, 750 KiB GBK page"] is True
     assert rows["rewrite: served / untouched, a page different throughout"] is False
