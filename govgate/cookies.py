@@ -11,14 +11,17 @@ Over TLS each carries the ``__Host-`` prefix (Art. 29: only this origin, Secure,
 cannot set or read it); plain-HTTP trial mode (``insecure: true``) uses the bare names, as ``__Host-``
 cookies must be Secure. All are ``HttpOnly`` and ``SameSite=Lax``. Values are secrets: never log them.
 
-Requests: ``read_cookie`` finds one of them; ``is_gate_cookie`` says which cookies the portal must not see.
+Requests: ``parse_cookie_headers`` reads a request's cookies (mitmproxy's parser); ``read_cookie`` finds one of them;
+``is_gate_cookie`` says which cookies the portal must not see.
 Responses: ``sets_gate_cookie`` says which of the portal's ``Set-Cookie`` headers would set one of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
+
+from mitmproxy.net.http import cookies as mitmproxy_cookies
 
 HOST_PREFIX = "__Host-"
 
@@ -74,3 +77,25 @@ def is_gate_cookie(name: str) -> bool:
 def sets_gate_cookie(set_cookie_value: str) -> bool:
     """A ``Set-Cookie`` value that would set one of the gate's cookies: only the gate sets those (Art. 30)."""
     return set_cookie_value.split("=", 1)[0].strip().lower().startswith(_RESPONSE_PREFIXES)
+
+
+def parse_cookie_headers(values: Iterable[str]) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a request's ``Cookie`` header values, in order: what mitmproxy's parser reads
+    (``mitmproxy.net.http.cookies.parse_cookie_headers``, as its ``Request.cookies`` view reads them).
+
+    A value without a double quote is read with ``str.split`` instead of that parser's character-by-character
+    loop, with the same result: pairs split at ``;``, a name up to the first ``=`` with leading whitespace removed,
+    the value the rest as it is, and a part with neither name nor value left out. A quote may start a quoted value,
+    which only the parser reads."""
+    pairs: list[tuple[str, str]] = []
+    for value in values:
+        if '"' in value:
+            parsed: list[list[str]] = mitmproxy_cookies.parse_cookie_header(value)  # type: ignore[no-untyped-call]
+            pairs.extend((name, text) for name, text in parsed)
+            continue
+        for part in value.split(";"):
+            name, _, text = part.partition("=")
+            name = name.lstrip()
+            if name or text:
+                pairs.append((name, text))
+    return pairs

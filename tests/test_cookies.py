@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from mitmproxy.net.http import cookies as mitmproxy_cookies
 
 from govgate.cookies import (
     GateCookie,
     clear_cookie,
     cookie_name,
     is_gate_cookie,
+    parse_cookie_headers,
     read_cookie,
     set_cookie,
     sets_gate_cookie,
@@ -52,3 +56,16 @@ def test_which_request_cookies_are_the_gates(name: str, gate: bool) -> None:
 ])
 def test_which_set_cookie_values_would_set_a_gate_cookie(value: str, gate: bool) -> None:
     assert sets_gate_cookie(value) is gate
+
+
+# A Cookie header is read by mitmproxy's parser; headers without a quote take a faster path that must read the same
+# pairs, whatever the separators, spaces (any Unicode whitespace: the parser strips with str.lstrip) and equals.
+_cookie_text = st.text(alphabet=st.sampled_from(list('ab=; \t"\\,\u3000\x0b\x85中')), max_size=24)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(values=st.lists(_cookie_text | st.text(max_size=12), max_size=3))
+@example(values=["a=b; c=d=e", " =x;  y ;;", "a=b;", "a=", "=", ";", "", "\u3000a=b", 'a="b;c"; d=e', 'a"=b; c=d'])
+def test_reading_cookie_headers_is_mitmproxys_parser(values: list[str]) -> None:
+    theirs = mitmproxy_cookies.parse_cookie_headers(values)  # type: ignore[no-untyped-call]
+    assert parse_cookie_headers(values) == [(name, value) for name, value in theirs]

@@ -22,7 +22,7 @@ from mitmproxy import http
 from mitmproxy.net.http import cookies as mitmproxy_cookies
 
 from govgate.addons.tls import device_certificate
-from govgate.cookies import GateCookie, cookie_name, is_gate_cookie, read_cookie
+from govgate.cookies import GateCookie, cookie_name, is_gate_cookie, parse_cookie_headers, read_cookie
 from govgate.core import request_shape
 from govgate.core.audit_event import AuditDecision, AuditEvent, AuditValue
 from govgate.core.client_address import client_address, forwarded_chain
@@ -78,27 +78,43 @@ type CookiePairs = tuple[tuple[str, str], ...]
 
 def request_cookies(request: http.Request) -> CookiePairs:
     """The request's cookies as (name, value) pairs in their order, read once: what mitmproxy's ``Request.cookies``
-    reads (its own parser, over every ``Cookie`` header), without parsing the header again for each question."""
-    values = request.headers.get_all("cookie")
-    if not values:
-        return ()
-    pairs: list[tuple[str, str]] = mitmproxy_cookies.parse_cookie_headers(values)  # type: ignore[no-untyped-call]
-    return tuple(pairs)
+    reads (its parser, ``govgate.cookies.parse_cookie_headers``, over every ``Cookie`` header, decoded as
+    ``Headers.get_all`` decodes them), without parsing the header again for each question."""
+    values = [value.decode("utf-8", "surrogateescape") for name, value in request.headers.fields
+              if name.lower() == b"cookie"]
+    return tuple(parse_cookie_headers(values)) if values else ()
 
 
-def strip_gate_cookies(request: http.Request, pairs: CookiePairs | None = None) -> None:
+def strip_gate_cookies(request: http.Request, pairs: CookiePairs | None = None,
+                       added: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     """The gate's cookies (session id, device token, CSRF id, pending login) never reach the portal.
-    ``pairs``: the request's cookies as ``request_cookies`` read them (read here when not given)."""
+    ``pairs``: the request's cookies as ``request_cookies`` read them (read here when not given). ``added``: fields
+    set in the same rebuild of the headers, any field of their names removed (the gate's identity headers).
+
+    As mitmproxy's cookie view writes them: the remaining cookies in one header where the first ``Cookie`` was, none
+    left → no ``Cookie`` header (what ``headers["cookie"] = ...`` and ``headers.pop("cookie")`` do)."""
     if pairs is None:
         pairs = request_cookies(request)
     kept = [(name, value) for name, value in pairs if not is_gate_cookie(name)]
-    if len(kept) == len(pairs):
+    strip = len(kept) != len(pairs)
+    if not strip and not added:
         return
-    # As mitmproxy's cookie view writes them: the remaining cookies in one header, none left → no header.
-    if kept:
-        request.headers["cookie"] = mitmproxy_cookies.format_cookie_header(kept)  # type: ignore[no-untyped-call]
-    else:
-        request.headers.pop("cookie", None)
+    removed = {name.lower() for name, _ in added}
+    cookie: bytes | None = None
+    if strip:
+        removed.add(b"cookie")
+        if kept:
+            text: str = mitmproxy_cookies.format_cookie_header(kept)  # type: ignore[no-untyped-call]
+            cookie = text.encode("utf-8", "surrogateescape")
+    fields: list[tuple[bytes, bytes]] = []
+    for field in request.headers.fields:
+        name = field[0].lower()
+        if name not in removed:
+            fields.append(field)
+        elif cookie is not None and name == b"cookie":
+            fields.append((field[0], cookie))
+            cookie = None
+    request.headers.fields = (*fields, *added)
 
 
 def gate_cookie(flow: http.HTTPFlow, ctx: RequestContext, cookie: GateCookie,

@@ -30,7 +30,16 @@ from govgate.addons.context import (
 from govgate.cookies import GateCookie, clear_cookie
 from govgate.core import device_cookie
 from govgate.core.audit_event import AuditDecision, AuditValue
-from govgate.core.decide import AccountFacts, Decision, Outcome, Reason, RequestFacts, decide
+from govgate.core.decide import (
+    AccountFacts,
+    Decision,
+    Outcome,
+    Reason,
+    RequestFacts,
+    RuleMatch,
+    decide,
+    match_rule,
+)
 from govgate.core.devices import device_for_cert_sha256, device_for_token
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import AccessRule, Allow, AuditOnFailure
@@ -84,26 +93,24 @@ def forward_headers(request: http.Request, cookies: CookiePairs, account: Accoun
                     device: str | None) -> None:
     """What a forwarded request carries to the portal: none of the gate's cookies, and the gate's word on the
     account (``X-GovGate-User``, ``X-GovGate-Groups``) and the device (``X-GovGate-Device``). Each identity header is
-    set as ``headers[name] = value`` sets it (any field of its name replaced), in one rebuild of the fields."""
-    strip_gate_cookies(request, cookies)
-    added: list[tuple[bytes, bytes]] = []
+    set as ``headers[name] = value`` sets it (any field of its name replaced), in the same one rebuild of the fields
+    as the cookies' stripping."""
+    added: tuple[tuple[bytes, bytes], ...] = ()
     if account is not None:
-        added.append((b"X-GovGate-User", account.name.encode("utf-8", "surrogateescape")))
-        added.append((b"X-GovGate-Groups", ",".join(sorted(account.groups)).encode("utf-8", "surrogateescape")))
+        added = ((b"X-GovGate-User", account.name.encode("utf-8", "surrogateescape")),
+                 (b"X-GovGate-Groups", ",".join(sorted(account.groups)).encode("utf-8", "surrogateescape")))
     if device is not None:
-        added.append((b"X-GovGate-Device", device.encode("utf-8", "surrogateescape")))
-    if added:
-        headers = request.headers
-        replaced = {name.lower() for name, _ in added}
-        headers.fields = (*(f for f in headers.fields if f[0].lower() not in replaced), *added)
+        added = (*added, (b"X-GovGate-Device", device.encode("utf-8", "surrogateescape")))
+    strip_gate_cookies(request, cookies, added)
 
 
 @dataclass(frozen=True, slots=True)
 class _StaffPath:
-    """What the first decision found for a staff path, for the rest of it (after the session lookup)."""
+    """What ``_judge`` found for a staff path (the rule, matched once), for the rest of it after the session lookup."""
 
     now: datetime
-    rule: AccessRule
+    matched: RuleMatch
+    rule: AccessRule  # matched.rule, a staff rule
     cookies: CookiePairs
 
 
@@ -140,21 +147,20 @@ class Gate:
             respond(flow, forbidden("denied", ctx.request_id, as_json=ctx.as_json))
 
     def _judge(self, flow: http.HTTPFlow, ctx: RequestContext) -> _StaffPath | None:
-        """The decision without an account or device; applied unless the rule is a staff rule, which is returned
-        for ``_judge_staff``."""
+        """The rule for the request; unless it is a staff rule, the decision (no account or device needed) is
+        applied here, else the match is returned for ``_judge_staff`` to decide with once the session is known."""
         now = self.runtime.now()
         request = flow.request
-        facts = RequestFacts(
-            client=ctx.client, country=ctx.country, host=ctx.host, path=request.path, method=request.method,
-            device=None, account=None,
-        )
-        decision = decide(facts, ctx.snapshot.compiled, now)
-        rule = decision.rule
+        path, method = request.path, request.method
+        matched = match_rule(ctx.snapshot.compiled, ctx.host, path, method)  # step 1, once for both decisions
+        rule = matched.rule
         cookies = request_cookies(request)  # read once for the session, the device and the stripping
-        if rule is None or rule.allow is not Allow.STAFF:
-            self._apply(flow, ctx, decision, facts, cookies)
-            return None
-        return _StaffPath(now, rule, cookies)
+        if rule is not None and rule.allow is Allow.STAFF:
+            return _StaffPath(now, matched, rule, cookies)
+        facts = RequestFacts(client=ctx.client, country=ctx.country, host=ctx.host, path=path, method=method,
+                             device=None, account=None)
+        self._apply(flow, ctx, decide(facts, ctx.snapshot.compiled, now, matched), facts, cookies)
+        return None
 
     async def _judge_staff(self, flow: http.HTTPFlow, ctx: RequestContext, staff: _StaffPath) -> None:
         try:
@@ -195,7 +201,7 @@ class Gate:
             client=ctx.client, country=ctx.country, host=ctx.host, path=path, method=method, device=device,
             account=account,
         )
-        decision = decide(facts, snapshot.compiled, now)
+        decision = decide(facts, snapshot.compiled, now, staff.matched)
         clear = lookup.expired or (session_id is not None and lookup.session is None)
         if lookup.expired:
             # Art. 30 (第三十条, 超时退出): the record says which timeout ended it (idle or absolute), or a revocation.

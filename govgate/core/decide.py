@@ -18,6 +18,9 @@ rule matchers, grant and device indexes); ``decide(facts, compiled, now)`` then 
    ``group``; ``bind_devices`` and not on one of the account's own devices → ``device``.
 6. forward.
 
+Step 1 is also ``match_rule`` on its own: the gate matches once, and decides with that match before and after
+the session lookup (``decide(..., matched)`` is the same decision as ``decide`` matching again).
+
 Every check appends a ``Check`` with a human-readable detail, for ``govgate explain`` and the audit.
 A refusal is a ``Decision``, never an exception.
 """
@@ -207,20 +210,43 @@ def _no_grant(account: AccountFacts | None, device: str | None) -> str:
     return f"no active grant admits {who}"
 
 
-def decide(facts: RequestFacts, compiled: CompiledPolicy, now: datetime) -> Decision:
-    """Contract §4 steps 2–6, in order; see the module docstring."""
-    checks: list[Check] = []
-    path = normalise_path(facts.path)
-    if path is None:
-        checks.append(Check("rule", False, "the path cannot be normalised safely (encoded '/', '..;', bad escape)"))
-        return _refuse(None, Reason.DENIED, None, checks)
-    host = host_of(facts.host) if compiled.host_rules else ""  # no rule names hosts: every host matches alike
-    rule = match_normalised(compiled.rules, host, path, facts.method.upper())
+@dataclass(frozen=True, slots=True)
+class RuleMatch:
+    """Step 1 of a decision on its own: the rule for a request's host, path and method (None: no rule, or a path
+    that cannot be normalised safely: denied), and the check saying so. It does not depend on the account or the
+    device, so the glue matches once and decides with it before and after the session lookup."""
+
+    rule: AccessRule | None
+    check: Check
+
+
+_UNSAFE_PATH = RuleMatch(None, Check("rule", False, "the path cannot be normalised safely (encoded '/', '..;', "
+                                                     "bad escape)"))
+
+
+def match_rule(compiled: CompiledPolicy, host: str, path: str, method: str) -> RuleMatch:
+    """Step 1: the first ``access`` rule matching ``host`` (with or without port), ``path`` (as requested) and
+    ``method``."""
+    normalised = normalise_path(path)
+    if normalised is None:
+        return _UNSAFE_PATH
+    host = host_of(host) if compiled.host_rules else ""  # no rule names hosts: every host matches alike
+    rule = match_normalised(compiled.rules, host, normalised, method.upper())
     if rule is None:
-        checks.append(Check("rule", False, f"no access rule matches {facts.method.upper()} {path}: denied"))
+        return RuleMatch(None, Check("rule", False, f"no access rule matches {method.upper()} {normalised}: denied"))
+    return RuleMatch(rule, compiled.rule_checks[rule.index] if rule.index < len(compiled.rule_checks)
+                     and compiled.policy.access[rule.index] is rule else _rule_check(rule))
+
+
+def decide(facts: RequestFacts, compiled: CompiledPolicy, now: datetime, matched: RuleMatch | None = None) -> Decision:
+    """Contract §4 steps 2–6, in order; see the module docstring. ``matched``: ``match_rule`` for these facts' host,
+    path and method when the caller has it already (the same decision, without matching again)."""
+    if matched is None:
+        matched = match_rule(compiled, facts.host, facts.path, facts.method)
+    checks: list[Check] = [matched.check]
+    rule = matched.rule
+    if rule is None:
         return _refuse(None, Reason.DENIED, None, checks)
-    checks.append(compiled.rule_checks[rule.index] if rule.index < len(compiled.rule_checks)
-                  and compiled.policy.access[rule.index] is rule else _rule_check(rule))
     if rule.allow is Allow.PUBLIC:
         return Decision(Outcome.FORWARD, 200, rule, None, None, tuple(checks))
     if rule.allow is Allow.DENY:

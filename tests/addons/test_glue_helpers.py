@@ -124,7 +124,7 @@ def test_a_gate_cookie_read_from_the_pairs_is_the_one_mitmproxys_view_gives(head
                                                                              cookie: GateCookie) -> None:
     request = _with_cookies(headers)
     pairs = request_cookies(request)
-    assert pairs == tuple(request.cookies.items(multi=True))
+    assert pairs == tuple((name, value) for name, value in request.cookies.items(multi=True))
     flow = tflow.tflow(req=request)
     runtime = InProcessRuntime()
     ctx = judged(runtime, request_flow())

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from govgate.core.decide import Outcome, Reason, compile_policy, decide
+from govgate.core.decide import Outcome, Reason, compile_policy, decide, match_rule
 from tests.decide.facts import account, facts
 from tests.policies import NOW, OFFICE, VPN, compiled, device, geoip, grant, policy, rule, standard_access
 
@@ -383,3 +383,34 @@ def test_adding_a_network_to_a_policy_without_it_admits_the_address() -> None:
     f = facts(GB, "/oa/", country="GB", account=account())
     assert decide(f, compile_policy(plain), NOW).reason is Reason.NETWORK
     assert decide(f, compile_policy(wider), NOW).allowed
+
+
+# -- one match for both decisions ------------------------------------------------------------------------------
+# The gate matches a request's rule once (match_rule) and decides with that match before the session lookup (public
+# and deny rules) and after it (staff rules): the decision must be the one decide makes matching by itself.
+
+_MATCH_POLICIES = (
+    compile_policy(policy(access=standard_access(devices="allowlisted"), devices=[ZS_LAPTOP],
+                          overseas={"grants": [grant(account="zhangsan", countries=frozenset({"GB"}))]})),
+    compile_policy(policy(access=[rule("by host", ["/oa/**"], "staff", networks=("office",),
+                                       hosts=["oa.example.gov.cn"]), *standard_access(bind_devices=True)])),
+)
+_MATCH_PATHS = ["/", "/oa/", "/oa/x?y=1", "/news/../oa/x", "/oa/%2e%2e/x", "/oa%2fx", "/echo/staff/a", "/static/a.css",
+                "/nowhere", "/oa/..;/x", "//oa/x", ""]
+
+
+@settings(max_examples=300, deadline=None)
+@given(which=st.sampled_from(range(len(_MATCH_POLICIES))), path=st.sampled_from(_MATCH_PATHS) | st.text(max_size=12),
+       host=st.sampled_from(["portal.example.gov.cn", "oa.example.gov.cn:8443", "OA.example.gov.cn", ""]),
+       method=st.sampled_from(["GET", "post", "PUT"]), client=st.sampled_from(["10.1.2.3", GB, CN, US, "192.168.1.9"]),
+       country=st.sampled_from(["GB", "CN", None]), with_account=st.booleans(), disabled=st.booleans(),
+       device=st.sampled_from([None, "zs-laptop", "other"]))
+def test_deciding_with_the_rule_matched_before_the_session_lookup_is_deciding_afresh(
+        which: int, path: str, host: str, method: str, client: str, country: str | None, with_account: bool,
+        disabled: bool, device: str | None) -> None:
+    compiled_policy = _MATCH_POLICIES[which]
+    matched = match_rule(compiled_policy, host, path, method)  # before the account or the device is known
+    for who in (None, account(disabled=disabled, devices=frozenset({"zs-laptop"})) if with_account else None):
+        f = facts(client, path, country=country, host=host, method=method, device=device, account=who)
+        assert decide(f, compiled_policy, NOW, matched) == decide(f, compiled_policy, NOW)
+    assert matched.rule == decide(facts(client, path, host=host, method=method), compiled_policy, NOW).rule
