@@ -20,12 +20,15 @@ fsync protocol is a unit of its own that its tests exercise as one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import maxminddb
 
+from govgate.audit.log_dir import fsync_dir
 from govgate.core.geoip import CountryLookup, GeoIPDatabaseError, invalid_database
 from govgate.core.keys import GatewayKeys, new_key_text, parse_key_text
 from govgate.core.policy.load import read_policy_bytes
@@ -103,19 +106,32 @@ def load_key_file(path: Path, *, create: bool = True) -> GatewayKeys:
 
 
 def _create_key_file(path: Path) -> GatewayKeys:
+    """Write a new key beside ``path`` and publish it there whole: ``link`` never replaces a file, so of gateways
+    starting at once (``--workers N``) one creates the key and the others read that one, never a file half written
+    (an empty or short key file is refused as malformed)."""
     text = new_key_text()
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot create key file: {exc}") from None
+    try:
+        os.fchmod(fd, KEY_FILE_MODE)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(temporary, path)
     except FileExistsError:
-        # Another process created it between our read and our create: use theirs.
+        # Another process published its key between our read and our link: use theirs.
         return load_key_file(path, create=False)
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot create key file: {exc}") from None
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+    with contextlib.suppress(OSError):  # the new name survives a crash, where the system allows it
+        fsync_dir(path.parent)
     return parse_key_text(text, str(path))
 
 

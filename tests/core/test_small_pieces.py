@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import stat
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -69,3 +71,23 @@ def test_csrf_token_is_bound_to_browser_and_form() -> None:
     assert not csrf_valid(keys, browser, "login", token[:-1] + ("A" if token[-1] != "A" else "B"))
     assert not csrf_valid(keys, None, "login", token)
     assert not csrf_valid(keys, browser, "login", None)
+
+
+def _load_after(barrier: Any, path: Path) -> bytes:
+    barrier.wait()
+    return load_key_file(path).derive(Purpose.CSRF)
+
+
+def test_gateways_starting_at_once_never_read_a_key_file_half_written(tmp_path: Path) -> None:
+    # `govgate run --workers N` on a fresh key_file: every worker creates or reads it at the same moment. The
+    # creator's file must appear whole (one key for all), never empty or part-written to the others.
+    context = multiprocessing.get_context("fork")
+    for attempt in range(8):
+        path = tmp_path / f"attempt-{attempt}" / "gateway.key"
+        with context.Manager() as manager:
+            barrier = manager.Barrier(6)
+            with context.Pool(6) as pool:
+                keys = pool.starmap(_load_after, [(barrier, path)] * 6)
+        assert len(set(keys)) == 1
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert [p.name for p in path.parent.iterdir()] == ["gateway.key"]  # nothing else left beside it
