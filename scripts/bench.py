@@ -11,7 +11,7 @@ Runs, one after the other on this machine:
   rewrite    scripts/bench_rewrite.py --json  (outbound link rewriting)
   login      scripts/bench_login.py --json    (Argon2id verification)
   h2soak     scripts/bench_h2_soak.py --json  (one long HTTP/2 connection: memory growth), short
-  workers    scripts/bench_workers.py --json  (2 workers / 1 worker)
+  workers    scripts/bench_workers.py --json  (2 workers / 1 worker; the sample portal, then nginx)
   clientcert scripts/bench_client_cert.py --json  (staff path with a device certificate / without)
 A script that is missing, has no ``--json`` yet or fails gives a row saying "not available" (and why).
 
@@ -250,15 +250,30 @@ def soak_rows(data: Any) -> list[Row]:
 
 
 def workers_rows(data: Any) -> list[Row]:
-    ratio = _num(data.get("ratio")) if isinstance(data, dict) else None
-    if ratio is None:
-        return generic_rows("workers", data)
-    one, two = _num(data.get("workers_1")), _num(data.get("workers_2"))
-    figure = f"{one:,.0f} → {two:,.0f} req/s" if one is not None and two is not None else ""
-    cap = _num(data.get("ceiling"))
-    note = f"the CPU costs measured allow at most {cap:.2f} here (wrk and the portal share the cores)" if cap else ""
-    return [Row(what="workers: 2 workers / 1 worker", figure=figure, ratio=ratio,
-                ratio_of="req/s", target=f"≥ {WORKERS_TARGET:.2f}", met=ratio >= WORKERS_TARGET, note=note)]
+    """One row per portal measured (``bench_workers.py --json``: the first portal's figures at the top level, every
+    portal's under ``portals``)."""
+    portals = data.get("portals") if isinstance(data, dict) else None
+    if not isinstance(portals, dict):
+        portals = {str(data.get("portal", "sample")) if isinstance(data, dict) else "sample": data}
+    rows: list[Row] = []
+    for portal, result in portals.items():
+        what = f"workers: 2 workers / 1 worker, {WORKERS_PORTALS.get(portal, portal)}"
+        ratio = _num(result.get("ratio")) if isinstance(result, dict) else None
+        if ratio is None:
+            why = result.get("error") if isinstance(result, dict) else None
+            rows.append(Row(what=what, figure="not available", note=str(why or "no ratio in the figures")[:120]))
+            continue
+        one, two = _num(result.get("workers_1")), _num(result.get("workers_2"))
+        figure = f"{one:,.0f} → {two:,.0f} req/s" if one is not None and two is not None else ""
+        cap = _num(result.get("ceiling"))
+        note = (f"the CPU costs measured allow at most {cap:.2f} here (wrk and the portal share the cores)"
+                if cap else "")
+        rows.append(Row(what=what, figure=figure, ratio=ratio, ratio_of="req/s", target=f"≥ {WORKERS_TARGET:.2f}",
+                        met=ratio >= WORKERS_TARGET, note=note))
+    return rows
+
+
+WORKERS_PORTALS = {"sample": "sample portal", "nginx": "nginx portal"}
 
 
 def client_cert_rows(data: Any) -> list[Row]:

@@ -2,16 +2,19 @@
 """Public-path throughput of `govgate run --workers 1` and `--workers 2`, side by side in one run, with wrk.
 
 Both gateways run at once on one policy (with a real Redis, which `--workers 2` needs; the public path does not
-touch it) in front of the same sample portal; rounds alternate between them so that drift on a shared machine
-hits both alike, and the medians are compared. Prints requests/s for each and the ratio two/one (issue 11's
-target on a 2-core machine: ≥ 1.6). wrk, the portal and the gateways share the machine's cores, so the ratio
-is a floor of what the workers give on a machine where the gateway has the cores to itself. It also prints the
-ratio's ceiling on this machine from the CPU each process used per request (``ceiling``), and how busy the machine
-was in each configuration.
+touch it) in front of the same portal; rounds alternate between them so that drift on a shared machine hits both
+alike, and the medians are compared. Prints requests/s for each and the ratio two/one (issue 11's target on a
+2-core machine: ≥ 1.6). The portal is, in turn, the sample portal (Python) and nginx answering the same bytes
+(``--portal``): nginx leaves more of the two cores to the gateway, as a production web server would. wrk, the
+portal and the gateways share the machine's cores, so the ratio is a floor of what the workers give on a machine
+where the gateway has the cores to itself. It also prints the ratio's ceiling on this machine from the CPU each
+process used per request (``ceiling``), and how busy the machine was in each configuration.
 
-    .venv/bin/python scripts/bench_workers.py [--seconds 8] [--rounds 3] [--connections 50] [--json]
+    .venv/bin/python scripts/bench_workers.py [--seconds 8] [--rounds 3] [--connections 50]
+                                              [--portal sample|nginx|both] [--json]
 
-Another script can call ``measure(seconds=…, rounds=…)``, which returns the same figures as ``--json`` prints.
+Another script can call ``measure(seconds=…, rounds=…, portal_kind=…)``, which returns one portal's figures as
+``--json`` prints them.
 """
 
 from __future__ import annotations
@@ -85,6 +88,48 @@ def write_policy(workdir: Path, upstream: str, redis: str) -> Path:
     return path
 
 
+NGINX_CONF = """daemon off;
+master_process on;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {tmp}/nginx-body;
+    proxy_temp_path {tmp}/nginx-proxy;
+    fastcgi_temp_path {tmp}/nginx-fastcgi;
+    uwsgi_temp_path {tmp}/nginx-uwsgi;
+    scgi_temp_path {tmp}/nginx-scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /static/app.css {{ default_type text/css; return 200 "body{{font-family:sans-serif}}\n"; }}
+        location / {{ return 404; }}
+    }}
+}}
+"""
+
+
+def start_nginx(tmp: Path, port: int) -> subprocess.Popen[Any]:
+    """nginx (one worker process) answering ``PATH`` with the sample portal's bytes: a portal server that costs
+    less CPU per request than the sample portal, so that less of the machine's two cores goes to the upstream."""
+    if not shutil.which("nginx"):
+        raise RuntimeError("nginx is needed for --portal nginx (Debian: apt-get install nginx-light)")
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port), encoding="utf-8")
+    return subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp)], stdout=subprocess.DEVNULL)
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux /proc), e.g. nginx's worker."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text(encoding="ascii")
+        found.extend(int(c) for c in text.split())
+    return found
+
+
 def start_gateway(policy: Path, workers: int, log: Path) -> tuple[subprocess.Popen[str], str, list[int]]:
     """`govgate run --workers N` (this interpreter, so the checkout it runs from); its URL once it listens, and the
     pids of the processes that serve (the workers, or the one gateway)."""
@@ -118,7 +163,7 @@ def ceiling(ms: dict[str, float | None], cpus: int) -> float | None:
     return cpus * g1 / (g2 + p2 + w2)
 
 
-def measure(*, seconds: int = 8, rounds: int = 3, connections: int = 50) -> dict[str, Any]:
+def measure(*, seconds: int = 8, rounds: int = 3, connections: int = 50, portal_kind: str = "sample") -> dict[str, Any]:
     """Run the benchmark; returns {"workers_1": req/s, "workers_2": req/s, "ratio": two/one, "rounds": {...}, …}."""
     if not shutil.which("wrk") or not shutil.which("redis-server"):
         raise RuntimeError("wrk and redis-server are needed (scripts/setup --test installs them)")
@@ -126,8 +171,11 @@ def measure(*, seconds: int = 8, rounds: int = 3, connections: int = 50) -> dict
     tmp = Path(tempfile.mkdtemp(prefix="govgate-bench-workers-"))
     try:
         up_port = free_port()
-        procs.append(subprocess.Popen([sys.executable, "-m", "govgate.sample_portal", str(up_port)],
-                                      stdout=subprocess.DEVNULL, cwd=REPO))
+        if portal_kind == "nginx":
+            procs.append(start_nginx(tmp, up_port))
+        else:
+            procs.append(subprocess.Popen([sys.executable, "-m", "govgate.sample_portal", str(up_port)],
+                                          stdout=subprocess.DEVNULL, cwd=REPO))
         redis_port = free_port()
         procs.append(subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
                                        "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL))
@@ -135,7 +183,7 @@ def measure(*, seconds: int = 8, rounds: int = 3, connections: int = 50) -> dict
         wait_for_port(redis_port)
         urls: dict[int, str] = {}
         pids: dict[int, list[int]] = {}
-        portal = [procs[0].pid]
+        portal = [procs[0].pid, *children(procs[0].pid)]  # nginx: its master and its worker
         load_before = os.getloadavg()[0]
         for count in (1, 2):
             workdir = tmp / f"workers-{count}"
@@ -179,27 +227,17 @@ def measure(*, seconds: int = 8, rounds: int = 3, connections: int = 50) -> dict
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=int, default=8)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--connections", type=int, default=50)
-    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    args = ap.parse_args()
-    result = measure(seconds=args.seconds, rounds=args.rounds, connections=args.connections)
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    print(f"\nwrk -t2 -c{args.connections} {PATH}, {args.rounds} rounds x {args.seconds}s, {result['cpus']} cores "
-          "(the gateways, the portal, Redis and wrk share them)")
+def report(result: dict[str, Any], portal: str, connections: int, rounds: int, seconds: int) -> None:
+    print(f"\nwrk -t2 -c{connections} {PATH}, {rounds} rounds x {seconds}s, {result['cpus']} cores "
+          f"(the gateways, the portal, Redis and wrk share them); the portal: {PORTALS[portal]}")
     for count in (1, 2):
-        rounds = ", ".join(f"{x:.0f}" for x in result["rounds"][f"workers_{count}"])
-        print(f"  --workers {count}  {result[f'workers_{count}']:8.0f} req/s   (rounds: {rounds})")
+        rounds_text = ", ".join(f"{x:.0f}" for x in result["rounds"][f"workers_{count}"])
+        print(f"  --workers {count}  {result[f'workers_{count}']:8.0f} req/s   (rounds: {rounds_text})")
     ratio = result["ratio"]
     print(f"  --workers 2 / --workers 1: {ratio:.2f}  (target ≥ 1.60: {'met' if ratio >= 1.6 else 'NOT met'})")
     ms = result["cpu_ms_per_request"]
     print(f"  CPU per request: gateway {ms['gateway_1']:.2f} ms (1 worker), {ms['gateway_2']:.2f} ms (2 workers); "
-          f"sample portal {ms['portal_1']:.2f} / {ms['portal_2']:.2f} ms; wrk {ms['wrk_1']:.2f} / {ms['wrk_2']:.2f} ms")
+          f"portal {ms['portal_1']:.2f} / {ms['portal_2']:.2f} ms; wrk {ms['wrk_1']:.2f} / {ms['wrk_2']:.2f} ms")
     busy = result["machine_busy"]
     print(f"  machine busy (gateway, portal and wrk, of all {result['cpus']} cores): {busy['workers_1']:.0%} with 1 "
           f"worker, {busy['workers_2']:.0%} with 2")
@@ -210,6 +248,41 @@ def main() -> int:
           f"(other work on the machine lowers both figures, and the ratio)")
     if result["non_2xx"]:
         print(f"  warning: {result['non_2xx']} answers were not 2xx/3xx", file=sys.stderr)
+
+
+PORTALS = {"sample": "the sample portal (govgate.sample_portal, Python)",
+           "nginx": "nginx, one worker process, answering the same bytes"}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--portal", choices=["sample", "nginx", "both"], default="both",
+                    help="the upstream: the sample portal, nginx answering the same bytes, or one after the other "
+                         "(default)")
+    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = ap.parse_args()
+    kinds = ["sample", "nginx"] if args.portal == "both" else [args.portal]
+    results: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        try:
+            results[kind] = measure(seconds=args.seconds, rounds=args.rounds, connections=args.connections,
+                                    portal_kind=kind)
+        except RuntimeError as exc:
+            if len(kinds) == 1:
+                raise
+            results[kind] = {"error": str(exc)}
+    if args.json:
+        # The first portal's figures at the top (as before there was a choice), every portal's under "portals".
+        print(json.dumps({**results[kinds[0]], "portal": kinds[0], "portals": results}))
+        return 0
+    for kind, result in results.items():
+        if "error" in result:
+            print(f"\nthe portal {PORTALS[kind]}: not available ({result['error']})")
+        else:
+            report(result, kind, args.connections, args.rounds, args.seconds)
     return 0
 
 

@@ -63,3 +63,23 @@ def test_the_decision_and_the_audit_writer_have_their_targets() -> None:
     assert rows[1].met is True
     audit["throughput_per_s"] = 134_000.0
     assert bench.audit_rows(audit)[0].met is True
+
+
+def workers_json(ratio: float, portal: str = "sample") -> dict[str, Any]:
+    """``bench_workers.measure``'s shape for one portal."""
+    return {"workers_1": 1900.0, "workers_2": 1900.0 * ratio, "ratio": ratio, "ceiling": 1.63, "portal": portal}
+
+
+def test_the_workers_rows_give_each_portal_its_own_judgement() -> None:
+    both = {**workers_json(1.52), "portal": "sample",
+            "portals": {"sample": workers_json(1.52), "nginx": workers_json(1.61, "nginx")}}
+    rows = met(bench.workers_rows(both))
+    assert rows == {"workers: 2 workers / 1 worker, sample portal": False,
+                    "workers: 2 workers / 1 worker, nginx portal": True}
+    # nginx not installed: its row says so, the sample portal's stands.
+    missing = {**both, "portals": {"sample": workers_json(1.61), "nginx": {"error": "nginx is needed"}}}
+    out = bench.workers_rows(missing)
+    assert [(r.figure, r.met) for r in out] == [("1,900 → 3,059 req/s", True), ("not available", None)]
+    assert "nginx is needed" in out[1].note
+    # An older run's JSON (one portal, no "portals"): one row, as before.
+    assert met(bench.workers_rows(workers_json(1.49))) == {"workers: 2 workers / 1 worker, sample portal": False}
