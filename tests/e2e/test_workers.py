@@ -386,10 +386,12 @@ def test_a_worker_that_hangs_at_start_has_its_stacks_printed_and_all_stop_with_e
     key = workdir / "secrets" / "gateway.key"
     key.unlink(missing_ok=True)
     os.mkfifo(key)  # the worker's open() of its key waits for a writer that never comes (a hung mount, say)
-    r = subprocess.run([*GOVGATE, "run", "-p", str(policy), "--workers", "2", "--worker-start-timeout", "5s"],
+    # 15 s: long enough for a worker to reach its key on a loaded machine (5 s was not, under the suite beside
+    # other work: the stacks then showed the worker still importing).
+    r = subprocess.run([*GOVGATE, "run", "-p", str(policy), "--workers", "2", "--worker-start-timeout", "15s"],
                        capture_output=True, text=True, cwd=workdir, timeout=120, check=False)
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "did not listen within 5 s" in r.stderr, r.stderr
+    assert "did not listen within 15 s" in r.stderr, r.stderr
     assert "worker.hung worker=" in r.stderr
     # faulthandler's dump of the hung worker: where it waits, so the cause can be found from the log alone
     assert "most recent call first" in r.stderr
