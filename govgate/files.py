@@ -21,6 +21,7 @@ fsync protocol is a unit of its own that its tests exercise as one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -105,27 +106,33 @@ def load_key_file(path: Path, *, create: bool = True) -> GatewayKeys:
     return parse_key_text(text, str(path))
 
 
+# A filesystem that has no hard links (vfat, exfat, many FUSE and CIFS mounts) refuses ``link`` with one of these.
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK})
+
+
 def _create_key_file(path: Path) -> GatewayKeys:
     """Write a new key beside ``path`` and publish it there whole: ``link`` never replaces a file, so of gateways
     starting at once (``--workers N``) one creates the key and the others read that one, never a file half written
-    (an empty or short key file is refused as malformed)."""
+    (an empty or short key file is refused as malformed). ``mkstemp`` makes the file with mode 0600.
+
+    On a filesystem without hard links the key is created in place (``O_EXCL``, never over an existing file), as
+    before: there, workers starting at once on a fresh key file can still catch it half written, and the one that
+    does stops with the key file's error (start one gateway first to create the key)."""
     text = new_key_text()
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+        fd, temporary = tempfile.mkstemp(prefix=".govgate-key.", suffix=".new", dir=path.parent)
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot create key file: {exc}") from None
     try:
-        os.fchmod(fd, KEY_FILE_MODE)
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_and_sync(fd, text)
         os.link(temporary, path)
     except FileExistsError:
         # Another process published its key between our read and our link: use theirs.
         return load_key_file(path, create=False)
     except OSError as exc:
+        if exc.errno in _NO_HARD_LINKS:
+            return _create_key_file_in_place(path, text)
         raise KeyFileError(f"{path}: cannot create key file: {exc}") from None
     finally:
         with contextlib.suppress(OSError):
@@ -133,6 +140,25 @@ def _create_key_file(path: Path) -> GatewayKeys:
     with contextlib.suppress(OSError):  # the new name survives a crash, where the system allows it
         fsync_dir(path.parent)
     return parse_key_text(text, str(path))
+
+
+def _create_key_file_in_place(path: Path, text: str) -> GatewayKeys:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
+    except FileExistsError:
+        return load_key_file(path, create=False)
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot create key file: {exc}") from None
+    _write_and_sync(fd, text)
+    return parse_key_text(text, str(path))
+
+
+def _write_and_sync(fd: int, text: str) -> None:
+    """Write ``text`` to ``fd``, fsync and close it (closed whatever happens)."""
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 # -- the GeoIP database -----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import stat
@@ -91,3 +92,18 @@ def test_gateways_starting_at_once_never_read_a_key_file_half_written(tmp_path: 
         assert len(set(keys)) == 1
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert [p.name for p in path.parent.iterdir()] == ["gateway.key"]  # nothing else left beside it
+
+
+@pytest.mark.parametrize("refusal", [errno.EPERM, errno.EOPNOTSUPP])
+def test_a_key_folder_without_hard_links_still_gets_its_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            refusal: int) -> None:
+    # vfat, exfat and many FUSE/CIFS mounts refuse link(2): the key is then created in place, as before.
+    def no_links(src: str, dst: str) -> None:
+        raise OSError(refusal, os.strerror(refusal), src, None, dst)
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / "k" / ("g" * 240)  # a long name: the temporary file's name does not grow with it
+    first = load_key_file(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert load_key_file(path).derive(Purpose.CSRF) == first.derive(Purpose.CSRF)
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
