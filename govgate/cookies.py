@@ -11,7 +11,8 @@ Over TLS each carries the ``__Host-`` prefix (Art. 29: only this origin, Secure,
 cannot set or read it); plain-HTTP trial mode (``insecure: true``) uses the bare names, as ``__Host-``
 cookies must be Secure. All are ``HttpOnly`` and ``SameSite=Lax``. Values are secrets: never log them.
 
-Requests: ``parse_cookie_headers`` reads a request's cookies (mitmproxy's parser); ``read_cookie`` finds one of them;
+Requests: ``parse_cookie_headers`` reads a request's cookies (split at every ``;``, as browsers write them and
+portals read them); ``read_cookie`` finds one of them;
 ``is_gate_cookie`` says which cookies the portal must not see.
 Responses: ``sets_gate_cookie`` says which of the portal's ``Set-Cookie`` headers would set one of them.
 """
@@ -20,8 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-
-from mitmproxy.net.http import cookies as mitmproxy_cookies
 
 HOST_PREFIX = "__Host-"
 
@@ -79,23 +78,35 @@ def sets_gate_cookie(set_cookie_value: str) -> bool:
     return set_cookie_value.split("=", 1)[0].strip().lower().startswith(_RESPONSE_PREFIXES)
 
 
-def parse_cookie_headers(values: Iterable[str]) -> list[tuple[str, str]]:
-    """The (name, value) pairs of a request's ``Cookie`` header values, in order: what mitmproxy's parser reads
-    (``mitmproxy.net.http.cookies.parse_cookie_headers``, as its ``Request.cookies`` view reads them).
+def cookie_parts(values: Iterable[str]) -> list[str]:
+    """The parts of a request's ``Cookie`` header values, in order: the text between semicolons, spaces and tabs
+    around it removed, empty parts left out.
 
-    A value without a double quote is read with ``str.split`` instead of that parser's character-by-character
-    loop, with the same result: pairs split at ``;``, a name up to the first ``=`` with leading whitespace removed,
-    the value the rest as it is, and a part with neither name nor value left out. A quote may start a quoted value,
-    which only the parser reads."""
-    pairs: list[tuple[str, str]] = []
+    This is how browsers write the header (RFC 6265 §4.2.1: ``name=value`` pairs joined by ``"; "``) and how most
+    servers read it. A double quote means nothing here: RFC 6265 gives a ``Cookie`` header no quoting, and a browser
+    sends a quote as a character of a value. A reader that honours quotes (mitmproxy's) can be made to read
+    ``a="x; __Host-govgate-session=ID; b=1`` as one cookie ``a`` while the portal reads three, the gate's session
+    among them: the gate would neither see nor strip it."""
+    parts: list[str] = []
     for value in values:
-        if '"' in value:
-            parsed: list[list[str]] = mitmproxy_cookies.parse_cookie_header(value)  # type: ignore[no-untyped-call]
-            pairs.extend((name, text) for name, text in parsed)
-            continue
         for part in value.split(";"):
-            name, _, text = part.partition("=")
-            name = name.lstrip()
-            if name or text:
-                pairs.append((name, text))
+            part = part.strip(" \t")
+            if part:
+                parts.append(part)
+    return parts
+
+
+def cookie_part_name(part: str) -> str:
+    """The name of a ``Cookie`` header part (``cookie_parts``): up to its first ``=``, or all of it."""
+    return part.partition("=")[0].rstrip(" \t")
+
+
+def parse_cookie_headers(values: Iterable[str]) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a request's ``Cookie`` header values, in order (``cookie_parts``): a part's name
+    up to its first ``=`` and its value after it, spaces and tabs around both removed; a part without ``=`` is a
+    name with an empty value."""
+    pairs: list[tuple[str, str]] = []
+    for part in cookie_parts(values):
+        name, _, text = part.partition("=")
+        pairs.append((name.rstrip(" \t"), text.lstrip(" \t")))
     return pairs

@@ -19,10 +19,16 @@ from datetime import datetime
 from ipaddress import IPv6Address, ip_address
 
 from mitmproxy import http
-from mitmproxy.net.http import cookies as mitmproxy_cookies
 
 from govgate.addons.tls import device_certificate
-from govgate.cookies import GateCookie, cookie_name, is_gate_cookie, parse_cookie_headers, read_cookie
+from govgate.cookies import (
+    GateCookie,
+    cookie_name,
+    cookie_part_name,
+    cookie_parts,
+    is_gate_cookie,
+    parse_cookie_headers,
+)
 from govgate.core import request_shape
 from govgate.core.audit_event import AuditDecision, AuditEvent, AuditValue
 from govgate.core.client_address import client_address, forwarded_chain
@@ -76,12 +82,16 @@ def request_event(ctx: RequestContext | None, flow: http.HTTPFlow, event: str, d
 type CookiePairs = tuple[tuple[str, str], ...]
 
 
+def _cookie_values(request: http.Request) -> list[str]:
+    """The request's ``Cookie`` header values, decoded as mitmproxy's ``Headers.get_all`` decodes them."""
+    return [value.decode("utf-8", "surrogateescape") for name, value in request.headers.fields
+            if name.lower() == b"cookie"]
+
+
 def request_cookies(request: http.Request) -> CookiePairs:
-    """The request's cookies as (name, value) pairs in their order, read once: what mitmproxy's ``Request.cookies``
-    reads (its parser, ``govgate.cookies.parse_cookie_headers``, over every ``Cookie`` header, decoded as
-    ``Headers.get_all`` decodes them), without parsing the header again for each question."""
-    values = [value.decode("utf-8", "surrogateescape") for name, value in request.headers.fields
-              if name.lower() == b"cookie"]
+    """The request's cookies as (name, value) pairs in their order (``govgate.cookies.parse_cookie_headers``, over
+    every ``Cookie`` header), read once for every question the gate asks of them."""
+    values = _cookie_values(request)
     return tuple(parse_cookie_headers(values)) if values else ()
 
 
@@ -91,21 +101,21 @@ def strip_gate_cookies(request: http.Request, pairs: CookiePairs | None = None,
     ``pairs``: the request's cookies as ``request_cookies`` read them (read here when not given). ``added``: fields
     set in the same rebuild of the headers, any field of their names removed (the gate's identity headers).
 
-    As mitmproxy's cookie view writes them: the remaining cookies in one header where the first ``Cookie`` was, none
-    left → no ``Cookie`` header (what ``headers["cookie"] = ...`` and ``headers.pop("cookie")`` do)."""
+    Every part of every ``Cookie`` header (``govgate.cookies.cookie_parts``: split at each ``;``, quotes or not)
+    whose name is a gate cookie's is removed; the other parts go on as they came, joined by ``"; "`` in one header
+    where the first ``Cookie`` was; none left → no ``Cookie`` header."""
     if pairs is None:
         pairs = request_cookies(request)
-    kept = [(name, value) for name, value in pairs if not is_gate_cookie(name)]
-    strip = len(kept) != len(pairs)
+    strip = any(is_gate_cookie(name) for name, _ in pairs)
     if not strip and not added:
         return
     removed = {name.lower() for name, _ in added}
     cookie: bytes | None = None
     if strip:
         removed.add(b"cookie")
+        kept = [part for part in cookie_parts(_cookie_values(request)) if not is_gate_cookie(cookie_part_name(part))]
         if kept:
-            text: str = mitmproxy_cookies.format_cookie_header(kept)  # type: ignore[no-untyped-call]
-            cookie = text.encode("utf-8", "surrogateescape")
+            cookie = "; ".join(kept).encode("utf-8", "surrogateescape")
     fields: list[tuple[bytes, bytes]] = []
     for field in request.headers.fields:
         name = field[0].lower()
@@ -119,14 +129,14 @@ def strip_gate_cookies(request: http.Request, pairs: CookiePairs | None = None,
 
 def gate_cookie(flow: http.HTTPFlow, ctx: RequestContext, cookie: GateCookie,
                 pairs: CookiePairs | None = None) -> str | None:
-    """The value of one of the gate's cookies in this request (``govgate.cookies``), under the request's policy.
-    ``pairs``: the request's cookies as ``request_cookies`` read them (else ``flow.request.cookies`` is read)."""
-    insecure = ctx.snapshot.policy.gateway.insecure
+    """The value of one of the gate's cookies in this request (``govgate.cookies``), under the request's policy: the
+    first of its name; None when absent or empty. ``pairs``: the request's cookies as ``request_cookies`` read them
+    (read here when not given)."""
     if pairs is None:
-        return read_cookie(flow.request.cookies, cookie, insecure=insecure)
-    name = cookie_name(cookie, insecure=insecure)
+        pairs = request_cookies(flow.request)
+    name = cookie_name(cookie, insecure=ctx.snapshot.policy.gateway.insecure)
     for key, value in pairs:
-        if key == name:  # the first of its name, as ``read_cookie`` on mitmproxy's cookie view reads it
+        if key == name:
             return value if value else None
     return None
 
