@@ -19,7 +19,7 @@ Responses: ``sets_gate_cookie`` says which of the portal's ``Set-Cookie`` header
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from enum import StrEnum
 
 HOST_PREFIX = "__Host-"
@@ -62,10 +62,14 @@ def clear_cookie(cookie: GateCookie, *, insecure: bool) -> str:
     return set_cookie(cookie, "", insecure=insecure, max_age=0)
 
 
-def read_cookie(cookies: Mapping[str, str], cookie: GateCookie, *, insecure: bool) -> str | None:
-    """``cookie``'s value among a request's ``cookies`` (name → value); None when absent or empty."""
-    value = cookies.get(cookie_name(cookie, insecure=insecure))
-    return value if value else None
+def read_cookie(pairs: Iterable[tuple[str, str]], cookie: GateCookie, *, insecure: bool) -> str | None:
+    """``cookie``'s value among a request's cookies (``parse_cookie_headers``' pairs, in order): the first of its
+    name; None when absent or empty."""
+    name = cookie_name(cookie, insecure=insecure)
+    for key, value in pairs:
+        if key == name:
+            return value if value else None
+    return None
 
 
 def is_gate_cookie(name: str) -> bool:

@@ -35,7 +35,8 @@ def test_set_and_clear_cookie_values() -> None:
 
 
 def test_a_cookie_is_read_under_the_name_the_mode_gives_it_and_an_empty_one_is_absent() -> None:
-    cookies = {"__Host-govgate-session": "tls", "govgate-session": "plain", "govgate-csrf": ""}
+    cookies = [("__Host-govgate-session", "tls"), ("govgate-session", "plain"), ("govgate-csrf", ""),
+               ("govgate-session", "second")]  # the first of a name is the one read
     assert read_cookie(cookies, GateCookie.SESSION, insecure=False) == "tls"
     assert read_cookie(cookies, GateCookie.SESSION, insecure=True) == "plain"
     assert read_cookie(cookies, GateCookie.CSRF, insecure=True) is None

@@ -23,11 +23,11 @@ from mitmproxy import http
 from govgate.addons.tls import device_certificate
 from govgate.cookies import (
     GateCookie,
-    cookie_name,
     cookie_part_name,
     cookie_parts,
     is_gate_cookie,
     parse_cookie_headers,
+    read_cookie,
 )
 from govgate.core import request_shape
 from govgate.core.audit_event import AuditDecision, AuditEvent, AuditValue
@@ -132,13 +132,8 @@ def gate_cookie(flow: http.HTTPFlow, ctx: RequestContext, cookie: GateCookie,
     """The value of one of the gate's cookies in this request (``govgate.cookies``), under the request's policy: the
     first of its name; None when absent or empty. ``pairs``: the request's cookies as ``request_cookies`` read them
     (read here when not given)."""
-    if pairs is None:
-        pairs = request_cookies(flow.request)
-    name = cookie_name(cookie, insecure=ctx.snapshot.policy.gateway.insecure)
-    for key, value in pairs:
-        if key == name:
-            return value if value else None
-    return None
+    return read_cookie(request_cookies(flow.request) if pairs is None else pairs, cookie,
+                       insecure=ctx.snapshot.policy.gateway.insecure)
 
 
 def respond(flow: http.HTTPFlow, page: Page) -> None:

@@ -19,7 +19,7 @@ from govgate.addons.context import (
     strip_gate_cookies,
 )
 from govgate.addons.gate import IDENTITY_HEADERS, forward_headers
-from govgate.cookies import GateCookie, cookie_name, cookie_part_name, cookie_parts, is_gate_cookie, read_cookie
+from govgate.cookies import GateCookie, cookie_name, cookie_part_name, cookie_parts, is_gate_cookie
 from govgate.core.decide import AccountFacts
 from govgate.core.policy.model import Policy
 from tests.addons.flows import judged, request_flow
@@ -151,7 +151,6 @@ def test_a_gate_cookie_is_the_first_of_its_name_with_or_without_the_pairs_read_b
     ctx = replace(ctx, snapshot=replace(ctx.snapshot, policy=_insecure(ctx.snapshot.policy, insecure)))
     first = next((v for n, v in pairs if n == cookie_name(cookie, insecure=insecure)), None)
     assert gate_cookie(flow, ctx, cookie, pairs) == gate_cookie(flow, ctx, cookie) == (first or None)
-    assert read_cookie(dict(reversed(pairs)), cookie, insecure=insecure) == (first or None)
 
 
 def _insecure(policy: Policy, insecure: bool) -> Policy:
