@@ -26,7 +26,7 @@ from govgate.cookies import GateCookie, clear_cookie, set_cookie
 from govgate.core import totp
 from govgate.core.accounts import Account
 from govgate.core.audit_event import AuditDecision
-from govgate.core.csrf import csrf_token, csrf_valid, new_browser_id
+from govgate.core.csrf import csrf_token, csrf_valid, is_browser_id, new_browser_id
 from govgate.core.decide import LoginGate, account_admitted, login_gate
 from govgate.core.leave_link import FORM_PAGE
 from govgate.core.login import (
@@ -82,7 +82,7 @@ def csrf_browser_id(flow: http.HTTPFlow, ctx: RequestContext) -> tuple[str, tupl
     """The browser id CSRF tokens are bound to, and the header that sets it when the browser has none (the
     login, sign-out and enrolment forms)."""
     browser_id = gate_cookie(flow, ctx, GateCookie.CSRF)
-    if browser_id and 20 <= len(browser_id) <= 64:
+    if browser_id is not None and is_browser_id(browser_id):
         return browser_id, ()
     browser_id = new_browser_id()
     insecure = ctx.snapshot.policy.gateway.insecure

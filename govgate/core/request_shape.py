@@ -3,9 +3,10 @@
 The rules judge a normalised path, host and method, but the portal receives the request as sent. Anything the two
 could read differently is refused before it is judged (``docs/decisions.md`` §4): a request target that is not
 plain origin-form (``valid_target``), an odd method, version or Host (``valid_request_line``), control
-characters in a header value (``valid_headers``), a body on a ``GET`` or ``HEAD`` that a portal might read as
-the next request (``body_allowed``). And the client never speaks for the gate: the headers a portal might trust
-for identity, address or path are removed in any spelling (``only_the_gate_sets``, ``docs/decisions.md`` §1).
+characters in a header value or a header name that is not a token (``valid_headers``), a body on a ``GET`` or
+``HEAD`` that a portal might read as the next request (``body_allowed``). And the client never speaks for the gate:
+the headers a portal might trust for identity, address or path are removed in any spelling
+(``only_the_gate_sets``, ``docs/decisions.md`` §1).
 
 Pure functions of bytes and strings; ``govgate.addons.context`` applies them to each request.
 """
@@ -128,6 +129,18 @@ def body_allowed(method: str, *, has_bytes: bool, transfer_encoding: bool, conte
     return all(value.strip() == "0" for value in content_lengths)
 
 
+# Header names joined by NUL (which no name may hold): a byte outside an RFC 9110 token, or an empty name.
+_BAD_FIELD_NAMES = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z\x00]|\x00\x00|\A\x00|\x00\Z")
+
+
 def valid_headers(fields: tuple[tuple[bytes, bytes], ...]) -> bool:
-    """No control characters (NUL, CR, LF…) in header values (RFC 9110 §5.5): refuse, don't pass them on."""
+    """No control characters (NUL, CR, LF…) in header values (RFC 9110 §5.5), and every header name a token (RFC 9110
+    §5.1): refuse, don't pass them on. A name with a space before its colon (``Cookie : …``, which mitmproxy reads
+    as the name ``Cookie ``) is one the gate would not read as the header a lenient portal takes it for (RFC 9112
+    §5.1: a server must refuse it)."""
+    if not fields:
+        return True
+    names = b"\x00".join(name for name, _ in fields)
+    if not names or names.count(b"\x00") != len(fields) - 1 or _BAD_FIELD_NAMES.search(names):
+        return False  # an empty name, a NUL in one, or a byte no token has
     return not any(_BAD_FIELD_VALUE.search(value) for _, value in fields)

@@ -141,6 +141,15 @@ def test_control_characters_in_a_header_value_get_400(runtime: InProcessRuntime)
     assert flow.response.status_code == 400
 
 
+@pytest.mark.parametrize("name", ["Cookie ", "X Forwarded For", "Coo\tkie"])
+def test_a_header_name_that_is_not_a_token_gets_400(runtime: InProcessRuntime, name: str) -> None:
+    # `Cookie : __Host-govgate-session=…` reaches mitmproxy as the name "Cookie ": the gate does not read it as the
+    # Cookie header, a lenient portal might.
+    flow = judge(runtime, headers=[(name, "__Host-govgate-session=x")])
+    assert flow.response is not None
+    assert flow.response.status_code == 400
+
+
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 def test_a_get_or_head_with_a_body_is_refused_and_http1_closes_the_connection(runtime: InProcessRuntime,
                                                                              method: str) -> None:

@@ -128,6 +128,20 @@ async def test_login_without_a_valid_csrf_token_is_refused(gateway: InProcessGat
     assert "mfa" not in r.location
 
 
+async def test_a_csrf_cookie_of_bytes_that_are_not_utf8_gets_a_new_browser_id_not_an_error(
+        gateway: InProcessGateway, caplog: pytest.LogCaptureFixture) -> None:
+    # Not a browser's doing (a __Host- cookie cannot be planted), but any client can send it: an answer, no traceback.
+    b = Browser(gateway, "10.9.0.4", cookies={"govgate-csrf": "\udcff\udcfe" * 12})
+    with caplog.at_level(logging.ERROR):
+        form = await b.get(f"{PREFIX}/login")
+        r = await b.post(f"{PREFIX}/login", {"username": "zhaoliu", "password": PASSWORD, "csrf": "A" * 43,
+                                             "next": "/oa/"})
+    assert form.status_code == 200
+    assert any(c.startswith("govgate-csrf=") for c in form.set_cookies)  # a new browser id
+    assert r.status_code == 400
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+
+
 async def test_next_cannot_send_the_browser_off_site(gateway: InProcessGateway) -> None:
     r = await Browser(gateway, "10.9.0.5").login("sunqi", PASSWORD, SECRET, next_path="//evil.example/x")
     assert r.status_code == 303

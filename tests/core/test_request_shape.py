@@ -24,6 +24,15 @@ def test_control_characters_in_header_values_are_invalid() -> None:
     assert not valid_headers(((b"a", b"b\rc"),))
 
 
+@pytest.mark.parametrize(("names", "ok"), [
+    ([b"Cookie"], True), ([b"x-a", b"Accept", b"!#$%&'*+-.^_`|~09"], True), ([], True),
+    ([b"Cookie "], False), ([b" Cookie"], False), ([b"Coo kie"], False), ([b"a", b""], False), ([b""], False),
+    ([b"a:b"], False), ([b"a\x00b"], False), ([b"\xc3\xa9"], False), ([b"a", b"b\t"], False), ([b"(a)"], False),
+])
+def test_header_names_must_be_tokens(names: list[bytes], ok: bool) -> None:
+    assert valid_headers(tuple((name, b"v") for name in names)) is ok
+
+
 @pytest.mark.parametrize(("method", "version", "host", "ok"), [
     (b"GET", "HTTP/1.1", "portal.example.gov.cn", True), (b"GET", "HTTP/1.1", "[::1]:8443", True),
     (b"GET", "HTTP/1.0", None, True), (b"GET", "HTTP/1.1", None, False), (b"BR EW", "HTTP/1.1", "x", False),

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from govgate.core.csrf import csrf_token, csrf_valid, new_browser_id
+from govgate.core.csrf import csrf_token, csrf_valid, is_browser_id, new_browser_id
 from govgate.core.durations import format_duration, parse_duration
 from govgate.core.keys import GatewayKeys, Purpose
 from govgate.errors import KeyFileError
@@ -72,6 +72,16 @@ def test_csrf_token_is_bound_to_browser_and_form() -> None:
     assert not csrf_valid(keys, browser, "login", token[:-1] + ("A" if token[-1] != "A" else "B"))
     assert not csrf_valid(keys, None, "login", token)
     assert not csrf_valid(keys, browser, "login", None)
+
+
+@pytest.mark.parametrize("browser_id", ["\udcff\udcfe" * 12, "é" * 30, "a" * 19, "a" * 65, "a b" * 10, "a" * 30 + "="])
+def test_a_csrf_cookie_not_of_the_gates_making_is_no_browser_id_and_never_an_error(browser_id: str) -> None:
+    # A client can send any bytes (decoded with surrogateescape): refused, never an UnicodeEncodeError in the MAC.
+    keys = GatewayKeys.from_bytes(b"k" * 32)
+    assert not is_browser_id(browser_id)
+    assert not csrf_valid(keys, browser_id, "login", "A" * 43)
+    assert not csrf_valid(keys, new_browser_id(), "login", "\udcff" * 43)
+    assert is_browser_id(new_browser_id())
 
 
 def _load_after(barrier: Any, path: Path) -> bytes:
