@@ -227,24 +227,29 @@ _UNSAFE_PATH = RuleMatch(None, Check("rule", False, "the path cannot be normalis
 def match_rule(compiled: CompiledPolicy, host: str, path: str, method: str) -> RuleMatch:
     """Step 1: the first ``access`` rule matching ``host`` (with or without port), ``path`` (as requested) and
     ``method``."""
+    return RuleMatch(*_match(compiled, host, path, method))
+
+
+def _match(compiled: CompiledPolicy, host: str, path: str, method: str) -> tuple[AccessRule | None, Check]:
     normalised = normalise_path(path)
     if normalised is None:
-        return _UNSAFE_PATH
+        return _UNSAFE_PATH.rule, _UNSAFE_PATH.check
     host = host_of(host) if compiled.host_rules else ""  # no rule names hosts: every host matches alike
     rule = match_normalised(compiled.rules, host, normalised, method.upper())
     if rule is None:
-        return RuleMatch(None, Check("rule", False, f"no access rule matches {method.upper()} {normalised}: denied"))
-    return RuleMatch(rule, compiled.rule_checks[rule.index] if rule.index < len(compiled.rule_checks)
-                     and compiled.policy.access[rule.index] is rule else _rule_check(rule))
+        return None, Check("rule", False, f"no access rule matches {method.upper()} {normalised}: denied")
+    return rule, (compiled.rule_checks[rule.index] if rule.index < len(compiled.rule_checks)
+                  and compiled.policy.access[rule.index] is rule else _rule_check(rule))
 
 
 def decide(facts: RequestFacts, compiled: CompiledPolicy, now: datetime, matched: RuleMatch | None = None) -> Decision:
     """Contract §4 steps 2–6, in order; see the module docstring. ``matched``: ``match_rule`` for these facts' host,
     path and method when the caller has it already (the same decision, without matching again)."""
     if matched is None:
-        matched = match_rule(compiled, facts.host, facts.path, facts.method)
-    checks: list[Check] = [matched.check]
-    rule = matched.rule
+        rule, check = _match(compiled, facts.host, facts.path, facts.method)
+    else:
+        rule, check = matched.rule, matched.check
+    checks: list[Check] = [check]
     if rule is None:
         return _refuse(None, Reason.DENIED, None, checks)
     if rule.allow is Allow.PUBLIC:

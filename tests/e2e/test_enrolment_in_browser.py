@@ -113,6 +113,9 @@ def test_enrol_approve_reach_revoke_in_a_real_browser(chromium: Browser, tls_gw:
         assert violations == [], describe(violations)
         page.fill("#label", "张三的办公电脑")
         page.click("button[type=submit]")
+        # The click waits for the answer's page to start loading, not to be read: on a busy machine its content
+        # could still be empty here.
+        page.wait_for_load_state()
         found = re.search(r"zhangsan-browser-[0-9a-f]{6}", page.content())
         assert found, page.content()
         device_id = found.group(0)
