@@ -109,9 +109,15 @@ class _StaffPath:
     """What ``_judge`` found for a staff path (the rule, matched once), for the rest of it after the session lookup."""
 
     now: datetime
-    matched: RuleMatch
-    rule: AccessRule  # matched.rule, a staff rule
+    matched: RuleMatch  # its rule is a staff rule
     cookies: CookiePairs
+
+    @property
+    def rule(self) -> AccessRule:
+        rule = self.matched.rule
+        if rule is None:  # never: ``_judge`` returns a staff path only for a staff rule (fails closed if it did)
+            raise RuntimeError("a staff path without a rule")
+        return rule
 
 
 class Gate:
@@ -156,7 +162,7 @@ class Gate:
         rule = matched.rule
         cookies = request_cookies(request)  # read once for the session, the device and the stripping
         if rule is not None and rule.allow is Allow.STAFF:
-            return _StaffPath(now, matched, rule, cookies)
+            return _StaffPath(now, matched, cookies)
         facts = RequestFacts(client=ctx.client, country=ctx.country, host=ctx.host, path=path, method=method,
                              device=None, account=None)
         self._apply(flow, ctx, decide(facts, ctx.snapshot.compiled, now, matched), facts, cookies)

@@ -220,8 +220,7 @@ class RuleMatch:
     check: Check
 
 
-_UNSAFE_PATH = RuleMatch(None, Check("rule", False, "the path cannot be normalised safely (encoded '/', '..;', "
-                                                     "bad escape)"))
+_UNSAFE_PATH = Check("rule", False, "the path cannot be normalised safely (encoded '/', '..;', bad escape)")
 
 
 def match_rule(compiled: CompiledPolicy, host: str, path: str, method: str) -> RuleMatch:
@@ -233,7 +232,7 @@ def match_rule(compiled: CompiledPolicy, host: str, path: str, method: str) -> R
 def _match(compiled: CompiledPolicy, host: str, path: str, method: str) -> tuple[AccessRule | None, Check]:
     normalised = normalise_path(path)
     if normalised is None:
-        return _UNSAFE_PATH.rule, _UNSAFE_PATH.check
+        return None, _UNSAFE_PATH
     host = host_of(host) if compiled.host_rules else ""  # no rule names hosts: every host matches alike
     rule = match_normalised(compiled.rules, host, normalised, method.upper())
     if rule is None:
