@@ -24,7 +24,9 @@ import contextlib
 import errno
 import hashlib
 import os
+import stat
 import tempfile
+import time
 from pathlib import Path
 
 import maxminddb
@@ -103,7 +105,30 @@ def load_key_file(path: Path, *, create: bool = True) -> GatewayKeys:
         return _create_key_file(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(f"{path}: cannot read key file: {exc}") from None
-    return parse_key_text(text, str(path))
+    keys = parse_key_text(text, str(path))
+    remove_stale_key_temporaries(path.parent)
+    return keys
+
+
+_KEY_TEMPORARY = ".govgate-key.*.new"  # ``_create_key_file``'s temporary files (``mkstemp`` prefix and suffix)
+STALE_KEY_TEMPORARY = 60.0  # seconds: a temporary older than this belongs to no creation still under way
+
+
+def remove_stale_key_temporaries(folder: Path, *, now: float | None = None) -> list[Path]:
+    """Remove what a crash between ``mkstemp`` and ``unlink`` in ``_create_key_file`` left: key material in a
+    stray file (mode 0600; after ``link``, a second name of the key in use). A creation takes milliseconds, so a
+    temporary older than ``STALE_KEY_TEMPORARY`` is no other process's work in progress. Returns what was removed;
+    a file that cannot be removed stays, and the key is used all the same."""
+    removed: list[Path] = []
+    limit = (time.time() if now is None else now) - STALE_KEY_TEMPORARY
+    with contextlib.suppress(OSError):
+        for stray in folder.glob(_KEY_TEMPORARY):
+            with contextlib.suppress(OSError):
+                st = stray.lstat()
+                if stat.S_ISREG(st.st_mode) and st.st_mtime < limit:
+                    stray.unlink()
+                    removed.append(stray)
+    return removed
 
 
 # A filesystem that has no hard links (vfat, exfat, many FUSE and CIFS mounts) refuses ``link`` with one of these.

@@ -6,6 +6,7 @@ import errno
 import multiprocessing
 import os
 import stat
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from govgate.core.csrf import csrf_token, csrf_valid, is_browser_id, new_browser
 from govgate.core.durations import format_duration, parse_duration
 from govgate.core.keys import GatewayKeys, Purpose
 from govgate.errors import KeyFileError
-from govgate.files import load_key_file
+from govgate.files import STALE_KEY_TEMPORARY, load_key_file, remove_stale_key_temporaries
 
 
 @pytest.mark.parametrize(("text", "value"), [
@@ -117,3 +118,29 @@ def test_a_key_folder_without_hard_links_still_gets_its_key(tmp_path: Path, monk
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert load_key_file(path).derive(Purpose.CSRF) == first.derive(Purpose.CSRF)
     assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_a_crash_mid_creation_leaves_no_key_material_behind_for_long(tmp_path: Path) -> None:
+    # A crash between mkstemp and unlink in the key's creation leaves `.govgate-key.*.new` (after link(2): a second
+    # name of the key in use). The next start removes it once it is older than any creation under way.
+    path = tmp_path / "gateway.key"
+    load_key_file(path)
+    hour_ago = time.time() - 3600
+    stale = tmp_path / ".govgate-key.abc123.new"
+    os.link(path, stale)
+    os.utime(stale, (hour_ago, hour_ago))
+    in_flight = tmp_path / ".govgate-key.def456.new"  # another worker creating the key right now
+    in_flight.write_text("0" * 64)
+    look_alike = tmp_path / ".govgate-key.old"  # not the temporaries' pattern: not ours to remove
+    look_alike.write_text("x")
+    os.utime(look_alike, (hour_ago, hour_ago))
+    folder = tmp_path / ".govgate-key.dir.new"  # a folder is never removed
+    folder.mkdir()
+    os.utime(folder, (hour_ago, hour_ago))
+    link = tmp_path / ".govgate-key.lnk.new"  # nor a symbolic link (lstat: its own age, not its target's)
+    link.symlink_to(look_alike)
+    os.utime(link, (hour_ago, hour_ago), follow_symlinks=False)
+    load_key_file(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["gateway.key", in_flight.name, look_alike.name, folder.name, link.name])
+    assert remove_stale_key_temporaries(tmp_path, now=time.time() + STALE_KEY_TEMPORARY + 1) == [in_flight]
