@@ -122,7 +122,8 @@ def build_context(key: PrivateKey, leaf: x509.Certificate, chain: Sequence[x509.
         # without one, or with another, still reaches the public pages); govgate/addons/tls.py verifies it.
         ctx.set_verify(SSL.VERIFY_PEER, _accept_any)
         if client_cas:
-            ctx.set_client_ca_list([crypto.X509.from_cryptography(c).get_subject() for c in client_cas])
+            for ca in client_cas:  # named in the certificate request (browsers offer what chains to them)
+                ctx.add_client_ca(ca)
     else:
         ctx.set_verify(SSL.VERIFY_NONE)
     return ctx

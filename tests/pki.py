@@ -52,12 +52,14 @@ class TestCA:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, name: str = "GovGate test root CA") -> None:
+    def __init__(self, name: str = "GovGate test root CA", *, parent: TestCA | None = None) -> None:
+        """A root CA, or with ``parent`` an intermediate CA it issued (its leaves' chains then end with it)."""
         self.key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         ski = x509.SubjectKeyIdentifier.from_public_key(self.key.public_key())
-        self.cert = (
-            x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name))
+        builder = (
+            x509.CertificateBuilder().subject_name(_name(name))
+            .issuer_name(parent.cert.subject if parent else _name(name))
             .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -65,8 +67,16 @@ class TestCA:
                                          data_encipherment=False, key_agreement=False, key_cert_sign=True,
                                          crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
             .add_extension(ski, critical=False)
-            .sign(self.key, hashes.SHA256())
         )
+        if parent is not None:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(parent.key.public_key()), critical=False)
+        self.cert = builder.sign(parent.key if parent else self.key, hashes.SHA256())
+        self.chain: tuple[x509.Certificate, ...] = (self.cert, *(parent.chain if parent else ()))
+
+    def intermediate(self, name: str) -> TestCA:
+        """An intermediate CA issued by this one."""
+        return TestCA(name, parent=self)
 
     def pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
@@ -98,7 +108,7 @@ class TestCA:
         names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
         if names:
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        return Issued(builder.sign(self.key, hashes.SHA256()), key, (self.cert,))
+        return Issued(builder.sign(self.key, hashes.SHA256()), key, self.chain)
 
     def server(self, *names: str, days: int = 90) -> Issued:
         dns = tuple(n for n in names if not _is_ip(n))

@@ -12,31 +12,48 @@ stays resumable.
 Device certificates (Art. 19, Art. 30): a client certificate is examined once, when the connection's TLS is
 set up (``tls_established_client``) — its chain to the CAs in use (``gateway.tls.client_ca`` and the gateway's
 own device CA), validity and clientAuth usage (``govgate.core.device_certs``) — and the verdict is kept for the
-connection; requests read it with ``device_certificate``. A resumed TLS session shows only the leaf: its
-verdict from the full handshake, kept by fingerprint, stands (the chain it was verified with is the same).
+connection; requests read it with ``device_certificate``. A resumed TLS session shows only the leaf: the
+verdict on it from a full handshake stands, kept by the leaf's fingerprint and the CAs then in use, and only for a
+handshake that really resumed a session (a full handshake is judged on the chain it presents: a leaf verified once
+under a CA since removed from ``client_ca`` is not taken on trust).
 
 Plain-HTTP trial mode (``insecure: true``) has no context: nothing is done here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import weakref
 from collections import OrderedDict
+from collections.abc import Sequence
 
+from cryptography import x509
 from mitmproxy import connection, ctx, tls
 from mitmproxy.addons.tlsconfig import AppData
 from OpenSSL import SSL
 
-from govgate.core.device_certs import DeviceCertificate, examine
+from govgate.core.device_certs import DeviceCertificate, examine, fingerprint
 from govgate.repeated import REPEATED
 from govgate.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 _VERDICTS: weakref.WeakKeyDictionary[connection.Client, DeviceCertificate] = weakref.WeakKeyDictionary()
-_CHAINED_LEAVES: OrderedDict[bytes, DeviceCertificate] = OrderedDict()  # fingerprint → verdict of a full chain
+# (leaf fingerprint, the CAs in use) → the verdict of a full handshake that chained to them
+_CHAINED_LEAVES: OrderedDict[tuple[bytes, bytes], DeviceCertificate] = OrderedDict()
 _CHAINED_LEAVES_KEPT = 4096
+
+
+def _cas_key(cas: Sequence[x509.Certificate]) -> bytes:
+    """Which CAs a verdict was reached under: a verdict kept under others is never used."""
+    return hashlib.sha256(b"".join(fingerprint(ca) for ca in cas)).digest()
+
+
+def resumed(ssl_conn: SSL.Connection | None) -> bool:
+    """Whether this handshake resumed an earlier TLS session (the client then shows its leaf alone)."""
+    # pyOpenSSL has no method for it; OpenSSL's own answer, as govgate.tls_server reaches OpenSSL for the groups.
+    return ssl_conn is not None and SSL._lib.SSL_session_reused(ssl_conn._ssl) == 1  # type: ignore[attr-defined]
 
 
 def device_certificate(client: connection.Client) -> DeviceCertificate | None:
@@ -72,13 +89,16 @@ class ClientTls:
         cas = server_tls.client_cas if server_tls is not None else ()
         chain = [c.to_cryptography() for c in client.certificate_list]
         verdict = examine(chain, cas, self.runtime.now())
-        if verdict.chained is False and len(chain) == 1:
-            known = _CHAINED_LEAVES.get(verdict.sha256)  # a resumed session: the leaf alone, verified before
-            if known is not None:
-                verdict = known
-        elif verdict.chained:
-            _CHAINED_LEAVES[verdict.sha256] = verdict
-            _CHAINED_LEAVES.move_to_end(verdict.sha256)
+        if verdict.chained is not None:
+            # Art. 30: a certificate names a device only while it chains to a CA in use (``client_ca``, device CA).
+            key = (verdict.sha256, _cas_key(cas))
+            if verdict.chained is False and len(chain) == 1 and resumed(data.ssl_conn):
+                known = _CHAINED_LEAVES.get(key)  # a resumed session: the leaf alone, its chain verified before
+                if known is not None:
+                    verdict = known
+            elif verdict.chained:
+                _CHAINED_LEAVES[key] = verdict
+                _CHAINED_LEAVES.move_to_end(key)
             while len(_CHAINED_LEAVES) > _CHAINED_LEAVES_KEPT:
                 _CHAINED_LEAVES.popitem(last=False)
         if verdict.chained is False:
