@@ -1,7 +1,8 @@
 """Access rules: which rule a request meets (``docs/decisions.md`` §2, §4). First match wins; no match is denied.
 
 A rule matches when one of its path globs matches the request path and, if given, one of its
-``hosts`` and ``methods`` does. Globs are compiled once, to one regular expression per rule:
+``hosts`` and ``methods`` does. Globs are compiled once, to one regular expression per rule, matched in time
+linear in the path (``glob_to_regex``):
 
 - ``*`` matches one path segment (no ``/``), possibly empty;
 - ``**`` as a whole segment matches any number of segments, zero included: ``/news/**`` matches
@@ -123,7 +124,14 @@ def normalise_path(raw: str) -> str | None:
 
 
 def glob_to_regex(glob: str) -> str:
-    """One path glob as a regular expression (for ``re.fullmatch``) on normalised paths."""
+    """One path glob as a regular expression (for ``re.fullmatch``) on normalised paths.
+
+    Linear in the path, whatever the glob: an unauthenticated request must not stall the event loop with a long
+    path (``MAX_PATH``). A backtracking search for ``/a/**/b/**/c`` or ``/x/*-*-*.pdf`` tries every split of the
+    path and grows as its length to the power of the wildcards. Here every part between two wildcards is matched
+    at its first occurrence (an atomic group: never retried), which finds a match whenever there is one: if a
+    later occurrence fits, so does the first, the wildcard after it taking up the difference. Only the last part
+    (before the end, or the final ``/**``) is searched for, from one place at a time."""
     encoded = _encode_non_ascii(glob)
     if encoded is None:
         return "(?!)"  # not valid text: matches nothing (the loader never passes such a glob)
@@ -131,18 +139,43 @@ def glob_to_regex(glob: str) -> str:
     if glob == "/**":
         return "/.*"
     parts = glob.split("/")
+    last = len(parts) - 1
+    # The last ``**`` of the glob: the segments after every earlier one are matched where first found (atomic).
+    atomic_until = max((j for j in range(1, last + 1) if parts[j] == "**"), default=0)
     out: list[str] = []
+    open_block = False
     for i, part in enumerate(parts):
         if i == 0:
             out.append(re.escape(part))  # "" for an absolute glob
             continue
         if part == "**":
-            # `/**` is zero or more segments, so `/news/**` matches `/news`, `/news/` and `/news/a/b`.
-            out.append("(?:/.*)?" if i == len(parts) - 1 else "(?:/[^/]*)*?")
+            if open_block:
+                out.append("(?=/|\\Z))")  # the block ends with a whole segment
+                open_block = False
+            if i == last:
+                out.append("(?:/.*)?")  # `/news/**` matches `/news`, `/news/` and `/news/a/b`
+                continue
+            # Zero or more segments; up to the next `**`, the segments after it are matched where first found.
+            if i < atomic_until:
+                out.append("(?>(?:/[^/]*)*?")
+                open_block = True
+            else:
+                out.append("(?:/[^/]*)*?")
             continue
-        pieces = re.split(r"\*+", part)
-        out.append("/" + "[^/]*".join(re.escape(p) for p in pieces))
+        out.append("/" + _segment_regex(part))
+    if open_block:  # never: a block is always closed by the `**` after it
+        out.append(")")
     return "".join(out)
+
+
+def _segment_regex(part: str) -> str:
+    """One segment of a glob: literal pieces, ``*`` any run of characters but ``/``. Every piece between two
+    ``*`` is matched at its first occurrence (atomic), the last one as far right as the segment ends."""
+    pieces = re.split(r"\*+", part)
+    if len(pieces) == 1:
+        return re.escape(part)
+    middle = "".join(f"(?>[^/]*?{re.escape(p)})" for p in pieces[1:-1])
+    return re.escape(pieces[0]) + middle + "[^/]*" + re.escape(pieces[-1])
 
 
 @dataclass(frozen=True, slots=True)
