@@ -168,11 +168,36 @@ def read_headers(fields: tuple[tuple[bytes, bytes], ...]) -> dict[bytes, list[st
 
 def strip_client_headers(headers: http.Headers) -> None:
     """Remove every client-sent header the gate owns or a portal might trust: ``X-GovGate-*`` and the
-    headers a portal might trust for identity, address or path, in any spelling (``govgate.core.request_shape``)."""
+    headers a portal might trust for identity, address, path or method, in any spelling
+    (``govgate.core.request_shape``). A ``Connection`` header keeps only ``close``, ``keep-alive`` and ``upgrade``;
+    the headers it named (hop-by-hop) go too (RFC 9110 §7.6.1)."""
     fields = headers.fields
     kept = tuple(field for field in fields if not request_shape.only_the_gate_sets(field[0]))
-    if len(kept) != len(fields):  # each such field goes, in whatever case or spelling its name was sent
+    if len(kept) == len(fields):
+        kept = fields
+    if any(name.lower() == b"connection" for name, _ in kept):
+        kept = _without_connection_options(kept)
+    if kept is not fields:  # each such field goes, in whatever case or spelling its name was sent
         headers.fields = kept
+
+
+def _without_connection_options(fields: tuple[tuple[bytes, bytes], ...]) -> tuple[tuple[bytes, bytes], ...]:
+    named: set[bytes] = set()
+    for name, value in fields:
+        if name.lower() == b"connection":
+            named |= request_shape.connection_options(value)[0]
+    if not named:
+        return fields  # `Connection: keep-alive` (or close, upgrade): forwarded as it came
+    out: list[tuple[bytes, bytes]] = []
+    for name, value in fields:
+        key = name.lower()
+        if key == b"connection":
+            forwarded = request_shape.connection_options(value)[1]
+            if forwarded is not None:
+                out.append((name, forwarded))
+        elif key not in named:
+            out.append((name, value))
+    return tuple(out)
 
 
 def context_of(flow: http.HTTPFlow) -> RequestContext | None:

@@ -21,7 +21,8 @@ upper-cased; non-ASCII is percent-encoded as UTF-8; runs of ``/`` collapse to on
 (``;jsessionid=…``) are dropped from each segment, as servlet containers do; dot-segments are
 removed (RFC 3986 §5.2.4). A path the gate cannot judge safely has no rule, and so is denied:
 an encoded ``/`` or ``\\`` (``%2F``, ``%5C``), a raw ``\\``, a NUL, raw bytes that are not UTF-8,
-a malformed escape, a double encoding (``%25`` followed by two hex digits), a dot-segment hidden
+a malformed escape, a double encoding (``%25`` followed by two hex digits, plain or themselves encoded), a
+leading ``//`` (an authority to a URL parser), a dot-segment hidden
 behind ``;`` parameters (``/..;/``), or a path not starting with ``/``.
 """
 
@@ -38,6 +39,7 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 _HEX = frozenset("0123456789abcdefABCDEF")
 _UNSAFE_ESCAPES = frozenset({"2F", "5C", "00"})
 MAX_PATH = 8192
+_DOUBLE_ENCODED = re.compile(r"%25[0-9A-Fa-f]{2}")  # after unreserved escapes are decoded (``%32`` is ``2``)
 
 
 def _encode_non_ascii(text: str) -> str | None:
@@ -70,14 +72,15 @@ def _decode_unreserved(path: str) -> str | None:
         code = hexpair.upper()
         if code in _UNSAFE_ESCAPES:
             return None
-        if code == "25":
-            after = path[i + 3 : i + 5]
-            if len(after) == 2 and after[0] in _HEX and after[1] in _HEX:
-                return None  # double encoding: an upstream that decodes twice would see something else
         decoded = chr(int(code, 16))
         out.append(decoded if decoded in _UNRESERVED else f"%{code}")
         i += 3
-    return "".join(out)
+    result = "".join(out)
+    if "%25" in result and _DOUBLE_ENCODED.search(result):
+        # An escape encoded twice, however its digits are spelled (``%252f``, ``%25%32%66``): an upstream that
+        # decodes twice would see something else.
+        return None
+    return result
 
 
 def _remove_dot_segments(segments: list[str]) -> list[str] | None:
@@ -103,6 +106,8 @@ def normalise_path(raw: str) -> str | None:
     path = raw.split("#", 1)[0].split("?", 1)[0]
     if not path.startswith("/") or len(path) > MAX_PATH or "\\" in path or "\x00" in path:
         return None
+    if path.startswith("//"):
+        return None  # `//news/oa/x`: host `news`, path `/oa/x` to a portal that parses the target as a URL
     encoded = _encode_non_ascii(path)
     decoded = _decode_unreserved(encoded) if encoded is not None else None
     if decoded is None:

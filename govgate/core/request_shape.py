@@ -18,15 +18,20 @@ import unicodedata
 from collections.abc import Iterable
 from urllib.parse import unquote_to_bytes
 
-# Headers the portal might trust for identity, client address, its own name or the path it serves (IIS and
-# some frameworks honour X-Original-URL/X-Rewrite-URL over the request line): only the gate sets any of
-# them. Compared with every non-alphanumeric character removed, so ``X.Real_IP`` or ``Remote_User`` go too.
+# Headers the portal might trust for identity, client address, its own name, the path it serves (IIS and
+# some frameworks honour X-Original-URL/X-Rewrite-URL over the request line) or the method (X-HTTP-Method-Override
+# turns a POST the rules judged into a DELETE): only the gate sets any of them. Compared with every
+# non-alphanumeric character removed, so ``X.Real_IP`` or ``Remote_User`` go too.
 SPOOFABLE_HEADERS = ("forwarded", "x-real-ip", "x-forwarded-host", "x-forwarded-port", "x-forwarded-proto",
                      "x-forwarded-for", "x-client-ip", "true-client-ip", "client-ip", "x-cluster-client-ip",
                      "x-original-forwarded-for", "x-forwarded-server", "x-forwarded-prefix", "x-forwarded-user",
                      "x-forwarded-email", "x-forwarded-groups", "remote-user", "x-remote-user", "x-remote-group",
                      "x-auth-user", "x-auth-request-user", "x-auth-request-email", "x-authenticated-user",
-                     "x-user", "x-username", "x-original-url", "x-rewrite-url", "x-original-uri")
+                     "x-user", "x-username", "x-original-url", "x-rewrite-url", "x-original-uri", "x-forwarded-uri",
+                     "x-forwarded-path", "x-forwarded-scheme", "x-forwarded-ssl", "x-url-scheme", "front-end-https",
+                     "x-original-host", "x-host",
+                     # the method a framework serves instead of the request's (rules may name methods)
+                     "x-http-method-override", "x-http-method", "x-method-override", "x-original-method")
 _TOKEN_PUNCTUATION = b"!#$%&'*+-.^_`|~"  # all a header name (an RFC 9110 token) may hold besides letters and digits
 _SPOOFABLE_KEYS = frozenset(name.encode().translate(None, _TOKEN_PUNCTUATION) for name in SPOOFABLE_HEADERS)
 
@@ -37,6 +42,21 @@ def only_the_gate_sets(name: bytes) -> bool:
     ``X-GovGateUser`` may reach others)."""
     key = name.lower().translate(None, _TOKEN_PUNCTUATION)
     return key.startswith(b"xgovgate") or key in _SPOOFABLE_KEYS
+
+
+# Connection options a proxy keeps (RFC 9110 §7.6.1); any other names a header the next hop must drop.
+_CONNECTION_KEPT = frozenset({b"close", b"keep-alive", b"upgrade"})
+
+
+def connection_options(value: bytes) -> tuple[frozenset[bytes], bytes | None]:
+    """A client's ``Connection`` header value read as a proxy must (RFC 9110 §7.6.1): the header names it lists,
+    lower-case (hop-by-hop: not forwarded), and the value to forward, its ``close``, ``keep-alive`` and ``upgrade``
+    only (None: nothing left). A client must not make a proxy between the gate and the portal drop the gate's own
+    headers (``Connection: close, X-Forwarded-For``)."""
+    tokens = [t.strip().lower() for t in value.split(b",")]
+    named = frozenset(t for t in tokens if t and t not in _CONNECTION_KEPT)
+    kept = [t for t in tokens if t in _CONNECTION_KEPT]
+    return named, b", ".join(kept) if kept else None
 
 
 _TARGET = re.compile(rb"/[\x21\x22\x24-\x7e]*")  # printable ASCII without "#"
@@ -55,11 +75,17 @@ def valid_target(raw: bytes) -> bool:
     if _TARGET.fullmatch(raw) is None:
         return False
     path = raw.split(b"?", 1)[0]
+    if path.startswith(b"//"):
+        # A URL parser reads ``//news/oa/x`` as host ``news``, path ``/oa/x`` (Node's ``new URL(req.url, base)``,
+        # the JDK's HttpServer, PHP's ``parse_url``), while the rules would judge ``/news/oa/x``: a public rule
+        # would let a staff page through. Browsers never send one (``//x`` is a link to another host).
+        return False
     if _DOT_SEGMENT.search(path) is not None:
         return False
     return b"%" not in path or _decoded_segments_ok(path)
 
 
+_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
 _OVERLONG = re.compile(rb"[\xc0\xc1][\x80-\xbf]|\xe0[\x80-\x9f][\x80-\xbf]|\xf0[\x80-\x8f][\x80-\xbf]{2}")
 
 
@@ -78,6 +104,7 @@ def _lenient(data: bytes) -> str:
 def _decoded_segments_ok(path: bytes) -> bool:
     """No segment may decode, in any way a portal might decode it, to a dot-segment or hide a slash.
 
+    Nor may it be encoded twice: what a portal that decodes twice reads is not what the rules judged.
     Portals decode in different ways: overlong UTF-8 (``%c0%ae`` for ".", ``%c0%af`` for "/"), an
     encoded ``;`` before path parameters are cut (``..%3b``, Tomcat's ``..;``), or Unicode
     compatibility forms (``%ef%bc%8e``, FULLWIDTH FULL STOP) could all turn a segment the gate read
@@ -87,9 +114,12 @@ def _decoded_segments_ok(path: bytes) -> bool:
     for segment in path.split(b"/"):
         if b"%" not in segment:
             continue
-        text = _lenient(unquote_to_bytes(segment))
-        if "/" in text or "\\" in text:
-            return False
+        once = unquote_to_bytes(segment)
+        if _ESCAPE.search(once):
+            return False  # encoded twice (``%25%32%66``, ``%252f``): a portal that decodes twice reads another path
+        text = _lenient(once)
+        if "/" in text or "\\" in text or "\x00" in text:
+            return False  # a slash, or a NUL in any spelling (``%c0%80``, as ``%00``): names a portal cuts
         if unicodedata.normalize("NFKC", text.split(";", 1)[0]).strip() in (".", ".."):
             return False
     return True
@@ -113,6 +143,8 @@ def valid_request_line(method: bytes, http_version: str, host: str | None) -> bo
         raw = host.encode("ascii")
     except UnicodeEncodeError:  # mitmproxy keeps bytes that are not UTF-8 as lone surrogates
         return False
+    if not raw and http_version != "HTTP/1.0":
+        return False  # an empty Host (RFC 9112 §3.2: a server must answer 400; an http URI has a host)
     return _AUTHORITY.fullmatch(raw) is not None
 
 

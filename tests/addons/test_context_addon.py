@@ -60,11 +60,25 @@ async def test_spoofable_forwarding_and_identity_headers_never_reach_the_portal(
     sent = {"X_GovGate_User": "admin", "x-govgate-anything": "1", "Forwarded": "for=10.1.1.1",
             "X-Real-IP": "10.1.1.1", "X-Forwarded-Host": "evil.example", "X-Forwarded-Port": "1",
             "True-Client-IP": "10.1.1.1", "X.GovGate.User": "admin", "X-GovGateUser": "admin", "Remote-User": "admin",
-            "X-Forwarded-User": "admin", "X-Original-URL": "/oa/secret", "X-Rewrite-URL": "/oa/secret"}
+            "X-Forwarded-User": "admin", "X-Original-URL": "/oa/secret", "X-Rewrite-URL": "/oa/secret",
+            "X-Forwarded-Uri": "/oa/secret", "X-HTTP-Method-Override": "DELETE", "X-Method-Override": "DELETE",
+            "X-Original-Host": "oa.example.gov.cn"}
     seen = (await Browser(gateway).get("/echo/public/x", headers=list(sent.items()))).portal_headers
     for name in sent:
         assert name.lower() not in seen
     assert seen["x-forwarded-proto"] == "http"  # the test policy is plain HTTP (insecure)
+
+
+async def test_a_client_cannot_make_a_hop_behind_the_gate_drop_its_headers(gateway: InProcessGateway) -> None:
+    # RFC 9110 §7.6.1: a proxy behind the gate drops the headers a Connection header names. The client's options
+    # go, with the headers they name; close / keep-alive stay (the gate's X-Forwarded-For reaches the portal).
+    sent = [("Connection", "close, X-Forwarded-For, X-GovGate-User, X-Portal-Hint"), ("X-Portal-Hint", "1")]
+    seen = (await Browser(gateway).get("/echo/public/x", headers=sent)).portal_headers
+    assert seen.get("connection") in (None, "close")
+    assert "x-portal-hint" not in seen
+    assert seen["x-forwarded-for"] == "10.1.2.3"  # the Browser's address: the gate's own chain
+    kept = (await Browser(gateway).get("/echo/public/x", headers=[("Connection", "Keep-Alive")])).portal_headers
+    assert kept.get("connection") in (None, "Keep-Alive")
 
 
 async def test_the_portal_gets_one_forwarding_chain_and_scheme_the_gates_own(gateway: InProcessGateway) -> None:
@@ -112,7 +126,9 @@ async def test_garbage_forwarded_for_is_ignored_not_a_crash(gateway: InProcessGa
 
 @pytest.mark.parametrize("target", ["/oa/../news/", "/oa/%2e%2e/news/", "/oa/%2E./news/", "/news/./x",
                                     "/news/..;/oa/x", "/echo/public/%c0%ae%c0%ae/staff/x", "/echo/public/..%3b/staff/x",
-                                    "/echo/public/%ef%bc%8e%ef%bc%8e/staff/x", "/echo/public/x%c0%afy"])
+                                    "/echo/public/%ef%bc%8e%ef%bc%8e/staff/x", "/echo/public/x%c0%afy",
+                                    "//echo/public/staff/x", "/echo/public/..%25%32%66staff/x",
+                                    "/echo/public/..%c0%80/staff/x"])
 def test_paths_the_portal_could_read_differently_from_the_rules_get_400(runtime: InProcessRuntime,
                                                                         target: str) -> None:
     flow = judge(runtime, path=target)
@@ -127,7 +143,8 @@ def test_legacy_percent_encoded_file_names_that_are_not_utf8_still_pass(runtime:
 
 @pytest.mark.parametrize(("method", "version", "host"), [("BR EW", "HTTP/1.1", "portal.example.gov.cn"),
                                                          ("GET", "HTTP/9.9", "portal.example.gov.cn"),
-                                                         ("GET", "HTTP/1.1", None), ("GET", "HTTP/1.1", "门户.gov.cn")])
+                                                         ("GET", "HTTP/1.1", None), ("GET", "HTTP/1.1", "门户.gov.cn"),
+                                                         ("GET", "HTTP/1.1", ""), ("GET", "HTTP/2.0", "")])
 def test_an_odd_method_version_or_host_gets_400(runtime: InProcessRuntime, method: str, version: str,
                                                 host: str | None) -> None:
     flow = judge(runtime, method, http_version=version, host=host)

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from govgate.core.request_shape import body_allowed, only_the_gate_sets, valid_headers, valid_request_line, valid_target
+from govgate.core.request_shape import (
+    body_allowed,
+    connection_options,
+    only_the_gate_sets,
+    valid_headers,
+    valid_request_line,
+    valid_target,
+)
 
 
 @pytest.mark.parametrize(("target", "ok"), [
@@ -13,6 +20,14 @@ from govgate.core.request_shape import body_allowed, only_the_gate_sets, valid_h
     (b"/oa/../news/", False), (b"/oa/..", False), (b"/./oa", False), (b"/oa/%2e%2E/x", False),
     (b"/oa/.%2e;x/y", False), (b"/a#b", False), (b"http://x/", False), (b"*", False), (b"/\xff", False),
     (b"/a b", False), (b"/news?q=../x", True),
+    # A leading `//` is an authority to URL parsers (Node, the JDK, PHP): `//news/oa/x` is host news, path /oa/x.
+    (b"//news/oa/x", False), (b"///news/oa/x", False), (b"//", False), (b"/news//oa/x", True),
+    (b"/?x=//y", True),
+    # Encoded twice, however the digits are spelled: read as /news/../oa/x by a portal that decodes twice.
+    (b"/news/..%25%32%66oa/x", False), (b"/news/%25%32%65%25%32%65/oa/x", False), (b"/news/%25%32e%25%32e/oa/x", False),
+    (b"/news/%252e%252e/oa/x", False), (b"/files/100%25.pdf", True), (b"/files/100%25%20off.pdf", True),
+    # NUL in any spelling, as %00 is.
+    (b"/news/..%c0%80/oa", False), (b"/news/a%00b", False),
 ])
 def test_only_unambiguous_origin_form_targets_are_valid(target: bytes, ok: bool) -> None:
     assert valid_target(target) is ok
@@ -54,6 +69,19 @@ def test_a_get_or_head_carries_no_body_and_other_methods_may() -> None:
 @pytest.mark.parametrize(("name", "gates"), [
     (b"X-GovGate-User", True), (b"x_govgate_groups", True), (b"X.GovGate.User", True), (b"Remote_User", True),
     (b"X-Real-IP", True), (b"X-Original-URL", True), (b"X-Portal", False), (b"Accept", False),
+    (b"X-HTTP-Method-Override", True), (b"X_Forwarded_Uri", True), (b"Connection", False),
 ])
 def test_which_headers_only_the_gate_sets(name: bytes, gates: bool) -> None:
     assert only_the_gate_sets(name) is gates
+
+
+@pytest.mark.parametrize(("value", "named", "forwarded"), [
+    (b"keep-alive", frozenset(), b"keep-alive"),
+    (b"close, X-Forwarded-For", frozenset({b"x-forwarded-for"}), b"close"),
+    (b"Upgrade, HTTP2-Settings", frozenset({b"http2-settings"}), b"upgrade"),
+    (b"X-GovGate-User", frozenset({b"x-govgate-user"}), None),
+    (b" , ,", frozenset(), None),
+])
+def test_a_connection_header_is_read_as_a_proxy_must(value: bytes, named: frozenset[bytes],
+                                                     forwarded: bytes | None) -> None:
+    assert connection_options(value) == (named, forwarded)
