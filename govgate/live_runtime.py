@@ -33,6 +33,7 @@ from govgate.core.outbound import HostClassifier
 from govgate.core.passwords import dummy_hash
 from govgate.core.policy.model import Policy
 from govgate.core.settle import FileLook, settled
+from govgate.core.wall_time import wall_time
 from govgate.device_ca import ca_files, load_ca_cert
 from govgate.devices_file import load_registry
 from govgate.errors import GovGateError, PolicyError, StoreUnavailable
@@ -224,9 +225,10 @@ class LiveRuntime:
             self.snapshot = replace(self.snapshot, devices=DeviceRegistry((*self.snapshot.devices, device)))
 
     def now(self) -> datetime:
-        if self._clock is not None:
-            return self._clock()
-        return datetime.now(self.snapshot.policy.gateway.timezone)
+        zone = self.snapshot.policy.gateway.timezone
+        # On the zone's wall clock with the instant's own UTC offset: arithmetic across a summer-time change is
+        # right (govgate.core.wall_time; Art. 19 grant windows, Art. 30 timeouts and lockouts).
+        return wall_time(self._clock() if self._clock is not None else datetime.now(zone), zone)
 
     # -- reload -----------------------------------------------------------------------------------
     def _policy_event(self, event: str, decision: str, reason: str | None = None, *,

@@ -129,7 +129,8 @@ class Runtime(Protocol):
         ...
 
     def now(self) -> datetime:
-        """The current time, aware, in ``policy.gateway.timezone``."""
+        """The current time on the wall clock of ``policy.gateway.timezone``, with the instant's fixed UTC offset
+        (``govgate.core.wall_time``: arithmetic across a summer-time change is arithmetic on instants)."""
         ...
 
     def changed_files(self) -> FileChanges | None:

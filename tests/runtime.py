@@ -34,6 +34,7 @@ from govgate.core.device_registry import DeviceRegistry, RegisteredDevice
 from govgate.core.geoip import CountryLookup
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Policy
+from govgate.core.wall_time import wall_time
 from govgate.files import open_country_lookup
 from govgate.live_runtime import FileChanges, LiveRuntime
 from govgate.metrics import GatewayMetrics, MetricsSink
@@ -143,7 +144,7 @@ class InProcessRuntime:
 
     def now(self) -> datetime:
         """The clock's time in the policy's timezone, as the Protocol promises."""
-        return self.clock().astimezone(self.policy.gateway.timezone)
+        return wall_time(self.clock(), self.policy.gateway.timezone)
 
     def changed_files(self) -> FileChanges | None:
         """No files are watched: the test replaces ``policy`` or ``accounts`` itself."""

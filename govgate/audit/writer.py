@@ -33,6 +33,7 @@ from govgate.core.audit_chain import LOST_EVENT, chain_record, prepared_record
 from govgate.core.audit_event import AuditEvent
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Audit
+from govgate.core.wall_time import wall_time
 from govgate.errors import AuditWriteFailed
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class AuditWriter:
         self._audit = audit
         self._keys = keys
         self._tz = tz
-        self._clock: Callable[[], datetime] = clock or (lambda: datetime.now(tz))
+        self._clock: Callable[[], datetime] = clock or (lambda: wall_time(datetime.now(tz), tz))
         self._flush_interval = flush_interval
         self._batch_size = batch_size
         self._max_queue = max_queue

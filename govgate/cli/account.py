@@ -37,6 +37,7 @@ from govgate.core.accounts import Account, Accounts, account_name_problem, parse
 from govgate.core.audit_event import AuditEvent
 from govgate.core.passwords import hash_password, password_problems, verify_password
 from govgate.core.policy.model import Policy
+from govgate.core.wall_time import wall_time
 from govgate.errors import AccountError, GovGateError, StoreUnavailable
 from govgate.files import load_key_file
 from govgate.store.base import Store
@@ -106,7 +107,7 @@ def _admin(args: argparse.Namespace) -> _Admin:
     from govgate.files import load_policy
 
     policy = load_policy(args.policy, check_files=False)
-    return _Admin(policy, datetime.now(policy.gateway.timezone))
+    return _Admin(policy, wall_time(datetime.now(policy.gateway.timezone), policy.gateway.timezone))
 
 
 def _operator() -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from govgate.accounts_file import accounts_problems, load_accounts
 from govgate.core.grants import grant_warnings
 from govgate.core.policy.model import Policy
+from govgate.core.wall_time import wall_time
 from govgate.devices_file import load_registry
 from govgate.errors import PolicyError, PolicyProblem
 from govgate.files import load_policy
@@ -64,7 +65,8 @@ def policy_warnings(policy: Policy, file: str) -> list[PolicyProblem]:
     except PolicyError:
         registered = frozenset()  # its problems are listed as errors by devices_problems
     devices = frozenset(d.id for d in policy.devices) | registered
-    return grant_warnings(policy, accounts, devices, datetime.now(policy.gateway.timezone), file=file)
+    zone = policy.gateway.timezone
+    return grant_warnings(policy, accounts, devices, wall_time(datetime.now(zone), zone), file=file)
 
 
 def check(args: argparse.Namespace) -> int:

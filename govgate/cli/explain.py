@@ -28,6 +28,7 @@ from govgate.core.grants import grant_shortfalls
 from govgate.core.hosts import split_host_port
 from govgate.core.networks import unmapped
 from govgate.core.policy.model import Allow, IPAddress, Policy
+from govgate.core.wall_time import wall_time
 from govgate.errors import GovGateError, PolicyError
 from govgate.files import open_country_lookup
 
@@ -64,12 +65,13 @@ def parse_ip(text: str) -> IPAddress:
 def parse_at(text: str | None, policy: Policy) -> datetime:
     tz = policy.gateway.timezone
     if text is None:
-        return datetime.now(tz)
+        return wall_time(datetime.now(tz), tz)
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise BadArgument(f"--at: not an ISO 8601 time: {text!r} (e.g. 2026-12-05T10:00)") from None
-    return value.replace(tzinfo=tz) if value.tzinfo is None else value.astimezone(tz)
+    # As the gateway's clock reads it (govgate.core.wall_time): a time without an offset is on the zone's wall clock.
+    return wall_time(value.replace(tzinfo=tz) if value.tzinfo is None else value, tz)
 
 
 def _accounts_record(policy: Policy, name: str) -> tuple[bool, Account | None]:
