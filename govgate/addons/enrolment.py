@@ -85,6 +85,12 @@ class Enrolment:
                 account.session_revoked(session.created)):
             redirect(flow, f"{policy.gateway.prefix}/login?next={policy.gateway.prefix}/enroll")
             return None
+        locked_until = lookup.account_locked_until if lookup is not None else None
+        if locked_until is not None and locked_until > now:
+            # Art. 30 (第三十条, 限制登录失败次数): a locked account does nothing through the gate, enrolling included.
+            self._audit(flow, ctx, "device.enrol_refused", AuditDecision.REFUSE, account.name, None, reason="locked")
+            respond(flow, forbidden("locked", ctx.request_id, as_json=ctx.as_json))
+            return None
         # Art. 19: a device may only be added from where staff may work without one.
         if not on_allowed_network(ctx.client, ctx.country, snapshot.compiled):
             self._audit(flow, ctx, "device.enrol_refused", AuditDecision.REFUSE, account.name, None, reason="network")

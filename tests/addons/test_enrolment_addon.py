@@ -200,3 +200,17 @@ async def test_an_approved_device_of_another_account_passes_only_the_network_che
     assert answer.portal_headers["x-govgate-user"] == "zhangsan"
     assert answer.portal_headers["x-govgate-device"] == device_id
 
+
+
+async def test_a_locked_account_cannot_enrol_a_browser(gateway: InProcessGateway, runtime: InProcessRuntime) -> None:
+    # Art. 30: a lock stops the account, its open sessions included (found in review: the enrolment page ignored
+    # the lock and added a pending device).
+    browser = await logged_in(gateway)
+    token = await browser.csrf(f"{PREFIX}/enroll")
+    for _ in range(3):  # the test policy's max_failures, from another address
+        await Browser(gateway, "10.7.7.7").password("zhangsan", "Wrong-pass-123x")
+    answer = await browser.post(f"{PREFIX}/enroll", {"csrf": token, "label": "张三的办公电脑"})
+    assert answer.status_code == 403
+    assert "locked" in answer.text
+    assert not list(runtime.devices)
+    assert [e.reason for e in runtime.events if e.event == "device.enrol_refused"] == ["locked"]
