@@ -196,11 +196,17 @@ class Gate:
         account: AccountFacts | None = None
         if opened is not None:
             owner = snapshot.accounts.get(opened.account)
+            ended = None
             if owner is not None and owner.session_revoked(opened.created):
-                # `govgate account logout` ended every session opened before it (Art. 30).
+                ended = SessionEnd.REVOKED  # `govgate account logout` ended every session opened before it (Art. 30)
+            elif opened.device is not None and device != opened.device:
+                # Art. 30 (第三十条, 账号与设备绑定): a session opened on a device is used on that device only. Its id
+                # from another device, or with none, is someone else's use of it: the session ends (login again).
+                ended = SessionEnd.DEVICE
+            if ended is not None:
                 await self.runtime.store.delete_session(opened.id)
                 lookup = SessionLookup(session=None, expired=True, account_locked_until=None,
-                                       expired_account=opened.account, expired_why=SessionEnd.REVOKED)
+                                       expired_account=opened.account, expired_why=ended)
             else:
                 account = account_facts(snapshot, opened.account, lookup.account_locked_until)
         facts = RequestFacts(

@@ -48,6 +48,7 @@ class SessionEnd(StrEnum):
     IDLE = "idle"  # Art. 30: idle_timeout passed since the last request
     ABSOLUTE = "absolute"  # Art. 30: absolute_timeout passed since login
     REVOKED = "revoked"  # `govgate account logout` (or passwd, reset-totp, disable) ended it
+    DEVICE = "device"  # Art. 30: used without the device it was opened on (account–device binding)
 
 
 @dataclass(frozen=True, slots=True)

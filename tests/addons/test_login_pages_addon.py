@@ -461,12 +461,56 @@ async def test_the_portal_receives_user_groups_and_device_set_by_the_gate(gatewa
     r = await no_device.get("/echo/staff/x", headers=[("Accept", "application/json")])
     assert r.status_code == 403
     assert r.json()["reason"] == "network"
-    # From the office, without the device: user and groups, and no device header (the client's is removed).
+    # From the office, without the device: the session was opened on the device and is used on it only (Art. 30,
+    # account–device binding): it ends, and the browser logs in again.
     office = Browser(gateway, cookies={"govgate-session": session})
+    ended = await office.get("/echo/staff/x", headers=spoofed)
+    assert ended.status_code == 303
+    assert ended.location == f"{PREFIX}/login?next=/echo/staff/x"
+    assert (await b.get("/echo/staff/x")).status_code == 303  # ended for its device too: the id is gone
+    # Logged in from the office without a device: user and groups, and no device header (the client's is removed).
+    gateway.runtime.clock.advance(timedelta(seconds=30))  # a new TOTP step: each code logs in once
+    office = Browser(gateway)
+    assert (await office.login("headers", PASSWORD, SECRET, next_path="/echo/staff/x")).status_code == 303
     seen = (await office.get("/echo/staff/x", headers=spoofed)).portal_headers
     assert seen["x-govgate-user"] == "headers"
     assert seen["x-govgate-groups"] == "finance,staff"
     assert "x-govgate-device" not in seen
+
+
+ZS_TOKEN, LS_TOKEN = "enrol-zs-4Tn8Kd3Wp6Qm2xVb9Lr7", "enrol-ls-9Lr4Tn8Kd3Wp6Qm2xVb7"
+
+
+async def test_a_session_opened_on_a_device_is_used_on_that_device_only(store_url: str | None) -> None:
+    # Art. 30 (账号与设备绑定). Found in review: zhangsan's session id, opened in the office on his device, went on
+    # working from a home address on lisi's enrolled device (the portal was told zhangsan on ls-pc).
+    store = RedisStore.from_url(store_url, timedelta(seconds=2)) if store_url else MemoryStore()
+    devices = [device("zs-pc", "zhangsan", token=ZS_TOKEN), device("ls-pc", "lisi", token=LS_TOKEN)]
+    runtime = InProcessRuntime(policy=policy(devices=devices), accounts=ACCOUNTS, store=store)
+    try:
+        async with InProcessGateway(runtime) as gateway:
+            own = Browser(gateway, cookies={"govgate-device": ZS_TOKEN})  # in the office, on his own device
+            assert (await own.login("zhangsan", PASSWORD, SECRET, next_path="/echo/staff/x")).status_code == 303
+            assert (await own.get("/echo/staff/x")).portal_headers["x-govgate-device"] == "zs-pc"
+            session = own.cookies["govgate-session"]
+            elsewhere = Browser(gateway, "111.235.160.1", cookies={"govgate-session": session,
+                                                                   "govgate-device": LS_TOKEN})
+            answer = await elsewhere.get("/echo/staff/x")
+            assert answer.status_code == 303
+            assert answer.location == f"{PREFIX}/login?next=/echo/staff/x"
+            assert any(c.startswith("govgate-session=;") for c in answer.set_cookies)  # cleared
+            assert (await own.get("/echo/staff/x")).status_code == 303  # the session is over on its device too
+            [ended] = [e for e in runtime.events if e.event == "session.expired"]
+            assert (ended.account, ended.reason, ended.device, ended.article) == ("zhangsan", "device", "ls-pc",
+                                                                                  "Art. 30")
+            # A session opened without a device goes on when the browser becomes one (enrolled, then approved).
+            runtime.clock.advance(timedelta(seconds=30))
+            plain = Browser(gateway)
+            assert (await plain.login("zhangsan", PASSWORD, SECRET, next_path="/echo/staff/x")).status_code == 303
+            plain.cookies["govgate-device"] = ZS_TOKEN
+            assert (await plain.get("/echo/staff/x")).portal_headers["x-govgate-device"] == "zs-pc"
+    finally:
+        await store.close()
 
 
 # -- session idle expiry ------------------------------------------------------------------------------------------
