@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from govgate.accounts_file import accounts_problems, load_accounts
+from govgate.core.access import catch_all_warnings
 from govgate.core.grants import grant_warnings
 from govgate.core.policy.model import Policy
 from govgate.core.wall_time import wall_time
@@ -54,7 +55,8 @@ def check_policy(path: Path) -> tuple[Policy | None, list[PolicyProblem]]:
 
 
 def policy_warnings(policy: Policy, file: str) -> list[PolicyProblem]:
-    """Valid but probably not meant: grants that can admit nobody (see ``grant_warnings``)."""
+    """Valid but probably not meant: a public catch-all below a staff rule (``catch_all_warnings``), grants that
+    can admit nobody (``grant_warnings``)."""
     try:
         accounts: frozenset[str] | None = (frozenset(a.name for a in load_accounts(policy.accounts_file))
                                            if policy.accounts_file.exists() else None)
@@ -66,7 +68,8 @@ def policy_warnings(policy: Policy, file: str) -> list[PolicyProblem]:
         registered = frozenset()  # its problems are listed as errors by devices_problems
     devices = frozenset(d.id for d in policy.devices) | registered
     zone = policy.gateway.timezone
-    return grant_warnings(policy, accounts, devices, wall_time(datetime.now(zone), zone), file=file)
+    return [*catch_all_warnings(policy.access, file),
+            *grant_warnings(policy, accounts, devices, wall_time(datetime.now(zone), zone), file=file)]
 
 
 def check(args: argparse.Namespace) -> int:

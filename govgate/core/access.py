@@ -33,7 +33,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from govgate.core.hosts import host_of, parse_host
-from govgate.core.policy.model import AccessRule
+from govgate.core.policy.model import AccessRule, Allow
+from govgate.errors import PolicyProblem
 
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -242,3 +243,24 @@ def match_rule(compiled: Sequence[CompiledRule], host: str, path: str, method: s
     if normal is None:
         return None
     return match_normalised(compiled, host_of(host), normal, method.upper())
+
+
+def catch_all_warnings(rules: Sequence[AccessRule], file: str) -> list[PolicyProblem]:
+    """A ``public`` rule for every path (``/**``) below a staff rule (for ``govgate check``): valid, but where the
+    portal's server reads a path otherwise than the rules do it opens the staff pages. IIS serves ``/OA/x`` as
+    ``/oa/x`` (case), Windows servers ``/oa./x`` and ``/oa%20/x`` (a trailing dot or space trimmed), ASP.NET
+    ``/(S(x))/oa/x`` (cookieless session segments): the staff rule does not match them, the catch-all does.
+    A deny-all last rule and the public paths listed keep those refused (``docs/decisions.md`` §4)."""
+    out: list[PolicyProblem] = []
+    staff = [r for r in rules if r.allow is Allow.STAFF]
+    for rule in rules:
+        if rule.allow is not Allow.PUBLIC or "/**" not in rule.paths:
+            continue
+        above = [r for r in staff if r.index < rule.index
+                 and (r.hosts is None or rule.hosts is None or set(r.hosts) & set(rule.hosts))]
+        if above:
+            out.append(PolicyProblem(file, rule.line, f"access[{rule.index}].paths", (
+                f"'/**' makes every path public that the staff rule '{above[0].name}' above does not match: a portal "
+                "on IIS or ASP.NET serves /OA/x, /oa./x or /(S(x))/oa/x as /oa/x; list the public paths and end "
+                "with a deny-all rule (Art. 19)"), warning=True))
+    return out

@@ -130,3 +130,18 @@ def test_schema_prints_the_json_schema(capsys: pytest.CaptureFixture[str]) -> No
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["required"] == ["version", "gateway", "geoip", "access"]
     assert "idle_timeout" in schema["properties"]["session"]["properties"]
+
+
+def test_check_warns_of_a_public_catch_all_below_a_staff_rule(policy_dir: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # IIS serves /OA/x, /oa./x and ASP.NET /(S(x))/oa/x as /oa/x: the staff rule misses them, a public /** takes them.
+    path = policy_dir / "policy.yaml"
+    path.write_text(BASE + '  - {name: everything else, paths: ["/**"], allow: public}\n', encoding="utf-8")
+    assert run_cli(["check", "-p", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    line = line_of(path.read_text(), "everything else")
+    assert any(o.startswith(f"{path}:{line}: access[2].paths: warning: '/**' makes every path public that the staff "
+                            "rule 'oa' above does not match") for o in out), out
+    path.write_text(BASE + '  - {name: the rest, paths: ["/**"], allow: deny}\n', encoding="utf-8")
+    assert run_cli(["check", "-p", str(path)]) == 0
+    assert "warning" not in capsys.readouterr().out
