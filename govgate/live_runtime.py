@@ -33,7 +33,7 @@ from govgate.core.outbound import HostClassifier
 from govgate.core.passwords import dummy_hash
 from govgate.core.policy.model import Policy
 from govgate.core.settle import FileLook, settled
-from govgate.core.wall_time import wall_time
+from govgate.core.wall_time import WallClock, wall_time
 from govgate.device_ca import ca_files, load_ca_cert
 from govgate.devices_file import load_registry
 from govgate.errors import GovGateError, PolicyError, StoreUnavailable
@@ -156,6 +156,7 @@ class LiveRuntime:
         self.metrics = metrics if metrics is not None else GatewayMetrics()
         self._sink = MetricsSink(audit, self.metrics)  # every event is counted for /metrics on its way to the log
         self._clock = clock
+        self._wall = WallClock()
         self._reload_lock = asyncio.Lock()
         self._watched: dict[Path, _Watched] = {}
         self.policy_version = 1  # good loads of policy.yaml; shown by `health`
@@ -228,7 +229,9 @@ class LiveRuntime:
         zone = self.snapshot.policy.gateway.timezone
         # On the zone's wall clock with the instant's own UTC offset: arithmetic across a summer-time change is
         # right (govgate.core.wall_time; Art. 19 grant windows, Art. 30 timeouts and lockouts).
-        return wall_time(self._clock() if self._clock is not None else datetime.now(zone), zone)
+        if self._clock is not None:
+            return wall_time(self._clock(), zone)
+        return self._wall.at(time.time(), zone)
 
     # -- reload -----------------------------------------------------------------------------------
     def _policy_event(self, event: str, decision: str, reason: str | None = None, *,

@@ -23,7 +23,7 @@ import functools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from govgate.core.device_registry import DeviceRegistry, RegisteredDevice
 from govgate.core.geoip import CountryLookup
 from govgate.core.keys import GatewayKeys
 from govgate.core.policy.model import Policy
-from govgate.core.wall_time import wall_time
+from govgate.core.wall_time import WallClock
 from govgate.files import open_country_lookup
 from govgate.live_runtime import FileChanges, LiveRuntime
 from govgate.metrics import GatewayMetrics, MetricsSink
@@ -124,6 +124,8 @@ class InProcessRuntime:
     started: tuple[list[str], dict[str, AuditScalar]] | None = None  # what record_start was told
     devices: DeviceRegistry = field(default_factory=DeviceRegistry)
     _built: InProcessSnapshot | None = field(default=None, init=False, repr=False, compare=False)
+    _wall: WallClock = field(default_factory=WallClock, init=False, repr=False, compare=False)
+    _last_now: tuple[datetime, tzinfo, datetime] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def snapshot(self) -> InProcessSnapshot:
@@ -144,7 +146,13 @@ class InProcessRuntime:
 
     def now(self) -> datetime:
         """The clock's time in the policy's timezone, as the Protocol promises."""
-        return wall_time(self.clock(), self.policy.gateway.timezone)
+        moment, zone = self.clock(), self.policy.gateway.timezone
+        last = self._last_now
+        if last is not None and last[0] is moment and last[1] is zone:
+            return last[2]  # the clock was not moved (reading a ZoneInfo time's instant costs more than the rest)
+        now = self._wall.at(moment.timestamp(), zone)  # as the live runtime's clock reads time.time()
+        self._last_now = (moment, zone, now)
+        return now
 
     def changed_files(self) -> FileChanges | None:
         """No files are watched: the test replaces ``policy`` or ``accounts`` itself."""

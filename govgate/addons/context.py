@@ -172,12 +172,17 @@ def strip_client_headers(headers: http.Headers) -> None:
     (``govgate.core.request_shape``). A ``Connection`` header keeps only ``close``, ``keep-alive`` and ``upgrade``;
     the headers it named (hop-by-hop) go too (RFC 9110 §7.6.1)."""
     fields = headers.fields
-    kept = tuple(field for field in fields if not request_shape.only_the_gate_sets(field[0]))
-    if len(kept) == len(fields):
-        kept = fields
-    if any(name.lower() == b"connection" for name, _ in kept):
-        kept = _without_connection_options(kept)
-    if kept is not fields:  # each such field goes, in whatever case or spelling its name was sent
+    gate_sets = request_shape.only_the_gate_sets
+    kept = fields
+    for name, _ in fields:
+        if gate_sets(name):  # each such field goes, in whatever case or spelling its name was sent
+            kept = tuple(field for field in fields if not gate_sets(field[0]))
+            break
+    for name, _ in kept:
+        if len(name) == 10 and name.lower() == b"connection":
+            kept = _without_connection_options(kept)
+            break
+    if kept is not fields:
         headers.fields = kept
 
 

@@ -15,7 +15,7 @@ account's expiry day, the offset an audit record shows.
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 
 def wall_time(moment: datetime, zone: tzinfo) -> datetime:
@@ -28,3 +28,30 @@ def wall_time(moment: datetime, zone: tzinfo) -> datetime:
 def _fixed(offset: timedelta | None) -> timezone:
     """One ``timezone`` object per offset (the audit record's time text is memoised by ``tzinfo`` identity)."""
     return timezone(offset or timedelta(0))
+
+
+TRANSITION_WATCH = 3600.0  # seconds: a UTC offset found unchanged this far ahead is used without looking it up again
+
+
+class WallClock:
+    """``wall_time`` of a POSIX timestamp, fast: the zone's UTC offset is looked up once and reused until an hour
+    before it could change (found the same an hour ahead: no zone changes its offset twice within an hour); in the
+    hour before a change, and for another zone, it is looked up every time. Not thread-safe: one event loop."""
+
+    __slots__ = ("_fixed", "_from", "_until", "_zone")
+
+    def __init__(self) -> None:
+        self._zone: tzinfo | None = None
+        self._fixed: timezone = UTC
+        self._from = self._until = float("-inf")  # the span the offset is known for (a clock set back leaves it)
+
+    def at(self, timestamp: float, zone: tzinfo) -> datetime:
+        if zone is self._zone and self._from <= timestamp < self._until:
+            return datetime.fromtimestamp(timestamp, self._fixed)
+        local = datetime.fromtimestamp(timestamp, zone)
+        offset = local.utcoffset()
+        fixed = _fixed(offset)
+        ahead = datetime.fromtimestamp(timestamp + TRANSITION_WATCH, zone).utcoffset()
+        self._zone, self._fixed, self._from = zone, fixed, timestamp
+        self._until = timestamp + TRANSITION_WATCH if ahead == offset else float("-inf")
+        return local.replace(tzinfo=fixed)

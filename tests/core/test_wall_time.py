@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from govgate.core.accounts import Accounts
 from govgate.core.grants import grant_active
-from govgate.core.wall_time import wall_time
+from govgate.core.wall_time import WallClock, wall_time
 from tests.accounts.builders import PASSWORD, SECRET, make_account
 from tests.addons.gateway import PREFIX, Browser, InProcessGateway
 from tests.policies import grant, load, policy_data
@@ -84,3 +84,22 @@ async def test_a_lockout_lasts_its_real_minutes_in_the_hour_the_clock_skips() ->
         assert (await Browser(gateway, "10.1.2.4").password("zhangsan", PASSWORD)).status_code == 429
         runtime.clock.set(start + timedelta(minutes=31))
         assert (await Browser(gateway, "10.1.2.4").password("zhangsan", PASSWORD)).status_code == 303
+
+
+@settings(max_examples=200)
+@given(start=instants, steps=st.lists(st.floats(min_value=-3600, max_value=5400), min_size=1, max_size=40),
+       zone=st.sampled_from(ZONES))
+def test_the_live_clock_reads_as_wall_time_with_its_offset_reused_only_where_it_holds(
+        start: datetime, steps: list[float], zone: ZoneInfo) -> None:
+    # The live runtime's clock reuses the offset it found until an hour before it could change: every reading,
+    # across the changes too, and with the clock set back, is the one wall_time gives.
+    clock = WallClock()
+    t = start.timestamp()
+    for step in steps:
+        t += step
+        expected = wall_time(datetime.fromtimestamp(t, UTC), zone)
+        read = clock.at(t, zone)
+        assert (read, read.isoformat(), read.tzinfo) == (expected, expected.isoformat(), expected.tzinfo)
+    other = ZoneInfo("Asia/Shanghai") if zone.key != "Asia/Shanghai" else BERLIN  # a reload to another zone
+    assert clock.at(t, other) == wall_time(datetime.fromtimestamp(t, UTC), other)
+    assert clock.at(t, other).utcoffset() == datetime.fromtimestamp(t, other).utcoffset()
