@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import os
 import stat
 import tempfile
@@ -190,12 +191,17 @@ def _write_and_sync(fd: int, text: str) -> None:
 
 
 def open_country_lookup(path: Path) -> CountryLookup:
-    """The country lookup of the MaxMind database at ``path``, opened once (memory-mapped where possible).
+    """The country lookup of the MaxMind database at ``path``, opened once, from a private copy of its bytes.
 
-    Raises ``GeoIPDatabaseError`` naming the file when it is missing, unreadable or not a valid database.
+    The lookup never reads the file again: a database memory-mapped from the file itself dies with it (SIGBUS on
+    the next lookup, no log line, no audit record) when the file is rewritten in place, as ``cp``, ``curl -o`` and
+    ``wget -O`` do (found in review). The copy is anonymous memory (``memfd``), mapped by the C reader; without
+    ``memfd`` the pure-Python reader holds the bytes in memory. Raises ``GeoIPDatabaseError`` naming the file when it
+    is missing, unreadable or not a valid database.
     """
     try:
-        reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
+        data = path.read_bytes()
+        reader = _reader_of_private_copy(data)
     except FileNotFoundError as exc:
         raise GeoIPDatabaseError(f"{path}: GeoIP database not found") from exc
     except (maxminddb.InvalidDatabaseError, OSError, ValueError) as exc:
@@ -205,6 +211,21 @@ def open_country_lookup(path: Path) -> CountryLookup:
     except GeoIPDatabaseError:
         reader.close()
         raise
+
+
+def _reader_of_private_copy(data: bytes) -> maxminddb.Reader:
+    """A reader of ``data`` that no file on disk backs."""
+    memfd = getattr(os, "memfd_create", None)
+    if memfd is None:
+        return maxminddb.open_database(io.BytesIO(data), maxminddb.MODE_FD)  # type: ignore[arg-type]
+    fd = memfd("govgate-geoip", os.MFD_CLOEXEC)
+    try:
+        with os.fdopen(os.dup(fd), "wb") as copy:
+            copy.write(data)
+        # The C reader opens a path and maps what it opens: this process's own anonymous copy.
+        return maxminddb.open_database(f"/proc/self/fd/{fd}", maxminddb.MODE_AUTO)
+    finally:
+        os.close(fd)
 
 
 # -- what the reload polling sees ---------------------------------------------------------------------------

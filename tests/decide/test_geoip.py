@@ -7,6 +7,8 @@ import io
 import ipaddress
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import maxminddb
@@ -122,6 +124,31 @@ def test_lookup_keeps_working_from_a_copied_file(tmp_path: Path) -> None:
     lookup = open_country_lookup(copy)
     assert lookup.country(ip("81.2.69.142")) == "GB"
     lookup.close()
+
+
+_REWRITE_IN_PLACE = """
+import ipaddress, sys
+from pathlib import Path
+from govgate.files import open_country_lookup
+path = Path(sys.argv[1])
+lookup = open_country_lookup(path)
+good = path.read_bytes()
+for rewrite in (b"", good[: len(good) // 3], b"\\0" * len(good)):
+    path.write_bytes(rewrite)  # truncated first, as cp, curl -o and wget -O write
+    print(lookup.country(ipaddress.ip_address(sys.argv[2])), flush=True)
+"""
+
+
+@pytest.mark.parametrize("database", ["GeoLite2-Country-Test.mmdb", "GeoIP2-City-Test.mmdb"])
+def test_a_database_rewritten_in_place_under_the_lookup_changes_nothing(tmp_path: Path, database: str) -> None:
+    # Found in review: the reader mapped the live file, and a truncated file killed the gateway with SIGBUS on the
+    # next lookup (no log line, no audit record). The lookup reads its own copy. In a child process: a SIGBUS
+    # there is a failed test, not a dead test run.
+    copy = tmp_path / "geo.mmdb"
+    shutil.copy(GEOIP_DIR / database, copy)
+    done = subprocess.run([sys.executable, "-c", _REWRITE_IN_PLACE, str(copy), "81.2.69.142"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout.split()) == (0, ["GB", "GB", "GB"]), done.stderr[-2000:]
 
 
 @pytest.mark.parametrize("address", ["10.1.2.3", "172.16.0.1", "192.168.9.9", "127.0.0.1", "169.254.3.4",
