@@ -217,7 +217,7 @@ def _reader_of_private_copy(data: bytes) -> maxminddb.Reader:
     """A reader of ``data`` that no file on disk backs."""
     memfd = getattr(os, "memfd_create", None)
     if memfd is None:
-        return maxminddb.open_database(io.BytesIO(data), maxminddb.MODE_FD)  # type: ignore[arg-type]
+        return maxminddb.open_database(io.BytesIO(data), maxminddb.MODE_FD)
     fd = memfd("govgate-geoip", os.MFD_CLOEXEC)
     try:
         with os.fdopen(os.dup(fd), "wb") as copy:
