@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import h2.errors
 import h2.events
+import h2.exceptions
 from hyperframe.frame import GoAwayFrame
 from mitmproxy import connection, ctx, http
 from mitmproxy.addons.proxyserver import Proxyserver
@@ -56,7 +57,10 @@ def _goaway_when_asked(wanted: Callable[[connection.Client, int], bool]) -> None
         last = getattr(self, "_govgate_last_stream", None)
         if last is not None and event.stream_id > last:
             # Opened before the client saw our GOAWAY: refused unprocessed, so the client may retry it elsewhere.
-            self.h2_conn.reset_stream(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            # Unless the client has reset it already (in the same read): then there is nothing to refuse (the reset
+            # raised StreamClosedError: "mitmproxy has crashed!" and a traceback, as often as a client liked).
+            with contextlib.suppress(h2.exceptions.StreamClosedError):
+                self.h2_conn.reset_stream(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             yield commands.SendData(self.conn, self.h2_conn.data_to_send())
             return False
         stop: bool = yield from original(self, event)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -14,6 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
 import httpx
 import pytest
 
@@ -192,3 +197,35 @@ def test_http2_connection_gets_a_goaway_after_max_requests(slow_portal: str, wor
         assert [r[2] for r in rows] == ["1", "0", "0", "1", "0"]  # a new connection after the third request
     finally:
         assert gw.stop() == 0
+
+
+
+def test_streams_reset_by_the_client_after_the_goaway_are_not_a_crash(slow_portal: str, workdir: Path) -> None:
+    # Found in review: a stream opened after the GOAWAY's last one and reset by the client in the same read made the
+    # gateway's refusal raise StreamClosedError: "mitmproxy has crashed!" and a 60-line traceback per connection.
+    ca = TestCA()
+    (workdir / "secrets").mkdir(exist_ok=True)
+    pem = ca.server("portal.example.gov.cn", "127.0.0.1").write_key_and_chain(workdir / "secrets" / "gw.pem")
+    gw = gateway(workdir, slow_portal, max_requests_per_connection=3, insecure=False,
+                 tls={"cert": str(pem), "request_client_cert": False})
+    port = int(gw.url.rsplit(":", 1)[1])
+    try:
+        context = ssl.create_default_context(cafile=str(ca.write(workdir / "ca.pem")))
+        context.set_alpn_protocols(["h2"])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname="portal.example.gov.cn") as tls:
+            client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+            client.initiate_connection()
+            for stream in range(1, 20, 2):  # ten streams, each opened and reset at once, in one write
+                client.send_headers(stream, [(":method", "GET"), (":path", "/news/a"), (":scheme", "https"),
+                                             (":authority", "portal.example.gov.cn")], end_stream=True)
+                client.reset_stream(stream, h2.errors.ErrorCodes.CANCEL)
+            tls.sendall(client.data_to_send())
+            ended = False
+            while not ended and (data := tls.recv(65536)):
+                ended = any(isinstance(e, h2.events.ConnectionTerminated) for e in client.receive_data(data))
+                tls.sendall(client.data_to_send())
+            assert ended  # the GOAWAY after the third stream
+    finally:
+        assert gw.stop() == 0
+    assert not [line for line in gw.output.lines if "crashed" in line or "Traceback" in line]
