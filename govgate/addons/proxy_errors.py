@@ -23,6 +23,7 @@ from mitmproxy.net.http import http1
 from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.layers import http as http_layer
 from mitmproxy.proxy.layers.http import _http1, _http2, _http3
+from mitmproxy.proxy.layers.http._base import ReceiveHttp
 from mitmproxy.proxy.layers.http._events import RequestProtocolError, ResponseProtocolError
 from mitmproxy.proxy.layers.http._hooks import HttpErrorHook
 
@@ -172,13 +173,24 @@ def _answer_malformed_bodies() -> None:
     reply. Nothing of such a request reaches the portal (it is refused before the ``request`` hook)."""
     conn_class = _http1.Http1Connection
     original = conn_class.read_body
+
+    def _protocol_error(self: _http1.Http1Connection, message: str) -> ReceiveHttp:
+        """What mitmproxy's ``read_body`` yields for a body h11 cannot read: the stream answers and closes."""
+        assert self.stream_id is not None
+        return ReceiveHttp(self.ReceiveProtocolError(self.stream_id, message, code=self.ReceiveProtocolError.code))
     if getattr(original, "_govgate_400", False):
         return
 
     def read_body(self: _http1.Http1Connection, event: events.Event) -> layer.CommandGenerator[None]:
         steps = original(self, event)
         try:
-            command = next(steps)
+            try:
+                command = next(steps)
+            except NotImplementedError:
+                # Trailers after a chunked body ("not implemented yet" in mitmproxy 12): a protocol error like any
+                # other body that cannot be read, not "mitmproxy has crashed!" and a client left without an answer.
+                yield _protocol_error(self, "HTTP/1 protocol error: request trailers are not supported")
+                return
             while True:
                 if (isinstance(self, _http1.Http1Server) and isinstance(command, commands.CloseConnection)
                         and command.connection is self.conn and self.response is None):
@@ -186,7 +198,11 @@ def _answer_malformed_bodies() -> None:
                     # The answer is sent: mitmproxy's own later attempt (for the same error) must not send another.
                     self.response = http.Response.make(400)
                 reply = yield command
-                command = steps.send(reply)
+                try:
+                    command = steps.send(reply)
+                except NotImplementedError:
+                    yield _protocol_error(self, "HTTP/1 protocol error: request trailers are not supported")
+                    return
         except StopIteration:
             return
 

@@ -177,7 +177,8 @@ def test_a_get_with_content_length_0_is_an_ordinary_request(gw: Gateway) -> None
     request(b"POST", b"/news/a", b"Content-Length: 5", b"Transfer-Encoding: chunked", body=b"0\r\n\r\n"),
     request(b"POST", b"/news/a", b"Content-Length: 5", b"Content-Length: 6", body=b"hello!"),
     request(b"POST", b"/news/a", b"Transfer-Encoding: chunked, gzip", body=b"0\r\n\r\n"),
-], ids=["bad-chunk-size", "bad-chunk-end", "cl-and-te", "two-lengths", "te-not-chunked-last"])
+    request(b"POST", b"/news/a", b"Transfer-Encoding: chunked", body=b"5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n"),
+], ids=["bad-chunk-size", "bad-chunk-end", "cl-and-te", "two-lengths", "te-not-chunked-last", "trailers"])
 def test_malformed_or_conflicting_framing_gets_the_gates_400_page(gw: Gateway, portal: RecordingPortal,
                                                                   raw: bytes) -> None:
     before = len(portal.everything())
