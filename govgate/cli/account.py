@@ -548,9 +548,9 @@ def run_delete(args: argparse.Namespace) -> int:
     update_accounts(admin.policy.accounts_file, delete)
 
     async def end_everything(store: Store) -> int:
-        ended = await store.delete_account_sessions(name)
-        await store.unlock(name)  # a later account of the same name starts without this one's failures
-        return ended
+        # Its sessions end; a lock or failure count stays until it expires, as when the gateway sees the name gone
+        # from the file (a name that leaves and comes back must not come back unlocked: Art. 30).
+        return await store.delete_account_sessions(name)
 
     ended, store_result = _store_step(admin, name, "deletion", end_everything)
     code = _finish(_record(admin, "delete", name, sessions_ended=ended, store=store_result), store_result)

@@ -144,14 +144,14 @@ class Accounts:
 class AdminMarks:
     """What a reload of the accounts file asks the running gateway to do in its state store."""
 
-    unlock: tuple[str, ...]  # `account unlock` ran, or the account was deleted: ``Store.unlock(name)``
+    unlock: tuple[str, ...]  # `account unlock` ran: ``Store.unlock(name)``
     logout: tuple[str, ...]  # `account logout` ran, or the account was deleted: ``Store.delete_account_sessions``
 
 
 def admin_marks(old: Accounts, new: Accounts) -> AdminMarks:
     """The accounts whose ``unlocked_at`` / ``logged_out_at`` changed between two loads of the file, and those
-    the file no longer holds (``govgate account delete``): their sessions end and their failure counts go,
-    so a later account of the same name starts clean.
+    the file no longer holds (``govgate account delete``): their sessions end; a lock or failure count of theirs
+    stays until it expires.
 
     Without Redis, locks and sessions live in the gateway's memory, out of the CLI's reach; the CLI
     leaves these marks in the file and the gateway applies them on reload (Art. 30: an administrator
@@ -166,7 +166,9 @@ def admin_marks(old: Accounts, new: Accounts) -> AdminMarks:
         if account.logged_out_at is not None and (before is None or before.logged_out_at != account.logged_out_at):
             logout.append(account.name)
     deleted = tuple(account.name for account in old if account.name not in new)
-    return AdminMarks((*unlock, *deleted), (*logout, *deleted))
+    # A deleted account's lock and failure counts stay until they expire: a name that leaves the file and comes
+    # back (a cut write, a restore) must not come back unlocked (Art. 30). Its sessions end (Art. 25).
+    return AdminMarks(tuple(unlock), (*logout, *deleted))
 
 
 def account_name_problem(name: str) -> str | None:
@@ -256,7 +258,13 @@ class _Parser:
             self.problems.append(PolicyProblem(self.source, exc.line, "", f"not valid YAML: {exc.reason}"))
             return Accounts()
         self.problems.extend(problems)
-        if root is None:  # empty file (or one beyond the tree's limits, reported above)
+        if root is None:  # no document: empty, or comments only (or beyond the tree's limits, reported above)
+            if not problems:
+                # A file cut short (a copy or an editor's write interrupted) must not read as "no accounts": every
+                # account would count as deleted. The gateway keeps the last good file (a missing file is no
+                # accounts: the state before the first `govgate account add`).
+                self.problems.append(PolicyProblem(self.source, 0, "version",
+                                                   "the accounts file is empty (expected version: 1 and accounts:)"))
             return Accounts()
         return self._parse_root(root)
 

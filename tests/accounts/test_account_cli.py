@@ -500,7 +500,8 @@ def test_check_finds_undeclared_groups_and_secrets_under_another_key(tmp_path: P
 
 
 @pytest.mark.redis
-def test_delete_ends_the_sessions_and_clears_the_lock_in_redis(redis_cli: tuple[Cli, str]) -> None:
+def test_delete_ends_the_sessions_in_redis_and_keeps_the_lock(redis_cli: tuple[Cli, str]) -> None:
+    # Art. 30: the lock of a deleted name stays until it expires (a name that comes back is not unlocked).
     cli, url = redis_cli
     assert cli.add("zhangsan") == 0
     limits = SessionLimits()
@@ -523,4 +524,7 @@ def test_delete_ends_the_sessions_and_clears_the_lock_in_redis(redis_cli: tuple[
         lookup = await store.touch_session("s0" * 20, datetime.now(TZ), limits)
         return lookup.session is None, await store.account_locked_until("zhangsan", datetime.now(TZ))
 
-    assert _on_store(url, state) == (True, None)
+    ended, locked_until = _on_store(url, state)
+    assert ended
+    assert locked_until is not None
+    assert locked_until > datetime.now(TZ) + timedelta(minutes=25)

@@ -43,10 +43,14 @@ def test_accounts_survive_a_round_trip_through_the_file_format() -> None:
     assert parse_accounts(text, "accounts.yaml") == accounts
 
 
-def test_an_empty_or_comment_only_file_has_no_accounts() -> None:
-    assert len(parse_accounts("", "a.yaml")) == 0
-    assert len(parse_accounts("# nothing yet\n", "a.yaml")) == 0
+def test_a_file_without_accounts_says_so_and_an_empty_or_comment_only_one_is_refused() -> None:
     assert len(parse_accounts("version: 1\naccounts:\n", "a.yaml")) == 0
+    # A write cut short (found in review: read as "no accounts", every account counted as deleted and unlocked).
+    for text in ("", "# GovGate accounts\n# edit with govgate account\n"):
+        with pytest.raises(PolicyError) as refused:
+            parse_accounts(text, "a.yaml")
+        assert [str(p) for p in refused.value.problems] == [
+            "a.yaml: version: the accounts file is empty (expected version: 1 and accounts:)"]
 
 
 def test_lookup_is_by_exact_name() -> None:
@@ -218,12 +222,14 @@ def test_a_reload_reports_the_accounts_an_admin_unlocked_or_logged_out() -> None
     assert admin_marks(new, new) == AdminMarks((), ())
 
 
-def test_a_reload_reports_deleted_accounts_for_both_logout_and_unlock() -> None:
+def test_a_reload_ends_the_sessions_of_deleted_accounts_but_keeps_their_locks() -> None:
+    # Art. 30: a name that leaves the file and comes back (a cut write, a restore) must not come back unlocked
+    # (found in review: a truncated accounts file lifted every lockout).
     old = Accounts((make_account("a1"), make_account("b2"), make_account("c3")))
     new = Accounts((make_account("b2"),))
     marks = admin_marks(old, new)
     assert marks.logout == ("a1", "c3")
-    assert marks.unlock == ("a1", "c3")
+    assert marks.unlock == ()
 
 
 def test_a_session_older_than_the_account_is_revoked() -> None:
