@@ -35,6 +35,7 @@ from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.layers import http as http_layer
 from mitmproxy.proxy.layers.http import _http2
 
+from govgate.addons import h2_backpressure
 from govgate.addons.h1_pool import reuse_idle_portal_connections
 from govgate.runtime import Runtime
 
@@ -121,6 +122,7 @@ class ConnectionLimits:
         _goaway_when_asked(self._goaway_wanted)
         _forget_closed_server_connections()
         reuse_idle_portal_connections()  # HTTP/2 clients, HTTP/1.1 portal (govgate/addons/h1_pool.py)
+        h2_backpressure.install()  # the portal read no faster than an HTTP/2 client takes (its windows)
 
     def _limit(self) -> int:
         return self.runtime.policy.gateway.max_requests_per_connection
