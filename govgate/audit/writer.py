@@ -37,6 +37,9 @@ from govgate.core.wall_time import wall_time
 from govgate.errors import AuditWriteFailed
 
 log = logging.getLogger(__name__)
+# Seconds a round of writing may take before the writer counts as unhealthy: staff paths then fail closed
+# (audit.on_failure: deny) until it finishes. Normal rounds take milliseconds; a slow fsync, a fraction of a second.
+STALL_SECONDS = 3.0
 
 
 class AuditWriter:
@@ -53,6 +56,7 @@ class AuditWriter:
         batch_size: int = 4096,
         max_queue: int = 200_000,
         retry_interval: float = 0.5,
+        stall_after: float = STALL_SECONDS,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
         self._audit = audit
@@ -63,6 +67,8 @@ class AuditWriter:
         self._batch_size = batch_size
         self._max_queue = max_queue
         self._retry_interval = retry_interval
+        self._stall_after = stall_after
+        self._step_since: float | None = None  # monotonic: when the writer thread's current round began
         # Told "write_failed" for each failed write and "record_lost" for each record dropped (``/metrics``).
         self._on_error = on_error
         self._queue: deque[AuditEvent] = deque()
@@ -109,9 +115,18 @@ class AuditWriter:
 
     @property
     def healthy(self) -> bool:
-        """False while records cannot be written (or the writer is not running)."""
+        """False while records cannot be written, while a round of writing has taken longer than ``stall_after``
+        (the log's lock held by another process, a hung disk: Art. 20, no staff access that cannot be logged),
+        or while the writer is not running."""
         thread = self._thread
-        return self._ok and thread is not None and thread.is_alive()
+        return self._ok and thread is not None and thread.is_alive() and self._stalled_for() is None
+
+    def _stalled_for(self) -> float | None:
+        since = self._step_since
+        if since is None:
+            return None
+        taken = time.monotonic() - since
+        return taken if taken > self._stall_after else None
 
     @property
     def last_error(self) -> str | None:
@@ -120,6 +135,10 @@ class AuditWriter:
             return "the audit writer is not started"
         if not thread.is_alive() and self._last_error is None:
             return "the audit writer has stopped"
+        stalled = self._stalled_for()
+        if stalled is not None and self._ok:
+            return (f"the audit writer has been writing for {stalled:.0f} s without finishing (the log's lock held by "
+                    "another process, or a disk that does not answer)")
         return self._last_error
 
     @property
@@ -179,6 +198,7 @@ class AuditWriter:
         try:
             while True:
                 stopping = self._stopping
+                self._step_since = time.monotonic()
                 try:
                     self._step()
                 except AuditWriteFailed as exc:
@@ -186,6 +206,8 @@ class AuditWriter:
                 except Exception as exc:  # a bug must not stop the log silently: report, fail closed, retry
                     log.exception("audit.writer.error")
                     self._failed(f"audit writer error: {exc!r}")
+                finally:
+                    self._step_since = None
                 with self._progress:
                     self._progress.notify_all()
                 if stopping and not self._queue and not self._pending and self._ok:

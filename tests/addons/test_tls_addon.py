@@ -5,6 +5,7 @@ nothing is done in plain-HTTP trial mode. (The handshake itself, judged by sslyz
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mitmproxy import certs, options, tls
@@ -17,7 +18,7 @@ from govgate.core.device_certs import DeviceCertificate
 from govgate.tls_server import ServerTls
 from tests.pki import Issued, TestCA
 from tests.policies import policy, policy_data
-from tests.runtime import InProcessRuntime
+from tests.runtime import Clock, InProcessRuntime
 
 
 def tls_runtime(tmp_path: Path) -> InProcessRuntime:
@@ -69,7 +70,8 @@ def _tls_runtime_with_client_ca(tmp_path: Path, ca: TestCA) -> InProcessRuntime:
     gateway = {**policy_data()["gateway"], "insecure": False,
                "tls": {"cert": str(pem), "client_ca": str(client_ca), "request_client_cert": True}}
     served = policy(tmp_path, gateway=gateway)
-    return InProcessRuntime(policy=served, server_tls=ServerTls.load(served))
+    # The certificates are made now (valid from an hour ago): the runtime's clock reads the real time.
+    return InProcessRuntime(policy=served, server_tls=ServerTls.load(served), clock=Clock(datetime.now(UTC)))
 
 
 def _pump(one: SSL.Connection, other: SSL.Connection) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -516,3 +517,28 @@ def test_appends_by_another_process_between_the_writers_batches_are_not_taken_fo
     assert writer.close(timeout=5)
     assert "audit.damaged" not in [r["event"] for r in records(tmp_path)]
     assert verify_dir(tmp_path, keys).count == 1 + 1 + 2 + 1
+
+
+def test_a_writer_that_makes_no_progress_is_unhealthy_until_it_does(
+    tmp_path: Path, keys: GatewayKeys, clock: Clock, make_writer: MakeWriter
+) -> None:
+    # Art. 20: found in review: while another process held the log's lock (a `govgate account` or `audit verify`
+    # stopped with Ctrl-Z, a hung disk), the writer waited, health said writable and staff requests were served
+    # with their records only in memory (a crash meanwhile lost them all).
+    writer = make_writer(audit_config(tmp_path), flush_interval=0.02, stall_after=0.3)
+    writer.start()
+    writer.emit(access_event(0, clock.now))
+    assert writer.flush(timeout=5)
+    lock = os.open(tmp_path / ".lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process holds the log
+        writer.emit(access_event(1, clock.now))
+        wait_for(lambda: not writer.healthy)
+        assert writer.last_error is not None
+        assert "without finishing" in writer.last_error
+    finally:
+        os.close(lock)  # released: the round finishes, and the writer is healthy again
+    wait_for(lambda: writer.healthy and writer.queued == 0)
+    assert writer.last_error is None
+    assert writer.close(timeout=5)
+    assert [r["request_id"] for r in access_records(tmp_path)] == ["req-0", "req-1"]
