@@ -29,6 +29,7 @@ from govgate.core.accounts import Accounts, dump_accounts, parse_accounts
 from govgate.core.policy.model import Policy
 from govgate.errors import AccountError, GovGateError, KeyFileError, PolicyError, PolicyProblem
 from govgate.files import load_key_file
+from govgate.regular_file import read_regular
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ FILE_MODE = 0o600
 def load_accounts(path: Path) -> Accounts:
     """The accounts in ``path``. A missing file is no accounts; anything invalid is a ``PolicyError``."""
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         return Accounts()
     except OSError as exc:

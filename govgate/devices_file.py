@@ -15,12 +15,13 @@ from pathlib import Path
 from govgate.accounts_file import locked, write_atomically
 from govgate.core.device_registry import DeviceRegistry, dump_registry, parse_registry
 from govgate.errors import DeviceError, PolicyError, PolicyProblem
+from govgate.regular_file import read_regular
 
 
 def load_registry(path: Path) -> DeviceRegistry:
     """The registry in ``path``; a missing file is an empty registry; anything invalid is a ``PolicyError``."""
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         return DeviceRegistry()
     except OSError as exc:

@@ -40,6 +40,7 @@ from govgate.core.policy.model import Policy
 from govgate.core.policy.named_files import FileKind, NamedFile, content_problem
 from govgate.core.settle import FileLook
 from govgate.errors import KeyFileError, PolicyError, PolicyProblem
+from govgate.regular_file import read_regular, read_regular_text
 
 # -- policy.yaml ----------------------------------------------------------------------------------------
 
@@ -53,7 +54,7 @@ def load_policy(path: Path, *, data: bytes | None = None, check_files: bool = Tr
     """
     if data is None:
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise PolicyError([PolicyProblem(str(path), 0, "", f"cannot read the policy file: {reason}")]) from None
@@ -74,7 +75,7 @@ def _named_files_problems(named_files: tuple[NamedFile, ...], policy_file: str) 
 
 def _named_file_problem(named: NamedFile) -> str | None:
     try:
-        data = named.path.read_bytes()
+        data = read_regular(named.path)
     except IsADirectoryError:
         return f"expected {named.expected}; found a folder at {named.path}"
     except OSError as exc:
@@ -99,7 +100,7 @@ KEY_FILE_MODE = 0o600
 def load_key_file(path: Path, *, create: bool = True) -> GatewayKeys:
     """Read the key file, creating it (mode 0600, never overwriting) if absent and ``create`` is set."""
     try:
-        text = path.read_text(encoding="ascii")
+        text = read_regular_text(path, "ascii")
     except FileNotFoundError:
         if not create:
             raise KeyFileError(f"{path}: key file does not exist") from None
@@ -200,7 +201,7 @@ def open_country_lookup(path: Path) -> CountryLookup:
     is missing, unreadable or not a valid database.
     """
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
         reader = _reader_of_private_copy(data)
     except FileNotFoundError as exc:
         raise GeoIPDatabaseError(f"{path}: GeoIP database not found") from exc
@@ -248,7 +249,7 @@ def look_at(path: Path) -> tuple[FileLook, bytes] | None:
     being read (a writer is still at work)."""
     try:
         before = path.stat()
-        data = path.read_bytes()
+        data = read_regular(path)
         after = path.stat()
     except OSError:
         return None

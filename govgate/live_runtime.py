@@ -48,6 +48,7 @@ from govgate.files import (
 )
 from govgate.log_lines import use_timezone
 from govgate.metrics import GatewayMetrics, MetricsSink
+from govgate.regular_file import read_regular
 from govgate.store.base import Store
 from govgate.store.memory import MemoryStore
 from govgate.store.redis import RedisStore
@@ -171,7 +172,7 @@ class LiveRuntime:
     def load(cls, policy_path: Path, *, clock: Callable[[], datetime] | None = None) -> LiveRuntime:
         """Blocking start-up load; raises ``PolicyError`` listing every problem."""
         try:
-            data: bytes | None = policy_path.read_bytes()
+            data: bytes | None = read_regular(policy_path)
         except OSError:
             data = None  # load_policy says why
         policy = load_policy(policy_path, data=data)
@@ -426,7 +427,7 @@ def keep_policy(policy: Policy, data: bytes | None) -> tuple[str | None, str | N
     never raises: a policy is not refused because its copy could not be written (the record says so)."""
     if data is None:
         try:
-            data = policy.source.read_bytes()
+            data = read_regular(policy.source)
         except OSError as exc:
             return None, f"cannot read {policy.source}: {exc.strerror or exc}"
     if hashlib.sha256(data).hexdigest() != policy.sha256:
@@ -442,6 +443,6 @@ def _sha256_of(path: Path, text: tuple[bytes, FileSignature] | None = None) -> s
     if text is not None:
         return hashlib.sha256(text[0]).hexdigest()
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return hashlib.sha256(read_regular(path)).hexdigest()
     except OSError:
         return ""

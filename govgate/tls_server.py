@@ -36,6 +36,7 @@ from OpenSSL import SSL, crypto
 
 from govgate.core.policy.model import Policy
 from govgate.errors import PolicyError, PolicyProblem
+from govgate.regular_file import read_regular
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ def _pem_blocks(data: bytes, kind: bytes) -> list[bytes]:
 
 def _read(path: Path, key: str) -> bytes:
     try:
-        return path.read_bytes()
+        return read_regular(path)
     except OSError as exc:
         raise _problem(path, key, f"cannot read {path}: {exc.strerror or exc}") from None
 

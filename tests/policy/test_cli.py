@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ from govgate.cli import check as check_module
 from govgate.cli.main import run_cli
 from govgate.core.policy.model import Policy
 from govgate.errors import PolicyProblem
+from govgate.regular_file import read_regular
 from tests.policy.texts import BASE, GEOIP_DB, REPO, line_of, replace
 
 
@@ -145,3 +147,27 @@ def test_check_warns_of_a_public_catch_all_below_a_staff_rule(policy_dir: Path,
     path.write_text(BASE + '  - {name: the rest, paths: ["/**"], allow: deny}\n', encoding="utf-8")
     assert run_cli(["check", "-p", str(path)]) == 0
     assert "warning" not in capsys.readouterr().out
+
+
+def test_a_policy_that_is_not_a_regular_file_is_refused_at_once(policy_dir: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # Found in review: a FIFO at policy.yaml blocked the reload thread for ever, SIGHUP and SIGTERM behind it.
+    path = policy_dir / "policy.yaml"
+    os.mkfifo(path)
+    assert run_cli(["check", "-p", str(path)]) == 1  # returns at once: nothing waits for a writer
+    assert f"{path}: cannot read the policy file: not a regular file (a FIFO)" in capsys.readouterr().out
+
+
+def test_read_regular_reads_files_and_refuses_the_rest(tmp_path: Path) -> None:
+    regular = tmp_path / "a.txt"
+    regular.write_bytes(b"x" * 3_000_000)
+    assert read_regular(regular) == b"x" * 3_000_000
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(OSError, match=r"not a regular file \(a FIFO\)"):
+        read_regular(tmp_path / "fifo")
+    with pytest.raises(IsADirectoryError):
+        read_regular(tmp_path)
+    with pytest.raises(OSError, match="not a regular file"):
+        read_regular(Path("/dev/null"))
+    with pytest.raises(FileNotFoundError):
+        read_regular(tmp_path / "absent")
