@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from govgate.core import device_certs
 from govgate.core.policy.model import Policy
 from govgate.errors import DeviceError
+from govgate.regular_file import read_regular
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ def load_ca_cert(policy: Policy) -> x509.Certificate | None:
     """The device CA's certificate, or None while ``govgate device ca init`` has not been run."""
     path = ca_files(policy).cert
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -58,7 +59,7 @@ def load_ca(policy: Policy) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificat
     if cert is None:
         raise DeviceError("there is no device CA yet: run `govgate device ca init` first")
     try:
-        key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(read_regular(files.key), password=None)
     except OSError as exc:
         raise DeviceError(f"{files.key}: cannot read the device CA key: {exc.strerror}") from None
     except ValueError:

@@ -37,11 +37,13 @@ from mitmproxy.proxy.layers.http import _http2
 
 from govgate.addons import h2_backpressure
 from govgate.addons.h1_pool import reuse_idle_portal_connections
+from govgate.repeated import REPEATED
 from govgate.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 0.25
+IDLE_SWEEP_SECONDS = 1.0  # how often connections are looked at for gateway.idle_timeout
 
 
 def _goaway_when_asked(wanted: Callable[[connection.Client, int], bool]) -> None:
@@ -118,6 +120,8 @@ class ConnectionLimits:
         self.closing: set[str] = set()  # to be closed once idle
         self.draining = False
         self._idle_seen: set[str] = set()  # connections found idle at the previous look
+        self.quiet_since: dict[str, float] = {}  # client connection id → monotonic time since no request is in flight
+        self._next_idle_sweep = 0.0
         self._sweeper: asyncio.Task[None] | None = None
         _goaway_when_asked(self._goaway_wanted)
         _forget_closed_server_connections()
@@ -134,10 +138,14 @@ class ConnectionLimits:
     async def running(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="govgate connection sweeper")
 
+    def client_connected(self, client: connection.Client) -> None:
+        self.quiet_since[client.id] = time.monotonic()
+
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         cid = flow.client_conn.id
         self.requests[cid] += 1
         self.in_flight[cid] += 1
+        self.quiet_since.pop(cid, None)
         if self.draining or self.requests[cid] >= self._limit():
             self.closing.add(cid)
 
@@ -146,6 +154,8 @@ class ConnectionLimits:
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._answered(flow.client_conn.id)
+        if flow.websocket is not None:
+            self.quiet_since.pop(flow.client_conn.id, None)  # a WebSocket now: quiet between messages by design
         self._last_answer(flow)  # an answer another addon replaced after `responseheaders`
         if flow.request.method.upper() == "HEAD" and flow.response is not None and flow.response.raw_content:
             # A page the gate made carries its body; an answer to HEAD must not (on a kept-alive HTTP/1.1
@@ -164,6 +174,7 @@ class ConnectionLimits:
         self.requests.pop(client.id, None)
         self.in_flight.pop(client.id, None)
         self.closing.discard(client.id)
+        self.quiet_since.pop(client.id, None)
 
     async def done(self) -> None:
         if self._sweeper is not None:
@@ -174,6 +185,8 @@ class ConnectionLimits:
     def _answered(self, cid: str) -> None:
         if self.in_flight[cid] > 0:
             self.in_flight[cid] -= 1
+        if self.in_flight[cid] == 0:
+            self.quiet_since[cid] = time.monotonic()
 
     # -- closing ----------------------------------------------------------------------------------
     def _proxyserver(self) -> Proxyserver | None:
@@ -212,12 +225,40 @@ class ConnectionLimits:
         self._idle_seen = seen
         return remaining
 
+    def _close_quiet(self, now: float) -> int:
+        """Close the client connections with no request in flight for ``gateway.idle_timeout``: idle keep-alive,
+        a request head that never ends (slowloris), a TLS handshake never finished (mitmproxy alone waits 600 s).
+        Returns how many were closed."""
+        proxyserver = self._proxyserver()
+        if proxyserver is None:
+            return 0
+        limit = self.runtime.policy.gateway.idle_timeout.total_seconds()
+        closed = 0
+        for cid, handler in list(proxyserver.connections.items()):
+            if not isinstance(cid, str):
+                continue
+            since = self.quiet_since.get(cid)
+            if since is None or now - since < limit or self.in_flight[cid] > 0:
+                continue
+            io = handler.transports.get(handler.client)
+            if io is not None and io.handler is not None:
+                io.handler.cancel("idle")
+                self.quiet_since.pop(cid, None)
+                closed += 1
+        return closed
+
     async def _sweep_forever(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
                 if self.closing or self.draining:
                     self._close_idle()
+                now = time.monotonic()
+                if now >= self._next_idle_sweep:
+                    self._next_idle_sweep = now + IDLE_SWEEP_SECONDS
+                    if closed := self._close_quiet(now):
+                        REPEATED.warning(logger, "connection.idle_closed", "connection.idle_closed count=%d "
+                                      "reason=no request for gateway.idle_timeout", closed)
             except Exception:
                 logger.exception("connections.sweep error")
 

@@ -32,6 +32,8 @@ from collections.abc import Callable
 import ada_url
 from mitmproxy import http
 from mitmproxy.net import encoding
+from mitmproxy.proxy import layer
+from mitmproxy.proxy.layers import http as http_layer
 
 from govgate.addons.context import LOCAL_KEY, context_of, request_event, respond
 from govgate.core import scan_memo
@@ -146,9 +148,30 @@ def _rewritable(mime: str) -> bool:
     return mime in _HTML_TYPES or _is_xml(mime)
 
 
+def _stream_large_responses_instead_of_refusing_them() -> None:
+    """mitmproxy refuses a response whose ``Content-Length`` is over ``body_size_limit`` (the limit that bounds
+    the request bodies it buffers) before any addon may choose to stream it: a portal's 80 MB download became
+    the gate's "Portal unreachable" 502, logged nowhere (found in review). Every response body here is bounded
+    already: streamed unless it is a page to rewrite of at most ``max_rewrite_bytes`` (``responseheaders``). So
+    the limit is left to requests."""
+    stream_class = http_layer.HttpStream
+    original = stream_class.check_body_size
+    if getattr(original, "_govgate_requests_only", False):
+        return
+
+    def check_body_size(self: http_layer.HttpStream, request: bool) -> layer.CommandGenerator[bool]:
+        if request:
+            return (yield from original(self, request))
+        return False
+
+    check_body_size._govgate_requests_only = True  # type: ignore[attr-defined]
+    stream_class.check_body_size = check_body_size  # type: ignore[method-assign]
+
+
 class OutboundLinks:
     def __init__(self, runtime: Runtime, *, max_rewrite_bytes: int = MAX_REWRITE_BYTES,
                  cache_bytes: int = DEFAULT_MAX_BYTES, scan_memo_bytes: int = scan_memo.DEFAULT_MAX_BYTES) -> None:
+        _stream_large_responses_instead_of_refusing_them()
         self.runtime = runtime
         self.max_rewrite_bytes = max_rewrite_bytes
         self._compiled: tuple[Policy, HostClassifier] | None = None

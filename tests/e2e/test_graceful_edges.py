@@ -229,3 +229,27 @@ def test_streams_reset_by_the_client_after_the_goaway_are_not_a_crash(slow_porta
     finally:
         assert gw.stop() == 0
     assert not [line for line in gw.output.lines if "crashed" in line or "Traceback" in line]
+
+
+def test_a_connection_without_a_request_is_closed_after_the_idle_timeout(slow_portal: str, workdir: Path) -> None:
+    # Found in review: 300 slowloris connections and 300 half TLS handshakes were all held (mitmproxy waits 600 s).
+    gw = gateway(workdir, slow_portal, idle_timeout="2s")
+    port = int(gw.url.rsplit(":", 1)[1])
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slowloris, \
+                socket.create_connection(("127.0.0.1", port), timeout=10) as kept_alive:
+            slowloris.sendall(b"GET /news/a HTTP/1.1\r\nHost: portal.example.gov.cn\r\nX-A: 1\r\n")  # never ends
+            kept_alive.sendall(b"GET /news/a HTTP/1.1\r\nHost: portal.example.gov.cn\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"done /news/a"):  # the whole answer (head and body may come apart)
+                answer += kept_alive.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200")
+            started = time.monotonic()
+            assert slowloris.recv(65536) == b""  # closed by the gateway
+            assert kept_alive.recv(65536) == b""
+            assert time.monotonic() - started < 8
+        # A request in flight is not cut, however long the portal takes (upstream_timeout bounds that).
+        answer = httpx.get(gw.url + "/news/slow/3.5", headers={"Host": "portal.example.gov.cn"}, timeout=20)
+        assert answer.status_code == 200
+    finally:
+        assert gw.stop() == 0

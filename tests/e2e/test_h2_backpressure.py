@@ -1,6 +1,7 @@
-"""HTTP/2 backpressure (``govgate/addons/h2_backpressure.py``), end to end: a client that opens no window cannot make
-the gateway buffer a download (found in review: 3.7 GB in 12 s from one connection, an unauthenticated memory
-exhaustion), and a client that reads gets every byte as before."""
+"""Large downloads, end to end. HTTP/2 backpressure (``govgate/addons/h2_backpressure.py``): a client that opens no
+window cannot make the gateway buffer a download (found in review: 3.7 GB in 12 s from one connection, an
+unauthenticated memory exhaustion), and a client that reads gets every byte as before. A response over
+``body_size_limit`` (64 MiB) is streamed, not refused (it was a 502 "Portal unreachable", logged nowhere)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from tests.policies import policy_data, write_policy
 pytestmark = pytest.mark.e2e
 
 BIG = 48 << 20  # bytes of /news/big.bin
+HUGE = 80 << 20  # bytes of /news/huge.bin: over body_size_limit
 
 
 class Downloads(BaseHTTPRequestHandler):
@@ -35,17 +37,18 @@ class Downloads(BaseHTTPRequestHandler):
         endless = self.path.startswith("/news/endless")
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
+        size = HUGE if self.path.startswith("/news/huge") else BIG
         if endless:
             self.send_header("Transfer-Encoding", "chunked")
         else:
-            self.send_header("Content-Length", str(BIG))
+            self.send_header("Content-Length", str(size))
         self.end_headers()
         block = bytes(range(256)) * 256  # 64 KiB
         try:
             if endless:
                 while True:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block))
-            for _ in range(BIG // len(block)):
+            for _ in range(size // len(block)):
                 self.wfile.write(block)
         except OSError:
             pass
@@ -118,3 +121,14 @@ def test_a_client_that_reads_gets_the_whole_download(tls_gateway: tuple[Gateway,
     block = bytes(range(256)) * 256
     assert len(out.stdout) == BIG
     assert hashlib.sha256(out.stdout).digest() == hashlib.sha256(block * (BIG // len(block))).digest()
+
+
+def test_a_download_over_the_body_size_limit_is_streamed_whole(tls_gateway: tuple[Gateway, Path]) -> None:
+    gw, ca_file = tls_gateway
+    port = int(gw.url.rsplit(":", 1)[1])
+    out = subprocess.run(["curl", "-s", "--http1.1", "-w", "\n%{http_code}", "--cacert", str(ca_file), "--resolve",
+                          f"portal.example.gov.cn:{port}:127.0.0.1", f"https://portal.example.gov.cn:{port}/news/huge.bin"],
+                         capture_output=True, timeout=120, check=True)
+    body, _, status = out.stdout.rpartition(b"\n")
+    assert status == b"200"
+    assert len(body) == HUGE

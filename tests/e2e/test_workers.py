@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from govgate.workers import ENV_PORTS
 from tests.command import GOVGATE
 from tests.e2e.harness import OFFICE_ADDRESS, OutputReader, Upstream, add_account, read_records
 from tests.e2e.login import Browser, fresh_code
@@ -384,12 +385,25 @@ def test_a_worker_that_hangs_at_start_has_its_stacks_printed_and_all_stop_with_e
         upstream: Upstream, workdir: Path, redis_url: str) -> None:
     policy = write_policy(workdir / "policy.yaml", workers_policy(workdir, upstream.url, redis_url))
     key = workdir / "secrets" / "gateway.key"
-    key.unlink(missing_ok=True)
-    os.mkfifo(key)  # the worker's open() of its key waits for a writer that never comes (a hung mount, say)
+    # A worker's open() of its key file never returns, as on a hung network mount. (A FIFO no longer stands in
+    # for one: the gateway refuses a file that is not regular at once.) In the workers only, which the parent
+    # tells apart by their environment.
+    hook = workdir / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os, time\n"
+        f"if {ENV_PORTS!r} in os.environ:\n"
+        "    _open = os.open\n"
+        "    def _hung(path, *args, **kwargs):\n"
+        f"        if str(path) == {str(key)!r}:\n"
+        "            time.sleep(3600)\n"
+        "        return _open(path, *args, **kwargs)\n"
+        "    os.open = _hung\n")
     # 15 s: long enough for a worker to reach its key on a loaded machine (5 s was not, under the suite beside
     # other work: the stacks then showed the worker still importing).
     r = subprocess.run([*GOVGATE, "run", "-p", str(policy), "--workers", "2", "--worker-start-timeout", "15s"],
-                       capture_output=True, text=True, cwd=workdir, timeout=120, check=False)
+                       capture_output=True, text=True, cwd=workdir, timeout=120, check=False,
+                       env={**os.environ, "PYTHONPATH": str(hook)})
     assert r.returncode == 1, r.stdout + r.stderr
     assert "did not listen within 15 s" in r.stderr, r.stderr
     assert "worker.hung worker=" in r.stderr

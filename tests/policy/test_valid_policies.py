@@ -45,6 +45,7 @@ gateway:
   key_file: /etc/govgate/gateway.key
   upstream_timeout: 45s
   drain_timeout: 1m
+  idle_timeout: 90s
   max_requests_per_connection: 500
   redirect_listen: "0.0.0.0:80"
   proxy_protocol: true
@@ -194,6 +195,7 @@ def test_full_policy_round_trips_into_typed_values(tmp_path: Path) -> None:
     assert (g.upstream_timeout, g.drain_timeout, g.max_requests_per_connection, g.redirect_listen) == (
         timedelta(seconds=45), timedelta(minutes=1), 500, HostPort("0.0.0.0", 80))
     assert g.proxy_protocol is True
+    assert g.idle_timeout == timedelta(seconds=90)
     assert (p.state.redis_url, p.state.timeout) == ("rediss://redis.internal:6380/2", timedelta(seconds=2))
     assert p.geoip.database == tmp_path / "geoip" / "GeoLite2-Country-Test.mmdb"
     assert (p.geoip.home_countries, p.geoip.unknown) == (frozenset({"CN", "HK", "MO"}), UnknownCountry.HOME)

@@ -75,6 +75,9 @@ class Gateway:
     client_ca: Path | None = None  # device CA certificate(s) that client certificates must chain to
     upstream_timeout: timedelta = timedelta(seconds=60)  # no response head from the portal within this → 504
     drain_timeout: timedelta = timedelta(seconds=30)  # on SIGTERM: how long requests in flight may finish
+    # A client connection with no request in flight for this long is closed: idle keep-alive, a request head
+    # that never ends (slowloris), a TLS handshake never finished.
+    idle_timeout: timedelta = timedelta(seconds=60)
     max_requests_per_connection: int = 1000  # then the connection is closed gracefully (as nginx does)
     redirect_listen: HostPort | None = None  # plain-HTTP listener (port 80) answering 308 to the HTTPS URL
     proxy_protocol: bool = False  # connections from trusted_proxies start with a PROXY protocol v1/v2 header

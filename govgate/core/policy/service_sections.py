@@ -74,7 +74,9 @@ def gateway(r: Reader, top: Section) -> Gateway | None:
     upstream_timeout = r.duration(sec.get("upstream_timeout"), sec.at("upstream_timeout"),
                                   timedelta(seconds=60))
     drain_timeout = r.duration(sec.get("drain_timeout"), sec.at("drain_timeout"), timedelta(seconds=30))
-    for key, value in (("upstream_timeout", upstream_timeout), ("drain_timeout", drain_timeout)):
+    idle_timeout = r.duration(sec.get("idle_timeout"), sec.at("idle_timeout"), timedelta(seconds=60))
+    for key, value in (("upstream_timeout", upstream_timeout), ("drain_timeout", drain_timeout),
+                       ("idle_timeout", idle_timeout)):
         if sec.get(key) is not None and value <= timedelta(0):
             r.p.add(sec.where(key), sec.at(key), "expected a duration of at least 1s")
     max_requests = r.integer(sec.get("max_requests_per_connection"), sec.at("max_requests_per_connection"),
@@ -105,6 +107,7 @@ def gateway(r: Reader, top: Section) -> Gateway | None:
         client_ca=client_ca,
         upstream_timeout=upstream_timeout,
         drain_timeout=drain_timeout,
+        idle_timeout=idle_timeout,
         max_requests_per_connection=max_requests,
         redirect_listen=redirect_listen,
         proxy_protocol=proxy_protocol,
