@@ -34,7 +34,7 @@ from govgate.message_check import install as install_message_check
 from govgate.repeated import REPEATED
 from govgate.runtime import Runtime
 from govgate.tls_server import GROUPS, TLS12_CIPHERS, TLS13_CIPHERS
-from govgate.workers import WorkerRole, current_worker, listen_port, report_ready
+from govgate.workers import WorkerRole, current_worker, heartbeat, listen_port, report_ready
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ class StartupReport:
     def __init__(self, runtime: Runtime, ready: Callable[[list[str]], None] | None) -> None:
         self.runtime = runtime
         self.ready = ready
+        self._heartbeat: asyncio.Task[None] | None = None
 
     async def running(self) -> None:
         from mitmproxy import ctx
@@ -131,6 +132,7 @@ class StartupReport:
             else:  # the parent says "listening on" once every worker does
                 print(f"govgate: {worker.name} (pid {os.getpid()}) serving {url}", flush=True)
         if worker is not None:
+            self._heartbeat = asyncio.create_task(heartbeat(worker), name="govgate heartbeat")  # the loop is alive
             report_ready(worker, urls)
         if self.ready is not None:
             self.ready(urls)

@@ -63,6 +63,8 @@ STABLE_SECONDS: Final = 60.0  # a worker that ran this long before dying is rest
 WORKERS_STATUS_NAME: Final = "workers.json"
 START_TIMEOUT: Final = 60.0  # seconds a worker has from its start to listening (normally 1-3 s)
 STACK_DUMP_WAIT: Final = 1.0  # seconds a hung worker gets to write its stacks before it is killed
+HEARTBEAT_SECONDS: Final = 1.0  # a listening worker's event loop touches its heartbeat file this often
+STALL_SECONDS: Final = 10.0  # a listening worker whose heartbeat is this old is stalled: stacks, killed, restarted
 STOP_MARGIN_SECONDS: Final = 15.0  # beyond gateway.drain_timeout, for the audit flush and the store's close
 _PR_SET_PDEATHSIG: Final = 1
 
@@ -154,6 +156,15 @@ class WorkerRole:
     def name(self) -> str:
         return f"worker {self.index + 1} of {self.count}"
 
+    @property
+    def heartbeat_file(self) -> Path | None:
+        return heartbeat_file(self.status_file.parent, self.index) if self.status_file is not None else None
+
+
+def heartbeat_file(rundir: Path, index: int) -> Path:
+    """What worker ``index`` touches from its event loop (``heartbeat``): its time is the loop's last sign of life."""
+    return rundir / f"heartbeat-{index}"
+
 
 _ROLE: list[WorkerRole | None] = []
 
@@ -193,14 +204,29 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def workers_alive(path: Path) -> tuple[int, int] | None:
-    """Blocking: (how many workers there should be, how many are alive), from the parent's status file."""
+def workers_alive(path: Path, now: float | None = None) -> tuple[int, int] | None:
+    """Blocking: (how many workers there should be, how many are alive), from the parent's status file. A worker
+    whose process exists but whose event loop has not touched its heartbeat for ``STALL_SECONDS`` (stopped, or
+    wedged) is not alive: it answers nobody."""
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
-        pids = [p for p in data["pids"] if isinstance(p, int)]
-        return int(data["count"]), sum(1 for p in pids if pid_alive(p))
+        pids = data["pids"]
+        now = time.time() if now is None else now
+        alive = 0
+        for index, pid in enumerate(pids):
+            if isinstance(pid, int) and pid_alive(pid) and not _stalled(heartbeat_file(path.parent, index), now):
+                alive += 1
+        return int(data["count"]), alive
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _stalled(heartbeat: Path, now: float) -> bool:
+    """The heartbeat is older than ``STALL_SECONDS`` (no heartbeat yet: a worker still starting is not stalled)."""
+    try:
+        return now - heartbeat.stat().st_mtime > STALL_SECONDS
+    except OSError:
+        return False
 
 
 # -- in a worker ------------------------------------------------------------------------------------
@@ -216,6 +242,18 @@ def become_worker(role: WorkerRole) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
     if role.parent_pid is not None and os.getppid() != role.parent_pid:
         os.kill(os.getpid(), signal.SIGTERM)  # the parent died before the line above: follow it
+
+
+async def heartbeat(role: WorkerRole) -> None:
+    """In a listening worker, on its event loop: touch the heartbeat file every ``HEARTBEAT_SECONDS``. A loop that
+    is wedged (or a process stopped) stops touching it, and the parent, seeing it stale, restarts the worker."""
+    path = role.heartbeat_file
+    if path is None:
+        return
+    while True:
+        with contextlib.suppress(OSError):
+            path.touch()
+        await asyncio.sleep(HEARTBEAT_SECONDS)
 
 
 def report_ready(role: WorkerRole, urls: list[str]) -> None:
@@ -354,7 +392,11 @@ class Supervisor:
         while not self._stop.is_set():
             proc = await self._spawn(slot)
             hung = await self._hung_at_start(slot, proc)
-            code = await proc.wait()
+            watchdog = asyncio.create_task(self._watch(slot, proc), name=f"govgate worker {slot.index} watchdog")
+            try:
+                code = await proc.wait()
+            finally:
+                watchdog.cancel()
             ran = time.monotonic() - slot.started
             self._mark_dead(proc.pid)
             if self._stop.is_set():
@@ -373,6 +415,27 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
             slot.restarts += 1
+
+    async def _watch(self, slot: _Slot, proc: asyncio.subprocess.Process) -> None:
+        """While the worker listens: when its heartbeat goes stale (``STALL_SECONDS``: a stopped process, a wedged
+        event loop), ask for its stacks and kill it; ``_keep`` restarts it. Until then the kernel would go on
+        handing it its share of new connections, which nobody answers."""
+        path = heartbeat_file(self.rundir, slot.index)
+        while proc.returncode is None:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            if not slot.ready or self._stop.is_set():
+                continue
+            if not await asyncio.to_thread(_stalled, path, time.time()):
+                continue
+            logger.error("worker.stalled worker=%d pid=%d no sign of life from its event loop for %.0f s: its stacks "
+                         "follow, then it is killed and restarted", slot.index, proc.pid, STALL_SECONDS)
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGUSR1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(proc.wait())), STACK_DUMP_WAIT)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            return
 
     async def _hung_at_start(self, slot: _Slot, proc: asyncio.subprocess.Process) -> bool:
         """Wait until the worker listens or exits; past ``start_timeout`` ask for its stacks, kill it, say True.
@@ -416,6 +479,8 @@ class Supervisor:
         finally:
             os.close(write_fd)
         slot.proc, slot.started, slot.ready = proc, time.monotonic(), False
+        with contextlib.suppress(OSError):
+            heartbeat_file(self.rundir, slot.index).unlink()  # the last worker's: this one has none until it listens
         self._write_status()
         if slot.restarts:
             logger.info("worker.start worker=%d pid=%d restart=%d", slot.index, proc.pid, slot.restarts)

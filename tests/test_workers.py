@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,10 +21,12 @@ from govgate.workers import (
     ENV_NAMES,
     MAX_BACKOFF,
     STABLE_SECONDS,
+    STALL_SECONDS,
     WorkerRole,
     cpu_count,
     describe_exit,
     failures_after,
+    heartbeat_file,
     parse_workers,
     reserve_address,
     restart_delay,
@@ -87,6 +90,17 @@ def test_the_status_file_says_how_many_workers_are_alive(tmp_path: Path) -> None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["workers.json"]  # no temporary file left
     status.write_text("{not json", encoding="utf-8")
     assert workers_alive(status) is None
+
+
+def test_a_worker_whose_heartbeat_is_stale_is_not_alive(tmp_path: Path) -> None:
+    status = tmp_path / "workers.json"
+    write_status(status, [os.getpid(), os.getpid()])
+    assert workers_alive(status) == (2, 2)  # no heartbeat yet: still starting
+    heartbeat_file(tmp_path, 0).touch()
+    heartbeat_file(tmp_path, 1).touch()
+    now = time.time()
+    os.utime(heartbeat_file(tmp_path, 1), (now - STALL_SECONDS - 1, now - STALL_SECONDS - 1))
+    assert workers_alive(status, now) == (2, 1)  # its process exists, its event loop gives no sign of life
 
 
 def test_exits_are_described_by_code_or_signal() -> None:

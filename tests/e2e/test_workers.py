@@ -410,3 +410,34 @@ def test_a_worker_that_hangs_at_start_has_its_stacks_printed_and_all_stop_with_e
     # faulthandler's dump of the hung worker: where it waits, so the cause can be found from the log alone
     assert "most recent call first" in r.stderr
     assert "in load_key_file" in r.stderr
+
+
+def test_a_stalled_worker_is_seen_killed_and_restarted(upstream: Upstream, workdir: Path, redis_url: str) -> None:
+    # Found in review: after SIGSTOP on one worker, half of new connections hung, health said 2 of 2 alive and
+    # nothing was logged, until SIGCONT. A worker whose event loop gives no sign of life (its heartbeat) for
+    # STALL_SECONDS is down for health, then asked for its stacks, killed and restarted.
+    policy = write_policy(workdir / "policy.yaml", workers_policy(workdir, upstream.url, redis_url))
+    proc, output = start_workers(policy, "--workers", "2")
+    try:
+        m = output.wait_for_line(r"govgate: listening on (\S+?)/ → \S+ \(2 workers, pids (\d+) (\d+)\)", 90)
+        url, stopped = m.group(1), int(m.group(3))
+
+        def alive() -> int | None:
+            try:  # a new connection may land on the stopped worker: then it times out and is tried again
+                return int(httpx.get(url + "/__govgate/health", timeout=2).json()["workers"]["alive"])
+            except httpx.HTTPError:
+                return None
+
+        os.kill(stopped, signal.SIGSTOP)
+        output.wait_for_line(rf"worker\.stalled worker=\d pid={stopped} no sign of life", 40)
+        output.wait_for_line(rf"worker\.exit worker=\d pid={stopped} signal SIGKILL .* restarting in", 20)
+        wait_for(lambda: alive() == 2, 40, "the restarted worker to answer")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        output.join()
+    with pytest.raises(ProcessLookupError):
+        os.kill(stopped, 0)
