@@ -57,6 +57,8 @@ from govgate.workers import current_worker
 
 logger = logging.getLogger(__name__)
 
+MISSING_POLICY_SECONDS = 1.5  # policy.yaml gone this long (not a save by rename) is reported as a refused reload
+
 @dataclass(slots=True)
 class _Watched:
     """The watcher's memory of one file between polls: the last look, and since when it has been the same."""
@@ -72,6 +74,7 @@ class FileChanges:
 
     policy: tuple[bytes, FileSignature] | None
     data: bool
+    policy_missing: bool = False  # policy.yaml has been gone for a settle time: reported as a refused reload, once
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +163,8 @@ class LiveRuntime:
         self._wall = WallClock()
         self._reload_lock = asyncio.Lock()
         self._watched: dict[Path, _Watched] = {}
+        self._policy_missing_since: float | None = None  # monotonic: when policy.yaml was first seen gone
+        self._policy_missing_reported = False
         self.policy_version = 1  # good loads of policy.yaml; shown by `health`
         self.data_version = 1  # good loads of the accounts file and GeoIP database (a policy load counts too)
         # The last reload of policy.yaml, or of the accounts file and GeoIP database alone, was refused (`health`).
@@ -261,6 +266,17 @@ class LiveRuntime:
         the next poll. A file that disappeared counts at once (there is nothing to wait for)."""
         snap = self.snapshot
         policy: tuple[bytes, FileSignature] | None = None
+        if file_signature(snap.policy.source) is None:
+            # Deleted (or moved away): the policy in force stays, and health must say the file is not it. Once
+            # it has been gone for a settle time (a save by rename puts it back at once), and once only.
+            now = time.monotonic()
+            if self._policy_missing_since is None:
+                self._policy_missing_since = now
+            elif not self._policy_missing_reported and now - self._policy_missing_since >= MISSING_POLICY_SECONDS:
+                self._policy_missing_reported = True
+                return FileChanges(None, False, policy_missing=True)
+        else:
+            self._policy_missing_since, self._policy_missing_reported = None, False
         if file_signature(snap.policy.source) != snap.policy_sig:
             found = self._settled(snap.policy.source, snap.policy_sig)
             if found is not None:

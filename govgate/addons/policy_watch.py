@@ -58,7 +58,9 @@ class PolicyWatch:
             try:
                 # Only a settled file is applied (govgate.core.settle): never a half-written one.
                 changes = await asyncio.to_thread(self.runtime.changed_files)
-                if changes is not None:
+                if changes is not None and changes.policy_missing:
+                    await self._reload("policy.yaml is gone", force=True)  # refused: says so in health and audit
+                elif changes is not None:
                     await self._reload("file change", changes=changes)
             except Exception:
                 # Never let the watcher die: log, keep the last good policy, try again next tick.

@@ -69,6 +69,7 @@ DEAD_CHANGES: Final = 1.0  # seconds a ping may go unanswered before the report 
 GRACE: Final = timedelta(seconds=60)  # keys outlive their logical end by this much
 TOTP_STEP_TTL: Final = timedelta(days=1)  # older codes are refused by TOTP verification anyway
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+HEALTH_KEY: Final = "govgate:health"  # written by ping (health): Redis takes writes
 _MICROSECOND: Final = timedelta(microseconds=1)
 
 
@@ -285,7 +286,10 @@ class RedisStore:
             raise StoreUnavailable(f"Redis {operation} failed: {type(exc).__name__}") from None
 
     async def ping(self) -> None:
-        await self._run("ping", self._redis.ping())
+        """Reachable and taking writes: a Redis out of memory (``noeviction``) or a read-only replica after a
+        failover answers PING but refuses every login and session write (found in review: logins got 503 while
+        health said ok). A short-lived key outside the prefixes the session cache follows."""
+        await self._run("ping", self._redis.set(HEALTH_KEY, "1", px=10_000))
 
     # -- sessions (Art. 30: 超时退出, timeout logout) ------------------------------------------------
     async def create_session(self, session: Session, limits: SessionLimits) -> None:

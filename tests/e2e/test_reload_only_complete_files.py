@@ -125,3 +125,27 @@ def test_a_staff_rule_cut_before_its_networks_is_refused_and_the_last_good_polic
         assert r.json()["reason"] == "network"
     finally:
         assert gw.stop() == 0
+
+
+def test_a_deleted_policy_is_reported_and_the_last_good_one_stays(upstream: Upstream, workdir: Path) -> None:
+    # Found in review: with policy.yaml deleted, nothing was logged and health said ok (until a SIGHUP).
+    policy = workdir / "policy.yaml"
+    write_policy(policy, policy_data(workdir, upstream.url))
+    gw = start_gateway(policy)
+    try:
+        version = gw.policy_version()
+        text = policy.read_text(encoding="utf-8")
+        policy.unlink()
+        wait_for(lambda: "policy_refused" in gw.health()["reasons"], 10, "health to say the file is not in force")
+        wait_for(lambda: any(r["event"] == "policy.refused" for r in read_records(workdir / "audit")), 10,
+                 "the refusal's record")
+        refused = next(r for r in read_records(workdir / "audit") if r["event"] == "policy.refused")
+        assert "cannot read the policy file" in refused["problems"]
+        assert gw.policy_version() == version
+        assert httpx.get(gw.url + "/news/a").status_code == 200  # the last good policy serves on
+        tmp = workdir / "back.yaml"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(policy)  # put back: a good load clears the refusal
+        wait_for(lambda: "policy_refused" not in gw.health()["reasons"], 10, "the refusal to clear")
+    finally:
+        assert gw.stop() == 0

@@ -291,3 +291,22 @@ async def test_the_session_index_drops_sessions_that_timed_out_in_redis(redis_ur
     finally:
         raw.close()
         await store.close()
+
+
+
+async def test_a_redis_that_refuses_writes_is_not_healthy(own_redis_server: RedisServer) -> None:
+    # Found in review: with Redis out of memory (noeviction) logins got 503 while health said ok: PING still answers.
+    store = RedisStore.from_url(own_redis_server.url, TIMEOUT)
+    admin = sync_redis.Redis.from_url(own_redis_server.url)
+    try:
+        await store.ping()
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+        admin.config_set("maxmemory", "0")
+        await store.ping()
+    finally:
+        admin.config_set("maxmemory", "0")
+        admin.close()
+        await store.close()
