@@ -86,6 +86,8 @@ async def _wait_for_the_client(handler: server.ConnectionHandler, h2_server: _ht
     since = time.monotonic()
     while least > MAX_BUFFERED:
         await asyncio.sleep(POLL_SECONDS)
+        if not handler.client.connected or portal not in handler.transports:
+            return  # the client left (its buffers go with it), or the portal connection was closed meanwhile
         now = buffered(h2_server)
         if now < least:
             least, since = now, time.monotonic()
