@@ -81,12 +81,16 @@ def _connection_close(http_version: str, headers: Headers) -> bool:
 
 
 def frame_body(event: RequestHeaders) -> None:
-    """An HTTP/2 (or 3) request with a body but no length: give it one for HTTP/1.1 (see above)."""
+    """An HTTP/2 (or 3) request with a body but no length: give it one for HTTP/1.1 (see above). An HTTP/1 request
+    with a body always has one from its client; should it have lost it on the way, its body would reach the portal
+    as the next request (smuggling): it gets one too."""
     request = event.request
-    if event.end_stream or not (request.is_http2 or request.is_http3):
+    if event.end_stream:
         return
     if "content-length" in request.headers or "transfer-encoding" in request.headers:
         return
+    if not (request.is_http2 or request.is_http3) and not request.raw_content and not request.stream:
+        return  # HTTP/1 without a body: nothing to frame
     if request.raw_content is not None:  # read whole: its length is known
         request.headers["content-length"] = str(len(request.raw_content))
     else:  # streamed: Http1Client chunks each piece, and ends with the last chunk

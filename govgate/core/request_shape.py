@@ -46,15 +46,19 @@ def only_the_gate_sets(name: bytes) -> bool:
 
 # Connection options a proxy keeps (RFC 9110 §7.6.1); any other names a header the next hop must drop.
 _CONNECTION_KEPT = frozenset({b"close", b"keep-alive", b"upgrade"})
+# Never dropped for a client's Connection option: without its length the body of a request would reach the portal
+# as the next request, one the gate never judged (request smuggling; found in review of the first version).
+_NEVER_HOP_BY_HOP = frozenset({b"content-length", b"transfer-encoding", b"host"})
 
 
 def connection_options(value: bytes) -> tuple[frozenset[bytes], bytes | None]:
     """A client's ``Connection`` header value read as a proxy must (RFC 9110 §7.6.1): the header names it lists,
-    lower-case (hop-by-hop: not forwarded), and the value to forward, its ``close``, ``keep-alive`` and ``upgrade``
-    only (None: nothing left). A client must not make a proxy between the gate and the portal drop the gate's own
+    lower-case (hop-by-hop: not forwarded; never ``Content-Length``, ``Transfer-Encoding`` or ``Host``, which
+    frame and address the request), and the value to forward, its ``close``, ``keep-alive`` and ``upgrade`` only
+    (None: nothing left). A client must not make a proxy between the gate and the portal drop the gate's own
     headers (``Connection: close, X-Forwarded-For``)."""
     tokens = [t.strip().lower() for t in value.split(b",")]
-    named = frozenset(t for t in tokens if t and t not in _CONNECTION_KEPT)
+    named = frozenset(t for t in tokens if t and t not in _CONNECTION_KEPT and t not in _NEVER_HOP_BY_HOP)
     kept = [t for t in tokens if t in _CONNECTION_KEPT]
     return named, b", ".join(kept) if kept else None
 
