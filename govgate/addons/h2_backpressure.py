@@ -7,17 +7,19 @@ large download made the gateway buffer all of it: 3.7 GB in 12 s from one connec
 review). Over HTTP/1.1 the socket's own buffer pushes back: mitmproxy reads the next bytes of any connection only
 once every writer has drained (``ConnectionHandler.drain_writers``).
 
-Here the same wait covers the HTTP/2 buffers: after a read from a portal connection, while more than
-``MAX_BUFFERED`` bytes wait for the client's window, the portal connection is not read again (its TCP window
-closes, and the portal waits, as behind a slow HTTP/1.1 client). The client's own connection is read meanwhile
-(its WINDOW_UPDATEs free the buffer). A client that takes nothing for ``STALL_SECONDS`` loses the portal
-connection of the response (``upstream.stalled``), as nginx's ``send_timeout`` closes a client that stops reading;
-what is buffered for it is bounded by ``MAX_BUFFERED`` plus one read.
+Here the same wait covers the HTTP/2 buffers, stream by stream: after a read from a portal connection, while more
+than ``MAX_BUFFERED`` bytes of the stream it serves wait for the client's windows (or, past ``MAX_BUFFERED_TOTAL``
+for the whole connection, any of them), that portal connection is not read again: its TCP window closes and the
+portal waits, as behind a slow HTTP/1.1 client. The other streams of the connection go on (a paused video holds up
+only itself). The wait wakes when the client opens a window. A stream whose client takes nothing for
+``STALL_SECONDS`` loses its portal connection (``upstream.stalled``), as nginx's ``send_timeout`` closes a client
+that stops reading; what is buffered is bounded by the limits plus one read per stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
@@ -25,37 +27,53 @@ import weakref
 
 from mitmproxy import connection
 from mitmproxy.proxy import server
-from mitmproxy.proxy.layers.http import _http2
+from mitmproxy.proxy.layers.http import _http1, _http2, _http_h2
+from mitmproxy.proxy.layers.http._events import RequestHeaders
 
 from govgate.repeated import REPEATED
 
 logger = logging.getLogger(__name__)
 
-MAX_BUFFERED = 1 << 20  # bytes waiting for a client's HTTP/2 windows before its portal connections are not read
-STALL_SECONDS = 60.0  # a client that frees nothing for this long loses the portal connection it holds up
-POLL_SECONDS = 0.01
+MAX_BUFFERED = 1 << 20  # bytes of one stream waiting for a client's windows before its portal connection waits
+MAX_BUFFERED_TOTAL = 8 << 20  # bytes of all a client connection's streams, past which every stream with any waits
+STALL_SECONDS = 60.0  # a stream whose client frees nothing for this long loses its portal connection
+WAKE_SECONDS = 1.0  # at the latest, the wait looks again (a reset stream, a client gone)
 
 _READING: contextvars.ContextVar[connection.Connection | None] = contextvars.ContextVar("govgate_reading",
                                                                                          default=None)
 _H2_BY_CLIENT: weakref.WeakKeyDictionary[connection.Client, _http2.Http2Server] = weakref.WeakKeyDictionary()
+_STREAM_OF: weakref.WeakKeyDictionary[connection.Server, int] = weakref.WeakKeyDictionary()  # portal → stream
+_WINDOW_OPENED: weakref.WeakKeyDictionary[_http_h2.BufferedH2Connection, asyncio.Event] = weakref.WeakKeyDictionary()
 
 
-def buffered(h2_server: _http2.Http2Server) -> int:
-    """Bytes this HTTP/2 client connection holds for streams whose windows are closed."""
+def buffered(h2_server: _http2.Http2Server, stream_id: int | None = None) -> int:
+    """Bytes this HTTP/2 client connection holds for stream ``stream_id`` (None: for all its streams) whose
+    windows are closed."""
     buffers = h2_server.h2_conn.stream_buffers
     if not buffers:
         return 0
+    if stream_id is not None:
+        return sum(len(chunk.data) for chunk in buffers.get(stream_id, ()))
     return sum(len(chunk.data) for chunks in buffers.values() for chunk in chunks)
 
 
+def _held_up(h2_server: _http2.Http2Server, stream_id: int) -> bool:
+    mine = buffered(h2_server, stream_id)
+    return mine > MAX_BUFFERED or (mine > 0 and buffered(h2_server) > MAX_BUFFERED_TOTAL)
+
+
 def install() -> None:
-    """Patch mitmproxy's connection handler and HTTP/2 server layer (once per process)."""
+    """Patch mitmproxy's connection handler, HTTP/2 server layer and HTTP/1 client layer (once per process)."""
     handler = server.ConnectionHandler
     if getattr(handler.drain_writers, "_govgate_h2", False):
         return
     original_handle = handler.handle_connection
     original_drain = handler.drain_writers
     original_init = _http2.Http2Server.__init__
+    original_send = _http1.Http1Client.send
+    buffered_class = _http_h2.BufferedH2Connection
+    original_stream_window = buffered_class.stream_window_updated
+    original_connection_window = buffered_class.connection_window_updated
 
     async def handle_connection(self: server.ConnectionHandler, conn: connection.Connection) -> None:
         _READING.set(conn)  # this task's own context: which connection this read loop reads
@@ -65,36 +83,64 @@ def install() -> None:
         reading = _READING.get()
         if isinstance(reading, connection.Server):
             h2_server = _H2_BY_CLIENT.get(self.client)
-            if h2_server is not None and buffered(h2_server) > MAX_BUFFERED:
-                await _wait_for_the_client(self, h2_server, reading)
+            stream_id = _STREAM_OF.get(reading)
+            if h2_server is not None and stream_id is not None and _held_up(h2_server, stream_id):
+                await _wait_for_the_client(self, h2_server, reading, stream_id)
         await original_drain(self)  # type: ignore[no-untyped-call]
 
     def init(self: _http2.Http2Server, context: object) -> None:
         original_init(self, context)  # type: ignore[arg-type]
         _H2_BY_CLIENT[self.context.client] = self
 
+    def send(self: _http1.Http1Client, event: object) -> object:
+        if isinstance(event, RequestHeaders) and isinstance(self.conn, connection.Server):
+            _STREAM_OF[self.conn] = event.stream_id  # the stream this portal connection now serves
+        return (yield from original_send(self, event))  # type: ignore[arg-type]
+
+    def stream_window_updated(self: _http_h2.BufferedH2Connection, stream_id: int) -> bool:
+        sent: bool = original_stream_window(self, stream_id)
+        _wake(self)
+        return sent
+
+    def connection_window_updated(self: _http_h2.BufferedH2Connection) -> None:
+        original_connection_window(self)
+        _wake(self)
+
     drain_writers._govgate_h2 = True  # type: ignore[attr-defined]
     handler.handle_connection = handle_connection  # type: ignore[method-assign,assignment]
     handler.drain_writers = drain_writers  # type: ignore[method-assign]
     _http2.Http2Server.__init__ = init  # type: ignore[method-assign]
+    _http1.Http1Client.send = send  # type: ignore[method-assign,assignment]
+    buffered_class.stream_window_updated = stream_window_updated  # type: ignore[method-assign]
+    buffered_class.connection_window_updated = connection_window_updated  # type: ignore[method-assign]
+
+
+def _wake(h2_conn: _http_h2.BufferedH2Connection) -> None:
+    event = _WINDOW_OPENED.get(h2_conn)
+    if event is not None:
+        event.set()
 
 
 async def _wait_for_the_client(handler: server.ConnectionHandler, h2_server: _http2.Http2Server,
-                               portal: connection.Server) -> None:
-    """Until the client has taken enough; after ``STALL_SECONDS`` without progress, the portal connection goes."""
-    least = buffered(h2_server)
+                               portal: connection.Server, stream_id: int) -> None:
+    """Until the client has taken enough of the stream; after ``STALL_SECONDS`` without progress on it, the
+    portal connection goes. Woken by the client's window updates (and every ``WAKE_SECONDS``)."""
+    opened = _WINDOW_OPENED.setdefault(h2_server.h2_conn, asyncio.Event())
+    least = buffered(h2_server, stream_id)
     since = time.monotonic()
-    while least > MAX_BUFFERED:
-        await asyncio.sleep(POLL_SECONDS)
+    while _held_up(h2_server, stream_id):
+        opened.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(opened.wait(), WAKE_SECONDS)
         if not handler.client.connected or portal not in handler.transports:
             return  # the client left (its buffers go with it), or the portal connection was closed meanwhile
-        now = buffered(h2_server)
+        now = buffered(h2_server, stream_id)
         if now < least:
             least, since = now, time.monotonic()
         elif time.monotonic() - since > STALL_SECONDS:
-            REPEATED.warning(logger, "upstream.stalled", "upstream.stalled client=%s buffered=%d reason=the HTTP/2 "
-                             "client took nothing for %.0f s: its portal connection is closed",
-                             handler.client.peername, now, STALL_SECONDS)
+            REPEATED.warning(logger, "upstream.stalled", "upstream.stalled client=%s stream=%d buffered=%d reason=the "
+                             "HTTP/2 client took nothing of it for %.0f s: its portal connection is closed",
+                             handler.client.peername, stream_id, now, STALL_SECONDS)
             io = handler.transports.get(portal)
             if io is not None and io.handler is not None:
                 io.handler.cancel("the HTTP/2 client does not read")

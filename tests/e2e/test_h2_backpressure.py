@@ -17,6 +17,7 @@ from pathlib import Path
 
 import h2.config
 import h2.connection
+import h2.events
 import h2.settings
 import pytest
 
@@ -132,3 +133,35 @@ def test_a_download_over_the_body_size_limit_is_streamed_whole(tls_gateway: tupl
     body, _, status = out.stdout.rpartition(b"\n")
     assert status == b"200"
     assert len(body) == HUGE
+
+
+def test_a_stream_the_client_does_not_read_holds_up_only_itself(tls_gateway: tuple[Gateway, Path]) -> None:
+    # A paused video on one stream; a page or a download on another of the same connection goes on (found in
+    # review of the first version, which counted the whole connection: every stream waited behind the paused one).
+    gw, ca_file = tls_gateway
+    port = int(gw.url.rsplit(":", 1)[1])
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw, \
+            context.wrap_socket(raw, server_hostname="portal.example.gov.cn") as tls:
+        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        client.initiate_connection()
+        client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        client.increment_flow_control_window(1 << 30)  # the connection's window: open
+        for stream, path in ((1, "/news/endless-paused"), (3, "/news/big.bin")):
+            client.send_headers(stream, [(":method", "GET"), (":path", path), (":scheme", "https"),
+                                         (":authority", "portal.example.gov.cn")], end_stream=True)
+        client.increment_flow_control_window(1 << 20, stream_id=3)  # stream 3 is read; stream 1 never
+        tls.sendall(client.data_to_send())
+        received, ended = 0, False
+        deadline = time.monotonic() + 60
+        while not ended and time.monotonic() < deadline:
+            data = tls.recv(1 << 20)
+            assert data, "the gateway closed the connection"
+            for event in client.receive_data(data):
+                if isinstance(event, h2.events.DataReceived) and event.stream_id == 3:
+                    received += len(event.data)
+                    client.acknowledge_received_data(event.flow_controlled_length, 3)
+                ended = ended or (isinstance(event, h2.events.StreamEnded) and event.stream_id == 3)
+            tls.sendall(client.data_to_send())
+    assert (ended, received) == (True, BIG)
