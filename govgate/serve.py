@@ -110,6 +110,12 @@ class StartupReport:
         self.ready = ready
         self._heartbeat: asyncio.Task[None] | None = None
 
+    async def done(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+
     async def running(self) -> None:
         from mitmproxy import ctx
 

@@ -206,12 +206,13 @@ def pid_alive(pid: int) -> bool:
 
 def workers_alive(path: Path, now: float | None = None) -> tuple[int, int] | None:
     """Blocking: (how many workers there should be, how many are alive), from the parent's status file. A worker
-    whose process exists but whose event loop has not touched its heartbeat for ``STALL_SECONDS`` (stopped, or
-    wedged) is not alive: it answers nobody."""
+    whose process exists but whose event loop has not written its heartbeat for ``STALL_SECONDS`` (stopped, or
+    wedged) is not alive: it answers nobody. ``now``: ``time.monotonic()`` (the system's, the same in every
+    process: a wall clock stepped by NTP or a resumed VM would make every worker look stalled at once)."""
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
         pids = data["pids"]
-        now = time.time() if now is None else now
+        now = time.monotonic() if now is None else now
         alive = 0
         for index, pid in enumerate(pids):
             if isinstance(pid, int) and pid_alive(pid) and not _stalled(heartbeat_file(path.parent, index), now):
@@ -222,10 +223,11 @@ def workers_alive(path: Path, now: float | None = None) -> tuple[int, int] | Non
 
 
 def _stalled(heartbeat: Path, now: float) -> bool:
-    """The heartbeat is older than ``STALL_SECONDS`` (no heartbeat yet: a worker still starting is not stalled)."""
+    """The heartbeat was last written more than ``STALL_SECONDS`` before ``now`` (monotonic). No heartbeat yet (a
+    worker still starting), or one being written, is not stalled."""
     try:
-        return now - heartbeat.stat().st_mtime > STALL_SECONDS
-    except OSError:
+        return now - float(heartbeat.read_text(encoding="ascii")) > STALL_SECONDS
+    except (OSError, ValueError):
         return False
 
 
@@ -245,14 +247,15 @@ def become_worker(role: WorkerRole) -> None:
 
 
 async def heartbeat(role: WorkerRole) -> None:
-    """In a listening worker, on its event loop: touch the heartbeat file every ``HEARTBEAT_SECONDS``. A loop that
-    is wedged (or a process stopped) stops touching it, and the parent, seeing it stale, restarts the worker."""
+    """In a listening worker, on its event loop: write the time to the heartbeat file every ``HEARTBEAT_SECONDS``.
+    A loop that is wedged (or a process stopped) stops writing it, and the parent, seeing it stale, restarts the
+    worker."""
     path = role.heartbeat_file
     if path is None:
         return
     while True:
         with contextlib.suppress(OSError):
-            path.touch()
+            path.write_text(repr(time.monotonic()), encoding="ascii")  # the system's monotonic clock: every process's
         await asyncio.sleep(HEARTBEAT_SECONDS)
 
 
@@ -425,7 +428,7 @@ class Supervisor:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             if not slot.ready or self._stop.is_set():
                 continue
-            if not await asyncio.to_thread(_stalled, path, time.time()):
+            if not await asyncio.to_thread(_stalled, path, time.monotonic()):
                 continue
             logger.error("worker.stalled worker=%d pid=%d no sign of life from its event loop for %.0f s: its stacks "
                          "follow, then it is killed and restarted", slot.index, proc.pid, STALL_SECONDS)

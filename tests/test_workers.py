@@ -96,11 +96,15 @@ def test_a_worker_whose_heartbeat_is_stale_is_not_alive(tmp_path: Path) -> None:
     status = tmp_path / "workers.json"
     write_status(status, [os.getpid(), os.getpid()])
     assert workers_alive(status) == (2, 2)  # no heartbeat yet: still starting
-    heartbeat_file(tmp_path, 0).touch()
-    heartbeat_file(tmp_path, 1).touch()
-    now = time.time()
-    os.utime(heartbeat_file(tmp_path, 1), (now - STALL_SECONDS - 1, now - STALL_SECONDS - 1))
+    now = time.monotonic()
+    heartbeat_file(tmp_path, 0).write_text(repr(now - 1))
+    heartbeat_file(tmp_path, 1).write_text(repr(now - STALL_SECONDS - 1))
     assert workers_alive(status, now) == (2, 1)  # its process exists, its event loop gives no sign of life
+    # Monotonic time: a wall clock stepped forward (NTP, a resumed VM) makes no worker look stalled.
+    heartbeat_file(tmp_path, 1).write_text(repr(now))
+    assert workers_alive(status) == (2, 2)
+    heartbeat_file(tmp_path, 1).write_text("")  # being written
+    assert workers_alive(status, now) == (2, 2)
 
 
 def test_exits_are_described_by_code_or_signal() -> None:
