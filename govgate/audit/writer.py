@@ -115,9 +115,9 @@ class AuditWriter:
 
     @property
     def healthy(self) -> bool:
-        """False while records cannot be written, while a round of writing has taken longer than ``stall_after``
-        (the log's lock held by another process, a hung disk: Art. 20, no staff access that cannot be logged),
-        or while the writer is not running."""
+        """False while records cannot be written, while the writer has been at one batch for longer than
+        ``stall_after`` (the log's lock held by another process, a hung disk: Art. 20, no staff access that cannot be
+        logged), or while the writer is not running."""
         thread = self._thread
         return self._ok and thread is not None and thread.is_alive() and self._stalled_for() is None
 
@@ -137,8 +137,8 @@ class AuditWriter:
             return "the audit writer has stopped"
         stalled = self._stalled_for()
         if stalled is not None and self._ok:
-            return (f"the audit writer has been writing for {stalled:.0f} s without finishing (the log's lock held by "
-                    "another process, or a disk that does not answer)")
+            return (f"the audit writer has been at one batch for {stalled:.0f} s without finishing (the log's lock "
+                    "held by another process, or a disk that does not answer)")
         return self._last_error
 
     @property
@@ -250,6 +250,7 @@ class AuditWriter:
             self._pending = []
             self._pending_events = 0
             self._succeeded()
+            self._step_since = time.monotonic()  # progress: a long backlog written batch by batch is no stall
             if self._syslog is not None:
                 self._syslog.send(lines)
             if not self._queue:
@@ -266,6 +267,7 @@ class AuditWriter:
         today = now.astimezone(self._tz).date()
         if self._pruned_on != today:
             self._pruned_on = today
+            self._step_since = None  # pruning old files writes no record: not a stall of the log's writing
             try:
                 self._dir.prune(now, self._audit.retention_days, self._audit.prune)
             except AuditWriteFailed as exc:
