@@ -153,16 +153,17 @@ def _stream_large_responses_instead_of_refusing_them() -> None:
     the request bodies it buffers) before any addon may choose to stream it: a portal's 80 MB download became
     the gate's "Portal unreachable" 502, logged nowhere (found in review). Every response body here is bounded
     already: streamed unless it is a page to rewrite of at most ``max_rewrite_bytes`` (``responseheaders``). So
-    the limit is left to requests."""
+    only the early check of a response's declared length is skipped; a body buffered after all is still bounded."""
     stream_class = http_layer.HttpStream
     original = stream_class.check_body_size
     if getattr(original, "_govgate_requests_only", False):
         return
 
     def check_body_size(self: http_layer.HttpStream, request: bool) -> layer.CommandGenerator[bool]:
-        if request:
-            return (yield from original(self, request))
-        return False
+        if not request and not self.response_body_buf:
+            return False  # a response's declared length, before any addon chose how to pass it on
+        # Requests; and a response body being buffered after all (a page refused in its place, say): still bounded.
+        return (yield from original(self, request))
 
     check_body_size._govgate_requests_only = True  # type: ignore[attr-defined]
     stream_class.check_body_size = check_body_size  # type: ignore[method-assign]
