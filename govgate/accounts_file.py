@@ -120,6 +120,18 @@ def _fsync_directory(directory: Path) -> None:
         os.close(dir_fd)
 
 
+def accounts_to_change(path: Path) -> Accounts:
+    """The accounts a command changes: ``load_accounts``, but a file made empty beforehand (``touch``, a
+    provisioning tool) is no accounts yet. (The gateway refuses an empty file, a copy cut short, and keeps the
+    last good one.)"""
+    try:
+        if path.stat().st_size == 0:
+            return Accounts()
+    except OSError:
+        pass
+    return load_accounts(path)
+
+
 def update_accounts(path: Path, change: Callable[[Accounts], Accounts]) -> Accounts:
     """Read the file, apply ``change``, write the result atomically, all under the writers' lock.
 
@@ -127,7 +139,7 @@ def update_accounts(path: Path, change: Callable[[Accounts], Accounts]) -> Accou
     An invalid file is refused (``PolicyError``) rather than overwritten.
     """
     with locked(path):
-        current = load_accounts(path)
+        current = accounts_to_change(path)
         updated = change(current)
         if updated != current:
             write_accounts(path, updated)

@@ -240,6 +240,9 @@ class ConnectionLimits:
             since = self.quiet_since.get(cid)
             if since is None or now - since < limit or self.in_flight[cid] > 0:
                 continue
+            h2_server = h2_backpressure.client_connection(handler.client)
+            if h2_server is not None and h2_backpressure.buffered(h2_server):
+                continue  # the end of an answer still waits for the client's window: not idle
             io = handler.transports.get(handler.client)
             if io is not None and io.handler is not None:
                 io.handler.cancel("idle")

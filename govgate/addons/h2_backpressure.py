@@ -57,6 +57,11 @@ def buffered(h2_server: _http2.Http2Server, stream_id: int | None = None) -> int
     return sum(len(chunk.data) for chunks in buffers.values() for chunk in chunks)
 
 
+def client_connection(client: connection.Client) -> _http2.Http2Server | None:
+    """The HTTP/2 layer of this client connection (None: it speaks HTTP/1)."""
+    return _H2_BY_CLIENT.get(client)
+
+
 def _held_up(h2_server: _http2.Http2Server, stream_id: int) -> bool:
     mine = buffered(h2_server, stream_id)
     return mine > MAX_BUFFERED or (mine > 0 and buffered(h2_server) > MAX_BUFFERED_TOTAL)

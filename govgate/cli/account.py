@@ -29,7 +29,7 @@ from datetime import date, datetime
 
 import qrcode
 
-from govgate.accounts_file import accounts_problems, load_accounts, update_accounts
+from govgate.accounts_file import accounts_problems, accounts_to_change, load_accounts, update_accounts
 from govgate.admin_channel import ask, locks_question, parse_locks, socket_path
 from govgate.cli.check import EXTRA_CHECKS
 from govgate.core import totp
@@ -288,7 +288,7 @@ def run_add(args: argparse.Namespace) -> int:
     if problem is not None:
         raise AccountError(problem)
     admin = _admin(args)
-    accounts = load_accounts(admin.policy.accounts_file)
+    accounts = accounts_to_change(admin.policy.accounts_file)
     _refuse_taken(accounts, name)
     groups = _checked_groups(admin, args.groups)
     expires = _parse_expiry(args.expires, admin.today)

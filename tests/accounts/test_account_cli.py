@@ -528,3 +528,13 @@ def test_delete_ends_the_sessions_in_redis_and_keeps_the_lock(redis_cli: tuple[C
     assert ended
     assert locked_until is not None
     assert locked_until > datetime.now(TZ) + timedelta(minutes=25)
+
+
+def test_add_fills_an_accounts_file_made_empty_beforehand(cli: Cli, policy: Path) -> None:
+    # `touch accounts.yaml && chmod 600` by a provisioning tool: the first account goes in (the gateway itself
+    # refuses an empty file, a copy cut short, and keeps the last good one).
+    path = accounts_file(policy)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    assert cli.add("zhangsan") == 0
+    assert account(policy, "zhangsan").name == "zhangsan"
