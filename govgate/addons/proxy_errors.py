@@ -189,7 +189,7 @@ def _answer_malformed_bodies() -> None:
             except NotImplementedError:
                 # Trailers after a chunked body ("not implemented yet" in mitmproxy 12): a protocol error like any
                 # other body that cannot be read, not "mitmproxy has crashed!" and a client left without an answer.
-                yield _protocol_error(self, "HTTP/1 protocol error: request trailers are not supported")
+                yield _protocol_error(self, "HTTP/1 protocol error: trailers are not supported")
                 return
             while True:
                 if (isinstance(self, _http1.Http1Server) and isinstance(command, commands.CloseConnection)
@@ -201,7 +201,7 @@ def _answer_malformed_bodies() -> None:
                 try:
                     command = steps.send(reply)
                 except NotImplementedError:
-                    yield _protocol_error(self, "HTTP/1 protocol error: request trailers are not supported")
+                    yield _protocol_error(self, "HTTP/1 protocol error: trailers are not supported")
                     return
         except StopIteration:
             return
