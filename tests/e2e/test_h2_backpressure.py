@@ -5,6 +5,7 @@ unauthenticated memory exhaustion), and a client that reads gets every byte as b
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 import ssl
@@ -92,18 +93,26 @@ def rss_mib(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def test_a_client_that_opens_no_window_cannot_make_the_gateway_buffer_a_download(
-        tls_gateway: tuple[Gateway, Path]) -> None:
-    gw, ca_file = tls_gateway
+@contextlib.contextmanager
+def zero_window_client(gw: Gateway, ca_file: Path, timeout: float) -> Iterator[tuple[ssl.SSLSocket,
+                                                                                    h2.connection.H2Connection]]:
+    """An HTTP/2 connection to the gateway whose streams start with no window (each opens one if the test says)."""
     port = int(gw.url.rsplit(":", 1)[1])
-    before = rss_mib(gw.proc.pid)
     context = ssl.create_default_context(cafile=str(ca_file))
     context.set_alpn_protocols(["h2"])
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw, \
             context.wrap_socket(raw, server_hostname="portal.example.gov.cn") as tls:
         client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
         client.initiate_connection()
         client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        yield tls, client
+
+
+def test_a_client_that_opens_no_window_cannot_make_the_gateway_buffer_a_download(
+        tls_gateway: tuple[Gateway, Path]) -> None:
+    gw, ca_file = tls_gateway
+    before = rss_mib(gw.proc.pid)
+    with zero_window_client(gw, ca_file, 10) as (tls, client):
         for stream in (1, 3, 5, 7):  # four downloads on the one connection, none of them read
             client.send_headers(stream, [(":method", "GET"), (":path", f"/news/endless-{stream}"), (":scheme", "https"),
                                          (":authority", "portal.example.gov.cn")], end_stream=True)
@@ -139,14 +148,7 @@ def test_a_stream_the_client_does_not_read_holds_up_only_itself(tls_gateway: tup
     # A paused video on one stream; a page or a download on another of the same connection goes on (found in
     # review of the first version, which counted the whole connection: every stream waited behind the paused one).
     gw, ca_file = tls_gateway
-    port = int(gw.url.rsplit(":", 1)[1])
-    context = ssl.create_default_context(cafile=str(ca_file))
-    context.set_alpn_protocols(["h2"])
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw, \
-            context.wrap_socket(raw, server_hostname="portal.example.gov.cn") as tls:
-        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        client.initiate_connection()
-        client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    with zero_window_client(gw, ca_file, 30) as (tls, client):
         client.increment_flow_control_window(1 << 30)  # the connection's window: open
         for stream, path in ((1, "/news/endless-paused"), (3, "/news/big.bin")):
             client.send_headers(stream, [(":method", "GET"), (":path", path), (":scheme", "https"),
