@@ -116,11 +116,14 @@ class ConnectionLimits:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.requests: Counter[str] = Counter()  # client connection id → requests begun on it
-        self.in_flight: Counter[str] = Counter()  # client connection id → requests not yet answered
+        # client connection id → its requests not yet answered, by flow id
+        self.in_flight: dict[str, dict[str, http.HTTPFlow]] = {}
         self.closing: set[str] = set()  # to be closed once idle
         self.draining = False
         self._idle_seen: set[str] = set()  # connections found idle at the previous look
         self.quiet_since: dict[str, float] = {}  # client connection id → monotonic time since no request is in flight
+        # client connection id → (bytes waiting to be written to the client at the last look, since when unchanged)
+        self._written: dict[str, tuple[int, float]] = {}
         self._next_idle_sweep = 0.0
         self._sweeper: asyncio.Task[None] | None = None
         _goaway_when_asked(self._goaway_wanted)
@@ -144,7 +147,7 @@ class ConnectionLimits:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         cid = flow.client_conn.id
         self.requests[cid] += 1
-        self.in_flight[cid] += 1
+        self.in_flight.setdefault(cid, {})[flow.id] = flow
         self.quiet_since.pop(cid, None)
         if self.draining or self.requests[cid] >= self._limit():
             self.closing.add(cid)
@@ -153,7 +156,7 @@ class ConnectionLimits:
         self._last_answer(flow)  # a streamed answer's head goes out right after this hook
 
     def response(self, flow: http.HTTPFlow) -> None:
-        self._answered(flow.client_conn.id)
+        self._answered(flow)
         if flow.websocket is not None:
             self.quiet_since.pop(flow.client_conn.id, None)  # a WebSocket now: quiet between messages by design
         self._last_answer(flow)  # an answer another addon replaced after `responseheaders`
@@ -168,13 +171,14 @@ class ConnectionLimits:
             flow.response.headers["Connection"] = "close"  # mitmproxy closes the connection after this answer
 
     def error(self, flow: http.HTTPFlow) -> None:
-        self._answered(flow.client_conn.id)
+        self._answered(flow)
 
     def client_disconnected(self, client: connection.Client) -> None:
         self.requests.pop(client.id, None)
         self.in_flight.pop(client.id, None)
         self.closing.discard(client.id)
         self.quiet_since.pop(client.id, None)
+        self._written.pop(client.id, None)
 
     async def done(self) -> None:
         if self._sweeper is not None:
@@ -182,10 +186,13 @@ class ConnectionLimits:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
 
-    def _answered(self, cid: str) -> None:
-        if self.in_flight[cid] > 0:
-            self.in_flight[cid] -= 1
-        if self.in_flight[cid] == 0:
+    def _answered(self, flow: http.HTTPFlow) -> None:
+        cid = flow.client_conn.id
+        in_flight = self.in_flight.get(cid)
+        if in_flight is None:
+            return  # the connection is gone
+        in_flight.pop(flow.id, None)
+        if not in_flight:
             self.quiet_since[cid] = time.monotonic()
 
     # -- closing ----------------------------------------------------------------------------------
@@ -215,7 +222,7 @@ class ConnectionLimits:
             transport = getattr(writer, "transport", None)
             if transport is not None:
                 buffered = transport.get_write_buffer_size()
-            idle = self.in_flight[cid] == 0 and buffered == 0
+            idle = not self.in_flight.get(cid) and buffered == 0
             # Idle on two looks in a row: the answer is counted at the `response` hook, a moment before mitmproxy
             # writes it, so one look could fall between the two.
             if everything or (idle and cid in self._idle_seen):
@@ -225,30 +232,71 @@ class ConnectionLimits:
         self._idle_seen = seen
         return remaining
 
-    def _close_quiet(self, now: float) -> int:
-        """Close the client connections with no request in flight for ``gateway.idle_timeout``: idle keep-alive,
-        a request head that never ends (slowloris), a TLS handshake never finished (mitmproxy alone waits 600 s).
-        Returns how many were closed."""
+    def _close_quiet(self, now: float) -> Counter[str]:
+        """Close the client connections the client has left quiet for ``gateway.idle_timeout`` (nginx's
+        ``client_header_timeout``, ``keepalive_timeout``, ``client_body_timeout`` and ``send_timeout`` in one):
+
+        - ``no request``: nothing in flight, nothing left to write (idle keep-alive, a request head that never
+          ends: slowloris, a TLS handshake never finished; mitmproxy alone waits 600 s). Bytes of a head that
+          does not end do not count as activity.
+        - ``request body stalled``: no byte of a request body has arrived (the portal is not asked before it has).
+        - ``client stopped reading``: an answer waits to be written (the socket's buffer, HTTP/2 windows) and
+          none of it has gone out. Its bytes are dropped, not kept for a client that may never read them.
+
+        A request waiting for the portal is never cut here (``upstream_timeout`` bounds that), nor a streamed
+        answer waiting for the portal's next bytes, nor a WebSocket (quiet between messages by design). A slow
+        client that is moving is not cut either. Returns how many were closed, by reason."""
+        closed: Counter[str] = Counter()
         proxyserver = self._proxyserver()
         if proxyserver is None:
-            return 0
+            return closed
         limit = self.runtime.policy.gateway.idle_timeout.total_seconds()
-        closed = 0
         for cid, handler in list(proxyserver.connections.items()):
             if not isinstance(cid, str):
                 continue
-            since = self.quiet_since.get(cid)
-            if since is None or now - since < limit or self.in_flight[cid] > 0:
-                continue
-            h2_server = h2_backpressure.client_connection(handler.client)
-            if h2_server is not None and h2_backpressure.buffered(h2_server):
-                continue  # the end of an answer still waits for the client's window: not idle
             io = handler.transports.get(handler.client)
-            if io is not None and io.handler is not None:
-                io.handler.cancel("idle")
-                self.quiet_since.pop(cid, None)
-                closed += 1
+            if io is None or io.handler is None:
+                continue
+            transport = getattr(io.writer, "transport", None)
+            waiting = transport.get_write_buffer_size() if transport is not None else 0
+            h2_server = h2_backpressure.client_connection(handler.client)
+            if h2_server is not None:
+                waiting += h2_backpressure.buffered(h2_server)
+            seen = self._written.get(cid)
+            if seen is None or seen[0] != waiting:
+                seen = self._written[cid] = (waiting, now)  # bytes went out (or more were queued): activity
+            reason = self._quiet(cid, waiting, seen[1], h2_backpressure.client_read_at(handler), now, limit)
+            if reason is None:
+                continue
+            if waiting and transport is not None:
+                transport.abort()  # a plain close would hold the socket and its buffer until the client reads
+            io.handler.cancel("idle")
+            self.quiet_since.pop(cid, None)
+            closed[reason] += 1
         return closed
+
+    def _quiet(self, cid: str, waiting: int, written_at: float, read_at: float, now: float,
+               limit: float) -> str | None:
+        """Why the client connection ``cid`` is to be closed for ``idle_timeout`` (None: it is not): ``waiting``
+        bytes are still to be written to it, a number unchanged since ``written_at``; bytes last arrived from it at
+        ``read_at`` (all on ``time.monotonic()``)."""
+        in_flight = self.in_flight.get(cid, {}).values()
+        if not in_flight:
+            since = self.quiet_since.get(cid)
+            if since is None:
+                return None  # a WebSocket now
+            if now - max(since, written_at) < limit:
+                return None
+            return "client stopped reading" if waiting else "no request"
+        # Each request's turn, from mitmproxy's own flow: the client's while its body arrives (the end sets the
+        # request's timestamp_end) and while a streamed answer goes out; the portal's otherwise.
+        receiving = sum(1 for flow in in_flight if flow.request.timestamp_end is None)
+        streaming = sum(1 for flow in in_flight if flow.response is not None and flow.response.stream)
+        if len(in_flight) > receiving + streaming or (streaming and not waiting):
+            return None  # waiting for the portal
+        if now - max(written_at, read_at) < limit:
+            return None
+        return "client stopped reading" if waiting else "request body stalled"
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -259,9 +307,9 @@ class ConnectionLimits:
                 now = time.monotonic()
                 if now >= self._next_idle_sweep:
                     self._next_idle_sweep = now + IDLE_SWEEP_SECONDS
-                    if closed := self._close_quiet(now):
-                        REPEATED.warning(logger, "connection.idle_closed", "connection.idle_closed count=%d "
-                                      "reason=no request for gateway.idle_timeout", closed)
+                    for reason, count in sorted(self._close_quiet(now).items()):
+                        REPEATED.warning(logger, f"connection.idle_closed {reason}", "connection.idle_closed "
+                                         "count=%d reason=%s for gateway.idle_timeout", count, reason)
             except Exception:
                 logger.exception("connections.sweep error")
 
@@ -276,7 +324,7 @@ class ConnectionLimits:
                     await instance.stop()
         deadline = time.monotonic() + seconds
         logger.info("gateway.drain connections=%d in_flight=%d timeout=%.0fs",
-                    len(proxyserver.connections) if proxyserver else 0, sum(self.in_flight.values()), seconds)
+                    len(proxyserver.connections) if proxyserver else 0, sum(map(len, self.in_flight.values())), seconds)
         while time.monotonic() < deadline:
             if self._close_idle() == 0:
                 return True

@@ -14,6 +14,9 @@ portal waits, as behind a slow HTTP/1.1 client. The other streams of the connect
 only itself). The wait wakes when the client opens a window. A stream whose client takes nothing for
 ``STALL_SECONDS`` loses its portal connection (``upstream.stalled``), as nginx's ``send_timeout`` closes a client
 that stops reading; what is buffered is bounded by the limits plus one read per stream.
+
+The same read loop notes when bytes last arrived from the client (``client_read_at``): ``connections.py`` closes a
+connection whose request body stops arriving.
 """
 
 from __future__ import annotations
@@ -62,6 +65,12 @@ def client_connection(client: connection.Client) -> _http2.Http2Server | None:
     return _H2_BY_CLIENT.get(client)
 
 
+def client_read_at(handler: server.ConnectionHandler) -> float:
+    """When (``time.monotonic()``) bytes last arrived from this handler's client; 0.0 if none since it began."""
+    read_at: float = getattr(handler, "_govgate_read_at", 0.0)
+    return read_at
+
+
 def _held_up(h2_server: _http2.Http2Server, stream_id: int) -> bool:
     mine = buffered(h2_server, stream_id)
     return mine > MAX_BUFFERED or (mine > 0 and buffered(h2_server) > MAX_BUFFERED_TOTAL)
@@ -86,7 +95,9 @@ def install() -> None:
 
     async def drain_writers(self: server.ConnectionHandler) -> None:
         reading = _READING.get()
-        if isinstance(reading, connection.Server):
+        if reading is self.client:
+            self._govgate_read_at = time.monotonic()  # type: ignore[attr-defined]  # ``client_read_at``
+        elif isinstance(reading, connection.Server):
             h2_server = _H2_BY_CLIENT.get(self.client)
             stream_id = _STREAM_OF.get(reading)
             if h2_server is not None and stream_id is not None and _held_up(h2_server, stream_id):

@@ -1,7 +1,9 @@
 """The connections addon in process: requests counted per client connection; the answer that reaches
 ``gateway.max_requests_per_connection`` says ``Connection: close`` over HTTP/1.1 (not over HTTP/2, which gets a
-GOAWAY); an answer to HEAD carries no body; a drain closes every connection's next answer. (The GOAWAY itself, the
-sweeper and SIGTERM: ``tests/e2e/test_graceful_edges.py``.)"""
+GOAWAY); an answer to HEAD carries no body; a drain closes every connection's next answer; whose turn it is on each
+connection (the client's: a body arriving, an answer being read; or the portal's), and when ``idle_timeout`` closes
+one. (The GOAWAY itself, the sweeper and SIGTERM: ``tests/e2e/test_graceful_edges.py``; slow clients for real:
+``tests/e2e/test_slow_clients.py``.)"""
 
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ def test_the_answer_that_reaches_the_limit_closes_an_http1_connection() -> None:
         assert "connection" not in other.response.headers  # type: ignore[union-attr]
         cid = answers[0].client_conn.id
         assert addon.requests[cid] == 3
-        assert addon.in_flight[cid] == 0
+        assert not addon.in_flight[cid]
         addon.client_disconnected(answers[0].client_conn)
         assert cid not in addon.requests
         assert cid not in addon.closing
@@ -86,6 +88,39 @@ def test_a_request_that_ended_in_an_error_is_no_longer_in_flight() -> None:
     with taddons.context(addon):
         flow = request_flow()
         addon.requestheaders(flow)
-        assert addon.in_flight[flow.client_conn.id] == 1
+        assert list(addon.in_flight[flow.client_conn.id].values()) == [flow]
         addon.error(flow)
-        assert addon.in_flight[flow.client_conn.id] == 0
+        assert not addon.in_flight[flow.client_conn.id]
+
+
+def test_idle_timeout_closes_only_where_the_client_has_left_the_connection_quiet() -> None:
+    addon = limits()
+    limit, now = 60.0, 1000.0
+    with taddons.context(addon):
+        flow = request_flow("POST")
+        cid = flow.client_conn.id
+        addon.client_connected(flow.client_conn)
+        addon.quiet_since[cid] = now - 61
+        # No request: the head's own bytes do not count (a slowloris), answers still going out do.
+        assert addon._quiet(cid, 0, now - 61, now - 1, now, limit) == "no request"
+        assert addon._quiet(cid, 0, now - 59, now - 61, now, limit) is None  # the last answer finished draining
+        assert addon._quiet(cid, 4096, now - 61, now, now, limit) == "client stopped reading"
+        assert addon._quiet(cid, 4096, now - 30, now - 61, now, limit) is None  # read slowly, but read
+        # A body arriving (mitmproxy sets the request's timestamp_end when it is in): each byte counts; none for the
+        # timeout, and the connection goes.
+        flow.request.timestamp_end = None
+        addon.requestheaders(flow)
+        assert addon._quiet(cid, 0, now - 61, now - 59, now, limit) is None
+        assert addon._quiet(cid, 0, now - 61, now - 61, now, limit) == "request body stalled"
+        # The portal's turn: never cut here, however long.
+        flow.request.timestamp_end = now
+        assert addon._quiet(cid, 0, now - 600, now - 600, now, limit) is None
+        flow.response = http.Response.make(200, b"")
+        flow.response.stream = True
+        addon.responseheaders(flow)
+        assert addon._quiet(cid, 0, now - 600, now - 600, now, limit) is None  # nothing to send: the portal's turn
+        assert addon._quiet(cid, 8192, now - 61, now - 600, now, limit) == "client stopped reading"
+        addon.response(flow)
+        # A WebSocket: quiet between messages by design.
+        addon.quiet_since.pop(cid)
+        assert addon._quiet(cid, 0, now - 600, now - 600, now, limit) is None

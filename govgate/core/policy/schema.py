@@ -143,8 +143,9 @@ GATEWAY = Obj(
         Key("upstream_timeout", DURATION, "no response head from the portal within this: the gate's 504 page",
             default="60s"),
         Key("drain_timeout", DURATION, "on SIGTERM, how long requests in flight may finish", default="30s"),
-        Key("idle_timeout", DURATION, "a client connection with no request in flight for this long is closed "
-            "(idle keep-alive, a request head or TLS handshake that never ends)", default="60s"),
+        Key("idle_timeout", DURATION, "a client connection the client leaves quiet for this long is closed (idle "
+            "keep-alive, a request head or TLS handshake that never ends, a request body that stops arriving, an "
+            "answer the client stops reading); a request waiting for the portal is not cut", default="60s"),
         Key("max_requests_per_connection", {"type": "integer", "minimum": 1},
             "then a client connection is closed gracefully (Connection: close, GOAWAY)", default="1000"),
         Key("redirect_listen", HOSTPORT, "plain-HTTP address (port 80) answering every request with a 308 to "
