@@ -12,6 +12,11 @@ Graceful shutdown (``drain``, on SIGTERM): stop accepting, answer requests in fl
 its buffer and no request in flight — with ``Connection: close``/GOAWAY on answers given meanwhile; at the
 deadline whatever is left is closed. Idle connections are closed by the sweeper, every 0.25 s.
 
+``gateway.idle_timeout`` (``_close_quiet``, every second): a connection the client has left quiet is closed, for one
+of three reasons: no request, a request body stalled, an answer the client stopped reading (its bytes dropped).
+An HTTP/2 connection closed while idle, here or in the drain, first gets a GOAWAY naming the last stream served
+(``_goaway_before_idle_close``).
+
 Registered last, so its ``response`` hook also sees the final answer: one to ``HEAD`` goes out without a body.
 """
 
@@ -31,8 +36,9 @@ from hyperframe.frame import GoAwayFrame
 from mitmproxy import connection, ctx, http
 from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.connection import ConnectionState
-from mitmproxy.proxy import commands, events, layer
+from mitmproxy.proxy import commands, events, layer, server
 from mitmproxy.proxy.layers import http as http_layer
+from mitmproxy.proxy.layers import tls
 from mitmproxy.proxy.layers.http import _http2
 
 from govgate.addons import h2_backpressure
@@ -80,6 +86,28 @@ def _goaway_when_asked(wanted: Callable[[connection.Client, int], bool]) -> None
 
     handle_h2_event._govgate_goaway = True  # type: ignore[attr-defined]
     server.handle_h2_event = handle_h2_event  # type: ignore[method-assign]
+
+
+def _goaway_before_idle_close(client: connection.Client, io: server.ConnectionIO) -> None:
+    """An HTTP/2 client connection closed while idle first gets a GOAWAY naming the last stream the gateway took
+    (RFC 9113 §6.8), so a request that crosses the close is known unprocessed and may be sent again elsewhere.
+
+    Written here, between two events (nothing else runs meanwhile): through the connection's TLS layer, which
+    encrypts it, when there is one (mitmproxy's layers have no event to ask this of them)."""
+    h2_server = h2_backpressure.client_connection(client)
+    if h2_server is None or io.writer is None:
+        return
+    with contextlib.suppress(h2.exceptions.ProtocolError):
+        h2_server.h2_conn.close_connection()  # NO_ERROR; the last stream: the highest the client opened
+    frames = h2_server.h2_conn.data_to_send()
+    tls_layer = next((lay for lay in h2_server.context.layers
+                      if isinstance(lay, tls.ClientTLSLayer) and lay.conn is client), None)
+    if tls_layer is None:
+        io.writer.write(frames)
+        return
+    for command in tls_layer.send_data(frames):
+        if isinstance(command, commands.SendData) and command.connection is client:
+            io.writer.write(command.data)
 
 
 def _forget_closed_server_connections() -> None:
@@ -226,6 +254,8 @@ class ConnectionLimits:
             # Idle on two looks in a row: the answer is counted at the `response` hook, a moment before mitmproxy
             # writes it, so one look could fall between the two.
             if everything or (idle and cid in self._idle_seen):
+                if idle:
+                    _goaway_before_idle_close(handler.client, io)
                 io.handler.cancel("closing gracefully")
             if idle:
                 seen.add(cid)
@@ -270,6 +300,8 @@ class ConnectionLimits:
                 continue
             if waiting and transport is not None:
                 transport.abort()  # a plain close would hold the socket and its buffer until the client reads
+            else:
+                _goaway_before_idle_close(handler.client, io)
             io.handler.cancel("idle")
             self.quiet_since.pop(cid, None)
             closed[reason] += 1

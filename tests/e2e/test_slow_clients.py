@@ -13,18 +13,24 @@ import base64
 import contextlib
 import hashlib
 import os
+import signal
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.errors
 import h2.events
 import pytest
 import wsproto
 import wsproto.events
 
-from tests.e2e.harness import Gateway
+from tests.e2e.harness import Gateway, start_gateway
 from tests.e2e.test_graceful_edges import gateway
 from tests.e2e.test_h2_backpressure import zero_window_client
 from tests.pki import TestCA
@@ -44,6 +50,13 @@ class Portal(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/news/ws":
             self._websocket()
+            return
+        if self.path == "/news/small":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"small")
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/html" if self.path.endswith(".html") else "application/octet-stream")
@@ -203,38 +216,100 @@ def test_a_websocket_stays_open_while_quiet_between_messages(plain: Gateway) -> 
             time.sleep(IDLE * 2 + 1.5)  # quiet for more than twice the idle timeout
 
 
-def test_an_http2_client_that_takes_nothing_is_closed_after_the_idle_timeout(
-        portal: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    # Found in review: with answers waiting for its windows, such a connection was held for ever, with its buffers.
-    workdir = tmp_path_factory.mktemp("slow-h2")
+def start_tls_gateway(workdir: Path, portal: str, idle_timeout: str) -> tuple[Gateway, Path]:
+    """A gateway over TLS (HTTP/2), and its CA's file."""
     (workdir / "secrets").mkdir()
     ca = TestCA()
     pem = ca.server("portal.example.gov.cn", "127.0.0.1").write_key_and_chain(workdir / "secrets" / "gw.pem")
     data = policy_data(workdir, portal)
     settings = data["gateway"]
     assert isinstance(settings, dict)
-    settings.update({"insecure": False, "idle_timeout": f"{IDLE:.0f}s",
+    settings.update({"insecure": False, "idle_timeout": idle_timeout,
                      "tls": {"cert": str(pem), "request_client_cert": False}})
     write_policy(workdir / "policy.yaml", data)
-    from tests.e2e.harness import start_gateway
+    return start_gateway(workdir / "policy.yaml"), ca.write(workdir / "ca.pem")
 
-    gw = start_gateway(workdir / "policy.yaml")
+
+@pytest.fixture(scope="module")
+def tls_gw(portal: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, Path]]:
+    """A gateway over TLS (HTTP/2) with the same idle timeout, and its CA's file."""
+    gw, ca_file = start_tls_gateway(tmp_path_factory.mktemp("slow-h2"), portal, f"{IDLE:.0f}s")
     try:
-        with zero_window_client(gw, ca.write(workdir / "ca.pem"), 15) as (tls, client):
-            client.send_headers(1, [(":method", "GET"), (":path", "/news/page.bin"), (":scheme", "https"),
-                                    (":authority", "portal.example.gov.cn")], end_stream=True)
-            tls.sendall(client.data_to_send())
-            started = time.monotonic()
-            tls.settimeout(IDLE + 8)
-            ended = False
-            with contextlib.suppress(ConnectionResetError):  # TimeoutError: still open, the test fails
-                while not ended and (data_in := tls.recv(65536)):
-                    ended = any(isinstance(e, h2.events.ConnectionTerminated) for e in client.receive_data(data_in))
-                    tls.sendall(client.data_to_send())
-            assert time.monotonic() - started >= IDLE - 0.5
+        yield gw, ca_file
     finally:
         assert gw.stop() == 0
-    assert "reason=client stopped reading" in gw.output.text()
+    assert not [line for line in gw.output.lines if "crashed" in line or "Traceback" in line]
+
+
+def until_terminated(tls: ssl.SSLSocket, client: h2.connection.H2Connection,
+                     seconds: float) -> list[h2.events.Event]:
+    """Every event until the gateway's GOAWAY or its close; fails if the connection is still open after
+    ``seconds``."""
+    tls.settimeout(seconds)
+    seen: list[h2.events.Event] = []
+    with contextlib.suppress(ConnectionResetError):  # TimeoutError: still open, the test fails
+        while data := tls.recv(65536):
+            for event in client.receive_data(data):
+                seen.append(event)
+                if isinstance(event, h2.events.DataReceived):
+                    client.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            tls.sendall(client.data_to_send())
+            if any(isinstance(e, h2.events.ConnectionTerminated) for e in seen):
+                break
+    return seen
+
+
+def test_an_http2_client_that_takes_nothing_is_closed_after_the_idle_timeout(tls_gw: tuple[Gateway, Path]) -> None:
+    # Found in review: with answers waiting for its windows, such a connection was held for ever, with its buffers.
+    gw, ca_file = tls_gw
+    with zero_window_client(gw, ca_file, 15) as (tls, client):
+        client.send_headers(1, [(":method", "GET"), (":path", "/news/page.bin"), (":scheme", "https"),
+                                (":authority", "portal.example.gov.cn")], end_stream=True)
+        tls.sendall(client.data_to_send())
+        started = time.monotonic()
+        until_terminated(tls, client, IDLE + 8)
+        assert time.monotonic() - started >= IDLE - 0.5
+    wait_for(lambda: "reason=client stopped reading" in gw.output.text(), 5, "the reason in the log")
+
+
+def test_an_idle_http2_connection_is_told_with_a_goaway_before_it_is_closed(tls_gw: tuple[Gateway, Path]) -> None:
+    # RFC 9113 §6.8: the GOAWAY names the last stream served, so a client whose new request crossed the close knows
+    # it was not processed and may send it again elsewhere (a plain close leaves that unknown, a POST unretried).
+    started = time.monotonic()
+    one_request_then_the_goaway(*tls_gw, IDLE + 8)
+    assert time.monotonic() - started >= IDLE - 0.5
+
+
+def test_an_idle_http2_connection_is_told_with_a_goaway_when_the_gateway_stops(
+        portal: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    gw, ca_file = start_tls_gateway(tmp_path_factory.mktemp("slow-h2-stop"), portal, "60s")
+    try:
+        threading.Timer(1.5, gw.proc.send_signal, (signal.SIGTERM,)).start()  # after the answer: idle then
+        one_request_then_the_goaway(gw, ca_file, 10)
+        assert gw.proc.wait(10) == 0
+    finally:
+        gw.stop()
+
+
+def one_request_then_the_goaway(gw: Gateway, ca_file: Path, seconds: float) -> None:
+    """One request over HTTP/2, then wait (``seconds`` at most) for the gateway to end the connection: with a
+    GOAWAY (no error) naming that request's stream as the last one served."""
+    port = int(gw.url.rsplit(":", 1)[1])
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as raw, \
+            context.wrap_socket(raw, server_hostname="portal.example.gov.cn") as tls:
+        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        client.initiate_connection()
+        client.send_headers(1, [(":method", "GET"), (":path", "/news/small"), (":scheme", "https"),
+                                (":authority", "portal.example.gov.cn")], end_stream=True)
+        tls.sendall(client.data_to_send())
+        seen = until_terminated(tls, client, seconds)
+    assert b"".join(e.data for e in seen if isinstance(e, h2.events.DataReceived)) == b"small"
+    goaway = [e for e in seen if isinstance(e, h2.events.ConnectionTerminated)]
+    assert len(goaway) == 1, seen
+    assert goaway[0].error_code == h2.errors.ErrorCodes.NO_ERROR
+    assert goaway[0].last_stream_id == 1
 
 
 def test_a_connection_without_a_request_is_closed_with_its_reason_in_the_log(plain: Gateway) -> None:
