@@ -103,7 +103,7 @@ def _framed(request: http.Request) -> bool:
         or "transfer-encoding" in request.headers
 
 
-def _http1_client(http: http_layer.HttpLayer, conn: Connection) -> _http1.Http1Client | None:
+def http1_client(http: http_layer.HttpLayer, conn: Connection) -> _http1.Http1Client | None:
     """The HTTP/1 client layer speaking on portal connection ``conn``, once set up (else None)."""
     top = http.connections.get(conn)
     if top is None or conn in http.waiting_for_establishment:
@@ -121,8 +121,9 @@ def _idle(client: _http1.Http1Client) -> bool:
             and client.conn.state is ConnectionState.OPEN)
 
 
-def _http_layer(client: _http1.Http1Client) -> http_layer.HttpLayer | None:
-    for found in reversed(client.context.layers):
+def http_layer_of(below: layer.Layer) -> http_layer.HttpLayer | None:
+    """The HTTP layer above ``below`` (a layer it made: a portal connection's, the HTTP/2 client connection's)."""
+    for found in reversed(below.context.layers):
         if isinstance(found, http_layer.HttpLayer):
             return found
     return None
@@ -144,7 +145,7 @@ def _keep_for_next(client: _http1.Http1Client, request_done: bool, response_done
         return False
     if client.conn.state is not ConnectionState.OPEN or client.buf or not _framed(req):
         return False
-    http = _http_layer(client)
+    http = http_layer_of(client)
     return http is not None and http.context.client.alpn == b"h2"
 
 
@@ -162,7 +163,7 @@ def _idle_connection(http: http_layer.HttpLayer, event: http_layer.GetHttpConnec
     for conn in http.connections:
         if not (event.connection_spec_matches(conn) and conn.connected and conn.alpn != b"h2"):
             continue
-        client = _http1_client(http, conn)
+        client = http1_client(http, conn)
         if client is None or not _idle(client):
             continue
         if now - getattr(client, _IDLE_SINCE) > IDLE_REUSE_SECONDS:
@@ -222,7 +223,7 @@ def _close_stale(layer_: http_layer.HttpLayer) -> layer.CommandGenerator[bool]:
     """Close the idle portal connections older than ``IDLE_REUSE_SECONDS``; whether younger idle ones remain."""
     now, remain = time.monotonic(), False
     for conn in list(layer_.connections):
-        client = _http1_client(layer_, conn) if conn.connected and conn.alpn != b"h2" else None
+        client = http1_client(layer_, conn) if conn.connected and conn.alpn != b"h2" else None
         if client is None or not _idle(client):
             continue
         if now - getattr(client, _IDLE_SINCE) > IDLE_REUSE_SECONDS:
@@ -269,7 +270,7 @@ def reuse_idle_portal_connections() -> None:
         self.stream_id = None
         self.state = self.read_headers
         setattr(self, _IDLE_SINCE, time.monotonic())
-        owner = _http_layer(self)
+        owner = http_layer_of(self)
         if owner is not None:
             setattr(owner, _HAS_IDLE, True)  # its next event asks for a look, which closes the connection once stale
         return None
@@ -298,12 +299,12 @@ def reuse_idle_portal_connections() -> None:
             return None
         conn, stale = _idle_connection(self, event, time.monotonic())
         for old in stale:
-            client = _http1_client(self, old)
+            client = http1_client(self, old)
             if client is not None:
                 setattr(client, _IDLE_SINCE, None)  # not handed out while it closes
             yield commands.CloseConnection(old)
         if conn is not None:
-            client = _http1_client(self, conn)
+            client = http1_client(self, conn)
             assert client is not None
             setattr(client, _IDLE_SINCE, None)  # leased: busy until its exchange is done
             stream = self.command_sources.pop(event)

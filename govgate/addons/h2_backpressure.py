@@ -27,12 +27,13 @@ import contextvars
 import logging
 import time
 import weakref
+from collections.abc import Coroutine
 
 from mitmproxy import connection
 from mitmproxy.proxy import server
-from mitmproxy.proxy.layers.http import _http1, _http2, _http_h2
-from mitmproxy.proxy.layers.http._events import RequestHeaders
+from mitmproxy.proxy.layers.http import _http2, _http_h2
 
+from govgate.addons.h1_pool import http1_client, http_layer_of
 from govgate.repeated import REPEATED
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,8 @@ WAKE_SECONDS = 1.0  # at the latest, the wait looks again (a reset stream, a cli
 
 _READING: contextvars.ContextVar[connection.Connection | None] = contextvars.ContextVar("govgate_reading",
                                                                                          default=None)
-_H2_BY_CLIENT: weakref.WeakKeyDictionary[connection.Client, _http2.Http2Server] = weakref.WeakKeyDictionary()
-_STREAM_OF: weakref.WeakKeyDictionary[connection.Server, int] = weakref.WeakKeyDictionary()  # portal → stream
+_H2 = "_govgate_h2"  # attribute of a client connection speaking HTTP/2: its HTTP/2 layer
+_HTTP = "_govgate_http"  # attribute of that layer: the HTTP layer above it, which holds each portal connection's layer
 _WINDOW_OPENED: weakref.WeakKeyDictionary[_http_h2.BufferedH2Connection, asyncio.Event] = weakref.WeakKeyDictionary()
 
 
@@ -62,7 +63,15 @@ def buffered(h2_server: _http2.Http2Server, stream_id: int | None = None) -> int
 
 def client_connection(client: connection.Client) -> _http2.Http2Server | None:
     """The HTTP/2 layer of this client connection (None: it speaks HTTP/1)."""
-    return _H2_BY_CLIENT.get(client)
+    h2_server: _http2.Http2Server | None = getattr(client, _H2, None)
+    return h2_server
+
+
+def _serving(h2_server: _http2.Http2Server, portal: connection.Server) -> int | None:
+    """The client's stream that the portal connection now answers (None: none, or not over HTTP/1)."""
+    http = getattr(h2_server, _HTTP, None)
+    client = http1_client(http, portal) if http is not None else None
+    return client.stream_id if client is not None else None
 
 
 def client_read_at(handler: server.ConnectionHandler) -> float:
@@ -77,14 +86,13 @@ def _held_up(h2_server: _http2.Http2Server, stream_id: int) -> bool:
 
 
 def install() -> None:
-    """Patch mitmproxy's connection handler, HTTP/2 server layer and HTTP/1 client layer (once per process)."""
+    """Patch mitmproxy's connection handler and HTTP/2 server layer (once per process)."""
     handler = server.ConnectionHandler
     if getattr(handler.drain_writers, "_govgate_h2", False):
         return
     original_handle = handler.handle_connection
     original_drain = handler.drain_writers
     original_init = _http2.Http2Server.__init__
-    original_send = _http1.Http1Client.send
     buffered_class = _http_h2.BufferedH2Connection
     original_stream_window = buffered_class.stream_window_updated
     original_connection_window = buffered_class.connection_window_updated
@@ -93,25 +101,29 @@ def install() -> None:
         _READING.set(conn)  # this task's own context: which connection this read loop reads
         await original_handle(self, conn)
 
-    async def drain_writers(self: server.ConnectionHandler) -> None:
+    # A plain function returning the coroutine to await: no frame of its own on every read (it is called after each).
+    def drain_writers(self: server.ConnectionHandler) -> Coroutine[object, object, None]:
         reading = _READING.get()
         if reading is self.client:
             self._govgate_read_at = time.monotonic()  # type: ignore[attr-defined]  # ``client_read_at``
         elif isinstance(reading, connection.Server):
-            h2_server = _H2_BY_CLIENT.get(self.client)
-            stream_id = _STREAM_OF.get(reading)
-            if h2_server is not None and stream_id is not None and _held_up(h2_server, stream_id):
-                await _wait_for_the_client(self, h2_server, reading, stream_id)
+            h2_server = client_connection(self.client)
+            if h2_server is not None:
+                stream_id = _serving(h2_server, reading)
+                if stream_id is not None and _held_up(h2_server, stream_id):
+                    return wait_then_drain(self, h2_server, reading, stream_id)
+        drained: Coroutine[object, object, None] = original_drain(self)  # type: ignore[no-untyped-call]
+        return drained
+
+    async def wait_then_drain(self: server.ConnectionHandler, h2_server: _http2.Http2Server,
+                              portal: connection.Server, stream_id: int) -> None:
+        await _wait_for_the_client(self, h2_server, portal, stream_id)
         await original_drain(self)  # type: ignore[no-untyped-call]
 
     def init(self: _http2.Http2Server, context: object) -> None:
         original_init(self, context)  # type: ignore[arg-type]
-        _H2_BY_CLIENT[self.context.client] = self
-
-    def send(self: _http1.Http1Client, event: object) -> object:
-        if isinstance(event, RequestHeaders) and isinstance(self.conn, connection.Server):
-            _STREAM_OF[self.conn] = event.stream_id  # the stream this portal connection now serves
-        return (yield from original_send(self, event))  # type: ignore[arg-type]
+        setattr(self.context.client, _H2, self)
+        setattr(self, _HTTP, http_layer_of(self))
 
     def stream_window_updated(self: _http_h2.BufferedH2Connection, stream_id: int) -> bool:
         sent: bool = original_stream_window(self, stream_id)
@@ -126,7 +138,6 @@ def install() -> None:
     handler.handle_connection = handle_connection  # type: ignore[method-assign,assignment]
     handler.drain_writers = drain_writers  # type: ignore[method-assign]
     _http2.Http2Server.__init__ = init  # type: ignore[method-assign]
-    _http1.Http1Client.send = send  # type: ignore[method-assign,assignment]
     buffered_class.stream_window_updated = stream_window_updated  # type: ignore[method-assign]
     buffered_class.connection_window_updated = connection_window_updated  # type: ignore[method-assign]
 
