@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import struct
+import termios
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -52,6 +55,24 @@ SWEEP_SECONDS = 0.25
 IDLE_SWEEP_SECONDS = 1.0  # how often connections are looked at for gateway.idle_timeout
 
 
+_LAST_STREAM = "_govgate_last_stream"  # attribute of an HTTP/2 client layer: the last stream its GOAWAY named
+
+
+def _unsent(handler: server.ConnectionHandler, io: server.ConnectionIO) -> tuple[int, int]:
+    """Bytes of answers not yet taken by this handler's client: (in the socket: the transport's buffer and the
+    kernel's send queue, which shrinks as the client acknowledges; in HTTP/2 streams waiting for its windows)."""
+    unsent = 0
+    transport = getattr(io.writer, "transport", None)
+    if transport is not None:
+        unsent = transport.get_write_buffer_size()
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                unsent += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    h2_server = h2_backpressure.client_connection(handler.client)
+    return unsent, h2_backpressure.buffered(h2_server) if h2_server is not None else 0
+
+
 def _goaway_when_asked(wanted: Callable[[connection.Client, int], bool]) -> None:
     """After each new HTTP/2 stream, ask ``wanted(client, streams so far)``; once it says so, send GOAWAY with
     that stream as the last one served (RFC 9113 §6.8: the client opens new streams on a new connection)."""
@@ -63,7 +84,7 @@ def _goaway_when_asked(wanted: Callable[[connection.Client, int], bool]) -> None
     def handle_h2_event(self: _http2.Http2Server, event: h2.events.Event) -> layer.CommandGenerator[bool]:
         if not isinstance(event, h2.events.RequestReceived) or not isinstance(self.conn, connection.Client):
             return (yield from original(self, event))
-        last = getattr(self, "_govgate_last_stream", None)
+        last = getattr(self, _LAST_STREAM, None)
         if last is not None and event.stream_id > last:
             # Opened before the client saw our GOAWAY: refused unprocessed, so the client may retry it elsewhere.
             # Unless the client has reset it already (in the same read): then there is nothing to refuse (the reset
@@ -79,7 +100,7 @@ def _goaway_when_asked(wanted: Callable[[connection.Client, int], bool]) -> None
             frame = GoAwayFrame(0)
             frame.last_stream_id = event.stream_id
             frame.error_code = 0  # NO_ERROR: a graceful close
-            self._govgate_last_stream = event.stream_id  # type: ignore[attr-defined]
+            setattr(self, _LAST_STREAM, event.stream_id)
             # After what is already queued (a SETTINGS acknowledgement, say), not before it.
             yield commands.SendData(self.conn, self.h2_conn.data_to_send() + frame.serialize())
         return stop
@@ -97,8 +118,10 @@ def _goaway_before_idle_close(client: connection.Client, io: server.ConnectionIO
     h2_server = h2_backpressure.client_connection(client)
     if h2_server is None or io.writer is None:
         return
+    # NO_ERROR; the last stream: the one a GOAWAY sent before named (RFC 9113 §6.8: never higher; the streams the
+    # client opened after it were refused), else the highest the client opened.
     with contextlib.suppress(h2.exceptions.ProtocolError):
-        h2_server.h2_conn.close_connection()  # NO_ERROR; the last stream: the highest the client opened
+        h2_server.h2_conn.close_connection(last_stream_id=getattr(h2_server, _LAST_STREAM, None))
     frames = h2_server.h2_conn.data_to_send()
     tls_layer = next((lay for lay in h2_server.context.layers
                       if isinstance(lay, tls.ClientTLSLayer) and lay.conn is client), None)
@@ -152,6 +175,8 @@ class ConnectionLimits:
         self.quiet_since: dict[str, float] = {}  # client connection id → monotonic time since no request is in flight
         # client connection id → (bytes waiting to be written to the client at the last look, since when unchanged)
         self._written: dict[str, tuple[int, float]] = {}
+        # flow id → (an HTTP/2 request's progress mark at the last look: body bytes in, or answer bytes buffered; since)
+        self._marks: dict[str, tuple[int, float]] = {}
         self._next_idle_sweep = 0.0
         self._sweeper: asyncio.Task[None] | None = None
         _goaway_when_asked(self._goaway_wanted)
@@ -216,6 +241,7 @@ class ConnectionLimits:
 
     def _answered(self, flow: http.HTTPFlow) -> None:
         cid = flow.client_conn.id
+        self._marks.pop(flow.id, None)
         in_flight = self.in_flight.get(cid)
         if in_flight is None:
             return  # the connection is gone
@@ -245,12 +271,7 @@ class ConnectionLimits:
             io = handler.transports.get(handler.client)
             if io is None or io.handler is None:
                 continue
-            buffered = 0
-            writer = io.writer
-            transport = getattr(writer, "transport", None)
-            if transport is not None:
-                buffered = transport.get_write_buffer_size()
-            idle = not self.in_flight.get(cid) and buffered == 0
+            idle = not self.in_flight.get(cid) and _unsent(handler, io) == (0, 0)
             # Idle on two looks in a row: the answer is counted at the `response` hook, a moment before mitmproxy
             # writes it, so one look could fall between the two.
             if everything or (idle and cid in self._idle_seen):
@@ -270,12 +291,14 @@ class ConnectionLimits:
           ends: slowloris, a TLS handshake never finished; mitmproxy alone waits 600 s). Bytes of a head that
           does not end do not count as activity.
         - ``request body stalled``: no byte of a request body has arrived (the portal is not asked before it has).
-        - ``client stopped reading``: an answer waits to be written (the socket's buffer, HTTP/2 windows) and
+        - ``client stopped reading``: an answer waits to be written (the socket's buffers, HTTP/2 windows) and
           none of it has gone out. Its bytes are dropped, not kept for a client that may never read them.
 
         A request waiting for the portal is never cut here (``upstream_timeout`` bounds that), nor a streamed
         answer waiting for the portal's next bytes, nor a WebSocket (quiet between messages by design). A slow
-        client that is moving is not cut either. Returns how many were closed, by reason."""
+        client that is moving is not cut either: over HTTP/2 each request is judged by its own body and its own
+        stream's buffer (``_client_moved``), not by the connection's other frames. Returns how many were closed,
+        by reason."""
         closed: Counter[str] = Counter()
         proxyserver = self._proxyserver()
         if proxyserver is None:
@@ -287,17 +310,17 @@ class ConnectionLimits:
             io = handler.transports.get(handler.client)
             if io is None or io.handler is None:
                 continue
-            transport = getattr(io.writer, "transport", None)
-            waiting = transport.get_write_buffer_size() if transport is not None else 0
-            h2_server = h2_backpressure.client_connection(handler.client)
-            if h2_server is not None:
-                waiting += h2_backpressure.buffered(h2_server)
+            unsent, in_streams = _unsent(handler, io)
+            waiting = unsent + in_streams
             seen = self._written.get(cid)
             if seen is None or seen[0] != waiting:
                 seen = self._written[cid] = (waiting, now)  # bytes went out (or more were queued): activity
-            reason = self._quiet(cid, waiting, seen[1], h2_backpressure.client_read_at(handler), now, limit)
+            flows = list(self.in_flight.get(cid, {}).values())
+            moved = self._client_moved(flows, handler, unsent, seen[1], now) if flows else None
+            reason = self._quiet(cid, waiting, seen[1], moved, now, limit)
             if reason is None:
                 continue
+            transport = getattr(io.writer, "transport", None)
             if waiting and transport is not None:
                 transport.abort()  # a plain close would hold the socket and its buffer until the client reads
             else:
@@ -307,26 +330,55 @@ class ConnectionLimits:
             closed[reason] += 1
         return closed
 
-    def _quiet(self, cid: str, waiting: int, written_at: float, read_at: float, now: float,
+    def _client_moved(self, flows: list[http.HTTPFlow], handler: server.ConnectionHandler, unsent: int,
+                      written_at: float, now: float) -> float | None:
+        """When (``time.monotonic()``) the client last moved one of its requests in flight on: a byte of a body
+        arrived, a byte of an answer went out. None while one of them waits for the portal. Each request's turn
+        comes from mitmproxy's own flow: the client's while its body arrives (its end sets the request's
+        ``timestamp_end``) and while a streamed answer goes out; the portal's otherwise."""
+        h2_server = h2_backpressure.client_connection(handler.client)
+        if h2_server is None:  # HTTP/1: one request at a time; every byte read from the client is its body's
+            for flow in flows:
+                if flow.request.timestamp_end is None:
+                    continue
+                if flow.response is None or not flow.response.stream or not unsent:
+                    return None  # the portal's turn: it has yet to answer, or to send the answer's next bytes
+            return max(written_at, h2_backpressure.client_read_at(handler))
+        # HTTP/2: a PING or another stream's frame is no progress of this one; each request by its own stream.
+        streams = h2_backpressure.streams_by_flow(h2_server)
+        latest = written_at
+        for flow in flows:
+            found = streams.get(flow.id)
+            if found is None:
+                return None  # not (or no longer) a stream of this connection: not judged here
+            stream_id, body_bytes = found
+            if flow.request.timestamp_end is None:
+                mark = body_bytes
+            elif flow.response is not None and flow.response.stream:
+                mark = h2_backpressure.buffered(h2_server, stream_id)
+                if not mark and not unsent:
+                    return None  # all sent: waiting for the portal's next bytes (an event stream, say)
+            else:
+                return None  # the portal's turn
+            seen = self._marks.get(flow.id)
+            if seen is None or seen[0] != mark:
+                seen = self._marks[flow.id] = (mark, now)
+            latest = max(latest, seen[1])
+        return latest
+
+    def _quiet(self, cid: str, waiting: int, written_at: float, client_moved: float | None, now: float,
                limit: float) -> str | None:
         """Why the client connection ``cid`` is to be closed for ``idle_timeout`` (None: it is not): ``waiting``
-        bytes are still to be written to it, a number unchanged since ``written_at``; bytes last arrived from it at
-        ``read_at`` (all on ``time.monotonic()``)."""
-        in_flight = self.in_flight.get(cid, {}).values()
-        if not in_flight:
+        bytes are still to be written to it, a number unchanged since ``written_at``; with requests in flight, the
+        client last moved one on at ``client_moved`` (None: one waits for the portal). All on ``time.monotonic()``."""
+        if not self.in_flight.get(cid):
             since = self.quiet_since.get(cid)
             if since is None:
                 return None  # a WebSocket now
             if now - max(since, written_at) < limit:
                 return None
             return "client stopped reading" if waiting else "no request"
-        # Each request's turn, from mitmproxy's own flow: the client's while its body arrives (the end sets the
-        # request's timestamp_end) and while a streamed answer goes out; the portal's otherwise.
-        receiving = sum(1 for flow in in_flight if flow.request.timestamp_end is None)
-        streaming = sum(1 for flow in in_flight if flow.response is not None and flow.response.stream)
-        if len(in_flight) > receiving + streaming or (streaming and not waiting):
-            return None  # waiting for the portal
-        if now - max(written_at, read_at) < limit:
+        if client_moved is None or now - client_moved < limit:
             return None
         return "client stopped reading" if waiting else "request body stalled"
 

@@ -67,6 +67,15 @@ def client_connection(client: connection.Client) -> _http2.Http2Server | None:
     return h2_server
 
 
+def streams_by_flow(h2_server: _http2.Http2Server) -> dict[str, tuple[int, int]]:
+    """This HTTP/2 client connection's streams in flight, by flow id: (stream id, request body bytes received)."""
+    http = getattr(h2_server, _HTTP, None)
+    if http is None:
+        return {}
+    return {stream.flow.id: (stream_id, len(stream.request_body_buf))
+            for stream_id, stream in http.streams.items() if getattr(stream, "flow", None) is not None}
+
+
 def _serving(h2_server: _http2.Http2Server, portal: connection.Server) -> int | None:
     """The client's stream that the portal connection now answers (None: none, or not over HTTP/1)."""
     http = getattr(h2_server, _HTTP, None)

@@ -7,6 +7,9 @@ one. (The GOAWAY itself, the sweeper and SIGTERM: ``tests/e2e/test_graceful_edge
 
 from __future__ import annotations
 
+import functools
+import types
+
 from mitmproxy import http
 from mitmproxy.test import taddons
 
@@ -102,25 +105,33 @@ def test_idle_timeout_closes_only_where_the_client_has_left_the_connection_quiet
         addon.client_connected(flow.client_conn)
         addon.quiet_since[cid] = now - 61
         # No request: the head's own bytes do not count (a slowloris), answers still going out do.
-        assert addon._quiet(cid, 0, now - 61, now - 1, now, limit) == "no request"
-        assert addon._quiet(cid, 0, now - 59, now - 61, now, limit) is None  # the last answer finished draining
-        assert addon._quiet(cid, 4096, now - 61, now, now, limit) == "client stopped reading"
-        assert addon._quiet(cid, 4096, now - 30, now - 61, now, limit) is None  # read slowly, but read
-        # A body arriving (mitmproxy sets the request's timestamp_end when it is in): each byte counts; none for the
-        # timeout, and the connection goes.
-        flow.request.timestamp_end = None
+        assert addon._quiet(cid, 0, now - 61, None, now, limit) == "no request"
+        assert addon._quiet(cid, 0, now - 59, None, now, limit) is None  # the last answer finished draining
+        assert addon._quiet(cid, 4096, now - 61, None, now, limit) == "client stopped reading"
+        assert addon._quiet(cid, 4096, now - 30, None, now, limit) is None  # read slowly, but read
+        # Requests in flight: closed when the client has moved none of them on for the timeout.
         addon.requestheaders(flow)
         assert addon._quiet(cid, 0, now - 61, now - 59, now, limit) is None
         assert addon._quiet(cid, 0, now - 61, now - 61, now, limit) == "request body stalled"
-        # The portal's turn: never cut here, however long.
-        flow.request.timestamp_end = now
-        assert addon._quiet(cid, 0, now - 600, now - 600, now, limit) is None
-        flow.response = http.Response.make(200, b"")
-        flow.response.stream = True
-        addon.responseheaders(flow)
-        assert addon._quiet(cid, 0, now - 600, now - 600, now, limit) is None  # nothing to send: the portal's turn
-        assert addon._quiet(cid, 8192, now - 61, now - 600, now, limit) == "client stopped reading"
+        assert addon._quiet(cid, 8192, now - 61, now - 61, now, limit) == "client stopped reading"
+        assert addon._quiet(cid, 0, now - 600, None, now, limit) is None  # one waits for the portal: never here
         addon.response(flow)
         # A WebSocket: quiet between messages by design.
         addon.quiet_since.pop(cid)
-        assert addon._quiet(cid, 0, now - 600, now - 600, now, limit) is None
+        assert addon._quiet(cid, 0, now - 600, None, now, limit) is None
+
+
+def test_over_http1_the_client_has_the_turn_while_a_body_arrives_or_a_streamed_answer_waits_to_go_out() -> None:
+    addon = limits()
+    with taddons.context(addon):
+        flow = request_flow("POST")
+        flow.request.timestamp_end = None  # mitmproxy sets it when the whole body is in
+        handler = types.SimpleNamespace(client=flow.client_conn, _govgate_read_at=900.0)
+        moved = functools.partial(addon._client_moved, [flow], handler, written_at=800.0, now=1000.0)
+        assert moved(unsent=0) == 900.0  # the body's last byte
+        flow.request.timestamp_end = 950.0
+        assert moved(unsent=0) is None  # the portal's turn: it has yet to answer
+        flow.response = http.Response.make(200, b"")
+        flow.response.stream = True
+        assert moved(unsent=0) is None  # all sent: waiting for the portal's next bytes
+        assert moved(unsent=65536) == 900.0  # waiting for the client

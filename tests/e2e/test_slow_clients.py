@@ -26,9 +26,11 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.events
+import h2.settings
 import pytest
 import wsproto
 import wsproto.events
+from hyperframe.frame import Frame, GoAwayFrame
 
 from tests.e2e.harness import Gateway, start_gateway
 from tests.e2e.test_graceful_edges import gateway
@@ -50,6 +52,19 @@ class Portal(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/news/ws":
             self._websocket()
+            return
+        if self.path == "/news/events":  # an event stream: the next event comes after twice the idle timeout
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for number in range(2):
+                if number:
+                    time.sleep(IDLE * 2)
+                event = b"data: %d\n\n" % number
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
             return
         if self.path == "/news/small":
             self.send_response(200)
@@ -91,9 +106,14 @@ class Portal(BaseHTTPRequestHandler):
         pass
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        return  # a download the gateway dropped (as the tests ask) resets the portal's connection: no traceback
+
+
 @pytest.fixture(scope="module")
 def portal() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Portal)
+    server = QuietServer(("127.0.0.1", 0), Portal)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -216,7 +236,7 @@ def test_a_websocket_stays_open_while_quiet_between_messages(plain: Gateway) -> 
             time.sleep(IDLE * 2 + 1.5)  # quiet for more than twice the idle timeout
 
 
-def start_tls_gateway(workdir: Path, portal: str, idle_timeout: str) -> tuple[Gateway, Path]:
+def start_tls_gateway(workdir: Path, portal: str, idle_timeout: str, **gateway_keys: object) -> tuple[Gateway, Path]:
     """A gateway over TLS (HTTP/2), and its CA's file."""
     (workdir / "secrets").mkdir()
     ca = TestCA()
@@ -225,7 +245,7 @@ def start_tls_gateway(workdir: Path, portal: str, idle_timeout: str) -> tuple[Ga
     settings = data["gateway"]
     assert isinstance(settings, dict)
     settings.update({"insecure": False, "idle_timeout": idle_timeout,
-                     "tls": {"cert": str(pem), "request_client_cert": False}})
+                     "tls": {"cert": str(pem), "request_client_cert": False}, **gateway_keys})
     write_policy(workdir / "policy.yaml", data)
     return start_gateway(workdir / "policy.yaml"), ca.write(workdir / "ca.pem")
 
@@ -287,6 +307,128 @@ def test_an_idle_http2_connection_is_told_with_a_goaway_when_the_gateway_stops(
         threading.Timer(1.5, gw.proc.send_signal, (signal.SIGTERM,)).start()  # after the answer: idle then
         one_request_then_the_goaway(gw, ca_file, 10)
         assert gw.proc.wait(10) == 0
+    finally:
+        gw.stop()
+
+
+@contextlib.contextmanager
+def h2_connection(gw: Gateway, ca_file: Path) -> Iterator[tuple[ssl.SSLSocket, h2.connection.H2Connection]]:
+    port = int(gw.url.rsplit(":", 1)[1])
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as raw, \
+            context.wrap_socket(raw, server_hostname="portal.example.gov.cn") as tls:
+        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        client.initiate_connection()
+        yield tls, client
+
+
+def get(client: h2.connection.H2Connection, stream: int, path: str) -> None:
+    client.send_headers(stream, [(":method", "GET"), (":path", path), (":scheme", "https"),
+                                 (":authority", "portal.example.gov.cn")], end_stream=True)
+
+
+def test_a_paused_http2_stream_does_not_cut_another_waiting_for_the_portal(tls_gw: tuple[Gateway, Path]) -> None:
+    # Found in review: a paused video (its window closed) got the whole connection cut after the idle timeout, with
+    # an event stream on it that the client read whole and that only waited for the portal's next event.
+    with h2_connection(*tls_gw) as (tls, client):
+        client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        get(client, 1, "/news/page.bin")  # never read
+        get(client, 3, "/news/events")
+        client.increment_flow_control_window(1 << 20, stream_id=3)
+        tls.sendall(client.data_to_send())
+        events = b""
+        tls.settimeout(IDLE * 2 + 8)
+        with contextlib.suppress(ConnectionResetError):
+            while b"data: 1" not in events and (data := tls.recv(65536)):
+                for event in client.receive_data(data):
+                    if isinstance(event, h2.events.DataReceived) and event.stream_id == 3:
+                        events += event.data
+                        client.acknowledge_received_data(event.flow_controlled_length, 3)
+                tls.sendall(client.data_to_send())
+    assert events == b"data: 0\n\ndata: 1\n\n"
+
+
+def test_an_http2_body_that_stops_is_closed_though_the_client_sends_pings(tls_gw: tuple[Gateway, Path]) -> None:
+    # Found in review: any frame counted as the body's progress; a PING a minute held a stalled body for ever.
+    with h2_connection(*tls_gw) as (tls, client):
+        client.send_headers(1, [(":method", "POST"), (":path", "/news/upload"), (":scheme", "https"),
+                                (":authority", "portal.example.gov.cn"), ("content-length", "1000")])
+        client.send_data(1, b"a" * 10)
+        tls.sendall(client.data_to_send())
+        started = time.monotonic()
+        tls.settimeout(0.5)
+        closed = False
+        while not closed and time.monotonic() - started < IDLE + 8:
+            client.ping(b"12345678")
+            tls.sendall(client.data_to_send())
+            try:
+                data = tls.recv(65536)
+            except TimeoutError:
+                continue
+            except (ConnectionResetError, ssl.SSLError):
+                break
+            closed = not data or any(isinstance(e, h2.events.ConnectionTerminated) for e in client.receive_data(data))
+        took = time.monotonic() - started
+    assert IDLE - 0.5 <= took < IDLE + 8, "the connection was still open"
+
+
+def test_a_goaway_after_one_for_max_requests_never_names_a_later_stream(
+        portal: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Found in review: the idle close named the highest stream the client opened, after a GOAWAY for
+    # max_requests_per_connection had named an earlier one (RFC 9113 §6.8: MUST NOT increase; nghttp2 fails the
+    # connection on it).
+    gw, ca_file = start_tls_gateway(tmp_path_factory.mktemp("slow-h2-max"), portal, f"{IDLE:.0f}s",
+                                    max_requests_per_connection=1)
+    try:
+        with h2_connection(gw, ca_file) as (tls, client):
+            get(client, 1, "/news/small")
+            get(client, 3, "/news/small")  # in the same write: refused by the first GOAWAY
+            tls.sendall(client.data_to_send())
+            received = b""
+            tls.settimeout(IDLE + 8)
+            with contextlib.suppress(ConnectionResetError):
+                while data := tls.recv(65536):
+                    received += data
+        frames = []
+        offset = 0
+        while offset + 9 <= len(received):
+            frame, length = Frame.parse_frame_header(memoryview(received[offset:offset + 9]))
+            frame.parse_body(memoryview(received[offset + 9:offset + 9 + length]))
+            frames.append(frame)
+            offset += 9 + length
+        goaways = [f.last_stream_id for f in frames if isinstance(f, GoAwayFrame)]
+        assert goaways, frames
+        assert set(goaways) == {1}, goaways
+    finally:
+        assert gw.stop() == 0
+
+
+def test_the_drain_lets_an_http2_answer_waiting_for_the_clients_window_finish(
+        portal: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Found in review: the drain took an HTTP/2 connection whose answer still waited in its stream's buffer for
+    # idle, and closed it within half a second of SIGTERM.
+    gw, ca_file = start_tls_gateway(tmp_path_factory.mktemp("slow-h2-drain"), portal, "60s")
+    try:
+        with h2_connection(gw, ca_file) as (tls, client):
+            get(client, 1, "/news/page.html")
+            tls.sendall(client.data_to_send())
+            body = bytearray()
+            ended = stopping = False
+            tls.settimeout(15)
+            while not ended and (data := tls.recv(16384)):
+                for event in client.receive_data(data):
+                    if isinstance(event, h2.events.DataReceived):
+                        body += event.data
+                        client.acknowledge_received_data(event.flow_controlled_length, 1)
+                    ended = ended or isinstance(event, h2.events.StreamEnded)
+                tls.sendall(client.data_to_send())
+                if len(body) > 500_000 and not stopping:
+                    gw.proc.send_signal(signal.SIGTERM)
+                    stopping = True
+                time.sleep(0.01)  # about 1.5 MB/s: the page takes some 4 s, well within drain_timeout
+        assert bytes(body) == PAGE
+        assert gw.proc.wait(15) == 0
     finally:
         gw.stop()
 
