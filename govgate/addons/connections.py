@@ -44,7 +44,7 @@ from mitmproxy.proxy.layers import http as http_layer
 from mitmproxy.proxy.layers import tls
 from mitmproxy.proxy.layers.http import _http2
 
-from govgate.addons import h2_backpressure
+from govgate.addons import body_budget, h2_backpressure
 from govgate.addons.h1_pool import reuse_idle_portal_connections
 from govgate.repeated import REPEATED
 from govgate.runtime import Runtime
@@ -183,6 +183,7 @@ class ConnectionLimits:
         _forget_closed_server_connections()
         reuse_idle_portal_connections()  # HTTP/2 clients, HTTP/1.1 portal (govgate/addons/h1_pool.py)
         h2_backpressure.install()  # the portal read no faster than an HTTP/2 client takes (its windows)
+        body_budget.install()  # request bodies held at once are bounded (released in ``_answered``)
 
     def _limit(self) -> int:
         return self.runtime.policy.gateway.max_requests_per_connection
@@ -242,6 +243,7 @@ class ConnectionLimits:
     def _answered(self, flow: http.HTTPFlow) -> None:
         cid = flow.client_conn.id
         self._marks.pop(flow.id, None)
+        body_budget.BODIES.release(flow.id)  # its body, read whole, is no longer held
         in_flight = self.in_flight.get(cid)
         if in_flight is None:
             return  # the connection is gone
