@@ -437,15 +437,8 @@ def test_the_drain_lets_an_http2_answer_waiting_for_the_clients_window_finish(
 def one_request_then_the_goaway(gw: Gateway, ca_file: Path, seconds: float) -> None:
     """One request over HTTP/2, then wait (``seconds`` at most) for the gateway to end the connection: with a
     GOAWAY (no error) naming that request's stream as the last one served."""
-    port = int(gw.url.rsplit(":", 1)[1])
-    context = ssl.create_default_context(cafile=str(ca_file))
-    context.set_alpn_protocols(["h2"])
-    with socket.create_connection(("127.0.0.1", port), timeout=15) as raw, \
-            context.wrap_socket(raw, server_hostname="portal.example.gov.cn") as tls:
-        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        client.initiate_connection()
-        client.send_headers(1, [(":method", "GET"), (":path", "/news/small"), (":scheme", "https"),
-                                (":authority", "portal.example.gov.cn")], end_stream=True)
+    with h2_connection(gw, ca_file) as (tls, client):
+        get(client, 1, "/news/small")
         tls.sendall(client.data_to_send())
         seen = until_terminated(tls, client, seconds)
     assert b"".join(e.data for e in seen if isinstance(e, h2.events.DataReceived)) == b"small"
