@@ -14,9 +14,11 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,25 @@ class Upstream:
         self.proc.wait(10)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return  # a client the test (or the gateway) dropped resets the portal's connection: no traceback
+
+
+@contextmanager
+def portal_in_thread(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A test's own portal (``handler`` answering), on a free loopback port in this process; yields its URL."""
+    server = _QuietServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def start_upstream() -> Upstream:

@@ -8,11 +8,10 @@ import signal
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import h2.config
@@ -22,7 +21,7 @@ import h2.events
 import httpx
 import pytest
 
-from tests.e2e.harness import GOVGATE, Gateway, start_gateway
+from tests.e2e.harness import GOVGATE, Gateway, portal_in_thread, start_gateway
 from tests.pki import TestCA
 from tests.policies import policy_data, write_policy
 from tests.waiting import wait_for
@@ -53,11 +52,8 @@ class SlowHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def slow_portal() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowHandler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with portal_in_thread(SlowHandler) as url:
+        yield url
 
 
 def gateway(workdir: Path, upstream: str, **gateway_keys: object) -> Gateway:

@@ -10,10 +10,9 @@ import hashlib
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import h2.config
@@ -22,7 +21,7 @@ import h2.events
 import h2.settings
 import pytest
 
-from tests.e2e.harness import Gateway, start_gateway
+from tests.e2e.harness import Gateway, portal_in_thread, start_gateway
 from tests.pki import TestCA
 from tests.policies import policy_data, write_policy
 
@@ -61,11 +60,8 @@ class Downloads(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def portal() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Downloads)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with portal_in_thread(Downloads) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

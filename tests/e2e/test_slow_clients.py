@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import h2.config
@@ -33,7 +33,7 @@ import wsproto
 import wsproto.events
 from hyperframe.frame import Frame, GoAwayFrame
 
-from tests.e2e.harness import Gateway, start_gateway
+from tests.e2e.harness import Gateway, portal_in_thread, start_gateway
 from tests.e2e.test_graceful_edges import gateway
 from tests.e2e.test_h2_backpressure import rss_mib, zero_window_client
 from tests.pki import TestCA
@@ -107,18 +107,10 @@ class Portal(BaseHTTPRequestHandler):
         pass
 
 
-class QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: object, client_address: object) -> None:
-        return  # a download the gateway dropped (as the tests ask) resets the portal's connection: no traceback
-
-
 @pytest.fixture(scope="module")
 def portal() -> Iterator[str]:
-    server = QuietServer(("127.0.0.1", 0), Portal)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with portal_in_thread(Portal) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
