@@ -37,8 +37,16 @@ from __future__ import annotations
 import functools
 import html.entities
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+try:
+    from govgate._jumps import Jumps, table_or_select
+except ImportError:  # not built (no C compiler at install): the patterns alone, slower, the same result
+    Jumps = None  # type: ignore[assignment,misc]
+    table_or_select = None  # type: ignore[assignment]
+JUMPS_IN_C = Jumps is not None  # whether ``govgate._jumps`` is built (``serve`` warns when it is not)
 
 
 class LinkKind(StrEnum):
@@ -190,8 +198,11 @@ _SAFE_A = (
 # are paths on its own site, and with an internal base they need no look at all. Only valid when the
 # base turns out to be an internal http(s) URL (``link_rewrite._Resolver.fast``); ``link_rewrite._plan``
 # scans again otherwise.
+# The same-host scan's jumps: ``_SKIP`` over those <a>/<area> tags too.
+_SKIP_SAME_HOST = re.compile(
+    _SKIP.pattern.replace(b"<(?:" + _PLAIN_END + b"|", b"<(?:" + _SAFE_A + b"|" + _PLAIN_END + b"|", 1))
 _FAST_SKIP_SAME_HOST = re.compile(
-    _SKIP.pattern.replace(b"<(?:" + _PLAIN_END + b"|", b"<(?:" + _SAFE_A + b"|" + _PLAIN_END + b"|", 1)
+    _SKIP_SAME_HOST.pattern
     # An <a> the jumps stop at is one ``_SAFE_A`` did not take: its value is not tested for safety again.
     + rb"(?P<a><(?i:a|area)(?=[\t\n\f\r />])" + _A_TAG.replace(_SAFE_DQ, rb"(?!)") + rb")?"
 )
@@ -202,22 +213,99 @@ _S = _FAST.groupindex["s"]
 _A = _FAST.groupindex["a"]
 _V = _FAST.groupindex["v"]
 
-type Scanners = tuple[re.Pattern[bytes], re.Pattern[bytes]]  # (``_FAST``, ``_FAST_SKIP_SAME_HOST``) alike
-DEFAULT_SCANNERS: Scanners = (_FAST, _FAST_SKIP_SAME_HOST)
+
+@dataclass(frozen=True, slots=True)
+class Scanners:
+    """The hot path's patterns (``_FAST`` and ``_FAST_SKIP_SAME_HOST``, or the same with more "safe" values) and the
+    same jumps in C (``govgate._jumps``), when built: ``scan_html`` jumps with those and reads on with the patterns
+    from where they stop, which is where the patterns' own jumps stop (tests/outbound/test_native_jumps.py)."""
+
+    fast: re.Pattern[bytes]
+    skip_same_host: re.Pattern[bytes]
+    jumps: Jumps | None = None
+
+    def step(self, same_host: bool) -> Step:
+        """One step of the scan's hot loop: the jumps, then the <a>/<area> the pattern takes there (``Step``)."""
+        if self.jumps is not None:
+            return self.jumps.same_host_link if same_host else self.jumps.plain_link
+        return _pattern_step(self.skip_same_host if same_host else self.fast)
+
+
+# (buf, pos, stop) -> (end, value start, value end, safe): text and tags jumped over from ``pos``, then the <a>/<area>
+# there, with its first href's value (without quotes; start -1 when it has none) and whether the pattern took that
+# value for safe (its group ``s``). Start -2: no <a>/<area> taken (stopped before what needs a closer look, or at
+# ``stop``), ``end`` where the jumps stopped.
+type Step = Callable[[bytes, int, int], tuple[int, int, int, bool]]
+
+
+def _pattern_step(pattern: re.Pattern[bytes]) -> Step:
+    """``Step`` by ``pattern`` (``_FAST`` or alike) alone: what ``govgate._jumps`` does in C."""
+    match = pattern.match
+
+    def step(buf: bytes, pos: int, stop: int) -> tuple[int, int, int, bool]:
+        f = match(buf, pos, stop)
+        assert f is not None  # every part of the pattern is optional
+        if f.start(_A) < 0:
+            return f.end(), -2, 0, False
+        vs, ve = f.span(_V)
+        if ve > vs >= 0 and buf[vs] in _QUOTES:
+            vs += 1
+            ve -= 1
+        return f.end(), vs, ve, f.start(_S) >= 0
+
+    return step
+
+
+# One DNS-style label (letters, digits, inner hyphens, no IDNA "xn--" prefix): the C jumps spell it out (``label``).
+_LABEL = rb"(?![Xx][Nn]--)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+
+
+@dataclass(frozen=True, slots=True)
+class PlainHosts:
+    """Hosts a classifier calls internal when spelled plainly (``HostClassifier.plain_internal_hosts``), lower case:
+    these ``exact`` hosts; up to 16 labels then one of the ``suffixes``; 1 to 17 labels then one of the ``wild``
+    (``*.example.cn`` is ``example.cn`` here). A label is ``_LABEL``."""
+
+    exact: tuple[bytes, ...] = ()
+    suffixes: tuple[bytes, ...] = ()
+    wild: tuple[bytes, ...] = ()
+
+    def pattern(self) -> bytes:
+        """A regex (bytes) matching, as a whole, exactly these hosts, ASCII case-insensitively; nothing if none."""
+        def lit(name: bytes) -> bytes:
+            return rb"(?i:" + re.escape(name) + rb")"
+
+        labels = rb"(?:" + _LABEL + rb"\.){0,16}"
+
+        def ends_with(name: bytes) -> bytes:
+            # The whole run of host characters ends with the suffix: checked before the labels are tried one
+            # by one, so that a host under no suffix (most external links) is refused at once.
+            return rb"(?=[A-Za-z0-9.-]*+(?<=" + lit(name) + rb"))"
+
+        parts = [lit(h) for h in self.exact]
+        parts += [ends_with(s) + labels + lit(s) for s in self.suffixes]
+        parts += [ends_with(w) + labels + _LABEL + rb"\." + lit(w) for w in self.wild]
+        return b"|".join(parts) if parts else rb"(?!)"
+
+
+def _jumps(hosts: PlainHosts) -> Jumps | None:
+    return None if Jumps is None else Jumps(hosts.exact, hosts.suffixes, hosts.wild)
+
+
+DEFAULT_SCANNERS = Scanners(_FAST, _FAST_SKIP_SAME_HOST, _jumps(PlainHosts()))
 
 
 @functools.lru_cache(maxsize=32)
-def scanners_for(internal_hosts: bytes) -> Scanners:
+def scanners_for(hosts: PlainHosts) -> Scanners:
     """``_FAST`` and ``_FAST_SKIP_SAME_HOST`` whose "safe" values also include a double-quoted http(s) or
-    scheme-relative URL whose plainly spelled host matches ``internal_hosts`` (a regex the caller vouches for:
-    every host it matches is internal, as ``link_rewrite._PLAIN_HOST`` reads it), so a portal's links to its
-    own government sites are jumped over in the regex engine too (``docs/outbound-links.md``, "Speed").
-    Built once per set of internal hosts."""
+    scheme-relative URL whose plainly spelled host is one of ``hosts`` (which the caller vouches for: each is
+    internal, as ``link_rewrite._PLAIN_HOST`` reads it), so a portal's links to its own government sites are jumped
+    over without a look too (``docs/outbound-links.md``, "Speed"). Built once per set of internal hosts."""
     # The same shape as ``link_rewrite._PLAIN_HOST``, inside a double-quoted value: the host ends at a port,
     # "/", "?", "#", or the value's end (after C0 controls or spaces, which the URL parser strips).
     # Spelled as two alternatives (with a scheme, scheme-relative) that each start with a plain byte class, so
     # that the engine rejects either at a value's first byte.
-    rest = rb"(?:" + internal_hosts + rb")(?::[0-9]*+)?+(?:[/?#][^\"]*+|[\x00-\x20]*+(?=\"))"
+    rest = rb"(?:" + hosts.pattern() + rb")(?::[0-9]*+)?+(?:[/?#][^\"]*+|[\x00-\x20]*+(?=\"))"
     internal = rb"[Hh][Tt][Tt][Pp][Ss]?+://" + rest + rb"|//" + rest
     safe_dq = _SAFE_DQ.replace(rb"[\x00-\x20]*+(?:", rb"[\x00-\x20]*+(?:" + internal + rb"|", 1)
     assert safe_dq != _SAFE_DQ, "the internal-host alternative was not added"
@@ -225,7 +313,7 @@ def scanners_for(internal_hosts: bytes) -> Scanners:
     skip = re.compile(_FAST_SKIP_SAME_HOST.pattern.replace(_SAFE_DQ, safe_dq))
     assert fast.groupindex == _FAST.groupindex
     assert skip.groupindex == _FAST.groupindex
-    return fast, skip
+    return Scanners(fast, skip, _jumps(hosts))
 
 _COMMENT_END = re.compile(rb"--!?>")
 _SCRIPT_DATA = re.compile(rb"</(?i:script)[\t\n\f\r />]|<!--")
@@ -562,10 +650,14 @@ def _table_or_select_before(buf: bytes, state: ScanState, pos: int) -> bool:
     if pos <= state.table_free_to:
         return False
     end = min(len(buf), max(pos, state.table_free_to + _TABLE_SEARCH_STEP) + _TABLE_TAG_LENGTH)
-    m = _TABLE_OR_SELECT.search(buf, state.table_free_to, end)
-    if m is not None:
-        state.table_at = m.start()  # the first: none starts before where this search began
-        return m.start() < pos
+    if table_or_select is not None:
+        at = table_or_select(buf, state.table_free_to, end)
+    else:
+        m = _TABLE_OR_SELECT.search(buf, state.table_free_to, end)
+        at = -1 if m is None else m.start()
+    if at >= 0:
+        state.table_at = at  # the first: none starts before where this search began
+        return at < pos
     # Every match starting before ``end - _TABLE_TAG_LENGTH + 1`` would have ended by ``end``.
     state.table_free_to = len(buf) if end == len(buf) else end - _TABLE_TAG_LENGTH + 1
     return False
@@ -693,7 +785,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
     ie_revealed: _Checked = (0, False, 0)
     # integration points: (end tag name, foreign roots to restore, doubt to restore)
     islands: list[tuple[bytes, list[bytes], bool]] = []
-    scan_links = scanners[1 if skip_same_host else 0].finditer
+    step = scanners.step(skip_same_host)
     targets = state.targets
     while pos < stop:
         if not foreign and not islands:
@@ -702,16 +794,12 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
                 mark = trace.mark(buf, pos, len(targets), template, templates, doubt, state)
                 if mark < 0:
                     return pos
-            for f in scan_links(buf, pos, stop):  # each match: skipped text/tags, then maybe one <a>/<area>
-                pos = f.end()
-                if f.start(_A) < 0:
+            while True:  # skipped text and tags, then maybe one <a>/<area>
+                pos, vs, ve, safe = step(buf, pos, stop)
+                if vs == -2:
                     break  # stopped before something that needs a closer look (or at the end)
-                vs, ve = f.span(_V)
                 if vs >= 0:
-                    if ve > vs and buf[vs] in _QUOTES:
-                        vs += 1
-                        ve -= 1
-                    targets.append((LinkKind.HREF, vs, ve, f.start(_S) >= 0))
+                    targets.append((LinkKind.HREF, vs, ve, safe))
                 if pos >= mark and pos >= hold:  # a token boundary after the <a>/<area> (and its target)
                     assert trace is not None
                     mark = trace.mark(buf, pos, len(targets), template, templates, doubt, state)

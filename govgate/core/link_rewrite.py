@@ -608,7 +608,7 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
         scan_xml(buf, start, len(buf), state)
     elif skip_same_host:
         # Links to the internal hosts the classifier can name plainly are jumped over in the scan as well.
-        scanners = scanners_for(classifier.plain_internal_pattern())
+        scanners = scanners_for(classifier.plain_internal_hosts())
         if memo is not None:
             state = memo[0].scan(memo[1], buf, start, skip_same_host=True, scanners=scanners)
         else:
@@ -675,13 +675,16 @@ def _plan(buf: bytes, start: int, enc: Encoding, codec: str, document_url: str, 
 
 
 def _apply(buf: bytes, replacements: list[tuple[int, int, bytes]]) -> bytes:
-    pieces: list[bytes] = []
+    # Views of ``buf``, not slices: the page's bytes are copied once, into the result (a 750 KB page's slices and
+    # their join were 0.3 ms).
+    view = memoryview(buf)
+    pieces: list[bytes | memoryview] = []
     last = 0
     for start, end, new in replacements:
-        pieces.append(buf[last:start])
+        pieces.append(view[last:start])
         pieces.append(new)
         last = end
-    pieces.append(buf[last:])
+    pieces.append(view[last:])
     return b"".join(pieces)
 
 

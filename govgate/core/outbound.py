@@ -13,26 +13,24 @@ canonical form of ``govgate.core.hosts`` (so a link to ``[0:0:0:0:0:0:0:1]`` is 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from govgate.core.hosts import host_of, parse_host
+from govgate.core.html_scan import PlainHosts
 from govgate.core.policy.model import Outbound, Policy
 
 _CACHE_LIMIT = 8192
 
-# What ``plain_internal_pattern`` builds on: one DNS-style label (letters, digits, inner hyphens, no IDNA "xn--"
-# prefix), and a name the pattern may hold literally (plain, canonical, not ending in a number: no IPv4 reading).
-_LABEL = rb"(?![Xx][Nn]--)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# A name ``plain_internal_hosts`` may hold literally (plain, canonical, not ending in a number: no IPv4 reading).
 _PLAIN_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 _NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
 
 
-def _literal(name: str) -> bytes | None:
-    """``name`` as an ASCII case-insensitive regex, or None when it is not a plain canonical name."""
+def _plain_canonical(name: str) -> bool:
+    """Whether ``name`` is a plain canonical name, which ``PlainHosts`` may hold."""
     if not _PLAIN_NAME.fullmatch(name) or ".." in name or host_of(name) != name:
-        return None
-    if _NUMERIC_LABEL.fullmatch(name.rsplit(".", 1)[-1]):
-        return None
-    return rb"(?i:" + re.escape(name.encode("ascii")) + rb")"
+        return False
+    return not _NUMERIC_LABEL.fullmatch(name.rsplit(".", 1)[-1])
 
 
 def _policy_host(entry: str) -> str:
@@ -59,7 +57,7 @@ class HostClassifier:
         self._wild = tuple(w for w in wild if w != ".")
         self._cache: dict[str, bool] = {}
         self._variants: dict[tuple[str, ...], HostClassifier] = {}
-        self._plain: bytes | None = None
+        self._plain: PlainHosts | None = None
 
     @classmethod
     def from_policy(cls, policy: Policy) -> HostClassifier:
@@ -84,28 +82,23 @@ class HostClassifier:
             self._variants[extra] = clone
         return clone
 
-    def plain_internal_pattern(self) -> bytes:
-        """A regex (bytes) matching, as a whole, only plainly spelled hosts this classifier calls internal.
-
-        For the link scanner's jumps (``html_scan.scanners_for``): every text it matches, lower-cased, is a host
-        ``host_of`` keeps as it is and ``is_external`` answers False for. It covers the exact internal hosts, and
-        names of plain labels under a government suffix or a wildcard allowed host; anything else (IDNA labels,
-        IP literals, odd spellings) it leaves to the full parse. Matches nothing when there is nothing to match.
-        """
+    def plain_internal_hosts(self) -> PlainHosts:
+        """The plainly spelled hosts this classifier calls internal, for the link scanner's jumps
+        (``html_scan.scanners_for``): every host ``PlainHosts.pattern()`` matches, lower-cased, is one ``host_of``
+        keeps as it is and ``is_external`` answers False for. The exact internal hosts, and names of plain labels
+        under a government suffix or a wildcard allowed host; anything else (IDNA labels, IP literals, odd spellings)
+        is left to the full parse."""
         if self._plain is None:
-            parts = [lit for lit in (_literal(h) for h in sorted(self._exact)) if lit is not None]
-            labels = rb"(?:" + _LABEL + rb"\.){0,16}"
+            def literals(names: Iterable[str]) -> tuple[bytes, ...]:
+                return tuple(n.encode("ascii") for n in names if _plain_canonical(n))
 
-            def ends_with(lit: bytes) -> bytes:
-                # The whole run of host characters ends with the suffix: checked before the labels are tried one
-                # by one, so that a host under no suffix (most external links) is refused at once.
-                return rb"(?=[A-Za-z0-9.-]*+(?<=" + lit + rb"))"
-
-            parts += [ends_with(lit) + labels + lit for lit in (_literal(s) for s in self._suffixes) if lit is not None]
-            parts += [ends_with(lit) + labels + _LABEL + rb"\." + lit
-                      for lit in (_literal(w[1:]) for w in self._wild) if lit is not None]
-            self._plain = b"|".join(parts) if parts else rb"(?!)"
+            self._plain = PlainHosts(literals(sorted(self._exact)), literals(self._suffixes),
+                                     literals(w[1:] for w in self._wild))
         return self._plain
+
+    def plain_internal_pattern(self) -> bytes:
+        """``plain_internal_hosts()`` as a regex (bytes) matching, as a whole, only those hosts."""
+        return self.plain_internal_hosts().pattern()
 
     def is_external(self, host: str) -> bool:
         cached = self._cache.get(host)

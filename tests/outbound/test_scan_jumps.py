@@ -18,6 +18,7 @@ from govgate.core.html_scan import (
     DEFAULT_SCANNERS,
     RefusalReason,
     RewriteRefused,
+    Scanners,
     ScanState,
     _names_trie,
     _plain_names_trie,
@@ -31,7 +32,7 @@ from govgate.core.policy.model import Outbound, RedirectMode
 # Text skipped, then never a match: every tag is left to the tag-by-tag path (same group numbers as ``_FAST``).
 TEXT_ONLY = re.compile(rb"[^<]*+(?:(?!)" + _FAST.pattern + rb")?")
 assert TEXT_ONLY.groupindex == _FAST.groupindex
-REFERENCE = (TEXT_ONLY, TEXT_ONLY)
+REFERENCE = Scanners(TEXT_ONLY, TEXT_ONLY)
 CLASSIFIER = HostClassifier(Outbound(("gov.cn",), ("*.partner.cn",), RedirectMode.WARN), ("portal.example.gov.cn",))
 
 NAMES = st.sampled_from(["a", "A", "area", "ARea", "abbr", "span", "s", "sp", "script", "scrip", "svg", "svgx", "math",
@@ -90,7 +91,7 @@ def test_the_jumps_find_what_the_tag_by_tag_scan_finds(body: bytes) -> None:
 @given(documents)
 def test_links_jumped_over_are_ones_the_rewriter_calls_internal(body: bytes) -> None:
     classifier = CLASSIFIER.with_internal("portal.example.gov.cn")
-    scanners = scanners_for(classifier.plain_internal_pattern())
+    scanners = scanners_for(classifier.plain_internal_hosts())
     refused = refusal(body, scanners=REFERENCE)
     assert refusal(body, skip_same_host=True, scanners=scanners) == refused, body
     if refused is not None:
@@ -115,7 +116,7 @@ def test_links_jumped_over_are_ones_the_rewriter_calls_internal(body: bytes) -> 
 def test_links_to_plainly_spelled_internal_hosts_are_jumped_over() -> None:
     """The shortcut is used, not only sound: same-host paths and plain internal hosts leave no target behind."""
     classifier = CLASSIFIER.with_internal("portal.example.gov.cn")
-    scanners = scanners_for(classifier.plain_internal_pattern())
+    scanners = scanners_for(classifier.plain_internal_hosts())
     jumped = ["/a/b.html", "?q=1", "https://www.gov.cn/x", "//A.B.GOV.CN/", "http://portal.example.gov.cn",
               "https://x.partner.cn/p", "https://a-b.c.gov.cn:8080/p"]
     examined = ["http://www.baidu.com/s", "https://gov.cn.evil.example/", "https://partner.cn/", "//evilgov.cn/",

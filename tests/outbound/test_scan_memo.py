@@ -38,7 +38,7 @@ from tests.outbound.test_scan_jumps import TAGS
 from tests.runtime import InProcessRuntime
 
 CLASSIFIER = HostClassifier(Outbound(("gov.cn",), ("*.partner.cn",), RedirectMode.WARN), ("portal.example.gov.cn",))
-JUMPING = scanners_for(CLASSIFIER.with_internal("portal.example.gov.cn").plain_internal_pattern())
+JUMPING = scanners_for(CLASSIFIER.with_internal("portal.example.gov.cn").plain_internal_hosts())
 
 # Pieces that change the scan's state or stop it: raw text and its ends, comments, foreign content, templates,
 # <base>, unterminated constructs; an edit can open one before the shared end and close it after.
