@@ -513,9 +513,79 @@ static PyObject *table_or_select(PyObject *module, PyObject *const *args, Py_ssi
     }
 }
 
+/* "</script" then [\t\n\f\r />] at ``p`` (``close``), or "<script" then the same. */
+static int script_tag(bytes_t b, idx p, idx n, int close) {
+    idx q = p + 1 + (close ? 1 : 0);
+    if (p >= n || b[p] != '<' || (close && (p + 1 >= n || b[p + 1] != '/'))) return 0;
+    return at_word(b, q, n, "script", 6) && q + 6 < n && IS(b[q + 6], TAGNAME_END);
+}
+
+enum { FOUND_NONE, FOUND_CLOSE, FOUND_OPEN, FOUND_COMMENT_START, FOUND_COMMENT_END };
+
+/* The leftmost of the tokens ``want`` names from ``p``: _SCRIPT_DATA ("</script", "<!--"), _SCRIPT_ESCAPED ("-->",
+ * "</script", "<script"), _SCRIPT_DOUBLE ("-->", "</script"). Its kind; ``*at`` its start. */
+static int script_token(bytes_t b, idx p, idx n, int comment_start, int dashes, int open, idx *at) {
+    for (; p < n; p++) {
+        unsigned char c = b[p];
+        if (c == '<') {
+            if (script_tag(b, p, n, 1)) { *at = p; return FOUND_CLOSE; }
+            if (open && script_tag(b, p, n, 0)) { *at = p; return FOUND_OPEN; }
+            if (comment_start && at_word(b, p, n, "<!--", 4)) { *at = p; return FOUND_COMMENT_START; }
+        } else if (c == '-' && dashes && at_word(b, p, n, "-->", 3)) {
+            *at = p;
+            return FOUND_COMMENT_END;
+        }
+    }
+    return FOUND_NONE;
+}
+
+/* html_scan._script_end: where script data ends, the "</script" that closes it (HTML 13.2.5.4 ff., the escape
+ * states), or ``stop``. */
+static PyObject *script_end(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 3 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "expected (buf: bytes, pos: int, stop: int)");
+        return NULL;
+    }
+    idx p = PyLong_AsSsize_t(args[1]);
+    if (p == -1 && PyErr_Occurred()) return NULL;
+    idx n = PyLong_AsSsize_t(args[2]);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    idx len = PyBytes_GET_SIZE(args[0]);
+    bytes_t b = (bytes_t)PyBytes_AS_STRING(args[0]);
+    if (n > len) n = len;
+    if (p < 0) p = 0;
+    idx at = 0;
+    for (;;) {
+        int kind = script_token(b, p, n, 1, 0, 0, &at); /* _SCRIPT_DATA */
+        if (kind == FOUND_NONE) return PyLong_FromSsize_t(n);
+        if (kind == FOUND_CLOSE) return PyLong_FromSsize_t(at);
+        p = at + 2; /* escaped dash-dash state: "<!-->" closes at once */
+        for (;;) {
+            kind = script_token(b, p, n, 0, 1, 1, &at); /* _SCRIPT_ESCAPED */
+            if (kind == FOUND_NONE) return PyLong_FromSsize_t(n);
+            if (kind == FOUND_COMMENT_END) {
+                p = at + 3;
+                break;
+            }
+            if (kind == FOUND_CLOSE) return PyLong_FromSsize_t(at);
+            /* double-escaped: "</script>" is text; _SCRIPT_DOUBLE from the end of "<script" and its next byte */
+            kind = script_token(b, at + 8, n, 0, 1, 0, &at);
+            if (kind == FOUND_NONE) return PyLong_FromSsize_t(n);
+            if (kind == FOUND_COMMENT_END) {
+                p = at + 3;
+                break;
+            }
+            p = at + 9; /* past "</script" and its next byte */
+        }
+    }
+}
+
 static PyMethodDef module_methods[] = {
     {"table_or_select", (PyCFunction)(void (*)(void))table_or_select, METH_FASTCALL,
      "table_or_select(buf, pos, stop) -> int: where html_scan._TABLE_OR_SELECT.search(buf, pos, stop) starts, or -1."},
+    {"script_end", (PyCFunction)(void (*)(void))script_end, METH_FASTCALL,
+     "script_end(buf, pos, stop) -> int: html_scan._script_end(buf, pos, stop)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -13,3 +13,6 @@ class Jumps:
 
 def table_or_select(buf: bytes, pos: int, stop: int, /) -> int:
     """Where ``html_scan._TABLE_OR_SELECT.search(buf, pos, stop)`` starts, or -1."""
+
+def script_end(buf: bytes, pos: int, stop: int, /) -> int:
+    """``html_scan._script_end(buf, pos, stop)``: where script data ends."""

@@ -42,9 +42,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 try:
-    from govgate._jumps import Jumps, table_or_select
+    from govgate._jumps import Jumps, script_end, table_or_select
 except ImportError:  # not built (no C compiler at install): the patterns alone, slower, the same result
     Jumps = None  # type: ignore[assignment,misc]
+    script_end = None  # type: ignore[assignment]
     table_or_select = None  # type: ignore[assignment]
 JUMPS_IN_C = Jumps is not None  # whether ``govgate._jumps`` is built (``serve`` warns when it is not)
 
@@ -473,7 +474,7 @@ def _raw_text_agrees(buf: bytes, name: bytes, pos: int, stop: int, foreign: tupl
     else:
         if name == b"script":
             first = _SCRIPT_DATA.search(buf, pos, stop)
-            end = _script_end(buf, pos, stop)
+            end = _SCRIPT_END(buf, pos, stop)
             limit = stop if first is None else first.start()
         else:
             m = _RAW_END[name].search(buf, pos, stop)
@@ -1065,7 +1066,7 @@ def scan_html(buf: bytes, start: int, stop: int, state: ScanState, *, nested: in
             template += inert
             continue
         if name == b"script":
-            pos = _script_end(buf, pos, stop)
+            pos = _SCRIPT_END(buf, pos, stop)
             if pos >= stop:
                 state.ran_off = True  # no "</script" before ``stop``
         elif name == b"plaintext":
@@ -1205,6 +1206,10 @@ def _script_end(buf: bytes, pos: int, stop: int) -> int:
                 pos = d.end()
                 break
             pos = d.end()
+
+
+# The same, in C when built (``govgate._jumps.script_end``; tests/outbound/test_native_jumps.py checks the two agree).
+_SCRIPT_END = script_end if script_end is not None else _script_end
 
 
 def _attrs(buf: bytes, pos: int, stop: int) -> tuple[list[tuple[bytes, int, int, bytes]], int]:

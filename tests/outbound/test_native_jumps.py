@@ -26,6 +26,7 @@ from govgate.core.html_scan import (
     Scanners,
     ScanState,
     _pattern_step,
+    _script_end,
     scan_html,
     scanners_for,
 )
@@ -79,6 +80,7 @@ def test_the_c_jumps_are_built() -> None:
     """``scripts/setup`` builds them (a C compiler is part of ``--test``); without them the scan is ~4x slower."""
     assert html_scan.JUMPS_IN_C
     assert html_scan.table_or_select is not None
+    assert html_scan._SCRIPT_END is html_scan.script_end
     assert all(scanners.jumps is not None for scanners in SCANNER_SETS)
 
 
@@ -132,6 +134,21 @@ def test_table_or_select_is_found_where_the_pattern_finds_it(body: bytes) -> Non
     for pos, stop in bounds(body):
         found = _TABLE_OR_SELECT.search(body, pos, stop)
         assert html_scan.table_or_select(body, pos, stop) == (-1 if found is None else found.start()), (body, pos)
+
+
+SCRIPT_PARTS = st.sampled_from(["x", "-", "--", "-->", "->", "<", "<!", "<!-", "<!--", "<!-->", "</script>",
+                                 "</SCRIPT ", "</script", "</scrip>", "<script>", "<ScRiPt/", "<script", "<scriptx>",
+                                 "</script\t", "</scriptx>", "'<a href=x>'", "\n", "中"])
+SCRIPTS = st.lists(SCRIPT_PARTS, max_size=14).map(lambda parts: "".join(parts).encode("utf-8"))
+
+
+@settings(max_examples=4000, deadline=None)
+@given(SCRIPTS)
+def test_script_data_ends_where_the_patterns_end_it(body: bytes) -> None:
+    """``_script_end`` (script data, its escaped and double-escaped states) and the C ``script_end``."""
+    assert html_scan.script_end is not None
+    for pos, stop in bounds(body):
+        assert html_scan.script_end(body, pos, stop) == _script_end(body, pos, stop), (body, pos, stop)
 
 
 def test_the_hosts_must_be_lower_case_bytes() -> None:
