@@ -318,6 +318,36 @@ static idx skip(Jumps *self, bytes_t b, idx p, idx n, int same_host) {
     }
 }
 
+/* (buf: bytes, pos: int, stop: int), with pos and stop clamped to the buffer as ``re`` clamps them. ``*given`` is
+ * stop as given. 0, or -1 with an exception set. */
+static int span_args(PyObject *const *args, Py_ssize_t nargs, bytes_t *b, idx *pos, idx *stop, idx *given) {
+    if (nargs != 3 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "expected (buf: bytes, pos: int, stop: int)");
+        return -1;
+    }
+    *pos = PyLong_AsSsize_t(args[1]);
+    if (*pos == -1 && PyErr_Occurred()) return -1;
+    *stop = PyLong_AsSsize_t(args[2]);
+    if (*stop == -1 && PyErr_Occurred()) return -1;
+    *given = *stop;
+    idx len = PyBytes_GET_SIZE(args[0]);
+    *b = (bytes_t)PyBytes_AS_STRING(args[0]);
+    *pos = *pos < 0 ? 0 : (*pos > len ? len : *pos);
+    *stop = *stop < 0 ? 0 : (*stop > len ? len : *stop);
+    return 0;
+}
+
+/* ``span_args`` for a match at ``pos``: ``re`` finds none past ``stop``, and the scan never asks for one. */
+static int match_args(PyObject *const *args, Py_ssize_t nargs, bytes_t *b, idx *pos, idx *stop) {
+    idx given;
+    if (span_args(args, nargs, b, pos, stop, &given) < 0) return -1;
+    if (*pos > *stop) {
+        PyErr_SetString(PyExc_ValueError, "pos is past stop");
+        return -1;
+    }
+    return 0;
+}
+
 /* The <a>/<area> the patterns take after their jumps, after "<": (?P<a><(?i:a|area)(?=[\t\n\f\r />]) _A_TAG), where
  * _A_TAG is ``_first_attr_src(b"href", _TAG_ENDS, safe=True)``: attributes up to the first href, its value (group v,
  * quotes and all), the rest of the tag. The end past ">", or -1. ``*vs``/``*ve``: the value's span, -1 for none;
@@ -375,18 +405,9 @@ static idx a_tag(Jumps *self, bytes_t b, idx q, idx n, int want_safe, idx *vs, i
  * end, safe): the value's span without its quotes; start -1 for an <a> with no href value, -2 for none (stopped before
  * what needs a closer look, or at ``stop``). */
 static PyObject *jumps_link(Jumps *self, PyObject *const *args, Py_ssize_t nargs, int same_host) {
-    if (nargs != 3 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "expected (buf: bytes, pos: int, stop: int)");
-        return NULL;
-    }
-    idx pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred()) return NULL;
-    idx stop = PyLong_AsSsize_t(args[2]);
-    if (stop == -1 && PyErr_Occurred()) return NULL;
-    idx len = PyBytes_GET_SIZE(args[0]);
-    bytes_t b = (bytes_t)PyBytes_AS_STRING(args[0]);
-    if (stop > len) stop = len;
-    if (pos < 0) pos = 0;
+    bytes_t b;
+    idx pos, stop;
+    if (match_args(args, nargs, &b, &pos, &stop) < 0) return NULL;
     idx at = pos >= stop ? pos : skip(self, b, pos, stop, same_host);
     idx vs = -2, ve = 0;
     int safe = 0;
@@ -416,19 +437,10 @@ static PyObject *jumps_same_host_link(PyObject *self, PyObject *const *args, Py_
 }
 
 static PyObject *jumps_call(Jumps *self, PyObject *const *args, Py_ssize_t nargs, int same_host) {
-    if (nargs != 3 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "expected (buf: bytes, pos: int, stop: int)");
-        return NULL;
-    }
-    idx pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred()) return NULL;
-    idx stop = PyLong_AsSsize_t(args[2]);
-    if (stop == -1 && PyErr_Occurred()) return NULL;
-    idx len = PyBytes_GET_SIZE(args[0]);
-    if (stop > len) stop = len;
-    if (pos < 0) pos = 0;
-    if (pos >= stop) return PyLong_FromSsize_t(pos > len ? len : pos);
-    return PyLong_FromSsize_t(skip(self, (bytes_t)PyBytes_AS_STRING(args[0]), pos, stop, same_host));
+    bytes_t b;
+    idx pos, stop;
+    if (match_args(args, nargs, &b, &pos, &stop) < 0) return NULL;
+    return PyLong_FromSsize_t(pos >= stop ? pos : skip(self, b, pos, stop, same_host));
 }
 
 static PyObject *jumps_plain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -451,9 +463,15 @@ static int lower_bytes_tuple(PyObject *t, const char *what) {
             return -1;
         }
         const char *s = PyBytes_AS_STRING(item);
+        if (PyBytes_GET_SIZE(item) == 0) {
+            PyErr_Format(PyExc_ValueError, "%s must not hold an empty name", what);
+            return -1;
+        }
         for (Py_ssize_t j = 0; j < PyBytes_GET_SIZE(item); j++) {
-            if (lower[(unsigned char)s[j]] != (unsigned char)s[j]) {
-                PyErr_Format(PyExc_ValueError, "%s must be lower case", what);
+            unsigned char c = (unsigned char)s[j];
+            /* [a-z0-9.-]: the names the pattern may hold (``HostClassifier.plain_internal_hosts``) */
+            if (!IS(c, HOST) || lower[c] != c) {
+                PyErr_Format(PyExc_ValueError, "%s must be lower case host names ([a-z0-9.-])", what);
                 return -1;
             }
         }
@@ -490,18 +508,9 @@ static void jumps_dealloc(Jumps *self) {
 /* _TABLE_OR_SELECT.search(buf, pos, stop).start(): "<table" or "<select" (any case) then [\t\n\f\r />], or -1. */
 static PyObject *table_or_select(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 3 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "expected (buf: bytes, pos: int, stop: int)");
-        return NULL;
-    }
-    idx p = PyLong_AsSsize_t(args[1]);
-    if (p == -1 && PyErr_Occurred()) return NULL;
-    idx n = PyLong_AsSsize_t(args[2]);
-    if (n == -1 && PyErr_Occurred()) return NULL;
-    idx len = PyBytes_GET_SIZE(args[0]);
-    bytes_t b = (bytes_t)PyBytes_AS_STRING(args[0]);
-    if (n > len) n = len;
-    if (p < 0) p = 0;
+    bytes_t b;
+    idx p, n, given;
+    if (span_args(args, nargs, &b, &p, &n, &given) < 0) return NULL;
     for (;;) {
         idx lt = find(b, p, n, '<');
         if (lt < 0) return PyLong_FromSsize_t(-1);
@@ -543,27 +552,18 @@ static int script_token(bytes_t b, idx p, idx n, int comment_start, int dashes, 
  * states), or ``stop``. */
 static PyObject *script_end(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 3 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "expected (buf: bytes, pos: int, stop: int)");
-        return NULL;
-    }
-    idx p = PyLong_AsSsize_t(args[1]);
-    if (p == -1 && PyErr_Occurred()) return NULL;
-    idx n = PyLong_AsSsize_t(args[2]);
-    if (n == -1 && PyErr_Occurred()) return NULL;
-    idx len = PyBytes_GET_SIZE(args[0]);
-    bytes_t b = (bytes_t)PyBytes_AS_STRING(args[0]);
-    if (n > len) n = len;
-    if (p < 0) p = 0;
+    bytes_t b;
+    idx p, n, given;
+    if (span_args(args, nargs, &b, &p, &n, &given) < 0) return NULL;
     idx at = 0;
     for (;;) {
         int kind = script_token(b, p, n, 1, 0, 0, &at); /* _SCRIPT_DATA */
-        if (kind == FOUND_NONE) return PyLong_FromSsize_t(n);
+        if (kind == FOUND_NONE) return PyLong_FromSsize_t(given);
         if (kind == FOUND_CLOSE) return PyLong_FromSsize_t(at);
         p = at + 2; /* escaped dash-dash state: "<!-->" closes at once */
         for (;;) {
             kind = script_token(b, p, n, 0, 1, 1, &at); /* _SCRIPT_ESCAPED */
-            if (kind == FOUND_NONE) return PyLong_FromSsize_t(n);
+            if (kind == FOUND_NONE) return PyLong_FromSsize_t(given);
             if (kind == FOUND_COMMENT_END) {
                 p = at + 3;
                 break;
@@ -571,7 +571,7 @@ static PyObject *script_end(PyObject *module, PyObject *const *args, Py_ssize_t 
             if (kind == FOUND_CLOSE) return PyLong_FromSsize_t(at);
             /* double-escaped: "</script>" is text; _SCRIPT_DOUBLE from the end of "<script" and its next byte */
             kind = script_token(b, at + 8, n, 0, 1, 0, &at);
-            if (kind == FOUND_NONE) return PyLong_FromSsize_t(n);
+            if (kind == FOUND_NONE) return PyLong_FromSsize_t(given);
             if (kind == FOUND_COMMENT_END) {
                 p = at + 3;
                 break;

@@ -19,6 +19,7 @@ from govgate.core import html_scan
 from govgate.core.html_scan import (
     _SKIP,
     _SKIP_SAME_HOST,
+    _SPECIAL_NAMES,
     _TABLE_OR_SELECT,
     DEFAULT_SCANNERS,
     PlainHosts,
@@ -151,24 +152,51 @@ def test_script_data_ends_where_the_patterns_end_it(body: bytes) -> None:
         assert html_scan.script_end(body, pos, stop) == _script_end(body, pos, stop), (body, pos, stop)
 
 
-def test_the_hosts_must_be_lower_case_bytes() -> None:
+def test_the_hosts_must_be_lower_case_host_names() -> None:
+    """What ``PlainHosts`` may hold, and nothing else: a name the C code could read otherwise than the pattern does
+    (empty, upper case, outside ``[a-z0-9.-]``) is refused when the jumps are made."""
     assert html_scan.Jumps is not None
-    with pytest.raises(ValueError, match="lower case"):
-        html_scan.Jumps((b"Www.gov.cn",), (), ())
+    for bad in (b"Www.gov.cn", b"", b"a_b", b"\xc4.cn", b"a b"):
+        with pytest.raises(ValueError, match=r"lower case host names|empty name"):
+            html_scan.Jumps((bad,), (), ())
+        with pytest.raises(ValueError, match=r"lower case host names|empty name"):
+            html_scan.Jumps((), (), (bad,))
     with pytest.raises(TypeError):
         html_scan.Jumps(("www.gov.cn",), (), ())  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         DEFAULT_SCANNERS.jumps.plain("<p>", 0, 3)  # type: ignore[arg-type,union-attr]
 
 
+@pytest.mark.parametrize("name", [*_SPECIAL_NAMES.split(b"|"), b"/template", b"/svg", b"/math", b"/select"])
+def test_no_special_tag_is_jumped_over(name: bytes) -> None:
+    """The C code spells the special names out (``SPECIAL_START``, ``SPECIAL_END``): each, in any case, stops the
+    jumps, as it stops the patterns, with or without attributes."""
+    jumps = DEFAULT_SCANNERS.jumps
+    assert jumps is not None
+    for spelled in (name, name.upper(), name.capitalize()):
+        for tag in (b"<" + spelled + b">", b"<" + spelled + b' x="y">', b"<" + spelled + b"/>"):
+            body = b"text" + tag + b"more"
+            assert jumps.plain(body, 0, len(body)) == 4, tag
+            assert jumps.same_host(body, 0, len(body)) == 4, tag
+
+
 def test_positions_past_the_ends_are_taken_as_the_patterns_take_them() -> None:
     jumps = DEFAULT_SCANNERS.jumps
     assert jumps is not None
     body = b"text <p class=x> more <a href=//evil.example/>x</a>"
-    assert jumps.plain(body, 0, 10**9) == _SKIP.match(body, 0).end()  # type: ignore[union-attr]
-    assert jumps.plain(body, -5, len(body)) == _SKIP.match(body, 0).end()  # type: ignore[union-attr]
-    assert jumps.plain(body, len(body), len(body)) == len(body)
-    assert jumps.plain_link(body, 0, len(body))[1:] == _pattern_step(DEFAULT_SCANNERS.fast)(body, 0, len(body))[1:]
+    for pos, stop in ((0, 10**9), (-5, len(body)), (len(body), len(body)), (10**6, 10**7), (3, -1)):
+        matched = _SKIP.match(body, pos, stop)
+        if matched is None:  # pos past stop: no match, and the scan never asks
+            with pytest.raises(ValueError, match="past stop"):
+                jumps.plain(body, pos, stop)
+            with pytest.raises(ValueError, match="past stop"):
+                jumps.plain_link(body, pos, stop)
+            continue
+        assert jumps.plain(body, pos, stop) == matched.end(), (pos, stop)
+        assert jumps.plain_link(body, pos, stop) == _pattern_step(DEFAULT_SCANNERS.fast)(body, pos, stop), (pos, stop)
+    assert html_scan.script_end is not None
+    for pos, stop in ((0, 10**6), (10**6, 5), (-3, -3)):
+        assert html_scan.script_end(body, pos, stop) == _script_end(body, pos, stop), (pos, stop)
 
 
 def test_plain_hosts_pattern_matches_the_hosts_it_names() -> None:
