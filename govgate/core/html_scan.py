@@ -17,9 +17,10 @@ raw text (``script`` with its escape states, ``style``, ``xmp``, ``iframe``, ``n
 declarative shadow root's are live everywhere). Internet Explorer's conditional comments are read both ways
 (``_conditional``).
 Text and tags that cannot matter are jumped over inside the regex engine (``_FAST``), a tag's name
-told plain by a trie of byte classes (``_plain_names_trie``). Nesting (``srcdoc`` in ``srcdoc``) is
-capped at ``MAX_NESTING``; past it, and wherever the scan cannot tell what the browser does,
-``RewriteRefused`` is raised so the caller fails closed.
+told plain by a trie of byte classes (``_plain_names_trie``); the same jumps are made in C when
+``govgate._jumps`` is built (``Scanners.step``), stopping exactly where the patterns stop.
+Nesting (``srcdoc`` in ``srcdoc``) is capped at ``MAX_NESTING``; past it, and wherever the scan cannot tell what
+the browser does, ``RewriteRefused`` is raised so the caller fails closed.
 ``noscript`` content is additionally scanned as markup, so a browser with scripting off is
 protected too; with scripting on it is text and the change is invisible. Where the two readings part (a
 ``<base>`` in it, or its first ``</noscript`` hidden from the markup reading), the scan refuses.
@@ -199,7 +200,7 @@ _SAFE_A = (
 # are paths on its own site, and with an internal base they need no look at all. Only valid when the
 # base turns out to be an internal http(s) URL (``link_rewrite._Resolver.fast``); ``link_rewrite._plan``
 # scans again otherwise.
-# The same-host scan's jumps: ``_SKIP`` over those <a>/<area> tags too.
+# Its jumps alone (``_SKIP`` over those <a>/<area> tags too): where ``govgate._jumps``'s same-host jumps stop.
 _SKIP_SAME_HOST = re.compile(
     _SKIP.pattern.replace(b"<(?:" + _PLAIN_END + b"|", b"<(?:" + _SAFE_A + b"|" + _PLAIN_END + b"|", 1))
 _FAST_SKIP_SAME_HOST = re.compile(
@@ -641,6 +642,16 @@ _TABLE_TAG_LENGTH = 8  # the longest match of ``_TABLE_OR_SELECT``
 _TABLE_SEARCH_STEP = 64 * 1024
 
 
+def _table_or_select_at(buf: bytes, pos: int, stop: int) -> int:
+    """Where the first ``<table`` or ``<select`` tag of ``buf[pos:stop]`` starts, or -1."""
+    m = _TABLE_OR_SELECT.search(buf, pos, stop)
+    return -1 if m is None else m.start()
+
+
+# The same, in C when built (``govgate._jumps.table_or_select``; tests/outbound/test_native_jumps.py checks the two).
+_TABLE_OR_SELECT_AT = table_or_select if table_or_select is not None else _table_or_select_at
+
+
 def _table_or_select_before(buf: bytes, state: ScanState, pos: int) -> bool:
     """Whether a ``<table`` or ``<select`` of ``buf`` starts before ``pos``.
 
@@ -651,11 +662,7 @@ def _table_or_select_before(buf: bytes, state: ScanState, pos: int) -> bool:
     if pos <= state.table_free_to:
         return False
     end = min(len(buf), max(pos, state.table_free_to + _TABLE_SEARCH_STEP) + _TABLE_TAG_LENGTH)
-    if table_or_select is not None:
-        at = table_or_select(buf, state.table_free_to, end)
-    else:
-        m = _TABLE_OR_SELECT.search(buf, state.table_free_to, end)
-        at = -1 if m is None else m.start()
+    at = _TABLE_OR_SELECT_AT(buf, state.table_free_to, end)
     if at >= 0:
         state.table_at = at  # the first: none starts before where this search began
         return at < pos
