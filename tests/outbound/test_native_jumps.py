@@ -22,16 +22,14 @@ from govgate.core.html_scan import (
     _SPECIAL_NAMES,
     DEFAULT_SCANNERS,
     PlainHosts,
-    RewriteRefused,
     Scanners,
-    ScanState,
     _pattern_step,
     _script_end,
     _table_or_select_at,
-    scan_html,
     scanners_for,
 )
 from tests.outbound.test_scan_jumps import ATTRS, CLASSIFIER, OTHER, TAGS
+from tests.outbound.test_scan_memo import whole
 
 INTERNAL = CLASSIFIER.with_internal("portal.example.gov.cn")
 JUMPING = scanners_for(INTERNAL.plain_internal_hosts())
@@ -111,22 +109,13 @@ def test_each_step_takes_the_link_the_patterns_take(body: bytes) -> None:
                 assert native(body, pos, stop) == reference(body, pos, stop), (body, pos, stop, same_host)
 
 
-def scan(body: bytes, scanners: Scanners, same_host: bool) -> ScanState | str:
-    state = ScanState()
-    try:
-        scan_html(body, 0, len(body), state, skip_same_host=same_host, scanners=scanners)
-    except RewriteRefused as exc:
-        return exc.reason.value
-    return state
-
-
 @settings(max_examples=2000, deadline=None)
 @given(DOCUMENTS)
 def test_the_scan_finds_the_same_with_and_without_the_c_jumps(body: bytes) -> None:
     for scanners in SCANNER_SETS:
         patterns_only = Scanners(scanners.fast, scanners.skip_same_host)
         for same_host in (False, True):
-            assert scan(body, scanners, same_host) == scan(body, patterns_only, same_host), (body, same_host)
+            assert whole(body, same_host, scanners) == whole(body, same_host, patterns_only), (body, same_host)
 
 
 @settings(max_examples=2000, deadline=None)
