@@ -109,51 +109,95 @@ def route(method: str, target: str, headers: list[tuple[str, str]]) -> Routed:
     return 404, "Not Found", b"not found\n", "text/plain", []
 
 
-async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
+_HEAD_LIMIT = 2**16  # a request head longer than this closes the connection (asyncio streams' default limit)
+
+
+def _parse_head(head: bytes) -> tuple[str, str, list[tuple[str, str]], int, bool] | None:
+    """The request line and headers of ``head`` (without its blank line): method, target, headers, the body's
+    length and whether the client asked to close; ``None`` for a request line that is not three words."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3:
+        return None
+    method, target, _version = parts
+    headers: list[tuple[str, str]] = []
+    length = 0
+    close = False
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, _, value = line.partition(":")
+        value = value.strip()
+        headers.append((name, value))
+        lname = name.lower()
+        if lname == "content-length":
+            length = int(value or 0)  # ValueError on a bad length: the connection is closed
+        elif lname == "connection" and value.lower() == "close":
+            close = True
+    return method, target, headers, length, close
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: HTTP/1.1 requests answered in order, keep-alive. A protocol rather than asyncio
+    streams: each request costs one callback, no task switch, so the portal stays cheap beside the gateway."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        buffer = self._buffer
+        buffer += data
+        while buffer:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > _HEAD_LIMIT:
+                    transport.close()
+                return
             try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                parsed = _parse_head(bytes(buffer[:end]))
+            except ValueError:
+                transport.close()
                 return
-            lines = head.decode("latin-1").split("\r\n")
-            parts = lines[0].split(" ")
-            if len(parts) != 3:
-                writer.write(_response(400, "Bad Request", b"", "text/plain", keep_alive=False))
+            if parsed is None:
+                transport.write(_response(400, "Bad Request", b"", "text/plain", keep_alive=False))
+                transport.close()
                 return
-            method, target, _version = parts
-            headers: list[tuple[str, str]] = []
-            length = 0
-            close = False
-            for line in lines[1:]:
-                if not line:
-                    continue
-                name, _, value = line.partition(":")
-                value = value.strip()
-                headers.append((name, value))
-                lname = name.lower()
-                if lname == "content-length":
-                    length = int(value or 0)
-                elif lname == "connection" and value.lower() == "close":
-                    close = True
-            if length:
-                await reader.readexactly(length)
+            method, target, headers, length, close = parsed
+            if len(buffer) < end + 4 + length:
+                return  # the body is still on its way
+            del buffer[:end + 4 + length]
             status, reason, body, ctype, extra = route(method, target, headers)
-            writer.write(_response(status, reason, body, ctype, extra, keep_alive=not close))
-            await writer.drain()
+            transport.write(_response(status, reason, body, ctype, extra, keep_alive=not close))
             if close:
+                transport.close()
                 return
-    except (ConnectionError, ValueError):
-        return
-    finally:
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            writer.close()
+
+    def pause_writing(self) -> None:  # a client that does not read its answers: read no more requests from it
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._buffer.clear()
 
 
 async def start_sample_portal(host: str = "127.0.0.1", port: int = 0, *,
                               tls: ssl.SSLContext | None = None) -> asyncio.Server:
     """Start the portal (over TLS with ``tls``); the bound port is ``server.sockets[0].getsockname()[1]``."""
-    return await asyncio.start_server(_handle, host, port, reuse_address=True, ssl=tls)
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(_Connection, host, port, reuse_address=True, ssl=tls)
 
 
 def main() -> None:  # pragma: no cover - manual use: python -m govgate.sample_portal PORT [--tls PEM]
