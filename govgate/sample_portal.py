@@ -1,6 +1,6 @@
 """A small sample portal to stand behind the gateway: for `govgate demo`, the shipped policy, tests and benchmarks.
 
-It is deliberately tiny and fast (HTTP/1.1 keep-alive on asyncio streams, no framework) so that it is
+It is deliberately tiny and fast (HTTP/1.1 keep-alive on an asyncio protocol, no framework) so that it is
 never the bottleneck when the gateway is measured. Pages:
 
 - ``/`` and ``/news/...``: public pages with a few links, some to non-government sites (Art. 15).

@@ -10,7 +10,7 @@ portal and the gateways share the machine's cores, so the ratio is a floor of wh
 where the gateway has the cores to itself. It also prints the ratio's ceiling on this machine from the CPU each
 process used per request (``ceiling``), and how busy the machine was in each configuration.
 
-    .venv/bin/python scripts/bench_workers.py [--seconds 8] [--rounds 3] [--connections 50]
+    .venv/bin/python scripts/bench_workers.py [--seconds 8] [--rounds 5] [--connections 50]
                                               [--portal sample|nginx|both] [--json]
 
 Another script can call ``measure(seconds=…, rounds=…, portal_kind=…)``, which returns one portal's figures as
@@ -163,7 +163,7 @@ def ceiling(ms: dict[str, float | None], cpus: int) -> float | None:
     return cpus * g1 / (g2 + p2 + w2)
 
 
-def measure(*, seconds: int = 8, rounds: int = 3, connections: int = 50, portal_kind: str = "sample") -> dict[str, Any]:
+def measure(*, seconds: int = 8, rounds: int = 5, connections: int = 50, portal_kind: str = "sample") -> dict[str, Any]:
     """Run the benchmark; returns {"workers_1": req/s, "workers_2": req/s, "ratio": two/one, "rounds": {...}, …}."""
     if not shutil.which("wrk") or not shutil.which("redis-server"):
         raise RuntimeError("wrk and redis-server are needed (scripts/setup --test installs them)")
@@ -257,7 +257,7 @@ PORTALS = {"sample": "the sample portal (govgate.sample_portal, Python)",
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=8)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)  # five: the median stands on more than one or two turns
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--portal", choices=["sample", "nginx", "both"], default="both",
                     help="the upstream: the sample portal, nginx answering the same bytes, or one after the other "
