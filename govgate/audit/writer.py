@@ -212,13 +212,21 @@ class AuditWriter:
                     self._progress.notify_all()
                 if stopping and not self._queue and not self._pending and self._ok:
                     return
-                if self._ok and not self._queue:
-                    self._wake.wait(self._flush_interval)
-                elif not self._ok:
+                if not self._ok:
                     self._wake.wait(self._retry_interval)
+                elif not self._full_batch_waiting():
+                    # Fewer than a batch queued: wait for the next round (or a full batch, or close/flush). Writing
+                    # at once whenever anything is queued meant a round for every fsync under load: the lock
+                    # taken dozens of times a second by each worker, and the thread after the GIL as often.
+                    self._wake.wait(self._flush_interval)
                 self._wake.clear()
         finally:
             self._dir.close()
+
+    def _full_batch_waiting(self) -> bool:
+        """Whether to write again at once: a full batch is queued, or the writer is closing (everything goes)."""
+        queued = len(self._queue)
+        return queued >= self._batch_size or (self._stopping and queued > 0)
 
     def _failed(self, message: str) -> None:
         if self._on_error is not None:
@@ -253,8 +261,8 @@ class AuditWriter:
             self._step_since = time.monotonic()  # progress: a long backlog written batch by batch is no stall
             if self._syslog is not None:
                 self._syslog.send(lines)
-            if not self._queue:
-                break
+            if not self._full_batch_waiting():
+                break  # the rest goes in the next round, ``flush_interval`` from now at most
         now = self._clock()
         if not self._primed or self._dir.rotation_due(now):
             # At start (a day may have ended while the gateway was down) and at midnight:

@@ -8,8 +8,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
-from datetime import timedelta
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,58 @@ def test_records_are_written_within_the_flush_interval_without_close(
     writer.emit(access_event(1, clock.now))
     wait_for(lambda: len(access_records(tmp_path)) == 1, timeout=2)
     assert writer.healthy, writer.last_error
+
+
+def count_appends(writer: AuditWriter) -> list[int]:
+    """The size of each batch the writer appends from now on (the real ``AuditDir.append`` still runs)."""
+    sizes: list[int] = []
+    append = writer._dir.append
+
+    def counted(records: Sequence[Mapping[str, object]], now: datetime) -> list[bytes]:
+        sizes.append(len(records))
+        return append(records, now)
+
+    writer._dir.append = counted  # type: ignore[method-assign]
+    return sizes
+
+
+def test_a_steady_trickle_is_written_in_rounds_not_one_batch_per_fsync(
+    tmp_path: Path, clock: Clock, make_writer: MakeWriter
+) -> None:
+    """Fewer than a batch queued waits for the next round (docs/audit.md: every 200 ms, or 4096 records): under a
+    steady load the writer takes the log's lock a few times a second, not once per fsync, so several workers on one
+    chain do not queue on its lock, and the thread does not contend for the GIL with the event loop every few
+    milliseconds."""
+    writer = make_writer(audit_config(tmp_path), flush_interval=0.2)
+    writer.start()
+    writer.flush()
+    sizes = count_appends(writer)
+    started = time.monotonic()
+    n = 0
+    while time.monotonic() - started < 1.0:  # about 1,000 records a second for a second
+        writer.emit(access_event(n, clock.now))
+        n += 1
+        time.sleep(0.001)
+    assert writer.flush(timeout=5)
+    assert sum(sizes) == n
+    assert len(sizes) <= 8, f"{len(sizes)} batches for {n} records in 1 s: {sizes}"
+    assert len(access_records(tmp_path)) == n
+
+
+def test_a_full_batch_is_written_at_once_without_waiting_for_the_round(
+    tmp_path: Path, clock: Clock, make_writer: MakeWriter
+) -> None:
+    writer = make_writer(audit_config(tmp_path), flush_interval=30, batch_size=100)
+    writer.start()
+    writer.flush()
+    for n in range(250):
+        writer.emit(access_event(n, clock.now))
+    # Two full batches go at once; the 50 left wait for the round (30 s here) or a flush.
+    wait_for(lambda: len(access_records(tmp_path)) == 200, timeout=5)
+    time.sleep(0.3)
+    assert len(access_records(tmp_path)) == 200
+    assert writer.flush(timeout=5)
+    assert len(access_records(tmp_path)) == 250
 
 
 def test_secrets_in_extra_fields_are_replaced_by_a_keyed_hash(
