@@ -132,6 +132,8 @@ def _parse_head(head: bytes) -> tuple[str, str, list[tuple[str, str]], int, bool
         lname = name.lower()
         if lname == "content-length":
             length = int(value or 0)  # ValueError on a bad length: the connection is closed
+            if length < 0:
+                raise ValueError(f"negative Content-Length {value!r}")
         elif lname == "connection" and value.lower() == "close":
             close = True
     return method, target, headers, length, close

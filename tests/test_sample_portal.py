@@ -79,6 +79,7 @@ async def test_connection_close_is_answered_then_closed(portal: int) -> None:
 @pytest.mark.parametrize(("request_bytes", "answer"), [
     (b"NONSENSE\r\n\r\n", b"HTTP/1.1 400 Bad Request\r\n"),  # not a request line: 400, then closed
     (b"POST /echo HTTP/1.1\r\nContent-Length: many\r\n\r\n", b""),  # a length that is not a number
+    (b"POST /echo HTTP/1.1\r\nContent-Length: -5\r\n\r\nGET / HTTP/1.1\r\n\r\n", b""),  # a negative length
     (b"GET /" + b"a" * 70_000, b""),  # a head longer than 64 KiB with no end
 ])
 async def test_bad_requests_close_the_connection(portal: int, request_bytes: bytes, answer: bytes) -> None:
