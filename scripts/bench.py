@@ -332,7 +332,7 @@ def main() -> int:
         ("h2soak", "bench_h2_soak.py", ["--streams", "5000" if quick else "20000",
                                         "--interval", "2" if quick else "5"], 1800),
         ("workers", "bench_workers.py", ["--seconds", "3", "--rounds", "1"] if quick else [], 1800),
-        ("clientcert", "bench_client_cert.py", ["--seconds", "2" if quick else "5", "--rounds", "2" if quick else "3"],
+        ("clientcert", "bench_client_cert.py", ["--seconds", "2" if quick else "5", "--rounds", "2" if quick else "5"],
          600),
     ]
     for name, script, extra, timeout in scripts:

@@ -15,7 +15,7 @@ per request (from /proc), which a busy machine swings far less than requests/s. 
 HTTP/1.1 loop (wrk cannot present a client certificate); it shares the cores with the gateway and the portal,
 alike for both.
 
-    .venv/bin/python scripts/bench_client_cert.py [--seconds 5] [--rounds 3] [--connections 16] [--json]
+    .venv/bin/python scripts/bench_client_cert.py [--seconds 5] [--rounds 5] [--connections 16] [--json]
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def measure(port: int, context: ssl.SSLContext, cookie: str, seconds: float, con
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = ap.parse_args()

@@ -48,9 +48,11 @@ from govgate.errors import StoreUnavailable
 from govgate.pages.refusal import forbidden, unavailable
 from govgate.repeated import REPEATED
 from govgate.runtime import PolicySnapshot, Runtime
-from govgate.store.base import SessionLookup
+from govgate.store.base import Session, SessionLookup
 
 logger = logging.getLogger(__name__)
+
+_NO_SESSION = SessionLookup(session=None, expired=False, account_locked_until=None)
 
 
 def account_facts(snapshot: PolicySnapshot, name: str, locked_until: datetime | None) -> AccountFacts:
@@ -125,9 +127,10 @@ class Gate:
         self.runtime = runtime
 
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        """Decide, and forward, answer or refuse. Synchronous unless the path is a staff path: then the session
-        lookup awaits the store, and the rest of the decision is returned as a coroutine (mitmproxy awaits what a
-        hook returns), so that a public request is answered without a task of its own (govgate/dispatch.py)."""
+        """Decide, and forward, answer or refuse. Synchronous unless a staff path's session lookup must wait for
+        the store (or a session must be deleted): then the rest of the decision is returned as a coroutine
+        (mitmproxy awaits what a hook returns), so that every other request is answered without a task of its own
+        (govgate/dispatch.py)."""
         if flow.response or flow.error or not flow.live:
             return None
         ctx = context_of(flow)
@@ -168,65 +171,101 @@ class Gate:
         self._apply(flow, ctx, decide(facts, ctx.snapshot.compiled, now, matched), facts, cookies)
         return None
 
-    async def _judge_staff(self, flow: http.HTTPFlow, ctx: RequestContext, staff: _StaffPath) -> None:
+    def _judge_staff(self, flow: http.HTTPFlow, ctx: RequestContext, staff: _StaffPath) -> Awaitable[None] | None:
+        """The staff decision: done here when the store answers the session lookup without I/O (the memory store;
+        Redis's near cache) and no session must be deleted; else the rest is returned as a coroutine."""
         try:
-            await self._judge_session(flow, ctx, staff)
+            return self._judge_session(flow, ctx, staff)
+        except Exception as exc:
+            self._failed(flow, ctx, exc)
+            return None
+
+    def _judge_session(self, flow: http.HTTPFlow, ctx: RequestContext, staff: _StaffPath) -> Awaitable[None] | None:
+        policy = ctx.snapshot.policy
+        # Staff path: the audit log must be writable before we let anyone in (Art. 20).
+        if policy.audit.on_failure is AuditOnFailure.DENY and not self.runtime.audit_writer.healthy:
+            self._audit(ctx, flow, staff.rule.name, AuditDecision.UNAVAILABLE, reason="audit", account=None,
+                        device=None)
+            respond(flow, unavailable(ctx.request_id, "audit", as_json=ctx.as_json))
+            return None
+        device = device_of(ctx, flow, self.runtime.keys, staff.now, staff.cookies)
+        session_id = gate_cookie(flow, ctx, GateCookie.SESSION, staff.cookies)
+        if not session_id:
+            return self._conclude(flow, ctx, staff, device, None, _NO_SESSION)
+        lookup = self.runtime.store.touch_session_now(session_id, staff.now, policy.session)
+        if lookup is None:
+            return self._look_up(flow, ctx, staff, device, session_id)
+        return self._conclude(flow, ctx, staff, device, session_id, lookup)
+
+    async def _look_up(self, flow: http.HTTPFlow, ctx: RequestContext, staff: _StaffPath, device: str | None,
+                       session_id: str) -> None:
+        """The session lookup that waits for the store, then the decision."""
+        try:
+            lookup = await self.runtime.store.touch_session(session_id, staff.now, ctx.snapshot.policy.session)
+            rest = self._conclude(flow, ctx, staff, device, session_id, lookup)
+            if rest is not None:
+                await rest
         except Exception as exc:
             self._failed(flow, ctx, exc)
 
-    async def _judge_session(self, flow: http.HTTPFlow, ctx: RequestContext, staff: _StaffPath) -> None:
+    def _conclude(self, flow: http.HTTPFlow, ctx: RequestContext, staff: _StaffPath, device: str | None,
+                  session_id: str | None, lookup: SessionLookup) -> Awaitable[None] | None:
+        """Decide with the session looked up; a session that must end is deleted first (a coroutine), and the
+        request is answered only after the store has done so."""
         snapshot = ctx.snapshot
-        policy = snapshot.policy
-        now, rule, cookies = staff.now, staff.rule, staff.cookies
-        request = flow.request
-        path, method = request.path, request.method
-
-        # Staff path: the audit log must be writable before we let anyone in (Art. 20).
-        if policy.audit.on_failure is AuditOnFailure.DENY and not self.runtime.audit_writer.healthy:
-            self._audit(ctx, flow, rule.name, AuditDecision.UNAVAILABLE, reason="audit", account=None, device=None)
-            respond(flow, unavailable(ctx.request_id, "audit", as_json=ctx.as_json))
-            return
-
-        device = device_of(ctx, flow, self.runtime.keys, now, cookies)
-        session_id = gate_cookie(flow, ctx, GateCookie.SESSION, cookies)
-        lookup = SessionLookup(session=None, expired=False, account_locked_until=None)
-        if session_id:
-            lookup = await self.runtime.store.touch_session(session_id, now, policy.session)
         opened = lookup.session
         account: AccountFacts | None = None
         if opened is not None:
             owner = snapshot.accounts.get(opened.account)
-            ended = None
             if owner is not None and owner.session_revoked(opened.created):
-                ended = SessionEnd.REVOKED  # `govgate account logout` ended every session opened before it (Art. 30)
-            elif opened.device is not None and device != opened.device:
+                # `govgate account logout` ended every session opened before it (Art. 30).
+                return self._end_session(flow, ctx, staff, device, session_id, opened, SessionEnd.REVOKED)
+            if opened.device is not None and device != opened.device:
                 # Art. 30 (第三十条, 账号与设备绑定): a session opened on a device is used on that device only. Its id
                 # from another device, or with none, is someone else's use of it: the session ends (login again).
-                ended = SessionEnd.DEVICE
-            if ended is not None:
-                await self.runtime.store.delete_session(opened.id)
-                lookup = SessionLookup(session=None, expired=True, account_locked_until=None,
-                                       expired_account=opened.account, expired_why=ended)
-            else:
-                account = account_facts(snapshot, opened.account, lookup.account_locked_until)
+                return self._end_session(flow, ctx, staff, device, session_id, opened, SessionEnd.DEVICE)
+            account = account_facts(snapshot, opened.account, lookup.account_locked_until)
+        request = flow.request
         facts = RequestFacts(
-            client=ctx.client, country=ctx.country, host=ctx.host, path=path, method=method, device=device,
-            account=account,
+            client=ctx.client, country=ctx.country, host=ctx.host, path=request.path, method=request.method,
+            device=device, account=account,
         )
-        decision = decide(facts, snapshot.compiled, now, staff.matched)
-        clear = lookup.expired or (session_id is not None and lookup.session is None)
+        decision = decide(facts, snapshot.compiled, staff.now, staff.matched)
+        clear = lookup.expired or (session_id is not None and opened is None)
+        if decision.outcome is Outcome.REFUSE and decision.reason is Reason.ACCOUNT and opened is not None:
+            # A disabled, expired or deleted account loses its session (Art. 25, Art. 30).
+            return self._delete_then_apply(flow, ctx, staff, device, opened.id, lookup, decision, facts)
+        self._answer(flow, ctx, staff, device, lookup, decision, facts, clear)
+        return None
+
+    async def _end_session(self, flow: http.HTTPFlow, ctx: RequestContext, staff: _StaffPath, device: str | None,
+                           session_id: str | None, opened: Session, why: SessionEnd) -> None:
+        try:
+            await self.runtime.store.delete_session(opened.id)
+            ended = SessionLookup(session=None, expired=True, account_locked_until=None,
+                                  expired_account=opened.account, expired_why=why)
+            self._conclude(flow, ctx, staff, device, session_id, ended)  # no session now: nothing to await
+        except Exception as exc:
+            self._failed(flow, ctx, exc)
+
+    async def _delete_then_apply(self, flow: http.HTTPFlow, ctx: RequestContext, staff: _StaffPath,
+                                 device: str | None, session_id: str, lookup: SessionLookup, decision: Decision,
+                                 facts: RequestFacts) -> None:
+        try:
+            await self.runtime.store.delete_session(session_id)
+            self._answer(flow, ctx, staff, device, lookup, decision, facts, True)
+        except Exception as exc:
+            self._failed(flow, ctx, exc)
+
+    def _answer(self, flow: http.HTTPFlow, ctx: RequestContext, staff: _StaffPath, device: str | None,
+                lookup: SessionLookup, decision: Decision, facts: RequestFacts, clear: bool) -> None:
         if lookup.expired:
             # Art. 30 (第三十条, 超时退出): the record says which timeout ended it (idle or absolute), or a revocation.
             why = lookup.expired_why or SessionEnd.IDLE
             self.runtime.audit.emit(request_event(
-                ctx, flow, "session.expired", AuditDecision.LOGIN, time=self.runtime.now(), rule=rule.name,
+                ctx, flow, "session.expired", AuditDecision.LOGIN, time=self.runtime.now(), rule=staff.rule.name,
                 reason=why.value, account=lookup.expired_account, device=device, article="Art. 30"))
-        session = lookup.session
-        if decision.outcome is Outcome.REFUSE and decision.reason is Reason.ACCOUNT and session is not None:
-            # A disabled, expired or deleted account loses its session (Art. 25, Art. 30).
-            await self.runtime.store.delete_session(session.id)
-            clear = True
-        self._apply(flow, ctx, decision, facts, cookies, clear_session=clear)
+        self._apply(flow, ctx, decision, facts, staff.cookies, clear_session=clear)
 
     def _apply(self, flow: http.HTTPFlow, ctx: RequestContext, decision: Decision, facts: RequestFacts,
                cookies: CookiePairs, *, clear_session: bool = False) -> None:

@@ -83,6 +83,12 @@ class Store(Protocol):
         and read its account's lock."""
         ...
 
+    def touch_session_now(self, session_id: str, now: datetime, limits: SessionLimits) -> SessionLookup | None:
+        """What ``touch_session`` would return, when the store can answer without I/O (the memory store always;
+        Redis from its near cache of lookups); None: await ``touch_session``. The staff path asks this first, so
+        that a request answered from it is decided without a task of its own (``govgate/dispatch.py``)."""
+        ...
+
     async def delete_session(self, session_id: str) -> None: ...
 
     async def delete_account_sessions(self, account: str) -> int:

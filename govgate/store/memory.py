@@ -68,6 +68,10 @@ class MemoryStore:
         self._wrote(session.last_seen)
 
     async def touch_session(self, session_id: str, now: datetime, limits: SessionLimits) -> SessionLookup:
+        return self.touch_session_now(session_id, now, limits)
+
+    def touch_session_now(self, session_id: str, now: datetime, limits: SessionLimits) -> SessionLookup:
+        """``touch_session`` itself: the memory store needs no I/O."""
         stored = self._sessions.get(session_id)
         if stored is None:
             return SessionLookup(session=None, expired=False, account_locked_until=None)

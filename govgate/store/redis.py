@@ -314,12 +314,22 @@ class RedisStore:
             ),
         )
 
-    async def touch_session(self, session_id: str, now: datetime, limits: SessionLimits) -> SessionLookup:
-        hashed = hash_id(session_id)
-        member = hashed.encode()
+    def _limits_args(self, limits: SessionLimits) -> tuple[SessionLimits, bytes, bytes, Limits]:
         cached = self._touch_limits
         if cached[0] != limits:
             cached = self._touch_limits = self._touch_limits_args(limits)
+        return cached
+
+    def touch_session_now(self, session_id: str, now: datetime, limits: SessionLimits) -> SessionLookup | None:
+        """The lookup kept by the near cache (``SessionCache``: what ``_TOUCH_SESSION`` would return now), without a
+        round trip; None when there is none: ``touch_session`` asks Redis."""
+        kept = self.sessions.get(hash_id(session_id), to_us(now), self._limits_args(limits)[3], time.monotonic())
+        return None if kept is None else self._found(session_id, kept, now)
+
+    async def touch_session(self, session_id: str, now: datetime, limits: SessionLimits) -> SessionLookup:
+        hashed = hash_id(session_id)
+        member = hashed.encode()
+        cached = self._limits_args(limits)
         now_us = to_us(now)
         sessions = self.sessions
         kept = sessions.get(hashed, now_us, cached[3], time.monotonic())

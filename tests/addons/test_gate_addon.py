@@ -285,10 +285,13 @@ async def test_every_spelling_of_an_ipv6_literal_reaches_its_rule(runtime: InPro
         assert (await b.send("GET", "/echo/x", host="[1:2]")).status_code == 400
 
 
-async def test_a_public_request_is_decided_at_once_and_a_staff_request_awaits_the_store(
-        runtime: InProcessRuntime) -> None:
-    # govgate/dispatch.py answers a hook inline when no handler returns an awaitable: the gate returns one only
-    # on a staff path (the session lookup), never on a public or refused one.
+@pytest.mark.redis
+async def test_a_request_is_decided_at_once_unless_its_session_lookup_or_a_session_end_waits_for_the_store(
+        runtime: InProcessRuntime, redis_url: str) -> None:
+    # govgate/dispatch.py answers a hook inline when no handler returns an awaitable. The gate returns one only when
+    # a staff path's session lookup must wait for the store (Redis past its near cache), or a session must be
+    # deleted before the answer; never on a public path, a staff path without a session, or a session the store
+    # answers for at once (the memory store; Redis's near cache: tests/store/test_redis_session_cache.py).
     from tests.addons.flows import judged
 
     gate = Gate(runtime)
@@ -296,10 +299,47 @@ async def test_a_public_request_is_decided_at_once_and_a_staff_request_awaits_th
     judged(runtime, public)
     assert gate.request(public) is None
     assert public.response is None  # forwarded
-    staff = request_flow("GET", "/oa/")
+    anonymous = request_flow("GET", "/oa/")
+    judged(runtime, anonymous)
+    assert gate.request(anonymous) is None
+    assert anonymous.response is not None
+    assert anonymous.response.status_code == 303  # no session: to the login page
+
+    now = runtime.now()
+    session = Session(id="s" * 43, account="zhangsan", device=None, client=OFFICE_ADDRESS, created=now, last_seen=now)
+    await runtime.store.create_session(session, runtime.policy.session)
+    cookie = [("cookie", f"govgate-session={session.id}")]
+    staff = request_flow("GET", "/oa/", headers=cookie)
     judged(runtime, staff)
-    pending = gate.request(staff)
+    assert gate.request(staff) is None
+    assert staff.response is None  # forwarded, as zhangsan
+    assert staff.request.headers["x-govgate-user"] == "zhangsan"
+
+    # The account is disabled: its session is deleted first (a coroutine), and only then is the request refused.
+    runtime.accounts = Accounts(tuple(replace(a, disabled=True) if a.name == "zhangsan" else a
+                                      for a in runtime.accounts))
+    refused = request_flow("GET", "/oa/", headers=cookie)
+    judged(runtime, refused)
+    pending = gate.request(refused)
     assert pending is not None
+    assert refused.response is None
     await pending
-    assert staff.response is not None
-    assert staff.response.status_code == 303  # no session: to the login page
+    assert refused.response is not None
+    assert refused.response.status_code == 403
+    assert (await runtime.store.touch_session(session.id, runtime.now(), runtime.policy.session)).session is None
+
+    # Redis without its near cache: every lookup waits for a round trip.
+    store = RedisStore.from_url(redis_url, timedelta(seconds=5))
+    on_redis = replace(runtime, store=store, accounts=Accounts((make_account("zhangsan"),)))
+    try:
+        await store.create_session(session, runtime.policy.session)
+        flow = request_flow("GET", "/oa/", headers=cookie)
+        judged(on_redis, flow)
+        pending = Gate(on_redis).request(flow)
+        assert pending is not None
+        assert flow.response is None
+        await pending
+        assert flow.response is None  # forwarded, as zhangsan
+        assert flow.request.headers["x-govgate-user"] == "zhangsan"
+    finally:
+        await store.close()

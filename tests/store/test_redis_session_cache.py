@@ -56,6 +56,11 @@ async def cached_session(store: RedisStore, account: str = "zhangsan") -> Sessio
     await store.create_session(session, LIMITS)
     await store.touch_session(session.id, T0, LIMITS)  # starts the change reports
     await until(lambda: store.sessions.live, "the change reports are up")
+    return await kept(store, session)
+
+
+async def kept(store: RedisStore, session: Session) -> Session:
+    """``session``, once a lookup of it at T0 is answered from ``store``'s cache."""
     # Kept now. On a machine loaded enough that a kept lookup ages out (MAX_AGE) or the report connection's pings
     # are late before the next one, that one goes to Redis and is kept again: a few tries, each one a real check.
     for _ in range(10):
@@ -82,6 +87,30 @@ async def test_a_lookup_repeated_within_half_a_second_is_answered_without_redis(
     assert (lookup.session.account, lookup.session.last_seen, lookup.expired) == ("zhangsan", T0, False)
     # Past the touch step the script writes last_seen: that goes to Redis, as does anything after MAX_AGE.
     assert not await answered_from_cache(store, store.touch_session(session.id, T0 + timedelta(seconds=10), LIMITS))
+
+
+async def test_a_kept_lookup_is_answered_without_awaiting_anything_and_only_a_kept_one(
+        stores: Callable[..., RedisStore]) -> None:
+    # The staff path asks ``touch_session_now`` first (govgate/addons/gate.py): a plain call, no I/O, so that the
+    # request is decided without a task of its own. It answers only what the cache keeps, the same lookup
+    # ``touch_session`` gives; anything else (not kept, past the touch step, ended elsewhere) is None: ask Redis.
+    here, there = stores(), stores()
+    never = Session(new_session_id(), "lisi", None, "192.0.2.1", T0, T0)
+    await here.create_session(never, LIMITS)
+    assert here.touch_session_now(never.id, T0, LIMITS) is None  # never looked up: not kept
+    assert here.touch_session_now(new_session_id(), T0, LIMITS) is None  # unknown
+    session = await cached_session(here)
+    fresh = await here.touch_session(session.id, T0, LIMITS)
+    now = here.touch_session_now(session.id, T0, LIMITS)
+    if now is None:  # on a loaded machine the entry may have aged out in between: kept again, then read at once
+        now = here.touch_session_now((await kept(here, session)).id, T0, LIMITS)
+    assert now == fresh
+    assert here.touch_session_now(session.id, T0 + timedelta(seconds=10), LIMITS) is None  # past the touch step
+    await kept(here, session)
+    await there.delete_session(session.id)  # logout on the other instance
+    await asyncio.sleep(0.05)  # the loop reads the report
+    assert here.touch_session_now(session.id, T0, LIMITS) is None
+    assert (await here.touch_session(session.id, T0, LIMITS)).session is None
 
 
 async def test_one_shot_stores_cache_nothing(stores: Callable[..., RedisStore]) -> None:
