@@ -130,7 +130,9 @@ return result
 
 # Art. 30 (第三十条): 超时退出. The rules of govgate.core.sessions, in one round trip: read the session,
 # expire it (absolute, then idle) or move last_seen forward (never back, and only by at least ARGV[8], the
-# touch step of docs/state.md) and its TTL, read the lock.
+# touch step of docs/state.md) and its TTL, read the lock. ARGV[9] '1': a refresh of the near cache's record
+# (``SessionCache``): where the lookup would expire the session or write last_seen it changes nothing and returns
+# {3}, so that the request that does so is a real one (and its audit record is written).
 _TOUCH_SESSION = """
 local s = redis.call('HMGET', KEYS[1], 'account', 'device', 'client', 'created', 'last_seen')
 if not s[1] or not s[4] or not s[5] then return {0} end
@@ -139,7 +141,9 @@ local idle = tonumber(ARGV[2])
 local absolute = tonumber(ARGV[3])
 local created = tonumber(s[4])
 local last = tonumber(s[5])
+local refresh = ARGV[9] == '1'
 if now >= created + absolute or now >= last + idle then
+  if refresh then return {3} end
   redis.call('DEL', KEYS[1])
   redis.call('SREM', ARGV[6] .. s[1], ARGV[7])
   if now >= created + absolute then return {2, s[1], 'absolute'} end
@@ -147,6 +151,7 @@ if now >= created + absolute or now >= last + idle then
 end
 local last_text = s[5]
 if now - last >= tonumber(ARGV[8]) and now > last then
+  if refresh then return {3} end
   last = now
   last_text = ARGV[1]
   redis.call('HSET', KEYS[1], 'last_seen', last_text)
@@ -197,6 +202,9 @@ return 1
 """
 
 
+_LOOKUP, _REFRESH = bulk(b"0"), bulk(b"1")  # _TOUCH_SESSION's ARGV[9]
+
+
 def _lock_time(text: str | bytes, now: datetime) -> datetime | None:
     """A stored lock end, if the lock is in force at ``now``."""
     if not text:
@@ -221,7 +229,7 @@ class RedisStore:
         # The hot path of every staff request: pipelined, the lookups of one loop tick in one write
         # (govgate/store/redis_pipeline.py). The command is packed here, its fixed parts once.
         self._touch_session = ScriptPipeline(client, _TOUCH_SESSION, self._timeout)
-        self._touch_head = self._touch_session.head(numkeys=1, nargs=8)
+        self._touch_head = self._touch_session.head(numkeys=1, nargs=9)
         self._touch_fixed = bulk(b"%d" % _ms(GRACE)) + bulk((LOCK + "account:").encode()) + bulk(
             ACCOUNT_SESSIONS.encode())
         self._touch_limits = self._touch_limits_args(SessionLimits())
@@ -230,6 +238,7 @@ class RedisStore:
         self.sessions = SessionCache()
         self._follow = session_cache
         self._changes: asyncio.Task[None] | None = None  # _follow_changes, started by the first lookup
+        self._refreshing: dict[str, asyncio.Task[None]] = {}  # session hash -> its record's refresh (_refresh)
         self._closed = False
         self._create_session = client.register_script(_CREATE_SESSION)
         self._delete_session = client.register_script(_DELETE_SESSION)
@@ -322,34 +331,60 @@ class RedisStore:
 
     def touch_session_now(self, session_id: str, now: datetime, limits: SessionLimits) -> SessionLookup | None:
         """The lookup kept by the near cache (``SessionCache``: what ``_TOUCH_SESSION`` would return now), without a
-        round trip; None when there is none: ``touch_session`` asks Redis."""
-        kept = self.sessions.get(hash_id(session_id), to_us(now), self._limits_args(limits)[3], time.monotonic())
-        return None if kept is None else self._found(session_id, kept, now)
+        round trip; None when there is none: ``touch_session`` asks Redis. A record past ``REFRESH_AFTER`` is
+        fetched again in the background (``_refresh``), so that a session in use is not dropped from the cache at
+        ``MAX_AGE`` with every request of that moment going to Redis at once."""
+        hashed = hash_id(session_id)
+        cached = self._limits_args(limits)
+        now_us, mono = to_us(now), time.monotonic()
+        sessions = self.sessions
+        kept = sessions.get(hashed, now_us, cached[3], mono)
+        if kept is None:
+            return None
+        if sessions.due(hashed, mono) and hashed not in self._refreshing and not self._closed:
+            self._refreshing[hashed] = asyncio.get_running_loop().create_task(
+                self._refresh(hashed, now_us, cached), name="govgate-session-refresh")
+        return self._found(session_id, kept, now)
+
+    def _touch_command(self, member: bytes, now_us: int, cached: tuple[SessionLimits, bytes, bytes, Limits], *,
+                       refresh: bool) -> bytes:
+        # EVALSHA sha 1 KEYS[1]=SESSION+member; ARGV: now, idle, absolute, grace (ms), the account lock's key
+        # prefix, the account index's key prefix, member, touch step, refresh (the layout _TOUCH_SESSION reads).
+        return b"".join((self._touch_head, bulk(SESSION.encode() + member), bulk(b"%d" % now_us), cached[1],
+                         self._touch_fixed, bulk(member), cached[2], _REFRESH if refresh else _LOOKUP))
+
+    async def _refresh(self, hashed: str, now_us: int, cached: tuple[SessionLimits, bytes, bytes, Limits]) -> None:
+        """Fetch a kept record again for the lookup at ``now_us`` that found it due, and keep the answer under the
+        cache's rules (sent before any change reported since). Where the real lookup would change the session
+        (expire it, write ``last_seen``) or finds none, or Redis fails, the record is dropped instead: the next
+        request goes to Redis itself."""
+        sessions = self.sessions
+        try:
+            generation, sent = sessions.generation, time.monotonic()
+            reply = await self._run("touch_session", self._touch_session.call(
+                self._touch_command(hashed.encode(), now_us, cached, refresh=True)))
+            record = tuple(str(v) for v in reply[1:7]) if int(reply[0]) == 1 else ()
+            if len(record) == 6:
+                sessions.put(hashed, record, cached[3], sent, generation)
+            else:
+                sessions.forget(hashed)
+        except Exception:  # StoreUnavailable (logged by _run), a malformed reply: the next request asks Redis
+            sessions.forget(hashed)
+        finally:
+            self._refreshing.pop(hashed, None)
 
     async def touch_session(self, session_id: str, now: datetime, limits: SessionLimits) -> SessionLookup:
-        hashed = hash_id(session_id)
-        member = hashed.encode()
-        cached = self._limits_args(limits)
-        now_us = to_us(now)
-        sessions = self.sessions
-        kept = sessions.get(hashed, now_us, cached[3], time.monotonic())
+        kept = self.touch_session_now(session_id, now, limits)
         if kept is not None:
-            return self._found(session_id, kept, now)
+            return kept
+        hashed = hash_id(session_id)
+        cached = self._limits_args(limits)
+        sessions = self.sessions
         if self._changes is None and self._follow and not self._closed:
             self._changes = asyncio.get_running_loop().create_task(self._follow_changes(),
                                                                    name="govgate-redis-changes")
         generation, sent = sessions.generation, time.monotonic()
-        # EVALSHA sha 1 KEYS[1]=SESSION+member; ARGV: now, idle, absolute, grace (ms), the account lock's key
-        # prefix, the account index's key prefix, member, touch step (the layout _TOUCH_SESSION reads).
-        packed = b"".join((
-            self._touch_head,
-            bulk(SESSION.encode() + member),
-            bulk(b"%d" % now_us),
-            cached[1],
-            self._touch_fixed,
-            bulk(member),
-            cached[2],
-        ))
+        packed = self._touch_command(hashed.encode(), to_us(now), cached, refresh=False)
         reply = await self._run("touch_session", self._touch_session.call(packed))
         try:
             status = int(reply[0])
@@ -592,10 +627,11 @@ class RedisStore:
     async def close(self) -> None:
         self._closed = True
         changes, self._changes = self._changes, None
-        if changes is not None and not changes.done():
-            changes.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await changes
+        for task in [*self._refreshing.values(), *([changes] if changes is not None else [])]:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.sessions.mark_down()
         try:
             await self._touch_session.close()

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Final
 
 MAX_AGE: Final = 0.5  # seconds an entry is used for at most (from when its lookup was sent), reports or not
+REFRESH_AFTER: Final = 0.25  # seconds after which an entry in use is fetched again in the background
 HEARD_WITHIN: Final = 0.15  # seconds: nothing is answered unless the report connection was heard from this recently
 MAX_ENTRIES: Final = 16_384  # per process (about 10 MB when full); the oldest goes first
 
@@ -63,8 +64,9 @@ class SessionCache:
     """Session records by session hash, valid as the module says. Not thread-safe: one event loop uses it."""
 
     def __init__(self, *, max_age: float = MAX_AGE, max_entries: int = MAX_ENTRIES,
-                 heard_within: float = HEARD_WITHIN) -> None:
+                 heard_within: float = HEARD_WITHIN, refresh_after: float = REFRESH_AFTER) -> None:
         self.max_age = max_age
+        self.refresh_after = refresh_after
         self.max_entries = max_entries
         self.heard_within = heard_within
         self._entries: dict[str, _Entry] = {}
@@ -112,6 +114,13 @@ class SessionCache:
             return None
         self.hits += 1
         return entry.record
+
+    def due(self, member: str, mono: float) -> bool:
+        """Whether the entry kept for ``member`` was fetched ``refresh_after`` seconds or more before ``mono``: the
+        store fetches it again in the background while it is still used, so that a session in use does not drop
+        out at ``max_age`` with every lookup of that moment going to Redis."""
+        entry = self._entries.get(member)
+        return entry is not None and mono - entry.fetched >= self.refresh_after
 
     def put(self, member: str, record: Record, limits: Limits, fetched: float, generation: int) -> None:
         """Keep a record Redis returned for a lookup sent at ``fetched`` (monotonic) and ``generation`` (both read

@@ -58,6 +58,18 @@ def test_nothing_is_kept_or_used_while_the_change_reports_are_not_up() -> None:
     assert len(cache) == 0
 
 
+def test_an_entry_is_due_for_a_refresh_after_refresh_after_and_a_refreshed_one_lives_on() -> None:
+    cache = live(max_age=0.5, refresh_after=0.25)
+    assert not cache.due("a", 1.0)  # nothing kept
+    cache.put("a", record(), LIMITS, 1.0, cache.generation)
+    assert not cache.due("a", 1.2)
+    assert cache.due("a", 1.25)
+    cache.put("a", record(), LIMITS, 1.3, cache.generation)  # the refresh's answer, sent at 1.3
+    assert not cache.due("a", 1.5)
+    assert cache.get("a", T0, LIMITS, 1.7) == record()  # past 0.5 s from the first lookup, not from the refresh
+    assert cache.get("a", T0, LIMITS, 1.8) is None  # 0.5 s from the refresh: gone
+
+
 def test_a_lookup_sent_before_a_change_or_before_the_reports_came_up_is_not_kept() -> None:
     cache = SessionCache()
     before_up = cache.generation
