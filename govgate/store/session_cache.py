@@ -25,6 +25,10 @@ is used only
   lost is seen within half a second on every instance. That is the bound issue 11 sets (a revoked session or an
   unlock takes effect within 1 s on every instance).
 Only found, unexpired sessions are kept (status 1); an unknown or expired one always goes to Redis.
+
+An entry in use is fetched again once it is ``REFRESH_AFTER`` old (``due``; the store's ``_refresh``, in the
+background, one per session): its answer replaces the entry under the same rules, so that a busy session does not
+drop out at ``MAX_AGE`` with every lookup of that moment going to Redis together.
 """
 
 from __future__ import annotations
